@@ -1,0 +1,576 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/filter"
+)
+
+// Store is what capture needs of a store (a *repo.Repo).
+type Store interface {
+	ChunkerParams() cas.ChunkerParams
+	Reserve(id cas.ID) (bool, error)
+	AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error
+	PutTree(t *manifest.Tree) (cas.ID, error)
+	LoadTree(id cas.ID) (*manifest.Tree, error)
+	Has(id cas.ID) (bool, error)
+	CommitRecord(rec *manifest.Record) (cas.ID, error)
+	Sum(b []byte) cas.ID
+}
+
+// Options select what to capture.
+type Options struct {
+	Computer string
+	Root     string   // absolute source root; stored paths are relative to it
+	Paths    []string // slash-separated, relative to Root; empty = every profile
+	Users    []string // limit to these profiles
+	Filter   *filter.Set
+	Rules    []string // the rule lines, kept in the record
+	Parent   *manifest.Record
+	ParentID cas.ID
+	Version  string
+	Workers  int // file workers; 0 = 2 x GOMAXPROCS
+	// SkipDirs are absolute directories never captured (the store itself).
+	SkipDirs []string
+	// Report receives every skipped or failed path. Called from many
+	// goroutines; Err is nil for a warning-only skip (sockets, fifos).
+	Report   func(Problem)
+	Progress *Progress
+	Now      func() time.Time
+}
+
+// Problem is a path that was not captured, or captured with a warning.
+type Problem struct {
+	Path    string
+	Err     error
+	Warning bool
+}
+
+// Progress is updated atomically while a capture runs; a UI polls it.
+type Progress struct {
+	FilesSeen, BytesSeen atomic.Uint64 // found by the walker so far
+	FilesDone, BytesDone atomic.Uint64 // fully processed
+	NewBytes, Stored     atomic.Uint64
+	Unchanged            atomic.Uint64 // files reused from the parent record
+	Errors               atomic.Uint64
+}
+
+// Result summarises a committed capture.
+type Result struct {
+	ID     cas.ID
+	Record *manifest.Record
+}
+
+// ErrNothingSelected is returned when the selection matches no path.
+var ErrNothingSelected = errors.New("nothing to capture")
+
+type capturer struct {
+	opts     Options
+	store    Store
+	params   cas.ChunkerParams
+	progress *Progress
+	skip     map[devIno]bool
+
+	fileJobs     chan *fileJob
+	compressJobs chan compressJob
+	dirs         chan *dirNode
+	rootTree     cas.ID
+
+	hardlinks map[devIno]*fileJob
+	names     nameCache
+	bufPool   sync.Pool
+	errors    atomic.Uint64
+	dirCount  atomic.Uint64
+	symlinks  atomic.Uint64
+	files     atomic.Uint64
+	bytes     atomic.Uint64
+}
+
+type devIno struct{ dev, ino uint64 }
+
+type fileJob struct {
+	abs    string
+	rel    string
+	entry  *manifest.Entry
+	prev   *manifest.Entry
+	dir    *dirNode
+	slot   int
+	linkOf *fileJob
+	done   chan struct{}
+	failed bool
+}
+
+type compressJob struct {
+	id    cas.ID
+	plain *[]byte
+	n     int
+}
+
+// dirNode is a directory being captured: its entries are filled in by file
+// workers and by the finisher of its subdirectories.
+type dirNode struct {
+	rel     string
+	entries []manifest.Entry
+	drop    []bool // entries whose capture failed
+	pending sync.WaitGroup
+	parent  *dirNode
+	slot    int // index in parent.entries
+}
+
+// Run captures opts' selection into store and commits a record.
+func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Filter == nil {
+		opts.Filter = filter.NewSet()
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	if opts.Report == nil {
+		opts.Report = func(Problem) {}
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if err := manifest.CheckName("computer", opts.Computer); err != nil {
+		return nil, err
+	}
+	sel, users, err := selectPaths(opts.Root, opts.Paths, opts.Users)
+	if err != nil {
+		return nil, err
+	}
+	c := &capturer{
+		opts: opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
+		skip:         map[devIno]bool{},
+		fileJobs:     make(chan *fileJob, 64),
+		compressJobs: make(chan compressJob, 4),
+		dirs:         make(chan *dirNode, 1024),
+		hardlinks:    map[devIno]*fileJob{},
+		names:        nameCache{users: map[uint32]string{}, groups: map[uint32]string{}},
+	}
+	for _, d := range opts.SkipDirs {
+		if st, err := os.Stat(d); err == nil {
+			sys := st.Sys().(*syscall.Stat_t)
+			c.skip[devIno{uint64(sys.Dev), sys.Ino}] = true
+		}
+	}
+	var prevRoot *manifest.Tree
+	if opts.Parent != nil {
+		if t, err := store.LoadTree(opts.Parent.Tree); err == nil {
+			prevRoot = t
+		} // an unreadable parent only costs re-reading every file
+	}
+	started := opts.Now()
+
+	g, gctx := errgroup.WithContext(ctx)
+	var fileWG, compressWG sync.WaitGroup
+	for range opts.Workers {
+		fileWG.Add(1)
+		g.Go(func() error { defer fileWG.Done(); return c.fileWorker(gctx) })
+	}
+	for range runtime.GOMAXPROCS(0) {
+		compressWG.Add(1)
+		g.Go(func() error { defer compressWG.Done(); return c.compressor(gctx) })
+	}
+	g.Go(func() error {
+		defer func() { fileWG.Wait(); close(c.compressJobs) }()
+		return nil
+	})
+	g.Go(func() error { return c.finisher(gctx) })
+	g.Go(func() error {
+		defer close(c.dirs)
+		defer close(c.fileJobs)
+		root := &dirNode{rel: ""}
+		return c.walkSelected(gctx, root, sel, prevRoot)
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	compressWG.Wait()
+	rec := &manifest.Record{
+		Computer:    opts.Computer,
+		Users:       users,
+		Created:     started.UTC(),
+		ToolVersion: opts.Version,
+		SourceRoot:  opts.Root,
+		Paths:       sel.paths(),
+		Rules:       opts.Rules,
+		Parent:      opts.ParentID,
+		Tree:        c.rootTree,
+		Files:       c.files.Load(),
+		Dirs:        c.dirCount.Load(),
+		Symlinks:    c.symlinks.Load(),
+		Bytes:       c.bytes.Load(),
+		NewBytes:    c.progress.NewBytes.Load(),
+		StoredBytes: c.progress.Stored.Load(),
+		Errors:      c.errors.Load(),
+	}
+	id, err := store.CommitRecord(rec)
+	if err != nil {
+		return nil, fmt.Errorf("commit record: %w", err)
+	}
+	return &Result{ID: id, Record: rec}, nil
+}
+
+// selection is a trie of the requested paths: a node with full set is
+// captured whole; other nodes only lead to selected descendants.
+type selection struct {
+	full     bool
+	children map[string]*selection
+}
+
+func (s *selection) paths() []string {
+	var out []string
+	var walk func(prefix string, n *selection)
+	walk = func(prefix string, n *selection) {
+		if n.full {
+			if prefix == "" {
+				prefix = "."
+			}
+			out = append(out, prefix)
+			return
+		}
+		for name, ch := range n.children {
+			walk(path.Join(prefix, name), ch)
+		}
+	}
+	walk("", s)
+	sort.Strings(out)
+	return out
+}
+
+// selectPaths turns PATH arguments and --user names into a selection and
+// the list of users whose profiles the record holds.
+func selectPaths(root string, paths, users []string) (*selection, []string, error) {
+	if len(paths) == 0 {
+		if len(users) > 0 {
+			for _, u := range users {
+				if u == "root" {
+					paths = append(paths, "root")
+				} else {
+					paths = append(paths, "home/"+u)
+				}
+			}
+		} else {
+			paths = []string{"home", "root"}
+		}
+	}
+	top := &selection{children: map[string]*selection{}}
+	userSet := map[string]bool{}
+	added := 0
+	for _, p := range paths {
+		rel, err := cleanRel(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				if len(paths) > 1 && (rel == "root" || rel == "home") {
+					continue // default profile locations need not both exist
+				}
+				return nil, nil, fmt.Errorf("source path %s does not exist", filepath.Join(root, rel))
+			}
+			return nil, nil, fmt.Errorf("source path: %w", err)
+		}
+		added++
+		if rel == "" {
+			top.full = true
+			continue
+		}
+		n := top
+		for _, part := range strings.Split(rel, "/") {
+			if n.full {
+				break
+			}
+			ch := n.children[part]
+			if ch == nil {
+				ch = &selection{children: map[string]*selection{}}
+				n.children[part] = ch
+			}
+			n = ch
+		}
+		n.full = true
+		n.children = map[string]*selection{}
+	}
+	if added == 0 {
+		return nil, nil, fmt.Errorf("no profile found under %s (looked for home/ and root/): give PATH arguments: %w", root, ErrNothingSelected)
+	}
+	if len(users) > 0 {
+		// Limit to the named profiles: other profiles under a selected home/
+		// are excluded by the walker through allowedProfile.
+		for _, u := range users {
+			if err := manifest.CheckName("user", u); err != nil {
+				return nil, nil, err
+			}
+			userSet[u] = true
+		}
+	}
+	return top, profileUsers(root, top, userSet), nil
+}
+
+// profileUsers lists the users whose profile directories are captured.
+func profileUsers(root string, sel *selection, only map[string]bool) []string {
+	var users []string
+	add := func(u string) {
+		if (len(only) == 0 || only[u]) && !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	if sel.full {
+		if entries, err := os.ReadDir(filepath.Join(root, "home")); err == nil {
+			for _, e := range entries {
+				if e.IsDir() {
+					add(e.Name())
+				}
+			}
+		}
+		if _, err := os.Stat(filepath.Join(root, "root")); err == nil {
+			add("root")
+		}
+	}
+	if r := sel.children["root"]; r != nil {
+		add("root")
+	}
+	if h := sel.children["home"]; h != nil {
+		if h.full {
+			if entries, err := os.ReadDir(filepath.Join(root, "home")); err == nil {
+				for _, e := range entries {
+					if e.IsDir() {
+						add(e.Name())
+					}
+				}
+			}
+		}
+		for name := range h.children {
+			add(name)
+		}
+	}
+	sort.Strings(users)
+	return users
+}
+
+func cleanRel(p string) (string, error) {
+	if strings.Contains(p, "\x00") {
+		return "", fmt.Errorf("path %q contains NUL", p)
+	}
+	rel := path.Clean("/" + filepath.ToSlash(p))[1:]
+	if strings.HasPrefix(path.Clean(filepath.ToSlash(p)), "..") {
+		return "", fmt.Errorf("path %q leaves the source root: give paths relative to --root", p)
+	}
+	return rel, nil
+}
+
+// allowed applies --user limits and the filter to a path below the root.
+func (c *capturer) allowed(rel string, isDir bool) bool {
+	if len(c.opts.Users) > 0 {
+		parts := strings.SplitN(rel, "/", 3)
+		switch {
+		case parts[0] == "home" && len(parts) >= 2:
+			if !slices.Contains(c.opts.Users, parts[1]) {
+				return false
+			}
+		case parts[0] == "root":
+			if !slices.Contains(c.opts.Users, "root") {
+				return false
+			}
+		}
+	}
+	return !c.opts.Filter.Excluded(rel, isDir)
+}
+
+func (c *capturer) report(p Problem) {
+	if !p.Warning {
+		c.errors.Add(1)
+		c.progress.Errors.Add(1)
+	}
+	c.opts.Report(p)
+}
+
+// walkSelected walks a selection node: a full node is walked whole, a
+// partial node only descends into its selected children.
+func (c *capturer) walkSelected(ctx context.Context, node *dirNode, sel *selection, prev *manifest.Tree) error {
+	if sel.full {
+		return c.walkDir(ctx, node, prev)
+	}
+	abs := c.abs(node.rel)
+	names := make([]string, 0, len(sel.children))
+	for name := range sel.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return c.fillDir(ctx, node, abs, names, prev, func(name string) *selection { return sel.children[name] })
+}
+
+func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, filepath.FromSlash(rel)) }
+
+// walkDir reads a directory and walks all of it.
+func (c *capturer) walkDir(ctx context.Context, node *dirNode, prev *manifest.Tree) error {
+	abs := c.abs(node.rel)
+	f, err := os.Open(abs)
+	var names []string
+	if err == nil {
+		names, err = f.Readdirnames(-1)
+		f.Close()
+	}
+	if err != nil {
+		c.report(Problem{Path: abs, Err: fmt.Errorf("read directory: %w", err)})
+		if node.parent != nil {
+			node.parent.drop[node.slot] = true
+		}
+		names = nil
+	}
+	sort.Strings(names)
+	return c.fillDir(ctx, node, abs, names, prev, nil)
+}
+
+// fillDir stats names in a directory, dispatches files to workers, recurses
+// into subdirectories, and finally queues the directory for its tree blob.
+func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names []string, prev *manifest.Tree, partial func(string) *selection) error {
+	prevEntries := map[string]*manifest.Entry{}
+	if prev != nil {
+		for i := range prev.Entries {
+			prevEntries[prev.Entries[i].Name] = &prev.Entries[i]
+		}
+	}
+	type pendingDir struct {
+		node *dirNode
+		sel  *selection
+		prev *manifest.Tree
+	}
+	node.entries = make([]manifest.Entry, 0, len(names))
+	var subdirs []pendingDir
+	var jobs []*fileJob
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := path.Join(node.rel, name)
+		childAbs := filepath.Join(abs, name)
+		if err := manifest.ValidName(name); err != nil {
+			c.report(Problem{Path: childAbs, Err: err})
+			continue
+		}
+		st, err := os.Lstat(childAbs)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // vanished since readdir: not an error
+				c.report(Problem{Path: childAbs, Err: err})
+			}
+			continue
+		}
+		isDir := st.IsDir()
+		var childSel *selection
+		if partial != nil {
+			childSel = partial(name)
+		} else if !c.allowed(rel, isDir) {
+			continue
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if isDir && c.skip[devIno{uint64(sys.Dev), sys.Ino}] {
+			continue
+		}
+		entry := c.entryFor(name, childAbs, st, sys)
+		switch {
+		case isDir:
+			entry.Type = manifest.TypeDir
+		case st.Mode().IsRegular():
+			entry.Type = manifest.TypeFile
+		case st.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(childAbs)
+			if err != nil {
+				c.report(Problem{Path: childAbs, Err: err})
+				continue
+			}
+			entry.Type = manifest.TypeSymlink
+			entry.Target = target
+		default:
+			c.report(Problem{Path: childAbs, Err: fmt.Errorf("skipped %s (only files, directories and symlinks are captured)", fileKind(st.Mode())), Warning: true})
+			continue
+		}
+		node.entries = append(node.entries, entry)
+		slot := len(node.entries) - 1
+		switch entry.Type {
+		case manifest.TypeDir:
+			var prevSub *manifest.Tree
+			if p := prevEntries[name]; p != nil && p.Type == manifest.TypeDir {
+				prevSub, _ = c.store.LoadTree(p.Subtree)
+			}
+			subdirs = append(subdirs, pendingDir{node: &dirNode{rel: rel, parent: node, slot: slot}, sel: childSel, prev: prevSub})
+		case manifest.TypeSymlink:
+			c.symlinks.Add(1)
+		case manifest.TypeFile:
+			c.progress.FilesSeen.Add(1)
+			c.progress.BytesSeen.Add(uint64(st.Size()))
+			job := &fileJob{abs: childAbs, rel: rel, dir: node, prev: prevEntries[name], done: make(chan struct{})}
+			job.entry = &manifest.Entry{} // placeholder; pointer fixed below
+			if sys.Nlink > 1 {
+				key := devIno{uint64(sys.Dev), sys.Ino}
+				entry.HardLink = strconv.FormatUint(uint64(sys.Dev), 10) + ":" + strconv.FormatUint(sys.Ino, 10)
+				node.entries[slot].HardLink = entry.HardLink
+				if first := c.hardlinks[key]; first != nil {
+					job.linkOf = first
+				} else {
+					c.hardlinks[key] = job
+				}
+			}
+			jobs = append(jobs, job)
+		}
+	}
+	// node.entries no longer grows: pointers into it are stable from here.
+	node.drop = make([]bool, len(node.entries))
+	node.pending.Add(len(jobs) + len(subdirs))
+	ji := 0
+	for i := range node.entries {
+		if node.entries[i].Type == manifest.TypeFile {
+			jobs[ji].entry = &node.entries[i]
+			jobs[ji].dir = node
+			jobs[ji].entry.Chunks = nil
+			jobs[ji].slot = i
+			ji++
+		}
+	}
+	for _, job := range jobs {
+		select {
+		case c.fileJobs <- job:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for _, sd := range subdirs {
+		var err error
+		if sd.sel != nil {
+			err = c.walkSelected(ctx, sd.node, sd.sel, sd.prev)
+		} else {
+			err = c.walkDir(ctx, sd.node, sd.prev)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	select {
+	case c.dirs <- node:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}

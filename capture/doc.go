@@ -1,0 +1,20 @@
+// Package capture owns turning a directory tree into a state record: it
+// walks the selected paths under a source root, applies filter rules, cuts
+// files into content-defined chunks, stores the chunks the store has never
+// seen, and writes one tree blob per directory and a record.
+//
+// The pipeline is bounded at every stage so memory does not grow with file
+// size or tree size:
+//
+//	walker --fileJobs(64)--> file workers (read, chunk, hash, dedupe)
+//	                             --compressJobs(4)--> compressors --> packs
+//	walker --dirs(1024)-->  finisher (waits for a directory's files and
+//	                        subdirectories, then writes its tree blob)
+//
+// The walker pushes directories in post-order, so the single finisher always
+// finds a directory's subtrees already written. Nothing waits on the walker
+// or the finisher, so the stages cannot deadlock.
+//
+// Change detection: with a parent record, a file whose type, size, mtime,
+// ctime and inode are unchanged reuses the parent's chunk list unread.
+package capture

@@ -1,0 +1,339 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/pkg/xattr"
+
+	"smp/cas"
+	"smp/cas/manifest"
+)
+
+// entryFor fills an entry's metadata from lstat and the file's xattrs.
+func (c *capturer) entryFor(name, abs string, st fs.FileInfo, sys *syscall.Stat_t) manifest.Entry {
+	e := manifest.Entry{
+		Name:    name,
+		Mode:    uint32(st.Mode().Perm()) | modeExtra(st.Mode()),
+		UID:     sys.Uid,
+		GID:     sys.Gid,
+		User:    c.names.user(sys.Uid),
+		Group:   c.names.group(sys.Gid),
+		MTimeNs: sys.Mtim.Nano(),
+		CTimeNs: sys.Ctim.Nano(),
+		Inode:   sys.Ino,
+	}
+	if st.Mode().IsRegular() {
+		e.Size = uint64(st.Size())
+	}
+	if st.Mode()&fs.ModeSymlink == 0 {
+		e.Xattrs = readXattrs(abs)
+	}
+	return e
+}
+
+// modeExtra maps Go's setuid/setgid/sticky flags to their Unix bits.
+func modeExtra(m fs.FileMode) uint32 {
+	var b uint32
+	if m&fs.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
+}
+
+func readXattrs(abs string) map[string][]byte {
+	names, err := xattr.LList(abs)
+	if err != nil || len(names) == 0 {
+		return nil // unsupported filesystems and no xattrs look the same
+	}
+	out := make(map[string][]byte, len(names))
+	for _, n := range names {
+		if v, err := xattr.LGet(abs, n); err == nil {
+			out[n] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// nameCache maps uids and gids to names once per capture.
+type nameCache struct {
+	mu     sync.Mutex
+	users  map[uint32]string
+	groups map[uint32]string
+}
+
+func (n *nameCache) user(id uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := n.users[id]; ok {
+		return s
+	}
+	s := ""
+	if u, err := user.LookupId(strconv.FormatUint(uint64(id), 10)); err == nil {
+		s = u.Username
+	}
+	n.users[id] = s
+	return s
+}
+
+func (n *nameCache) group(id uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := n.groups[id]; ok {
+		return s
+	}
+	s := ""
+	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(id), 10)); err == nil {
+		s = g.Name
+	}
+	n.groups[id] = s
+	return s
+}
+
+// maxAttempts bounds how often a file that changes while being read is
+// read again before it is reported instead of stored torn.
+const maxAttempts = 3
+
+func (c *capturer) fileWorker(ctx context.Context) error {
+	chunker := cas.NewChunker(nil, c.params)
+	for job := range c.fileJobs {
+		if err := c.captureFile(ctx, chunker, job); err != nil {
+			close(job.done)
+			job.dir.pending.Done()
+			return err
+		}
+		if job.failed {
+			job.dir.drop[job.slot] = true
+		} else {
+			c.files.Add(1)
+			c.bytes.Add(job.entry.Size)
+		}
+		c.progress.FilesDone.Add(1)
+		close(job.done)
+		job.dir.pending.Done()
+	}
+	return nil
+}
+
+// captureFile fills job.entry.Chunks. Problems with the file itself are
+// reported and mark the job failed; only store errors are returned.
+func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *fileJob) error {
+	e := job.entry
+	if job.linkOf != nil {
+		<-job.linkOf.done
+		if !job.linkOf.failed && job.linkOf.entry.Size == e.Size && job.linkOf.entry.MTimeNs == e.MTimeNs {
+			e.Chunks = job.linkOf.entry.Chunks
+			c.progress.BytesDone.Add(e.Size)
+			return nil
+		}
+	}
+	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete &&
+		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks) {
+		e.Chunks = p.Chunks
+		c.progress.Unchanged.Add(1)
+		c.progress.BytesDone.Add(e.Size)
+		return nil
+	}
+	var lastErr error
+	for range maxAttempts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		changed, err := c.readFile(ctx, chunker, job)
+		if err != nil {
+			var se storeError
+			if errors.As(err, &se) {
+				return se.err
+			}
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			c.report(Problem{Path: job.abs, Err: err})
+			job.failed = true
+			return nil
+		}
+		if !changed {
+			c.progress.BytesDone.Add(e.Size)
+			return nil
+		}
+		lastErr = fmt.Errorf("file changed while being read (tried %d times); capture it again when it is not in use", maxAttempts)
+	}
+	c.report(Problem{Path: job.abs, Err: lastErr})
+	job.failed = true
+	return nil
+}
+
+func (c *capturer) chunksPresent(chunks []manifest.Chunk) bool {
+	for _, ch := range chunks {
+		if ok, err := c.store.Has(ch.ID); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// storeError marks an error of the store (fatal) apart from an error of the
+// file being read (reported and skipped).
+type storeError struct{ err error }
+
+func (s storeError) Error() string { return s.err.Error() }
+
+// readFile chunks the file once. changed is true when its size or mtime
+// differ after the read from what was seen before: the read may be torn.
+func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *fileJob) (changed bool, err error) {
+	e := job.entry
+	f, err := os.OpenFile(job.abs, os.O_RDONLY|syscall.O_NOATIME, 0)
+	if errors.Is(err, fs.ErrPermission) {
+		f, err = os.Open(job.abs) // O_NOATIME needs ownership
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	bsys := before.Sys().(*syscall.Stat_t)
+	if bsys.Ino != e.Inode || uint64(before.Size()) != e.Size || bsys.Mtim.Nano() != e.MTimeNs {
+		// Replaced or written since the walker saw it: take the new state.
+		e.Inode, e.Size, e.MTimeNs, e.CTimeNs = bsys.Ino, uint64(before.Size()), bsys.Mtim.Nano(), bsys.Ctim.Nano()
+	}
+	chunker.Reset(f)
+	e.Chunks = e.Chunks[:0]
+	var total uint64
+	for {
+		chunk, err := chunker.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, fmt.Errorf("read: %w", err)
+		}
+		total += uint64(len(chunk))
+		id := c.store.Sum(chunk)
+		isNew, err := c.store.Reserve(id)
+		if err != nil {
+			return false, storeError{fmt.Errorf("index lookup: %w", err)}
+		}
+		if isNew {
+			buf := c.getBuf(len(chunk))
+			copy(*buf, chunk)
+			select {
+			case c.compressJobs <- compressJob{id: id, plain: buf, n: len(chunk)}:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+			c.progress.NewBytes.Add(uint64(len(chunk)))
+		}
+		e.Chunks = append(e.Chunks, manifest.Chunk{ID: id, Size: uint32(len(chunk))})
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	asys := after.Sys().(*syscall.Stat_t)
+	if total != uint64(after.Size()) || asys.Mtim.Nano() != e.MTimeNs || uint64(after.Size()) != e.Size {
+		e.Size, e.MTimeNs, e.CTimeNs = uint64(after.Size()), asys.Mtim.Nano(), asys.Ctim.Nano()
+		return true, nil
+	}
+	e.CTimeNs = asys.Ctim.Nano()
+	return false, nil
+}
+
+func (c *capturer) getBuf(n int) *[]byte {
+	if v := c.bufPool.Get(); v != nil {
+		b := v.(*[]byte)
+		if cap(*b) >= n {
+			*b = (*b)[:n]
+			return b
+		}
+	}
+	b := make([]byte, n, c.params.Max)
+	return &b
+}
+
+func (c *capturer) compressor(ctx context.Context) error {
+	var dst []byte
+	for job := range c.compressJobs {
+		plain := (*job.plain)[:job.n]
+		stored, comp := cas.Compress(dst, plain)
+		if comp == cas.CompressionZstd {
+			dst = stored[:0]
+		}
+		err := c.store.AddBlob(cas.BlobData, job.id, comp, stored, len(plain))
+		c.bufPool.Put(job.plain)
+		if err != nil {
+			return fmt.Errorf("store chunk: %w", err)
+		}
+		c.progress.Stored.Add(uint64(len(stored)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// finisher writes each directory's tree once its files and subdirectories
+// are done. Directories arrive in post-order.
+func (c *capturer) finisher(ctx context.Context) error {
+	for node := range c.dirs {
+		waited := make(chan struct{})
+		go func() { node.pending.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		tree := &manifest.Tree{Entries: node.entries[:0:0]}
+		for i := range node.entries {
+			if !node.drop[i] {
+				tree.Entries = append(tree.Entries, node.entries[i])
+			}
+		}
+		id, err := c.store.PutTree(tree)
+		if err != nil {
+			return fmt.Errorf("store tree %s: %w", node.rel, err)
+		}
+		c.dirCount.Add(1)
+		node.entries, node.drop = nil, nil // free the directory's memory
+		if node.parent == nil {
+			c.rootTree = id
+			continue
+		}
+		node.parent.entries[node.slot].Subtree = id
+		node.parent.pending.Done()
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package cas
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/zeebo/blake3"
+)
+
+// Chunking in smp is FastCDC (Xia et al., "FastCDC: a Fast and Efficient
+// Content-Defined Chunking Approach for Data Deduplication", USENIX ATC 2016,
+// and the extended 2020 IEEE TPDS version) with:
+//
+//   - a 64-bit gear hash, rolled with the "left shift" variant
+//     h = (h << 1) + gear[b], so bit k of h depends on the last k+1 bytes and
+//     the high bits see a 64-byte window;
+//   - cut-point skipping: the first Min bytes of every chunk are not hashed,
+//     which both speeds chunking up and enforces the minimum size;
+//   - normalized chunking, level 2: until Avg bytes into the chunk a cut needs
+//     log2(Avg)+2 zero bits (maskS, harder), after that only log2(Avg)-2
+//     (maskL, easier). This squeezes the chunk-size distribution towards Avg,
+//     which the papers show keeps the dedupe ratio of a smaller average while
+//     producing fewer tiny and fewer huge chunks.
+//
+// A boundary is declared after the byte whose hash satisfies the mask, so a
+// chunk's end depends only on the chunk's own bytes (never on the first byte of
+// the next chunk). A chunk ends at Max bytes if no boundary was found earlier.
+//
+// Everything here is part of the on-disk contract: the chunk boundaries decide
+// chunk IDs, and any change to the gear table, the masks, or the loop would
+// make new backups stop deduplicating against old ones. TestChunkerGolden pins
+// it.
+
+const (
+	// MinAvgChunkSize and MaxAvgChunkSize bound the average chunk size a store
+	// may choose. Below 64 KiB the per-chunk overhead (index entries, pack
+	// trailer entries, IDs in trees) dominates; above 64 MiB dedupe granularity
+	// is poor and the chunker buffer (8*Avg) gets unreasonably large.
+	MinAvgChunkSize = 64 << 10
+	MaxAvgChunkSize = 64 << 20
+
+	// DefaultAvgChunkSize is the average chunk size of a new store.
+	DefaultAvgChunkSize = 1 << 20
+
+	// gearSeed is the domain-separation prefix of the gear table derivation.
+	// Changing it changes every chunk boundary: never do that for v1 stores.
+	gearSeed = "smp gear v1"
+
+	// maxEmptyReads bounds how many consecutive (0, nil) reads the chunker
+	// tolerates before giving up with io.ErrNoProgress, as bufio does, so a
+	// broken reader cannot hang a backup in a busy loop.
+	maxEmptyReads = 100
+)
+
+// gearTable maps a byte to a pseudo-random 64-bit value for the gear hash.
+//
+// It is derived, not pasted, so that it is reproducible from this comment
+// alone: gearTable[i] is the first 8 bytes, read little endian, of the
+// unkeyed BLAKE3-256 of the 11 ASCII bytes "smp gear v1" followed by the
+// single byte i. It must never change (see TestGearTableGolden).
+var gearTable = func() (t [256]uint64) {
+	in := make([]byte, len(gearSeed)+1)
+	copy(in, gearSeed)
+	for i := range t {
+		in[len(gearSeed)] = byte(i)
+		sum := blake3.Sum256(in)
+		t[i] = binary.LittleEndian.Uint64(sum[:8])
+	}
+	return t
+}()
+
+// ChunkerParams are the content-defined chunking parameters, fixed per store at init.
+type ChunkerParams struct {
+	Min, Avg, Max int // bytes; Avg a power of two; Min < Avg < Max
+}
+
+// DefaultChunkerParams returns the parameters of a new store: Avg 1 MiB,
+// Min 256 KiB, Max 4 MiB.
+func DefaultChunkerParams() ChunkerParams {
+	p, err := ChunkerParamsForAvg(DefaultAvgChunkSize)
+	if err != nil {
+		panic(err) // DefaultAvgChunkSize is a valid constant
+	}
+	return p
+}
+
+// ChunkerParamsForAvg returns parameters with the given average chunk size and
+// Min = avg/4, Max = avg*4, the spread recommended by FastCDC for normalized
+// chunking level 2. avg must be a power of two in [64 KiB, 64 MiB].
+func ChunkerParamsForAvg(avg int) (ChunkerParams, error) {
+	if err := checkAvg(avg); err != nil {
+		return ChunkerParams{}, err
+	}
+	return ChunkerParams{Min: avg / 4, Avg: avg, Max: avg * 4}, nil
+}
+
+func checkAvg(avg int) error {
+	if avg < MinAvgChunkSize || avg > MaxAvgChunkSize {
+		return fmt.Errorf("chunker: average chunk size %d out of range [%d, %d]", avg, MinAvgChunkSize, MaxAvgChunkSize)
+	}
+	if avg&(avg-1) != 0 {
+		return fmt.Errorf("chunker: average chunk size %d is not a power of two", avg)
+	}
+	return nil
+}
+
+// Validate reports whether p can be used to chunk: Avg must be a power of two
+// in [64 KiB, 64 MiB] (the masks are derived from log2(Avg)), and
+// 0 < Min < Avg < Max <= 4*MaxAvgChunkSize (which bounds the buffer). It is
+// meant for parameters read back from a store's config, which may have been
+// damaged or written by a different version.
+func (p ChunkerParams) Validate() error {
+	if err := checkAvg(p.Avg); err != nil {
+		return err
+	}
+	if p.Min <= 0 || p.Min >= p.Avg {
+		return fmt.Errorf("chunker: min chunk size %d must be in (0, avg %d)", p.Min, p.Avg)
+	}
+	if p.Max <= p.Avg || p.Max > 4*MaxAvgChunkSize {
+		return fmt.Errorf("chunker: max chunk size %d must be in (avg %d, %d]", p.Max, p.Avg, 4*MaxAvgChunkSize)
+	}
+	return nil
+}
+
+// spreadMask returns a 64-bit mask with ones set bits spread evenly from bit
+// 63 downwards (bit 63, 63-step, 63-2*step, ... with step = 64/ones). Spreading
+// the bits over the high part of the word, instead of using the low ones,
+// makes the cut condition depend on a wider byte window (with the left-shift
+// gear hash, bit k depends on the last k+1 bytes), which FastCDC found
+// improves the dedupe ratio. ones must be in [1, 64].
+func spreadMask(ones int) uint64 {
+	step := 64 / ones
+	var m uint64
+	for i := range ones {
+		m |= 1 << (63 - i*step)
+	}
+	return m
+}
+
+// chunkerMasks returns the normalized-chunking masks for an average size of
+// avg (a power of two): maskS with log2(avg)+2 bits is used before Avg,
+// maskL with log2(avg)-2 bits after.
+func chunkerMasks(avg int) (maskS, maskL uint64) {
+	b := bits.Len(uint(avg)) - 1
+	return spreadMask(b + 2), spreadMask(b - 2)
+}
+
+// Chunker splits a byte stream into content-defined chunks. It holds one
+// fixed buffer of 2*Max bytes, so memory does not depend on stream length,
+// and it can be Reset onto a new stream to reuse that buffer. A Chunker is
+// not safe for concurrent use.
+type Chunker struct {
+	r            io.Reader
+	p            ChunkerParams
+	maskS, maskL uint64
+
+	// buf[start:end] holds read but not yet returned bytes.
+	buf        []byte
+	start, end int
+	eof        bool  // r returned io.EOF; buf[start:end] is all that is left
+	err        error // sticky: io.EOF once drained, or a read error
+}
+
+// NewChunker returns a Chunker reading from r. It panics if p is invalid:
+// parameters are fixed per store and checked with Validate when the store is
+// opened, so an invalid p here is a programming error.
+func NewChunker(r io.Reader, p ChunkerParams) *Chunker {
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	maskS, maskL := chunkerMasks(p.Avg)
+	// 2*Max lets each refill read at least Max bytes, so the tail moved down
+	// on a refill is amortized over at least as many freshly read bytes.
+	c := &Chunker{p: p, maskS: maskS, maskL: maskL, buf: make([]byte, 2*p.Max)}
+	c.Reset(r)
+	return c
+}
+
+// Reset makes c chunk r from its start, reusing c's buffer. Slices returned
+// by earlier calls to Next become invalid.
+func (c *Chunker) Reset(r io.Reader) {
+	c.r = r
+	c.start, c.end = 0, 0
+	c.eof = false
+	c.err = nil
+}
+
+// Next returns the next chunk. The returned slice aliases the chunker's
+// internal buffer and is valid only until the next call to Next/Reset. At end
+// of stream it returns (nil, io.EOF). Read errors are returned wrapped.
+//
+// Every chunk but the last is between Min and Max bytes long; the last is
+// between 1 and Max bytes. An empty stream yields no chunks. After a read
+// error Next keeps returning that error and the bytes buffered before it are
+// not returned: a stream that could not be read completely cannot be stored
+// faithfully, and a chunk cut short by the error would not be a real chunk.
+func (c *Chunker) Next() ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.end-c.start < c.p.Max && !c.eof {
+		if err := c.fill(); err != nil {
+			c.err = err
+			return nil, err
+		}
+	}
+	data := c.buf[c.start:c.end]
+	if len(data) == 0 {
+		c.err = io.EOF
+		return nil, io.EOF
+	}
+	n := cutPoint(data, c.p.Min, c.p.Avg, c.p.Max, c.maskS, c.maskL, &gearTable)
+	c.start += n
+	// Cap the capacity so a caller's append cannot scribble over the
+	// buffered bytes of the following chunks.
+	return data[:n:n], nil
+}
+
+// fill moves the unread tail to the front of the buffer and reads until the
+// buffer is full or the reader reports EOF, like io.ReadFull but treating a
+// short stream as the normal end rather than an error. Filling the whole
+// buffer rather than just up to Max keeps the number of Read calls and tail
+// moves low.
+func (c *Chunker) fill() error {
+	if c.start > 0 {
+		c.end = copy(c.buf, c.buf[c.start:c.end])
+		c.start = 0
+	}
+	empty := 0
+	for c.end < len(c.buf) {
+		n, err := c.r.Read(c.buf[c.end:])
+		if n < 0 || n > len(c.buf)-c.end {
+			return fmt.Errorf("chunker: read returned invalid count %d", n)
+		}
+		c.end += n
+		if err == io.EOF {
+			c.eof = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("chunker: read: %w", err)
+		}
+		if n > 0 {
+			empty = 0
+		} else if empty++; empty >= maxEmptyReads {
+			return fmt.Errorf("chunker: read: %w", io.ErrNoProgress)
+		}
+	}
+	return nil
+}
+
+// cutPoint returns the length of the chunk at the start of data: the first
+// boundary found by FastCDC with normalized chunking, Max if there is none
+// before it, or len(data) if data is shorter than that (end of stream).
+//
+// The gear table is passed as a pointer to a 256-array so indexing it with a
+// byte needs no bounds check, and the hashing loops range over subslices so
+// reading data needs none either; together with having no calls in the loop
+// this keeps the per-byte cost at a load, a shift-add and a test.
+func cutPoint(data []byte, minSize, avg, maxSize int, maskS, maskL uint64, gear *[256]uint64) int {
+	n := len(data)
+	if n <= minSize {
+		return n
+	}
+	if n > maxSize {
+		n = maxSize
+	}
+	normal := avg
+	if normal > n {
+		normal = n
+	}
+	_ = gear[0] // one nil check here instead of one per byte in the loops
+	var h uint64
+	for i, b := range data[minSize:normal] {
+		h = h<<1 + gear[b]
+		if h&maskS == 0 {
+			return minSize + i + 1
+		}
+	}
+	for i, b := range data[normal:n] {
+		h = h<<1 + gear[b]
+		if h&maskL == 0 {
+			return normal + i + 1
+		}
+	}
+	return n
+}

@@ -1,0 +1,117 @@
+package cas
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression identifies how a blob's bytes are stored in a pack. Values are
+// part of the on-disk format: never reuse a retired one.
+type Compression uint8
+
+const (
+	// CompressionNone stores the plaintext as is.
+	CompressionNone Compression = 0
+	// CompressionZstd stores a single zstd frame of the plaintext.
+	CompressionZstd Compression = 1
+)
+
+func (c Compression) String() string {
+	switch c {
+	case CompressionNone:
+		return "none"
+	case CompressionZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("compression(%d)", uint8(c))
+}
+
+// storeRawAbove is the compressed/raw ratio above which a chunk is stored raw:
+// a chunk that shrinks by less than 3% is not worth a decompression on every
+// restore (JPEG, video, zip and other already-compressed formats).
+const storeRawAbove = 0.97
+
+// The zstd encoder and decoder are goroutine-safe for EncodeAll/DecodeAll and
+// hold sizeable tables, so one of each is shared by the whole process (kopia
+// pools them for the same reason).
+var (
+	encoderOnce sync.Once
+	encoder     *zstd.Encoder
+	decoderOnce sync.Once
+	decoder     *zstd.Decoder
+)
+
+func zstdEncoder() *zstd.Encoder {
+	encoderOnce.Do(func() {
+		var err error
+		encoder, err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithLowerEncoderMem(true),
+			zstd.WithEncoderCRC(false), // blob IDs already verify every byte
+		)
+		if err != nil {
+			panic(err) // only fails on invalid options, which are constant here
+		}
+	})
+	return encoder
+}
+
+func zstdDecoder() *zstd.Decoder {
+	decoderOnce.Do(func() {
+		var err error
+		decoder, err = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(0),
+			zstd.WithDecoderMaxMemory(MaxBlobSize+1<<20),
+			zstd.IgnoreChecksum(true),
+		)
+		if err != nil {
+			panic(err)
+		}
+	})
+	return decoder
+}
+
+// Compress returns the bytes to store for plain and how they are encoded. The
+// result is appended to dst[:0] when compressed; when stored raw the returned
+// slice is plain itself.
+func Compress(dst, plain []byte) ([]byte, Compression) {
+	if len(plain) < 64 {
+		return plain, CompressionNone
+	}
+	out := zstdEncoder().EncodeAll(plain, dst[:0])
+	if float64(len(out)) > float64(len(plain))*storeRawAbove {
+		return plain, CompressionNone
+	}
+	return out, CompressionZstd
+}
+
+// Decompress decodes stored bytes into dst[:0]. rawLen is the plaintext length
+// recorded in the pack trailer; output of any other length is corrupt.
+func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
+	switch c {
+	case CompressionNone:
+		if len(stored) != rawLen {
+			return nil, fmt.Errorf("raw blob is %d bytes, want %d: %w", len(stored), rawLen, ErrCorrupt)
+		}
+		return append(dst[:0], stored...), nil
+	case CompressionZstd:
+		if rawLen > MaxBlobSize {
+			return nil, fmt.Errorf("blob length %d over limit: %w", rawLen, ErrCorrupt)
+		}
+		if cap(dst) < rawLen {
+			dst = make([]byte, 0, rawLen)
+		}
+		out, err := zstdDecoder().DecodeAll(stored, dst[:0])
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %v: %w", err, ErrCorrupt)
+		}
+		if len(out) != rawLen {
+			return nil, fmt.Errorf("blob decompresses to %d bytes, want %d: %w", len(out), rawLen, ErrCorrupt)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown compression %d: %w", c, ErrCorrupt)
+}

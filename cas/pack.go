@@ -1,0 +1,297 @@
+package cas
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/zeebo/blake3"
+)
+
+// BlobType says what a blob holds. Values are part of the on-disk format.
+type BlobType uint8
+
+const (
+	BlobData      BlobType = 1 // a chunk of file contents
+	BlobTree      BlobType = 2 // an encoded directory (cas/manifest.Tree)
+	BlobRecord    BlobType = 3 // an encoded state record (cas/manifest.Record)
+	BlobTombstone BlobType = 4 // the ID of a removed record
+)
+
+func (t BlobType) String() string {
+	switch t {
+	case BlobData:
+		return "data"
+	case BlobTree:
+		return "tree"
+	case BlobRecord:
+		return "record"
+	case BlobTombstone:
+		return "tombstone"
+	}
+	return fmt.Sprintf("blobtype(%d)", uint8(t))
+}
+
+func (t BlobType) valid() bool { return t >= BlobData && t <= BlobTombstone }
+
+// Pack format constants; see docs/FORMAT.md.
+const (
+	PackVersion    = 1
+	packMagic      = "SMPPACK\x00"
+	trailerMagic   = "SMPTRAIL"
+	PackHeaderSize = 16
+	PackFooterSize = 16
+	PackEntrySize  = 52
+	// MaxBlobSize bounds every blob's plaintext and stored length; lengths
+	// read from disk or the network above it are corrupt.
+	MaxBlobSize = 256 << 20
+	// MaxPackEntries bounds a trailer so a damaged count cannot make a reader
+	// allocate without limit.
+	MaxPackEntries = 1 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// PackEntry locates one blob inside a pack.
+type PackEntry struct {
+	Type        BlobType
+	Compression Compression
+	ID          ID
+	Offset      uint64 // from the start of the pack file
+	StoredLen   uint32 // bytes in the pack
+	RawLen      uint32 // plaintext bytes
+}
+
+func (e PackEntry) appendBinary(b []byte) []byte {
+	b = append(b, byte(e.Type), byte(e.Compression), 0, 0)
+	b = append(b, e.ID[:]...)
+	b = binary.LittleEndian.AppendUint64(b, e.Offset)
+	b = binary.LittleEndian.AppendUint32(b, e.StoredLen)
+	b = binary.LittleEndian.AppendUint32(b, e.RawLen)
+	return b
+}
+
+// PackHeader returns the fixed header every pack starts with.
+func PackHeader() []byte {
+	h := make([]byte, 0, PackHeaderSize)
+	h = append(h, packMagic...)
+	h = binary.LittleEndian.AppendUint16(h, PackVersion)
+	h = append(h, 0, 0, 0, 0, 0, 0)
+	return h
+}
+
+// CheckPackHeader validates a pack's first PackHeaderSize bytes.
+func CheckPackHeader(h []byte) error {
+	if len(h) < PackHeaderSize || string(h[:8]) != packMagic {
+		return fmt.Errorf("not an smp pack (bad magic): %w", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(h[8:10]); v != PackVersion {
+		return fmt.Errorf("pack format version %d is not supported (this smp reads version %d): %w", v, PackVersion, ErrCorrupt)
+	}
+	return nil
+}
+
+// EncodeTrailer returns the trailer (entries then footer) for entries.
+func EncodeTrailer(entries []PackEntry) []byte {
+	b := make([]byte, 0, len(entries)*PackEntrySize+PackFooterSize)
+	for _, e := range entries {
+		b = e.appendBinary(b)
+	}
+	sum := crc32.Checksum(b, castagnoli)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(entries)))
+	b = binary.LittleEndian.AppendUint32(b, sum)
+	b = append(b, trailerMagic...)
+	return b
+}
+
+// TrailerLen reads the footer (the last PackFooterSize bytes of a pack) and
+// returns the whole trailer's length, checked against the pack size.
+func TrailerLen(footer []byte, packSize int64) (int64, error) {
+	if len(footer) != PackFooterSize || string(footer[8:]) != trailerMagic {
+		return 0, fmt.Errorf("pack trailer magic missing (truncated or damaged pack): %w", ErrCorrupt)
+	}
+	count := binary.LittleEndian.Uint32(footer[0:4])
+	if count > MaxPackEntries {
+		return 0, fmt.Errorf("pack trailer claims %d entries: %w", count, ErrCorrupt)
+	}
+	n := int64(count)*PackEntrySize + PackFooterSize
+	if n+PackHeaderSize > packSize {
+		return 0, fmt.Errorf("pack trailer (%d bytes) larger than pack (%d bytes): %w", n, packSize, ErrCorrupt)
+	}
+	return n, nil
+}
+
+// DecodeTrailer decodes a trailer read from the end of a pack of packSize
+// bytes. Every entry is checked: known type and compression, a blob range
+// inside the data area, lengths within MaxBlobSize, and no overlaps.
+func DecodeTrailer(trailer []byte, packSize int64) ([]PackEntry, error) {
+	if len(trailer) < PackFooterSize {
+		return nil, fmt.Errorf("pack trailer too short: %w", ErrCorrupt)
+	}
+	n, err := TrailerLen(trailer[len(trailer)-PackFooterSize:], packSize)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(trailer)) != n {
+		return nil, fmt.Errorf("pack trailer is %d bytes, footer says %d: %w", len(trailer), n, ErrCorrupt)
+	}
+	body := trailer[:len(trailer)-PackFooterSize]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(trailer[len(body)+4:]) {
+		return nil, fmt.Errorf("pack trailer checksum mismatch: %w", ErrCorrupt)
+	}
+	dataEnd := uint64(packSize - n)
+	next := uint64(PackHeaderSize)
+	entries := make([]PackEntry, 0, len(body)/PackEntrySize)
+	for off := 0; off < len(body); off += PackEntrySize {
+		raw := body[off : off+PackEntrySize]
+		e := PackEntry{
+			Type:        BlobType(raw[0]),
+			Compression: Compression(raw[1]),
+			Offset:      binary.LittleEndian.Uint64(raw[36:44]),
+			StoredLen:   binary.LittleEndian.Uint32(raw[44:48]),
+			RawLen:      binary.LittleEndian.Uint32(raw[48:52]),
+		}
+		copy(e.ID[:], raw[4:36])
+		if err := e.check(next, dataEnd); err != nil {
+			return nil, fmt.Errorf("pack trailer entry %d: %w", len(entries), err)
+		}
+		next = e.Offset + uint64(e.StoredLen)
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+func (e PackEntry) check(minOffset, dataEnd uint64) error {
+	switch {
+	case !e.Type.valid():
+		return fmt.Errorf("unknown blob type %d: %w", e.Type, ErrCorrupt)
+	case e.Compression != CompressionNone && e.Compression != CompressionZstd:
+		return fmt.Errorf("unknown compression %d: %w", e.Compression, ErrCorrupt)
+	case e.StoredLen > MaxBlobSize || e.RawLen > MaxBlobSize:
+		return fmt.Errorf("blob length over %d: %w", MaxBlobSize, ErrCorrupt)
+	case e.Compression == CompressionNone && e.StoredLen != e.RawLen:
+		return fmt.Errorf("raw blob with stored %d != raw %d: %w", e.StoredLen, e.RawLen, ErrCorrupt)
+	case e.Offset < minOffset || e.Offset > dataEnd || uint64(e.StoredLen) > dataEnd-e.Offset:
+		return fmt.Errorf("blob range [%d,+%d) outside data area or overlapping: %w", e.Offset, e.StoredLen, ErrCorrupt)
+	}
+	return nil
+}
+
+// PackWriter appends blobs to a pack stream. It buffers nothing but the
+// trailer entries: blob bytes go straight to w.
+type PackWriter struct {
+	w       io.Writer
+	offset  uint64
+	entries []PackEntry
+	trailer []byte
+}
+
+// NewPackWriter writes the pack header to w and returns a writer.
+func NewPackWriter(w io.Writer) (*PackWriter, error) {
+	if _, err := w.Write(PackHeader()); err != nil {
+		return nil, fmt.Errorf("write pack header: %w", err)
+	}
+	return &PackWriter{w: w, offset: PackHeaderSize}, nil
+}
+
+// Add appends an already compressed blob.
+func (p *PackWriter) Add(t BlobType, id ID, c Compression, stored []byte, rawLen int) error {
+	if len(stored) > MaxBlobSize || rawLen > MaxBlobSize {
+		return fmt.Errorf("blob %s of %d bytes is over the %d byte limit", id.Short(), rawLen, MaxBlobSize)
+	}
+	if _, err := p.w.Write(stored); err != nil {
+		return fmt.Errorf("write blob %s: %w", id.Short(), err)
+	}
+	p.entries = append(p.entries, PackEntry{Type: t, Compression: c, ID: id, Offset: p.offset, StoredLen: uint32(len(stored)), RawLen: uint32(rawLen)})
+	p.offset += uint64(len(stored))
+	return nil
+}
+
+// Size is the number of bytes written so far.
+func (p *PackWriter) Size() uint64 { return p.offset }
+
+// Count is the number of blobs added so far.
+func (p *PackWriter) Count() int { return len(p.entries) }
+
+// Finish writes the trailer and returns the pack's ID and entries. The pack
+// ID is the unkeyed BLAKE3 of the trailer, which names every blob it holds.
+func (p *PackWriter) Finish() (ID, []PackEntry, error) {
+	p.trailer = EncodeTrailer(p.entries)
+	if _, err := p.w.Write(p.trailer); err != nil {
+		return ID{}, nil, fmt.Errorf("write pack trailer: %w", err)
+	}
+	p.offset += uint64(len(p.trailer))
+	return PackIDOf(p.trailer), p.entries, nil
+}
+
+// PackIDOf returns the ID of a pack with the given trailer.
+func PackIDOf(trailer []byte) ID {
+	var id ID
+	sum := blake3.Sum256(trailer)
+	copy(id[:], sum[:])
+	return id
+}
+
+// ReadTrailer reads and decodes the trailer of a pack of size bytes.
+func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
+	if size < PackHeaderSize+PackFooterSize {
+		return nil, ID{}, fmt.Errorf("pack of %d bytes is too short: %w", size, ErrCorrupt)
+	}
+	header := make([]byte, PackHeaderSize)
+	if _, err := r.ReadAt(header, 0); err != nil {
+		return nil, ID{}, fmt.Errorf("read pack header: %w", err)
+	}
+	if err := CheckPackHeader(header); err != nil {
+		return nil, ID{}, err
+	}
+	footer := make([]byte, PackFooterSize)
+	if _, err := r.ReadAt(footer, size-PackFooterSize); err != nil {
+		return nil, ID{}, fmt.Errorf("read pack footer: %w", err)
+	}
+	n, err := TrailerLen(footer, size)
+	if err != nil {
+		return nil, ID{}, err
+	}
+	trailer := make([]byte, n)
+	if _, err := r.ReadAt(trailer, size-n); err != nil {
+		return nil, ID{}, fmt.Errorf("read pack trailer: %w", err)
+	}
+	entries, err := DecodeTrailer(trailer, size)
+	if err != nil {
+		return nil, ID{}, err
+	}
+	return entries, PackIDOf(trailer), nil
+}
+
+// ReadBlob reads the blob e from r, decompresses it into buf and verifies
+// its ID with h. The returned slice may alias buf.
+func ReadBlob(r io.ReaderAt, e PackEntry, h *Hasher, buf []byte) ([]byte, error) {
+	if e.StoredLen > MaxBlobSize || e.RawLen > MaxBlobSize {
+		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
+	}
+	stored := make([]byte, e.StoredLen)
+	if _, err := r.ReadAt(stored, int64(e.Offset)); err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("pack truncated: %w", ErrCorrupt)
+		}
+		return nil, fmt.Errorf("read blob %s: %w", e.ID.Short(), err)
+	}
+	var plain []byte
+	if e.Compression == CompressionNone {
+		plain = stored
+		if len(plain) != int(e.RawLen) {
+			return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), ErrCorrupt)
+		}
+	} else {
+		var err error
+		plain, err = Decompress(buf, stored, e.Compression, int(e.RawLen))
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), err)
+		}
+	}
+	if err := h.Verify(e.ID, plain); err != nil {
+		return nil, err
+	}
+	return plain, nil
+}

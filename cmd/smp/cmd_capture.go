@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"smp/capture"
+	"smp/filter"
+)
+
+func runCapture(ctx context.Context, args []string) error {
+	fs := newFlags("capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [--json] [PATH...]")
+	store := storeFlag(fs)
+	computer := fs.String("computer", "", "name of the computer being captured (required)")
+	root := fs.String("root", "/", "source root: PATHs and stored paths are relative to it")
+	users := fs.StringArray("user", nil, "capture only this user's profile (repeatable)")
+	excludes := fs.StringArray("exclude", nil, "skip paths matching GLOB (repeatable; rsync pattern rules)")
+	rulesFile := fs.String("rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	full := fs.Bool("full", false, "read every file even if unchanged since this computer's last record")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *computer == "" {
+		return usagef("--computer NAME is required")
+	}
+	rootAbs, err := filepath.Abs(*root)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(rootAbs); err != nil || !st.IsDir() {
+		return usagef("--root %s is not a directory", *root)
+	}
+	set := filter.NewSet()
+	var ruleLines []string
+	for _, g := range *excludes {
+		r, err := filter.Exclude(g)
+		if err != nil {
+			return usagef("--exclude: %v", err)
+		}
+		set.Append(r)
+		ruleLines = append(ruleLines, "- "+g)
+	}
+	if *rulesFile != "" {
+		f, err := os.Open(*rulesFile)
+		if err != nil {
+			return usagef("--rules: %v", err)
+		}
+		rules, err := filter.ParseRules(f)
+		f.Close()
+		if err != nil {
+			return usagef("--rules %s: %v", *rulesFile, err)
+		}
+		set.Append(rules...)
+		for _, r := range rules {
+			sign := "-"
+			if r.Include {
+				sign = "+"
+			}
+			ruleLines = append(ruleLines, sign+" "+r.Pattern)
+		}
+	}
+	repo, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+
+	opts := capture.Options{
+		Computer: *computer, Root: rootAbs, Paths: fs.Args(), Users: *users,
+		Filter: set, Rules: ruleLines, Version: version, SkipDirs: []string{repo.Dir},
+		Progress: &capture.Progress{},
+	}
+	if !*full {
+		if prev, err := repo.FindRecord("", *computer); err == nil {
+			opts.Parent, opts.ParentID = prev.Record, prev.ID
+		}
+	}
+	var mu sync.Mutex
+	var problems []string
+	opts.Report = func(p capture.Problem) {
+		kind := "error"
+		if p.Warning {
+			kind = "warning"
+		}
+		line := fmt.Sprintf("%s: %s: %v", kind, p.Path, p.Err)
+		mu.Lock()
+		problems = append(problems, line)
+		mu.Unlock()
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
+		}
+	}
+	start := time.Now()
+	stopBar := liveBar(!*asJSON && isTerminal(), func() (uint64, uint64, string) {
+		p := opts.Progress
+		return p.BytesDone.Load(), p.BytesSeen.Load(), fmt.Sprintf("%d/%d files", p.FilesDone.Load(), p.FilesSeen.Load())
+	})
+	res, err := capture.Run(ctx, repo, opts)
+	stopBar()
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	rec := res.Record
+	if *asJSON {
+		if problems == nil {
+			problems = []string{}
+		}
+		err = printJSON(map[string]any{
+			"record": res.ID.String(), "computer": rec.Computer, "users": rec.Users,
+			"files": rec.Files, "dirs": rec.Dirs, "symlinks": rec.Symlinks,
+			"bytes": rec.Bytes, "new_bytes": rec.NewBytes, "stored_bytes": rec.StoredBytes,
+			"unchanged_files": opts.Progress.Unchanged.Load(),
+			"errors":          rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		dedupe := "-"
+		if rec.StoredBytes > 0 {
+			dedupe = fmt.Sprintf("%.1fx", float64(rec.Bytes)/float64(rec.StoredBytes))
+		}
+		fmt.Printf("record %s  computer %s  users %s\n", res.ID, rec.Computer, strings.Join(rec.Users, ","))
+		fmt.Printf("%d files, %d dirs, %d symlinks, %s (%d unchanged files not read)\n", rec.Files, rec.Dirs, rec.Symlinks, bytesStr(rec.Bytes), opts.Progress.Unchanged.Load())
+		fmt.Printf("new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
+			bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
+	}
+	if rec.Errors > 0 {
+		return partialError{fmt.Sprintf("completed with errors: %d path(s) not captured (listed above); record %s holds the rest", rec.Errors, res.ID.Short())}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/repo"
+)
+
+func runRecords(_ context.Context, args []string) error {
+	fs := newFlags("records", "--store DIR [--computer NAME] [--json]")
+	store := storeFlag(fs)
+	computer := fs.String("computer", "", "only this computer's records")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	all, err := r.Records()
+	if err != nil {
+		return err
+	}
+	type row struct {
+		ID string `json:"id"`
+		*manifest.Record
+	}
+	rows := []row{}
+	for _, rec := range all {
+		if *computer == "" || rec.Computer == *computer {
+			rows = append(rows, row{rec.ID.String(), rec.Record})
+		}
+	}
+	if *asJSON {
+		return printJSON(map[string]any{"records": rows})
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCOMPUTER\tUSERS\tCREATED\tFILES\tSIZE\tERRORS")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", r.ID[:12], r.Computer, strings.Join(r.Users, ","),
+			r.Created.Local().Format(time.DateTime), r.Files, bytesStr(r.Bytes), r.Errors)
+	}
+	return tw.Flush()
+}
+
+func runFiles(_ context.Context, args []string) error {
+	fs := newFlags("files", "--store DIR (--record ID | --computer NAME) [--json]")
+	store := storeFlag(fs)
+	recordRef := fs.String("record", "", "record ID or unique prefix")
+	computer := fs.String("computer", "", "this computer's newest record")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *recordRef == "" && *computer == "" {
+		return usagef("give --record ID or --computer NAME")
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rec, err := r.FindRecord(*recordRef, *computer)
+	if err != nil {
+		return err
+	}
+	type fileRow struct {
+		Path   string `json:"path"`
+		Type   string `json:"type"`
+		Size   uint64 `json:"size"`
+		Mode   string `json:"mode"`
+		MTime  string `json:"mtime"`
+		Target string `json:"target,omitempty"`
+	}
+	var rows []fileRow
+	var tw *tabwriter.Writer
+	if !*asJSON {
+		tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	}
+	err = walkTree(r, rec.Tree, "", func(p string, e *manifest.Entry) error {
+		row := fileRow{Path: p, Type: string(e.Type), Size: e.Size, Mode: fmt.Sprintf("%04o", e.Mode),
+			MTime: time.Unix(0, e.MTimeNs).UTC().Format(time.RFC3339Nano), Target: e.Target}
+		if *asJSON {
+			rows = append(rows, row)
+			return nil
+		}
+		name := p
+		if e.Type == manifest.TypeDir {
+			name += "/"
+		} else if e.Type == manifest.TypeSymlink {
+			name += " -> " + e.Target
+		}
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Mode, bytesStr(e.Size), time.Unix(0, e.MTimeNs).Local().Format(time.DateTime), name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []fileRow{}
+		}
+		return printJSON(map[string]any{"record": rec.ID.String(), "files": rows})
+	}
+	return tw.Flush()
+}
+
+// walkTree calls fn for every entry below tree id in depth-first order.
+func walkTree(r *repo.Repo, id cas.ID, dir string, fn func(string, *manifest.Entry) error) error {
+	t, err := r.LoadTree(id)
+	if err != nil {
+		return err
+	}
+	for i := range t.Entries {
+		e := &t.Entries[i]
+		p := path.Join(dir, e.Name)
+		if err := fn(p, e); err != nil {
+			return err
+		}
+		if e.Type == manifest.TypeDir {
+			if err := walkTree(r, e.Subtree, p, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func runRm(_ context.Context, args []string) error {
+	fs := newFlags("rm", "--store DIR --record ID")
+	store := storeFlag(fs)
+	recordRef := fs.String("record", "", "record ID or unique prefix (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *recordRef == "" {
+		return usagef("--record ID is required")
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rec, err := r.FindRecord(*recordRef, "")
+	if err != nil {
+		return err
+	}
+	if err := r.RemoveRecord(rec.ID); err != nil {
+		return err
+	}
+	fmt.Printf("removed record %s of %s (%d files); its unique data is freed by smp gc\n", rec.ID.Short(), rec.Computer, rec.Files)
+	return nil
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"smp/filter"
+	"smp/restore"
+)
+
+func runRestore(ctx context.Context, args []string) error {
+	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--json]")
+	store := storeFlag(fs)
+	recordRef := fs.String("record", "", "record ID or unique prefix")
+	computer := fs.String("computer", "", "restore this computer's newest record")
+	target := fs.String("root", "/", "target root: stored paths are written under it")
+	maps := fs.StringArray("map", nil, "rewrite a stored path prefix, e.g. home/alice=home/bob (repeatable)")
+	includes := fs.StringArray("include", nil, "restore only paths matching GLOB (repeatable)")
+	excludes := fs.StringArray("exclude", nil, "do not restore paths matching GLOB (repeatable)")
+	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files)")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *recordRef == "" && *computer == "" {
+		return usagef("give --record ID or --computer NAME")
+	}
+	ow, err := restore.ParseOverwrite(*overwrite)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}}
+	for _, m := range *maps {
+		mp, err := restore.ParseMapping(m)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		opts.Maps = append(opts.Maps, mp)
+	}
+	set := filter.NewSet()
+	for _, g := range *excludes {
+		r, err := filter.Exclude(g)
+		if err != nil {
+			return usagef("--exclude: %v", err)
+		}
+		set.Append(r)
+	}
+	for _, g := range *includes {
+		r, err := filter.Include(g)
+		if err != nil {
+			return usagef("--include: %v", err)
+		}
+		set.Append(r)
+	}
+	opts.Filter = set
+	if opts.Target, err = filepath.Abs(*target); err != nil {
+		return err
+	}
+	repo, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	rec, err := repo.FindRecord(*recordRef, *computer)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	problems := []string{}
+	opts.Report = func(p restore.Problem) {
+		kind := "error"
+		if p.Warning {
+			kind = "skipped"
+		}
+		line := fmt.Sprintf("%s: %s: %v", kind, filepath.Join(opts.Target, p.Path), p.Err)
+		mu.Lock()
+		problems = append(problems, line)
+		mu.Unlock()
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
+		}
+	}
+	start := time.Now()
+	stopBar := liveBar(!*asJSON && isTerminal(), func() (uint64, uint64, string) {
+		p := opts.Progress
+		return p.BytesDone.Load(), rec.Bytes, fmt.Sprintf("%d/%d files", p.FilesDone.Load(), rec.Files)
+	})
+	res, err := restore.Run(ctx, repo, rec.Record, opts)
+	stopBar()
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	if *asJSON {
+		if err := printJSON(map[string]any{
+			"record": rec.ID.String(), "target": opts.Target, "files": res.Files, "dirs": res.Dirs,
+			"bytes": res.Bytes, "skipped": res.Skipped, "errors": res.Errors, "problems": problems,
+			"seconds": elapsed.Seconds(),
+		}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, opts.Target)
+		fmt.Printf("%d files, %d dirs, %s in %.1fs (%s); %d existing left alone\n",
+			res.Files, res.Dirs, bytesStr(res.Bytes), elapsed.Seconds(), rate(res.Bytes, elapsed), res.Skipped)
+	}
+	if res.Errors > 0 {
+		return partialError{fmt.Sprintf("completed with errors: %d path(s) not restored (listed above)", res.Errors)}
+	}
+	return nil
+}

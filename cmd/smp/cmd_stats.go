@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"smp/cas"
+	"smp/repo"
+)
+
+func runStats(_ context.Context, args []string) error {
+	fs := newFlags("stats", "--store DIR [--json]")
+	store := storeFlag(fs)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	s, err := r.Stats()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(s)
+	}
+	fmt.Printf("records        %d\n", s.Records)
+	fmt.Printf("logical bytes  %s (sum of every record's files)\n", bytesStr(s.LogicalBytes))
+	fmt.Printf("unique bytes   %s in %d chunks\n", bytesStr(s.UniqueBytes), s.Chunks)
+	fmt.Printf("stored bytes   %s in %d packs\n", bytesStr(s.StoredBytes), s.Packs)
+	fmt.Printf("dedupe ratio   %.2fx (logical / stored), compression %.2fx\n", s.DedupeRatio, s.Compression)
+	return nil
+}
+
+func runVerify(_ context.Context, args []string) error {
+	fs := newFlags("verify", "--store DIR [--record ID] [--read-data] [--json]")
+	store := storeFlag(fs)
+	recordRef := fs.String("record", "", "verify only this record")
+	readData := fs.Bool("read-data", false, "read and re-hash every chunk (slow: reads the whole store)")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var records []repo.RecordInfo
+	if *recordRef != "" {
+		rec, err := r.FindRecord(*recordRef, "")
+		if err != nil {
+			return err
+		}
+		records = []repo.RecordInfo{rec}
+	} else if records, err = r.Records(); err != nil {
+		return err
+	}
+	rep, err := r.Verify(records, *readData, nil)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := printJSON(map[string]any{"ok": len(rep.Damaged) == 0, "read_data": *readData, "report": rep}); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range rep.Damaged {
+			pack := ""
+			if d.Pack != "" {
+				id, _ := cas.ParseID(d.Pack)
+				pack = " in pack " + id.Short()
+			}
+			fmt.Fprintf(os.Stdout, "DAMAGED %s %s%s: %s\n  affects: %s\n", d.Type, d.Blob[:12], pack, d.Reason, strings.Join(d.Users, ", "))
+		}
+		mode := "index and pack presence"
+		if *readData {
+			mode = "every chunk read and re-hashed"
+		}
+		fmt.Printf("verified %d records, %d trees, %d chunks (%s): ", rep.Records, rep.Trees, rep.Chunks, mode)
+		if len(rep.Damaged) == 0 {
+			fmt.Println("all sound")
+		} else {
+			fmt.Printf("%d damaged blobs affecting %d files\n", len(rep.Damaged), rep.DamagedFiles)
+		}
+	}
+	if len(rep.Damaged) > 0 {
+		return partialError{fmt.Sprintf("store is damaged: %d blobs unreadable, %d files affected; re-capture the affected computers", len(rep.Damaged), rep.DamagedFiles)}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"smp/repo"
+)
+
+func openStore(dir string) (*repo.Repo, error) {
+	if err := needStore(dir); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(abs)
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func isTerminal() bool { return term.IsTerminal(int(os.Stdout.Fd())) }
+
+func bytesStr(n uint64) string { return humanize.IBytes(n) }
+
+func rate(n uint64, d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return humanize.IBytes(uint64(float64(n)/d.Seconds())) + "/s"
+}
+
+// liveBar draws a progress bar on a terminal until stop is called. get
+// returns done and total bytes and a short description.
+func liveBar(enabled bool, get func() (done, total uint64, desc string)) (stop func()) {
+	if !enabled {
+		return func() {}
+	}
+	bar := progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionClearOnFinish(),
+	)
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				bar.Clear()
+				return
+			case <-t.C:
+				done, total, desc := get()
+				if total > 0 {
+					bar.ChangeMax64(int64(total))
+				}
+				bar.Describe(desc)
+				_ = bar.Set64(int64(done))
+			}
+		}
+	}()
+	return func() { close(quit); <-finished; fmt.Fprint(os.Stderr, "\r\033[K") }
+}

@@ -1,0 +1,149 @@
+// Command smp captures users' files into a deduplicating State Migration
+// Point store and restores them on a new or reinstalled system.
+//
+// Exit status: 0 success; 1 error; 2 bad usage; 3 completed with errors
+// (some files were not captured, restored or verified).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitUsage   = 2
+	exitPartial = 3
+)
+
+// usageError marks bad command-line input (exit 2).
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// partialError marks an operation that finished but skipped something (exit 3).
+type partialError struct{ msg string }
+
+func (p partialError) Error() string { return p.msg }
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, args []string) error
+}
+
+var commands = []command{
+	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", runInit},
+	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", runCapture},
+	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older]", "restore a record's files", runRestore},
+	{"records", "--store DIR [--computer NAME]", "list state records", runRecords},
+	{"files", "--store DIR --record ID", "list the files of a record", runFiles},
+	{"stats", "--store DIR", "show store size and dedupe figures", runStats},
+	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", runRm},
+	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", runVerify},
+	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "smp %s: capture and restore user state through a deduplicating store\n\nUsage:\n", version)
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  smp %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'smp COMMAND --help' for a command's flags. SMP_STORE may replace --store.\n")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := c.run(ctx, args[1:])
+		return exitCode(c.name, err)
+	}
+	fmt.Fprintf(os.Stderr, "smp: unknown command %q: run smp --help for the list\n", args[0])
+	return exitUsage
+}
+
+func exitCode(name string, err error) int {
+	var u usageError
+	var p partialError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, pflag.ErrHelp):
+		return exitOK
+	case errors.As(err, &u):
+		fmt.Fprintf(os.Stderr, "smp %s: %v\n", name, err)
+		return exitUsage
+	case errors.As(err, &p):
+		fmt.Fprintf(os.Stderr, "smp %s: %v\n", name, err)
+		return exitPartial
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(os.Stderr, "smp %s: interrupted; nothing partial was committed\n", name)
+		return exitError
+	}
+	fmt.Fprintf(os.Stderr, "smp %s: %v\n", name, err)
+	return exitError
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name, args string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: smp %s %s\n\nFlags:\n%s", name, args, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse parses flags, mapping pflag errors to usage errors.
+func parse(fs *pflag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usagef("%v (see smp %s --help)", err, fs.Name())
+	}
+	return nil
+}
+
+// storeFlag adds --store, defaulting to $SMP_STORE.
+func storeFlag(fs *pflag.FlagSet) *string {
+	return fs.String("store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+}
+
+func needStore(dir string) error {
+	if dir == "" {
+		return usagef("--store DIR is required (or set SMP_STORE)")
+	}
+	return nil
+}

@@ -1,0 +1,591 @@
+package filter
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"strings"
+	"unicode/utf8"
+)
+
+// Rule is one filter line.
+type Rule struct {
+	Include bool   // "+" line (true) or "-" line (false)
+	Pattern string // as written
+
+	m *matcher // compiled Pattern; nil or stale for a Rule built by hand
+}
+
+// String returns the rule as a filter line ("+ PATTERN" or "- PATTERN") that
+// ParseRule reads back as the same rule.
+func (r Rule) String() string {
+	if r.Include {
+		return "+ " + r.Pattern
+	}
+	return "- " + r.Pattern
+}
+
+// matches reports whether the rule matches rel. A rule whose pattern does
+// not compile matches nothing.
+func (r *Rule) matches(rel string, isDir bool) bool {
+	return r.m != nil && r.m.match(rel, isDir)
+}
+
+// compiled returns r with its compiled state set and current.
+func (r Rule) compiled() Rule {
+	if r.m == nil || r.m.src != r.Pattern {
+		m, err := compile(r.Pattern)
+		if err != nil {
+			m = nil
+		}
+		r.m = m
+	}
+	return r
+}
+
+// ParseRule parses "+ PATTERN" or "- PATTERN" (exactly one space after the
+// sign) or the long forms "include PATTERN" and "exclude PATTERN".
+func ParseRule(line string) (Rule, error) {
+	var include bool
+	var pat string
+	switch {
+	case strings.HasPrefix(line, "+ "):
+		include, pat = true, line[2:]
+	case strings.HasPrefix(line, "- "):
+		pat = line[2:]
+	case strings.HasPrefix(line, "include "):
+		include, pat = true, line[len("include "):]
+	case strings.HasPrefix(line, "exclude "):
+		pat = line[len("exclude "):]
+	default:
+		return Rule{}, fmt.Errorf("rule %q: want \"+ PATTERN\" or \"- PATTERN\"", line)
+	}
+	r, err := newRule(include, pat)
+	if err != nil {
+		return Rule{}, fmt.Errorf("rule %q: %w", line, err)
+	}
+	return r, nil
+}
+
+// maxLine is the longest rules-file line ParseRules accepts.
+const maxLine = 64 << 10
+
+// ParseRules reads rules from r, one per line. Blank lines and lines that
+// start with '#' or ';' are ignored. Errors name the line number.
+func ParseRules(r io.Reader) ([]Rule, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	var rules []Rule
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\uFEFF")
+		}
+		if strings.TrimSpace(line) == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		rule, err := ParseRule(line)
+		if err != nil {
+			return nil, fmt.Errorf("rules line %d: %w", n, err)
+		}
+		rules = append(rules, rule)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("rules line %d: longer than %d bytes; want one rule per line", n+1, maxLine)
+		}
+		return nil, fmt.Errorf("rules line %d: %w", n+1, err)
+	}
+	return rules, nil
+}
+
+// Include returns an include rule for pattern.
+func Include(pattern string) (Rule, error) { return newRule(true, pattern) }
+
+// Exclude returns an exclude rule for pattern.
+func Exclude(pattern string) (Rule, error) { return newRule(false, pattern) }
+
+func newRule(include bool, pattern string) (Rule, error) {
+	m, err := compile(pattern)
+	if err != nil {
+		return Rule{}, err
+	}
+	return Rule{Include: include, Pattern: pattern, m: m}, nil
+}
+
+// Set is an ordered rule list: the first matching rule wins. The zero Set
+// and a nil *Set hold no rules.
+type Set struct {
+	rules      []Rule
+	hasInclude bool
+}
+
+// NewSet returns a Set holding rules, in order.
+func NewSet(rules ...Rule) *Set {
+	s := &Set{}
+	s.Append(rules...)
+	return s
+}
+
+// Append adds rules after those already in s. A Rule built by hand rather
+// than by ParseRule, Include or Exclude is compiled here; if its Pattern is
+// invalid it matches nothing.
+func (s *Set) Append(rules ...Rule) {
+	for _, r := range rules {
+		r = r.compiled()
+		s.rules = append(s.rules, r)
+		if r.Include {
+			s.hasInclude = true
+		}
+	}
+}
+
+// Len returns the number of rules in s.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.rules)
+}
+
+// Rules returns a copy of the rules in s, in order.
+func (s *Set) Rules() []Rule {
+	if s == nil || len(s.rules) == 0 {
+		return nil
+	}
+	return append([]Rule(nil), s.rules...)
+}
+
+// Match reports whether the first matching rule includes or excludes rel;
+// matched is false when no rule matches. Only rel itself is tested, not its
+// ancestors.
+func (s *Set) Match(rel string, isDir bool) (include, matched bool) {
+	if s == nil {
+		return false, false
+	}
+	return s.match(cleanRel(rel), isDir)
+}
+
+func (s *Set) match(rel string, isDir bool) (include, matched bool) {
+	if rel == "" {
+		return false, false
+	}
+	for i := range s.rules {
+		if s.rules[i].matches(rel, isDir) {
+			return s.rules[i].Include, true
+		}
+	}
+	return false, false
+}
+
+// Excluded is the capture/restore decision: true when rel or one of its
+// ancestor directories is first matched by an exclude rule. A path no rule
+// matches is not excluded, and an ancestor first matched by an include rule
+// does not stop the deeper components being checked.
+func (s *Set) Excluded(rel string, isDir bool) bool {
+	if s == nil || len(s.rules) == 0 {
+		return false
+	}
+	rel = cleanRel(rel)
+	if rel == "" {
+		return false
+	}
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' {
+			if inc, ok := s.match(rel[:i], true); ok && !inc {
+				return true
+			}
+		}
+	}
+	inc, ok := s.match(rel, isDir)
+	return ok && !inc
+}
+
+// Selected is restore's decision under --include. If s holds no include
+// rule it is !Excluded(rel, isDir). Otherwise every directory is selected
+// (restore creates directories lazily), and a file is selected when,
+// walking from rel up through its ancestor directories, the first (deepest)
+// path that any rule matches is matched by an include rule; a file that no
+// rule matches at any level is not selected.
+func (s *Set) Selected(rel string, isDir bool) bool {
+	if s == nil || !s.hasInclude {
+		return !s.Excluded(rel, isDir)
+	}
+	if isDir {
+		return true
+	}
+	rel = cleanRel(rel)
+	if inc, ok := s.match(rel, false); ok {
+		return inc
+	}
+	for i := len(rel) - 1; i > 0; i-- {
+		if rel[i] == '/' {
+			if inc, ok := s.match(rel[:i], true); ok {
+				return inc
+			}
+		}
+	}
+	return false
+}
+
+// cleanRel drops a leading and a trailing '/' from rel.
+func cleanRel(rel string) string {
+	rel = strings.TrimPrefix(rel, "/")
+	return strings.TrimSuffix(rel, "/")
+}
+
+// ---- patterns ----
+
+// patternError reports an invalid pattern.
+type patternError struct {
+	pattern string
+	what    string
+}
+
+func (e *patternError) Error() string {
+	return fmt.Sprintf("pattern %q: %s", e.pattern, e.what)
+}
+
+type tokKind uint8
+
+const (
+	tLit      tokKind = iota // one character, c
+	tAny                     // '?': one character other than '/'
+	tClass                   // "[...]": one character other than '/' in (or not in) ranges
+	tStar                    // '*': any run of characters other than '/'
+	tDStar                   // "**": any run of characters
+	tDirsGate                // start of "**/" as a whole component: epsilon to tDirsBody and past it
+	tDirsBody                // inside "**/": any run of characters ending in '/'
+)
+
+type runeRange struct{ lo, hi int32 }
+
+type token struct {
+	kind   tokKind
+	negate bool  // tClass
+	c      int32 // tLit; see decode
+	ranges []runeRange
+}
+
+func (t *token) classMatches(c int32) bool {
+	if c == '/' {
+		return false
+	}
+	in := false
+	for _, r := range t.ranges {
+		if r.lo <= c && c <= r.hi {
+			in = true
+			break
+		}
+	}
+	return in != t.negate
+}
+
+// matcher is a compiled pattern.
+type matcher struct {
+	src      string
+	dirOnly  bool // trailing '/'
+	anchored bool // match the whole relative path
+	float    bool // unanchored with "**": match any tail at a component boundary
+	andBelow bool // trailing "/***": also match everything beneath
+	literal  bool // toks are all tLit; lit holds them
+	lit      string
+	toks     []token
+}
+
+// compile parses pattern into a matcher.
+func compile(pattern string) (*matcher, error) {
+	bad := func(what string) (*matcher, error) {
+		return nil, &patternError{pattern, what}
+	}
+	if pattern == "" {
+		return bad(`empty; want a glob such as "*.tmp" or "/home/*/Cache/"`)
+	}
+	if strings.IndexByte(pattern, 0) >= 0 {
+		return bad("contains a NUL byte; want a path glob")
+	}
+	m := &matcher{src: pattern}
+	body := pattern
+	if strings.HasPrefix(body, "/") {
+		m.anchored = true
+		body = body[1:]
+	}
+	if strings.HasSuffix(body, "/") {
+		m.dirOnly = true
+		body = body[:len(body)-1]
+	}
+	if strings.HasSuffix(body, "/***") {
+		m.andBelow = true
+		body = body[:len(body)-len("/***")]
+	}
+	if body == "" {
+		return bad(`names only the root; want a name such as "/tmp" or "Cache/"`)
+	}
+	if strings.HasPrefix(body, "/") || strings.HasSuffix(body, "/") || strings.Contains(body, "//") {
+		return bad(`has an empty path component ("//"); want names between the slashes`)
+	}
+	if strings.IndexByte(body, '/') >= 0 {
+		m.anchored = true
+	}
+
+	var lit strings.Builder
+	m.literal = true
+	hasDStar := false
+	for i := 0; i < len(body); {
+		switch c := body[i]; c {
+		case '*':
+			j := i
+			for j < len(body) && body[j] == '*' {
+				j++
+			}
+			if j-i == 1 {
+				m.toks = append(m.toks, token{kind: tStar})
+			} else if (i == 0 || body[i-1] == '/') && j < len(body) && body[j] == '/' {
+				// "**/" as a whole component: zero or more directories.
+				m.toks = append(m.toks, token{kind: tDirsGate}, token{kind: tDirsBody})
+				j++ // the '/' is part of tDirsBody
+				hasDStar = true
+			} else {
+				m.toks = append(m.toks, token{kind: tDStar})
+				hasDStar = true
+			}
+			m.literal = false
+			i = j
+		case '?':
+			m.toks = append(m.toks, token{kind: tAny})
+			m.literal = false
+			i++
+		case '[':
+			t, n, what := parseClass(body[i:])
+			if what != "" {
+				return bad(what)
+			}
+			m.toks = append(m.toks, t)
+			m.literal = false
+			i += n
+		case '\\':
+			if i+1 == len(body) {
+				return bad(`ends in '\'; want a character after '\' (write "\\" for a literal backslash)`)
+			}
+			r, n := decode(body, i+1)
+			m.toks = append(m.toks, token{kind: tLit, c: r})
+			lit.WriteString(body[i+1 : i+1+n])
+			i += 1 + n
+		default:
+			r, n := decode(body, i)
+			m.toks = append(m.toks, token{kind: tLit, c: r})
+			lit.WriteString(body[i : i+n])
+			i += n
+		}
+	}
+	if m.literal {
+		m.lit = lit.String()
+		m.toks = nil
+	}
+	if !m.anchored && hasDStar {
+		m.float = true
+	}
+	return m, nil
+}
+
+// parseClass parses the "[...]" at the start of s with path.Match's syntax.
+// It returns the token, the bytes consumed, or what is wrong.
+func parseClass(s string) (t token, n int, what string) {
+	const want = `; want "[...]" such as "[a-z]" or "[^0-9]", with '\' before a literal '-', ']' or '\'`
+	t.kind = tClass
+	i := 1
+	if i < len(s) && s[i] == '^' {
+		t.negate = true
+		i++
+	}
+	getc := func() (int32, string) {
+		if i >= len(s) {
+			return 0, "unterminated character class" + want
+		}
+		switch s[i] {
+		case '-', ']':
+			return 0, fmt.Sprintf("unescaped %q in character class", s[i]) + want
+		case '\\':
+			i++
+			if i >= len(s) {
+				return 0, "unterminated character class" + want
+			}
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return 0, "invalid UTF-8 in character class" + want
+		}
+		i += size
+		return r, ""
+	}
+	if i < len(s) && s[i] == ']' {
+		return t, 0, "empty character class" + want
+	}
+	for {
+		if i < len(s) && s[i] == ']' && len(t.ranges) > 0 {
+			return t, i + 1, ""
+		}
+		lo, what := getc()
+		if what != "" {
+			return t, 0, what
+		}
+		hi := lo
+		if i < len(s) && s[i] == '-' {
+			i++
+			if i < len(s) && s[i] == ']' {
+				return t, 0, fmt.Sprintf("character class range %q- has no end", lo) + want
+			}
+			if hi, what = getc(); what != "" {
+				return t, 0, what
+			}
+			if lo > hi {
+				return t, 0, fmt.Sprintf("character class range %q-%q is backwards", lo, hi) + want
+			}
+		}
+		t.ranges = append(t.ranges, runeRange{lo, hi})
+	}
+}
+
+// decode returns the character at s[i] and its size. A byte that is not
+// valid UTF-8 decodes to the negative of its value, so it matches only
+// itself and never equals '/' or a class range.
+func decode(s string, i int) (int32, int) {
+	b := s[i]
+	if b < utf8.RuneSelf {
+		return int32(b), 1
+	}
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size == 1 {
+		return -int32(b), 1
+	}
+	return r, size
+}
+
+// match reports whether m matches rel.
+func (m *matcher) match(rel string, isDir bool) bool {
+	if m.dirOnly && !isDir {
+		return false
+	}
+	if !m.anchored && !m.float {
+		rel = rel[strings.LastIndexByte(rel, '/')+1:]
+	}
+	if m.literal {
+		if rel == m.lit {
+			return true
+		}
+		return m.andBelow && len(rel) > len(m.lit) && rel[len(m.lit)] == '/' && rel[:len(m.lit)] == m.lit
+	}
+	return m.run(rel)
+}
+
+// run simulates the pattern's NFA over s: states are token indexes, state
+// len(toks) accepts. Time is O(len(s) * len(toks)), with no allocation for
+// patterns of up to 255 tokens.
+func (m *matcher) run(s string) bool {
+	n := len(m.toks)
+	w := (n + 1 + 63) / 64
+	var buf [8]uint64
+	var cur, next []uint64
+	if 2*w <= len(buf) {
+		cur, next = buf[:w], buf[w:2*w]
+	} else {
+		cur, next = make([]uint64, w), make([]uint64, w)
+	}
+	setBit(cur, 0)
+	m.closure(cur)
+	for i := 0; i < len(s); {
+		c, size := decode(s, i)
+		if m.andBelow && c == '/' && hasBit(cur, n) {
+			return true
+		}
+		clear(next)
+		for wi, word := range cur {
+			for word != 0 {
+				j := wi*64 + bits.TrailingZeros64(word)
+				word &= word - 1
+				if j == n {
+					continue
+				}
+				t := &m.toks[j]
+				switch t.kind {
+				case tLit:
+					if t.c == c {
+						setBit(next, j+1)
+					}
+				case tAny:
+					if c != '/' {
+						setBit(next, j+1)
+					}
+				case tClass:
+					if t.classMatches(c) {
+						setBit(next, j+1)
+					}
+				case tStar:
+					if c != '/' {
+						setBit(next, j)
+					}
+				case tDStar:
+					setBit(next, j)
+				case tDirsBody:
+					setBit(next, j)
+					if c == '/' {
+						setBit(next, j+1)
+					}
+				}
+			}
+		}
+		i += size
+		if m.float && c == '/' {
+			setBit(next, 0)
+		}
+		m.closure(next)
+		if isEmpty(next) {
+			if !m.float {
+				return false
+			}
+			// Nothing is live: resume at the next component boundary.
+			k := strings.IndexByte(s[i:], '/')
+			if k < 0 {
+				return false
+			}
+			i += k + 1
+			setBit(next, 0)
+			m.closure(next)
+		}
+		cur, next = next, cur
+	}
+	return hasBit(cur, n)
+}
+
+// closure adds the states reachable from those in set without consuming a
+// character.
+func (m *matcher) closure(set []uint64) {
+	for j := range m.toks {
+		if !hasBit(set, j) {
+			continue
+		}
+		switch m.toks[j].kind {
+		case tStar, tDStar:
+			setBit(set, j+1)
+		case tDirsGate:
+			setBit(set, j+1)
+			setBit(set, j+2)
+		}
+	}
+}
+
+func setBit(set []uint64, i int)      { set[i>>6] |= 1 << (i & 63) }
+func hasBit(set []uint64, i int) bool { return set[i>>6]&(1<<(i&63)) != 0 }
+
+func isEmpty(set []uint64) bool {
+	for _, w := range set {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
+}

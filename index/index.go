@@ -1,0 +1,252 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"smp/cas"
+)
+
+// SchemaVersion is the key layout version described in the package doc.
+const SchemaVersion = 1
+
+// ErrSchema is returned when the index was written by another schema.
+var ErrSchema = errors.New("index schema mismatch")
+
+const (
+	prefixBlob   = 'b'
+	prefixPack   = 'p'
+	prefixRecord = 'r'
+	locationSize = 1 + 1 + 8 + 4 + 4 + cas.IDSize
+)
+
+var versionKey = []byte("v")
+
+// Location is where a blob is stored.
+type Location struct {
+	Pack cas.ID
+	cas.PackEntry
+}
+
+// Index is an open Badger index. It is safe for concurrent use.
+type Index struct {
+	db *badger.DB
+}
+
+// Open opens (creating when missing) the index in dir. Badger is tuned for a
+// small, bounded footprint: a store's memory must not grow with its size.
+func Open(dir string) (*Index, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(4 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithCompression(options.None). // keys are hashes: incompressible
+		WithSyncWrites(true).
+		WithDetectConflicts(false)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	ix := &Index{db: db}
+	if err := ix.checkSchema(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return ix, nil
+}
+
+func (ix *Index) checkSchema() error {
+	return ix.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(versionKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(versionKey, []byte(strconv.Itoa(SchemaVersion)))
+		}
+		if err != nil {
+			return fmt.Errorf("read index schema: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read index schema: %w", err)
+		}
+		if string(v) != strconv.Itoa(SchemaVersion) {
+			return fmt.Errorf("index schema %q, this smp uses %d: run smp index rebuild: %w", v, SchemaVersion, ErrSchema)
+		}
+		return nil
+	})
+}
+
+// Close flushes and closes the index.
+func (ix *Index) Close() error { return ix.db.Close() }
+
+func key(prefix byte, id cas.ID) []byte {
+	k := make([]byte, 1+cas.IDSize)
+	k[0] = prefix
+	copy(k[1:], id[:])
+	return k
+}
+
+func encodeLocation(l Location) []byte {
+	b := make([]byte, 0, locationSize)
+	b = append(b, byte(l.Type), byte(l.Compression))
+	b = binary.LittleEndian.AppendUint64(b, l.Offset)
+	b = binary.LittleEndian.AppendUint32(b, l.StoredLen)
+	b = binary.LittleEndian.AppendUint32(b, l.RawLen)
+	return append(b, l.Pack[:]...)
+}
+
+func decodeLocation(id cas.ID, b []byte) (Location, error) {
+	if len(b) != locationSize {
+		return Location{}, fmt.Errorf("index entry for %s is %d bytes: %w", id.Short(), len(b), cas.ErrCorrupt)
+	}
+	l := Location{PackEntry: cas.PackEntry{
+		ID:          id,
+		Type:        cas.BlobType(b[0]),
+		Compression: cas.Compression(b[1]),
+		Offset:      binary.LittleEndian.Uint64(b[2:10]),
+		StoredLen:   binary.LittleEndian.Uint32(b[10:14]),
+		RawLen:      binary.LittleEndian.Uint32(b[14:18]),
+	}}
+	copy(l.Pack[:], b[18:])
+	if l.StoredLen > cas.MaxBlobSize || l.RawLen > cas.MaxBlobSize {
+		return Location{}, fmt.Errorf("index entry for %s has length over limit: %w", id.Short(), cas.ErrCorrupt)
+	}
+	return l, nil
+}
+
+// Get returns the location of blob id, or cas.ErrNotFound.
+func (ix *Index) Get(id cas.ID) (Location, error) {
+	var loc Location
+	err := ix.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(prefixBlob, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("blob %s: %w", id.Short(), cas.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("index lookup %s: %w", id.Short(), err)
+		}
+		return item.Value(func(v []byte) error {
+			loc, err = decodeLocation(id, v)
+			return err
+		})
+	})
+	return loc, err
+}
+
+// Has reports whether blob id is indexed.
+func (ix *Index) Has(id cas.ID) (bool, error) {
+	_, err := ix.Get(id)
+	if errors.Is(err, cas.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// AddPack indexes every blob of a committed pack, and the pack, atomically.
+func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error {
+	wb := ix.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, e := range entries {
+		if err := wb.Set(key(prefixBlob, e.ID), encodeLocation(Location{Pack: pack, PackEntry: e})); err != nil {
+			return fmt.Errorf("index pack %s: %w", pack.Short(), err)
+		}
+	}
+	info := binary.LittleEndian.AppendUint64(nil, uint64(size))
+	info = binary.LittleEndian.AppendUint32(info, uint32(len(entries)))
+	if err := wb.Set(key(prefixPack, pack), info); err != nil {
+		return fmt.Errorf("index pack %s: %w", pack.Short(), err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("index pack %s: %w", pack.Short(), err)
+	}
+	return nil
+}
+
+// PutRecord marks record id live, keeping its encoded form for listing.
+func (ix *Index) PutRecord(id cas.ID, encoded []byte) error {
+	return ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(prefixRecord, id), encoded)
+	})
+}
+
+// DeleteRecord removes record id from the live set.
+func (ix *Index) DeleteRecord(id cas.ID) error {
+	return ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Delete(key(prefixRecord, id))
+	})
+}
+
+// Records calls fn for every live record.
+func (ix *Index) Records(fn func(id cas.ID, encoded []byte) error) error {
+	return ix.scan(prefixRecord, true, func(id cas.ID, v []byte) error { return fn(id, v) })
+}
+
+// PackInfo describes one indexed pack.
+type PackInfo struct {
+	ID    cas.ID
+	Size  int64
+	Blobs int
+}
+
+// Packs calls fn for every indexed pack.
+func (ix *Index) Packs(fn func(PackInfo) error) error {
+	return ix.scan(prefixPack, true, func(id cas.ID, v []byte) error {
+		if len(v) != 12 {
+			return fmt.Errorf("index pack entry %s: %w", id.Short(), cas.ErrCorrupt)
+		}
+		return fn(PackInfo{ID: id, Size: int64(binary.LittleEndian.Uint64(v)), Blobs: int(binary.LittleEndian.Uint32(v[8:]))})
+	})
+}
+
+// Blobs calls fn for every indexed blob.
+func (ix *Index) Blobs(fn func(Location) error) error {
+	return ix.scan(prefixBlob, true, func(id cas.ID, v []byte) error {
+		loc, err := decodeLocation(id, v)
+		if err != nil {
+			return err
+		}
+		return fn(loc)
+	})
+}
+
+func (ix *Index) scan(prefix byte, values bool, fn func(cas.ID, []byte) error) error {
+	return ix.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{prefix}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if len(k) != 1+cas.IDSize {
+				return fmt.Errorf("index key of %d bytes under %q: %w", len(k), prefix, cas.ErrCorrupt)
+			}
+			var id cas.ID
+			copy(id[:], k[1:])
+			var v []byte
+			if values {
+				var err error
+				if v, err = item.ValueCopy(nil); err != nil {
+					return fmt.Errorf("index read: %w", err)
+				}
+			}
+			if err := fn(id, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,206 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"path"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/index"
+)
+
+// Stats are a store's size figures.
+type Stats struct {
+	Records      int     `json:"records"`
+	LogicalBytes uint64  `json:"logical_bytes"` // sum of every record's file bytes
+	UniqueBytes  uint64  `json:"unique_bytes"`  // plaintext of distinct data chunks
+	StoredBytes  uint64  `json:"stored_bytes"`  // pack files on disk
+	Chunks       uint64  `json:"chunks"`
+	Trees        uint64  `json:"trees"`
+	Packs        uint64  `json:"packs"`
+	DedupeRatio  float64 `json:"dedupe_ratio"`      // logical / stored
+	Compression  float64 `json:"compression_ratio"` // unique / stored data
+}
+
+// Stats computes the store's figures from the index and the pack files.
+func (r *Repo) Stats() (*Stats, error) {
+	var s Stats
+	records, err := r.Records()
+	if err != nil {
+		return nil, err
+	}
+	s.Records = len(records)
+	for _, rec := range records {
+		s.LogicalBytes += rec.Bytes
+	}
+	var storedData uint64
+	err = r.ix.Blobs(func(l index.Location) error {
+		switch l.Type {
+		case cas.BlobData:
+			s.Chunks++
+			s.UniqueBytes += uint64(l.RawLen)
+			storedData += uint64(l.StoredLen)
+		case cas.BlobTree:
+			s.Trees++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = r.packs.Walk(func(_ cas.ID, size int64) error {
+		s.Packs++
+		s.StoredBytes += uint64(size)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	if s.StoredBytes > 0 {
+		s.DedupeRatio = float64(s.LogicalBytes) / float64(s.StoredBytes)
+	}
+	if storedData > 0 {
+		s.Compression = float64(s.UniqueBytes) / float64(storedData)
+	}
+	return &s, nil
+}
+
+// Damage is a blob that a record needs and the store cannot deliver.
+type Damage struct {
+	Blob   string   `json:"blob"`
+	Type   string   `json:"type"`
+	Pack   string   `json:"pack,omitempty"`
+	Reason string   `json:"reason"`
+	Users  []string `json:"affects"` // "record-prefix:path"
+}
+
+// VerifyReport is the result of Verify.
+type VerifyReport struct {
+	Records      int       `json:"records"`
+	Trees        int       `json:"trees"`
+	Chunks       int       `json:"chunks"`
+	BytesRead    uint64    `json:"bytes_read"`
+	Damaged      []*Damage `json:"damaged"`
+	DamagedFiles int       `json:"damaged_files"`
+}
+
+// maxAffected caps how many paths one damaged chunk lists in a report.
+const maxAffected = 20
+
+// Verify checks that every blob the records reference is indexed and lies
+// inside an existing pack; with readData it also reads and re-hashes each.
+// Each blob is checked once however many records share it.
+func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks int)) (*VerifyReport, error) {
+	rep := &VerifyReport{Records: len(records), Damaged: []*Damage{}}
+	checked := map[cas.ID]*Damage{} // nil value: sound
+	packSize := map[cas.ID]int64{}
+	var buf []byte
+	check := func(id cas.ID, t cas.BlobType) *Damage {
+		if d, ok := checked[id]; ok {
+			return d
+		}
+		d := r.checkBlob(id, t, readData, packSize, &buf, &rep.BytesRead)
+		checked[id] = d
+		if d != nil {
+			rep.Damaged = append(rep.Damaged, d)
+		}
+		if t == cas.BlobData {
+			rep.Chunks++
+			if progress != nil && rep.Chunks%256 == 0 {
+				progress(rep.Chunks)
+			}
+		}
+		return d
+	}
+	affect := func(d *Damage, rec RecordInfo, p string) {
+		if len(d.Users) < maxAffected {
+			d.Users = append(d.Users, rec.ID.Short()+":"+p)
+		} else if len(d.Users) == maxAffected {
+			d.Users = append(d.Users, "...")
+		}
+	}
+	for _, rec := range records {
+		var walk func(id cas.ID, dir string)
+		walk = func(id cas.ID, dir string) {
+			if d := check(id, cas.BlobTree); d != nil {
+				affect(d, rec, dir+"/")
+				return
+			}
+			rep.Trees++
+			tree, err := r.LoadTree(id)
+			if err != nil {
+				d := &Damage{Blob: id.String(), Type: "tree", Reason: err.Error()}
+				checked[id] = d
+				rep.Damaged = append(rep.Damaged, d)
+				affect(d, rec, dir+"/")
+				return
+			}
+			for _, e := range tree.Entries {
+				p := path.Join(dir, e.Name)
+				switch e.Type {
+				case manifest.TypeDir:
+					walk(e.Subtree, p)
+				case manifest.TypeFile:
+					broken := false
+					for _, ch := range e.Chunks {
+						if d := check(ch.ID, cas.BlobData); d != nil {
+							affect(d, rec, p)
+							broken = true
+						}
+					}
+					if broken {
+						rep.DamagedFiles++
+					}
+				}
+			}
+		}
+		walk(rec.Tree, "")
+	}
+	return rep, nil
+}
+
+func (r *Repo) checkBlob(id cas.ID, t cas.BlobType, readData bool, packSize map[cas.ID]int64, buf *[]byte, read *uint64) *Damage {
+	d := &Damage{Blob: id.String(), Type: t.String()}
+	loc, err := r.ix.Get(id)
+	if err != nil {
+		d.Reason = "not in the index"
+		if !errors.Is(err, cas.ErrNotFound) {
+			d.Reason = err.Error()
+		}
+		return d
+	}
+	d.Pack = loc.Pack.String()
+	if loc.Type != t {
+		d.Reason = fmt.Sprintf("indexed as %s, referenced as %s", loc.Type, t)
+		return d
+	}
+	size, ok := packSize[loc.Pack]
+	if !ok {
+		size, err = r.packs.Stat(loc.Pack)
+		if err != nil {
+			size = -1
+		}
+		packSize[loc.Pack] = size
+	}
+	if size < 0 {
+		d.Reason = "pack file is missing"
+		return d
+	}
+	if loc.Offset+uint64(loc.StoredLen) > uint64(size) {
+		d.Reason = "pack file is truncated"
+		return d
+	}
+	if readData || t != cas.BlobData {
+		data, err := r.packs.ReadBlob(loc.Pack, loc.PackEntry, r.Hasher, *buf)
+		if err != nil {
+			d.Reason = err.Error()
+			return d
+		}
+		*read += uint64(loc.StoredLen)
+		if cap(data) > cap(*buf) {
+			*buf = data[:0]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,385 @@
+package repo
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/index"
+)
+
+// ErrLocked is returned when another process holds the store.
+var ErrLocked = errors.New("store is in use by another smp process")
+
+// Repo is an open store. It is safe for concurrent use.
+type Repo struct {
+	Dir    string
+	Config *Config
+	Hasher *cas.Hasher
+
+	lock  *os.File
+	packs *cas.PackDir
+	ix    *index.Index
+
+	mu      sync.Mutex
+	pending map[cas.ID]struct{} // reserved or in an uncommitted pack
+	writers map[cas.BlobType]*packSlot
+}
+
+// packSlot is the open pack for one class of blobs. Data chunks and metadata
+// (trees, records) go to separate packs so metadata can be read, cached or
+// rewritten without touching file data.
+type packSlot struct {
+	mu   sync.Mutex
+	pack *cas.PendingPack
+}
+
+// Open opens the store in dir and takes its lock.
+func Open(dir string) (*Repo, error) {
+	cfg, err := readConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open store lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	ix, err := index.Open(filepath.Join(dir, "index"))
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	var key [32]byte
+	copy(key[:], cfg.HashKey)
+	r := &Repo{
+		Dir: dir, Config: cfg, Hasher: cas.NewHasher(key),
+		lock: lock, packs: packs, ix: ix,
+		pending: map[cas.ID]struct{}{},
+		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
+	}
+	r.removeStaleTemp()
+	return r, nil
+}
+
+// removeStaleTemp deletes packs that a killed process left half-written;
+// holding the lock proves no one is still writing them.
+func (r *Repo) removeStaleTemp() {
+	tmp := filepath.Join(r.Dir, "packs", "tmp")
+	entries, _ := os.ReadDir(tmp)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			os.Remove(filepath.Join(tmp, e.Name()))
+		}
+	}
+}
+
+// Close commits open packs and releases the store. Close after an error
+// aborts open packs instead: nothing half-written becomes visible.
+func (r *Repo) Close() error {
+	r.abortOpen()
+	err := r.ix.Close()
+	r.packs.Close()
+	r.lock.Close()
+	return err
+}
+
+func (r *Repo) abortOpen() {
+	for _, s := range r.writers {
+		s.mu.Lock()
+		if s.pack != nil {
+			s.pack.Abort()
+			s.pack = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// ChunkerParams returns the store's fixed chunking parameters.
+func (r *Repo) ChunkerParams() cas.ChunkerParams { return r.Config.Chunker }
+
+// Reserve reports whether chunk id must be stored: false when it is indexed
+// or another goroutine already reserved it. A true answer obliges the caller
+// to AddBlob it (or fail the whole operation).
+func (r *Repo) Reserve(id cas.ID) (bool, error) {
+	r.mu.Lock()
+	if _, ok := r.pending[id]; ok {
+		r.mu.Unlock()
+		return false, nil
+	}
+	r.mu.Unlock()
+	has, err := r.ix.Has(id)
+	if err != nil || has {
+		return false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[id]; ok {
+		return false, nil
+	}
+	r.pending[id] = struct{}{}
+	return true, nil
+}
+
+func slotFor(t cas.BlobType) cas.BlobType {
+	if t == cas.BlobData {
+		return cas.BlobData
+	}
+	return cas.BlobTree
+}
+
+// AddBlob appends an already compressed blob to the open pack of its class,
+// committing the pack when it reaches the store's pack size. It returns the
+// bytes written.
+func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
+	slot := r.writers[slotFor(t)]
+	slot.mu.Lock()
+	if slot.pack == nil {
+		p, err := r.packs.Create()
+		if err != nil {
+			slot.mu.Unlock()
+			return err
+		}
+		slot.pack = p
+	}
+	if err := slot.pack.Add(t, id, c, stored, rawLen); err != nil {
+		slot.mu.Unlock()
+		return err
+	}
+	var full *cas.PendingPack
+	if int64(slot.pack.Size()) >= r.Config.PackSize {
+		full, slot.pack = slot.pack, nil
+	}
+	slot.mu.Unlock()
+	if full != nil {
+		return r.commit(full)
+	}
+	return nil
+}
+
+// commit makes a pack durable, indexes it, then forgets its pending IDs.
+func (r *Repo) commit(p *cas.PendingPack) error {
+	id, entries, size, err := p.Commit()
+	if err != nil {
+		return err
+	}
+	if err := r.ix.AddPack(id, size, entries); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, e := range entries {
+		delete(r.pending, e.ID)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Flush commits every open pack.
+func (r *Repo) Flush() error {
+	for _, t := range []cas.BlobType{cas.BlobData, cas.BlobTree} {
+		slot := r.writers[t]
+		slot.mu.Lock()
+		p := slot.pack
+		slot.pack = nil
+		slot.mu.Unlock()
+		if p != nil && p.Count() > 0 {
+			if err := r.commit(p); err != nil {
+				return err
+			}
+		} else if p != nil {
+			p.Abort()
+		}
+	}
+	return nil
+}
+
+// PutBlob hashes, compresses and stores plain unless already present.
+// It returns the blob's ID and whether it was new.
+func (r *Repo) PutBlob(t cas.BlobType, plain []byte) (cas.ID, bool, error) {
+	id := r.Hasher.Sum(plain)
+	isNew, err := r.Reserve(id)
+	if err != nil || !isNew {
+		return id, false, err
+	}
+	stored, c := cas.Compress(nil, plain)
+	return id, true, r.AddBlob(t, id, c, stored, len(plain))
+}
+
+// Lookup returns where blob id is stored.
+func (r *Repo) Lookup(id cas.ID) (index.Location, error) { return r.ix.Get(id) }
+
+// ReadBlob reads, decompresses and verifies blob id, which must be of type t.
+func (r *Repo) ReadBlob(t cas.BlobType, id cas.ID, buf []byte) ([]byte, error) {
+	loc, err := r.ix.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.ReadAt(t, loc, buf)
+}
+
+// ReadAt reads the blob at loc.
+func (r *Repo) ReadAt(t cas.BlobType, loc index.Location, buf []byte) ([]byte, error) {
+	if loc.Type != t {
+		return nil, fmt.Errorf("blob %s is a %s, want %s: %w", loc.ID.Short(), loc.Type, t, cas.ErrCorrupt)
+	}
+	return r.packs.ReadBlob(loc.Pack, loc.PackEntry, r.Hasher, buf)
+}
+
+// PutTree stores a directory tree.
+func (r *Repo) PutTree(t *manifest.Tree) (cas.ID, error) {
+	b, err := t.Encode()
+	if err != nil {
+		return cas.ID{}, err
+	}
+	id, _, err := r.PutBlob(cas.BlobTree, b)
+	return id, err
+}
+
+// LoadTree reads and decodes tree id.
+func (r *Repo) LoadTree(id cas.ID) (*manifest.Tree, error) {
+	b, err := r.ReadBlob(cas.BlobTree, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
+	}
+	t, err := manifest.DecodeTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)
+	}
+	return t, nil
+}
+
+// CommitRecord flushes every pack, stores the record and marks it live. A
+// record is visible only after all it references is durable and indexed.
+func (r *Repo) CommitRecord(rec *manifest.Record) (cas.ID, error) {
+	if err := r.Flush(); err != nil {
+		return cas.ID{}, err
+	}
+	b, err := rec.Encode()
+	if err != nil {
+		return cas.ID{}, err
+	}
+	id, _, err := r.PutBlob(cas.BlobRecord, b)
+	if err != nil {
+		return cas.ID{}, err
+	}
+	if err := r.Flush(); err != nil {
+		return cas.ID{}, err
+	}
+	if err := r.ix.PutRecord(id, b); err != nil {
+		return cas.ID{}, err
+	}
+	return id, nil
+}
+
+// RecordInfo is a live record and its ID.
+type RecordInfo struct {
+	ID cas.ID
+	*manifest.Record
+}
+
+// Records returns every live record, oldest first.
+func (r *Repo) Records() ([]RecordInfo, error) {
+	var out []RecordInfo
+	err := r.ix.Records(func(id cas.ID, b []byte) error {
+		rec, err := manifest.DecodeRecord(b)
+		if err != nil {
+			return fmt.Errorf("record %s: %w", id.Short(), err)
+		}
+		out = append(out, RecordInfo{ID: id, Record: rec})
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return bytes.Compare(out[i].ID[:], out[j].ID[:]) < 0
+	})
+	return out, err
+}
+
+// ErrNoRecord is returned when no record matches.
+var ErrNoRecord = errors.New("no such record")
+
+// FindRecord resolves a record ID or unique ID prefix (at least 4 hex
+// digits), or with computer set and ref empty, that computer's newest record.
+func (r *Repo) FindRecord(ref, computer string) (RecordInfo, error) {
+	records, err := r.Records()
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	var found []RecordInfo
+	for _, rec := range records {
+		if computer != "" && rec.Computer != computer {
+			continue
+		}
+		if ref != "" && !strings.HasPrefix(rec.ID.String(), strings.ToLower(ref)) {
+			continue
+		}
+		found = append(found, rec)
+	}
+	switch {
+	case ref == "" && computer == "":
+		return RecordInfo{}, fmt.Errorf("give --record ID or --computer NAME")
+	case ref != "" && len(ref) < 4:
+		return RecordInfo{}, fmt.Errorf("record ID prefix %q is too short: give at least 4 hex digits", ref)
+	case len(found) == 0 && ref != "":
+		return RecordInfo{}, fmt.Errorf("record %q: %w (list them with smp records)", ref, ErrNoRecord)
+	case len(found) == 0:
+		return RecordInfo{}, fmt.Errorf("computer %q has no record: %w (list them with smp records)", computer, ErrNoRecord)
+	case ref != "" && len(found) > 1:
+		return RecordInfo{}, fmt.Errorf("record prefix %q matches %d records: give more digits", ref, len(found))
+	}
+	return found[len(found)-1], nil
+}
+
+// RemoveRecord writes a tombstone (so an index rebuild from packs keeps the
+// record removed) and then drops the record from the live set. File data is
+// freed later by garbage collection.
+func (r *Repo) RemoveRecord(id cas.ID) error {
+	if _, _, err := r.PutBlob(cas.BlobTombstone, id[:]); err != nil {
+		return fmt.Errorf("remove record %s: %w", id.Short(), err)
+	}
+	if err := r.Flush(); err != nil {
+		return fmt.Errorf("remove record %s: %w", id.Short(), err)
+	}
+	if err := r.ix.DeleteRecord(id); err != nil {
+		return fmt.Errorf("remove record %s: %w", id.Short(), err)
+	}
+	return nil
+}
+
+// Index exposes the index to maintenance commands (stats, verify).
+func (r *Repo) Index() *index.Index { return r.ix }
+
+// Packs exposes the pack directory to maintenance commands.
+func (r *Repo) Packs() *cas.PackDir { return r.packs }
+
+// Has reports whether blob id is indexed.
+func (r *Repo) Has(id cas.ID) (bool, error) { return r.ix.Has(id) }
+
+// Sum returns the store-keyed ID of b.
+func (r *Repo) Sum(b []byte) cas.ID { return r.Hasher.Sum(b) }
+
+// ReadChunk reads and verifies file data chunk id into buf.
+func (r *Repo) ReadChunk(id cas.ID, buf []byte) ([]byte, error) {
+	return r.ReadBlob(cas.BlobData, id, buf)
+}
