@@ -220,6 +220,33 @@ func TestChunkerMatchesReference(t *testing.T) {
 	}
 }
 
+// TestGearScan checks the unrolled hash loop against the byte-at-a-time
+// definition for every length up to a few blocks and masks loose enough
+// that matches land on every position within a block.
+func TestGearScan(t *testing.T) {
+	data := seededBytes(12, 1<<16)
+	for _, mask := range []uint64{1 << 63, 0xc000000000000000, 0x8000800000000000, 0xe000000000000000, ^uint64(0)} {
+		for off := 0; off < 512; off += 3 {
+			for n := 0; n <= 40; n++ {
+				s := data[off : off+n]
+				h0 := uint64(off) * 0x9e3779b97f4a7c15
+				want, wantH := -1, h0
+				for i, b := range s {
+					wantH = wantH<<1 + gearTable[b]
+					if wantH&mask == 0 {
+						want = i + 1
+						break
+					}
+				}
+				got, gotH := gearScan(s, h0, mask, &gearTable)
+				if got != want || gotH != wantH {
+					t.Fatalf("mask %#x, off %d, len %d: got (%d, %#x), want (%d, %#x)", mask, off, n, got, gotH, want, wantH)
+				}
+			}
+		}
+	}
+}
+
 func TestChunkerMeanSize(t *testing.T) {
 	data := seededBytes(4, 64<<20)
 	for _, avg := range []int{64 << 10, 256 << 10, 1 << 20} {
@@ -399,7 +426,7 @@ func TestChunkerParams(t *testing.T) {
 		{-1 << 20, "out of range"},
 		{32 << 10, "out of range"},
 		{128 << 20, "out of range"},
-		{1 << 40, "out of range"},
+		{1 << 30, "out of range"},
 		{100000, "not a power of two"},
 		{3 << 20, "not a power of two"},
 		{(1 << 20) + 1, "not a power of two"},

@@ -112,6 +112,7 @@ type restorer struct {
 	bytes     atomic.Uint64
 	errors    atomic.Uint64
 	skipped   atomic.Uint64
+	symlinks  atomic.Uint64
 	idCache   sync.Map // "u:name"/"g:name" -> int
 }
 
@@ -191,6 +192,7 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	r.res.Errors = r.errors.Load()
 	r.res.Skipped = r.skipped.Load()
 	r.res.Dirs = uint64(len(r.dirs))
+	r.res.Symlinks = r.symlinks.Load()
 	return &r.res, nil
 }
 
@@ -267,6 +269,8 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 			}
 			if err := r.symlink(rel, e); err != nil {
 				r.fail(rel, err)
+			} else {
+				r.symlinks.Add(1)
 			}
 		case manifest.TypeFile:
 			if err := r.ensureParents(rel); err != nil {
@@ -526,7 +530,6 @@ func (r *restorer) setMeta(rel string, e manifest.Entry, f *os.File) error {
 			return fmt.Errorf("%s is no longer a directory", rel)
 		}
 		f = d
-		defer func() {}()
 	}
 	for name, value := range e.Xattrs {
 		if err := unix.Fsetxattr(int(f.Fd()), name, value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
