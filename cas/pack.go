@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -265,25 +266,30 @@ func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
 }
 
 // ReadBlob reads the blob e from r, decompresses it into buf and verifies
-// its ID with h. The returned slice may alias buf.
+// its ID with h. The returned slice may alias buf (it is grown when short).
 func ReadBlob(r io.ReaderAt, e PackEntry, h *Hasher, buf []byte) ([]byte, error) {
 	if e.StoredLen > MaxBlobSize || e.RawLen > MaxBlobSize {
 		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
 	}
-	stored := make([]byte, e.StoredLen)
-	if _, err := r.ReadAt(stored, int64(e.Offset)); err != nil {
-		if err == io.EOF {
-			err = fmt.Errorf("pack truncated: %w", ErrCorrupt)
-		}
-		return nil, fmt.Errorf("read blob %s: %w", e.ID.Short(), err)
-	}
 	var plain []byte
 	if e.Compression == CompressionNone {
-		plain = stored
-		if len(plain) != int(e.RawLen) {
-			return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), ErrCorrupt)
+		if e.StoredLen != e.RawLen {
+			return nil, fmt.Errorf("blob %s: raw length mismatch: %w", e.ID.Short(), ErrCorrupt)
+		}
+		if cap(buf) < int(e.RawLen) {
+			buf = make([]byte, e.RawLen)
+		}
+		plain = buf[:e.RawLen]
+		if err := readFull(r, plain, e); err != nil {
+			return nil, err
 		}
 	} else {
+		scratch := getScratch(int(e.StoredLen))
+		defer putScratch(scratch)
+		stored := (*scratch)[:e.StoredLen]
+		if err := readFull(r, stored, e); err != nil {
+			return nil, err
+		}
 		var err error
 		plain, err = Decompress(buf, stored, e.Compression, int(e.RawLen))
 		if err != nil {
@@ -295,3 +301,27 @@ func ReadBlob(r io.ReaderAt, e PackEntry, h *Hasher, buf []byte) ([]byte, error)
 	}
 	return plain, nil
 }
+
+func readFull(r io.ReaderAt, p []byte, e PackEntry) error {
+	if _, err := r.ReadAt(p, int64(e.Offset)); err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("pack truncated: %w", ErrCorrupt)
+		}
+		return fmt.Errorf("read blob %s: %w", e.ID.Short(), err)
+	}
+	return nil
+}
+
+// scratchPool holds buffers for compressed bytes on their way to the
+// decompressor, so restores do not allocate one per chunk.
+var scratchPool sync.Pool
+
+func getScratch(n int) *[]byte {
+	if v, ok := scratchPool.Get().(*[]byte); ok && cap(*v) >= n {
+		return v
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func putScratch(b *[]byte) { scratchPool.Put(b) }
