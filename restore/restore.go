@@ -114,6 +114,7 @@ type restorer struct {
 	skipped   atomic.Uint64
 	symlinks  atomic.Uint64
 	idCache   sync.Map // "u:name"/"g:name" -> int
+	bufs      sync.Pool
 }
 
 type fileJob struct {
@@ -472,24 +473,22 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 		return buf, err
 	}
 	var off int64
-	for i, ch := range e.Chunks {
-		data, err := r.store.ReadChunk(ch.ID, buf)
-		if err != nil {
-			return fail(fmt.Errorf("chunk %d (%s) of %d: %w", i+1, ch.ID.Short(), len(e.Chunks), err))
-		}
-		if cap(data) > cap(buf) {
-			buf = data[:0]
-		}
+	err = r.readChunks(e.Chunks, &buf, func(i int, data []byte) error {
+		ch := e.Chunks[i]
 		if len(data) != int(ch.Size) {
-			return fail(fmt.Errorf("chunk %s is %d bytes, record says %d: %w", ch.ID.Short(), len(data), ch.Size, cas.ErrCorrupt))
+			return fmt.Errorf("chunk %s is %d bytes, record says %d: %w", ch.ID.Short(), len(data), ch.Size, cas.ErrCorrupt)
 		}
 		if !isZero(data) {
 			if _, err := f.WriteAt(data, off); err != nil {
-				return fail(fmt.Errorf("write: %w", err))
+				return fmt.Errorf("write: %w", err)
 			}
 		}
 		off += int64(len(data))
 		r.opts.Progress.BytesDone.Add(uint64(len(data)))
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	if err := f.Truncate(off); err != nil { // extends over trailing holes
 		return fail(fmt.Errorf("set size: %w", err))
@@ -514,6 +513,88 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 	r.bytes.Add(uint64(off))
 	r.opts.Progress.FilesDone.Add(1)
 	return buf, nil
+}
+
+// readAhead is how many chunks of one file are read, decompressed and
+// verified ahead of the writer, so a single large file uses every core.
+var readAhead = runtime.GOMAXPROCS(0) + 1
+
+type chunkResult struct {
+	data []byte
+	buf  *[]byte
+	err  error
+}
+
+// readChunks calls write for each chunk in order. Chunks of a multi-chunk
+// file are read by up to readAhead goroutines at once; memory stays bounded
+// by readAhead chunk buffers per file worker.
+func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(int, []byte) error) error {
+	chunkErr := func(i int, err error) error {
+		return fmt.Errorf("chunk %d (%s) of %d: %w", i+1, chunks[i].ID.Short(), len(chunks), err)
+	}
+	if len(chunks) <= 1 {
+		for i, ch := range chunks {
+			data, err := r.store.ReadChunk(ch.ID, *buf)
+			if err != nil {
+				return chunkErr(i, err)
+			}
+			*buf = data[:0]
+			if err := write(i, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	futures := make(chan chan chunkResult, readAhead)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	cancel := func() { stopOnce.Do(func() { close(stop) }) }
+	defer cancel()
+	go func() {
+		defer close(futures)
+		for _, ch := range chunks {
+			fut := make(chan chunkResult, 1)
+			select {
+			case futures <- fut:
+			case <-stop:
+				return
+			}
+			go func(id cas.ID) {
+				b := r.getBuf()
+				data, err := r.store.ReadChunk(id, *b)
+				fut <- chunkResult{data: data, buf: b, err: err}
+			}(ch.ID)
+		}
+	}()
+	i := 0
+	var firstErr error
+	for fut := range futures {
+		res := <-fut
+		if firstErr == nil {
+			if res.err != nil {
+				firstErr = chunkErr(i, res.err)
+			} else {
+				firstErr = write(i, res.data)
+			}
+			if firstErr != nil {
+				cancel()
+			}
+		}
+		if cap(res.data) > cap(*res.buf) {
+			*res.buf = res.data[:0]
+		}
+		r.bufs.Put(res.buf)
+		i++
+	}
+	return firstErr
+}
+
+func (r *restorer) getBuf() *[]byte {
+	if b, ok := r.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1<<20)
+	return &b
 }
 
 // setMeta applies xattrs, ownership and mode (in that order: chown clears

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -265,5 +266,39 @@ func TestRestoreSparseZeros(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(target, "z"))
 	if err != nil || len(got) != 1<<20 || string(got) != zeros {
 		t.Fatalf("zero file restored wrong: len %d, %v", len(got), err)
+	}
+}
+
+func TestRestoreMultiChunkFile(t *testing.T) {
+	m := newMemStore()
+	var content []byte
+	e := manifest.Entry{Name: "big", Type: manifest.TypeFile, Mode: 0o600}
+	for i := range 20 {
+		part := bytes.Repeat([]byte{byte(i + 1)}, 1000+i)
+		if i == 7 {
+			part = make([]byte, 5000) // a hole in the middle
+		}
+		id := m.hasher.Sum(part)
+		m.chunks[id] = part
+		e.Chunks = append(e.Chunks, manifest.Chunk{ID: id, Size: uint32(len(part))})
+		content = append(content, part...)
+	}
+	e.Size = uint64(len(content))
+	damaged := e
+	damaged.Name = "damaged"
+	damaged.Chunks = append([]manifest.Chunk(nil), e.Chunks...)
+	damaged.Chunks[12].ID = cas.ID{9}
+	root := m.tree(e, damaged)
+	target := t.TempDir()
+	res := run(t, m, root, Options{Target: target})
+	got, err := os.ReadFile(filepath.Join(target, "big"))
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("multi-chunk file differs (len %d, want %d): %v", len(got), len(content), err)
+	}
+	if res.Errors != 1 {
+		t.Fatalf("errors = %d, want 1 for the damaged file", res.Errors)
+	}
+	if _, err := os.Stat(filepath.Join(target, "damaged")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("damaged file restored under its real name")
 	}
 }
