@@ -8,7 +8,7 @@
 //
 // Paths handed to a Set are slash-separated and relative to a root, with no
 // leading slash: "home/alice/Documents/a.txt". Callers on Windows convert with
-// filepath.ToSlash first. A leading or trailing '/' on the path is ignored.
+// filepath.ToSlash first. Leading and trailing slashes on a path are ignored.
 // The root itself is "" and is never matched, excluded or deselected.
 // Matching is byte-exact and case-sensitive.
 //
@@ -61,7 +61,8 @@
 //
 // Patterns that are empty, name only the root ("/"), have an empty path
 // component ("a//b"), a malformed class, a trailing '\' or a NUL byte are
-// rejected.
+// rejected. So is a backwards class range such as "[z-a]", which path.Match
+// would accept and never match.
 //
 // # Decisions
 //
@@ -76,7 +77,8 @@
 // in them need them.
 //
 // Rules are compiled once, by ParseRule, Include, Exclude or (for a Rule
-// built by hand) Set.Append; matching allocates nothing and runs in time
-// proportional to the path length times the pattern length. A Set may be
+// built by hand) Set.Append. Matching runs in time proportional to the path
+// length times the pattern length, and allocates nothing for patterns of
+// ordinary length (fewer than 64 characters between their literal ends). A Set may be
 // read by many goroutines at once as long as none of them calls Append.
 package filter

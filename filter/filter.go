@@ -36,11 +36,7 @@ func (r *Rule) matches(rel string, isDir bool) bool {
 // compiled returns r with its compiled state set and current.
 func (r Rule) compiled() Rule {
 	if r.m == nil || r.m.src != r.Pattern {
-		m, err := compile(r.Pattern)
-		if err != nil {
-			m = nil
-		}
-		r.m = m
+		r.m, _ = compile(r.Pattern) // nil, matching nothing, when invalid
 	}
 	return r
 }
@@ -206,19 +202,19 @@ func (s *Set) Excluded(rel string, isDir bool) bool {
 }
 
 // Selected is restore's decision under --include. If s holds no include
-// rule it is !Excluded(rel, isDir). Otherwise every directory is selected
-// (restore creates directories lazily), and a file is selected when,
-// walking from rel up through its ancestor directories, the first (deepest)
-// path that any rule matches is matched by an include rule; a file that no
-// rule matches at any level is not selected.
+// rule it is !Excluded(rel, isDir). Otherwise every directory, and the
+// root, is selected (restore creates directories lazily), and a file is
+// selected when, walking from rel up through its ancestor directories, the
+// first (deepest) path that any rule matches is matched by an include rule;
+// a file that no rule matches at any level is not selected.
 func (s *Set) Selected(rel string, isDir bool) bool {
 	if s == nil || !s.hasInclude {
 		return !s.Excluded(rel, isDir)
 	}
-	if isDir {
+	rel = cleanRel(rel)
+	if isDir || rel == "" {
 		return true
 	}
-	rel = cleanRel(rel)
 	if inc, ok := s.match(rel, false); ok {
 		return inc
 	}
@@ -232,10 +228,9 @@ func (s *Set) Selected(rel string, isDir bool) bool {
 	return false
 }
 
-// cleanRel drops a leading and a trailing '/' from rel.
+// cleanRel drops leading and trailing slashes from rel.
 func cleanRel(rel string) string {
-	rel = strings.TrimPrefix(rel, "/")
-	return strings.TrimSuffix(rel, "/")
+	return strings.Trim(rel, "/")
 }
 
 // ---- patterns ----
@@ -266,8 +261,9 @@ type runeRange struct{ lo, hi int32 }
 
 type token struct {
 	kind   tokKind
-	negate bool  // tClass
-	c      int32 // tLit; see decode
+	negate bool   // tClass
+	c      int32  // tLit; see decode
+	text   string // tLit: the bytes c was decoded from
 	ranges []runeRange
 }
 
@@ -285,16 +281,23 @@ func (t *token) classMatches(c int32) bool {
 	return in != t.negate
 }
 
-// matcher is a compiled pattern.
+// matcher is a compiled pattern. The subject (the whole path, or its last
+// component for a basename pattern) must start with prefix and end with
+// suffix, and what lies between must be matched by toks, which neither
+// begins (unless float) nor ends (unless andBelow) with a literal.
 type matcher struct {
 	src      string
 	dirOnly  bool // trailing '/'
 	anchored bool // match the whole relative path
 	float    bool // unanchored with "**": match any tail at a component boundary
 	andBelow bool // trailing "/***": also match everything beneath
-	literal  bool // toks are all tLit; lit holds them
-	lit      string
+	literal  bool // the pattern has no wildcard: prefix is all of it
+	prefix   string
+	suffix   string
 	toks     []token
+	// eps[j] is the set of states reachable from state j without consuming
+	// a character, j included; set when len(toks) < 64.
+	eps []uint64
 }
 
 // compile parses pattern into a matcher.
@@ -332,8 +335,6 @@ func compile(pattern string) (*matcher, error) {
 		m.anchored = true
 	}
 
-	var lit strings.Builder
-	m.literal = true
 	hasDStar := false
 	for i := 0; i < len(body); {
 		switch c := body[i]; c {
@@ -353,11 +354,9 @@ func compile(pattern string) (*matcher, error) {
 				m.toks = append(m.toks, token{kind: tDStar})
 				hasDStar = true
 			}
-			m.literal = false
 			i = j
 		case '?':
 			m.toks = append(m.toks, token{kind: tAny})
-			m.literal = false
 			i++
 		case '[':
 			t, n, what := parseClass(body[i:])
@@ -365,31 +364,65 @@ func compile(pattern string) (*matcher, error) {
 				return bad(what)
 			}
 			m.toks = append(m.toks, t)
-			m.literal = false
 			i += n
 		case '\\':
 			if i+1 == len(body) {
 				return bad(`ends in '\'; want a character after '\' (write "\\" for a literal backslash)`)
 			}
 			r, n := decode(body, i+1)
-			m.toks = append(m.toks, token{kind: tLit, c: r})
-			lit.WriteString(body[i+1 : i+1+n])
+			m.toks = append(m.toks, token{kind: tLit, c: r, text: body[i+1 : i+1+n]})
 			i += 1 + n
 		default:
 			r, n := decode(body, i)
-			m.toks = append(m.toks, token{kind: tLit, c: r})
-			lit.WriteString(body[i : i+n])
+			m.toks = append(m.toks, token{kind: tLit, c: r, text: body[i : i+n]})
 			i += n
 		}
 	}
-	if m.literal {
-		m.lit = lit.String()
-		m.toks = nil
+	m.float = !m.anchored && hasDStar
+
+	// Peel the literal runs off both ends, to be checked with plain string
+	// comparisons before (and instead of) running the automaton.
+	toks := m.toks
+	np := 0
+	if !m.float {
+		for np < len(toks) && toks[np].kind == tLit {
+			np++
+		}
 	}
-	if !m.anchored && hasDStar {
-		m.float = true
+	ns := 0
+	if !m.andBelow {
+		for ns < len(toks)-np && toks[len(toks)-1-ns].kind == tLit {
+			ns++
+		}
+	}
+	m.prefix = litText(toks[:np])
+	m.suffix = litText(toks[len(toks)-ns:])
+	m.toks = toks[np : len(toks)-ns]
+	m.literal = len(m.toks) == 0 && !m.float
+	if n := len(m.toks); n < 64 {
+		m.eps = make([]uint64, n+1)
+		for j := n; j >= 0; j-- {
+			m.eps[j] = 1 << j
+			if j == n {
+				continue
+			}
+			switch m.toks[j].kind {
+			case tStar, tDStar:
+				m.eps[j] |= m.eps[j+1]
+			case tDirsGate:
+				m.eps[j] |= m.eps[j+1] | m.eps[j+2]
+			}
+		}
 	}
 	return m, nil
+}
+
+func litText(toks []token) string {
+	var b strings.Builder
+	for _, t := range toks {
+		b.WriteString(t.text)
+	}
+	return b.String()
 }
 
 // parseClass parses the "[...]" at the start of s with path.Match's syntax.
@@ -474,27 +507,98 @@ func (m *matcher) match(rel string, isDir bool) bool {
 		rel = rel[strings.LastIndexByte(rel, '/')+1:]
 	}
 	if m.literal {
-		if rel == m.lit {
+		if rel == m.prefix {
 			return true
 		}
-		return m.andBelow && len(rel) > len(m.lit) && rel[len(m.lit)] == '/' && rel[:len(m.lit)] == m.lit
+		return m.andBelow && len(rel) > len(m.prefix) && rel[len(m.prefix)] == '/' && rel[:len(m.prefix)] == m.prefix
 	}
-	return m.run(rel)
+	if len(rel) < len(m.prefix)+len(m.suffix) ||
+		!strings.HasPrefix(rel, m.prefix) || !strings.HasSuffix(rel, m.suffix) {
+		return false
+	}
+	mid := rel[len(m.prefix) : len(rel)-len(m.suffix)]
+	if len(m.toks) == 1 && !m.andBelow && !m.float {
+		switch m.toks[0].kind {
+		case tStar:
+			return strings.IndexByte(mid, '/') < 0
+		case tDStar:
+			return true
+		}
+	}
+	if m.eps != nil {
+		return m.run64(mid)
+	}
+	return m.run(mid)
 }
 
-// run simulates the pattern's NFA over s: states are token indexes, state
-// len(toks) accepts. Time is O(len(s) * len(toks)), with no allocation for
-// patterns of up to 255 tokens.
+// step reports what t does with the next character c: consume it and move
+// on to the next token (advance), or consume it and stay (stay).
+func (t *token) step(c int32) (advance, stay bool) {
+	switch t.kind {
+	case tLit:
+		return t.c == c, false
+	case tAny:
+		return c != '/', false
+	case tClass:
+		return t.classMatches(c), false
+	case tStar:
+		return false, c != '/'
+	case tDStar:
+		return false, true
+	case tDirsBody:
+		return c == '/', true
+	}
+	return false, false
+}
+
+// run64 simulates the automaton of toks over s when its states fit one
+// word: state j is "toks[:j] have matched", state len(toks) accepts. Time is
+// O(len(s) * len(toks)).
+func (m *matcher) run64(s string) bool {
+	accept := uint64(1) << len(m.toks)
+	cur := m.eps[0]
+	for i := 0; i < len(s); {
+		c, size := decode(s, i)
+		if m.andBelow && c == '/' && cur&accept != 0 {
+			return true
+		}
+		var next uint64
+		for w := cur &^ accept; w != 0; w &= w - 1 {
+			j := bits.TrailingZeros64(w)
+			advance, stay := m.toks[j].step(c)
+			if advance {
+				next |= m.eps[j+1]
+			}
+			if stay {
+				next |= m.eps[j]
+			}
+		}
+		i += size
+		if m.float && c == '/' {
+			next |= m.eps[0]
+		}
+		if next == 0 {
+			if !m.float {
+				return false
+			}
+			// Nothing is live: resume at the next component boundary.
+			k := strings.IndexByte(s[i:], '/')
+			if k < 0 {
+				return false
+			}
+			i += k + 1
+			next = m.eps[0]
+		}
+		cur = next
+	}
+	return cur&accept != 0
+}
+
+// run is run64 for automata of any size, with the state set in a slice.
 func (m *matcher) run(s string) bool {
 	n := len(m.toks)
 	w := (n + 1 + 63) / 64
-	var buf [8]uint64
-	var cur, next []uint64
-	if 2*w <= len(buf) {
-		cur, next = buf[:w], buf[w:2*w]
-	} else {
-		cur, next = make([]uint64, w), make([]uint64, w)
-	}
+	cur, next := make([]uint64, w), make([]uint64, w)
 	setBit(cur, 0)
 	m.closure(cur)
 	for i := 0; i < len(s); {
@@ -510,31 +614,12 @@ func (m *matcher) run(s string) bool {
 				if j == n {
 					continue
 				}
-				t := &m.toks[j]
-				switch t.kind {
-				case tLit:
-					if t.c == c {
-						setBit(next, j+1)
-					}
-				case tAny:
-					if c != '/' {
-						setBit(next, j+1)
-					}
-				case tClass:
-					if t.classMatches(c) {
-						setBit(next, j+1)
-					}
-				case tStar:
-					if c != '/' {
-						setBit(next, j)
-					}
-				case tDStar:
+				advance, stay := m.toks[j].step(c)
+				if advance {
+					setBit(next, j+1)
+				}
+				if stay {
 					setBit(next, j)
-				case tDirsBody:
-					setBit(next, j)
-					if c == '/' {
-						setBit(next, j+1)
-					}
 				}
 			}
 		}
@@ -547,7 +632,6 @@ func (m *matcher) run(s string) bool {
 			if !m.float {
 				return false
 			}
-			// Nothing is live: resume at the next component boundary.
 			k := strings.IndexByte(s[i:], '/')
 			if k < 0 {
 				return false

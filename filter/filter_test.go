@@ -29,139 +29,141 @@ func mustSet(t testing.TB, lines ...string) *Set {
 	return NewSet(mustRules(t, lines...)...)
 }
 
+const dir, file = true, false
+
+var matchTests = []struct {
+	pattern string
+	rel     string
+	isDir   bool
+	want    bool
+}{
+	// '*' and basename patterns at any depth.
+	{"*.tmp", "a.tmp", file, true},
+	{"*.tmp", "home/alice/a.tmp", file, true},
+	{"*.tmp", "x.tmp", dir, true},
+	{"*.tmp", "home/a.tmpx", file, false},
+	{"*.tmp", "a.tmp/b", file, false},
+	{"*.tmp", ".tmp", file, true},
+	{"*", "a", file, true},
+	{"*", "home/alice/x", file, true},
+	{"a*b", "a/b", file, false},
+	{"Cache", "Cache", dir, true},
+	{"Cache", "home/alice/Cache", dir, true},
+	{"Cache", "home/alice/Cache", file, true},
+	{"Cache", "home/alice/CacheX", dir, false},
+	{"Cache", "home/Cache/x", file, false},
+	{"My Documents", "home/My Documents", dir, true},
+	// '?'
+	{"?", "a", file, true},
+	{"?", "ab", file, false},
+	{"?", "é", file, true},
+	{"a?c", "abc", file, true},
+	{"a?c", "a/c", file, false},
+	{"?.txt", "日.txt", file, true},
+	// Character classes.
+	{"[abc].txt", "b.txt", file, true},
+	{"[abc].txt", "d.txt", file, false},
+	{"[^abc].txt", "d.txt", file, true},
+	{"[^abc].txt", "a.txt", file, false},
+	{"[a-c]x", "bx", file, true},
+	{"[a-c]x", "dx", file, false},
+	{"[a-cx-z]", "y", file, true},
+	{`[\]]`, "]", file, true},
+	{`[a\-z]`, "-", file, true},
+	{`[a\-z]`, "b", file, false},
+	{"[é-ü]", "ö", file, true},
+	{"a[^x]b", "a/b", file, false}, // classes never match '/'
+	// "**"
+	{"**", "a", file, true},
+	{"**", "a/b/c", file, true},
+	{"home/**", "home/a", file, true},
+	{"home/**", "home/a/b", dir, true},
+	{"home/**", "home", dir, false},
+	{"home/**/Cache", "home/Cache", dir, true},
+	{"home/**/Cache", "home/a/Cache", dir, true},
+	{"home/**/Cache", "home/a/b/Cache", dir, true},
+	{"home/**/Cache", "home/aCache", dir, false},
+	{"home/**/Cache", "x/home/a/Cache", dir, false},
+	{"home/**/Cache", "home/a/Cache/x", file, false},
+	{"**/Cache", "Cache", dir, true},
+	{"**/Cache", "a/b/Cache", dir, true},
+	{"**/Cache", "a/bCache", dir, false},
+	{"/**/x/**/y", "x/y", file, true},
+	{"/**/x/**/y", "a/x/b/c/y", file, true},
+	{"a/**b", "a/x/yb", file, true},
+	{"a/**b", "a/b", file, true},
+	{"a/b**", "a/b", file, true},
+	{"a/b**", "a/bc/d", file, true},
+	{"**.tmp", "a/b.tmp", file, true},
+	{"**.tmp", "b.tmp", file, true},
+	{"***", "a/b", file, true},
+	// "**" without '/' floats: any tail at a component boundary.
+	{"Cache**", "home/Cache/x", file, true},
+	{"Cache**", "Cache", dir, true},
+	{"Cache**", "home/xCache/y", file, false},
+	{"a**b", "a/x/b", file, true},
+	{"a**b", "x/a/y/b", file, true},
+	{"a**b", "xa/b", file, false},
+	{"a**b", "a/b/c", file, false},
+	// Anchoring.
+	{"/tmp", "tmp", dir, true},
+	{"/tmp", "home/tmp", dir, false},
+	{"tmp", "home/tmp", dir, true},
+	{"home/alice", "home/alice", dir, true},
+	{"home/alice", "x/home/alice", dir, false},
+	{"home/alice", "home/alice/x", file, false},
+	{"/home/alice", "home/alice", dir, true},
+	{"home/*/Cache", "home/alice/Cache", dir, true},
+	{"home/*/Cache", "home/a/b/Cache", dir, false},
+	{"home/*/Cache", "x/home/alice/Cache", dir, false},
+	{"/*.tmp", "a.tmp", file, true},
+	{"/*.tmp", "x/a.tmp", file, false},
+	// Directory-only rules.
+	{"Cache/", "a/Cache", dir, true},
+	{"Cache/", "a/Cache", file, false},
+	{"/home/*/", "home/a", dir, true},
+	{"/home/*/", "home/a", file, false},
+	{"home/*/", "home/a/b", dir, false},
+	{"*/", "anything", dir, true},
+	{"*/", "anything", file, false},
+	// "/***": the directory and everything beneath it.
+	{"home/alice/***", "home/alice", dir, true},
+	{"home/alice/***", "home/alice/x/y", file, true},
+	{"home/alice/***", "home/alicex", dir, false},
+	{"home/alice/***", "home", dir, false},
+	{"home/*/***", "home/bob/Documents/a", file, true},
+	{"home/*/***", "home/bob", dir, true},
+	{"home/*/***", "homer/bob", dir, false},
+	{"home/*/***/", "home/bob/x", file, false},
+	{"home/*/***/", "home/bob/x", dir, true},
+	// Escapes.
+	{`\*.txt`, "*.txt", file, true},
+	{`\*.txt`, "a.txt", file, false},
+	{`a\?`, "a?", file, true},
+	{`a\?`, "ab", file, false},
+	{`\[x]`, "[x]", file, true},
+	{`a\\b`, `a\b`, file, true},
+	// Bytes that are not UTF-8 match only themselves, and are one
+	// character to '?' and '*'.
+	{"\xff.txt", "\xff.txt", file, true},
+	{"\xff.txt", "\xfe.txt", file, false},
+	{"\xff.txt", "\uFFFD.txt", file, false},
+	{"*.txt", "d/\xff.txt", file, true},
+	{"?.txt", "\xff.txt", file, true},
+	{"[^a].txt", "\xff.txt", file, true},
+	{"a/\xff*", "a/\xffb", file, true},
+	// The root is never matched; surrounding slashes on rel are ignored.
+	{"*", "", dir, false},
+	{"**", "", dir, false},
+	{"*.tmp", "/home/a.tmp", file, true},
+	{"/home/a", "home/a/", dir, true},
+	// Names with newlines.
+	{"a*b", "a\nb", file, true},
+	{"a/**", "a/x\n/y", file, true},
+}
+
 func TestPatternMatch(t *testing.T) {
-	const dir, file = true, false
-	tests := []struct {
-		pattern string
-		rel     string
-		isDir   bool
-		want    bool
-	}{
-		// '*' and basename patterns at any depth.
-		{"*.tmp", "a.tmp", file, true},
-		{"*.tmp", "home/alice/a.tmp", file, true},
-		{"*.tmp", "x.tmp", dir, true},
-		{"*.tmp", "home/a.tmpx", file, false},
-		{"*.tmp", "a.tmp/b", file, false},
-		{"*.tmp", ".tmp", file, true},
-		{"*", "a", file, true},
-		{"*", "home/alice/x", file, true},
-		{"a*b", "a/b", file, false},
-		{"Cache", "Cache", dir, true},
-		{"Cache", "home/alice/Cache", dir, true},
-		{"Cache", "home/alice/Cache", file, true},
-		{"Cache", "home/alice/CacheX", dir, false},
-		{"Cache", "home/Cache/x", file, false},
-		{"My Documents", "home/My Documents", dir, true},
-		// '?'
-		{"?", "a", file, true},
-		{"?", "ab", file, false},
-		{"?", "é", file, true},
-		{"a?c", "abc", file, true},
-		{"a?c", "a/c", file, false},
-		{"?.txt", "日.txt", file, true},
-		// Character classes.
-		{"[abc].txt", "b.txt", file, true},
-		{"[abc].txt", "d.txt", file, false},
-		{"[^abc].txt", "d.txt", file, true},
-		{"[^abc].txt", "a.txt", file, false},
-		{"[a-c]x", "bx", file, true},
-		{"[a-c]x", "dx", file, false},
-		{"[a-cx-z]", "y", file, true},
-		{`[\]]`, "]", file, true},
-		{`[a\-z]`, "-", file, true},
-		{`[a\-z]`, "b", file, false},
-		{"[é-ü]", "ö", file, true},
-		{"a[^x]b", "a/b", file, false}, // classes never match '/'
-		// "**"
-		{"**", "a", file, true},
-		{"**", "a/b/c", file, true},
-		{"home/**", "home/a", file, true},
-		{"home/**", "home/a/b", dir, true},
-		{"home/**", "home", dir, false},
-		{"home/**/Cache", "home/Cache", dir, true},
-		{"home/**/Cache", "home/a/Cache", dir, true},
-		{"home/**/Cache", "home/a/b/Cache", dir, true},
-		{"home/**/Cache", "home/aCache", dir, false},
-		{"home/**/Cache", "x/home/a/Cache", dir, false},
-		{"home/**/Cache", "home/a/Cache/x", file, false},
-		{"**/Cache", "Cache", dir, true},
-		{"**/Cache", "a/b/Cache", dir, true},
-		{"**/Cache", "a/bCache", dir, false},
-		{"/**/x/**/y", "x/y", file, true},
-		{"/**/x/**/y", "a/x/b/c/y", file, true},
-		{"a/**b", "a/x/yb", file, true},
-		{"a/**b", "a/b", file, true},
-		{"a/b**", "a/b", file, true},
-		{"a/b**", "a/bc/d", file, true},
-		{"**.tmp", "a/b.tmp", file, true},
-		{"**.tmp", "b.tmp", file, true},
-		{"***", "a/b", file, true},
-		// "**" without '/' floats: any tail at a component boundary.
-		{"Cache**", "home/Cache/x", file, true},
-		{"Cache**", "Cache", dir, true},
-		{"Cache**", "home/xCache/y", file, false},
-		{"a**b", "a/x/b", file, true},
-		{"a**b", "x/a/y/b", file, true},
-		{"a**b", "xa/b", file, false},
-		{"a**b", "a/b/c", file, false},
-		// Anchoring.
-		{"/tmp", "tmp", dir, true},
-		{"/tmp", "home/tmp", dir, false},
-		{"tmp", "home/tmp", dir, true},
-		{"home/alice", "home/alice", dir, true},
-		{"home/alice", "x/home/alice", dir, false},
-		{"home/alice", "home/alice/x", file, false},
-		{"/home/alice", "home/alice", dir, true},
-		{"home/*/Cache", "home/alice/Cache", dir, true},
-		{"home/*/Cache", "home/a/b/Cache", dir, false},
-		{"home/*/Cache", "x/home/alice/Cache", dir, false},
-		{"/*.tmp", "a.tmp", file, true},
-		{"/*.tmp", "x/a.tmp", file, false},
-		// Directory-only rules.
-		{"Cache/", "a/Cache", dir, true},
-		{"Cache/", "a/Cache", file, false},
-		{"/home/*/", "home/a", dir, true},
-		{"/home/*/", "home/a", file, false},
-		{"home/*/", "home/a/b", dir, false},
-		{"*/", "anything", dir, true},
-		{"*/", "anything", file, false},
-		// "/***": the directory and everything beneath it.
-		{"home/alice/***", "home/alice", dir, true},
-		{"home/alice/***", "home/alice/x/y", file, true},
-		{"home/alice/***", "home/alicex", dir, false},
-		{"home/alice/***", "home", dir, false},
-		{"home/*/***", "home/bob/Documents/a", file, true},
-		{"home/*/***", "home/bob", dir, true},
-		{"home/*/***", "homer/bob", dir, false},
-		{"home/*/***/", "home/bob/x", file, false},
-		{"home/*/***/", "home/bob/x", dir, true},
-		// Escapes.
-		{`\*.txt`, "*.txt", file, true},
-		{`\*.txt`, "a.txt", file, false},
-		{`a\?`, "a?", file, true},
-		{`a\?`, "ab", file, false},
-		{`\[x]`, "[x]", file, true},
-		{`a\\b`, `a\b`, file, true},
-		// Bytes that are not UTF-8 match only themselves, and are one
-		// character to '?' and '*'.
-		{"\xff.txt", "\xff.txt", file, true},
-		{"\xff.txt", "\xfe.txt", file, false},
-		{"\xff.txt", "\uFFFD.txt", file, false},
-		{"*.txt", "d/\xff.txt", file, true},
-		{"?.txt", "\xff.txt", file, true},
-		{"[^a].txt", "\xff.txt", file, true},
-		{"a/\xff*", "a/\xffb", file, true},
-		// The root is never matched; surrounding slashes on rel are ignored.
-		{"*", "", dir, false},
-		{"**", "", dir, false},
-		{"*.tmp", "/home/a.tmp", file, true},
-		{"/home/a", "home/a/", dir, true},
-		// Names with newlines.
-		{"a*b", "a\nb", file, true},
-		{"a/**", "a/x\n/y", file, true},
-	}
-	for _, tt := range tests {
+	for _, tt := range matchTests {
 		r, err := Include(tt.pattern)
 		if err != nil {
 			t.Fatalf("Include(%q): %v", tt.pattern, err)
@@ -170,6 +172,26 @@ func TestPatternMatch(t *testing.T) {
 		if got != tt.want || (got && !include) {
 			t.Errorf("pattern %q, Match(%q, isDir=%v) = %v, %v; want %v, %v",
 				tt.pattern, tt.rel, tt.isDir, include, got, tt.want, tt.want)
+		}
+	}
+}
+
+// TestAutomatonSizes checks that the general automaton (used for patterns
+// of 64 or more tokens) agrees with the one-word one on every case above.
+func TestAutomatonSizes(t *testing.T) {
+	for _, tt := range matchTests {
+		m, err := compile(tt.pattern)
+		if err != nil {
+			t.Fatalf("compile(%q): %v", tt.pattern, err)
+		}
+		general := *m
+		general.eps = nil
+		rel := cleanRel(tt.rel)
+		if rel == "" {
+			continue
+		}
+		if got, want := general.match(rel, tt.isDir), m.match(rel, tt.isDir); got != want || got != tt.want {
+			t.Errorf("pattern %q, %q: general automaton %v, one-word %v; want %v", tt.pattern, tt.rel, got, want, tt.want)
 		}
 	}
 }
@@ -551,6 +573,7 @@ func TestSelected(t *testing.T) {
 				{"home", true, true},               // every directory
 				{"home/a/Music", true, true},
 				{"", true, true},
+				{"/", false, true}, // the root, however it is asked about
 			},
 		},
 		{
@@ -691,6 +714,12 @@ func TestWorstCase(t *testing.T) {
 	rel := strings.Repeat("a/", 2000) + "c"
 	if s.Excluded(rel, false) {
 		t.Errorf("matched a path without 'b'")
+	}
+	if !s.Excluded("x/"+strings.Repeat("a", 30)+"b", false) {
+		t.Errorf("did not match a tail of 30 a's and a b")
+	}
+	if s.Excluded("x/"+strings.Repeat("a", 29)+"b", false) {
+		t.Errorf("matched a tail of 29 a's and a b")
 	}
 }
 

@@ -240,7 +240,9 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 			continue
 		}
 		stored := path.Join(storedDir, e.Name)
-		if !r.opts.Filter.Selected(stored, e.Type == manifest.TypeDir) {
+		isDir := e.Type == manifest.TypeDir
+		// Excludes win over includes, also when they name an ancestor.
+		if r.opts.Filter.Excluded(stored, isDir) || !r.opts.Filter.Selected(stored, isDir) {
 			continue
 		}
 		rel, err := r.mapPath(stored)
