@@ -117,6 +117,8 @@ type fileJob struct {
 	linkOf *fileJob
 	done   chan struct{}
 	failed bool
+	// unchanged is set when the parent record's chunks were reused.
+	unchanged bool
 }
 
 type compressJob struct {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/pkg/xattr"
 
@@ -76,6 +77,9 @@ func readXattrs(abs string) map[string][]byte {
 	}
 	out := make(map[string][]byte, len(names))
 	for _, n := range names {
+		if !utf8.ValidString(n) {
+			continue // not representable in a tree; such names do not occur in practice
+		}
 		if v, err := xattr.LGet(abs, n); err == nil {
 			out[n] = v
 		}
@@ -100,7 +104,7 @@ func (n *nameCache) user(id uint32) string {
 		return s
 	}
 	s := ""
-	if u, err := user.LookupId(strconv.FormatUint(uint64(id), 10)); err == nil {
+	if u, err := user.LookupId(strconv.FormatUint(uint64(id), 10)); err == nil && utf8.ValidString(u.Username) {
 		s = u.Username
 	}
 	n.users[id] = s
@@ -114,7 +118,7 @@ func (n *nameCache) group(id uint32) string {
 		return s
 	}
 	s := ""
-	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(id), 10)); err == nil {
+	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(id), 10)); err == nil && utf8.ValidString(g.Name) {
 		s = g.Name
 	}
 	n.groups[id] = s
@@ -154,6 +158,9 @@ func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *f
 		<-job.linkOf.done
 		if !job.linkOf.failed && job.linkOf.entry.Size == e.Size && job.linkOf.entry.MTimeNs == e.MTimeNs {
 			e.Chunks = job.linkOf.entry.Chunks
+			if job.linkOf.unchanged {
+				c.progress.Unchanged.Add(1)
+			}
 			c.progress.BytesDone.Add(e.Size)
 			return nil
 		}
@@ -161,6 +168,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *f
 	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete &&
 		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks) {
 		e.Chunks = p.Chunks
+		job.unchanged = true
 		c.progress.Unchanged.Add(1)
 		c.progress.BytesDone.Add(e.Size)
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -13,10 +14,10 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// seededBytes returns n pseudo-random bytes from ChaCha8 seeded with seed.
+// chunkerTestData returns n pseudo-random bytes from ChaCha8 seeded with seed.
 // ChaCha8's output is specified (C2SP chacha8rand), so the bytes, and
 // therefore the golden cut points below, do not depend on the Go version.
-func seededBytes(seed byte, n int) []byte {
+func chunkerTestData(seed byte, n int) []byte {
 	var key [32]byte
 	key[0] = seed
 	b := make([]byte, n)
@@ -109,7 +110,7 @@ func chunkLens(t testing.TB, c *Chunker, want []byte) []int {
 	return lens
 }
 
-func mustParams(t testing.TB, avg int) ChunkerParams {
+func mustChunkerParams(t testing.TB, avg int) ChunkerParams {
 	t.Helper()
 	p, err := ChunkerParamsForAvg(avg)
 	if err != nil {
@@ -119,8 +120,8 @@ func mustParams(t testing.TB, avg int) ChunkerParams {
 }
 
 func TestChunkerRoundTrip(t *testing.T) {
-	p := mustParams(t, 64<<10)
-	big := seededBytes(1, 20<<20)
+	p := mustChunkerParams(t, 64<<10)
+	big := chunkerTestData(1, 20<<20)
 	sizes := []struct {
 		name string
 		n    int
@@ -176,11 +177,11 @@ func TestChunkerRoundTrip(t *testing.T) {
 // transcription of the FastCDC normalized-chunking loop, over a long stream
 // so that many refills and forced Max cuts are covered.
 func TestChunkerMatchesReference(t *testing.T) {
-	p := mustParams(t, 64<<10)
+	p := mustChunkerParams(t, 64<<10)
 	// Mostly random, plus a long run of zeros: the gear hash of a constant
 	// run never satisfies the mask, so that part is cut at Max.
-	data := append(seededBytes(2, 8<<20), make([]byte, 3*p.Max+17)...)
-	data = append(data, seededBytes(3, 1<<20)...)
+	data := append(chunkerTestData(2, 8<<20), make([]byte, 3*p.Max+17)...)
+	data = append(data, chunkerTestData(3, 1<<20)...)
 
 	maskS, maskL := chunkerMasks(p.Avg)
 	var want []int
@@ -224,7 +225,7 @@ func TestChunkerMatchesReference(t *testing.T) {
 // definition for every length up to a few blocks and masks loose enough
 // that matches land on every position within a block.
 func TestGearScan(t *testing.T) {
-	data := seededBytes(12, 1<<16)
+	data := chunkerTestData(12, 1<<16)
 	for _, mask := range []uint64{1 << 63, 0xc000000000000000, 0x8000800000000000, 0xe000000000000000, ^uint64(0)} {
 		for off := 0; off < 512; off += 3 {
 			for n := 0; n <= 40; n++ {
@@ -248,10 +249,10 @@ func TestGearScan(t *testing.T) {
 }
 
 func TestChunkerMeanSize(t *testing.T) {
-	data := seededBytes(4, 64<<20)
+	data := chunkerTestData(4, 64<<20)
 	for _, avg := range []int{64 << 10, 256 << 10, 1 << 20} {
 		t.Run(fmt.Sprint(avg>>10, "KiB"), func(t *testing.T) {
-			p := mustParams(t, avg)
+			p := mustChunkerParams(t, avg)
 			lens := chunkLens(t, NewChunker(bytes.NewReader(data), p), data)
 			mean := float64(len(data)) / float64(len(lens))
 			t.Logf("avg %d: %d chunks, mean %.0f (%.2fx)", avg, len(lens), mean, mean/float64(avg))
@@ -266,7 +267,7 @@ func TestChunkerMeanSize(t *testing.T) {
 // the middle of a large stream changes only the chunks next to it, because
 // boundaries resynchronize after the edit.
 func TestChunkerEditLocality(t *testing.T) {
-	orig := seededBytes(5, 32<<20)
+	orig := chunkerTestData(5, 32<<20)
 	mid := len(orig) / 2
 	inserted := bytes.Repeat([]byte("x"), 100)
 	edits := []struct {
@@ -277,7 +278,7 @@ func TestChunkerEditLocality(t *testing.T) {
 		{"delete100", append(append([]byte{}, orig[:mid]...), orig[mid+100:]...)},
 	}
 	for _, avg := range []int{64 << 10, 256 << 10, 1 << 20} {
-		p := mustParams(t, avg)
+		p := mustChunkerParams(t, avg)
 		c := NewChunker(nil, p)
 		old := chunkHashes(t, c, orig)
 		oldSet := make(map[[32]byte]bool, len(old))
@@ -327,8 +328,8 @@ func chunkHashes(t testing.TB, c *Chunker, data []byte) [][32]byte {
 // chunk boundaries and new backups would stop deduplicating against every
 // existing store. Do not update these values; version the algorithm instead.
 func TestChunkerGolden(t *testing.T) {
-	p := mustParams(t, 64<<10)
-	data := seededBytes(42, 4<<20)
+	p := mustChunkerParams(t, 64<<10)
+	data := chunkerTestData(42, 4<<20)
 	// Cumulative offsets of the first 12 boundaries, recorded from the first
 	// implementation.
 	want := []int{72593, 102771, 223919, 312960, 393274, 466960, 533535, 622056, 704622, 774593, 849828, 930015}
@@ -375,30 +376,31 @@ func TestGearTableGolden(t *testing.T) {
 }
 
 func TestChunkerMasks(t *testing.T) {
+	// Pinned like the golden cut points: the masks are part of the format.
+	for _, tc := range []struct {
+		avg          int
+		maskS, maskL uint64
+	}{
+		{64 << 10, 0x9249249249249000, 0x8888888888888800},
+		{1 << 20, 0xaaaaaaaaaaa00000, 0x9249249249249000},
+	} {
+		if s, l := chunkerMasks(tc.avg); s != tc.maskS || l != tc.maskL {
+			t.Errorf("chunkerMasks(%d) = %#016x, %#016x, want %#016x, %#016x", tc.avg, s, l, tc.maskS, tc.maskL)
+		}
+	}
 	for _, avg := range []int{64 << 10, 1 << 20, 64 << 20} {
 		s, l := chunkerMasks(avg)
-		bits := 0
-		for avg>>bits > 1 {
-			bits++
+		log2 := bits.TrailingZeros(uint(avg))
+		if got := bits.OnesCount64(s); got != log2+2 {
+			t.Errorf("avg %d: maskS %#x has %d ones, want %d", avg, s, got, log2+2)
 		}
-		if got := onesCount(s); got != bits+2 {
-			t.Errorf("avg %d: maskS %#x has %d ones, want %d", avg, s, got, bits+2)
-		}
-		if got := onesCount(l); got != bits-2 {
-			t.Errorf("avg %d: maskL %#x has %d ones, want %d", avg, l, got, bits-2)
+		if got := bits.OnesCount64(l); got != log2-2 {
+			t.Errorf("avg %d: maskL %#x has %d ones, want %d", avg, l, got, log2-2)
 		}
 		if s>>63 != 1 || l>>63 != 1 {
 			t.Errorf("avg %d: masks %#x %#x do not start at bit 63", avg, s, l)
 		}
 	}
-}
-
-func onesCount(x uint64) int {
-	n := 0
-	for ; x != 0; x &= x - 1 {
-		n++
-	}
-	return n
 }
 
 func TestChunkerParams(t *testing.T) {
@@ -460,9 +462,9 @@ func TestNewChunkerPanicsOnInvalidParams(t *testing.T) {
 }
 
 func TestChunkerReset(t *testing.T) {
-	p := mustParams(t, 64<<10)
-	a := seededBytes(6, 3<<20)
-	b := seededBytes(7, 5<<20)
+	p := mustChunkerParams(t, 64<<10)
+	a := chunkerTestData(6, 3<<20)
+	b := chunkerTestData(7, 5<<20)
 	want := chunkLens(t, NewChunker(bytes.NewReader(b), p), b)
 
 	c := NewChunker(bytes.NewReader(a), p)
@@ -495,9 +497,9 @@ func TestChunkerReset(t *testing.T) {
 }
 
 func TestChunkerReadError(t *testing.T) {
-	p := mustParams(t, 64<<10)
+	p := mustChunkerParams(t, 64<<10)
 	boom := errors.New("boom")
-	data := seededBytes(8, 10<<20)
+	data := chunkerTestData(8, 10<<20)
 	c := NewChunker(io.MultiReader(bytes.NewReader(data), iotest.ErrReader(boom)), p)
 	var err error
 	total := 0
@@ -516,21 +518,21 @@ func TestChunkerReadError(t *testing.T) {
 		t.Fatalf("error is not sticky: second Next returned %v", err2)
 	}
 
-	c.Reset(readerFunc(func([]byte) (int, error) { return 0, nil })) // (0, nil) forever
+	c.Reset(chunkerReadFunc(func([]byte) (int, error) { return 0, nil })) // (0, nil) forever
 	if _, err := c.Next(); !errors.Is(err, io.ErrNoProgress) {
 		t.Fatalf("endless empty reads: err = %v, want io.ErrNoProgress", err)
 	}
 }
 
-type readerFunc func([]byte) (int, error)
+type chunkerReadFunc func([]byte) (int, error)
 
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+func (f chunkerReadFunc) Read(p []byte) (int, error) { return f(p) }
 
 // TestChunkerNoAllocs checks that steady-state chunking allocates nothing,
 // i.e. memory does not grow with the stream.
 func TestChunkerNoAllocs(t *testing.T) {
-	p := mustParams(t, 64<<10)
-	data := seededBytes(9, 4<<20)
+	p := mustChunkerParams(t, 64<<10)
+	data := chunkerTestData(9, 4<<20)
 	rd := bytes.NewReader(data)
 	c := NewChunker(rd, p)
 	allocs := testing.AllocsPerRun(5, func() {

@@ -101,8 +101,12 @@ func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
 		if rawLen > MaxBlobSize {
 			return nil, fmt.Errorf("blob length %d over limit: %w", rawLen, ErrCorrupt)
 		}
-		if cap(dst) < rawLen {
-			dst = make([]byte, 0, rawLen)
+		// Size the output from the claimed length only up to a bound that
+		// depends on the stored bytes: a damaged entry claiming 256 MiB for
+		// ten bytes must not allocate 256 MiB. Real high ratios still work;
+		// the decoder grows dst as it goes.
+		if want := min(rawLen, 64*len(stored)+64<<10); cap(dst) < want {
+			dst = make([]byte, 0, want)
 		}
 		out, err := zstdDecoder().DecodeAll(stored, dst[:0])
 		if err != nil {

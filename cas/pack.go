@@ -296,7 +296,7 @@ func ReadBlob(r io.ReaderAt, e PackEntry, h *Hasher, buf []byte) ([]byte, error)
 			return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), err)
 		}
 	}
-	if err := h.Verify(e.ID, plain); err != nil {
+	if err := h.Verify(e.Type, e.ID, plain); err != nil {
 		return nil, err
 	}
 	return plain, nil

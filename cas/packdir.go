@@ -209,6 +209,9 @@ func (d *PackDir) Stat(id ID) (int64, error) {
 // ReadTrailer reads the trailer of pack id.
 func (d *PackDir) ReadTrailer(id ID) ([]PackEntry, error) {
 	f, err := os.Open(d.Path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pack %s is missing: %w", id.Short(), ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open pack %s: %w", id.Short(), err)
 	}

@@ -93,8 +93,9 @@ func (r *Repo) removeStaleTemp() {
 	}
 }
 
-// Close commits open packs and releases the store. Close after an error
-// aborts open packs instead: nothing half-written becomes visible.
+// Close releases the store. Open packs are aborted, never committed: data
+// reaches the store only through Flush or CommitRecord, so an interrupted
+// operation leaves nothing half-written behind.
 func (r *Repo) Close() error {
 	r.abortOpen()
 	err := r.ix.Close()
@@ -215,7 +216,7 @@ func (r *Repo) Flush() error {
 // PutBlob hashes, compresses and stores plain unless already present.
 // It returns the blob's ID and whether it was new.
 func (r *Repo) PutBlob(t cas.BlobType, plain []byte) (cas.ID, bool, error) {
-	id := r.Hasher.Sum(plain)
+	id := r.Hasher.SumBlob(t, plain)
 	isNew, err := r.Reserve(id)
 	if err != nil || !isNew {
 		return id, false, err

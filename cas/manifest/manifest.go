@@ -35,23 +35,28 @@ type Chunk struct {
 
 // Entry is one name in a directory.
 type Entry struct {
-	Name       string            `json:"name"`
-	Type       Type              `json:"type"`
-	Mode       uint32            `json:"mode"` // permission and setuid/setgid/sticky bits (fs.FileMode bits, no type bits)
-	UID        uint32            `json:"uid"`
-	GID        uint32            `json:"gid"`
-	User       string            `json:"user,omitempty"`
-	Group      string            `json:"group,omitempty"`
-	MTimeNs    int64             `json:"mtime_ns"`
-	CTimeNs    int64             `json:"ctime_ns,omitempty"` // change detection only; never restored
-	Inode      uint64            `json:"inode,omitempty"`    // change detection only
-	Size       uint64            `json:"size,omitempty"`
-	Target     string            `json:"target,omitempty"` // symlink target
-	Xattrs     map[string][]byte `json:"xattrs,omitempty"`
-	Chunks     []Chunk           `json:"chunks,omitempty"`
-	Subtree    cas.ID            `json:"subtree,omitzero"`
-	HardLink   string            `json:"hardlink,omitempty"` // same value = same inode in the source
-	Incomplete bool              `json:"incomplete,omitempty"`
+	Name     string            `json:"name"`
+	Type     Type              `json:"type"`
+	Mode     uint32            `json:"mode"` // permission and setuid/setgid/sticky bits (fs.FileMode bits, no type bits)
+	UID      uint32            `json:"uid"`
+	GID      uint32            `json:"gid"`
+	User     string            `json:"user,omitempty"`
+	Group    string            `json:"group,omitempty"`
+	MTimeNs  int64             `json:"mtime_ns"`
+	CTimeNs  int64             `json:"ctime_ns,omitempty"` // change detection only; never restored
+	Inode    uint64            `json:"inode,omitempty"`    // change detection only
+	Size     uint64            `json:"size,omitempty"`
+	Target   string            `json:"target,omitempty"` // symlink target
+	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
+	Chunks   []Chunk           `json:"chunks,omitempty"`
+	Subtree  cas.ID            `json:"subtree,omitzero"`
+	HardLink string            `json:"hardlink,omitempty"` // same value = same inode in the source
+	// NameRaw and TargetRaw carry a name or symlink target that is not valid
+	// UTF-8 (legal on Linux, not representable in a JSON string). They exist
+	// only in the encoding: Encode fills them, DecodeTree folds them back.
+	NameRaw    []byte `json:"name_raw,omitempty"`
+	TargetRaw  []byte `json:"target_raw,omitempty"`
+	Incomplete bool   `json:"incomplete,omitempty"`
 }
 
 // Tree is one directory's entries, sorted by name.
@@ -118,8 +123,11 @@ func (t *Tree) Check() error {
 		default:
 			return fmt.Errorf("entry %q has unknown type %q: %w", e.Name, e.Type, cas.ErrCorrupt)
 		}
+		if !utf8.ValidString(e.User) || !utf8.ValidString(e.Group) || e.NameRaw != nil || e.TargetRaw != nil {
+			return fmt.Errorf("entry %q has non-UTF-8 owner names or unfolded raw fields: %w", e.Name, cas.ErrCorrupt)
+		}
 		for k := range e.Xattrs {
-			if k == "" || strings.Contains(k, "\x00") {
+			if k == "" || strings.Contains(k, "\x00") || !utf8.ValidString(k) {
 				return fmt.Errorf("entry %q has an invalid xattr name: %w", e.Name, cas.ErrCorrupt)
 			}
 		}
@@ -135,7 +143,41 @@ func (t *Tree) Encode() ([]byte, error) {
 	if err := t.Check(); err != nil {
 		return nil, fmt.Errorf("encode tree: %w", err)
 	}
-	return json.Marshal(t)
+	wire := *t
+	for i, e := range t.Entries {
+		if utf8.ValidString(e.Name) && utf8.ValidString(e.Target) {
+			continue
+		}
+		if wire.Entries == nil || &wire.Entries[0] == &t.Entries[0] {
+			wire.Entries = slices.Clone(t.Entries)
+		}
+		w := &wire.Entries[i]
+		if !utf8.ValidString(e.Name) {
+			w.NameRaw, w.Name = []byte(e.Name), ""
+		}
+		if !utf8.ValidString(e.Target) {
+			w.TargetRaw, w.Target = []byte(e.Target), ""
+		}
+	}
+	return json.Marshal(&wire)
+}
+
+// unwire folds raw names and targets back, accepting only the canonical
+// form Encode writes (raw fields only for bytes that are not UTF-8).
+func (e *Entry) unwire() error {
+	if e.NameRaw != nil {
+		if e.Name != "" || utf8.Valid(e.NameRaw) {
+			return fmt.Errorf("entry with non-canonical name_raw: %w", cas.ErrCorrupt)
+		}
+		e.Name, e.NameRaw = string(e.NameRaw), nil
+	}
+	if e.TargetRaw != nil {
+		if e.Target != "" || utf8.Valid(e.TargetRaw) {
+			return fmt.Errorf("entry %q with non-canonical target_raw: %w", e.Name, cas.ErrCorrupt)
+		}
+		e.Target, e.TargetRaw = string(e.TargetRaw), nil
+	}
+	return nil
 }
 
 // DecodeTree decodes and validates a tree blob.
@@ -148,6 +190,11 @@ func DecodeTree(b []byte) (*Tree, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("decode tree: trailing data: %w", cas.ErrCorrupt)
+	}
+	for i := range t.Entries {
+		if err := t.Entries[i].unwire(); err != nil {
+			return nil, fmt.Errorf("decode tree: %w", err)
+		}
 	}
 	if err := t.Check(); err != nil {
 		return nil, fmt.Errorf("decode tree: %w", err)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"smp/capture"
+	"smp/cas/manifest"
 	"smp/filter"
 )
 
@@ -28,6 +30,19 @@ func runCapture(ctx context.Context, args []string) error {
 	}
 	if *computer == "" {
 		return usagef("--computer NAME is required")
+	}
+	if err := manifest.CheckName("computer", *computer); err != nil {
+		return usagef("--computer: %v", err)
+	}
+	for _, u := range *users {
+		if err := manifest.CheckName("user", u); err != nil {
+			return usagef("--user: %v", err)
+		}
+	}
+	for _, p := range fs.Args() {
+		if c := path.Clean(filepath.ToSlash(p)); c == ".." || strings.HasPrefix(c, "../") {
+			return usagef("PATH %q leaves the source root: give paths relative to --root", p)
+		}
 	}
 	rootAbs, err := filepath.Abs(*root)
 	if err != nil {

@@ -1,0 +1,182 @@
+package cas
+
+import (
+	"bytes"
+	"errors"
+	"runtime"
+	"slices"
+	"testing"
+)
+
+func TestCompressRoundTrip(t *testing.T) {
+	half := append(textBytes(4000), randomBytes(3, 4000)...)
+	tests := []struct {
+		name  string
+		plain []byte
+		want  Compression
+	}{
+		{"nil", nil, CompressionNone},
+		{"empty", []byte{}, CompressionNone},
+		{"one byte", []byte{'x'}, CompressionNone},
+		{"63 zero bytes (under the 64 byte floor)", make([]byte, 63), CompressionNone},
+		{"64 zero bytes", make([]byte, 64), CompressionZstd},
+		{"text 1 KiB", textBytes(1 << 10), CompressionZstd},
+		{"text 1 MiB", textBytes(1 << 20), CompressionZstd},
+		{"zeros 4 MiB", make([]byte, 4<<20), CompressionZstd},
+		{"random 64 B", randomBytes(1, 64), CompressionNone},
+		{"random 100 KiB", randomBytes(2, 100<<10), CompressionNone},
+		{"half text half random", half, CompressionZstd},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stored, c := Compress(nil, tt.plain)
+			if c != tt.want {
+				t.Fatalf("Compress chose %v, want %v (stored %d of %d bytes)", c, tt.want, len(stored), len(tt.plain))
+			}
+			switch c {
+			case CompressionNone:
+				if !bytes.Equal(stored, tt.plain) {
+					t.Errorf("raw stored bytes differ from plaintext")
+				}
+			case CompressionZstd:
+				if float64(len(stored)) > float64(len(tt.plain))*storeRawAbove {
+					t.Errorf("zstd kept although it saves under 3%%: %d of %d bytes", len(stored), len(tt.plain))
+				}
+			}
+			for _, dst := range [][]byte{nil, make([]byte, 0, 8), make([]byte, 5, len(tt.plain)+5)} {
+				got, err := Decompress(dst, stored, c, len(tt.plain))
+				if err != nil {
+					t.Fatalf("Decompress: %v", err)
+				}
+				if !bytes.Equal(got, tt.plain) {
+					t.Errorf("round trip: got %d bytes, want %d (content differs)", len(got), len(tt.plain))
+				}
+			}
+		})
+	}
+}
+
+func TestCompressReusesDst(t *testing.T) {
+	plain := textBytes(50000)
+	dst := make([]byte, 3, 1<<20)
+	stored, c := Compress(dst, plain)
+	if c != CompressionZstd {
+		t.Fatalf("compression %v", c)
+	}
+	if &stored[0] != &dst[:1][0] {
+		t.Errorf("Compress did not append to dst[:0] although it had room")
+	}
+	// Raw storage returns plain itself, not a copy into dst.
+	rnd := randomBytes(9, 1000)
+	stored, c = Compress(dst, rnd)
+	if c != CompressionNone || &stored[0] != &rnd[0] {
+		t.Errorf("raw Compress did not return plain itself")
+	}
+}
+
+func TestDecompressDoesNotAliasStored(t *testing.T) {
+	plain := randomBytes(4, 100)
+	got, err := Decompress(nil, plain, CompressionNone, len(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got[0] ^= 0xff
+	if plain[0] == got[0] {
+		t.Errorf("Decompress of a raw blob returned the stored slice itself")
+	}
+}
+
+func TestDecompressRejects(t *testing.T) {
+	text := textBytes(10000)
+	zst, c := Compress(nil, text)
+	if c != CompressionZstd {
+		t.Fatal("text did not compress")
+	}
+	flipped := slices.Clone(zst)
+	flipped[len(flipped)/2] ^= 0xff
+	tests := []struct {
+		name   string
+		stored []byte
+		c      Compression
+		rawLen int
+	}{
+		{"raw: rawLen too small", []byte("hello"), CompressionNone, 4},
+		{"raw: rawLen too large", []byte("hello"), CompressionNone, 6},
+		{"raw: empty but rawLen 1", nil, CompressionNone, 1},
+		{"zstd: rawLen too small", zst, CompressionZstd, len(text) - 1},
+		{"zstd: rawLen too large", zst, CompressionZstd, len(text) + 1},
+		{"zstd: rawLen zero", zst, CompressionZstd, 0},
+		{"zstd: rawLen over MaxBlobSize", zst, CompressionZstd, MaxBlobSize + 1},
+		{"zstd: garbage", []byte("definitely not a zstd frame at all"), CompressionZstd, 10},
+		{"zstd: empty input", nil, CompressionZstd, 10},
+		{"zstd: truncated frame", zst[:len(zst)/2], CompressionZstd, len(text)},
+		{"zstd: magic only", zst[:4], CompressionZstd, len(text)},
+		{"zstd: trailing garbage", append(slices.Clone(zst), 1, 2, 3), CompressionZstd, len(text)},
+		{"unknown compression", []byte("hello"), Compression(2), 5},
+		{"unknown compression 255", []byte("hello"), Compression(255), 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Decompress(nil, tt.stored, tt.c, tt.rawLen)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Decompress = %d bytes, %v; want ErrCorrupt", len(got), err)
+			}
+			if got != nil {
+				t.Errorf("Decompress returned data with an error")
+			}
+		})
+	}
+	// A flipped byte in a zstd frame either fails to decode or decodes to
+	// other bytes; it must never silently give the original back with a
+	// different length.
+	if got, err := Decompress(nil, flipped, CompressionZstd, len(text)); err == nil && bytes.Equal(got, text) {
+		t.Errorf("flipped zstd frame decoded to the original")
+	}
+}
+
+func TestCompressConcurrent(t *testing.T) {
+	inputs := [][]byte{textBytes(70000), randomBytes(5, 30000), make([]byte, 100000)}
+	done := make(chan error)
+	for g := range 8 {
+		go func() {
+			for i := range 20 {
+				in := inputs[(g+i)%len(inputs)]
+				stored, c := Compress(nil, in)
+				out, err := Decompress(nil, stored, c, len(in))
+				if err == nil && !bytes.Equal(out, in) {
+					err = errors.New("round trip differs")
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestDecompressBoundsAllocation: Decompress allocates the raw length the
+// trailer claims before looking at the frame, so a damaged or hostile pack
+// entry of 10 stored bytes with raw_len 256 MiB makes every read allocate
+// 256 MiB (a 528-byte pack of 8 such entries: 2 GiB allocated, ~4 s in
+// ReadBlob). MaxPackEntries exists so that "a damaged count cannot make a
+// reader allocate without limit"; the same should hold for raw_len.
+func TestDecompressBoundsAllocation(t *testing.T) {
+	garbage := []byte("0123456789")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Decompress(nil, garbage, CompressionZstd, MaxBlobSize)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Decompress(garbage) = %v, want ErrCorrupt", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("Decompress of 10 garbage bytes allocated %d MiB", got>>20)
+	}
+}

@@ -1,0 +1,147 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"smp/cas"
+)
+
+func FuzzDecodeTree(f *testing.F) {
+	valid, err := validTree().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	for _, tr := range []*Tree{
+		{},
+		{Entries: []Entry{fileEntry("a", 1, 2, 3)}},
+		{Entries: []Entry{dirEntry("d", idOf(7)), linkEntry("s", "/abs/target")}},
+	} {
+		b, err := tr.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1,"entries":[{"name":"a","type":"file","mode":420,"uid":0,"gid":0,"mtime_ns":0,"size":1,"chunks":[{"id":"` +
+		"0101010101010101010101010101010101010101010101010101010101010101" + `","size":1}]}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"b","type":"file"},{"name":"a","type":"file"}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"a\u0000","type":"file"}]}`))
+	f.Add([]byte(`{"V":1,"Entries":[{"NAME":"x","TYPE":"symlink","target":"y"}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"x","type":"file","xattrs":{"":"AA=="}}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"\ud800","type":"symlink","target":"\udfff"}]}`))
+	f.Add([]byte(`{"v":1,"entries":null} {}`))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr, err := DecodeTree(b)
+		if err != nil {
+			if !errors.Is(err, cas.ErrCorrupt) {
+				t.Fatalf("DecodeTree error %v does not wrap ErrCorrupt", err)
+			}
+			if tr != nil {
+				t.Fatalf("DecodeTree returned a tree with an error")
+			}
+			return
+		}
+		if tr.Version != TreeVersion {
+			t.Fatalf("accepted version %d", tr.Version)
+		}
+		for i, e := range tr.Entries {
+			if err := ValidName(e.Name); err != nil {
+				t.Fatalf("accepted entry %d with invalid name: %v", i, err)
+			}
+			if i > 0 && tr.Entries[i-1].Name >= e.Name {
+				t.Fatalf("accepted unsorted or duplicate names %q, %q", tr.Entries[i-1].Name, e.Name)
+			}
+		}
+		// Re-encoding is canonical and stable: encode → decode → encode
+		// gives the same bytes, and the decoded tree checks.
+		enc1, err := tr.Encode()
+		if err != nil {
+			t.Fatalf("decoded tree does not encode: %v", err)
+		}
+		tr2, err := DecodeTree(enc1)
+		if err != nil {
+			t.Fatalf("re-encoded tree does not decode: %v\n%s", err, enc1)
+		}
+		enc2, err := tr2.Encode()
+		if err != nil {
+			t.Fatalf("second encode: %v", err)
+		}
+		if !bytes.Equal(enc1, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc1, enc2)
+		}
+		if len(tr2.Entries) != len(tr.Entries) {
+			t.Fatalf("round trip changed entry count %d -> %d", len(tr.Entries), len(tr2.Entries))
+		}
+		for i := range tr.Entries {
+			a, b := tr.Entries[i], tr2.Entries[i]
+			if a.Name != b.Name || a.Type != b.Type || a.Size != b.Size || a.Target != b.Target || a.Subtree != b.Subtree || len(a.Chunks) != len(b.Chunks) {
+				t.Fatalf("round trip changed entry %d: %+v -> %+v", i, a, b)
+			}
+		}
+	})
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	valid, err := validRecord().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	minimal, err := (&Record{Computer: "x", Tree: idOf(1)}).Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(minimal)
+	f.Add([]byte(`{"v":1,"computer":"PC","created":"2026-01-02T03:04:05+01:00","tree":"` + idOf(3).String() + `"}`))
+	f.Add([]byte(`{"v":1,"computer":"","tree":"` + idOf(3).String() + `"}`))
+	f.Add([]byte(`{"v":2,"computer":"a","tree":"` + idOf(3).String() + `"}`))
+	f.Add([]byte(`{"v":1,"computer":"a","users":["b/c"],"tree":"` + idOf(3).String() + `"}`))
+	f.Add([]byte(`{"v":1,"computer":"\ud800","tree":"` + idOf(3).String() + `"}`))
+	f.Add([]byte(`{"V":1,"COMPUTER":"a","Tree":"` + idOf(3).String() + `","unknown":1}`))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeRecord(b)
+		if err != nil {
+			if !errors.Is(err, cas.ErrCorrupt) {
+				t.Fatalf("DecodeRecord error %v does not wrap ErrCorrupt", err)
+			}
+			if r != nil {
+				t.Fatalf("DecodeRecord returned a record with an error")
+			}
+			return
+		}
+		if r.Version != RecordVersion || r.Tree.IsZero() {
+			t.Fatalf("accepted version %d tree %v", r.Version, r.Tree)
+		}
+		if err := CheckName("computer", r.Computer); err != nil {
+			t.Fatalf("accepted invalid computer: %v", err)
+		}
+		for _, u := range r.Users {
+			if err := CheckName("user", u); err != nil {
+				t.Fatalf("accepted invalid user: %v", err)
+			}
+		}
+		enc1, err := r.Encode()
+		if err != nil {
+			t.Fatalf("decoded record does not encode: %v", err)
+		}
+		r2, err := DecodeRecord(enc1)
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v\n%s", err, enc1)
+		}
+		enc2, err := r2.Encode()
+		if err != nil {
+			t.Fatalf("second encode: %v", err)
+		}
+		if !bytes.Equal(enc1, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc1, enc2)
+		}
+		if !r2.Created.Equal(r.Created) || r2.Computer != r.Computer || r2.Tree != r.Tree || r2.Parent != r.Parent {
+			t.Fatalf("round trip changed the record: %+v -> %+v", r, r2)
+		}
+	})
+}
