@@ -11,14 +11,12 @@ import (
 	"os"
 	"os/user"
 	"path"
-	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -102,10 +100,11 @@ type restorer struct {
 	opts  Options
 	store Store
 	root  *os.Root
+	top   *dirHandle
 	users map[string]string // owner name remaps implied by --map home/X=home/Y
 
 	jobs      chan *fileJob
-	dirs      []dirMeta
+	dirCount  atomic.Uint64
 	hardlinks map[string]*fileJob
 	res       Result
 	files     atomic.Uint64
@@ -117,18 +116,126 @@ type restorer struct {
 	bufs      sync.Pool
 }
 
+// dirHandle is an open target directory shared by the walker and the file
+// jobs in it. Files are created with *at(2) calls relative to its
+// descriptor, on single validated names (no '/'), with O_NOFOLLOW/O_EXCL
+// and rename, which never follow a symlink in the final component: so
+// nothing escapes the directory, and each operation is one syscall. Going
+// through os.Root for every file re-opened the parent directory on every
+// call and dominated restore time on trees of small files (5 openat per
+// file, measured with strace).
+//
+// A directory's own metadata is applied when its last reference is
+// released: after the walker listed it and every file in it was restored,
+// so writing its entries can no longer move its mtime, and a read-only mode
+// cannot block them. Each directory holds a reference on its parent until
+// then, so parents finish after their children.
+type dirHandle struct {
+	rel    string   // target-relative; "" for the target itself
+	f      *os.File // opened through the target's os.Root or its parent's fd
+	fd     int
+	refs   atomic.Int32
+	r      *restorer
+	parent *dirHandle // nil for the target
+	name   string     // name in parent
+	entry  *manifest.Entry
+}
+
+func (r *restorer) openDir(rel string) (*dirHandle, error) {
+	name := rel
+	if name == "" {
+		name = "."
+	}
+	f, err := r.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	h := &dirHandle{rel: rel, f: f, fd: int(f.Fd()), r: r}
+	h.refs.Store(1)
+	return h, nil
+}
+
+// openChild makes sure name in parent is a real directory (never a symlink
+// to one) and opens it relative to the parent's descriptor.
+func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Entry) (*dirHandle, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(parent.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+	case err == nil && r.opts.Overwrite == OverwriteAlways:
+		if err := unix.Unlinkat(parent.fd, name, 0); err != nil {
+			return nil, fmt.Errorf("replace %s with a directory: %w", describeMode(st.Mode), err)
+		}
+		fallthrough
+	case errors.Is(err, unix.ENOENT):
+		if err := unix.Mkdirat(parent.fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create directory: %w", err)
+		}
+	case err == nil:
+		return nil, fmt.Errorf("exists as %s where the record has a directory; not replaced (use --overwrite always)", describeMode(st.Mode))
+	default:
+		return nil, err
+	}
+	fd, err := unix.Openat(parent.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open directory: %w", err)
+	}
+	h := &dirHandle{rel: rel, f: os.NewFile(uintptr(fd), rel), fd: fd, r: r, parent: parent, name: name, entry: &e}
+	h.refs.Store(1)
+	parent.acquire()
+	return h, nil
+}
+
+func describeMode(m uint32) string {
+	switch m & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return "a symlink"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFREG:
+		return "a file"
+	}
+	return "a special file"
+}
+
+func (h *dirHandle) acquire() { h.refs.Add(1) }
+
+func (h *dirHandle) release() {
+	if h.refs.Add(-1) != 0 {
+		return
+	}
+	if h.entry != nil {
+		h.r.finishDir(h)
+	}
+	h.f.Close()
+	if h.parent != nil {
+		h.parent.release()
+	}
+}
+
+func (r *restorer) finishDir(h *dirHandle) {
+	err := r.setMeta(*h.entry, h.f)
+	if err == nil {
+		err = unix.UtimesNanoAt(h.parent.fd, h.name, timespecs(h.entry.MTimeNs), unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil {
+			err = fmt.Errorf("set mtime: %w", err)
+		}
+	}
+	if err != nil {
+		r.fail(h.rel, err)
+	}
+	r.dirCount.Add(1)
+}
+
 type fileJob struct {
+	dir    *dirHandle
+	name   string // path relative to dir: a single name unless --map moved it
 	rel    string // target-relative path
 	stored string
 	entry  manifest.Entry
 	linkOf *fileJob
 	done   chan struct{}
 	ok     bool
-}
-
-type dirMeta struct {
-	rel   string
-	entry manifest.Entry
 }
 
 // Run restores rec's tree under opts.Target.
@@ -158,6 +265,10 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	defer root.Close()
 	r := &restorer{opts: opts, store: store, root: root, users: map[string]string{},
 		jobs: make(chan *fileJob, 128), hardlinks: map[string]*fileJob{}}
+	if r.top, err = r.openDir(""); err != nil {
+		return nil, err
+	}
+	defer r.top.release()
 	for _, m := range opts.Maps {
 		fu, fok := strings.CutPrefix(m.From, "home/")
 		tu, tok := strings.CutPrefix(m.To, "home/")
@@ -175,24 +286,20 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	}
 	g.Go(func() error {
 		defer close(r.jobs)
-		return r.walk(gctx, tree, "")
+		return r.walk(gctx, tree, "", r.top)
 	})
-	if err := g.Wait(); err != nil {
-		return nil, err
+	err = g.Wait()
+	for _, first := range r.hardlinks {
+		first.dir.release()
 	}
-	// Directories last, deepest first: their mtimes would move while their
-	// contents are written, and a read-only mode would block the writes.
-	sort.SliceStable(r.dirs, func(i, j int) bool { return strings.Count(r.dirs[i].rel, "/") > strings.Count(r.dirs[j].rel, "/") })
-	for _, d := range r.dirs {
-		if err := r.setMeta(d.rel, d.entry, nil); err != nil {
-			r.fail(d.rel, err)
-		}
+	if err != nil {
+		return nil, err
 	}
 	r.res.Files = r.files.Load()
 	r.res.Bytes = r.bytes.Load()
 	r.res.Errors = r.errors.Load()
 	r.res.Skipped = r.skipped.Load()
-	r.res.Dirs = uint64(len(r.dirs))
+	r.res.Dirs = r.dirCount.Load()
 	r.res.Symlinks = r.symlinks.Load()
 	return &r.res, nil
 }
@@ -230,7 +337,7 @@ func (r *restorer) mapPath(stored string) (string, error) {
 
 // walk visits a tree depth first, creating directories and symlinks itself
 // and handing files to the workers.
-func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir string) error {
+func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir string, dir *dirHandle) error {
 	for _, e := range tree.Entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -257,45 +364,83 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 				r.fail(stored+"/", fmt.Errorf("directory contents lost: %w", err))
 				continue
 			}
-			if err := r.mkdir(rel); err != nil {
+			parent, name, err := r.place(dir, rel)
+			if err != nil {
 				r.fail(rel, err)
 				continue
 			}
-			r.dirs = append(r.dirs, dirMeta{rel: rel, entry: e})
-			if err := r.walk(ctx, sub, stored); err != nil {
+			h, err := r.openChild(parent, name, rel, e)
+			parent.release()
+			if err != nil {
+				r.fail(rel, err)
+				continue
+			}
+			err = r.walk(ctx, sub, stored, h)
+			h.release()
+			if err != nil {
 				return err
 			}
 		case manifest.TypeSymlink:
-			if err := r.ensureParents(rel); err != nil {
+			h, name, err := r.place(dir, rel)
+			if err != nil {
 				r.fail(rel, err)
 				continue
 			}
-			if err := r.symlink(rel, e); err != nil {
+			if err := r.symlink(h, name, rel, e); err != nil {
 				r.fail(rel, err)
 			} else {
 				r.symlinks.Add(1)
 			}
+			h.release()
 		case manifest.TypeFile:
-			if err := r.ensureParents(rel); err != nil {
+			h, name, err := r.place(dir, rel)
+			if err != nil {
 				r.fail(rel, err)
 				continue
 			}
-			job := &fileJob{rel: rel, stored: stored, entry: e, done: make(chan struct{})}
+			job := &fileJob{dir: h, name: name, rel: rel, stored: stored, entry: e, done: make(chan struct{})}
 			if e.HardLink != "" {
 				if first := r.hardlinks[e.HardLink]; first != nil {
 					job.linkOf = first
 				} else {
+					// Later links need first's directory open; Run releases
+					// it once every file is done.
+					h.acquire()
 					r.hardlinks[e.HardLink] = job
 				}
 			}
 			select {
 			case r.jobs <- job:
 			case <-ctx.Done():
+				h.release()
 				return ctx.Err()
 			}
 		}
 	}
 	return nil
+}
+
+// place returns a held directory handle and the single name under which
+// target path rel is created: the current directory's handle when rel lies
+// directly in it (the common case), else a handle on rel's parent after
+// creating it (when --map moved the entry elsewhere). Callers release it.
+func (r *restorer) place(dir *dirHandle, rel string) (*dirHandle, string, error) {
+	parent := path.Dir(rel)
+	if parent == "." {
+		parent = ""
+	}
+	if parent == dir.rel {
+		dir.acquire()
+		return dir, path.Base(rel), nil
+	}
+	if err := r.ensureParents(rel); err != nil {
+		return nil, "", err
+	}
+	h, err := r.openDir(parent)
+	if err != nil {
+		return nil, "", err
+	}
+	return h, path.Base(rel), nil
 }
 
 // ensureParents creates missing parent directories of rel (needed when a
@@ -352,22 +497,23 @@ func describe(st fs.FileInfo) string {
 
 // replaceable decides whether an existing path may be replaced by an entry.
 // It returns ok=false with a reason to skip, or an error.
-func (r *restorer) replaceable(rel string, e manifest.Entry) (bool, string) {
-	st, err := r.root.Lstat(rel)
-	if errors.Is(err, fs.ErrNotExist) {
+func (r *restorer) replaceable(dir *dirHandle, name string, e manifest.Entry) (bool, string) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dir.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
 		return true, ""
 	}
 	if err != nil {
 		return false, err.Error()
 	}
-	if st.IsDir() {
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return false, "exists as a directory; not replaced"
 	}
 	switch r.opts.Overwrite {
 	case OverwriteAlways:
 		return true, ""
 	case OverwriteOlder:
-		if st.ModTime().Before(time.Unix(0, e.MTimeNs)) {
+		if st.Mtim.Nano() < e.MTimeNs {
 			return true, ""
 		}
 		return false, "exists and is not older than the record's copy; left alone"
@@ -375,33 +521,36 @@ func (r *restorer) replaceable(rel string, e manifest.Entry) (bool, string) {
 	return false, "exists; left alone (use --overwrite always or older)"
 }
 
-func tempName(rel string) string {
+// tempName returns a fresh name in the same directory; O_EXCL guards
+// against the (negligible) chance that it exists.
+func tempName() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return path.Join(path.Dir(rel), ".smp-"+hex.EncodeToString(b[:])+".tmp")
+	return ".smp-" + hex.EncodeToString(b[:]) + ".tmp"
 }
 
-func (r *restorer) symlink(rel string, e manifest.Entry) error {
-	if ok, why := r.replaceable(rel, e); !ok {
+func timespecs(ns int64) []unix.Timespec {
+	return []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
+}
+
+func (r *restorer) symlink(dir *dirHandle, name, rel string, e manifest.Entry) error {
+	if ok, why := r.replaceable(dir, name, e); !ok {
 		r.skip(rel, why)
 		return nil
 	}
-	tmp := tempName(rel)
-	if err := r.root.Symlink(e.Target, tmp); err != nil {
+	tmp := tempName()
+	if err := unix.Symlinkat(e.Target, dir.fd, tmp); err != nil {
 		return fmt.Errorf("create symlink: %w", err)
 	}
 	if r.opts.Owners {
-		if err := r.root.Lchown(tmp, r.uid(e), r.gid(e)); err != nil {
-			r.root.Remove(tmp)
+		if err := unix.Fchownat(dir.fd, tmp, r.uid(e), r.gid(e), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			unix.Unlinkat(dir.fd, tmp, 0)
 			return fmt.Errorf("chown symlink: %w", err)
 		}
 	}
-	// Only the link's own times change, so naming it by full path (racy
-	// parents) cannot write anything outside the target.
-	ts := []unix.Timespec{unix.NsecToTimespec(e.MTimeNs), unix.NsecToTimespec(e.MTimeNs)}
-	_ = unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(r.opts.Target, filepath.FromSlash(tmp)), ts, unix.AT_SYMLINK_NOFOLLOW)
-	if err := r.root.Rename(tmp, rel); err != nil {
-		r.root.Remove(tmp)
+	_ = unix.UtimesNanoAt(dir.fd, tmp, timespecs(e.MTimeNs), unix.AT_SYMLINK_NOFOLLOW)
+	if err := unix.Renameat(dir.fd, tmp, dir.fd, name); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
 		return fmt.Errorf("rename symlink into place: %w", err)
 	}
 	return nil
@@ -412,6 +561,7 @@ func (r *restorer) worker(ctx context.Context) error {
 	for job := range r.jobs {
 		if ctx.Err() != nil {
 			close(job.done)
+			job.dir.release()
 			return ctx.Err()
 		}
 		var err error
@@ -420,6 +570,7 @@ func (r *restorer) worker(ctx context.Context) error {
 			r.fail(job.rel, err)
 		}
 		close(job.done)
+		job.dir.release()
 	}
 	return nil
 }
@@ -440,17 +591,18 @@ func isZero(b []byte) bool {
 
 func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 	e := job.entry
-	if ok, why := r.replaceable(job.rel, e); !ok {
+	dir := job.dir
+	if ok, why := r.replaceable(dir, job.name, e); !ok {
 		r.skip(job.rel, why)
 		return buf, nil
 	}
 	if job.linkOf != nil {
 		<-job.linkOf.done
 		if job.linkOf.ok {
-			tmp := tempName(job.rel)
-			if err := r.root.Link(job.linkOf.rel, tmp); err == nil {
-				if err := r.root.Rename(tmp, job.rel); err != nil {
-					r.root.Remove(tmp)
+			tmp := tempName()
+			if err := unix.Linkat(job.linkOf.dir.fd, job.linkOf.name, dir.fd, tmp, 0); err == nil {
+				if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
+					unix.Unlinkat(dir.fd, tmp, 0)
 					return buf, fmt.Errorf("rename hard link into place: %w", err)
 				}
 				job.ok = true
@@ -464,14 +616,15 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 	if e.Incomplete {
 		return buf, errors.New("the record holds only part of this file (it failed during capture); not restored")
 	}
-	tmp := tempName(job.rel)
-	f, err := r.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	tmp := tempName()
+	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return buf, fmt.Errorf("create: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), job.rel)
 	fail := func(err error) ([]byte, error) {
 		f.Close()
-		r.root.Remove(tmp)
+		unix.Unlinkat(dir.fd, tmp, 0)
 		return buf, err
 	}
 	var off int64
@@ -495,19 +648,19 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 	if err := f.Truncate(off); err != nil { // extends over trailing holes
 		return fail(fmt.Errorf("set size: %w", err))
 	}
-	if err := r.setMeta(tmp, e, f); err != nil {
+	if err := r.setMeta(e, f); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		r.root.Remove(tmp)
+		unix.Unlinkat(dir.fd, tmp, 0)
 		return buf, fmt.Errorf("close: %w", err)
 	}
-	if err := r.root.Chtimes(tmp, time.Unix(0, e.MTimeNs), time.Unix(0, e.MTimeNs)); err != nil {
-		r.root.Remove(tmp)
+	if err := unix.UtimesNanoAt(dir.fd, tmp, timespecs(e.MTimeNs), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
 		return buf, fmt.Errorf("set mtime: %w", err)
 	}
-	if err := r.root.Rename(tmp, job.rel); err != nil {
-		r.root.Remove(tmp)
+	if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
 		return buf, fmt.Errorf("rename into place: %w", err)
 	}
 	job.ok = true
@@ -600,20 +753,8 @@ func (r *restorer) getBuf() *[]byte {
 }
 
 // setMeta applies xattrs, ownership and mode (in that order: chown clears
-// setuid bits) to an open file, or to directory rel when f is nil, whose
-// mtime it also sets.
-func (r *restorer) setMeta(rel string, e manifest.Entry, f *os.File) error {
-	if f == nil {
-		d, err := r.root.Open(rel)
-		if err != nil {
-			return fmt.Errorf("open directory: %w", err)
-		}
-		defer d.Close()
-		if st, err := d.Stat(); err != nil || !st.IsDir() {
-			return fmt.Errorf("%s is no longer a directory", rel)
-		}
-		f = d
-	}
+// setuid bits) to an open file or directory.
+func (r *restorer) setMeta(e manifest.Entry, f *os.File) error {
 	for name, value := range e.Xattrs {
 		if err := unix.Fsetxattr(int(f.Fd()), name, value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("set xattr %s: %w", name, err)
@@ -636,12 +777,6 @@ func (r *restorer) setMeta(rel string, e manifest.Entry, f *os.File) error {
 	}
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod: %w", err)
-	}
-	if e.Type == manifest.TypeDir {
-		t := time.Unix(0, e.MTimeNs)
-		if err := r.root.Chtimes(rel, t, t); err != nil {
-			return fmt.Errorf("set mtime: %w", err)
-		}
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ func runRestore(ctx context.Context, args []string) error {
 	excludes := fs.StringArray("exclude", nil, "do not restore paths matching GLOB (repeatable)")
 	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	workers := fs.Int("workers", 0, "files restored in parallel (0: twice the CPU count)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,7 +37,10 @@ func runRestore(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}}
+	if *workers < 0 || *workers > 256 {
+		return usagef("--workers %d: want 0 to 256", *workers)
+	}
+	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}, Workers: *workers}
 	for _, m := range *maps {
 		mp, err := restore.ParseMapping(m)
 		if err != nil {
