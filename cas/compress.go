@@ -2,6 +2,7 @@ package cas
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -48,7 +49,10 @@ func zstdEncoder() *zstd.Encoder {
 		var err error
 		encoder, err = zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(1),
+			// EncodeAll hands each call one of this many encoder states and
+			// blocks when none is free: one per core lets every compressor
+			// goroutine run at once (1 serialised them, measured).
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithLowerEncoderMem(true),
 			zstd.WithEncoderCRC(false), // blob IDs already verify every byte
 		)

@@ -29,9 +29,13 @@ type Repo struct {
 	packs *cas.PackDir
 	ix    *index.Index
 
-	mu      sync.Mutex
-	pending map[cas.ID]struct{} // reserved or in an uncommitted pack
-	writers map[cas.BlobType]*packSlot
+	mu        sync.Mutex
+	pending   map[cas.ID]struct{} // reserved or in an uncommitted pack
+	writers   map[cas.BlobType]*packSlot
+	commits   chan *cas.PendingPack // full packs for the committer goroutine
+	inFlight  sync.WaitGroup
+	commitErr error // first error of the committer; guarded by mu
+	committer sync.WaitGroup
 }
 
 // packSlot is the open pack for one class of blobs. Data chunks and metadata
@@ -78,7 +82,31 @@ func Open(dir string) (*Repo, error) {
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
 	}
 	r.removeStaleTemp()
+	// Full packs are fsynced and indexed by one background goroutine, so the
+	// goroutines filling packs never wait for the disk; the channel holds
+	// one pack, which bounds memory and lets backpressure reach writers.
+	r.commits = make(chan *cas.PendingPack, 1)
+	r.committer.Add(1)
+	go func() {
+		defer r.committer.Done()
+		for p := range r.commits {
+			if err := r.commit(p); err != nil {
+				r.mu.Lock()
+				if r.commitErr == nil {
+					r.commitErr = err
+				}
+				r.mu.Unlock()
+			}
+			r.inFlight.Done()
+		}
+	}()
 	return r, nil
+}
+
+func (r *Repo) asyncErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commitErr
 }
 
 // removeStaleTemp deletes packs that a killed process left half-written;
@@ -97,6 +125,8 @@ func (r *Repo) removeStaleTemp() {
 // reaches the store only through Flush or CommitRecord, so an interrupted
 // operation leaves nothing half-written behind.
 func (r *Repo) Close() error {
+	close(r.commits)
+	r.committer.Wait()
 	r.abortOpen()
 	err := r.ix.Close()
 	r.packs.Close()
@@ -152,6 +182,9 @@ func slotFor(t cas.BlobType) cas.BlobType {
 // committing the pack when it reaches the store's pack size. It returns the
 // bytes written.
 func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
+	if err := r.asyncErr(); err != nil {
+		return err
+	}
 	slot := r.writers[slotFor(t)]
 	slot.mu.Lock()
 	if slot.pack == nil {
@@ -172,7 +205,8 @@ func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []by
 	}
 	slot.mu.Unlock()
 	if full != nil {
-		return r.commit(full)
+		r.inFlight.Add(1)
+		r.commits <- full
 	}
 	return nil
 }
@@ -194,8 +228,12 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 	return nil
 }
 
-// Flush commits every open pack.
+// Flush commits every open pack and waits for background commits.
 func (r *Repo) Flush() error {
+	r.inFlight.Wait()
+	if err := r.asyncErr(); err != nil {
+		return err
+	}
 	for _, t := range []cas.BlobType{cas.BlobData, cas.BlobTree} {
 		slot := r.writers[t]
 		slot.mu.Lock()
