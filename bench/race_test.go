@@ -1,0 +1,7 @@
+//go:build race
+
+package bench
+
+// raceEnabled shrinks the generator tests under the race detector, which
+// slows compress/flate and the text splicer about tenfold.
+const raceEnabled = true
