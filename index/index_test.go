@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -458,8 +460,20 @@ func TestConcurrentAccess(t *testing.T) {
 
 // BenchmarkIndexGet measures lookups in an index of 200k blobs, as a store
 // of ~200 GB of 1 MiB chunks would hold.
+// BenchmarkIndexGet measures lookups in an index of SMP_BENCH_INDEX_CHUNKS
+// chunks (default 200,000; the figure is 10,000,000, which takes a
+// few minutes to load):
+//
+//	SMP_BENCH_INDEX_CHUNKS=10000000 go test ./index -run XXX -bench IndexGet -benchtime 100000x -timeout 1h
 func BenchmarkIndexGet(b *testing.B) {
-	const total, batch = 200_000, 10_000
+	total, batch := 200_000, 10_000
+	if s := os.Getenv("SMP_BENCH_INDEX_CHUNKS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < batch {
+			b.Fatalf("SMP_BENCH_INDEX_CHUNKS=%q: want a number >= %d", s, batch)
+		}
+		total = n / batch * batch
+	}
 	ix := openIndex(b, b.TempDir())
 	defer ix.Close()
 	for p := 0; p < total/batch; p++ {
@@ -470,7 +484,7 @@ func BenchmarkIndexGet(b *testing.B) {
 	b.Run("hit", func(b *testing.B) {
 		i := uint64(0)
 		for b.Loop() {
-			if _, err := ix.Get(idN(i % total)); err != nil {
+			if _, err := ix.Get(idN(i % uint64(total))); err != nil {
 				b.Fatal(err)
 			}
 			i += 7919
@@ -488,7 +502,7 @@ func BenchmarkIndexGet(b *testing.B) {
 	b.Run("has-hit", func(b *testing.B) {
 		i := uint64(0)
 		for b.Loop() {
-			if ok, err := ix.Has(idN(i % total)); !ok || err != nil {
+			if ok, err := ix.Has(idN(i % uint64(total))); !ok || err != nil {
 				b.Fatal(ok, err)
 			}
 			i += 7919
