@@ -334,12 +334,12 @@ func (c *capturer) finisher(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("store tree %s: %w", node.rel, err)
 		}
-		c.dirCount.Add(1)
 		node.entries, node.drop = nil, nil // free the directory's memory
 		if node.parent == nil {
-			c.rootTree = id
+			c.rootTree = id // the root is the record itself, not one of its directories
 			continue
 		}
+		c.dirCount.Add(1)
 		node.parent.entries[node.slot].Subtree = id
 		node.parent.pending.Done()
 	}
