@@ -16,19 +16,6 @@ import (
 	"testing"
 )
 
-// runBugTests makes the tests that document known product bugs run (and
-// fail) instead of being skipped: SMP_TEST_BUGS=1 go test ./...
-var runBugTests = os.Getenv("SMP_TEST_BUGS") != ""
-
-// skipBug skips a test that documents a known product bug, unless
-// SMP_TEST_BUGS is set (so whoever fixes the bug can see it pass).
-func skipBug(t testing.TB, msg string) {
-	t.Helper()
-	if !runBugTests {
-		t.Skip("BUG: " + msg)
-	}
-}
-
 // packTestKey is the hasher key of every pack built by these tests.
 var packTestKey = [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}
 

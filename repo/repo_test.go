@@ -20,15 +20,6 @@ import (
 	"smp/repo"
 )
 
-// skipBug skips a test that documents a known product bug, unless
-// SMP_TEST_BUGS is set (so whoever fixes the bug can see it pass).
-func skipBug(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("SMP_TEST_BUGS") == "" {
-		t.Skip("BUG: " + msg)
-	}
-}
-
 func newStore(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")

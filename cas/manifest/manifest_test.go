@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,15 +14,6 @@ import (
 
 	"smp/cas"
 )
-
-// skipBug skips a test that documents a known product bug, unless
-// SMP_TEST_BUGS is set (so whoever fixes the bug can see it pass).
-func skipBug(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("SMP_TEST_BUGS") == "" {
-		t.Skip("BUG: " + msg)
-	}
-}
 
 func idOf(b byte) cas.ID {
 	var id cas.ID
@@ -338,14 +328,11 @@ func TestEmptyTree(t *testing.T) {
 }
 
 // TestTreeNonUTF8Names: Linux file names and symlink targets are arbitrary
-// bytes, and capture accepts any name ValidName accepts, but encoding/json
-// replaces invalid UTF-8 with U+FFFD. Encode then silently renames the file
-// ("caf\xe9" is restored as "caf\uFFFD"), and two names that differ only in
-// invalid bytes encode to the same name: Encode succeeds, but DecodeTree
-// rejects the blob as having duplicate entries, so the whole directory
-// cannot be restored.
+// bytes, which a JSON string cannot hold (encoding/json would turn them into
+// U+FFFD, renaming "caf\xe9" and merging names that differ only in invalid
+// bytes). Encode carries them in name_raw/target_raw, and they round-trip
+// exactly.
 func TestTreeNonUTF8Names(t *testing.T) {
-	skipBug(t, "Tree.Encode accepts non-UTF-8 names/targets that encoding/json rewrites to U+FFFD: names change, and \"a\\xe8\",\"a\\xe9\" encode to a tree DecodeTree rejects")
 	tests := []struct {
 		name string
 		tree *Tree
