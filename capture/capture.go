@@ -2,6 +2,8 @@ package capture
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,6 +58,11 @@ type Options struct {
 	Report   func(Problem)
 	Progress *Progress
 	Now      func() time.Time
+	// Hardlink is HardlinkNever (""), HardlinkAuto or HardlinkAlways: hard
+	// link or clone files into LinkDir instead of chunking them.
+	Hardlink       string
+	LinkDir        string // the store's links/ directory
+	HardlinkDedupe bool   // hash files so identical ones share one object
 }
 
 // Problem is a path that was not captured, or captured with a warning.
@@ -72,6 +79,8 @@ type Progress struct {
 	NewBytes, Stored     atomic.Uint64
 	Unchanged            atomic.Uint64 // files reused from the parent record
 	Errors               atomic.Uint64
+	Linked, Cloned       atomic.Uint64 // files held by hard link / clone
+	LinkFallback         atomic.Uint64 // files chunked because no link was possible
 }
 
 // Result summarises a committed capture.
@@ -96,6 +105,7 @@ type capturer struct {
 	rootTree     cas.ID
 
 	hardlinks map[devIno]*fileJob
+	linker    *linker
 	names     nameCache
 	bufPool   sync.Pool
 	errors    atomic.Uint64
@@ -114,6 +124,7 @@ type fileJob struct {
 	prev   *manifest.Entry
 	dir    *dirNode
 	slot   int
+	dev    uint64
 	linkOf *fileJob
 	done   chan struct{}
 	failed bool
@@ -177,6 +188,14 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 			c.skip[devIno{uint64(sys.Dev), sys.Ino}] = true
 		}
 	}
+	if opts.Hardlink != "" && opts.Hardlink != HardlinkNever {
+		var set [8]byte
+		_, _ = rand.Read(set[:])
+		c.linker, err = newLinker(opts.LinkDir, opts.Now().UTC().Format("20060102T150405Z")+"-"+hex.EncodeToString(set[:]), opts.HardlinkDedupe, store.Sum)
+		if err != nil {
+			return nil, err
+		}
+	}
 	var prevRoot *manifest.Tree
 	if opts.Parent != nil {
 		if t, err := store.LoadTree(opts.Parent.Tree); err == nil {
@@ -207,6 +226,9 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		return c.walkSelected(gctx, root, sel, prevRoot)
 	})
 	if err := g.Wait(); err != nil {
+		if c.linker != nil {
+			os.RemoveAll(c.linker.dir) // no record will ever reference them
+		}
 		return nil, err
 	}
 	compressWG.Wait()
@@ -228,8 +250,19 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		StoredBytes: c.progress.Stored.Load(),
 		Errors:      c.errors.Load(),
 	}
+	if c.linker != nil {
+		rec.LinkedFiles, rec.ClonedFiles = c.linker.Linked.Load(), c.linker.Cloned.Load()
+		if rec.LinkedFiles+rec.ClonedFiles > 0 {
+			rec.LinkSet = c.linker.set
+		} else {
+			os.RemoveAll(c.linker.dir)
+		}
+	}
 	id, err := store.CommitRecord(rec)
 	if err != nil {
+		if c.linker != nil {
+			os.RemoveAll(c.linker.dir)
+		}
 		return nil, fmt.Errorf("commit record: %w", err)
 	}
 	return &Result{ID: id, Record: rec}, nil
@@ -523,7 +556,7 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 		case manifest.TypeFile:
 			c.progress.FilesSeen.Add(1)
 			c.progress.BytesSeen.Add(uint64(st.Size()))
-			job := &fileJob{abs: childAbs, rel: rel, dir: node, prev: prevEntries[name], done: make(chan struct{})}
+			job := &fileJob{abs: childAbs, rel: rel, dir: node, dev: uint64(sys.Dev), prev: prevEntries[name], done: make(chan struct{})}
 			job.entry = &manifest.Entry{} // placeholder; pointer fixed below
 			if sys.Nlink > 1 {
 				key := devIno{uint64(sys.Dev), sys.Ino}

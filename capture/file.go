@@ -158,6 +158,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *f
 		<-job.linkOf.done
 		if !job.linkOf.failed && job.linkOf.entry.Size == e.Size && job.linkOf.entry.MTimeNs == e.MTimeNs {
 			e.Chunks = job.linkOf.entry.Chunks
+			e.Link = job.linkOf.entry.Link
 			if job.linkOf.unchanged {
 				c.progress.Unchanged.Add(1)
 			}
@@ -165,7 +166,29 @@ func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *f
 			return nil
 		}
 	}
-	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete &&
+	if c.linker != nil {
+		link, err := c.linker.place(job.abs, e, job.dev)
+		if err != nil {
+			c.report(Problem{Path: job.abs, Err: err})
+			job.failed = true
+			return nil
+		}
+		if link != nil {
+			e.Link = link
+			if link.Method == manifest.LinkClone {
+				c.progress.Cloned.Add(1)
+			} else {
+				c.progress.Linked.Add(1)
+			}
+			c.progress.BytesDone.Add(e.Size)
+			return nil
+		}
+		if c.opts.Hardlink == HardlinkAlways {
+			return fmt.Errorf("%s: %w (store on another filesystem, or link limit reached); use --hardlink auto to chunk such files", job.abs, ErrLinkImpossible)
+		}
+		c.progress.LinkFallback.Add(1)
+	}
+	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete && p.Link == nil &&
 		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks) {
 		e.Chunks = p.Chunks
 		job.unchanged = true

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/zeebo/blake3"
 )
@@ -111,4 +112,25 @@ func (h *Hasher) Verify(t BlobType, want ID, data []byte) error {
 		return fmt.Errorf("%s blob %s hashes to %s: %w", t, want.Short(), got.Short(), ErrCorrupt)
 	}
 	return nil
+}
+
+// SumStream returns the whole-stream ID used for hard-link objects: the
+// stream is cut into fixed 1 MiB pieces, each hashed with sum, and sum of
+// the concatenated piece IDs is the result. Memory stays at one piece.
+func SumStream(r io.Reader, sum func([]byte) ID) (ID, error) {
+	buf := make([]byte, 1<<20)
+	var acc []byte
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			id := sum(buf[:n])
+			acc = append(acc, id[:]...)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return sum(acc), nil
+		}
+		if err != nil {
+			return ID{}, fmt.Errorf("hash stream: %w", err)
+		}
+	}
 }

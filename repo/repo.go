@@ -422,3 +422,20 @@ func (r *Repo) Sum(b []byte) cas.ID { return r.Hasher.Sum(b) }
 func (r *Repo) ReadChunk(id cas.ID, buf []byte) ([]byte, error) {
 	return r.ReadBlob(cas.BlobData, id, buf)
 }
+
+// LinkDir is the directory holding hard-linked and cloned files of
+// hard-link records (links/<link set>/<bucket>/<n>).
+func (r *Repo) LinkDir() string { return filepath.Join(r.Dir, "links") }
+
+// RemoveLinks deletes a record's link set: only the store's own names are
+// unlinked, so the users' files (other names of the same inodes) stay.
+func (r *Repo) RemoveLinks(set string) error {
+	if err := manifest.ValidName(set); err != nil {
+		return fmt.Errorf("remove links: %w", err)
+	}
+	if err := os.RemoveAll(filepath.Join(r.LinkDir(), set)); err != nil {
+		return fmt.Errorf("remove links of set %s: %w", set, err)
+	}
+	os.Remove(r.LinkDir()) // only succeeds when no other set remains
+	return nil
+}

@@ -76,6 +76,11 @@ type Options struct {
 	Workers   int
 	Report    func(Problem)
 	Progress  *Progress
+	// LinkDir is the store's links/ directory, for hard-link records.
+	LinkDir string
+	// Hash computes chunk IDs, to check hard-link objects recorded with a
+	// hash (--hardlink-dedupe).
+	Hash func([]byte) cas.ID
 }
 
 // Problem is a path that was not restored (Err) or left alone (Warning).
@@ -89,6 +94,7 @@ type Problem struct {
 type Progress struct {
 	FilesDone, BytesDone atomic.Uint64
 	Errors, Skipped      atomic.Uint64
+	Linked, Cloned       atomic.Uint64 // files of hard-link records placed by link / clone
 }
 
 // Result summarises a restore.
@@ -616,6 +622,9 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 	if e.Incomplete {
 		return buf, errors.New("the record holds only part of this file (it failed during capture); not restored")
 	}
+	if e.Link != nil {
+		return buf, r.restoreLinked(job)
+	}
 	tmp := tempName()
 	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -668,6 +677,15 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 	r.bytes.Add(uint64(off))
 	r.opts.Progress.FilesDone.Add(1)
 	return buf, nil
+}
+
+// done counts a restored file.
+func (r *restorer) done(job *fileJob, size uint64) {
+	job.ok = true
+	r.files.Add(1)
+	r.bytes.Add(size)
+	r.opts.Progress.FilesDone.Add(1)
+	r.opts.Progress.BytesDone.Add(size)
 }
 
 // readAhead is how many chunks of one file are read, decompressed and

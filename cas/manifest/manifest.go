@@ -51,12 +51,54 @@ type Entry struct {
 	Chunks   []Chunk           `json:"chunks,omitempty"`
 	Subtree  cas.ID            `json:"subtree,omitzero"`
 	HardLink string            `json:"hardlink,omitempty"` // same value = same inode in the source
+	// Link is set when the file's contents are held by a hard link or clone
+	// in the store's links/ directory instead of chunks (local refresh).
+	Link *Link `json:"link,omitempty"`
 	// NameRaw and TargetRaw carry a name or symlink target that is not valid
 	// UTF-8 (legal on Linux, not representable in a JSON string). They exist
 	// only in the encoding: Encode fills them, DecodeTree folds them back.
 	NameRaw    []byte `json:"name_raw,omitempty"`
 	TargetRaw  []byte `json:"target_raw,omitempty"`
 	Incomplete bool   `json:"incomplete,omitempty"`
+}
+
+// Link methods: how a linked file's store object was made.
+const (
+	LinkHard  = "hardlink" // same inode as the user's file
+	LinkClone = "clone"    // FICLONE copy-on-write copy: shares blocks only
+)
+
+// Link locates the store object holding a file captured by link.
+type Link struct {
+	Method string `json:"method"`
+	// Object is the path below the store's links/ directory:
+	// "<link set>/<bucket>/<n>", each part a valid name.
+	Object string `json:"object"`
+	// CTimeNs is the store object's ctime right after it was made: any later
+	// change to the object (through the user's hard-linked name) moves it.
+	CTimeNs int64 `json:"ctime_ns"`
+	// Nlink is the object's link count at that moment. Adding or removing a
+	// name (the OS reinstall deleting the user's copy, a restore linking a
+	// new one) moves the ctime too; a ctime change with a different link
+	// count and the same size and mtime is such a change, not an edit.
+	Nlink uint64 `json:"nlink,omitempty"`
+	// Hash is the chunk-style ID of the whole file, recorded with
+	// --hardlink-dedupe; zero otherwise.
+	Hash cas.ID `json:"hash,omitzero"`
+}
+
+// CheckObject validates a link object path read from a record.
+func CheckObject(obj string) error {
+	parts := strings.Split(obj, "/")
+	if len(parts) < 2 || len(parts) > 4 {
+		return fmt.Errorf("link object %q: want set/bucket/name: %w", obj, cas.ErrCorrupt)
+	}
+	for _, p := range parts {
+		if err := ValidName(p); err != nil {
+			return fmt.Errorf("link object %q: %w", obj, err)
+		}
+	}
+	return nil
 }
 
 // Tree is one directory's entries, sorted by name.
@@ -106,18 +148,25 @@ func (t *Tree) Check() error {
 				}
 				sum += uint64(c.Size)
 			}
-			if sum != e.Size && !e.Incomplete {
+			if e.Link != nil {
+				if len(e.Chunks) > 0 || (e.Link.Method != LinkHard && e.Link.Method != LinkClone) {
+					return fmt.Errorf("linked entry %q has chunks or an unknown method: %w", e.Name, cas.ErrCorrupt)
+				}
+				if err := CheckObject(e.Link.Object); err != nil {
+					return err
+				}
+			} else if sum != e.Size && !e.Incomplete {
 				return fmt.Errorf("entry %q: chunks hold %d bytes, size says %d: %w", e.Name, sum, e.Size, cas.ErrCorrupt)
 			}
 			if !e.Subtree.IsZero() || e.Target != "" {
 				return fmt.Errorf("file entry %q has a subtree or target: %w", e.Name, cas.ErrCorrupt)
 			}
 		case TypeDir:
-			if e.Subtree.IsZero() || len(e.Chunks) > 0 {
+			if e.Subtree.IsZero() || len(e.Chunks) > 0 || e.Link != nil {
 				return fmt.Errorf("dir entry %q needs a subtree and no chunks: %w", e.Name, cas.ErrCorrupt)
 			}
 		case TypeSymlink:
-			if e.Target == "" || strings.Contains(e.Target, "\x00") || len(e.Chunks) > 0 {
+			if e.Target == "" || strings.Contains(e.Target, "\x00") || len(e.Chunks) > 0 || e.Link != nil {
 				return fmt.Errorf("symlink entry %q has an invalid target: %w", e.Name, cas.ErrCorrupt)
 			}
 		default:
@@ -221,6 +270,11 @@ type Record struct {
 	NewBytes    uint64    `json:"new_bytes"`
 	StoredBytes uint64    `json:"stored_bytes"`
 	Errors      uint64    `json:"errors"`
+	// LinkSet names the directory below links/ holding this record's
+	// hard-linked or cloned files; empty for a fully chunked record.
+	LinkSet     string `json:"link_set,omitempty"`
+	LinkedFiles uint64 `json:"linked_files,omitempty"`
+	ClonedFiles uint64 `json:"cloned_files,omitempty"`
 }
 
 // MaxComputerName bounds computer and user names.
@@ -250,6 +304,11 @@ func (r *Record) Check() error {
 	}
 	if r.Tree.IsZero() {
 		return fmt.Errorf("record has no tree: %w", cas.ErrCorrupt)
+	}
+	if r.LinkSet != "" {
+		if err := ValidName(r.LinkSet); err != nil {
+			return fmt.Errorf("record link set: %w", err)
+		}
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ func runCapture(ctx context.Context, args []string) error {
 	rulesFile := fs.String("rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	full := fs.Bool("full", false, "read every file even if unchanged since this computer's last record")
+	hardlink := fs.String("hardlink", capture.HardlinkAuto, "auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked; never: always chunk")
+	hardlinkDedupe := fs.Bool("hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,6 +45,11 @@ func runCapture(ctx context.Context, args []string) error {
 		if c := path.Clean(filepath.ToSlash(p)); c == ".." || strings.HasPrefix(c, "../") {
 			return usagef("PATH %q leaves the source root: give paths relative to --root", p)
 		}
+	}
+	switch *hardlink {
+	case capture.HardlinkAuto, capture.HardlinkAlways, capture.HardlinkNever:
+	default:
+		return usagef("--hardlink %q: want auto, always or never", *hardlink)
 	}
 	rootAbs, err := filepath.Abs(*root)
 	if err != nil {
@@ -90,6 +97,7 @@ func runCapture(ctx context.Context, args []string) error {
 		Computer: *computer, Root: rootAbs, Paths: fs.Args(), Users: *users,
 		Filter: set, Rules: ruleLines, Version: version, SkipDirs: []string{repo.Dir},
 		Progress: &capture.Progress{},
+		Hardlink: *hardlink, LinkDir: repo.LinkDir(), HardlinkDedupe: *hardlinkDedupe,
 	}
 	if !*full {
 		if prev, err := repo.FindRecord("", *computer); err == nil {
@@ -132,7 +140,9 @@ func runCapture(ctx context.Context, args []string) error {
 			"files": rec.Files, "dirs": rec.Dirs, "symlinks": rec.Symlinks,
 			"bytes": rec.Bytes, "new_bytes": rec.NewBytes, "stored_bytes": rec.StoredBytes,
 			"unchanged_files": opts.Progress.Unchanged.Load(),
-			"errors":          rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
+			"linked_files":    rec.LinkedFiles, "cloned_files": rec.ClonedFiles,
+			"link_fallback_files": opts.Progress.LinkFallback.Load(),
+			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
 		})
 		if err != nil {
 			return err
@@ -144,6 +154,10 @@ func runCapture(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("record %s  computer %s  users %s\n", res.ID, rec.Computer, strings.Join(rec.Users, ","))
 		fmt.Printf("%d files, %d dirs, %d symlinks, %s (%d unchanged files not read)\n", rec.Files, rec.Dirs, rec.Symlinks, bytesStr(rec.Bytes), opts.Progress.Unchanged.Load())
+		if *hardlink != capture.HardlinkNever {
+			fmt.Printf("hard-link mode: %d files hard-linked, %d cloned, %d chunked (no link possible)\n",
+				rec.LinkedFiles, rec.ClonedFiles, opts.Progress.LinkFallback.Load())
+		}
 		fmt.Printf("new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
 			bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
 	}

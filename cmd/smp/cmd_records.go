@@ -158,6 +158,12 @@ func runRm(_ context.Context, args []string) error {
 	if err := r.RemoveRecord(rec.ID); err != nil {
 		return err
 	}
+	if rec.LinkSet != "" {
+		if err := r.RemoveLinks(rec.LinkSet); err != nil {
+			return err
+		}
+		fmt.Printf("removed the store's links of %d hard-linked and %d cloned files (the users' files are untouched)\n", rec.LinkedFiles, rec.ClonedFiles)
+	}
 	fmt.Printf("removed record %s of %s (%d files); its unique data is freed by smp gc\n", rec.ID.Short(), rec.Computer, rec.Files)
 	return nil
 }

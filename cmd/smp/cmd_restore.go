@@ -76,6 +76,7 @@ func runRestore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	opts.LinkDir, opts.Hash = repo.LinkDir(), repo.Sum
 	var mu sync.Mutex
 	problems := []string{}
 	opts.Report = func(p restore.Problem) {
@@ -106,6 +107,7 @@ func runRestore(ctx context.Context, args []string) error {
 		if err := printJSON(map[string]any{
 			"record": rec.ID.String(), "target": opts.Target, "files": res.Files, "dirs": res.Dirs,
 			"bytes": res.Bytes, "skipped": res.Skipped, "errors": res.Errors, "problems": problems,
+			"linked_files": opts.Progress.Linked.Load(), "cloned_files": opts.Progress.Cloned.Load(),
 			"seconds": elapsed.Seconds(),
 		}); err != nil {
 			return err
@@ -114,6 +116,9 @@ func runRestore(ctx context.Context, args []string) error {
 		fmt.Printf("restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, opts.Target)
 		fmt.Printf("%d files, %d dirs, %s in %.1fs (%s); %d existing left alone\n",
 			res.Files, res.Dirs, bytesStr(res.Bytes), elapsed.Seconds(), rate(res.Bytes, elapsed), res.Skipped)
+		if rec.LinkSet != "" {
+			fmt.Printf("hard-link record: %d files linked into place, %d cloned, the rest copied\n", opts.Progress.Linked.Load(), opts.Progress.Cloned.Load())
+		}
 	}
 	if res.Errors > 0 {
 		return partialError{fmt.Sprintf("completed with errors: %d path(s) not restored (listed above)", res.Errors)}

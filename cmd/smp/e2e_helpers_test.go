@@ -253,7 +253,7 @@ func (r recordsOut) ids() []string {
 func doCapture(t testing.TB, want int, store, computer string, args ...string) captureOut {
 	t.Helper()
 	var out captureOut
-	smpJSON(t, want, &out, append([]string{"capture", "--store", store, "--computer", computer, "--json"}, args...)...)
+	smpJSON(t, want, &out, append([]string{"capture", "--store", store, "--computer", computer, "--hardlink", "never", "--json"}, args...)...)
 	return out
 }
 

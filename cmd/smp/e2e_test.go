@@ -254,7 +254,7 @@ func TestE2EJSONOutput(t *testing.T) {
 	total := uint64(len(text) + len(random) + 6 + 4)
 	store := newStore(t)
 
-	res := mustSMP(t, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	res := mustSMP(t, "capture", "--store", store, "--computer", "pc1", "--hardlink", "never", "--root", root, "--json")
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(res.stdout), &raw); err != nil {
 		t.Fatalf("capture --json: %v\n%s", err, res)
@@ -950,11 +950,11 @@ func TestE2EUnreadableFile(t *testing.T) {
 	if r := smpWith(t, run, "init", "--store", store); r.code != exitOK {
 		t.Fatalf("init: %s", r)
 	}
-	r := smpWith(t, run, "capture", "--store", store, "--computer", "pc1", "--root", root)
+	r := smpWith(t, run, "capture", "--store", store, "--computer", "pc1", "--hardlink", "never", "--root", root)
 	if r.code != exitPartial || !strings.Contains(r.stderr, locked) || !strings.Contains(r.stderr, "completed with errors") {
 		t.Fatalf("capture: want exit 3 naming %s\n%s", locked, r)
 	}
-	r = smpWith(t, run, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	r = smpWith(t, run, "capture", "--store", store, "--computer", "pc1", "--hardlink", "never", "--root", root, "--json")
 	var c captureOut
 	if err := json.Unmarshal([]byte(r.stdout), &c); r.code != exitPartial || err != nil {
 		t.Fatalf("capture --json: want exit 3 and JSON (%v)\n%s", err, r)
@@ -1013,7 +1013,7 @@ func TestE2ELock(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"records", "--store", store},
-		{"capture", "--store", store, "--computer", "pc1", "--root", root},
+		{"capture", "--store", store, "--computer", "pc1", "--hardlink", "never", "--root", root},
 		{"stats", "--store", store},
 	} {
 		r := smp(t, args...)
@@ -1092,7 +1092,7 @@ func TestE2EStoreEnv(t *testing.T) {
 		t.Fatalf("init with SMP_STORE made no store: %v", err)
 	}
 	var c captureOut
-	if err := json.Unmarshal([]byte(must("capture", "--computer", "pc1", "--root", root, "--json").stdout), &c); err != nil {
+	if err := json.Unmarshal([]byte(must("capture", "--computer", "pc1", "--hardlink", "never", "--root", root, "--json").stdout), &c); err != nil {
 		t.Fatal(err)
 	}
 	var recs recordsOut

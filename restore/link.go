@@ -1,0 +1,152 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"smp/cas"
+	"smp/cas/manifest"
+)
+
+// restoreLinked restores a file held by a hard link or clone in the store.
+// The object is checked first: a hard link shares the user's inode, so any
+// write to the user's file since capture shows in its size, mtime or ctime
+// (or its hash when one was recorded), and such a file is reported, never
+// restored silently. Then, on the same filesystem, the file is linked (hard
+// link records) or cloned into place; across filesystems it is copied.
+func (r *restorer) restoreLinked(job *fileJob) error {
+	e := &job.entry
+	if r.opts.LinkDir == "" {
+		return errors.New("hard-link record restored without the store's links directory")
+	}
+	if err := manifest.CheckObject(e.Link.Object); err != nil {
+		return err
+	}
+	objPath := filepath.Join(r.opts.LinkDir, filepath.FromSlash(e.Link.Object))
+	obj, err := os.OpenFile(objPath, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("store object %s: %w", e.Link.Object, err)
+	}
+	defer obj.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(obj.Fd()), &st); err != nil {
+		return fmt.Errorf("stat store object: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("store object %s is not a regular file: %w", e.Link.Object, cas.ErrCorrupt)
+	}
+	if err := r.checkObject(e, obj, &st); err != nil {
+		return err
+	}
+	dir := job.dir
+	tmp := tempName()
+	// A hard link restores the very inode when it was the file's own (not a
+	// --hardlink-dedupe object shared with an identical file).
+	if e.Link.Method == manifest.LinkHard && st.Ino == e.Inode {
+		if err := unix.Linkat(unix.AT_FDCWD, objPath, dir.fd, tmp, 0); err == nil {
+			if err := r.fixLinkedMeta(dir, tmp, e, &st); err != nil {
+				unix.Unlinkat(dir.fd, tmp, 0)
+				return err
+			}
+			if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
+				unix.Unlinkat(dir.fd, tmp, 0)
+				return fmt.Errorf("rename into place: %w", err)
+			}
+			r.done(job, e.Size)
+			r.opts.Progress.Linked.Add(1)
+			return nil
+		} // EXDEV (target on another filesystem), EMLINK: copy instead
+	}
+	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), job.rel)
+	fail := func(err error) error {
+		f.Close()
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return err
+	}
+	if err := unix.IoctlFileClone(fd, int(obj.Fd())); err != nil {
+		// No reflink here: copy (copy_file_range under io.Copy).
+		if _, err := obj.Seek(0, io.SeekStart); err != nil {
+			return fail(err)
+		}
+		if _, err := io.Copy(f, obj); err != nil {
+			return fail(fmt.Errorf("copy from store object: %w", err))
+		}
+	} else {
+		r.opts.Progress.Cloned.Add(1)
+	}
+	if err := r.setMeta(*e, f); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return fmt.Errorf("close: %w", err)
+	}
+	if err := unix.UtimesNanoAt(dir.fd, tmp, timespecs(e.MTimeNs), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return fmt.Errorf("set mtime: %w", err)
+	}
+	if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	r.done(job, e.Size)
+	return nil
+}
+
+// ErrChangedSinceCapture marks a linked file modified after its capture.
+var ErrChangedSinceCapture = errors.New("changed since capture")
+
+func (r *restorer) checkObject(e *manifest.Entry, obj *os.File, st *unix.Stat_t) error {
+	if !e.Link.Hash.IsZero() {
+		if r.opts.Hash == nil {
+			return errors.New("hash check needs a hasher")
+		}
+		if _, err := obj.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		got, err := cas.SumStream(obj, r.opts.Hash)
+		if err != nil {
+			return fmt.Errorf("hash store object: %w", err)
+		}
+		if got != e.Link.Hash || uint64(st.Size) != e.Size {
+			return fmt.Errorf("store object %s: contents %w (the user's file was modified after capture); not restored", e.Link.Object, ErrChangedSinceCapture)
+		}
+		return nil
+	}
+	// Size and mtime catch every ordinary write. The ctime cannot be a gate:
+	// adding or removing any name of the inode moves it (the OS reinstall
+	// deleting the user's copy, an earlier restore linking one), so it only
+	// confirms: unchanged ctime proves nothing was touched at all. A write
+	// that also put the old mtime back is caught only with a recorded hash
+	// (--hardlink-dedupe).
+	if uint64(st.Size) != e.Size || st.Mtim.Nano() != e.MTimeNs {
+		return fmt.Errorf("store object %s: size or mtime %w (the user's file was modified after capture); not restored", e.Link.Object, ErrChangedSinceCapture)
+	}
+	return nil
+}
+
+// fixLinkedMeta applies only the metadata that differs: the object is the
+// user's own inode, and even a no-op chmod would move its ctime, making the
+// record look changed on the next restore.
+func (r *restorer) fixLinkedMeta(dir *dirHandle, name string, e *manifest.Entry, st *unix.Stat_t) error {
+	if r.opts.Owners && (int(st.Uid) != r.uid(*e) || int(st.Gid) != r.gid(*e)) {
+		if err := unix.Fchownat(dir.fd, name, r.uid(*e), r.gid(*e), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if st.Mode&0o7777 != e.Mode {
+		if err := unix.Fchmodat(dir.fd, name, e.Mode, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	return nil
+}
