@@ -251,7 +251,7 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		Errors:      c.errors.Load(),
 	}
 	if c.linker != nil {
-		rec.LinkedFiles, rec.ClonedFiles = c.linker.Linked.Load(), c.linker.Cloned.Load()
+		rec.LinkedFiles, rec.ClonedFiles = c.progress.Linked.Load(), c.progress.Cloned.Load()
 		if rec.LinkedFiles+rec.ClonedFiles > 0 {
 			rec.LinkSet = c.linker.set
 		} else {

@@ -159,6 +159,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *f
 		if !job.linkOf.failed && job.linkOf.entry.Size == e.Size && job.linkOf.entry.MTimeNs == e.MTimeNs {
 			e.Chunks = job.linkOf.entry.Chunks
 			e.Link = job.linkOf.entry.Link
+			c.countLinkPath(e.Link)
 			if job.linkOf.unchanged {
 				c.progress.Unchanged.Add(1)
 			}
@@ -175,18 +176,14 @@ func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *f
 		}
 		if link != nil {
 			e.Link = link
-			if link.Method == manifest.LinkClone {
-				c.progress.Cloned.Add(1)
-			} else {
-				c.progress.Linked.Add(1)
-			}
+			c.countLinkPath(link)
 			c.progress.BytesDone.Add(e.Size)
 			return nil
 		}
 		if c.opts.Hardlink == HardlinkAlways {
 			return fmt.Errorf("%s: %w (store on another filesystem, or link limit reached); use --hardlink auto to chunk such files", job.abs, ErrLinkImpossible)
 		}
-		c.progress.LinkFallback.Add(1)
+		c.countLinkPath(nil)
 	}
 	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete && p.Link == nil &&
 		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks) {
@@ -367,4 +364,17 @@ func (c *capturer) finisher(ctx context.Context) error {
 		node.parent.pending.Done()
 	}
 	return nil
+}
+
+// countLinkPath counts which path a file took in hard-link mode.
+func (c *capturer) countLinkPath(link *manifest.Link) {
+	switch {
+	case c.linker == nil:
+	case link == nil:
+		c.progress.LinkFallback.Add(1)
+	case link.Method == manifest.LinkClone:
+		c.progress.Cloned.Add(1)
+	default:
+		c.progress.Linked.Add(1)
+	}
 }

@@ -45,8 +45,6 @@ type linker struct {
 
 	hashMu sync.Mutex
 	byHash map[cas.ID]*manifest.Link
-
-	Linked, Cloned, Fallback atomic.Uint64
 }
 
 func newLinker(linkRoot, set string, dedupe bool, hash func([]byte) cas.ID) (*linker, error) {
@@ -127,11 +125,6 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 	}
 	e.CTimeNs = st.Ctim.Nano()
 	link := &manifest.Link{Method: method, Object: rel, CTimeNs: st.Ctim.Nano(), Nlink: uint64(st.Nlink), Hash: hash}
-	if method == manifest.LinkClone {
-		l.Cloned.Add(1)
-	} else {
-		l.Linked.Add(1)
-	}
 	if l.dedupe {
 		l.hashMu.Lock()
 		l.byHash[hash] = link

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func inode(t testing.TB, path string) uint64 {
+	t.Helper()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+// hardlinkTree makes a small profile with a big file, a small one, a
+// hard-linked pair and a symlink.
+func hardlinkTree(t *testing.T, root string) {
+	t.Helper()
+	writeFile(t, filepath.Join(root, "home/alice/Documents/big.bin"), rnd(11, 3<<20), 0o640)
+	writeFile(t, filepath.Join(root, "home/alice/notes.txt"), []byte("remember the milk\n"), 0o600)
+	writeFile(t, filepath.Join(root, "home/alice/h1"), []byte("one inode, two names\n"), 0o644)
+	if err := os.Link(filepath.Join(root, "home/alice/h1"), filepath.Join(root, "home/alice/h2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("Documents/big.bin", filepath.Join(root, "home/alice/link")); err != nil {
+		t.Fatal(err)
+	}
+	stampTimes(t, root)
+}
+
+type hardlinkCapture struct {
+	captureOut
+	Linked   uint64 `json:"linked_files"`
+	Cloned   uint64 `json:"cloned_files"`
+	Fallback uint64 `json:"link_fallback_files"`
+}
+
+func TestE2EHardlinkCaptureRestoreRm(t *testing.T) {
+	dir := tmpDir(t)
+	root := filepath.Join(dir, "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	// The store and the data share one filesystem (the test's temp dir).
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	if c.Linked+c.Cloned != c.Files || c.Files != 4 || c.Fallback != 0 {
+		t.Fatalf("capture: %d files, %d linked, %d cloned, %d chunked; want all 4 linked or cloned", c.Files, c.Linked, c.Cloned, c.Fallback)
+	}
+	if c.NewBytes != 0 {
+		t.Fatalf("hard-link capture read and stored %d bytes of file data", c.NewBytes)
+	}
+	if c.Linked > 0 {
+		// Hard links: the store holds the very inodes of the user's files.
+		objs := map[uint64]bool{}
+		filepath.WalkDir(filepath.Join(store, "links"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				objs[inode(t, p)] = true
+			}
+			return nil
+		})
+		for _, f := range []string{"Documents/big.bin", "notes.txt", "h1"} {
+			if !objs[inode(t, filepath.Join(root, "home/alice", f))] {
+				t.Errorf("%s: no store object shares its inode", f)
+			}
+		}
+	}
+
+	target := filepath.Join(dir, "restored")
+	out, _ := restoreJSON(t, 0, store, "--computer", "pc1", "--root", target)
+	if out.Files != 4 {
+		t.Fatalf("restored %d files, want 4", out.Files)
+	}
+	compareTrees(t, root, target, compareOpts{owners: true})
+	if c.Linked > 0 {
+		for _, f := range []string{"Documents/big.bin", "notes.txt"} {
+			if a, b := inode(t, filepath.Join(root, "home/alice", f)), inode(t, filepath.Join(target, "home/alice", f)); a != b {
+				t.Errorf("%s restored as inode %d, want the captured inode %d (linked into place)", f, b, a)
+			}
+		}
+	}
+
+	// The OS reinstall deletes the user's names; the store's links keep the
+	// data, and the record still restores.
+	target2 := filepath.Join(dir, "after-wipe")
+	saved := filepath.Join(dir, "saved")
+	if err := exec.Command("cp", "-a", root, saved).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "home")); err != nil {
+		t.Fatal(err)
+	}
+	restoreJSON(t, 0, store, "--computer", "pc1", "--root", target2)
+	compareTrees(t, saved, target2, compareOpts{owners: true})
+
+	// rm removes only the store's names: the restored files stay intact.
+	before := readFile(t, filepath.Join(target, "home/alice/notes.txt"))
+	mustSMP(t, "rm", "--store", store, "--record", c.Record)
+	if _, err := os.Stat(filepath.Join(store, "links")); !os.IsNotExist(err) {
+		t.Errorf("links directory left after rm: %v", err)
+	}
+	if got := readFile(t, filepath.Join(target, "home/alice/notes.txt")); got != before {
+		t.Errorf("rm changed a user's file: %q", got)
+	}
+	compareTrees(t, saved, target2, compareOpts{owners: true})
+}
+
+func TestE2EHardlinkDetectsModifiedFile(t *testing.T) {
+	dir := tmpDir(t)
+	root := filepath.Join(dir, "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	for _, dedupe := range []bool{false, true} {
+		args := []string{"capture", "--store", store, "--computer", "pc1", "--root", root, "--json"}
+		if dedupe {
+			args = append(args, "--hardlink-dedupe")
+		}
+		var c hardlinkCapture
+		smpJSON(t, 0, &c, args...)
+		if c.Linked == 0 {
+			t.Skip("filesystem clones instead of hard-linking: the user's edit cannot reach the store copy")
+		}
+		// The user edits a file after capture: through the shared inode the
+		// store copy changes too, and restore must notice.
+		p := filepath.Join(root, "home/alice/notes.txt")
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("and the eggs\n")
+		f.Close()
+		out, _ := restoreJSON(t, exitPartial, store, "--record", c.Record, "--root", filepath.Join(dir, "r", c.Record[:8]))
+		if out.Errors != 1 || len(out.Problems) != 1 || !strings.Contains(out.Problems[0], "notes.txt") || !strings.Contains(out.Problems[0], "changed since capture") {
+			t.Fatalf("dedupe=%v: modified file not reported: %+v", dedupe, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "r", c.Record[:8], "home/alice/notes.txt")); !os.IsNotExist(err) {
+			t.Fatalf("modified file was restored anyway")
+		}
+		if out.Files != 3 {
+			t.Fatalf("other files not restored: %d", out.Files)
+		}
+	}
+}
+
+func TestE2EHardlinkAcrossFilesystems(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs for a second filesystem")
+	}
+	dir := tmpDir(t)
+	mnt := filepath.Join(dir, "tmpfs")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): cross-filesystem fallback not tested", err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+	root := filepath.Join(mnt, "root")
+	hardlinkTree(t, root)
+	store := newStore(t) // on the test's disk, not the tmpfs
+
+	r := smp(t, "capture", "--store", store, "--computer", "pc1", "--root", root, "--hardlink", "always")
+	if r.code != exitError || !strings.Contains(r.stderr, "cannot hard-link or clone") {
+		t.Fatalf("--hardlink always across filesystems: %v", r)
+	}
+	if recs := listRecords(t, store); len(recs) != 0 {
+		t.Fatalf("failed capture left %d records", len(recs))
+	}
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	if c.Linked+c.Cloned != 0 || c.Fallback != c.Files || c.NewBytes == 0 {
+		t.Fatalf("auto across filesystems: %+v; want every file chunked", c)
+	}
+	// And a hard-link record restored onto another filesystem is copied.
+	store2 := filepath.Join(dir, "store2")
+	mustSMP(t, "init", "--store", store2)
+	src := filepath.Join(dir, "src2")
+	hardlinkTree(t, src)
+	smpJSON(t, 0, &c, "capture", "--store", store2, "--computer", "pc2", "--root", src, "--json")
+	target := filepath.Join(mnt, "restored")
+	out, _ := restoreJSON(t, 0, store2, "--computer", "pc2", "--root", target)
+	if out.Files != 4 {
+		t.Fatalf("restored %d files onto the tmpfs, want 4", out.Files)
+	}
+	compareTrees(t, src, target, compareOpts{owners: true})
+}
+
+func listRecords(t testing.TB, store string) []json.RawMessage {
+	t.Helper()
+	var out struct {
+		Records []json.RawMessage `json:"records"`
+	}
+	smpJSON(t, 0, &out, "records", "--store", store, "--json")
+	return out.Records
+}
