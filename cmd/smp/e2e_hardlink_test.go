@@ -199,3 +199,45 @@ func listRecords(t testing.TB, store string) []json.RawMessage {
 	smpJSON(t, 0, &out, "records", "--store", store, "--json")
 	return out.Records
 }
+
+func TestE2EHardlinkIngest(t *testing.T) {
+	dir := tmpDir(t)
+	root := filepath.Join(dir, "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	var in struct {
+		Record   string `json:"record"`
+		Replaces string `json:"replaces"`
+		Ingested uint64 `json:"ingested_files"`
+		NewBytes uint64 `json:"new_bytes"`
+	}
+	smpJSON(t, 0, &in, "ingest", "--store", store, "--record", c.Record, "--json")
+	if in.Replaces != c.Record || in.Ingested != 4 || in.NewBytes == 0 {
+		t.Fatalf("ingest: %+v", in)
+	}
+	if recs := listRecords(t, store); len(recs) != 1 {
+		t.Fatalf("%d records after ingest, want 1", len(recs))
+	}
+	if _, err := os.Stat(filepath.Join(store, "links")); !os.IsNotExist(err) {
+		t.Errorf("links left after ingest: %v", err)
+	}
+	// The ingested record no longer needs the user's files.
+	saved := filepath.Join(dir, "saved")
+	if err := exec.Command("cp", "-a", root, saved).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "home/alice/notes.txt"), []byte("overwritten\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "restored")
+	restoreJSON(t, 0, store, "--record", in.Record, "--root", target)
+	compareTrees(t, saved, target, compareOpts{owners: true})
+	mustSMP(t, "verify", "--store", store, "--read-data")
+	// A record without links cannot be ingested again.
+	r := smp(t, "ingest", "--store", store, "--record", in.Record)
+	if r.code != exitError || !strings.Contains(r.stderr, "nothing to ingest") {
+		t.Fatalf("second ingest: %v", r)
+	}
+}
