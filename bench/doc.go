@@ -11,12 +11,17 @@
 //
 // # Running
 //
-//	go test ./bench -run XXX -bench . -benchtime 1x -count 3
+//	go test ./bench -run XXX -bench 'Capture|Restore' -benchtime 1x -count 3
 //	SMP_BENCH_SIZE=2GiB go test ./bench -run XXX -bench 'Capture|Restore' -benchtime 1x -timeout 1h
 //	SMP_BENCH_RSS_SIZE=5GiB go test ./bench -run XXX -bench CaptureRSS -benchtime 1x -timeout 2h
-//	go test ./bench -run XXX -bench CaptureNew -benchtime 1x -cpuprofile cpu.out
+//	go test ./bench -run XXX -bench CaptureNew -benchtime 3x -cpuprofile cpu.out
 //	go tool pprof -top -tagfocus bench=capture-new bench.test cpu.out
 //	go test ./bench -run XXX -bench Limit -count 3        # this machine's ceilings
+//
+// (-bench . also runs the Limit benchmarks, which want the default
+// -benchtime, and skips CaptureRSS and Sweep unless their variables are
+// set.) The Go CPU profile shows kernel time only as the system call that
+// spent it; `perf record -g` on the test binary shows where in the kernel.
 //
 // SMP_BENCH_SIZE (default 512MiB) sizes the in-process benchmarks' tree;
 // SMP_BENCH_RSS_SIZE (default unset: skipped) BenchmarkCaptureRSS's;

@@ -4,9 +4,10 @@ package bench
 // (repo, capture and restore packages used directly), on a generated tree
 // of SMP_BENCH_SIZE bytes (default 512MiB):
 //
-//	go test ./bench -run XXX -bench . -benchtime 1x -count 3
-//	SMP_BENCH_SIZE=2GiB go test ./bench -run XXX -bench Capture -benchtime 1x
+//	go test ./bench -run XXX -bench 'Capture|Restore' -benchtime 1x -count 3
+//	SMP_BENCH_SIZE=2GiB go test ./bench -run XXX -bench 'Capture|Restore' -benchtime 1x -timeout 1h
 //	SMP_BENCH_RSS_SIZE=5GiB go test ./bench -run XXX -bench CaptureRSS -benchtime 1x -timeout 2h
+//	SMP_BENCH_SWEEP=1 go test ./bench -run XXX -bench Sweep -benchtime 1x   # file workers 1-8
 //
 // Targets (2 cores): CaptureNew >= 250 MB/s, CaptureDuplicate >= 600 MB/s,
 // Restore >= 400 MB/s, CaptureRSS peak-RSS-MiB <= 300 for a 5 GB tree.
@@ -20,9 +21,15 @@ package bench
 // BenchmarkRestoreSynced adds a syncfs at the end. syscall.Sync runs before
 // each timed section so earlier writes are not flushed during it, and every
 // iteration gets a new store or target directory: they are all deleted only
-// when the process ends, because deleting hundreds of MiB right before a
-// timed run (this disk is mounted with online discard) slowed the run
-// measurably. src-cached-% reports how much of the data the timed section
+// when the process ends. Deleting files right before a restore slows it
+// badly on this machine: its ext4 has no journal, and without one ext4
+// skips (after reading their inode-table blocks) every inode deleted in the
+// last 60 s, or 360 s while that block is dirty, when it allocates a new
+// inode (recently_deleted in fs/ext4/ialloc.c); perf showed 20-35% of a
+// restore's CPU there after a cleanup. So run restore benchmarks in a
+// process started at least 6 minutes after the last mass delete (including
+// the previous run's cleanup), and let -count repeat them within one
+// process. src-cached-% reports how much of the data the timed section
 // reads (source tree, or the store's packs for restore) was in the page
 // cache just before it: this machine's DAMON pageout evicts pages unused
 // for about a minute, so warmth is measured, not assumed.
@@ -322,7 +329,7 @@ func BenchmarkCaptureRSS(b *testing.B) {
 		syscall.Sync()
 		cached += cachedFraction(b, t.alice())
 		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(self, bin, "capture", "--store", store, "--computer", "rss", "--root", t.root, "--json", "home/alice")
+		cmd := exec.Command(self, bin, "capture", "--store", store, "--computer", "rss", "--hardlink", "never", "--root", t.root, "--json", "home/alice")
 		cmd.Env = append(os.Environ(), launcherEnv+"="+usageFile)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		start, busy := time.Now(), machineBusy()
