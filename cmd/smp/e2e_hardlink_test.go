@@ -241,3 +241,55 @@ func TestE2EHardlinkIngest(t *testing.T) {
 		t.Fatalf("second ingest: %v", r)
 	}
 }
+
+// TestE2EHardlinkClonesOnXFS: on a reflink filesystem capture clones
+// instead of hard-linking, so an edit of the user's file after capture can
+// no longer reach the store's copy: the record restores what was captured.
+func TestE2EHardlinkClonesOnXFS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to loop-mount an XFS image")
+	}
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		t.Skip("mkfs.xfs not installed (apt-get install xfsprogs; .ci/run does): clone path not tested")
+	}
+	dir := tmpDir(t)
+	img := filepath.Join(dir, "xfs.img")
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 512<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.xfs", "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.xfs: %v: %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot loop-mount here (%v: %s): clone path not tested", err, out)
+	}
+	defer exec.Command("umount", "-l", mnt).Run()
+	root := filepath.Join(mnt, "root")
+	hardlinkTree(t, root)
+	store := filepath.Join(mnt, "store")
+	mustSMP(t, "init", "--store", store)
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "always")
+	if c.Cloned != c.Files || c.Linked != 0 {
+		t.Fatalf("XFS capture: %d files, %d cloned, %d hard-linked; want all cloned", c.Files, c.Cloned, c.Linked)
+	}
+	saved := filepath.Join(dir, "saved")
+	if err := exec.Command("cp", "-a", root, saved).Run(); err != nil {
+		t.Fatal(err)
+	}
+	// Same size, new bytes and mtime: a hard link would make this record
+	// unrestorable for that file; a clone keeps the captured bytes.
+	if err := os.WriteFile(filepath.Join(root, "home/alice/notes.txt"), []byte("REMEMBER THE MILK\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(mnt, "restored")
+	restoreJSON(t, 0, store, "--computer", "pc1", "--root", target)
+	compareTrees(t, saved, target, compareOpts{owners: true})
+}
