@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"smp/bench"
+)
+
+// TestE2EBenchRunQuick is the CI smoke test of `smp bench run`: the real
+// binary (built by TestMain, race-instrumented under -race) generates a
+// small corpus, captures and restores it as child processes and compares
+// with the baselines that are installed. It checks the report's shape and
+// invariants, not speeds. About 50 s under -race, 20 s without.
+func TestE2EBenchRunQuick(t *testing.T) {
+	work := tmpDir(t)
+	plot := filepath.Join(work, "bench.svg")
+	args := []string{"bench", "run", "--quick", "--json", "--work", work, "--plot", plot}
+	if raceEnabled() {
+		// The race detector slows smp and the generator about tenfold.
+		args = append(args, "--size", "48MiB")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, smpBin, args...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SMP_STORE=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("smp %s: %.1fs\n%s", strings.Join(args, " "), time.Since(start).Seconds(), stderr.String())
+	if err != nil {
+		t.Fatalf("smp bench run: %v\nstdout:\n%s", err, stdout.String())
+	}
+	if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
+		t.Errorf("data race in smp bench run")
+	}
+
+	var rep bench.Report
+	dec := json.NewDecoder(&stdout)
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("decode the report: %v", err)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON value on stdout")
+	}
+	row := func(tool, scenario string) bench.Row {
+		t.Helper()
+		r, ok := rep.Row(tool, scenario)
+		if !ok {
+			t.Fatalf("no %s %s row in %+v", tool, scenario, rep.Rows)
+		}
+		return r
+	}
+
+	info := rep.Corpus.Info
+	if info == nil || len(info.Users) != 3 || info.Bytes <= 0 || !rep.Corpus.Generated {
+		t.Fatalf("corpus: %+v", rep.Corpus)
+	}
+	if rep.Machine.Cores < 1 || rep.Machine.GOOS == "" || rep.Machine.GoVersion == "" || rep.Date == "" {
+		t.Errorf("machine info: %+v, date %q", rep.Machine, rep.Date)
+	}
+
+	capture := row("smp", bench.ScenarioCapture)
+	if !capture.OK() || capture.Runs != 3 || capture.MBps <= 0 || capture.WallSeconds <= 0 || capture.CPUSeconds <= 0 || capture.PeakRSSMiB <= 0 {
+		t.Errorf("smp capture row: %+v", capture)
+	}
+	if capture.LogicalBytes != info.Bytes {
+		t.Errorf("smp captured %d logical bytes; the corpus holds %d", capture.LogicalBytes, info.Bytes)
+	}
+	if capture.StoredBytes <= 0 || capture.StoredBytes >= capture.LogicalBytes || capture.DedupeRatio <= 1 {
+		t.Errorf("smp capture: stored %d of %d logical bytes, dedupe %.2f; want 0 < stored < logical",
+			capture.StoredBytes, capture.LogicalBytes, capture.DedupeRatio)
+	}
+	restore := row("smp", bench.ScenarioRestore)
+	if !restore.OK() || restore.MBps <= 0 || restore.LogicalBytes <= 0 || restore.Verified == nil || !*restore.Verified {
+		t.Errorf("smp restore row: %+v", restore)
+	}
+	if !rep.RestoreVerified {
+		t.Errorf("restore_verified is false")
+	}
+
+	// Baselines: measured when installed, otherwise rows that say so.
+	for _, b := range []struct{ tool, bin string }{{"cp -a", "cp"}, {"tar|zstd", "zstd"}, {"restic", "restic"}} {
+		for _, sc := range []string{bench.ScenarioCapture, bench.ScenarioRestore} {
+			r := row(b.tool, sc)
+			if _, err := exec.LookPath(b.bin); err != nil {
+				if r.Status != bench.StatusNotInstalled || !strings.Contains(r.Note, "install-baselines.sh") {
+					t.Errorf("%s %s without %s: %+v", b.tool, sc, b.bin, r)
+				}
+				continue
+			}
+			if !r.OK() || r.MBps <= 0 {
+				t.Errorf("%s %s row: %+v", b.tool, sc, r)
+			}
+			if sc == bench.ScenarioRestore && (r.Verified == nil || !*r.Verified) {
+				t.Errorf("%s restore not verified: %+v", b.tool, r)
+			}
+		}
+	}
+	// The incremental scenario runs or is skipped (while MutateCorpus is
+	// not implemented), but is reported either way.
+	inc := row("smp", bench.ScenarioIncremental)
+	switch inc.Status {
+	case bench.StatusOK:
+		if inc.MBps <= 0 || inc.LogicalBytes <= 0 {
+			t.Errorf("smp incremental row: %+v", inc)
+		}
+	case bench.StatusSkipped:
+		if inc.Note == "" {
+			t.Errorf("incremental skipped without a reason")
+		}
+	default:
+		t.Errorf("smp incremental row: %+v", inc)
+	}
+	for _, sc := range []string{bench.ScenarioHardlink, bench.ScenarioServe} {
+		if r := row("smp", sc); r.Status != bench.StatusOK && r.Status != bench.StatusUnavailable && r.Status != bench.StatusSkipped {
+			t.Errorf("smp %s row: %+v", sc, r)
+		}
+	}
+	if len(rep.Ratios) == 0 && len(rep.Rows) > 0 {
+		if r, _ := rep.Row("cp -a", bench.ScenarioCapture); r.OK() {
+			t.Errorf("no ratios although cp -a ran")
+		}
+	}
+
+	// The chart is well-formed SVG.
+	svg, err := os.ReadFile(plot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		if _, err := d.Token(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("--plot output is not well-formed: %v", err)
+			}
+			break
+		}
+	}
+	// The scratch directory under --work was removed.
+	if ents, _ := os.ReadDir(work); len(ents) != 1 || ents[0].Name() != "bench.svg" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("--work holds %v after the run; want only bench.svg", names)
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"smp/bench"
+)
+
+const benchArgs = "corpus|run [flags]"
+
+func benchUsage() {
+	fmt.Fprintf(os.Stderr, `Usage: smp bench %s
+
+  smp bench corpus --out DIR [--users N] [--size SIZE] [--seed S] [--mutate] [--json]
+      write a generated organisation corpus (DIR/home/userNN), or with
+      --mutate apply a deterministic week of changes to one
+  smp bench run [--corpus DIR | --users N --size SIZE --seed S] [--quick]
+                [--work DIR] [--keep] [--json] [--plot FILE.svg]
+      measure capture, restore and incremental re-capture of the corpus with
+      this smp binary and with cp -a, tar|zstd, cp -al and restic (when
+      installed: bench/install-baselines.sh), each run as child processes
+
+Run 'smp bench corpus --help' or 'smp bench run --help' for their flags.
+`, benchArgs)
+}
+
+func runBench(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		benchUsage()
+		return usagef("want a subcommand: corpus or run")
+	}
+	switch args[0] {
+	case "corpus":
+		return runBenchCorpus(ctx, args[1:])
+	case "run":
+		return runBenchRun(ctx, args[1:])
+	case "-h", "--help", "help":
+		benchUsage()
+		return nil
+	}
+	return usagef("unknown subcommand %q: want corpus or run (see smp bench --help)", args[0])
+}
+
+// sizeFlag parses a byte size such as 96MiB, 2GiB or 1000000.
+func sizeFlag(name, value string) (int64, error) {
+	n, err := humanize.ParseBytes(value)
+	if err != nil || n == 0 || n > 1<<50 {
+		return 0, usagef("--%s %q: want a positive size such as 96MiB or 2GiB", name, value)
+	}
+	return int64(n), nil
+}
+
+func runBenchCorpus(ctx context.Context, args []string) error {
+	fs := newFlags("bench corpus", "--out DIR [--users N] [--size SIZE] [--seed S] [--mutate] [--json]")
+	out := fs.String("out", "", "corpus directory: profiles go to DIR/home/userNN (required)")
+	users := fs.Int("users", 8, "number of users")
+	size := fs.String("size", "1GiB", "total bytes of file data across all users")
+	seed := fs.Uint64("seed", 1, "generator seed (same seed, same corpus on this machine)")
+	mutate := fs.Bool("mutate", false, "apply a deterministic week of changes to the corpus in DIR instead of generating one")
+	asJSON := fs.Bool("json", false, "print the corpus summary as one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *out == "" {
+		return usagef("--out DIR is required")
+	}
+	start := time.Now()
+	var info *bench.CorpusInfo
+	var err error
+	what := "generated"
+	if *mutate {
+		what = "mutated"
+		if st, serr := os.Stat(*out); serr != nil || !st.IsDir() {
+			return usagef("--out %s is not a corpus directory", *out)
+		}
+		info, err = bench.MutateCorpus(*out, *seed)
+	} else {
+		if *users < 1 || *users > 999 {
+			return usagef("--users %d: want 1 to 999", *users)
+		}
+		n, serr := sizeFlag("size", *size)
+		if serr != nil {
+			return serr
+		}
+		info, err = bench.GenerateCorpus(bench.CorpusOptions{Out: *out, Users: *users, Size: n, Seed: *seed})
+	}
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(info)
+	}
+	ratio := ""
+	if info.ZstdRatio > 0 {
+		ratio = fmt.Sprintf(", zstd ratio %.2f", info.ZstdRatio)
+	}
+	fmt.Printf("corpus %s %s: %d users, %d files, %s%s in %.1fs\n", info.Root, what, len(info.Users), info.Files,
+		bytesStr(uint64(max(info.Bytes, 0))), ratio, time.Since(start).Seconds())
+	return nil
+}
+
+func runBenchRun(ctx context.Context, args []string) error {
+	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S] [--quick] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
+	corpus := fs.String("corpus", "", "use this corpus (DIR/home/USER) instead of generating one; the incremental scenario mutates it in place")
+	users := fs.Int("users", 8, "generated corpus: number of users")
+	size := fs.String("size", "1GiB", "generated corpus: total bytes of file data")
+	seed := fs.Uint64("seed", 1, "generator and mutation seed")
+	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB unless --users/--size say otherwise), for a run of about a minute")
+	work := fs.String("work", "", "put the scratch directory (stores, copies, generated corpus) under DIR, on the disk to measure (default: the temp dir); it is removed at the end")
+	keep := fs.Bool("keep", false, "keep the scratch directory")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
+	plot := fs.String("plot", "", "also write a bar chart of throughput and stored bytes to FILE.svg")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *quick {
+		if !fs.Changed("users") {
+			*users = 3
+		}
+		if !fs.Changed("size") {
+			*size = "96MiB"
+		}
+	}
+	if *corpus != "" && (fs.Changed("users") || fs.Changed("size")) {
+		return usagef("--corpus takes an existing corpus: --users and --size are for a generated one")
+	}
+	if *users < 1 || *users > 999 {
+		return usagef("--users %d: want 1 to 999", *users)
+	}
+	n, err := sizeFlag("size", *size)
+	if err != nil {
+		return err
+	}
+	if *plot != "" {
+		if dir := filepath.Dir(*plot); dir != "" {
+			if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+				return usagef("--plot %s: directory %s does not exist", *plot, dir)
+			}
+		}
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the smp binary: %w", err)
+	}
+	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Quick: *quick, Work: *work, Keep: *keep}
+	rep, runErr := bench.Run(ctx, opts, os.Stderr)
+	if rep == nil {
+		return runErr
+	}
+	if *plot != "" {
+		if err := writeSVGFile(*plot, rep); err != nil {
+			return errors.Join(runErr, err)
+		}
+		fmt.Fprintf(os.Stderr, "chart written to %s\n", *plot)
+	}
+	if *asJSON {
+		if err := printJSON(rep); err != nil {
+			return errors.Join(runErr, err)
+		}
+	} else if err := rep.WriteMarkdown(os.Stdout); err != nil {
+		return errors.Join(runErr, err)
+	}
+	return runErr
+}
+
+func writeSVGFile(path string, rep *bench.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteSVG(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
