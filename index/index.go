@@ -250,3 +250,86 @@ func (ix *Index) scan(prefix byte, values bool, fn func(cas.ID, []byte) error) e
 		return nil
 	})
 }
+
+// prefixRetired keys packs that garbage collection has dropped from the
+// index but whose file may still be on disk: "g" + pack ID -> pack size
+// u64le. Such a pack no longer holds any indexed blob; its file is deleted
+// next, then the key. A key left by a crash tells the next gc to finish the
+// deletion. Readers that do not know the prefix ignore it (every scan is by
+// prefix).
+const prefixRetired = 'g'
+
+// DeleteBlobs removes the index entries of blobs ids (garbage collection).
+// Missing entries are not an error. Large sets are written in several
+// transactions; each deleted entry is durable when DeleteBlobs returns.
+func (ix *Index) DeleteBlobs(ids []cas.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	wb := ix.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, id := range ids {
+		if err := wb.Delete(key(prefixBlob, id)); err != nil {
+			return fmt.Errorf("delete index entries: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("delete index entries: %w", err)
+	}
+	return nil
+}
+
+// RetirePack atomically drops pack id from the indexed packs and records it
+// as retired (its file awaits deletion). The caller must first make sure no
+// blob entry points into the pack.
+func (ix *Index) RetirePack(id cas.ID) error {
+	err := ix.db.Update(func(txn *badger.Txn) error {
+		var size []byte
+		item, err := txn.Get(key(prefixPack, id))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			size = binary.LittleEndian.AppendUint64(nil, 0)
+		case err != nil:
+			return err
+		default:
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) < 8 {
+				return fmt.Errorf("index pack entry %s: %w", id.Short(), cas.ErrCorrupt)
+			}
+			size = v[:8]
+		}
+		if err := txn.Delete(key(prefixPack, id)); err != nil {
+			return err
+		}
+		return txn.Set(key(prefixRetired, id), size)
+	})
+	if err != nil {
+		return fmt.Errorf("retire pack %s: %w", id.Short(), err)
+	}
+	return nil
+}
+
+// RetiredPacks calls fn for every retired pack (see RetirePack) with the size
+// it had when indexed.
+func (ix *Index) RetiredPacks(fn func(id cas.ID, size int64) error) error {
+	return ix.scan(prefixRetired, true, func(id cas.ID, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("index retired pack entry %s: %w", id.Short(), cas.ErrCorrupt)
+		}
+		return fn(id, int64(binary.LittleEndian.Uint64(v)))
+	})
+}
+
+// ForgetRetiredPack removes the retired mark of pack id once its file is gone.
+func (ix *Index) ForgetRetiredPack(id cas.ID) error {
+	err := ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Delete(key(prefixRetired, id))
+	})
+	if err != nil {
+		return fmt.Errorf("forget retired pack %s: %w", id.Short(), err)
+	}
+	return nil
+}

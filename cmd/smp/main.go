@@ -54,6 +54,7 @@ var commands = []command{
 	{"stats", "--store DIR", "show store size and dedupe figures", runStats},
 	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", runRm},
 	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", runIngest},
+	{"gc", gcArgs, "free data that no live record uses", runGC},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", runVerify},
 	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd and restic", runBench},
 	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},

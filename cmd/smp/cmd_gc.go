@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+
+	"smp/repo"
+)
+
+const gcArgs = "--store DIR [--dry-run] [--repack-below F] [--json]"
+
+func runGC(ctx context.Context, args []string) error {
+	fs := newFlags("gc", gcArgs)
+	store := storeFlag(fs)
+	dryRun := fs.Bool("dry-run", false, "compute and print what gc would free; change nothing")
+	below := fs.Float64("repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see smp gc --help)", fs.Arg(0))
+	}
+	if math.IsNaN(*below) || *below < 0 || *below > 1 {
+		return usagef("--repack-below %v: give a fraction from 0 to 1", *below)
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		printGC(rep)
+	}
+	if len(rep.Problems) > 0 {
+		for _, p := range rep.Problems {
+			fmt.Fprintf(os.Stderr, "smp gc: %s\n", p)
+		}
+		return partialError{fmt.Sprintf("%d packs were left in place because they hold damaged live data; run smp verify --read-data", len(rep.Problems))}
+	}
+	return nil
+}
+
+func printGC(rep *repo.GCReport) {
+	verb, freed := "", "freed"
+	if rep.DryRun {
+		verb, freed = "would be ", "would free"
+		fmt.Println("dry run: nothing was changed")
+	}
+	fmt.Printf("scanned %d packs: %d live blobs of %d records\n", rep.PacksScanned, rep.LiveBlobs, rep.Records)
+	fmt.Printf("%d packs %sdeleted, %d %srewritten into %d new (%d blobs copied)\n",
+		rep.PacksDeleted, verb, rep.PacksRewritten, verb, rep.PacksWritten, rep.BlobsCopied)
+	fmt.Printf("%d unused blobs %sremoved; %s %s (%s deleted, %s written) in %.1fs\n",
+		rep.BlobsRemoved, verb, freed, signedBytes(rep.BytesFreed), bytesStr(uint64(rep.BytesDeleted)), bytesStr(uint64(rep.BytesWritten)), rep.Seconds)
+	if rep.TombstonesWritten > 0 {
+		fmt.Printf("%d tombstones %swritten for record blobs that were never committed\n", rep.TombstonesWritten, verb)
+	}
+	if rep.UnindexedPacks > 0 {
+		fmt.Printf("%d pack files missing from the index hold data found nowhere else and were kept\n", rep.UnindexedPacks)
+	}
+}
+
+func signedBytes(n int64) string {
+	if n < 0 {
+		return "-" + bytesStr(uint64(-n))
+	}
+	return bytesStr(uint64(n))
+}

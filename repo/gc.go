@@ -1,0 +1,677 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"slices"
+	"time"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/index"
+)
+
+// Garbage collection frees the blobs no live record reaches: chunks, trees
+// and record blobs of removed records. See "Garbage collection" in
+// docs/FORMAT.md for the on-disk side.
+//
+// Order of changes (each step is durable before the next starts), so that a
+// crash at any point leaves every live record restorable and the next run
+// finishes the job:
+//
+//  1. copy the live blobs of sparse packs into new packs (written to a
+//     temporary file, fsynced, renamed; the directory fsynced);
+//  2. index each new pack (its blobs' locations now point to it);
+//  3. delete the index entries of dead blobs, then retire each old pack in
+//     the index (drop its pack key and mark it retired, in one transaction);
+//  4. delete the retired packs' files, then their retired marks.
+//
+// No index entry ever points into a pack file that is gone: a pack is
+// retired only when no blob entry points into it, and its file is deleted
+// only after that. A crash after step 1 leaves a committed pack that is not
+// indexed; the next run deletes it when every blob in it is indexed in some
+// other pack (it is a copy), and otherwise keeps it for an index rebuild.
+//
+// Memory: the mark phase keeps a Go map of every live blob ID (the records,
+// their trees and their chunks, plus every tombstone, one per record ever
+// removed): 32 bytes of key plus map overhead, roughly 50 to 100 bytes per
+// live blob (at the 1 MiB default chunk size, some 100 MB per 1 TiB of live
+// unique data). The cost grows with the live data, not with the store's
+// history: removed records cost a tombstone ID each, garbage only the list
+// of dead blob IDs (32 bytes each) collected for deletion, and every pack a
+// few counters.
+
+// gcFailAfter, when positive, makes GC stop with errGCInjected right after
+// that step (see the gcStep constants) as a crash would. Tests only.
+var gcFailAfter int
+
+var errGCInjected = errors.New("gc: injected failure")
+
+const (
+	gcStepPackWritten  = 1 // a new pack is committed to disk, not yet indexed
+	gcStepIndexed      = 2 // every new pack is indexed
+	gcStepBlobsDeleted = 3 // dead blobs' index entries are deleted
+	gcStepRetired      = 4 // old packs are retired in the index, files remain
+	gcStepFileDeleted  = 5 // a retired pack's file is gone, its mark is not
+)
+
+func gcStep(n int) error {
+	if gcFailAfter == n {
+		return fmt.Errorf("after step %d: %w", n, errGCInjected)
+	}
+	return nil
+}
+
+// ErrBusy is returned by GC when blobs are being written through the same
+// Repo: they are not yet reachable from a record and would be collected.
+var ErrBusy = errors.New("store has uncommitted writes in this process")
+
+// GCOptions tune GC.
+type GCOptions struct {
+	// DryRun computes the report without changing anything.
+	DryRun bool
+	// RepackBelow rewrites a pack whose live fraction (stored bytes of its
+	// live blobs / bytes of its data area) is below it, 0 to 1. A pack with
+	// no live blob is always deleted; 0 rewrites nothing.
+	RepackBelow float64
+}
+
+// GCReport is what GC did (or, with DryRun, would do).
+type GCReport struct {
+	DryRun            bool     `json:"dry_run"`
+	RepackBelow       float64  `json:"repack_below"`
+	Records           int      `json:"records"`            // live records
+	LiveBlobs         int      `json:"live_blobs"`         // blobs kept (records, trees, chunks, tombstones)
+	PacksScanned      int      `json:"packs_scanned"`      // indexed packs examined
+	PacksDeleted      int      `json:"packs_deleted"`      // deleted: no live blob (or left over by an interrupted gc)
+	PacksRewritten    int      `json:"packs_rewritten"`    // live blobs copied out, then deleted
+	PacksWritten      int      `json:"packs_written"`      // new packs holding the copies
+	BlobsRemoved      int      `json:"blobs_removed"`      // dead blobs dropped from the index
+	BlobsCopied       int      `json:"blobs_copied"`       // live blobs moved to new packs
+	BytesDeleted      int64    `json:"bytes_deleted"`      // pack files deleted
+	BytesWritten      int64    `json:"bytes_written"`      // new pack files
+	BytesFreed        int64    `json:"bytes_freed"`        // bytes_deleted - bytes_written
+	TombstonesWritten int      `json:"tombstones_written"` // for record blobs that were never live
+	UnindexedPacks    int      `json:"unindexed_packs"`    // pack files kept that the index does not list
+	Problems          []string `json:"problems"`           // packs left alone, with the reason
+	Seconds           float64  `json:"seconds"`
+}
+
+// gcPack is the accounting of one indexed pack.
+type gcPack struct {
+	info      index.PackInfo
+	live      int    // live blobs whose index entry points here
+	liveBytes uint64 // their stored bytes
+}
+
+// liveFraction is the share of the pack's data area held by live blobs. The
+// header and trailer are left out so that a pack with no garbage scores
+// exactly 1 and is never rewritten.
+func (p *gcPack) liveFraction() float64 {
+	data := p.info.Size - cas.PackHeaderSize - cas.PackFooterSize - int64(p.info.Blobs)*cas.PackEntrySize
+	if data <= 0 {
+		return 1
+	}
+	return float64(p.liveBytes) / float64(data)
+}
+
+// GC deletes every blob that no live record reaches and keeps every
+// tombstone. Packs left with no live blob are deleted; packs whose live
+// fraction is below opts.RepackBelow are rewritten. No other goroutine may
+// use the Repo while GC runs (the smp gc command is a process of its own
+// holding the store lock); GC refuses with ErrBusy when blobs written through
+// this Repo are not yet committed. A cancelled ctx stops GC before the next
+// pack it would rewrite, and always before it deletes index entries; like a
+// crash, that leaves the store sound.
+func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
+	start := time.Now()
+	if math.IsNaN(opts.RepackBelow) || opts.RepackBelow < 0 || opts.RepackBelow > 1 {
+		return nil, fmt.Errorf("gc: repack threshold %v is not between 0 and 1", opts.RepackBelow)
+	}
+	if err := r.gcIdle(); err != nil {
+		return nil, err
+	}
+	rep := &GCReport{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Problems: []string{}}
+	rewritten := map[cas.ID]bool{}
+
+	// Mark.
+	live, nrec, err := r.gcMark(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Records = nrec
+
+	// Finish an interrupted run: delete the files of retired packs.
+	if err := r.gcDeleteRetired(rep, rewritten); err != nil {
+		return nil, err
+	}
+
+	// Account every indexed blob to its pack; tombstones are always live.
+	packs := map[cas.ID]*gcPack{}
+	err = r.ix.Packs(func(p index.PackInfo) error {
+		packs[p.ID] = &gcPack{info: p}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	var dead, deadRecords []cas.ID
+	err = r.ix.Blobs(func(l index.Location) error {
+		if l.Type == cas.BlobTombstone {
+			live[l.ID] = struct{}{}
+		}
+		if _, ok := live[l.ID]; !ok {
+			dead = append(dead, l.ID)
+			if l.Type == cas.BlobRecord {
+				deadRecords = append(deadRecords, l.ID)
+			}
+			return nil
+		}
+		if p := packs[l.Pack]; p != nil {
+			p.live++
+			p.liveBytes += uint64(l.StoredLen)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	rep.LiveBlobs = len(live)
+	rep.BlobsRemoved = len(dead)
+
+	// Committed packs the index does not list.
+	if err := r.gcUnindexed(rep, packs); err != nil {
+		return nil, err
+	}
+
+	// Plan.
+	ids := make([]cas.ID, 0, len(packs))
+	for id := range packs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b cas.ID) int { return bytes.Compare(a[:], b[:]) })
+	var empty, sparse []cas.ID
+	for _, id := range ids {
+		p := packs[id]
+		rep.PacksScanned++
+		switch {
+		case p.live == 0:
+			empty = append(empty, id)
+		case p.liveFraction() < opts.RepackBelow:
+			sparse = append(sparse, id)
+		}
+	}
+
+	// Steps 1 and 2: tombstones for record blobs that were never live (a
+	// crash inside CommitRecord), so an index rebuild from packs cannot
+	// resurrect them once their chunks are gone, then the live blobs of
+	// sparse packs.
+	w := &gcWriter{r: r, dry: opts.DryRun, rep: rep}
+	defer w.abort()
+	for _, rec := range deadRecords {
+		tomb := r.Hasher.SumBlob(cas.BlobTombstone, rec[:])
+		if _, ok := live[tomb]; ok {
+			continue
+		}
+		stored, c := cas.Compress(nil, rec[:])
+		e := cas.PackEntry{Type: cas.BlobTombstone, Compression: c, ID: tomb, StoredLen: uint32(len(stored)), RawLen: cas.IDSize}
+		if err := w.add(e, stored); err != nil {
+			return nil, err
+		}
+		live[tomb] = struct{}{}
+		rep.TombstonesWritten++
+	}
+	var retire []cas.ID
+	retire = append(retire, empty...)
+	for _, id := range sparse {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ok, err := r.gcCopyLive(w, packs[id], live)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			rewritten[id] = true
+			retire = append(retire, id)
+		}
+	}
+	if err := w.finish(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	if opts.DryRun {
+		for _, id := range retire {
+			rep.BytesDeleted += packs[id].info.Size
+			if rewritten[id] {
+				rep.PacksRewritten++
+			} else {
+				rep.PacksDeleted++
+			}
+		}
+		rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
+		rep.Seconds = time.Since(start).Seconds()
+		return rep, nil
+	}
+	if err := gcStep(gcStepIndexed); err != nil {
+		return nil, err
+	}
+
+	// Step 3: forget dead blobs, then retire the old packs.
+	if err := r.ix.DeleteBlobs(dead); err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	if err := gcStep(gcStepBlobsDeleted); err != nil {
+		return nil, err
+	}
+	for _, id := range retire {
+		held, err := r.gcStillIndexed(id)
+		if errors.Is(err, cas.ErrCorrupt) && !rewritten[id] {
+			// An unreadable trailer: trust the scan, which found no live
+			// blob there and whose dead entries are now deleted.
+			held, err = 0, nil
+		}
+		if err != nil || held != 0 {
+			if err == nil {
+				err = fmt.Errorf("%d of its blobs are still indexed there", held)
+			}
+			rep.Problems = append(rep.Problems, fmt.Sprintf("pack %s kept: %v", id.Short(), err))
+			delete(rewritten, id)
+			continue
+		}
+		if err := r.ix.RetirePack(id); err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
+		}
+	}
+	if err := gcStep(gcStepRetired); err != nil {
+		return nil, err
+	}
+
+	// Step 4: delete their files.
+	if err := r.gcDeleteRetired(rep, rewritten); err != nil {
+		return nil, err
+	}
+	// Drop cached descriptors, which would keep deleted packs' space.
+	r.packs.Close()
+	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// gcIdle fails when this Repo holds uncommitted blobs or a failed commit.
+func (r *Repo) gcIdle() error {
+	r.mu.Lock()
+	busy, cerr := len(r.pending) > 0, r.commitErr
+	r.mu.Unlock()
+	if cerr != nil {
+		return fmt.Errorf("gc: %w", cerr)
+	}
+	for _, s := range r.writers {
+		s.mu.Lock()
+		if s.pack != nil && s.pack.Count() > 0 {
+			busy = true
+		}
+		s.mu.Unlock()
+	}
+	if busy {
+		return fmt.Errorf("gc: %w; commit or close them first", ErrBusy)
+	}
+	return nil
+}
+
+// gcMark returns the IDs of every live record and of every tree and chunk
+// it references, and the number of live records. A tree that cannot be read
+// stops GC: what it references is unknown, so nothing may be deleted.
+func (r *Repo) gcMark(ctx context.Context) (map[cas.ID]struct{}, int, error) {
+	records, err := r.Records()
+	if err != nil {
+		return nil, 0, fmt.Errorf("gc: %w", err)
+	}
+	live := make(map[cas.ID]struct{}, 1024)
+	var walk func(id cas.ID) error
+	walk = func(id cas.ID) error {
+		if _, seen := live[id]; seen {
+			return nil // a tree shared with a record marked before
+		}
+		live[id] = struct{}{}
+		t, err := r.LoadTree(id)
+		if err != nil {
+			return err
+		}
+		for i := range t.Entries {
+			e := &t.Entries[i]
+			switch e.Type {
+			case manifest.TypeDir:
+				if err := walk(e.Subtree); err != nil {
+					return err
+				}
+			case manifest.TypeFile:
+				// Linked entries (hard-link records) have no chunks.
+				for _, ch := range e.Chunks {
+					live[ch.ID] = struct{}{}
+				}
+			}
+		}
+		return nil
+	}
+	for _, rec := range records {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		live[rec.ID] = struct{}{}
+		if err := walk(rec.Tree); err != nil {
+			return nil, 0, fmt.Errorf("gc: record %s of %s: %w (nothing was deleted; run smp verify)", rec.ID.Short(), rec.Computer, err)
+		}
+	}
+	return live, len(records), nil
+}
+
+// gcCopyLive copies the live blobs whose index entry points into pack p to
+// new packs, verifying each. It reports whether every one was copied; when
+// not (a damaged blob), the pack must be kept and the reason is in the
+// report. Copies already written stay: they are indexed and sound.
+func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.ID]struct{}) (bool, error) {
+	id := p.info.ID
+	problem := func(err error) (bool, error) {
+		w.rep.Problems = append(w.rep.Problems, fmt.Sprintf("pack %s not rewritten: %v", id.Short(), err))
+		return false, nil
+	}
+	entries, err := r.packs.ReadTrailer(id)
+	if err != nil {
+		return problem(err)
+	}
+	var f *os.File
+	if !w.dry {
+		if f, err = os.Open(r.packs.Path(id)); err != nil {
+			return problem(err)
+		}
+		defer f.Close()
+	}
+	var stored, plain []byte
+	copied := 0
+	for _, e := range entries {
+		if _, ok := live[e.ID]; !ok {
+			continue
+		}
+		loc, err := r.ix.Get(e.ID)
+		if errors.Is(err, cas.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("gc: %w", err)
+		}
+		if loc.Pack != id || loc.Offset != e.Offset {
+			continue // the indexed copy is elsewhere; this one is garbage
+		}
+		if !w.dry {
+			if cap(stored) < int(loc.StoredLen) {
+				stored = make([]byte, loc.StoredLen)
+			}
+			stored = stored[:loc.StoredLen]
+			if _, err := f.ReadAt(stored, int64(loc.Offset)); err != nil {
+				return problem(fmt.Errorf("read blob %s: %w", loc.ID.Short(), err))
+			}
+			plain, err = cas.Decompress(plain, stored, loc.Compression, int(loc.RawLen))
+			if err == nil {
+				err = r.Hasher.Verify(loc.Type, loc.ID, plain)
+			}
+			if err != nil {
+				return problem(fmt.Errorf("blob %s: %w", loc.ID.Short(), err))
+			}
+		}
+		if err := w.add(loc.PackEntry, stored); err != nil {
+			return false, err
+		}
+		copied++
+		w.rep.BlobsCopied++
+	}
+	if copied != p.live {
+		return problem(fmt.Errorf("found %d of the %d live blobs the index places there", copied, p.live))
+	}
+	return true, nil
+}
+
+// gcStillIndexed counts the blobs of pack id whose index entry still points
+// into it. A pack whose file is missing holds none that could be read.
+func (r *Repo) gcStillIndexed(id cas.ID) (int, error) {
+	entries, err := r.packs.ReadTrailer(id)
+	if errors.Is(err, cas.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		loc, err := r.ix.Get(e.ID)
+		if errors.Is(err, cas.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if loc.Pack == id {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// gcDeleteRetired deletes the file of every retired pack, then its mark.
+// With rep.DryRun it only counts them.
+func (r *Repo) gcDeleteRetired(rep *GCReport, rewritten map[cas.ID]bool) error {
+	type retired struct {
+		id   cas.ID
+		size int64
+	}
+	var list []retired
+	err := r.ix.RetiredPacks(func(id cas.ID, size int64) error {
+		list = append(list, retired{id, size})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	for _, p := range list {
+		size, err := r.packs.Stat(p.id)
+		gone := errors.Is(err, cas.ErrNotFound)
+		if err != nil && !gone {
+			return fmt.Errorf("gc: %w", err)
+		}
+		if !gone {
+			// Retiring checked this already; check again before the
+			// one step that cannot be undone.
+			held, err := r.gcStillIndexed(p.id)
+			if err == nil && held > 0 {
+				err = fmt.Errorf("%d of its blobs are indexed there", held)
+			}
+			if err != nil && !errors.Is(err, cas.ErrCorrupt) {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("retired pack %s kept: %v", p.id.Short(), err))
+				continue
+			}
+			if !rep.DryRun {
+				if err := os.Remove(r.packs.Path(p.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("gc: delete pack: %w", err)
+				}
+			}
+			rep.BytesDeleted += size
+			if rewritten[p.id] {
+				rep.PacksRewritten++
+			} else {
+				rep.PacksDeleted++
+			}
+			if err := gcStep(gcStepFileDeleted); err != nil && !rep.DryRun {
+				return err
+			}
+		}
+		if !rep.DryRun {
+			if err := r.ix.ForgetRetiredPack(p.id); err != nil {
+				return fmt.Errorf("gc: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// gcUnindexed looks at committed pack files the index lists neither as
+// packs nor as retired: a crash between committing a pack and indexing it
+// leaves one. A pack every blob of which is indexed in another indexed pack
+// is a redundant copy and is deleted; any other is kept (an index rebuild
+// would need it) and counted.
+func (r *Repo) gcUnindexed(rep *GCReport, packs map[cas.ID]*gcPack) error {
+	retired := map[cas.ID]bool{}
+	if err := r.ix.RetiredPacks(func(id cas.ID, _ int64) error { retired[id] = true; return nil }); err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	onDisk := map[cas.ID]int64{}
+	if err := r.packs.Walk(func(id cas.ID, size int64) error { onDisk[id] = size; return nil }); err != nil {
+		return fmt.Errorf("gc: list packs: %w", err)
+	}
+	for id, size := range onDisk {
+		if packs[id] != nil || retired[id] {
+			continue
+		}
+		redundant := true
+		entries, err := r.packs.ReadTrailer(id)
+		if err != nil {
+			redundant = false
+		}
+		for _, e := range entries {
+			loc, err := r.ix.Get(e.ID)
+			if err != nil || loc.Pack == id || packs[loc.Pack] == nil {
+				redundant = false
+				break
+			}
+			if _, ok := onDisk[loc.Pack]; !ok {
+				redundant = false
+				break
+			}
+		}
+		if !redundant {
+			rep.UnindexedPacks++
+			continue
+		}
+		if !rep.DryRun {
+			if err := os.Remove(r.packs.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("gc: delete pack: %w", err)
+			}
+		}
+		rep.PacksDeleted++
+		rep.BytesDeleted += size
+	}
+	return nil
+}
+
+// gcWriter writes copied blobs to new packs, data and metadata apart as the
+// normal write path does, committing and indexing each pack as it fills.
+// With dry set it only computes the packs it would write.
+type gcWriter struct {
+	r     *Repo
+	dry   bool
+	rep   *GCReport
+	packs [2]*cas.PendingPack
+	sim   [2]struct {
+		size  uint64 // header and data bytes so far
+		count int
+	}
+}
+
+func gcClass(t cas.BlobType) int {
+	if t == cas.BlobData {
+		return 0
+	}
+	return 1
+}
+
+func (w *gcWriter) add(e cas.PackEntry, stored []byte) error {
+	i := gcClass(e.Type)
+	if w.dry {
+		s := &w.sim[i]
+		if s.count == 0 {
+			s.size = cas.PackHeaderSize
+		}
+		s.size += uint64(e.StoredLen)
+		s.count++
+		if int64(s.size) >= w.r.Config.PackSize {
+			w.simCommit(i)
+		}
+		return nil
+	}
+	if w.packs[i] == nil {
+		p, err := w.r.packs.Create()
+		if err != nil {
+			return fmt.Errorf("gc: %w", err)
+		}
+		w.packs[i] = p
+	}
+	if err := w.packs[i].Add(e.Type, e.ID, e.Compression, stored, int(e.RawLen)); err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	if int64(w.packs[i].Size()) >= w.r.Config.PackSize {
+		return w.commit(i)
+	}
+	return nil
+}
+
+func (w *gcWriter) simCommit(i int) {
+	s := &w.sim[i]
+	if s.count == 0 {
+		return
+	}
+	w.rep.PacksWritten++
+	w.rep.BytesWritten += int64(s.size) + int64(s.count)*cas.PackEntrySize + cas.PackFooterSize
+	s.size, s.count = 0, 0
+}
+
+// commit makes pack i durable (step 1) and then indexes it (step 2).
+func (w *gcWriter) commit(i int) error {
+	p := w.packs[i]
+	w.packs[i] = nil
+	id, entries, size, err := p.Commit()
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	w.rep.PacksWritten++
+	w.rep.BytesWritten += size
+	if err := gcStep(gcStepPackWritten); err != nil {
+		return err
+	}
+	if err := w.r.ix.AddPack(id, size, entries); err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	return nil
+}
+
+// finish commits the partly filled packs.
+func (w *gcWriter) finish() error {
+	for i := range w.packs {
+		if w.dry {
+			w.simCommit(i)
+			continue
+		}
+		if w.packs[i] != nil && w.packs[i].Count() > 0 {
+			if err := w.commit(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// abort discards packs not committed (after an error).
+func (w *gcWriter) abort() {
+	for i, p := range w.packs {
+		if p != nil {
+			p.Abort()
+			w.packs[i] = nil
+		}
+	}
+}
