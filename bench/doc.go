@@ -1,5 +1,9 @@
-// Package bench measures smp against its performance targets, on a 2-core
-// machine, with realistic generated data:
+// Package bench measures smp: the organisation benchmark behind `smp bench`
+// (corpus.go generates and mutates an organisation of user profiles;
+// run.go drives the smp binary and the cp -a, tar|zstd, cp -al and restic
+// baselines as child processes and reports a table, JSON and an SVG chart,
+// svg.go), and the in-process Go benchmarks against the store's targets, on
+// a 2-core machine, with realistic generated data:
 //
 //	capture of new data                      >= 250 MB/s   BenchmarkCaptureNew
 //	capture of data already in the store     >= 600 MB/s   BenchmarkCaptureDuplicate
