@@ -52,16 +52,9 @@ func Open(dir string) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := lockStore(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open store lock: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("lock store: %w", err)
+		return nil, err
 	}
 	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
 	if err != nil {
@@ -71,7 +64,7 @@ func Open(dir string) (*Repo, error) {
 	ix, err := index.Open(filepath.Join(dir, "index"))
 	if err != nil {
 		lock.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w (if the index is damaged or lost, run smp index rebuild --store %s)", err, dir)
 	}
 	var key [32]byte
 	copy(key[:], cfg.HashKey)
@@ -107,6 +100,22 @@ func (r *Repo) asyncErr() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.commitErr
+}
+
+// lockStore takes the store's process lock.
+func lockStore(dir string) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open store lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	return lock, nil
 }
 
 // removeStaleTemp deletes packs that a killed process left half-written;

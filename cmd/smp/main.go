@@ -55,6 +55,7 @@ var commands = []command{
 	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", runRm},
 	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", runIngest},
 	{"gc", gcArgs, "free data that no live record uses", runGC},
+	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", runIndex},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", runVerify},
 	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd and restic", runBench},
 	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"smp/repo"
+)
+
+func runIndex(_ context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "rebuild" {
+		return usagef("want: smp index rebuild --store DIR [--json]")
+	}
+	fs := newFlags("index rebuild", "--store DIR [--json]")
+	store := storeFlag(fs)
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := needStore(*store); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(*store)
+	if err != nil {
+		return err
+	}
+	rep, err := repo.RebuildIndex(dir)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Printf("rebuilt the index from %d packs (%d blobs): %d records live, %d removed records left out\n",
+			rep.Packs, rep.Blobs, rep.Records, rep.Removed)
+		for _, p := range rep.DamagedPacks {
+			fmt.Printf("damaged pack skipped: %s\n", p)
+		}
+		for _, r := range rep.Incomplete {
+			fmt.Printf("record left out (incomplete): %s\n", r)
+		}
+	}
+	if n := len(rep.DamagedPacks) + len(rep.Incomplete); n > 0 {
+		return partialError{fmt.Sprintf("index rebuilt with problems: %s", strings.TrimSpace(fmt.Sprintf("%d damaged packs, %d incomplete records (listed above); run smp verify", len(rep.DamagedPacks), len(rep.Incomplete))))}
+	}
+	return nil
+}
