@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"smp/cas"
 	"smp/repo"
 )
 
 func runStats(_ context.Context, args []string) error {
-	fs := newFlags("stats", "--store DIR [--json]")
+	fs := newFlags("stats", "--store DIR [--computer] [--json]")
 	store := storeFlag(fs)
+	byComputer := fs.Bool("computer", false, "also show each computer's and each record's cost: bytes only it references (what removing it and a gc would free)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -26,9 +28,38 @@ func runStats(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(s)
+	var perRecord []repo.RecordUsage
+	var perComputer []repo.ComputerUsage
+	if *byComputer {
+		if perRecord, perComputer, err = r.Usage(); err != nil {
+			return err
+		}
 	}
+	if *asJSON {
+		if !*byComputer {
+			return printJSON(s)
+		}
+		return printJSON(struct {
+			*repo.Stats
+			Computers []repo.ComputerUsage `json:"computers"`
+			Records   []repo.RecordUsage   `json:"per_record"`
+		}{s, perComputer, perRecord})
+	}
+	defer func() {
+		if !*byComputer {
+			return
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nCOMPUTER\tRECORDS\tLOGICAL\tONLY IT REFERENCES")
+		for _, c := range perComputer {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.Computer, c.Records, bytesStr(c.Bytes), bytesStr(c.OnlyBytes))
+		}
+		fmt.Fprintln(tw, "\nRECORD\tCOMPUTER\tLOGICAL\tFREED BY RM + GC")
+		for _, rec := range perRecord {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rec.ID[:12], rec.Computer, bytesStr(rec.Bytes), bytesStr(rec.OnlyBytes))
+		}
+		tw.Flush()
+	}()
 	fmt.Printf("records        %d\n", s.Records)
 	fmt.Printf("logical bytes  %s (sum of every record's files)\n", bytesStr(s.LogicalBytes))
 	fmt.Printf("unique bytes   %s in %d chunks\n", bytesStr(s.UniqueBytes), s.Chunks)

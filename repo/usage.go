@@ -1,0 +1,126 @@
+package repo
+
+import (
+	"smp/cas"
+	"smp/cas/manifest"
+)
+
+// RecordUsage is what one record costs the store.
+type RecordUsage struct {
+	ID       string `json:"id"`
+	Computer string `json:"computer"`
+	Files    uint64 `json:"files"`
+	Bytes    uint64 `json:"logical_bytes"`
+	// OnlyBytes are the stored bytes of chunks no other live record
+	// references: what removing this record (and a gc) would free.
+	OnlyBytes uint64 `json:"only_bytes"`
+}
+
+// ComputerUsage groups a computer's records.
+type ComputerUsage struct {
+	Computer  string `json:"computer"`
+	Records   int    `json:"records"`
+	Bytes     uint64 `json:"logical_bytes"`
+	OnlyBytes uint64 `json:"only_bytes"` // chunks no other computer references
+}
+
+// Usage computes per-record and per-computer exclusive bytes. It walks
+// every live record's trees twice and keeps one small counter per distinct
+// chunk: memory grows with the number of chunks the records use.
+func (r *Repo) Usage() ([]RecordUsage, []ComputerUsage, error) {
+	records, err := r.Records()
+	if err != nil {
+		return nil, nil, err
+	}
+	type owner struct {
+		records  uint32
+		computer int32 // index into computers, -1 when shared by several
+	}
+	owners := map[cas.ID]*owner{}
+	var computers []string
+	compIdx := map[string]int32{}
+	for _, rec := range records {
+		ci, ok := compIdx[rec.Computer]
+		if !ok {
+			ci = int32(len(computers))
+			compIdx[rec.Computer] = ci
+			computers = append(computers, rec.Computer)
+		}
+		err := r.recordChunks(rec.Tree, func(id cas.ID) {
+			o := owners[id]
+			if o == nil {
+				owners[id] = &owner{records: 1, computer: ci}
+				return
+			}
+			o.records++
+			if o.computer != ci {
+				o.computer = -1
+			}
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	size := func(id cas.ID) uint64 {
+		loc, err := r.ix.Get(id)
+		if err != nil {
+			return 0
+		}
+		return uint64(loc.StoredLen)
+	}
+	perRecord := make([]RecordUsage, 0, len(records))
+	perComputer := make([]ComputerUsage, len(computers))
+	for i, c := range computers {
+		perComputer[i].Computer = c
+	}
+	for _, rec := range records {
+		u := RecordUsage{ID: rec.ID.String(), Computer: rec.Computer, Files: rec.Files, Bytes: rec.Bytes}
+		err := r.recordChunks(rec.Tree, func(id cas.ID) {
+			if owners[id].records == 1 {
+				u.OnlyBytes += size(id)
+			}
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		perRecord = append(perRecord, u)
+		pc := &perComputer[compIdx[rec.Computer]]
+		pc.Records++
+		pc.Bytes += rec.Bytes
+	}
+	for id, o := range owners {
+		if o.computer >= 0 {
+			perComputer[o.computer].OnlyBytes += size(id)
+		}
+	}
+	return perRecord, perComputer, nil
+}
+
+// recordChunks calls fn once for each distinct chunk a record's tree uses.
+func (r *Repo) recordChunks(tree cas.ID, fn func(cas.ID)) error {
+	seen := map[cas.ID]bool{}
+	var walk func(id cas.ID) error
+	walk = func(id cas.ID) error {
+		t, err := r.LoadTree(id)
+		if err != nil {
+			return err
+		}
+		for _, e := range t.Entries {
+			switch e.Type {
+			case manifest.TypeDir:
+				if err := walk(e.Subtree); err != nil {
+					return err
+				}
+			case manifest.TypeFile:
+				for _, ch := range e.Chunks {
+					if !seen[ch.ID] {
+						seen[ch.ID] = true
+						fn(ch.ID)
+					}
+				}
+			}
+		}
+		return nil
+	}
+	return walk(tree)
+}
