@@ -333,3 +333,33 @@ func (ix *Index) ForgetRetiredPack(id cas.ID) error {
 	}
 	return nil
 }
+
+// prefixReleased keys the release time of a record ("s" + record ID ->
+// unix nanoseconds, u64le): the restore is done and the retention clock
+// runs. It lives only in the index; a rebuild from packs forgets it, which
+// errs on the side of keeping records.
+const prefixReleased = 's'
+
+// SetReleased records that record id was released at t (unix ns).
+func (ix *Index) SetReleased(id cas.ID, unixNano int64) error {
+	return ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(prefixReleased, id), binary.LittleEndian.AppendUint64(nil, uint64(unixNano)))
+	})
+}
+
+// Released calls fn for every released record with its release time.
+func (ix *Index) Released(fn func(id cas.ID, unixNano int64) error) error {
+	return ix.scan(prefixReleased, true, func(id cas.ID, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("index release entry %s: %w", id.Short(), cas.ErrCorrupt)
+		}
+		return fn(id, int64(binary.LittleEndian.Uint64(v)))
+	})
+}
+
+// ForgetReleased drops a record's release mark (when the record is removed).
+func (ix *Index) ForgetReleased(id cas.ID) error {
+	return ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Delete(key(prefixReleased, id))
+	})
+}

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"smp/repo"
 )
 
-const gcArgs = "--store DIR [--dry-run] [--repack-below F] [--json]"
+const gcArgs = "--store DIR [--retention DURATION] [--dry-run] [--repack-below F] [--json]"
 
 func runGC(ctx context.Context, args []string) error {
 	fs := newFlags("gc", gcArgs)
@@ -17,6 +20,7 @@ func runGC(ctx context.Context, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "compute and print what gc would free; change nothing")
 	below := fs.Float64("repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
 	asJSON := fs.Bool("json", false, "print as JSON")
+	retentionFlag := fs.String("retention", "", "first remove released records whose retention ran out, e.g. 7d or 36h (records never released are kept)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -26,17 +30,53 @@ func runGC(ctx context.Context, args []string) error {
 	if math.IsNaN(*below) || *below < 0 || *below > 1 {
 		return usagef("--repack-below %v: give a fraction from 0 to 1", *below)
 	}
+	var retention time.Duration
+	var err error
+	if *retentionFlag != "" {
+		if retention, err = parseDays(*retentionFlag); err != nil {
+			return usagef("--retention: %v", err)
+		}
+	}
 	r, err := openStore(*store)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	var expired []string
+	if *retentionFlag != "" {
+		recs, err := r.Expired(retention, time.Now())
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			expired = append(expired, rec.ID.String())
+			if *dryRun {
+				continue
+			}
+			if err := r.Drop(rec); err != nil {
+				return err
+			}
+		}
+		if !*asJSON && len(recs) > 0 {
+			verb := "removed"
+			if *dryRun {
+				verb = "would remove"
+			}
+			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(recs))
+		}
+	}
 	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below})
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		if err := printJSON(rep); err != nil {
+		if expired == nil {
+			expired = []string{}
+		}
+		if err := printJSON(struct {
+			*repo.GCReport
+			Expired []string `json:"expired_records"`
+		}{rep, expired}); err != nil {
 			return err
 		}
 	} else {
@@ -75,4 +115,20 @@ func signedBytes(n int64) string {
 		return "-" + bytesStr(uint64(-n))
 	}
 	return bytesStr(uint64(n))
+}
+
+// parseDays parses a Go duration, also accepting whole days ("7d").
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q: want a duration like 7d or 36h", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q: want a duration like 7d or 36h", s)
+	}
+	return v, nil
 }

@@ -15,9 +15,10 @@ import (
 )
 
 func runRecords(_ context.Context, args []string) error {
-	fs := newFlags("records", "--store DIR [--computer NAME] [--json]")
+	fs := newFlags("records", "--store DIR [--computer NAME] [--stale DURATION] [--json]")
 	store := storeFlag(fs)
 	computer := fs.String("computer", "", "only this computer's records")
+	staleFlag := fs.String("stale", "30d", "flag records never restored (released) that are older than this")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -31,24 +32,49 @@ func runRecords(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stale, err := parseDays(*staleFlag)
+	if err != nil {
+		return usagef("--stale: %v", err)
+	}
+	released, err := r.ReleasedAt()
+	if err != nil {
+		return err
+	}
 	type row struct {
 		ID string `json:"id"`
 		*manifest.Record
+		State      string     `json:"state"` // captured or released
+		ReleasedAt *time.Time `json:"released_at,omitempty"`
+		Stale      bool       `json:"stale,omitempty"` // never released and older than --stale
 	}
 	rows := []row{}
+	now := time.Now()
 	for _, rec := range all {
 		if *computer == "" || rec.Computer == *computer {
-			rows = append(rows, row{rec.ID.String(), rec.Record})
+			rw := row{ID: rec.ID.String(), Record: rec.Record, State: "captured"}
+			if at, ok := released[rec.ID]; ok {
+				rw.State, rw.ReleasedAt = "released", &at
+			} else if now.Sub(rec.Created) > stale {
+				rw.Stale = true
+			}
+			rows = append(rows, rw)
 		}
 	}
 	if *asJSON {
 		return printJSON(map[string]any{"records": rows})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCOMPUTER\tUSERS\tCREATED\tFILES\tSIZE\tERRORS")
+	fmt.Fprintln(tw, "ID\tCOMPUTER\tUSERS\tCREATED\tFILES\tSIZE\tERRORS\tSTATE")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\n", r.ID[:12], r.Computer, strings.Join(r.Users, ","),
-			r.Created.Local().Format(time.DateTime), r.Files, bytesStr(r.Bytes), r.Errors)
+		state := r.State
+		if r.ReleasedAt != nil {
+			state += " " + r.ReleasedAt.Local().Format(time.DateTime)
+		}
+		if r.Stale {
+			state += " STALE (never restored, older than " + *staleFlag + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.ID[:12], r.Computer, strings.Join(r.Users, ","),
+			r.Created.Local().Format(time.DateTime), r.Files, bytesStr(r.Bytes), r.Errors, state)
 	}
 	return tw.Flush()
 }
@@ -155,15 +181,38 @@ func runRm(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.RemoveRecord(rec.ID); err != nil {
+	if err := r.Drop(rec); err != nil {
 		return err
 	}
 	if rec.LinkSet != "" {
-		if err := r.RemoveLinks(rec.LinkSet); err != nil {
-			return err
-		}
 		fmt.Printf("removed the store's links of %d hard-linked and %d cloned files (the users' files are untouched)\n", rec.LinkedFiles, rec.ClonedFiles)
 	}
 	fmt.Printf("removed record %s of %s (%d files); its unique data is freed by smp gc\n", rec.ID.Short(), rec.Computer, rec.Files)
+	return nil
+}
+
+func runRelease(_ context.Context, args []string) error {
+	fs := newFlags("release", "--store DIR --record ID")
+	store := storeFlag(fs)
+	recordRef := fs.String("record", "", "record ID or unique prefix (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *recordRef == "" {
+		return usagef("--record ID is required")
+	}
+	r, err := openStore(*store)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rec, err := r.FindRecord(*recordRef, "")
+	if err != nil {
+		return err
+	}
+	if err := r.Release(rec.ID, time.Now()); err != nil {
+		return err
+	}
+	fmt.Printf("released record %s of %s: smp gc --retention removes it once its retention has run out\n", rec.ID.Short(), rec.Computer)
 	return nil
 }

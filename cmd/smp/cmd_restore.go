@@ -24,6 +24,7 @@ func runRestore(ctx context.Context, args []string) error {
 	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	workers := fs.Int("workers", 0, "files restored in parallel (0: twice the CPU count)")
+	keep := fs.Bool("keep", false, "do not release the record after a successful restore (its retention clock does not start)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -103,12 +104,19 @@ func runRestore(ctx context.Context, args []string) error {
 		return err
 	}
 	elapsed := time.Since(start)
+	released := false
+	if res.Errors == 0 && !*keep {
+		if err := repo.Release(rec.ID, time.Now()); err != nil {
+			return err
+		}
+		released = true
+	}
 	if *asJSON {
 		if err := printJSON(map[string]any{
 			"record": rec.ID.String(), "target": opts.Target, "files": res.Files, "dirs": res.Dirs,
 			"bytes": res.Bytes, "skipped": res.Skipped, "errors": res.Errors, "problems": problems,
 			"linked_files": opts.Progress.Linked.Load(), "cloned_files": opts.Progress.Cloned.Load(),
-			"seconds": elapsed.Seconds(),
+			"seconds": elapsed.Seconds(), "released": released,
 		}); err != nil {
 			return err
 		}

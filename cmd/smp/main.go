@@ -52,6 +52,7 @@ var commands = []command{
 	{"records", "--store DIR [--computer NAME]", "list state records", runRecords},
 	{"files", "--store DIR --record ID", "list the files of a record", runFiles},
 	{"stats", "--store DIR", "show store size and dedupe figures", runStats},
+	{"release", "--store DIR --record ID", "mark a record restored: its retention clock starts", runRelease},
 	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", runRm},
 	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", runIngest},
 	{"gc", gcArgs, "free data that no live record uses", runGC},
