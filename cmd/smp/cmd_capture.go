@@ -26,6 +26,7 @@ func runCapture(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	full := fs.Bool("full", false, "read every file even if unchanged since this computer's last record")
 	hardlink := fs.String("hardlink", capture.HardlinkAuto, "auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked; never: always chunk")
+	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	hardlinkDedupe := fs.Bool("hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -119,6 +120,17 @@ func runCapture(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
 		}
 	}
+	plog, err := openProgressLog(*progressPath, "Capture", func() (uint64, uint64) {
+		return opts.Progress.BytesDone.Load(), opts.Progress.BytesSeen.Load()
+	})
+	if err != nil {
+		return err
+	}
+	report := opts.Report
+	opts.Report = func(p capture.Problem) {
+		report(p)
+		plog.problem(p.Path, p.Err, "skipped", p.Warning)
+	}
 	start := time.Now()
 	stopBar := liveBar(!*asJSON && isTerminal(), func() (uint64, uint64, string) {
 		p := opts.Progress
@@ -126,6 +138,7 @@ func runCapture(ctx context.Context, args []string) error {
 	})
 	res, err := capture.Run(ctx, repo, opts)
 	stopBar()
+	plog.finish(err)
 	if err != nil {
 		return err
 	}

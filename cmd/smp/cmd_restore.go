@@ -24,6 +24,7 @@ func runRestore(ctx context.Context, args []string) error {
 	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	workers := fs.Int("workers", 0, "files restored in parallel (0: twice the CPU count)")
+	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	keep := fs.Bool("keep", false, "do not release the record after a successful restore (its retention clock does not start)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -93,6 +94,21 @@ func runRestore(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
 		}
 	}
+	plog, err := openProgressLog(*progressPath, "Restore", func() (uint64, uint64) {
+		return opts.Progress.BytesDone.Load(), rec.Bytes
+	})
+	if err != nil {
+		return err
+	}
+	report := opts.Report
+	opts.Report = func(p restore.Problem) {
+		report(p)
+		action := "not restored"
+		if p.Warning {
+			action = "left alone"
+		}
+		plog.problem(filepath.Join(opts.Target, p.Path), p.Err, action, p.Warning)
+	}
 	start := time.Now()
 	stopBar := liveBar(!*asJSON && isTerminal(), func() (uint64, uint64, string) {
 		p := opts.Progress
@@ -100,6 +116,7 @@ func runRestore(ctx context.Context, args []string) error {
 	})
 	res, err := restore.Run(ctx, repo, rec.Record, opts)
 	stopBar()
+	plog.finish(err)
 	if err != nil {
 		return err
 	}
