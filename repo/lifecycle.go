@@ -1,7 +1,10 @@
 package repo
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"smp/cas"
@@ -66,4 +69,34 @@ func (r *Repo) Drop(rec RecordInfo) error {
 		return r.RemoveLinks(rec.LinkSet)
 	}
 	return nil
+}
+
+// OrphanLinkSets lists link sets under links/ that no live record names:
+// left by a capture that was killed before committing its record. The
+// store lock guarantees no capture is running while we look.
+func (r *Repo) OrphanLinkSets() ([]string, error) {
+	entries, err := os.ReadDir(r.LinkDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list link sets: %w", err)
+	}
+	records, err := r.Records()
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for _, rec := range records {
+		if rec.LinkSet != "" {
+			live[rec.LinkSet] = true
+		}
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !live[e.Name()] {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
 }

@@ -65,6 +65,20 @@ func runGC(ctx context.Context, args []string) error {
 			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(recs))
 		}
 	}
+	orphans, err := r.OrphanLinkSets()
+	if err != nil {
+		return err
+	}
+	for _, set := range orphans {
+		if !*dryRun {
+			if err := r.RemoveLinks(set); err != nil {
+				return err
+			}
+		}
+		if !*asJSON {
+			fmt.Printf("link set %s belongs to no record (a capture killed before it committed): removed\n", set)
+		}
+	}
 	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below})
 	if err != nil {
 		return err
@@ -76,7 +90,8 @@ func runGC(ctx context.Context, args []string) error {
 		if err := printJSON(struct {
 			*repo.GCReport
 			Expired []string `json:"expired_records"`
-		}{rep, expired}); err != nil {
+			Orphans []string `json:"orphan_link_sets"`
+		}{rep, expired, append([]string{}, orphans...)}); err != nil {
 			return err
 		}
 	} else {

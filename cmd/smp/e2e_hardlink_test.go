@@ -293,3 +293,35 @@ func TestE2EHardlinkClonesOnXFS(t *testing.T) {
 	restoreJSON(t, 0, store, "--computer", "pc1", "--root", target)
 	compareTrees(t, saved, target, compareOpts{owners: true})
 }
+
+// TestE2EGCRemovesOrphanLinkSets: a link set no record names (a capture
+// killed before committing) is removed by gc; a live record's set stays.
+func TestE2EGCRemovesOrphanLinkSets(t *testing.T) {
+	dir := tmpDir(t)
+	root := filepath.Join(dir, "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	orphan := filepath.Join(store, "links", "20260101T000000Z-0000000000000000", "0")
+	if err := os.MkdirAll(orphan, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(root, "home/alice/notes.txt"), filepath.Join(orphan, "1")); err != nil {
+		t.Fatal(err)
+	}
+	var gc struct {
+		Orphans []string `json:"orphan_link_sets"`
+	}
+	smpJSON(t, 0, &gc, "gc", "--store", store, "--json")
+	if len(gc.Orphans) != 1 {
+		t.Fatalf("orphans %v", gc.Orphans)
+	}
+	if _, err := os.Stat(filepath.Dir(orphan)); !os.IsNotExist(err) {
+		t.Fatalf("orphan link set still there: %v", err)
+	}
+	if got := readFile(t, filepath.Join(root, "home/alice/notes.txt")); got != "remember the milk\n" {
+		t.Fatalf("user's file changed: %q", got)
+	}
+	restoreJSON(t, 0, store, "--record", c.Record, "--root", filepath.Join(dir, "out"))
+}
