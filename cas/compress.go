@@ -38,6 +38,8 @@ const storeRawAbove = 0.97
 // hold sizeable tables, so one of each is shared by the whole process (kopia
 // pools them for the same reason).
 var (
+	probeOnce   sync.Once
+	probeEnc    *zstd.Encoder
 	encoderOnce sync.Once
 	encoder     *zstd.Encoder
 	decoderOnce sync.Once
@@ -61,6 +63,26 @@ func zstdEncoder() *zstd.Encoder {
 		}
 	})
 	return encoder
+}
+
+// probeEncoder entropy-codes literals-only blocks, which SpeedFastest would
+// emit raw: digit-heavy text (CSV, hex, base64) has no matches within the
+// probe yet compresses well, and must not be mistaken for compressed data.
+func probeEncoder() *zstd.Encoder {
+	probeOnce.Do(func() {
+		var err error
+		probeEnc, err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithLowerEncoderMem(true),
+			zstd.WithEncoderCRC(false),
+			zstd.WithAllLitEntropyCompression(true),
+		)
+		if err != nil {
+			panic(err)
+		}
+	})
+	return probeEnc
 }
 
 func zstdDecoder() *zstd.Decoder {
@@ -98,7 +120,7 @@ func Compress(dst, plain []byte) ([]byte, Compression) {
 	}
 	enc := zstdEncoder()
 	if len(plain) > 2*probeSize {
-		probe := enc.EncodeAll(plain[:probeSize], dst[:0])
+		probe := probeEncoder().EncodeAll(plain[:probeSize], dst[:0])
 		if float64(len(probe)) > probeSize*storeRawAbove {
 			return plain, CompressionNone
 		}
