@@ -58,6 +58,9 @@ var commands = []command{
 	{"gc", gcArgs, "free data that no live record uses", runGC},
 	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", runIndex},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", runVerify},
+	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", runToken},
+	{"associate", associateArgs, "let one computer restore another's records through a remote server", runAssociate},
+	{"admin", adminArgs, "switch a remote server to restore-only, or show whether it is", runAdmin},
 	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd and restic", runBench},
 	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},
 }
