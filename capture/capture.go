@@ -39,6 +39,14 @@ type Store interface {
 	Sum(b []byte) cas.ID
 }
 
+// ProvingStore is a Store that decides whether it needs a blob only after
+// seeing its bytes: a remote SMP says it holds a chunk only to a client
+// that proves it has the content (remote/client.Capture). Capture uses it
+// instead of Reserve when the store offers it.
+type ProvingStore interface {
+	ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error)
+}
+
 // Options select what to capture.
 type Options struct {
 	Computer string
@@ -95,6 +103,7 @@ var ErrNothingSelected = errors.New("nothing to capture")
 type capturer struct {
 	opts     Options
 	store    Store
+	prover   ProvingStore // store as a ProvingStore, or nil
 	params   cas.ChunkerParams
 	progress *Progress
 	skip     map[devIno]bool
@@ -173,8 +182,10 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	prover, _ := store.(ProvingStore)
 	c := &capturer{
-		opts: opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
+		prover: prover,
+		opts:   opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
 		skip:         map[devIno]bool{},
 		fileJobs:     make(chan *fileJob, 64),
 		compressJobs: make(chan compressJob, 4),

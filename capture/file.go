@@ -271,9 +271,14 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 		}
 		total += uint64(len(chunk))
 		id := c.store.Sum(chunk)
-		isNew, err := c.store.Reserve(id)
+		var isNew bool
+		if c.prover != nil {
+			isNew, err = c.prover.ReserveData(cas.BlobData, id, chunk)
+		} else {
+			isNew, err = c.store.Reserve(id)
+		}
 		if err != nil {
-			return false, storeError{fmt.Errorf("index lookup: %w", err)}
+			return false, storeError{fmt.Errorf("store lookup: %w", err)}
 		}
 		if isNew {
 			buf := c.getBuf(len(chunk))

@@ -194,6 +194,31 @@ func (d *PackDir) ReadBlob(id ID, e PackEntry, h *Hasher, buf []byte) ([]byte, e
 	return ReadBlob(op.f, e, h, buf)
 }
 
+// ReadStored reads blob e of pack id as stored (compressed or raw) without
+// decompressing or verifying it: a server passes it on to a client, which
+// verifies what it receives anyway. The result may alias buf.
+func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
+	if e.StoredLen > MaxBlobSize {
+		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
+	}
+	op, err := d.acquire(id)
+	if err != nil {
+		return nil, err
+	}
+	defer d.release(op)
+	if e.Offset+uint64(e.StoredLen) > uint64(op.size) {
+		return nil, fmt.Errorf("blob %s lies beyond the end of pack %s (truncated pack): %w", e.ID.Short(), id.Short(), ErrCorrupt)
+	}
+	if cap(buf) < int(e.StoredLen) {
+		buf = make([]byte, e.StoredLen)
+	}
+	buf = buf[:e.StoredLen]
+	if err := readFull(op.f, buf, e); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
 // Stat returns the size of pack id.
 func (d *PackDir) Stat(id ID) (int64, error) {
 	st, err := os.Stat(d.Path(id))

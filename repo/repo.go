@@ -32,10 +32,21 @@ type Repo struct {
 	mu        sync.Mutex
 	pending   map[cas.ID]struct{} // reserved or in an uncommitted pack
 	writers   map[cas.BlobType]*packSlot
-	commits   chan *cas.PendingPack // full packs for the committer goroutine
-	inFlight  sync.WaitGroup
-	commitErr error // first error of the committer; guarded by mu
+	commits   chan queuedPack // packs for the committer goroutine
+	commitErr error           // first error of the committer; guarded by mu
 	committer sync.WaitGroup
+
+	// Packs are numbered as they are queued; committed tracks which are
+	// done so Flush can wait for exactly the packs queued before it, even
+	// while other goroutines (server sessions) keep queueing new ones.
+	queued, doneUpTo uint64          // guarded by mu
+	doneSet          map[uint64]bool // committed out of order; guarded by mu
+	doneCond         *sync.Cond      // on mu
+}
+
+type queuedPack struct {
+	seq  uint64
+	pack *cas.PendingPack
 }
 
 // packSlot is the open pack for one class of blobs. Data chunks and metadata
@@ -73,24 +84,30 @@ func Open(dir string) (*Repo, error) {
 		lock: lock, packs: packs, ix: ix,
 		pending: map[cas.ID]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
+		doneSet: map[uint64]bool{},
 	}
+	r.doneCond = sync.NewCond(&r.mu)
 	r.removeStaleTemp()
 	// Full packs are fsynced and indexed by one background goroutine, so the
 	// goroutines filling packs never wait for the disk; the channel holds
 	// one pack, which bounds memory and lets backpressure reach writers.
-	r.commits = make(chan *cas.PendingPack, 1)
+	r.commits = make(chan queuedPack, 1)
 	r.committer.Add(1)
 	go func() {
 		defer r.committer.Done()
-		for p := range r.commits {
-			if err := r.commit(p); err != nil {
-				r.mu.Lock()
-				if r.commitErr == nil {
-					r.commitErr = err
-				}
-				r.mu.Unlock()
+		for q := range r.commits {
+			err := r.commit(q.pack)
+			r.mu.Lock()
+			if err != nil && r.commitErr == nil {
+				r.commitErr = err
 			}
-			r.inFlight.Done()
+			r.doneSet[q.seq] = true
+			for r.doneSet[r.doneUpTo+1] {
+				delete(r.doneSet, r.doneUpTo+1)
+				r.doneUpTo++
+			}
+			r.doneCond.Broadcast()
+			r.mu.Unlock()
 		}
 	}()
 	return r, nil
@@ -208,16 +225,26 @@ func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []by
 		slot.mu.Unlock()
 		return err
 	}
-	var full *cas.PendingPack
+	var full queuedPack
 	if int64(slot.pack.Size()) >= r.Config.PackSize {
-		full, slot.pack = slot.pack, nil
+		full = r.takePack(slot)
 	}
 	slot.mu.Unlock()
-	if full != nil {
-		r.inFlight.Add(1)
+	if full.pack != nil {
 		r.commits <- full
 	}
 	return nil
+}
+
+// takePack numbers the slot's open pack for the committer and empties the
+// slot. The caller holds slot.mu and must send the result to r.commits.
+func (r *Repo) takePack(slot *packSlot) queuedPack {
+	r.mu.Lock()
+	r.queued++
+	q := queuedPack{seq: r.queued, pack: slot.pack}
+	r.mu.Unlock()
+	slot.pack = nil
+	return q
 }
 
 // commit makes a pack durable, indexes it, then forgets its pending IDs.
@@ -237,27 +264,30 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 	return nil
 }
 
-// Flush commits every open pack and waits for background commits.
+// Flush commits every open pack and waits until every pack queued before
+// it returns is durable and indexed. Safe for concurrent use: a caller
+// never returns before a pack holding one of its blobs is committed, even
+// when another caller took that pack from its slot.
 func (r *Repo) Flush() error {
-	r.inFlight.Wait()
-	if err := r.asyncErr(); err != nil {
-		return err
-	}
 	for _, t := range []cas.BlobType{cas.BlobData, cas.BlobTree} {
 		slot := r.writers[t]
 		slot.mu.Lock()
-		p := slot.pack
-		slot.pack = nil
+		var q queuedPack
+		if p := slot.pack; p != nil && p.Count() > 0 {
+			q = r.takePack(slot)
+		}
 		slot.mu.Unlock()
-		if p != nil && p.Count() > 0 {
-			if err := r.commit(p); err != nil {
-				return err
-			}
-		} else if p != nil {
-			p.Abort()
+		if q.pack != nil {
+			r.commits <- q
 		}
 	}
-	return nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	target := r.queued
+	for r.doneUpTo < target && r.commitErr == nil {
+		r.doneCond.Wait()
+	}
+	return r.commitErr
 }
 
 // PutBlob hashes, compresses and stores plain unless already present.

@@ -98,14 +98,34 @@ func (r *Repo) Usage() ([]RecordUsage, []ComputerUsage, error) {
 
 // recordChunks calls fn once for each distinct chunk a record's tree uses.
 func (r *Repo) recordChunks(tree cas.ID, fn func(cas.ID)) error {
+	return r.WalkTree(tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
+		if t == cas.BlobData {
+			fn(id)
+		}
+		return nil
+	})
+}
+
+// WalkTree calls fn once for each distinct tree (e nil) and chunk (e the
+// first file entry using it) reachable from tree, trees before their
+// contents. Memory grows with the distinct IDs of one record.
+func (r *Repo) WalkTree(tree cas.ID, fn func(t cas.BlobType, id cas.ID, e *manifest.Entry) error) error {
 	seen := map[cas.ID]bool{}
 	var walk func(id cas.ID) error
 	walk = func(id cas.ID) error {
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		if err := fn(cas.BlobTree, id, nil); err != nil {
+			return err
+		}
 		t, err := r.LoadTree(id)
 		if err != nil {
 			return err
 		}
-		for _, e := range t.Entries {
+		for i := range t.Entries {
+			e := &t.Entries[i]
 			switch e.Type {
 			case manifest.TypeDir:
 				if err := walk(e.Subtree); err != nil {
@@ -115,7 +135,9 @@ func (r *Repo) recordChunks(tree cas.ID, fn func(cas.ID)) error {
 				for _, ch := range e.Chunks {
 					if !seen[ch.ID] {
 						seen[ch.ID] = true
-						fn(ch.ID)
+						if err := fn(cas.BlobData, ch.ID, e); err != nil {
+							return err
+						}
 					}
 				}
 			}

@@ -11,13 +11,16 @@ import (
 	"time"
 
 	"smp/capture"
+	"smp/cas"
 	"smp/cas/manifest"
 	"smp/filter"
+	"smp/remote/client"
 )
 
 func runCapture(ctx context.Context, args []string) error {
 	fs := newFlags("capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [--json] [PATH...]")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	computer := fs.String("computer", "", "name of the computer being captured (required)")
 	root := fs.String("root", "/", "source root: PATHs and stored paths are relative to it")
 	users := fs.StringArray("user", nil, "capture only this user's profile (repeatable)")
@@ -88,22 +91,51 @@ func runCapture(ctx context.Context, args []string) error {
 			ruleLines = append(ruleLines, sign+" "+r.Pattern)
 		}
 	}
-	repo, err := openStore(*store)
-	if err != nil {
-		return err
-	}
-	defer repo.Close()
-
 	opts := capture.Options{
 		Computer: *computer, Root: rootAbs, Paths: fs.Args(), Users: *users,
-		Filter: set, Rules: ruleLines, Version: version, SkipDirs: []string{repo.Dir},
+		Filter: set, Rules: ruleLines, Version: version,
 		Progress: &capture.Progress{},
-		Hardlink: *hardlink, LinkDir: repo.LinkDir(), HardlinkDedupe: *hardlinkDedupe,
+		Hardlink: *hardlink, HardlinkDedupe: *hardlinkDedupe,
 	}
-	if !*full {
-		if prev, err := repo.FindRecord("", *computer); err == nil {
-			opts.Parent, opts.ParentID = prev.Record, prev.ID
+	var st capture.Store
+	var remote *client.Capture
+	if isRemoteStore(*store) {
+		// Hard links only make sense into a store on the same filesystem.
+		if *hardlink == capture.HardlinkAlways {
+			return usagef("--hardlink always needs a local store on the same filesystem, not an SMP server")
 		}
+		opts.Hardlink = capture.HardlinkNever
+		cl, err := rf.dialEach(ctx, *store, func(cl *client.Client) error {
+			var parent cas.ID
+			opts.Parent, opts.ParentID = nil, cas.ID{}
+			if !*full {
+				if id, e, err := cl.FindRecord(ctx, "", *computer); err == nil {
+					opts.Parent, opts.ParentID, parent = e.Record, id, id
+				}
+			}
+			cp, err := cl.StartCapture(ctx, *computer, parent)
+			remote = cp
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		defer remote.Close()
+		st = remote
+	} else {
+		repo, err := openStore(*store)
+		if err != nil {
+			return err
+		}
+		defer repo.Close()
+		opts.SkipDirs, opts.LinkDir = []string{repo.Dir}, repo.LinkDir()
+		if !*full {
+			if prev, err := repo.FindRecord("", *computer); err == nil {
+				opts.Parent, opts.ParentID = prev.Record, prev.ID
+			}
+		}
+		st = repo
 	}
 	var mu sync.Mutex
 	var problems []string
@@ -136,7 +168,7 @@ func runCapture(ctx context.Context, args []string) error {
 		p := opts.Progress
 		return p.BytesDone.Load(), p.BytesSeen.Load(), fmt.Sprintf("%d/%d files", p.FilesDone.Load(), p.FilesSeen.Load())
 	})
-	res, err := capture.Run(ctx, repo, opts)
+	res, err := capture.Run(ctx, st, opts)
 	stopBar()
 	plog.finish(err)
 	if err != nil {
@@ -144,6 +176,10 @@ func runCapture(ctx context.Context, args []string) error {
 	}
 	elapsed := time.Since(start)
 	rec := res.Record
+	var uploaded, held int64
+	if remote != nil {
+		uploaded, held = remote.SentBytes.Load(), remote.HeldBlobs.Load()
+	}
 	if *asJSON {
 		if problems == nil {
 			problems = []string{}
@@ -156,6 +192,7 @@ func runCapture(ctx context.Context, args []string) error {
 			"linked_files":    rec.LinkedFiles, "cloned_files": rec.ClonedFiles,
 			"link_fallback_files": opts.Progress.LinkFallback.Load(),
 			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
+			"uploaded_bytes": uploaded, "chunks_already_on_smp": held,
 		})
 		if err != nil {
 			return err
@@ -167,12 +204,15 @@ func runCapture(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("record %s  computer %s  users %s\n", res.ID, rec.Computer, strings.Join(rec.Users, ","))
 		fmt.Printf("%d files, %d dirs, %d symlinks, %s (%d unchanged files not read)\n", rec.Files, rec.Dirs, rec.Symlinks, bytesStr(rec.Bytes), opts.Progress.Unchanged.Load())
-		if *hardlink != capture.HardlinkNever {
+		if opts.Hardlink != capture.HardlinkNever {
 			fmt.Printf("hard-link mode: %d files hard-linked, %d cloned, %d chunked (no link possible)\n",
 				rec.LinkedFiles, rec.ClonedFiles, opts.Progress.LinkFallback.Load())
 		}
 		fmt.Printf("new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
 			bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
+		if remote != nil {
+			fmt.Printf("sent %s to the SMP; it already held %d of the chunks\n", bytesStr(uint64(uploaded)), held)
+		}
 	}
 	if rec.Errors > 0 {
 		return partialError{fmt.Sprintf("completed with errors: %d path(s) not captured (listed above); record %s holds the rest", rec.Errors, res.ID.Short())}

@@ -11,19 +11,19 @@ import (
 
 	"smp/cas"
 	"smp/cas/manifest"
-	"smp/repo"
 )
 
-func runRecords(_ context.Context, args []string) error {
+func runRecords(ctx context.Context, args []string) error {
 	fs := newFlags("records", "--store DIR [--computer NAME] [--stale DURATION] [--json]")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	computer := fs.String("computer", "", "only this computer's records")
 	staleFlag := fs.String("stale", "30d", "flag records never restored (released) that are older than this")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	r, err := openStore(*store)
+	r, err := openRecordStore(ctx, *store, rf)
 	if err != nil {
 		return err
 	}
@@ -79,9 +79,10 @@ func runRecords(_ context.Context, args []string) error {
 	return tw.Flush()
 }
 
-func runFiles(_ context.Context, args []string) error {
+func runFiles(ctx context.Context, args []string) error {
 	fs := newFlags("files", "--store DIR (--record ID | --computer NAME) [--json]")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	recordRef := fs.String("record", "", "record ID or unique prefix")
 	computer := fs.String("computer", "", "this computer's newest record")
 	asJSON := fs.Bool("json", false, "print as JSON")
@@ -91,7 +92,7 @@ func runFiles(_ context.Context, args []string) error {
 	if *recordRef == "" && *computer == "" {
 		return usagef("give --record ID or --computer NAME")
 	}
-	r, err := openStore(*store)
+	r, err := openRecordStore(ctx, *store, rf)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,9 @@ func runFiles(_ context.Context, args []string) error {
 }
 
 // walkTree calls fn for every entry below tree id in depth-first order.
-func walkTree(r *repo.Repo, id cas.ID, dir string, fn func(string, *manifest.Entry) error) error {
+func walkTree(r interface {
+	LoadTree(cas.ID) (*manifest.Tree, error)
+}, id cas.ID, dir string, fn func(string, *manifest.Entry) error) error {
 	t, err := r.LoadTree(id)
 	if err != nil {
 		return err
@@ -162,9 +165,10 @@ func walkTree(r *repo.Repo, id cas.ID, dir string, fn func(string, *manifest.Ent
 	return nil
 }
 
-func runRm(_ context.Context, args []string) error {
+func runRm(ctx context.Context, args []string) error {
 	fs := newFlags("rm", "--store DIR --record ID")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	recordRef := fs.String("record", "", "record ID or unique prefix (required)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -172,7 +176,7 @@ func runRm(_ context.Context, args []string) error {
 	if *recordRef == "" {
 		return usagef("--record ID is required")
 	}
-	r, err := openStore(*store)
+	r, err := openRecordStore(ctx, *store, rf)
 	if err != nil {
 		return err
 	}
@@ -191,9 +195,10 @@ func runRm(_ context.Context, args []string) error {
 	return nil
 }
 
-func runRelease(_ context.Context, args []string) error {
+func runRelease(ctx context.Context, args []string) error {
 	fs := newFlags("release", "--store DIR --record ID")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	recordRef := fs.String("record", "", "record ID or unique prefix (required)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -201,7 +206,7 @@ func runRelease(_ context.Context, args []string) error {
 	if *recordRef == "" {
 		return usagef("--record ID is required")
 	}
-	r, err := openStore(*store)
+	r, err := openRecordStore(ctx, *store, rf)
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"smp/filter"
+	"smp/remote/client"
+	"smp/repo"
 	"smp/restore"
 )
 
 func runRestore(ctx context.Context, args []string) error {
 	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--json]")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	recordRef := fs.String("record", "", "record ID or unique prefix")
 	computer := fs.String("computer", "", "restore this computer's newest record")
 	target := fs.String("root", "/", "target root: stored paths are written under it")
@@ -69,16 +72,42 @@ func runRestore(ctx context.Context, args []string) error {
 	if opts.Target, err = filepath.Abs(*target); err != nil {
 		return err
 	}
-	repo, err := openStore(*store)
-	if err != nil {
-		return err
+	var st restore.Store
+	var rec repo.RecordInfo
+	var release func() error
+	if isRemoteStore(*store) {
+		var reader *client.Reader
+		cl, err := rf.dialEach(ctx, *store, func(cl *client.Client) error {
+			id, e, err := cl.FindRecord(ctx, *recordRef, *computer)
+			if err != nil {
+				return err
+			}
+			rec = repo.RecordInfo{ID: id, Record: e.Record}
+			reader = cl.Reader(id)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		defer reader.Close()
+		if rec.LinkSet != "" {
+			return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
+		}
+		st, opts.Hash = reader, cl.Sum
+		release = func() error { return cl.Release(ctx, rec.ID) }
+	} else {
+		r, err := openStore(*store)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if rec, err = r.FindRecord(*recordRef, *computer); err != nil {
+			return err
+		}
+		st, opts.LinkDir, opts.Hash = r, r.LinkDir(), r.Sum
+		release = func() error { return r.Release(rec.ID, time.Now()) }
 	}
-	defer repo.Close()
-	rec, err := repo.FindRecord(*recordRef, *computer)
-	if err != nil {
-		return err
-	}
-	opts.LinkDir, opts.Hash = repo.LinkDir(), repo.Sum
 	var mu sync.Mutex
 	problems := []string{}
 	opts.Report = func(p restore.Problem) {
@@ -114,7 +143,7 @@ func runRestore(ctx context.Context, args []string) error {
 		p := opts.Progress
 		return p.BytesDone.Load(), rec.Bytes, fmt.Sprintf("%d/%d files", p.FilesDone.Load(), rec.Files)
 	})
-	res, err := restore.Run(ctx, repo, rec.Record, opts)
+	res, err := restore.Run(ctx, st, rec.Record, opts)
 	stopBar()
 	plog.finish(err)
 	if err != nil {
@@ -123,7 +152,7 @@ func runRestore(ctx context.Context, args []string) error {
 	elapsed := time.Since(start)
 	released := false
 	if res.Errors == 0 && !*keep {
-		if err := repo.Release(rec.ID, time.Now()); err != nil {
+		if err := release(); err != nil {
 			return err
 		}
 		released = true

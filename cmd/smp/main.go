@@ -58,6 +58,7 @@ var commands = []command{
 	{"gc", gcArgs, "free data that no live record uses", runGC},
 	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", runIndex},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", runVerify},
+	{"serve", serveArgs, "serve the store over HTTPS to many computers (the State Migration Point)", runServe},
 	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", runToken},
 	{"associate", associateArgs, "let one computer restore another's records through a remote server", runAssociate},
 	{"admin", adminArgs, "switch a remote server to restore-only, or show whether it is", runAdmin},
@@ -68,7 +69,7 @@ var commands = []command{
 func usage() {
 	fmt.Fprintf(os.Stderr, "smp %s: capture and restore user state through a deduplicating store\n\nUsage:\n", version)
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  smp %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  smp %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'smp COMMAND --help' for a command's flags. SMP_STORE may replace --store.\n")
 }

@@ -1,0 +1,360 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/remote/wire"
+)
+
+// Upload batching: a batch is sent when it holds this many bytes or
+// blobs; at most Streams batches are in flight and one more is filling,
+// which bounds the client's memory whatever the file sizes.
+const (
+	uploadBatchBytes = 8 << 20
+	uploadBatchBlobs = 1024
+	haveBatchMax     = 1024
+)
+
+// Capture is one capture session on an SMP. It implements capture.Store
+// (and capture's proving-store extension): every chunk is first offered
+// with a proof of possession, and only those the SMP lacks are uploaded.
+type Capture struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	sess   wire.Session
+	parent *Reader // the computer's previous record, for change detection
+
+	seenMu sync.Mutex
+	seen   map[cas.ID]struct{}
+
+	haves    chan haveReq
+	uploads  chan []byte
+	haveWG   sync.WaitGroup
+	uploadWG sync.WaitGroup
+
+	batchMu sync.Mutex
+	batch   []byte
+	batchN  int
+
+	errMu sync.Mutex
+	err   error
+
+	// Counters: blobs and stored bytes uploaded, blobs the SMP already held.
+	SentBlobs, SentBytes, HeldBlobs atomic.Int64
+}
+
+type haveReq struct {
+	e     wire.HaveEntry
+	reply chan haveAns
+}
+
+type haveAns struct {
+	held bool
+	err  error
+}
+
+// StartCapture opens a capture session for computer. parent is the ID of
+// the computer's last record (zero for none): its trees are read for
+// change detection.
+func (c *Client) StartCapture(ctx context.Context, computer string, parent cas.ID) (*Capture, error) {
+	var sess wire.Session
+	if err := c.postJSON(ctx, "/captures", wire.StartCapture{Computer: computer}, &sess); err != nil {
+		return nil, err
+	}
+	if len(sess.Nonce) != 32 || sess.ID == "" {
+		return nil, fmt.Errorf("SMP session: %w", wire.ErrMalformed)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cp := &Capture{
+		c: c, ctx: ctx, cancel: cancel, sess: sess,
+		seen:    map[cas.ID]struct{}{},
+		haves:   make(chan haveReq, haveBatchMax),
+		uploads: make(chan []byte, 1),
+	}
+	if !parent.IsZero() {
+		cp.parent = c.Reader(parent)
+	}
+	for range 2 {
+		cp.haveWG.Add(1)
+		go cp.haveWorker()
+	}
+	for range c.opts.Streams {
+		cp.uploadWG.Add(1)
+		go cp.uploader()
+	}
+	return cp, nil
+}
+
+func (cp *Capture) path(op string) string { return "/captures/" + cp.sess.ID + "/" + op }
+
+func (cp *Capture) setErr(err error) {
+	cp.errMu.Lock()
+	if cp.err == nil {
+		cp.err = err
+		cp.cancel()
+	}
+	cp.errMu.Unlock()
+}
+
+// Err returns the first error of a background upload.
+func (cp *Capture) Err() error {
+	cp.errMu.Lock()
+	defer cp.errMu.Unlock()
+	return cp.err
+}
+
+// ChunkerParams implements capture.Store.
+func (cp *Capture) ChunkerParams() cas.ChunkerParams { return cp.c.info.Chunker }
+
+// Sum implements capture.Store.
+func (cp *Capture) Sum(b []byte) cas.ID { return cp.c.hasher.Sum(b) }
+
+// firstSight reports whether id is new to this session.
+func (cp *Capture) firstSight(id cas.ID) bool {
+	cp.seenMu.Lock()
+	defer cp.seenMu.Unlock()
+	if _, ok := cp.seen[id]; ok {
+		return false
+	}
+	cp.seen[id] = struct{}{}
+	return true
+}
+
+// Reserve implements capture.Store for callers without the bytes at hand:
+// it dedupes within the session only, and the blob is uploaded.
+func (cp *Capture) Reserve(id cas.ID) (bool, error) { return cp.firstSight(id), cp.Err() }
+
+// ReserveData reports whether the chunk must be uploaded: false when this
+// session already took it or the SMP holds it (proven with plain).
+func (cp *Capture) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error) {
+	if !cp.firstSight(id) {
+		return false, cp.Err()
+	}
+	req := haveReq{
+		e:     wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: wire.Proof(cp.sess.Nonce, t, id, plain)},
+		reply: make(chan haveAns, 1),
+	}
+	select {
+	case cp.haves <- req:
+	case <-cp.ctx.Done():
+		return false, cp.ctxErr()
+	}
+	select {
+	case a := <-req.reply:
+		if a.held {
+			cp.HeldBlobs.Add(1)
+		}
+		return !a.held, a.err
+	case <-cp.ctx.Done():
+		return false, cp.ctxErr()
+	}
+}
+
+func (cp *Capture) ctxErr() error {
+	if err := cp.Err(); err != nil {
+		return err
+	}
+	return cp.ctx.Err()
+}
+
+// haveWorker sends the queued have-queries in batches: whatever is waiting
+// when a request can go out goes together, so batches grow with the load
+// and a lone query is not delayed.
+func (cp *Capture) haveWorker() {
+	defer cp.haveWG.Done()
+	for {
+		var first haveReq
+		select {
+		case first = <-cp.haves:
+		case <-cp.ctx.Done():
+			return
+		}
+		batch := []haveReq{first}
+	drain:
+		for len(batch) < haveBatchMax {
+			select {
+			case r := <-cp.haves:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		held, err := cp.askHave(batch)
+		for i, r := range batch {
+			r.reply <- haveAns{held: err == nil && held.Has(i), err: err}
+		}
+		if err != nil {
+			cp.setErr(err)
+			return
+		}
+	}
+}
+
+func (cp *Capture) askHave(batch []haveReq) (wire.HaveBitmap, error) {
+	entries := make([]wire.HaveEntry, len(batch))
+	for i, r := range batch {
+		entries[i] = r.e
+	}
+	resp, err := cp.c.do(cp.ctx, http.MethodPost, cp.path("have"), "application/octet-stream", bytes.NewReader(wire.EncodeHave(entries)))
+	if err != nil {
+		return nil, fmt.Errorf("ask SMP which chunks it holds: %w", err)
+	}
+	defer resp.Body.Close()
+	want := (len(batch) + 7) / 8
+	bm, err := io.ReadAll(io.LimitReader(resp.Body, int64(want)+1))
+	if err != nil {
+		return nil, fmt.Errorf("have answer: %w", err)
+	}
+	if len(bm) != want {
+		return nil, fmt.Errorf("have answer of %d bytes for %d entries: %w", len(bm), len(batch), wire.ErrMalformed)
+	}
+	return wire.HaveBitmap(bm), nil
+}
+
+// AddBlob implements capture.Store: the blob joins the current upload
+// batch, which is sent when full.
+func (cp *Capture) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
+	if err := cp.Err(); err != nil {
+		return err
+	}
+	cp.batchMu.Lock()
+	cp.batch = wire.AppendBlob(cp.batch, wire.Blob{Type: t, Compression: c, ID: id, RawLen: rawLen, Stored: stored})
+	cp.batchN++
+	var full []byte
+	if len(cp.batch) >= uploadBatchBytes || cp.batchN >= uploadBatchBlobs {
+		full, cp.batch, cp.batchN = cp.batch, make([]byte, 0, uploadBatchBytes+cp.c.info.Chunker.Max+wire.BlobHeaderLen), 0
+	}
+	cp.batchMu.Unlock()
+	if full == nil {
+		return nil
+	}
+	select {
+	case cp.uploads <- full:
+		return nil
+	case <-cp.ctx.Done():
+		return cp.ctxErr()
+	}
+}
+
+func (cp *Capture) uploader() {
+	defer cp.uploadWG.Done()
+	for {
+		select {
+		case b, ok := <-cp.uploads:
+			if !ok {
+				return
+			}
+			if err := cp.send(b); err != nil {
+				cp.setErr(err)
+				return
+			}
+		case <-cp.ctx.Done():
+			return
+		}
+	}
+}
+
+func (cp *Capture) send(batch []byte) error {
+	resp, err := cp.c.do(cp.ctx, http.MethodPost, cp.path("blobs"), "application/octet-stream", bytes.NewReader(batch))
+	if err != nil {
+		return fmt.Errorf("upload chunks: %w", err)
+	}
+	defer resp.Body.Close()
+	var res wire.UploadResult
+	if err := decodeJSON(resp.Body, &res); err != nil {
+		return err
+	}
+	cp.SentBlobs.Add(int64(res.Stored + res.Duplicate))
+	cp.SentBytes.Add(int64(len(batch)))
+	return nil
+}
+
+// PutTree implements capture.Store.
+func (cp *Capture) PutTree(t *manifest.Tree) (cas.ID, error) {
+	b, err := t.Encode()
+	if err != nil {
+		return cas.ID{}, err
+	}
+	id := cp.c.hasher.SumBlob(cas.BlobTree, b)
+	isNew, err := cp.ReserveData(cas.BlobTree, id, b)
+	if err != nil || !isNew {
+		return id, err
+	}
+	stored, comp := cas.Compress(nil, b)
+	return id, cp.AddBlob(cas.BlobTree, id, comp, stored, len(b))
+}
+
+// LoadTree implements capture.Store: trees of the parent record.
+func (cp *Capture) LoadTree(id cas.ID) (*manifest.Tree, error) {
+	if cp.parent == nil {
+		return nil, fmt.Errorf("tree %s: no parent record: %w", id.Short(), cas.ErrNotFound)
+	}
+	return cp.parent.LoadTree(id)
+}
+
+// Has implements capture.Store. It is asked only about chunks of the
+// parent record, which the SMP holds while that record is live; the commit
+// re-checks every reference, so a wrong answer fails the commit, never
+// stores a dangling record.
+func (cp *Capture) Has(cas.ID) (bool, error) { return cp.parent != nil, nil }
+
+// CommitRecord implements capture.Store: it sends the last batch, waits
+// for every upload, then commits the record.
+func (cp *Capture) CommitRecord(rec *manifest.Record) (cas.ID, error) {
+	defer func() { cp.cancel(); cp.haveWG.Wait() }()
+	cp.batchMu.Lock()
+	last := cp.batch
+	cp.batch, cp.batchN = nil, 0
+	cp.batchMu.Unlock()
+	if len(last) > 0 {
+		select {
+		case cp.uploads <- last:
+		case <-cp.ctx.Done():
+			return cas.ID{}, cp.ctxErr()
+		}
+	}
+	close(cp.uploads)
+	cp.uploadWG.Wait()
+	if err := cp.Err(); err != nil {
+		return cas.ID{}, err
+	}
+	if err := cp.ctx.Err(); err != nil {
+		return cas.ID{}, err
+	}
+	b, err := rec.Encode()
+	if err != nil {
+		return cas.ID{}, err
+	}
+	var res wire.Committed
+	resp, err := cp.c.do(cp.ctx, http.MethodPost, cp.path("commit"), "application/json", bytes.NewReader(b))
+	if err != nil {
+		return cas.ID{}, err
+	}
+	defer resp.Body.Close()
+	if err := decodeJSON(resp.Body, &res); err != nil {
+		return cas.ID{}, err
+	}
+	id, err := cas.ParseID(res.ID)
+	if err != nil {
+		return cas.ID{}, fmt.Errorf("commit answer %q: %w", res.ID, wire.ErrMalformed)
+	}
+	return id, nil
+}
+
+// Close ends the session's workers; a capture that fails calls it instead
+// of CommitRecord. What was uploaded stays on the SMP, so a re-run does
+// not send it again.
+func (cp *Capture) Close() {
+	cp.cancel()
+	cp.haveWG.Wait()
+	cp.uploadWG.Wait()
+}

@@ -1,0 +1,195 @@
+package server
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/remote/wire"
+)
+
+// have answers a have-query. A blob counts as held only when the store has
+// it and the proof matches its plaintext, so a client that knows a chunk
+// ID but not the bytes learns nothing (docs/PROTOCOL.md, "Proof of
+// possession").
+func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
+	sess, err := s.session(r, c)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4+wire.MaxHaveEntries*(1+32+4+wire.ProofLen)))
+	if err != nil {
+		return err
+	}
+	c.bytesIn = int64(len(body))
+	entries, err := wire.DecodeHave(body)
+	if err != nil {
+		return err
+	}
+	rp := s.opts.Repo
+	bm := wire.NewHaveBitmap(len(entries))
+	var buf []byte
+	for i, e := range entries {
+		has, err := rp.Has(e.ID)
+		if err != nil {
+			return err
+		}
+		if !has {
+			continue
+		}
+		plain, err := rp.ReadBlob(e.Type, e.ID, buf)
+		if errors.Is(err, cas.ErrCorrupt) {
+			// Wrong type or a damaged copy: have the client send it again.
+			// (A damaged copy stays damaged; smp verify names it.)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s for proof: %w", e.ID.Short(), err)
+		}
+		buf = plain[:0]
+		if len(plain) != int(e.Len) {
+			continue
+		}
+		want := wire.Proof(sess.nonce, e.Type, e.ID, plain)
+		if subtle.ConstantTimeCompare(want[:], e.Proof[:]) == 1 {
+			bm.Set(i)
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err = w.Write(bm)
+	return err
+}
+
+// upload stores a batch of blobs, each verified against its ID first. The
+// blobs are durable and indexed before the answer: an interrupted capture
+// that is run again is told it holds them.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err error) {
+	sess, err := s.session(r, c)
+	if err != nil {
+		return err
+	}
+	rp := s.opts.Repo
+	var res wire.UploadResult
+	// Whatever was verified and added is committed even when the body is
+	// cut short, so a re-run does not send it again.
+	defer func() {
+		if ferr := rp.Flush(); ferr != nil && err == nil {
+			err = fmt.Errorf("commit packs: %w", ferr)
+		}
+	}()
+	br := wire.NewBlobReader(http.MaxBytesReader(w, r.Body, wire.MaxBatchBytes+1<<20), wire.MaxBatchBlobs, wire.MaxBatchBytes)
+	var plainBuf []byte
+	for {
+		b, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		c.bytesIn += wire.BlobHeaderLen + int64(len(b.Stored))
+		plain, err := cas.Decompress(plainBuf, b.Stored, b.Compression, b.RawLen)
+		if err != nil {
+			return fail(http.StatusBadRequest, "blob %s does not decompress: %v", b.ID.Short(), err)
+		}
+		if b.Compression == cas.CompressionZstd {
+			plainBuf = plain[:0]
+		}
+		if err := rp.Hasher.Verify(b.Type, b.ID, plain); err != nil {
+			return fail(http.StatusBadRequest, "blob %s rejected: its content does not match its ID", b.ID.Short())
+		}
+		isNew, err := rp.Reserve(b.ID)
+		if err != nil {
+			return err
+		}
+		s.BlobsReceived.Add(1)
+		s.BytesReceived.Add(int64(len(b.Stored)))
+		sess.received.Add(int64(len(b.Stored)))
+		res.Bytes += int64(len(b.Stored))
+		if !isNew {
+			res.Duplicate++
+			continue
+		}
+		if err := rp.AddBlob(b.Type, b.ID, b.Compression, bytes.Clone(b.Stored), b.RawLen); err != nil {
+			return fmt.Errorf("store blob %s: %w", b.ID.Short(), err)
+		}
+		s.BlobsStored.Add(1)
+		sess.stored.Add(int64(len(b.Stored)))
+		res.Stored++
+	}
+	if err := rp.Flush(); err != nil {
+		return fmt.Errorf("commit packs: %w", err)
+	}
+	return writeJSON(w, res)
+}
+
+// commit stores the session's record after checking that every tree and
+// chunk it references is in the store, so no record can ever dangle.
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
+	sess, err := s.session(r, c)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxRecordBytes))
+	if err != nil {
+		return err
+	}
+	c.bytesIn = int64(len(body))
+	rec, err := manifest.DecodeRecord(body)
+	if err != nil {
+		return fail(http.StatusBadRequest, "record: %v", err)
+	}
+	if rec.Computer != sess.computer {
+		return fail(http.StatusForbidden, "record is for computer %q but the session captures %q", rec.Computer, sess.computer)
+	}
+	if rec.LinkSet != "" || rec.LinkedFiles > 0 || rec.ClonedFiles > 0 {
+		return fail(http.StatusBadRequest, "a hard-link record cannot be sent to a remote SMP: capture with --hardlink never")
+	}
+	rp := s.opts.Repo
+	if err := rp.Flush(); err != nil {
+		return err
+	}
+	missing := func(t cas.BlobType, id cas.ID) error {
+		return fail(http.StatusConflict, "record references %s %s that this SMP does not hold: upload it before committing", t, id.Short())
+	}
+	if has, err := rp.Has(rec.Tree); err != nil {
+		return err
+	} else if !has {
+		return missing(cas.BlobTree, rec.Tree)
+	}
+	err = rp.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, e *manifest.Entry) error {
+		if e != nil && e.Link != nil {
+			return fail(http.StatusBadRequest, "file %q is held by a hard link: a remote SMP takes chunked files only", e.Name)
+		}
+		has, err := rp.Has(id)
+		if err != nil {
+			return err
+		}
+		if !has {
+			return missing(t, id)
+		}
+		return nil
+	})
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return err
+		}
+		return fail(http.StatusConflict, "record's trees cannot be read: %v", err)
+	}
+	rec.StoredBytes = uint64(sess.stored.Load()) // what this capture really added
+	id, err := rp.CommitRecord(rec)
+	if err != nil {
+		return fmt.Errorf("commit record: %w", err)
+	}
+	c.record = id.Short()
+	s.mu.Lock()
+	delete(s.sessions, sess.id)
+	s.mu.Unlock()
+	return writeJSON(w, wire.Committed{ID: id.String()})
+}

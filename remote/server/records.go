@@ -1,0 +1,248 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/index"
+	"smp/remote/access"
+	"smp/remote/wire"
+	"smp/repo"
+)
+
+// records lists the live records the caller may restore.
+func (s *Server) records(w http.ResponseWriter, r *http.Request, c *call) error {
+	all, err := s.opts.Repo.Records()
+	if err != nil {
+		return err
+	}
+	released, err := s.opts.Repo.ReleasedAt()
+	if err != nil {
+		return err
+	}
+	computer := r.URL.Query().Get("computer")
+	out := []wire.RecordEntry{}
+	for _, rec := range all {
+		if computer != "" && rec.Computer != computer {
+			continue
+		}
+		if !c.snap.MayRestore(c.tok, rec.Computer) {
+			continue
+		}
+		out = append(out, recordEntry(rec, released))
+	}
+	return writeJSON(w, out)
+}
+
+func recordEntry(rec repo.RecordInfo, released map[cas.ID]time.Time) wire.RecordEntry {
+	e := wire.RecordEntry{ID: rec.ID.String(), Record: rec.Record}
+	if at, ok := released[rec.ID]; ok {
+		e.Released = &at
+	}
+	return e
+}
+
+// findRecord resolves ?ref=ID-or-prefix or ?computer=NAME (its newest).
+func (s *Server) findRecord(w http.ResponseWriter, r *http.Request, c *call) error {
+	q := r.URL.Query()
+	rec, err := s.authorizedRecord(c, q.Get("ref"), q.Get("computer"))
+	if err != nil {
+		return err
+	}
+	released, err := s.opts.Repo.ReleasedAt()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, recordEntry(rec, released))
+}
+
+// authorizedRecord finds a record and checks the caller may restore it.
+// A record the caller may not see is answered like a missing one only when
+// it was asked for by computer; by ID it is a 403 naming the reason.
+func (s *Server) authorizedRecord(c *call, ref, computer string) (repo.RecordInfo, error) {
+	if computer != "" && ref == "" && !c.snap.MayRestore(c.tok, computer) {
+		return repo.RecordInfo{}, fail(http.StatusForbidden, "token %s (computer %q) may not restore records of %q: ask the admin for smp associate --source %s --dest %s", c.tok.ID, c.tok.Computer, computer, computer, c.tok.Computer)
+	}
+	rec, err := s.opts.Repo.FindRecord(ref, computer)
+	if err != nil {
+		return repo.RecordInfo{}, fail(http.StatusNotFound, "%v", err)
+	}
+	c.record = rec.ID.Short()
+	if !c.snap.MayRestore(c.tok, rec.Computer) {
+		return repo.RecordInfo{}, fail(http.StatusForbidden, "token %s (computer %q) may not restore record %s of %q: ask the admin for smp associate --source %s --dest %s", c.tok.ID, c.tok.Computer, rec.ID.Short(), rec.Computer, rec.Computer, c.tok.Computer)
+	}
+	return rec, nil
+}
+
+// fetch streams the blobs asked for, each of which must be reachable from
+// the record in the path: knowing an ID is no right to read it.
+func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rec, err := s.authorizedRecord(c, id.String(), "")
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4+wire.MaxFetchEntries*(1+32)))
+	if err != nil {
+		return err
+	}
+	c.bytesIn = int64(len(body))
+	entries, err := wire.DecodeFetch(body)
+	if err != nil {
+		return err
+	}
+	reach, err := s.reach.get(rec)
+	if err != nil {
+		return fmt.Errorf("walk record %s: %w", rec.ID.Short(), err)
+	}
+	locs := make([]index.Location, 0, len(entries))
+	for _, e := range entries {
+		if t, ok := reach[e.ID]; !ok || t != e.Type {
+			return fail(http.StatusForbidden, "%s %s is not part of record %s", e.Type, e.ID.Short(), rec.ID.Short())
+		}
+		loc, err := s.opts.Repo.Lookup(e.ID)
+		if errors.Is(err, cas.ErrNotFound) {
+			return fail(http.StatusNotFound, "%s %s of record %s is missing from the store: run smp verify on the SMP", e.Type, e.ID.Short(), rec.ID.Short())
+		}
+		if err != nil {
+			return err
+		}
+		locs = append(locs, loc)
+	}
+	// Pack order makes the server's reads sequential; the client matches
+	// answers to requests by ID.
+	slices.SortFunc(locs, func(a, b index.Location) int {
+		if c := bytes.Compare(a.Pack[:], b.Pack[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Offset, b.Offset)
+	})
+	w.Header().Set("Content-Type", "application/octet-stream")
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var buf []byte
+	for _, loc := range locs {
+		stored, err := s.opts.Repo.Packs().ReadStored(loc.Pack, loc.PackEntry, buf)
+		if err != nil {
+			// The answer has begun: cut it so the client sees a truncated
+			// stream rather than a short, well-formed one.
+			s.opts.Log.Error("fetch read", "blob", loc.ID.Short(), "error", err)
+			panic(http.ErrAbortHandler)
+		}
+		buf = stored[:0]
+		if err := wire.WriteBlob(bw, wire.Blob{Type: loc.Type, Compression: loc.Compression, ID: loc.ID, RawLen: int(loc.RawLen), Stored: stored}); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request, c *call) error {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rec, err := s.authorizedRecord(c, id.String(), "")
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Repo.Release(rec.ID, s.opts.Now()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) remove(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.tok.Role != access.RoleAdmin {
+		return fail(http.StatusForbidden, "removing a record needs an admin token")
+	}
+	rec, err := s.authorizedRecord(c, r.PathValue("id"), "")
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Repo.Drop(rec); err != nil {
+		return err
+	}
+	s.reach.forget(rec.ID)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.tok.Role != access.RoleAdmin {
+		return fail(http.StatusForbidden, "store statistics need an admin token")
+	}
+	st, err := s.opts.Repo.Stats()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, st)
+}
+
+// reachCache keeps, for the few records being restored, the set of blobs
+// reachable from each (what a client may fetch). Memory is bounded by
+// size records' distinct IDs.
+type reachCache struct {
+	repo *repo.Repo
+	size int
+	mu   sync.Mutex
+	sets map[cas.ID]*reachSet
+	lru  []cas.ID
+}
+
+type reachSet struct {
+	once sync.Once
+	ids  map[cas.ID]cas.BlobType
+	err  error
+}
+
+func newReachCache(r *repo.Repo, size int) *reachCache {
+	return &reachCache{repo: r, size: size, sets: map[cas.ID]*reachSet{}}
+}
+
+func (rc *reachCache) get(rec repo.RecordInfo) (map[cas.ID]cas.BlobType, error) {
+	rc.mu.Lock()
+	set := rc.sets[rec.ID]
+	if set == nil {
+		set = &reachSet{}
+		rc.sets[rec.ID] = set
+		rc.lru = append(rc.lru, rec.ID)
+		if len(rc.lru) > rc.size {
+			delete(rc.sets, rc.lru[0])
+			rc.lru = rc.lru[1:]
+		}
+	}
+	rc.mu.Unlock()
+	set.once.Do(func() {
+		ids := map[cas.ID]cas.BlobType{}
+		set.err = rc.repo.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
+			ids[id] = t
+			return nil
+		})
+		set.ids = ids
+	})
+	if set.err != nil {
+		rc.forget(rec.ID)
+	}
+	return set.ids, set.err
+}
+
+func (rc *reachCache) forget(id cas.ID) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	delete(rc.sets, id)
+	rc.lru = slices.DeleteFunc(rc.lru, func(x cas.ID) bool { return x == id })
+}

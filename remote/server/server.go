@@ -1,0 +1,328 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"smp/cas"
+	"smp/remote/access"
+	"smp/remote/wire"
+	"smp/repo"
+)
+
+// Options configure a Server.
+type Options struct {
+	Repo   *repo.Repo
+	Access *access.Store
+	Log    *slog.Logger
+	// RestoreOnly refuses new captures (also switched on at run time by
+	// `smp admin restore-only on`, read from the access file).
+	RestoreOnly bool
+	// SessionIdle is how long a capture session may stay unused before it
+	// is forgotten (its uploaded blobs stay in the store). Default 1 h.
+	SessionIdle time.Duration
+	Now         func() time.Time // injectable clock; default time.Now
+}
+
+// Server serves one store. Create it with New; it is an http.Handler.
+type Server struct {
+	opts  Options
+	mux   *http.ServeMux
+	reach *reachCache
+
+	mu       sync.Mutex
+	sessions map[string]*session
+
+	// Counters for logs and tests.
+	BlobsReceived, BytesReceived, BlobsStored atomic.Int64
+}
+
+type session struct {
+	id, computer, tokenID string
+	nonce                 []byte
+	mu                    sync.Mutex
+	last                  time.Time
+	received              atomic.Int64 // stored bytes uploaded in this session
+	stored                atomic.Int64 // of which new to the store
+}
+
+// New returns a server for opts.Repo.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SessionIdle <= 0 {
+		opts.SessionIdle = time.Hour
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, reach: newReachCache(opts.Repo, 4)}
+	p := wire.Prefix
+	s.handle("GET "+p+"/info", s.info)
+	s.handle("POST "+p+"/captures", s.startCapture)
+	s.handle("POST "+p+"/captures/{sid}/have", s.have)
+	s.handle("POST "+p+"/captures/{sid}/blobs", s.upload)
+	s.handle("POST "+p+"/captures/{sid}/commit", s.commit)
+	s.handle("GET "+p+"/records", s.records)
+	s.handle("GET "+p+"/record", s.findRecord)
+	s.handle("POST "+p+"/records/{id}/fetch", s.fetch)
+	s.handle("POST "+p+"/records/{id}/release", s.release)
+	s.handle("DELETE "+p+"/records/{id}", s.remove)
+	s.handle("GET "+p+"/stats", s.stats)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s: this server speaks protocol v%d (docs/PROTOCOL.md)", r.Method, r.URL.Path, wire.Version))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// call is one authenticated request on its way through a handler; the
+// handler fills in what the log line should say.
+type call struct {
+	tok      access.Token
+	snap     *access.Snapshot
+	computer string
+	record   string
+	bytesIn  int64
+	bytesOut int64
+}
+
+// httpError is an error with the status to answer it with.
+type httpError struct {
+	status   int
+	msg      string
+	capacity bool
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func fail(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// handle wraps h with authentication, error mapping and one structured log
+// line per request.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		c := &call{}
+		err := s.authenticate(r, c)
+		if err == nil {
+			err = h(sw, r, c)
+		}
+		if err != nil {
+			var he *httpError
+			var mbe *http.MaxBytesError
+			switch {
+			case errors.As(err, &he):
+			case errors.As(err, &mbe):
+				he = &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body over %d bytes: split it (docs/PROTOCOL.md limits)", mbe.Limit)}
+			case errors.Is(err, wire.ErrMalformed):
+				he = &httpError{status: http.StatusBadRequest, msg: err.Error()}
+			case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
+				he = &httpError{status: 499, msg: "client went away"}
+			default:
+				he = &httpError{status: http.StatusInternalServerError, msg: "server error: " + err.Error()}
+			}
+			if sw.status == 0 {
+				writeErrorCap(sw, he.status, he.msg, he.capacity)
+			}
+			err = he
+		}
+		attrs := []any{
+			"method", r.Method, "path", r.URL.Path, "status", sw.code(),
+			"duration_ms", time.Since(start).Milliseconds(),
+			"bytes_in", c.bytesIn, "bytes_out", sw.n,
+		}
+		if c.tok.ID != "" {
+			attrs = append(attrs, "token", c.tok.ID)
+		}
+		if c.computer != "" {
+			attrs = append(attrs, "computer", c.computer)
+		}
+		if c.record != "" {
+			attrs = append(attrs, "record", c.record)
+		}
+		if err != nil {
+			attrs = append(attrs, "error", err.Error())
+			s.opts.Log.Warn("request", attrs...)
+		} else {
+			s.opts.Log.Info("request", attrs...)
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request, c *call) error {
+	snap, err := s.opts.Access.Snapshot()
+	if err != nil {
+		return fmt.Errorf("read access file: %w", err)
+	}
+	secret := ""
+	if h := r.Header.Get("Authorization"); len(h) > 7 && h[:7] == "Bearer " {
+		secret = h[7:]
+	}
+	tok, err := snap.Authenticate(secret, s.opts.Now())
+	if err != nil {
+		return fail(http.StatusUnauthorized, "%v", err)
+	}
+	c.tok, c.snap, c.computer = tok, snap, tok.Computer
+	return nil
+}
+
+func (s *Server) restoreOnly(snap *access.Snapshot) bool {
+	return s.opts.RestoreOnly || snap.RestoreOnly()
+}
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request, c *call) error {
+	cfg := s.opts.Repo.Config
+	return writeJSON(w, wire.Info{
+		Protocol: wire.Version, StoreID: cfg.StoreID, Chunker: cfg.Chunker, HashKey: cfg.HashKey,
+		RestoreOnly: s.restoreOnly(c.snap), Computer: c.tok.Computer, Role: string(c.tok.Role),
+	})
+}
+
+func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) error {
+	var req wire.StartCapture
+	if err := readJSON(w, r, wire.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	c.computer = req.Computer
+	if req.Computer == "" {
+		return fail(http.StatusBadRequest, "capture needs a computer name")
+	}
+	if !c.snap.MayCapture(c.tok, req.Computer) {
+		return fail(http.StatusForbidden, "token %s belongs to computer %q and may not capture as %q", c.tok.ID, c.tok.Computer, req.Computer)
+	}
+	if s.restoreOnly(c.snap) {
+		return &httpError{status: http.StatusServiceUnavailable, capacity: true,
+			msg: "this SMP is in restore-only mode and refuses new captures: capture to another SMP or ask its admin"}
+	}
+	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now()}
+	sess.id = hex.EncodeToString(randomBytes(16))
+	s.mu.Lock()
+	s.expireSessions()
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+	return writeJSON(w, wire.Session{ID: sess.id, Nonce: sess.nonce})
+}
+
+// expireSessions forgets idle sessions. Caller holds s.mu.
+func (s *Server) expireSessions() {
+	now := s.opts.Now()
+	for id, sess := range s.sessions {
+		sess.mu.Lock()
+		idle := now.Sub(sess.last)
+		sess.mu.Unlock()
+		if idle > s.opts.SessionIdle {
+			delete(s.sessions, id)
+		}
+	}
+}
+
+// session returns the caller's open session named in the path.
+func (s *Server) session(r *http.Request, c *call) (*session, error) {
+	s.mu.Lock()
+	sess := s.sessions[r.PathValue("sid")]
+	s.mu.Unlock()
+	if sess == nil || sess.tokenID != c.tok.ID {
+		return nil, fail(http.StatusNotFound, "no open capture session %q for this token (expired after %v idle, or committed): start the capture again", r.PathValue("sid"), s.opts.SessionIdle)
+	}
+	sess.mu.Lock()
+	sess.last = s.opts.Now()
+	sess.mu.Unlock()
+	c.computer = sess.computer
+	return sess, nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return b
+}
+
+func parseID(s string) (cas.ID, error) {
+	id, err := cas.ParseID(s)
+	if err != nil {
+		return cas.ID{}, fail(http.StatusBadRequest, "record ID %q: %v", s, err)
+	}
+	return id, nil
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fail(http.StatusBadRequest, "bad JSON body: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) { writeErrorCap(w, status, msg, false) }
+
+func writeErrorCap(w http.ResponseWriter, status int, msg string, capacity bool) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(wire.Error{Error: msg, Capacity: capacity})
+}
+
+// statusWriter remembers the status and counts the body bytes written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}

@@ -1,0 +1,359 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"smp/cas"
+	"smp/cas/manifest"
+)
+
+// Version is the protocol version, the first element of every path (/v1/...).
+const Version = 1
+
+// Prefix is the path prefix of protocol version 1.
+const Prefix = "/v1"
+
+// Limits on one request. A server refuses larger requests with 413 or 400;
+// a client splits its batches to stay under them.
+const (
+	MaxHaveEntries  = 4096     // entries in one have-query
+	MaxFetchEntries = 4096     // entries in one fetch request
+	MaxBatchBlobs   = 4096     // blobs in one upload body
+	MaxBatchBytes   = 64 << 20 // bytes of one upload body
+	MaxJSONBytes    = 1 << 20  // any JSON request body but a record
+	MaxRecordBytes  = 16 << 20 // a commit (encoded record)
+)
+
+// ErrMalformed marks bytes that do not follow the protocol.
+var ErrMalformed = errors.New("malformed request")
+
+// Info is GET /v1/info: what a client needs to cut and name chunks the way
+// the store does.
+type Info struct {
+	Protocol    int               `json:"protocol"`
+	StoreID     string            `json:"store_id"`
+	Chunker     cas.ChunkerParams `json:"chunker"`
+	HashKey     []byte            `json:"hash_key"`
+	RestoreOnly bool              `json:"restore_only"`
+	Computer    string            `json:"computer,omitempty"` // the token's computer
+	Role        string            `json:"role"`
+}
+
+// Error is the body of every 4xx/5xx answer: one line a CLI can print.
+type Error struct {
+	Error string `json:"error"`
+	// Capacity marks a refusal that another SMP might not give (restore-only,
+	// full, over quota): a client with a fallback list tries the next one.
+	Capacity bool `json:"capacity,omitempty"`
+}
+
+// StartCapture is POST /v1/captures.
+type StartCapture struct {
+	Computer string `json:"computer"`
+}
+
+// Session is the answer to StartCapture.
+type Session struct {
+	ID    string `json:"session"`
+	Nonce []byte `json:"nonce"` // 32 bytes: the key of every proof in this session
+}
+
+// Committed is the answer to a commit.
+type Committed struct {
+	ID string `json:"id"`
+}
+
+// UploadResult is the answer to a blob upload.
+type UploadResult struct {
+	Stored    int   `json:"stored"`    // blobs that were new to the store
+	Duplicate int   `json:"duplicate"` // blobs the store already held
+	Bytes     int64 `json:"bytes"`     // stored (compressed) bytes received
+}
+
+// ProofLen is the length of a proof of possession.
+const ProofLen = 32
+
+// proofWhole is the plaintext size up to which the proof covers every byte;
+// above it, proofSamples windows of proofWindow bytes chosen by the nonce.
+const (
+	proofWhole   = 4096
+	proofSamples = 16
+	proofWindow  = 64
+)
+
+// Proof returns the proof that the caller holds blob id's plaintext, keyed
+// by the session nonce: without the bytes, knowing a chunk ID (a hash of
+// someone else's file) is not enough to be told the store has it. It reads
+// at most 1 KiB of plain, so a client proves possession at almost no cost.
+func Proof(nonce []byte, t cas.BlobType, id cas.ID, plain []byte) [ProofLen]byte {
+	var key [32]byte
+	copy(key[:], nonce)
+	h, err := blake3.NewKeyed(key[:])
+	if err != nil {
+		panic(err) // fixed 32-byte key
+	}
+	var hdr [1 + 32 + 8]byte
+	hdr[0] = byte(t)
+	copy(hdr[1:], id[:])
+	binary.LittleEndian.PutUint64(hdr[33:], uint64(len(plain)))
+	_, _ = h.Write([]byte("smp proof v1"))
+	_, _ = h.Write(hdr[:])
+	if len(plain) <= proofWhole {
+		_, _ = h.Write(plain)
+	} else {
+		// Window offsets come from the nonce and the ID, so they differ per
+		// session and cannot be precomputed from a partial copy.
+		pos, err := blake3.NewKeyed(key[:])
+		if err != nil {
+			panic(err)
+		}
+		_, _ = pos.Write(id[:])
+		var seeds [proofSamples * 8]byte
+		_, _ = pos.Digest().Read(seeds[:])
+		span := uint64(len(plain) - proofWindow + 1)
+		for i := range proofSamples {
+			off := binary.LittleEndian.Uint64(seeds[i*8:]) % span
+			_, _ = h.Write(plain[off : off+proofWindow])
+		}
+	}
+	var out [ProofLen]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// HaveEntry is one blob a client is about to upload; the server answers
+// whether it already holds it, and only if Proof shows the client holds
+// the plaintext.
+type HaveEntry struct {
+	Type  cas.BlobType
+	ID    cas.ID
+	Len   uint32 // plaintext length
+	Proof [ProofLen]byte
+}
+
+const haveEntryLen = 1 + 32 + 4 + ProofLen
+
+// EncodeHave encodes a have-query: u32 count, then count entries.
+func EncodeHave(entries []HaveEntry) []byte {
+	b := make([]byte, 4, 4+len(entries)*haveEntryLen)
+	binary.LittleEndian.PutUint32(b, uint32(len(entries)))
+	for _, e := range entries {
+		b = append(b, byte(e.Type))
+		b = append(b, e.ID[:]...)
+		b = binary.LittleEndian.AppendUint32(b, e.Len)
+		b = append(b, e.Proof[:]...)
+	}
+	return b
+}
+
+// DecodeHave decodes a have-query, checking its count and every type and
+// length.
+func DecodeHave(b []byte) ([]HaveEntry, error) {
+	n, rest, err := count(b, MaxHaveEntries)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != n*haveEntryLen {
+		return nil, fmt.Errorf("have-query of %d entries is %d bytes, want %d: %w", n, len(rest), n*haveEntryLen, ErrMalformed)
+	}
+	out := make([]HaveEntry, n)
+	for i := range out {
+		e := rest[i*haveEntryLen:]
+		out[i].Type = cas.BlobType(e[0])
+		if err := checkType(out[i].Type); err != nil {
+			return nil, err
+		}
+		copy(out[i].ID[:], e[1:33])
+		out[i].Len = binary.LittleEndian.Uint32(e[33:37])
+		if out[i].Len > cas.MaxBlobSize {
+			return nil, fmt.Errorf("blob length %d over %d: %w", out[i].Len, cas.MaxBlobSize, ErrMalformed)
+		}
+		copy(out[i].Proof[:], e[37:37+ProofLen])
+	}
+	return out, nil
+}
+
+// HaveBitmap is the answer to a have-query: bit i (LSB first) set means
+// the store holds entry i and the client must not upload it.
+type HaveBitmap []byte
+
+// NewHaveBitmap returns an all-clear bitmap for n entries.
+func NewHaveBitmap(n int) HaveBitmap { return make(HaveBitmap, (n+7)/8) }
+
+// Set marks entry i as held.
+func (b HaveBitmap) Set(i int) { b[i/8] |= 1 << (i % 8) }
+
+// Has reports whether entry i is held.
+func (b HaveBitmap) Has(i int) bool { return i/8 < len(b) && b[i/8]&(1<<(i%8)) != 0 }
+
+// FetchEntry names a blob a restoring client wants.
+type FetchEntry struct {
+	Type cas.BlobType
+	ID   cas.ID
+}
+
+const fetchEntryLen = 1 + 32
+
+// EncodeFetch encodes a fetch request: u32 count, then count entries.
+func EncodeFetch(entries []FetchEntry) []byte {
+	b := make([]byte, 4, 4+len(entries)*fetchEntryLen)
+	binary.LittleEndian.PutUint32(b, uint32(len(entries)))
+	for _, e := range entries {
+		b = append(b, byte(e.Type))
+		b = append(b, e.ID[:]...)
+	}
+	return b
+}
+
+// DecodeFetch decodes a fetch request.
+func DecodeFetch(b []byte) ([]FetchEntry, error) {
+	n, rest, err := count(b, MaxFetchEntries)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != n*fetchEntryLen {
+		return nil, fmt.Errorf("fetch request of %d entries is %d bytes, want %d: %w", n, len(rest), n*fetchEntryLen, ErrMalformed)
+	}
+	out := make([]FetchEntry, n)
+	for i := range out {
+		e := rest[i*fetchEntryLen:]
+		out[i].Type = cas.BlobType(e[0])
+		if err := checkType(out[i].Type); err != nil {
+			return nil, err
+		}
+		copy(out[i].ID[:], e[1:33])
+	}
+	return out, nil
+}
+
+func count(b []byte, max int) (int, []byte, error) {
+	if len(b) < 4 {
+		return 0, nil, fmt.Errorf("body of %d bytes has no count: %w", len(b), ErrMalformed)
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if n == 0 || n > uint32(max) {
+		return 0, nil, fmt.Errorf("count %d outside 1..%d: %w", n, max, ErrMalformed)
+	}
+	return int(n), b[4:], nil
+}
+
+func checkType(t cas.BlobType) error {
+	if t != cas.BlobData && t != cas.BlobTree {
+		return fmt.Errorf("blob type %d: want data (1) or tree (2): %w", t, ErrMalformed)
+	}
+	return nil
+}
+
+// Blob is one frame of an upload body or a fetch answer: a blob as the
+// store keeps it (compressed or raw), so neither side recompresses.
+type Blob struct {
+	Type        cas.BlobType
+	Compression cas.Compression
+	ID          cas.ID
+	RawLen      int
+	Stored      []byte
+}
+
+// BlobHeaderLen is the size of a frame header: type, compression, ID,
+// u32 raw length, u32 stored length.
+const BlobHeaderLen = 1 + 1 + 32 + 4 + 4
+
+// AppendBlob appends b's frame to dst.
+func AppendBlob(dst []byte, b Blob) []byte {
+	dst = append(dst, byte(b.Type), byte(b.Compression))
+	dst = append(dst, b.ID[:]...)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(b.RawLen))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Stored)))
+	return append(dst, b.Stored...)
+}
+
+// WriteBlob writes b's frame to w without copying b.Stored.
+func WriteBlob(w io.Writer, b Blob) error {
+	var hdr [BlobHeaderLen]byte
+	h := AppendBlob(hdr[:0], Blob{Type: b.Type, Compression: b.Compression, ID: b.ID, RawLen: b.RawLen})
+	binary.LittleEndian.PutUint32(h[38:], uint32(len(b.Stored)))
+	if _, err := w.Write(h); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Stored)
+	return err
+}
+
+// BlobReader reads frames from a body, enforcing the count and byte limits.
+// The Stored slice of a returned Blob is valid until the next call.
+type BlobReader struct {
+	r        *bufio.Reader
+	maxCount int
+	maxBytes int64
+	count    int
+	bytes    int64
+	buf      []byte
+}
+
+// NewBlobReader reads at most maxCount frames and maxBytes bytes from r.
+func NewBlobReader(r io.Reader, maxCount int, maxBytes int64) *BlobReader {
+	return &BlobReader{r: bufio.NewReaderSize(r, 64<<10), maxCount: maxCount, maxBytes: maxBytes}
+}
+
+// Next returns the next frame, io.EOF after the last whole one, or an error
+// wrapping ErrMalformed (or the reader's error) for anything else.
+func (br *BlobReader) Next() (Blob, error) {
+	var hdr [BlobHeaderLen]byte
+	n, err := io.ReadFull(br.r, hdr[:])
+	if err == io.EOF {
+		return Blob{}, io.EOF
+	}
+	if err == io.ErrUnexpectedEOF {
+		return Blob{}, fmt.Errorf("truncated blob header (%d of %d bytes): %w", n, BlobHeaderLen, ErrMalformed)
+	}
+	if err != nil {
+		return Blob{}, err
+	}
+	b := Blob{Type: cas.BlobType(hdr[0]), Compression: cas.Compression(hdr[1])}
+	copy(b.ID[:], hdr[2:34])
+	raw := binary.LittleEndian.Uint32(hdr[34:38])
+	stored := binary.LittleEndian.Uint32(hdr[38:42])
+	br.count++
+	switch {
+	case br.count > br.maxCount:
+		return Blob{}, fmt.Errorf("more than %d blobs in one batch: %w", br.maxCount, ErrMalformed)
+	case checkType(b.Type) != nil:
+		return Blob{}, checkType(b.Type)
+	case b.Compression != cas.CompressionNone && b.Compression != cas.CompressionZstd:
+		return Blob{}, fmt.Errorf("compression %d: %w", b.Compression, ErrMalformed)
+	case raw > cas.MaxBlobSize || stored > cas.MaxBlobSize:
+		return Blob{}, fmt.Errorf("blob %s: length over %d: %w", b.ID.Short(), cas.MaxBlobSize, ErrMalformed)
+	case b.Compression == cas.CompressionNone && raw != stored:
+		return Blob{}, fmt.Errorf("blob %s: raw blob with stored length %d != raw %d: %w", b.ID.Short(), stored, raw, ErrMalformed)
+	}
+	br.bytes += BlobHeaderLen + int64(stored)
+	if br.bytes > br.maxBytes {
+		return Blob{}, fmt.Errorf("batch over %d bytes: %w", br.maxBytes, ErrMalformed)
+	}
+	if cap(br.buf) < int(stored) {
+		br.buf = make([]byte, stored)
+	}
+	b.Stored = br.buf[:stored]
+	if _, err := io.ReadFull(br.r, b.Stored); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return Blob{}, fmt.Errorf("blob %s truncated: %w", b.ID.Short(), ErrMalformed)
+		}
+		return Blob{}, err
+	}
+	b.RawLen = int(raw)
+	return b, nil
+}
+
+// RecordEntry is one record in GET /v1/records and GET /v1/record.
+type RecordEntry struct {
+	ID       string           `json:"id"`
+	Record   *manifest.Record `json:"record"`
+	Released *time.Time       `json:"released,omitempty"`
+}
