@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"syscall"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -13,6 +14,9 @@ import (
 // Stats are a store's size figures.
 type Stats struct {
 	Records      int     `json:"records"`
+	Captured     int     `json:"captured"`      // records not yet restored (released)
+	Released     int     `json:"released"`      // records restored, retention clock running
+	FreeBytes    uint64  `json:"free_bytes"`    // free space on the store's filesystem for an unprivileged writer
 	LogicalBytes uint64  `json:"logical_bytes"` // sum of every record's file bytes
 	UniqueBytes  uint64  `json:"unique_bytes"`  // plaintext of distinct data chunks
 	StoredBytes  uint64  `json:"stored_bytes"`  // pack files on disk
@@ -31,8 +35,20 @@ func (r *Repo) Stats() (*Stats, error) {
 		return nil, err
 	}
 	s.Records = len(records)
+	released, err := r.ReleasedAt()
+	if err != nil {
+		return nil, err
+	}
 	for _, rec := range records {
 		s.LogicalBytes += rec.Bytes
+		if _, ok := released[rec.ID]; ok {
+			s.Released++
+		} else {
+			s.Captured++
+		}
+	}
+	if free, err := FreeBytes(r.Dir); err == nil {
+		s.FreeBytes = free
 	}
 	var storedData uint64
 	err = r.ix.Blobs(func(l index.Location) error {
@@ -64,6 +80,16 @@ func (r *Repo) Stats() (*Stats, error) {
 		s.Compression = float64(s.UniqueBytes) / float64(storedData)
 	}
 	return &s, nil
+}
+
+// FreeBytes returns the space an unprivileged writer may still use on the
+// filesystem holding dir.
+func FreeBytes(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // Damage is a blob that a record needs and the store cannot deliver.

@@ -8,42 +8,67 @@ import (
 	"text/tabwriter"
 
 	"smp/cas"
+	"smp/remote/client"
 	"smp/repo"
 )
 
-func runStats(_ context.Context, args []string) error {
+// statsOut is what smp stats prints, local or through an SMP (whose
+// GET /v1/stats answers the same JSON).
+type statsReport struct {
+	*repo.Stats
+	Computers []repo.ComputerUsage `json:"computers,omitempty"`
+	Records   []repo.RecordUsage   `json:"per_record,omitempty"`
+}
+
+func runStats(ctx context.Context, args []string) error {
 	fs := newFlags("stats", "--store DIR [--computer] [--json]")
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	byComputer := fs.Bool("computer", false, "also show each computer's and each record's cost: bytes only it references (what removing it and a gc would free)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	r, err := openStore(*store)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	s, err := r.Stats()
-	if err != nil {
-		return err
-	}
-	var perRecord []repo.RecordUsage
-	var perComputer []repo.ComputerUsage
-	if *byComputer {
-		if perRecord, perComputer, err = r.Usage(); err != nil {
+	var rep statsReport
+	if isRemoteStore(*store) {
+		cl, err := rf.dialEach(ctx, *store, func(*client.Client) error { return nil })
+		if err != nil {
 			return err
 		}
+		defer cl.Close()
+		if err := cl.Stats(ctx, *byComputer, &rep); err != nil {
+			return err
+		}
+		if rep.Stats == nil {
+			return fmt.Errorf("SMP sent no statistics")
+		}
+	} else {
+		r, err := openStore(*store)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if rep.Stats, err = r.Stats(); err != nil {
+			return err
+		}
+		if *byComputer {
+			if rep.Records, rep.Computers, err = r.Usage(); err != nil {
+				return err
+			}
+		}
 	}
+	s, perRecord, perComputer := rep.Stats, rep.Records, rep.Computers
 	if *asJSON {
 		if !*byComputer {
 			return printJSON(s)
 		}
-		return printJSON(struct {
-			*repo.Stats
-			Computers []repo.ComputerUsage `json:"computers"`
-			Records   []repo.RecordUsage   `json:"per_record"`
-		}{s, perComputer, perRecord})
+		if perComputer == nil {
+			perComputer = []repo.ComputerUsage{}
+		}
+		if perRecord == nil {
+			perRecord = []repo.RecordUsage{}
+		}
+		return printJSON(statsReport{s, perComputer, perRecord})
 	}
 	defer func() {
 		if !*byComputer {
@@ -60,11 +85,12 @@ func runStats(_ context.Context, args []string) error {
 		}
 		tw.Flush()
 	}()
-	fmt.Printf("records        %d\n", s.Records)
+	fmt.Printf("records        %d (%d captured, %d released)\n", s.Records, s.Captured, s.Released)
 	fmt.Printf("logical bytes  %s (sum of every record's files)\n", bytesStr(s.LogicalBytes))
 	fmt.Printf("unique bytes   %s in %d chunks\n", bytesStr(s.UniqueBytes), s.Chunks)
 	fmt.Printf("stored bytes   %s in %d packs\n", bytesStr(s.StoredBytes), s.Packs)
 	fmt.Printf("dedupe ratio   %.2fx (logical / stored), compression %.2fx\n", s.DedupeRatio, s.Compression)
+	fmt.Printf("free space     %s on the store's filesystem\n", bytesStr(s.FreeBytes))
 	return nil
 }
 

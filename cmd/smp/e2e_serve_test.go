@@ -386,3 +386,60 @@ func TestE2EServeUsage(t *testing.T) {
 		t.Errorf("unreachable SMP: %s", r)
 	}
 }
+
+func TestE2EServeConcurrentClients(t *testing.T) {
+	const clients, trees = 16, 4
+	store := newStore(t)
+	srv := startServer(t, store)
+	admin := newToken(t, store, "--role", "admin")
+	// Four profiles sharing an org-wide file; each is captured by four
+	// computers at once.
+	srcs := make([]string, trees)
+	org := rnd(500, 3<<20)
+	for i := range srcs {
+		srcs[i] = tmpDir(t)
+		serveProfile(t, srcs[i], uint64(1000*(i+1)), 2)
+		writeFile(t, filepath.Join(srcs[i], "home", "alice", "org.bin"), org, 0o644)
+		stampTimes(t, srcs[i])
+	}
+	tokens := make([]string, clients)
+	for i := range tokens {
+		tokens[i] = newToken(t, store, "--computer", "pc"+strconv.Itoa(i))
+	}
+	var wg sync.WaitGroup
+	outs := make([]remoteCaptureOut, clients)
+	for i := range clients {
+		wg.Go(func() {
+			outs[i] = remoteCapture(t, exitOK, srv.url, tokens[i], "pc"+strconv.Itoa(i), "--root", srcs[i%trees])
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i := range clients {
+		dst := tmpDir(t)
+		res, _ := restoreJSON(t, exitOK, srv.url, "--token", admin, "--record", outs[i].Record, "--root", dst, "--keep")
+		if res.Errors != 0 {
+			t.Fatalf("restore of pc%d: %+v", i, res)
+		}
+		compareTrees(t, srcs[i%trees], dst, compareOpts{})
+	}
+	// Every shared chunk is stored once: the same chunk set as one local
+	// capture of each distinct profile.
+	ref := newStore(t)
+	for i := range srcs {
+		doCapture(t, exitOK, ref, "ref"+strconv.Itoa(i), "--root", srcs[i])
+	}
+	want := stats(t, ref)
+	var got statsOut
+	smpJSON(t, exitOK, &got, "stats", "--store", srv.url, "--token", admin, "--json")
+	if got.Chunks != want.Chunks || got.UniqueBytes != want.UniqueBytes || got.Records != clients {
+		t.Fatalf("served store: %d records, %d chunks, %d unique bytes; want %d, %d, %d", got.Records, got.Chunks, got.UniqueBytes, clients, want.Chunks, want.UniqueBytes)
+	}
+	// A client token may not read store-wide statistics.
+	r := smp(t, "stats", "--store", srv.url, "--token", tokens[0])
+	if r.code != exitError || !strings.Contains(r.stderr, "admin token") {
+		t.Fatalf("client stats: %s", r)
+	}
+}

@@ -261,8 +261,15 @@ func (c *Client) Remove(ctx context.Context, id cas.ID) error {
 	return resp.Body.Close()
 }
 
-// Stats returns the store's figures as the server's JSON (admin only).
-func (c *Client) Stats(ctx context.Context, v any) error { return c.getJSON(ctx, "/stats", v) }
+// Stats decodes the store's figures (admin only), with per-computer and
+// per-record usage when usage is set, into v.
+func (c *Client) Stats(ctx context.Context, usage bool, v any) error {
+	path := "/stats"
+	if usage {
+		path += "?usage=1"
+	}
+	return c.getJSON(ctx, path, v)
+}
 
 // Sum returns the store's ID of a data chunk.
 func (c *Client) Sum(b []byte) cas.ID { return c.hasher.Sum(b) }

@@ -189,7 +189,17 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, st)
+	out := struct {
+		*repo.Stats
+		Computers []repo.ComputerUsage `json:"computers,omitempty"`
+		Records   []repo.RecordUsage   `json:"per_record,omitempty"`
+	}{Stats: st}
+	if r.URL.Query().Get("usage") != "" {
+		if out.Records, out.Computers, err = s.opts.Repo.Usage(); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, out)
 }
 
 // reachCache keeps, for the few records being restored, the set of blobs
