@@ -79,6 +79,16 @@ type GCOptions struct {
 	// live blobs / bytes of its data area) is below it, 0 to 1. A pack with
 	// no live blob is always deleted; 0 rewrites nothing.
 	RepackBelow float64
+	// Grace keeps every blob of a pack younger than this (by its file's
+	// mtime), live or not: the uploads of a capture that has not committed
+	// yet, which a re-run of an interrupted capture reuses. 0 keeps none.
+	Grace time.Duration
+	// Now is the clock Grace is measured with (default time.Now).
+	Now func() time.Time
+	// Pinned, when set, is called once after marking: every ID it yields
+	// is kept, as chunks an open capture session was told the store holds
+	// (smp serve) and will reference when it commits.
+	Pinned func(keep func(cas.ID))
 }
 
 // GCReport is what GC did (or, with DryRun, would do).
@@ -99,6 +109,7 @@ type GCReport struct {
 	TombstonesWritten int      `json:"tombstones_written"` // for record blobs that were never live
 	UnindexedPacks    int      `json:"unindexed_packs"`    // pack files kept that the index does not list
 	Problems          []string `json:"problems"`           // packs left alone, with the reason
+	GraceSeconds      float64  `json:"grace_seconds"`      // packs younger than this were kept whole
 	Seconds           float64  `json:"seconds"`
 }
 
@@ -137,6 +148,7 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		return nil, err
 	}
 	rep := &GCReport{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Problems: []string{}}
+	rep.GraceSeconds = opts.Grace.Seconds()
 	rewritten := map[cas.ID]bool{}
 
 	// Mark.
@@ -160,9 +172,16 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
+	young, err := r.gcYoungPacks(packs, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Pinned != nil {
+		opts.Pinned(func(id cas.ID) { live[id] = struct{}{} })
+	}
 	var dead, deadRecords []cas.ID
 	err = r.ix.Blobs(func(l index.Location) error {
-		if l.Type == cas.BlobTombstone {
+		if l.Type == cas.BlobTombstone || young[l.Pack] {
 			live[l.ID] = struct{}{}
 		}
 		if _, ok := live[l.ID]; !ok {
@@ -304,6 +323,28 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// gcYoungPacks returns the packs younger than opts.Grace.
+func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.ID]bool, error) {
+	young := map[cas.ID]bool{}
+	if opts.Grace <= 0 {
+		return young, nil
+	}
+	now := time.Now()
+	if opts.Now != nil {
+		now = opts.Now()
+	}
+	for id := range packs {
+		st, err := os.Stat(r.packs.Path(id))
+		if err != nil {
+			continue // a missing pack holds nothing to keep; gcDeleteRetired and verify report it
+		}
+		if now.Sub(st.ModTime()) < opts.Grace {
+			young[id] = true
+		}
+	}
+	return young, nil
 }
 
 // gcIdle fails when this Repo holds uncommitted blobs or a failed commit.

@@ -627,3 +627,44 @@ func TestGCDamagedBlobKeepsPack(t *testing.T) {
 	mustGone(t, r, "dropped chunk", f.dropOnly...)
 	checkConsistent(t, r)
 }
+
+// TestGCGraceAndPins: blobs no record references (an interrupted remote
+// capture's uploads) survive while their pack is younger than the grace
+// period, or while pinned by an open session, and go once neither holds.
+func TestGCGraceAndPins(t *testing.T) {
+	dir := gcNewStore(t)
+	r := gcOpen(t, dir)
+	orphan := gcFile(t, r, "orphan", gcRandom(42, 3*gcChunk))
+	pinnedOnly := gcFile(t, r, "pinned", gcRandom(43, gcChunk))
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ids := gcChunks(orphan)
+	now := time.Now()
+	tests := []struct {
+		name       string
+		opts       GCOptions
+		keepOrphan bool
+	}{
+		{"young pack kept", GCOptions{Grace: time.Hour, Now: func() time.Time { return now }}, true},
+		{"pinned kept after grace", GCOptions{Grace: time.Hour, Now: func() time.Time { return now.Add(2 * time.Hour) },
+			Pinned: func(keep func(cas.ID)) {
+				for _, id := range append(ids, gcChunks(pinnedOnly)...) {
+					keep(id)
+				}
+			}}, true},
+		{"old and unpinned removed", GCOptions{Grace: time.Hour, Now: func() time.Time { return now.Add(2 * time.Hour) }}, false},
+	}
+	for _, tc := range tests {
+		rep := runGC(t, r, tc.opts)
+		if tc.keepOrphan {
+			mustHave(t, r, tc.name, ids...)
+			if rep.BlobsRemoved != 0 {
+				t.Errorf("%s: removed %d blobs", tc.name, rep.BlobsRemoved)
+			}
+		} else {
+			mustGone(t, r, tc.name, ids...)
+			mustGone(t, r, tc.name, gcChunks(pinnedOnly)...)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"smp/repo"
 )
 
-const gcArgs = "--store DIR [--retention DURATION] [--dry-run] [--repack-below F] [--json]"
+const gcArgs = "--store DIR [--retention DURATION] [--grace DURATION] [--dry-run] [--repack-below F] [--json]"
 
 func runGC(ctx context.Context, args []string) error {
 	fs := newFlags("gc", gcArgs)
@@ -21,6 +21,7 @@ func runGC(ctx context.Context, args []string) error {
 	below := fs.Float64("repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	retentionFlag := fs.String("retention", "", "first remove released records whose retention ran out, e.g. 7d or 36h (records never released are kept)")
+	graceFlag := fs.String("grace", "1h", "keep whole every pack written less than this ago: the uploads of a capture not committed yet, reused when it is run again (0 keeps none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +37,10 @@ func runGC(ctx context.Context, args []string) error {
 		if retention, err = parseDays(*retentionFlag); err != nil {
 			return usagef("--retention: %v", err)
 		}
+	}
+	grace, err := parseDays(*graceFlag)
+	if err != nil {
+		return usagef("--grace: %v", err)
 	}
 	r, err := openStore(*store)
 	if err != nil {
@@ -79,7 +84,7 @@ func runGC(ctx context.Context, args []string) error {
 			fmt.Printf("link set %s belongs to no record (a capture killed before it committed): removed\n", set)
 		}
 	}
-	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below})
+	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace})
 	if err != nil {
 		return err
 	}

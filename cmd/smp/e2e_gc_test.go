@@ -42,7 +42,7 @@ func TestE2EGC(t *testing.T) {
 	before := stats(t, store)
 
 	var dry gcOut
-	smpJSON(t, exitOK, &dry, "gc", "--store", store, "--dry-run", "--json")
+	smpJSON(t, exitOK, &dry, "gc", "--store", store, "--grace", "0", "--dry-run", "--json")
 	if !dry.DryRun || dry.BytesFreed < 3<<20 || dry.BlobsRemoved == 0 || dry.Records != 1 {
 		t.Errorf("gc --dry-run: %+v", dry)
 	}
@@ -51,7 +51,7 @@ func TestE2EGC(t *testing.T) {
 	}
 
 	var out gcOut
-	smpJSON(t, exitOK, &out, "gc", "--store", store, "--json")
+	smpJSON(t, exitOK, &out, "gc", "--store", store, "--grace", "0", "--json")
 	if out.DryRun || out.PacksScanned == 0 || out.PacksDeleted+out.PacksRewritten == 0 || len(out.Problems) != 0 {
 		t.Errorf("gc: %+v", out)
 	}
@@ -74,7 +74,7 @@ func TestE2EGC(t *testing.T) {
 	mustSMP(t, "verify", "--store", store, "--read-data")
 
 	// Nothing is left to do; the text output says so.
-	r := mustSMP(t, "gc", "--store", store)
+	r := mustSMP(t, "gc", "--store", store, "--grace", "0")
 	if !strings.Contains(r.stdout, "0 packs deleted, 0 rewritten") {
 		t.Errorf("second gc:\n%s", r)
 	}
@@ -93,11 +93,11 @@ func TestE2EGCUsage(t *testing.T) {
 		want string
 	}{
 		{"no store", []string{"gc"}, exitUsage, "--store"},
-		{"threshold too big", []string{"gc", "--store", store, "--repack-below", "1.5"}, exitUsage, "--repack-below"},
-		{"negative threshold", []string{"gc", "--store", store, "--repack-below=-1"}, exitUsage, "--repack-below"},
-		{"stray argument", []string{"gc", "--store", store, "now"}, exitUsage, "unexpected argument"},
-		{"empty store", []string{"gc", "--store", store}, exitOK, "scanned 0 packs"},
-		{"empty store dry run", []string{"gc", "--store", store, "--dry-run"}, exitOK, "dry run"},
+		{"threshold too big", []string{"gc", "--store", store, "--grace", "0", "--repack-below", "1.5"}, exitUsage, "--repack-below"},
+		{"negative threshold", []string{"gc", "--store", store, "--grace", "0", "--repack-below=-1"}, exitUsage, "--repack-below"},
+		{"stray argument", []string{"gc", "--store", store, "--grace", "0", "now"}, exitUsage, "unexpected argument"},
+		{"empty store", []string{"gc", "--store", store, "--grace", "0"}, exitOK, "scanned 0 packs"},
+		{"empty store dry run", []string{"gc", "--store", store, "--grace", "0", "--dry-run"}, exitOK, "dry run"},
 	}
 	for _, tc := range tests {
 		r := smp(t, tc.args...)

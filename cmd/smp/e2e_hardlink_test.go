@@ -313,7 +313,7 @@ func TestE2EGCRemovesOrphanLinkSets(t *testing.T) {
 	var gc struct {
 		Orphans []string `json:"orphan_link_sets"`
 	}
-	smpJSON(t, 0, &gc, "gc", "--store", store, "--json")
+	smpJSON(t, 0, &gc, "gc", "--store", store, "--grace", "0", "--json")
 	if len(gc.Orphans) != 1 {
 		t.Fatalf("orphans %v", gc.Orphans)
 	}

@@ -40,7 +40,7 @@ func TestE2EReleaseAndRetention(t *testing.T) {
 		t.Fatalf("states after restores: %v", got)
 	}
 	// A long retention keeps the released record.
-	mustSMP(t, "gc", "--store", store, "--retention", "30d")
+	mustSMP(t, "gc", "--store", store, "--grace", "0", "--retention", "30d")
 	if len(state()) != 3 {
 		t.Fatal("gc --retention 30d removed a record released just now")
 	}
@@ -48,7 +48,7 @@ func TestE2EReleaseAndRetention(t *testing.T) {
 	var gc struct {
 		Expired []string `json:"expired_records"`
 	}
-	smpJSON(t, 0, &gc, "gc", "--store", store, "--retention", "0s", "--json")
+	smpJSON(t, 0, &gc, "gc", "--store", store, "--grace", "0", "--retention", "0s", "--json")
 	if len(gc.Expired) != 2 {
 		t.Fatalf("expired %v, want alice's and pc-c's records", gc.Expired)
 	}
@@ -57,7 +57,7 @@ func TestE2EReleaseAndRetention(t *testing.T) {
 		t.Fatalf("records after retention: %v; want only the kept (never released) one", got)
 	}
 	restoreJSON(t, 0, store, "--record", b.Record, "--root", filepath.Join(dir, "rb2"))
-	if r := smp(t, "gc", "--store", store, "--retention", "soon"); r.code != exitUsage {
+	if r := smp(t, "gc", "--store", store, "--grace", "0", "--retention", "soon"); r.code != exitUsage {
 		t.Fatalf("bad --retention: %v", r)
 	}
 }

@@ -48,7 +48,7 @@ func TestE2EStatsByComputer(t *testing.T) {
 	}
 	before := stats(t, store).StoredBytes
 	mustSMP(t, "rm", "--store", store, "--record", b.Record)
-	mustSMP(t, "gc", "--store", store, "--repack-below", "1")
+	mustSMP(t, "gc", "--store", store, "--grace", "0", "--repack-below", "1")
 	freed := before - stats(t, store).StoredBytes
 	if freed < only[b.Record] {
 		t.Errorf("rm + gc freed %d bytes, stats promised %d", freed, only[b.Record])
