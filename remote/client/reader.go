@@ -78,8 +78,13 @@ func (r *Reader) read(t cas.BlobType, id cas.ID, buf []byte) ([]byte, error) {
 	case <-r.ctx.Done():
 		return nil, r.ctx.Err()
 	}
-	a := <-req.reply
-	return a.data, a.err
+	// After Close no fetcher may be left to take req from the queue.
+	select {
+	case a := <-req.reply:
+		return a.data, a.err
+	case <-r.ctx.Done():
+		return nil, r.ctx.Err()
+	}
 }
 
 // fetcher sends whatever requests are waiting as one batch.

@@ -162,16 +162,27 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	} else if !has {
 		return missing(cas.BlobTree, rec.Tree)
 	}
-	err = rp.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, e *manifest.Entry) error {
-		if e != nil && e.Link != nil {
-			return fail(http.StatusBadRequest, "file %q is held by a hard link: a remote SMP takes chunked files only", e.Name)
-		}
+	err = rp.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
 		has, err := rp.Has(id)
 		if err != nil {
 			return err
 		}
 		if !has {
 			return missing(t, id)
+		}
+		if t != cas.BlobTree {
+			return nil
+		}
+		// A linked file has no chunks, so the walk never names its entry:
+		// look at the tree's entries for links.
+		tr, err := rp.LoadTree(id)
+		if err != nil {
+			return err
+		}
+		for i := range tr.Entries {
+			if e := &tr.Entries[i]; e.Link != nil {
+				return fail(http.StatusBadRequest, "file %q is held by a hard link: a remote SMP takes chunked files only", e.Name)
+			}
 		}
 		return nil
 	})

@@ -109,10 +109,15 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 		return fmt.Errorf("walk record %s: %w", rec.ID.Short(), err)
 	}
 	locs := make([]index.Location, 0, len(entries))
+	asked := make(map[cas.ID]bool, len(entries))
 	for _, e := range entries {
 		if t, ok := reach[e.ID]; !ok || t != e.Type {
 			return fail(http.StatusForbidden, "%s %s is not part of record %s", e.Type, e.ID.Short(), rec.ID.Short())
 		}
+		if asked[e.ID] {
+			continue // one frame per distinct blob (docs/PROTOCOL.md)
+		}
+		asked[e.ID] = true
 		loc, err := s.opts.Repo.Lookup(e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			return fail(http.StatusNotFound, "%s %s of record %s is missing from the store: run smp verify on the SMP", e.Type, e.ID.Short(), rec.ID.Short())
