@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"smp/remote/client"
+	"smp/remote/wire"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ const gcArgs = "--store DIR [--retention DURATION] [--grace DURATION] [--dry-run
 func runGC(ctx context.Context, args []string) error {
 	fs := newFlags("gc", gcArgs)
 	store := storeFlag(fs)
+	rf := addRemoteFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "compute and print what gc would free; change nothing")
 	below := fs.Float64("repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
 	asJSON := fs.Bool("json", false, "print as JSON")
@@ -41,6 +44,42 @@ func runGC(ctx context.Context, args []string) error {
 	grace, err := parseDays(*graceFlag)
 	if err != nil {
 		return usagef("--grace: %v", err)
+	}
+	if isRemoteStore(*store) {
+		// The server runs it beside its captures and restores.
+		req := wire.GCRequest{DryRun: *dryRun, RepackBelow: *below, GraceSeconds: grace.Seconds(), NoGrace: grace == 0}
+		if *retentionFlag != "" {
+			req.RetentionSeconds = retention.Seconds()
+			if retention == 0 {
+				req.RetentionSeconds = 1e-9 // "0s": every released record
+			}
+		}
+		cl, err := rf.dialEach(ctx, *store, func(*client.Client) error { return nil })
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		var res struct {
+			Expired []string `json:"expired"`
+			*repo.GCReport
+		}
+		if err := cl.GC(ctx, req, &res); err != nil {
+			return err
+		}
+		if res.GCReport == nil {
+			return fmt.Errorf("SMP sent no gc report")
+		}
+		if *asJSON {
+			return printJSON(struct {
+				*repo.GCReport
+				Expired []string `json:"expired_records"`
+			}{res.GCReport, res.Expired})
+		}
+		if len(res.Expired) > 0 {
+			fmt.Printf("retention %s: removed %d released records\n", *retentionFlag, len(res.Expired))
+		}
+		printGC(res.GCReport)
+		return nil
 	}
 	r, err := openStore(*store)
 	if err != nil {

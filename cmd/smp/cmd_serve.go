@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/google/renameio/v2"
 
 	"smp/remote/access"
@@ -40,6 +41,13 @@ func runServe(ctx context.Context, args []string) error {
 	restoreOnly := fs.Bool("restore-only", false, "refuse new captures; restores go on (also: smp admin restore-only on)")
 	logFormat := fs.String("log-format", "text", "request log format on stderr: text or json")
 	sessionIdle := fs.Duration("session-idle", time.Hour, "forget a capture session unused for this long")
+	maxRecords := fs.Int("max-records", 0, "refuse captures once the store holds this many records (plus captures in progress); 0: no limit")
+	minFreeFlag := fs.String("min-free", "", "refuse captures that would leave less free space than this on the store's filesystem, e.g. 50GiB")
+	quotaFlag := fs.String("quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB")
+	retentionFlag := fs.String("retention", "", "with --gc-every: remove released records this long after their release, e.g. 7d")
+	gcEvery := fs.String("gc-every", "", "run gc (and retention) at this interval while serving, e.g. 24h")
+	metricsListen := fs.String("metrics-listen", "", "also serve Prometheus /metrics without a token, in plain HTTP, on this address (e.g. 127.0.0.1:9464); /metrics on the main address needs an admin token")
+	gcGraceFlag := fs.String("gc-grace", "1h", "gc keeps packs younger than this: uploads of captures not committed yet")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +68,42 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usagef("--tls-cert and --tls-key go together")
+	}
+	var limits struct {
+		minFree, quota          uint64
+		retention, every, grace time.Duration
+	}
+	for _, f := range []struct {
+		name, val string
+		dst       *uint64
+	}{{"--min-free", *minFreeFlag, &limits.minFree}, {"--quota", *quotaFlag, &limits.quota}} {
+		if f.val == "" {
+			continue
+		}
+		n, err := humanize.ParseBytes(f.val)
+		if err != nil || n == 0 {
+			return usagef("%s %q: want a size like 50GiB", f.name, f.val)
+		}
+		*f.dst = n
+	}
+	for _, f := range []struct {
+		name, val string
+		dst       *time.Duration
+	}{{"--retention", *retentionFlag, &limits.retention}, {"--gc-every", *gcEvery, &limits.every}, {"--gc-grace", *gcGraceFlag, &limits.grace}} {
+		if f.val == "" {
+			continue
+		}
+		d, err := parseDays(f.val)
+		if err != nil {
+			return usagef("%s: %v", f.name, err)
+		}
+		*f.dst = d
+	}
+	if limits.retention > 0 && limits.every == 0 {
+		return usagef("--retention needs --gc-every (how often to apply it), e.g. --gc-every 24h")
+	}
+	if *maxRecords < 0 {
+		return usagef("--max-records %d: want 0 (no limit) or more", *maxRecords)
 	}
 	if *insecure && !loopback(*listen) {
 		return usagef("--insecure serves plain HTTP and is allowed only on a loopback address such as 127.0.0.1:8443, not %q", *listen)
@@ -106,7 +150,23 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	srv := server.New(server.Options{Repo: r, Access: acc, Log: logger, RestoreOnly: *restoreOnly, SessionIdle: *sessionIdle})
+	srv := server.New(server.Options{Repo: r, Access: acc, Log: logger, RestoreOnly: *restoreOnly, SessionIdle: *sessionIdle,
+		MaxRecords: *maxRecords, MinFree: limits.minFree, Quota: limits.quota, GCGrace: limits.grace})
+	if limits.every > 0 {
+		go srv.Maintain(ctx, limits.every, limits.retention, 0.5)
+	}
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen %s: %w", *metricsListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.Metrics().Handler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+		fmt.Printf("smp serve: metrics on http://%s/metrics\n", mln.Addr())
+	}
 	hs := &http.Server{
 		Handler:   srv,
 		TLSConfig: tlsConf,

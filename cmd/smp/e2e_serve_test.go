@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,13 @@ type testServer struct {
 	cmd              *exec.Cmd
 	mu               sync.Mutex
 	log              bytes.Buffer // the request log (stderr)
+	out              []string     // stdout lines
+}
+
+func (s *testServer) stdout() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.out, "\n")
 }
 
 func (s *testServer) logText() string {
@@ -66,6 +75,11 @@ func startServer(t *testing.T, store string, args ...string) *testServer {
 	for s.url == "" {
 		select {
 		case l, ok := <-lines:
+			if ok {
+				s.mu.Lock()
+				s.out = append(s.out, l)
+				s.mu.Unlock()
+			}
 			if !ok {
 				_ = s.cmd.Wait()
 				t.Fatalf("smp serve exited before listening:\n%s", s.logText())
@@ -82,7 +96,10 @@ func startServer(t *testing.T, store string, args ...string) *testServer {
 		}
 	}
 	go func() {
-		for range lines {
+		for l := range lines {
+			s.mu.Lock()
+			s.out = append(s.out, l)
+			s.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
@@ -372,6 +389,8 @@ func TestE2EServeUsage(t *testing.T) {
 		{[]string{"serve", "--store", store, "--insecure", "--listen", "0.0.0.0:0"}, "loopback"},
 		{[]string{"serve", "--store", store, "--listen", "127.0.0.1:0"}, "exactly one of"},
 		{[]string{"serve", "--store", store, "--tls-cert", "x.pem", "--listen", "127.0.0.1:0"}, "go together"},
+		{[]string{"serve", "--store", store, "--insecure", "--listen", "127.0.0.1:0", "--retention", "7d"}, "needs --gc-every"},
+		{[]string{"serve", "--store", store, "--insecure", "--listen", "127.0.0.1:0", "--min-free", "lots"}, "want a size"},
 		{[]string{"capture", "--store", "https://127.0.0.1:1", "--token", "x", "--computer", "PC01", "--hardlink", "always", "--root", store}, "needs a local store"},
 	}
 	for _, c := range cases {
@@ -441,5 +460,60 @@ func TestE2EServeConcurrentClients(t *testing.T) {
 	r := smp(t, "stats", "--store", srv.url, "--token", tokens[0])
 	if r.code != exitError || !strings.Contains(r.stderr, "admin token") {
 		t.Fatalf("client stats: %s", r)
+	}
+}
+
+func TestE2EServeAdminLimitsAndGC(t *testing.T) {
+	store := newStore(t)
+	srv := startServer(t, store, "--insecure", "--max-records", "2", "--quota", "3MiB", "--metrics-listen", "127.0.0.1:0")
+	admin := newToken(t, store, "--role", "admin")
+	tok := newToken(t, store, "--computer", "PC01")
+	src := tmpDir(t)
+	serveProfile(t, src, 21, 2)
+	first := remoteCapture(t, exitOK, srv.url, tok, "PC01", "--root", src)
+
+	// A capture crossing the computer's quota mid-way stops cleanly.
+	writeFile(t, filepath.Join(src, "home", "alice", "big"), rnd(22, 2<<20), 0o644)
+	r := smp(t, "capture", "--store", srv.url, "--token", tok, "--computer", "PC01", "--root", src)
+	if r.code != exitError || !strings.Contains(r.stderr, "over its quota of 3.0 MiB") {
+		t.Fatalf("quota: %s", r)
+	}
+	// The second record fits (the big file is gone again); a third is
+	// refused by --max-records before anything is uploaded.
+	os.Remove(filepath.Join(src, "home", "alice", "big"))
+	remoteCapture(t, exitOK, srv.url, tok, "PC01", "--root", src)
+	r = smp(t, "capture", "--store", srv.url, "--token", tok, "--computer", "PC01", "--root", src)
+	if r.code != exitError || !strings.Contains(r.stderr, "--max-records 2") {
+		t.Fatalf("max records: %s", r)
+	}
+	// gc through the server, with retention: release, then expire at once.
+	mustSMP(t, "release", "--store", srv.url, "--token", tok, "--record", first.Record)
+	var gc struct {
+		Expired      []string `json:"expired_records"`
+		BlobsRemoved int      `json:"blobs_removed"`
+	}
+	smpJSON(t, exitOK, &gc, "gc", "--store", srv.url, "--token", admin, "--retention", "0s", "--grace", "0", "--json")
+	if len(gc.Expired) != 1 || gc.Expired[0] != first.Record {
+		t.Fatalf("gc expired %v, want [%s]", gc.Expired, first.Record)
+	}
+	r = smp(t, "gc", "--store", srv.url, "--token", tok)
+	if r.code != exitError || !strings.Contains(r.stderr, "admin token") {
+		t.Fatalf("gc by a client: %s", r)
+	}
+	// Metrics, without a token on the separate listener.
+	m := regexp.MustCompile(`metrics on (http://\S+)`).FindStringSubmatch(srv.stdout())
+	if m == nil {
+		t.Fatalf("no metrics address printed")
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`smp_captures_total{result="committed"} 2`, `smp_capture_refusals_total{reason="quota"} 1`, `smp_capture_refusals_total{reason="max_records"} 1`, `smp_gc_runs_total{result="ok"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

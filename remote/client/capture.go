@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,6 +48,8 @@ type Capture struct {
 
 	errMu sync.Mutex
 	err   error
+
+	committing atomic.Bool
 
 	// Counters: blobs and stored bytes uploaded, blobs the SMP already held.
 	SentBlobs, SentBytes, HeldBlobs atomic.Int64
@@ -310,6 +313,9 @@ func (cp *Capture) Has(cas.ID) (bool, error) { return cp.parent != nil, nil }
 // CommitRecord implements capture.Store: it sends the last batch, waits
 // for every upload, then commits the record.
 func (cp *Capture) CommitRecord(rec *manifest.Record) (cas.ID, error) {
+	if !cp.committing.CompareAndSwap(false, true) {
+		return cas.ID{}, errors.New("capture session already committed or committing")
+	}
 	defer func() { cp.cancel(); cp.haveWG.Wait() }()
 	cp.batchMu.Lock()
 	last := cp.batch

@@ -273,3 +273,8 @@ func (c *Client) Stats(ctx context.Context, usage bool, v any) error {
 
 // Sum returns the store's ID of a data chunk.
 func (c *Client) Sum(b []byte) cas.ID { return c.hasher.Sum(b) }
+
+// GC asks the SMP to run gc (admin only) and decodes its report into v.
+func (c *Client) GC(ctx context.Context, req wire.GCRequest, v any) error {
+	return c.postJSON(ctx, "/gc", req, v)
+}

@@ -31,9 +31,18 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	rp := s.opts.Repo
 	bm := wire.NewHaveBitmap(len(entries))
 	var buf []byte
+	var held []cas.ID
+	var want uint64
+	defer func() {
+		s.mu.Lock()
+		sess.pinned = append(sess.pinned, held...)
+		s.mu.Unlock()
+	}()
 	for i, e := range entries {
 		has, err := rp.Has(e.ID)
 		if err != nil {
@@ -55,10 +64,19 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 		if len(plain) != int(e.Len) {
 			continue
 		}
-		want := wire.Proof(sess.nonce, e.Type, e.ID, plain)
-		if subtle.ConstantTimeCompare(want[:], e.Proof[:]) == 1 {
+		proof := wire.Proof(sess.nonce, e.Type, e.ID, plain)
+		if subtle.ConstantTimeCompare(proof[:], e.Proof[:]) == 1 {
 			bm.Set(i)
+			held = append(held, e.ID)
 		}
+	}
+	for i, e := range entries {
+		if !bm.Has(i) {
+			want += uint64(e.Len)
+		}
+	}
+	if err := s.reserve(sess, want); err != nil {
+		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, err = w.Write(bm)
@@ -73,6 +91,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 	if err != nil {
 		return err
 	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	rp := s.opts.Repo
 	var res wire.UploadResult
 	// Whatever was verified and added is committed even when the body is
@@ -107,10 +127,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 		if err != nil {
 			return err
 		}
+		s.landed(sess, b.ID, uint64(b.RawLen))
 		s.BlobsReceived.Add(1)
 		s.BytesReceived.Add(int64(len(b.Stored)))
 		sess.received.Add(int64(len(b.Stored)))
 		res.Bytes += int64(len(b.Stored))
+		s.metrics.Received(int64(len(b.Stored)), isNew)
 		if !isNew {
 			res.Duplicate++
 			continue
@@ -150,6 +172,8 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if rec.LinkSet != "" || rec.LinkedFiles > 0 || rec.ClonedFiles > 0 {
 		return fail(http.StatusBadRequest, "a hard-link record cannot be sent to a remote SMP: capture with --hardlink never")
 	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	rp := s.opts.Repo
 	if err := rp.Flush(); err != nil {
 		return err
@@ -199,8 +223,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 		return fmt.Errorf("commit record: %w", err)
 	}
 	c.record = id.Short()
+	s.metrics.Committed(rec.Bytes)
 	s.mu.Lock()
-	delete(s.sessions, sess.id)
+	s.endSession(sess.id, "committed")
 	s.mu.Unlock()
 	return writeJSON(w, wire.Committed{ID: id.String()})
 }

@@ -104,6 +104,8 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	reach, err := s.reach.get(rec)
 	if err != nil {
 		return fmt.Errorf("walk record %s: %w", rec.ID.Short(), err)
@@ -135,9 +137,12 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 		return cmp.Compare(a.Offset, b.Offset)
 	})
+	s.metrics.RestoreActivity(rec.ID.String())
 	w.Header().Set("Content-Type", "application/octet-stream")
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
+	var served int64
+	defer func() { s.metrics.Served(served) }()
 	for _, loc := range locs {
 		stored, err := s.opts.Repo.Packs().ReadStored(loc.Pack, loc.PackEntry, buf)
 		if err != nil {
@@ -147,6 +152,7 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 			panic(http.ErrAbortHandler)
 		}
 		buf = stored[:0]
+		served += int64(len(stored))
 		if err := wire.WriteBlob(bw, wire.Blob{Type: loc.Type, Compression: loc.Compression, ID: loc.ID, RawLen: int(loc.RawLen), Stored: stored}); err != nil {
 			return err
 		}
@@ -166,6 +172,7 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request, c *call) error 
 	if err := s.opts.Repo.Release(rec.ID, s.opts.Now()); err != nil {
 		return err
 	}
+	s.metrics.RestoreCompleted()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -178,6 +185,8 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	if err := s.opts.Repo.Drop(rec); err != nil {
 		return err
 	}

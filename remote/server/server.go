@@ -31,16 +31,36 @@ type Options struct {
 	// is forgotten (its uploaded blobs stay in the store). Default 1 h.
 	SessionIdle time.Duration
 	Now         func() time.Time // injectable clock; default time.Now
+
+	// Capacity limits, checked before a capture uploads anything and, for
+	// space, again on every have-query, which reserves the bytes it asks
+	// for: two captures cannot both pass a check that only one fits.
+	MaxRecords int    // live records plus open captures; 0 = no limit
+	MinFree    uint64 // refuse captures that would leave less free space
+	Quota      uint64 // new stored bytes per computer (its live records plus open captures)
+	// FreeBytes reports the store filesystem's free space (default: statfs
+	// of the store directory); injectable for tests.
+	FreeBytes func() (uint64, error)
+	// GCGrace is the grace period of a gc run by the server when the
+	// request gives none (default 1 h).
+	GCGrace time.Duration
 }
 
 // Server serves one store. Create it with New; it is an http.Handler.
 type Server struct {
-	opts  Options
-	mux   *http.ServeMux
-	reach *reachCache
+	opts    Options
+	mux     *http.ServeMux
+	reach   *reachCache
+	metrics *Metrics
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	reserved uint64 // bytes reserved by open sessions' have-queries; guarded by mu
+
+	// gcMu lets a gc run beside the server: requests that read or write
+	// blobs hold it shared, gc exclusively, so gc never deletes a pack a
+	// request is reading or a chunk a session was just told is held.
+	gcMu sync.RWMutex
 
 	// Counters for logs and tests.
 	BlobsReceived, BytesReceived, BlobsStored atomic.Int64
@@ -53,6 +73,10 @@ type session struct {
 	last                  time.Time
 	received              atomic.Int64 // stored bytes uploaded in this session
 	stored                atomic.Int64 // of which new to the store
+	// Guarded by Server.mu:
+	reserved  uint64   // bytes asked for and not yet uploaded
+	quotaBase uint64   // stored bytes of the computer's live records at start
+	pinned    []cas.ID // chunks the session was told are held: gc keeps them
 }
 
 // New returns a server for opts.Repo.
@@ -66,7 +90,23 @@ func New(opts Options) *Server {
 	if opts.SessionIdle <= 0 {
 		opts.SessionIdle = time.Hour
 	}
+	if opts.GCGrace <= 0 {
+		opts.GCGrace = time.Hour
+	}
+	if opts.FreeBytes == nil {
+		dir := opts.Repo.Dir
+		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
+	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, reach: newReachCache(opts.Repo, 4)}
+	s.metrics = NewMetrics(func() (StoreGauges, error) {
+		st, err := opts.Repo.Stats()
+		if err != nil {
+			return StoreGauges{}, err
+		}
+		return StoreGauges{StoredBytes: st.StoredBytes, LogicalBytes: st.LogicalBytes, UniqueBytes: st.UniqueBytes,
+			FreeBytes: st.FreeBytes, Records: st.Records, Released: st.Released}, nil
+	})
+	s.metrics.Log = opts.Log
 	p := wire.Prefix
 	s.handle("GET "+p+"/info", s.info)
 	s.handle("POST "+p+"/captures", s.startCapture)
@@ -79,6 +119,14 @@ func New(opts Options) *Server {
 	s.handle("POST "+p+"/records/{id}/release", s.release)
 	s.handle("DELETE "+p+"/records/{id}", s.remove)
 	s.handle("GET "+p+"/stats", s.stats)
+	s.handle("POST "+p+"/gc", s.gcHandler)
+	s.handle("GET /metrics", func(w http.ResponseWriter, r *http.Request, c *call) error {
+		if c.tok.Role != access.RoleAdmin {
+			return fail(http.StatusForbidden, "metrics need an admin token (Prometheus: authorization credentials), or serve them apart with --metrics-listen")
+		}
+		s.metrics.Handler().ServeHTTP(w, r)
+		return nil
+	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s: this server speaks protocol v%d (docs/PROTOCOL.md)", r.Method, r.URL.Path, wire.Version))
 	})
@@ -144,6 +192,7 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			}
 			err = he
 		}
+		s.metrics.ObserveRequest(pattern, sw.code(), time.Since(start))
 		attrs := []any{
 			"method", r.Method, "path", r.URL.Path, "status", sw.code(),
 			"duration_ms", time.Since(start).Milliseconds(),
@@ -209,19 +258,21 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 		return fail(http.StatusForbidden, "token %s belongs to computer %q and may not capture as %q", c.tok.ID, c.tok.Computer, req.Computer)
 	}
 	if s.restoreOnly(c.snap) {
+		s.metrics.CaptureRefused("restore_only")
 		return &httpError{status: http.StatusServiceUnavailable, capacity: true,
 			msg: "this SMP is in restore-only mode and refuses new captures: capture to another SMP or ask its admin"}
 	}
 	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now()}
 	sess.id = hex.EncodeToString(randomBytes(16))
-	s.mu.Lock()
-	s.expireSessions()
-	s.sessions[sess.id] = sess
-	s.mu.Unlock()
+	if err := s.admit(sess); err != nil {
+		return err
+	}
+	s.metrics.CaptureStarted()
 	return writeJSON(w, wire.Session{ID: sess.id, Nonce: sess.nonce})
 }
 
-// expireSessions forgets idle sessions. Caller holds s.mu.
+// expireSessions forgets idle sessions and their reservations. Caller
+// holds s.mu.
 func (s *Server) expireSessions() {
 	now := s.opts.Now()
 	for id, sess := range s.sessions {
@@ -229,10 +280,23 @@ func (s *Server) expireSessions() {
 		idle := now.Sub(sess.last)
 		sess.mu.Unlock()
 		if idle > s.opts.SessionIdle {
-			delete(s.sessions, id)
+			s.endSession(id, "abandoned")
 		}
 	}
 }
+
+// endSession forgets a session and returns its reservation. Caller holds
+// s.mu.
+func (s *Server) endSession(id, result string) {
+	if sess := s.sessions[id]; sess != nil {
+		s.reserved -= sess.reserved
+		delete(s.sessions, id)
+		s.metrics.CaptureEnded(result)
+	}
+}
+
+// Metrics returns the server's Prometheus metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
 
 // session returns the caller's open session named in the path.
 func (s *Server) session(r *http.Request, c *call) (*session, error) {

@@ -357,3 +357,12 @@ type RecordEntry struct {
 	Record   *manifest.Record `json:"record"`
 	Released *time.Time       `json:"released,omitempty"`
 }
+
+// GCRequest is POST /v1/gc (admin): what `smp gc` does locally.
+type GCRequest struct {
+	DryRun           bool    `json:"dry_run"`
+	RepackBelow      float64 `json:"repack_below"`
+	GraceSeconds     float64 `json:"grace_seconds"`     // 0: the server's default, unless NoGrace
+	NoGrace          bool    `json:"no_grace"`          // keep no young pack
+	RetentionSeconds float64 `json:"retention_seconds"` // 0: remove no released record
+}

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"smp/cas"
+	"smp/remote/access"
+	"smp/remote/wire"
+	"smp/repo"
+)
+
+// GCResult is what a gc run by the server did.
+type GCResult struct {
+	Expired []string `json:"expired"` // records removed because their retention ran out
+	*repo.GCReport
+}
+
+// GC removes released records older than retention (0: none), then
+// garbage-collects the store while the server keeps serving: it waits for
+// the requests that touch blobs in flight, holds new ones until it is
+// done, and keeps every chunk an open capture session was told the store
+// holds, so that capture's commit cannot reference a deleted chunk.
+func (s *Server) GC(ctx context.Context, opts repo.GCOptions, retention time.Duration) (*GCResult, error) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	res := &GCResult{Expired: []string{}}
+	rp := s.opts.Repo
+	if retention > 0 {
+		expired, err := rp.Expired(retention, s.opts.Now())
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range expired {
+			if !opts.DryRun {
+				if err := rp.Drop(rec); err != nil {
+					return nil, fmt.Errorf("drop expired record %s: %w", rec.ID.Short(), err)
+				}
+				s.reach.forget(rec.ID)
+			}
+			res.Expired = append(res.Expired, rec.ID.String())
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = s.opts.Now
+	}
+	opts.Pinned = func(keep func(cas.ID)) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, sess := range s.sessions {
+			for _, id := range sess.pinned {
+				keep(id)
+			}
+		}
+	}
+	start := time.Now()
+	rep, err := rp.GC(ctx, opts)
+	var freed int64
+	if rep != nil {
+		freed = rep.BytesFreed
+	}
+	s.metrics.GCRun(freed, time.Since(start), err)
+	if err != nil {
+		return nil, err
+	}
+	res.GCReport = rep
+	return res, nil
+}
+
+func (s *Server) gcHandler(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.tok.Role != access.RoleAdmin {
+		return fail(http.StatusForbidden, "gc needs an admin token")
+	}
+	var req wire.GCRequest
+	if err := readJSON(w, r, wire.MaxJSONBytes, &req); err != nil {
+		return err
+	}
+	if req.RepackBelow < 0 || req.RepackBelow > 1 || req.GraceSeconds < 0 || req.RetentionSeconds < 0 {
+		return fail(http.StatusBadRequest, "gc: repack_below must be 0 to 1, grace and retention not negative")
+	}
+	grace := time.Duration(req.GraceSeconds * float64(time.Second))
+	if req.GraceSeconds == 0 && !req.NoGrace {
+		grace = s.opts.GCGrace
+	}
+	res, err := s.GC(r.Context(), repo.GCOptions{DryRun: req.DryRun, RepackBelow: req.RepackBelow, Grace: grace},
+		time.Duration(req.RetentionSeconds*float64(time.Second)))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, res)
+}
+
+// Maintain runs gc every interval (with retention, if set) until ctx
+// ends, logging each run.
+func (s *Server) Maintain(ctx context.Context, every, retention time.Duration, repackBelow float64) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		res, err := s.GC(ctx, repo.GCOptions{RepackBelow: repackBelow, Grace: s.opts.GCGrace}, retention)
+		if err != nil {
+			s.opts.Log.Error("scheduled gc", "error", err)
+			continue
+		}
+		s.opts.Log.Info("scheduled gc", "expired_records", len(res.Expired), "packs_deleted", res.PacksDeleted,
+			"packs_rewritten", res.PacksRewritten, "bytes_freed", res.BytesFreed, "duration_ms", time.Since(start).Milliseconds())
+	}
+}
