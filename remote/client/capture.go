@@ -45,6 +45,9 @@ type Capture struct {
 	batchMu sync.Mutex
 	batch   []byte
 	batchN  int
+	// spare holds emptied batch buffers for reuse: a fresh 8 MiB buffer
+	// per batch costs more in zeroing and growth than the upload itself.
+	spare chan []byte
 
 	errMu sync.Mutex
 	err   error
@@ -82,6 +85,7 @@ func (c *Client) StartCapture(ctx context.Context, computer string, parent cas.I
 		seen:    map[cas.ID]struct{}{},
 		haves:   make(chan haveReq, haveBatchMax),
 		uploads: make(chan []byte, 1),
+		spare:   make(chan []byte, c.opts.Streams+2),
 	}
 	if !parent.IsZero() {
 		cp.parent = c.Reader(parent)
@@ -230,11 +234,14 @@ func (cp *Capture) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored 
 		return err
 	}
 	cp.batchMu.Lock()
+	if cp.batch == nil {
+		cp.batch = cp.newBatch()
+	}
 	cp.batch = wire.AppendBlob(cp.batch, wire.Blob{Type: t, Compression: c, ID: id, RawLen: rawLen, Stored: stored})
 	cp.batchN++
 	var full []byte
 	if len(cp.batch) >= uploadBatchBytes || cp.batchN >= uploadBatchBlobs {
-		full, cp.batch, cp.batchN = cp.batch, make([]byte, 0, uploadBatchBytes+cp.c.info.Chunker.Max+wire.BlobHeaderLen), 0
+		full, cp.batch, cp.batchN = cp.batch, nil, 0
 	}
 	cp.batchMu.Unlock()
 	if full == nil {
@@ -245,6 +252,16 @@ func (cp *Capture) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored 
 		return nil
 	case <-cp.ctx.Done():
 		return cp.ctxErr()
+	}
+}
+
+// newBatch returns an empty batch buffer, reused when one is spare.
+func (cp *Capture) newBatch() []byte {
+	select {
+	case b := <-cp.spare:
+		return b[:0]
+	default:
+		return make([]byte, 0, uploadBatchBytes+cp.c.info.Chunker.Max+wire.BlobHeaderLen)
 	}
 }
 
@@ -259,6 +276,10 @@ func (cp *Capture) uploader() {
 			if err := cp.send(b); err != nil {
 				cp.setErr(err)
 				return
+			}
+			select {
+			case cp.spare <- b:
+			default:
 			}
 		case <-cp.ctx.Done():
 			return

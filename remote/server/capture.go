@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -137,7 +136,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 			res.Duplicate++
 			continue
 		}
-		if err := rp.AddBlob(b.Type, b.ID, b.Compression, bytes.Clone(b.Stored), b.RawLen); err != nil {
+		// AddBlob writes the bytes out before it returns, so the reader's
+		// buffer can be reused for the next frame.
+		if err := rp.AddBlob(b.Type, b.ID, b.Compression, b.Stored, b.RawLen); err != nil {
 			return fmt.Errorf("store blob %s: %w", b.ID.Short(), err)
 		}
 		s.BlobsStored.Add(1)
