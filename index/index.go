@@ -181,6 +181,23 @@ func (ix *Index) PutRecord(id cas.ID, encoded []byte) error {
 	})
 }
 
+// Record returns the encoded form of live record id, or cas.ErrNotFound.
+func (ix *Index) Record(id cas.ID) ([]byte, error) {
+	var out []byte
+	err := ix.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(prefixRecord, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("record %s: %w", id.Short(), cas.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("index lookup of record %s: %w", id.Short(), err)
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	return out, err
+}
+
 // DeleteRecord removes record id from the live set.
 func (ix *Index) DeleteRecord(id cas.ID) error {
 	return ix.db.Update(func(txn *badger.Txn) error {

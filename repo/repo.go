@@ -429,6 +429,23 @@ func (r *Repo) FindRecord(ref, computer string) (RecordInfo, error) {
 	return found[len(found)-1], nil
 }
 
+// Record returns live record id by its full ID with one index lookup (no
+// scan of every record, as FindRecord does for prefixes).
+func (r *Repo) Record(id cas.ID) (RecordInfo, error) {
+	b, err := r.ix.Record(id)
+	if errors.Is(err, cas.ErrNotFound) {
+		return RecordInfo{}, fmt.Errorf("record %s: %w (list them with smp records)", id.Short(), ErrNoRecord)
+	}
+	if err != nil {
+		return RecordInfo{}, err
+	}
+	rec, err := manifest.DecodeRecord(b)
+	if err != nil {
+		return RecordInfo{}, fmt.Errorf("record %s: %w", id.Short(), err)
+	}
+	return RecordInfo{ID: id, Record: rec}, nil
+}
+
 // RemoveRecord writes a tombstone (so an index rebuild from packs keeps the
 // record removed) and then drops the record from the live set. File data is
 // freed later by garbage collection.

@@ -73,9 +73,18 @@ func (s *Server) authorizedRecord(c *call, ref, computer string) (repo.RecordInf
 	if computer != "" && ref == "" && !c.snap.MayRestore(c.tok, computer) {
 		return repo.RecordInfo{}, fail(http.StatusForbidden, "token %s (computer %q) may not restore records of %q: ask the admin for smp associate --source %s --dest %s", c.tok.ID, c.tok.Computer, computer, computer, c.tok.Computer)
 	}
-	rec, err := s.opts.Repo.FindRecord(ref, computer)
-	if err != nil {
+	var rec repo.RecordInfo
+	var err error
+	if id, perr := cas.ParseID(ref); perr == nil && computer == "" {
+		rec, err = s.opts.Repo.Record(id) // one lookup: fetches name the full ID
+	} else {
+		rec, err = s.opts.Repo.FindRecord(ref, computer)
+	}
+	if errors.Is(err, repo.ErrNoRecord) {
 		return repo.RecordInfo{}, fail(http.StatusNotFound, "%v", err)
+	}
+	if err != nil {
+		return repo.RecordInfo{}, fail(http.StatusBadRequest, "%v", err) // a short or ambiguous prefix
 	}
 	c.record = rec.ID.Short()
 	if !c.snap.MayRestore(c.tok, rec.Computer) {
