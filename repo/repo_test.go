@@ -835,6 +835,10 @@ func TestStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.FreeBytes == 0 {
+		t.Errorf("Stats of an empty store: no free space reported")
+	}
+	s.FreeBytes = 0 // the filesystem's, not the store's
 	if *s != (repo.Stats{}) {
 		t.Errorf("Stats of an empty store = %+v", s)
 	}
@@ -876,8 +880,19 @@ func TestStats(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// One record released: the other two stay in the captured state.
+	if err := r.Release(f1.rec, t0); err != nil {
+		t.Fatal(err)
+	}
+	s, err = r.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.FreeBytes = 0
 	want := repo.Stats{
 		Records:      3,
+		Captured:     2,
+		Released:     1,
 		LogicalBytes: 3 * f1.recordBytes, // f2 has the same sizes as f1
 		UniqueBytes:  f1.uniqueRawBytes + f2.uniqueRawBytes,
 		StoredBytes:  wantStored,
