@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"smp/cas"
 	"smp/remote/client"
@@ -16,6 +17,7 @@ import (
 // GET /v1/stats answers the same JSON).
 type statsReport struct {
 	*repo.Stats
+	Expired   *int                 `json:"expired,omitempty"` // released records past --retention
 	Computers []repo.ComputerUsage `json:"computers,omitempty"`
 	Records   []repo.RecordUsage   `json:"per_record,omitempty"`
 }
@@ -24,10 +26,18 @@ func runStats(ctx context.Context, args []string) error {
 	fs := newFlags("stats", "--store DIR [--computer] [--json]")
 	store := storeFlag(fs)
 	rf := addRemoteFlags(fs)
+	retentionFlag := fs.String("retention", "", "also count released records whose retention (e.g. 7d) has run out: what smp gc --retention would remove")
 	byComputer := fs.Bool("computer", false, "also show each computer's and each record's cost: bytes only it references (what removing it and a gc would free)")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var retention time.Duration
+	if *retentionFlag != "" {
+		var err error
+		if retention, err = parseDays(*retentionFlag); err != nil {
+			return usagef("--retention: %v", err)
+		}
 	}
 	var rep statsReport
 	if isRemoteStore(*store) {
@@ -36,7 +46,7 @@ func runStats(ctx context.Context, args []string) error {
 			return err
 		}
 		defer cl.Close()
-		if err := cl.Stats(ctx, *byComputer, &rep); err != nil {
+		if err := cl.Stats(ctx, *byComputer, retention, &rep); err != nil {
 			return err
 		}
 		if rep.Stats == nil {
@@ -51,6 +61,13 @@ func runStats(ctx context.Context, args []string) error {
 		if rep.Stats, err = r.Stats(); err != nil {
 			return err
 		}
+		if *retentionFlag != "" {
+			expired, err := r.Expired(retention, time.Now())
+			if err != nil {
+				return err
+			}
+			rep.Expired = new(len(expired))
+		}
 		if *byComputer {
 			if rep.Records, rep.Computers, err = r.Usage(); err != nil {
 				return err
@@ -60,7 +77,10 @@ func runStats(ctx context.Context, args []string) error {
 	s, perRecord, perComputer := rep.Stats, rep.Records, rep.Computers
 	if *asJSON {
 		if !*byComputer {
-			return printJSON(s)
+			return printJSON(struct {
+				*repo.Stats
+				Expired *int `json:"expired,omitempty"`
+			}{s, rep.Expired})
 		}
 		if perComputer == nil {
 			perComputer = []repo.ComputerUsage{}
@@ -68,7 +88,7 @@ func runStats(ctx context.Context, args []string) error {
 		if perRecord == nil {
 			perRecord = []repo.RecordUsage{}
 		}
-		return printJSON(statsReport{s, perComputer, perRecord})
+		return printJSON(statsReport{s, rep.Expired, perComputer, perRecord})
 	}
 	defer func() {
 		if !*byComputer {
@@ -86,6 +106,9 @@ func runStats(ctx context.Context, args []string) error {
 		tw.Flush()
 	}()
 	fmt.Printf("records        %d (%d captured, %d released)\n", s.Records, s.Captured, s.Released)
+	if rep.Expired != nil {
+		fmt.Printf("expired        %d released records older than %s (smp gc --retention %s removes them)\n", *rep.Expired, *retentionFlag, *retentionFlag)
+	}
 	fmt.Printf("logical bytes  %s (sum of every record's files)\n", bytesStr(s.LogicalBytes))
 	fmt.Printf("unique bytes   %s in %d chunks\n", bytesStr(s.UniqueBytes), s.Chunks)
 	fmt.Printf("stored bytes   %s in %d packs\n", bytesStr(s.StoredBytes), s.Packs)

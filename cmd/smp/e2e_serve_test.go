@@ -517,3 +517,31 @@ func TestE2EServeAdminLimitsAndGC(t *testing.T) {
 		}
 	}
 }
+
+func TestE2EStatsExpired(t *testing.T) {
+	store := newStore(t)
+	src := tmpDir(t)
+	serveProfile(t, src, 31, 1)
+	a := doCapture(t, exitOK, store, "PC01", "--root", src)
+	doCapture(t, exitOK, store, "PC02", "--root", src)
+	mustSMP(t, "release", "--store", store, "--record", a.Record)
+	var st struct {
+		Records  int    `json:"records"`
+		Captured int    `json:"captured"`
+		Released int    `json:"released"`
+		Expired  *int   `json:"expired"`
+		Free     uint64 `json:"free_bytes"`
+	}
+	smpJSON(t, exitOK, &st, "stats", "--store", store, "--retention", "0s", "--json")
+	if st.Records != 2 || st.Captured != 1 || st.Released != 1 || st.Expired == nil || *st.Expired != 1 || st.Free == 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	// Through a server, with an admin token, the same figures.
+	srv := startServer(t, store)
+	admin := newToken(t, store, "--role", "admin")
+	st.Expired = nil
+	smpJSON(t, exitOK, &st, "stats", "--store", srv.url, "--token", admin, "--retention", "30d", "--json")
+	if st.Records != 2 || st.Released != 1 || st.Expired == nil || *st.Expired != 0 {
+		t.Fatalf("remote stats: %+v", st)
+	}
+}

@@ -263,12 +263,15 @@ func (c *Client) Remove(ctx context.Context, id cas.ID) error {
 
 // Stats decodes the store's figures (admin only), with per-computer and
 // per-record usage when usage is set, into v.
-func (c *Client) Stats(ctx context.Context, usage bool, v any) error {
-	path := "/stats"
+func (c *Client) Stats(ctx context.Context, usage bool, retention time.Duration, v any) error {
+	q := url.Values{}
 	if usage {
-		path += "?usage=1"
+		q.Set("usage", "1")
 	}
-	return c.getJSON(ctx, path, v)
+	if retention > 0 {
+		q.Set("retention", retention.String())
+	}
+	return c.getJSON(ctx, "/stats?"+q.Encode(), v)
 }
 
 // Sum returns the store's ID of a data chunk.

@@ -214,9 +214,21 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	}
 	out := struct {
 		*repo.Stats
+		Expired   *int                 `json:"expired,omitempty"`
 		Computers []repo.ComputerUsage `json:"computers,omitempty"`
 		Records   []repo.RecordUsage   `json:"per_record,omitempty"`
 	}{Stats: st}
+	if v := r.URL.Query().Get("retention"); v != "" {
+		retention, err := time.ParseDuration(v)
+		if err != nil || retention < 0 {
+			return fail(http.StatusBadRequest, "retention %q: want a Go duration such as 168h", v)
+		}
+		expired, err := s.opts.Repo.Expired(retention, s.opts.Now())
+		if err != nil {
+			return err
+		}
+		out.Expired = new(len(expired))
+	}
 	if r.URL.Query().Get("usage") != "" {
 		if out.Records, out.Computers, err = s.opts.Repo.Usage(); err != nil {
 			return err

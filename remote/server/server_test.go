@@ -892,7 +892,7 @@ func TestStats(t *testing.T) {
 	e.captureAll(e.client(tok), "PC01", map[string][]chunk{"f": e.makeChunks(15, 2)}, t0)
 	wantError(t, "stats by a client", e.do(http.MethodGet, "/v1/stats", tok, nil), http.StatusForbidden, false, "admin")
 	var st map[string]any
-	if err := e.client(e.admin).Stats(context.Background(), false, &st); err != nil || len(st) == 0 {
+	if err := e.client(e.admin).Stats(context.Background(), false, 0, &st); err != nil || len(st) == 0 {
 		t.Fatalf("admin stats %v, %v", st, err)
 	}
 }
