@@ -302,6 +302,13 @@ func NewBlobReader(r io.Reader, maxCount int, maxBytes int64) *BlobReader {
 	return &BlobReader{r: bufio.NewReaderSize(r, 64<<10), maxCount: maxCount, maxBytes: maxBytes}
 }
 
+// Buffer returns the reader's frame buffer, and UseBuffer hands it one:
+// a server reuses them across requests instead of growing a new one each.
+func (br *BlobReader) Buffer() []byte { return br.buf }
+
+// UseBuffer makes the reader read frames into b (grown when short).
+func (br *BlobReader) UseBuffer(b []byte) { br.buf = b }
+
 // Next returns the next frame, io.EOF after the last whole one, or an error
 // wrapping ErrMalformed (or the reader's error) for anything else.
 func (br *BlobReader) Next() (Blob, error) {
