@@ -32,6 +32,15 @@ type Store interface {
 	ReadChunk(id cas.ID, buf []byte) ([]byte, error)
 }
 
+// Prefetcher is a Store that gains from knowing which chunks will be read
+// soon (a remote SMP fetches them many per request). Restore announces,
+// per directory, the chunks of the files it is about to hand to its
+// workers, in that order. Announcing is only a hint: every chunk is still
+// read with ReadChunk.
+type Prefetcher interface {
+	Prefetch(chunks []manifest.Chunk)
+}
+
 // Overwrite says what to do with a path that already exists in the target.
 type Overwrite string
 
@@ -344,6 +353,18 @@ func (r *restorer) mapPath(stored string) (string, error) {
 // walk visits a tree depth first, creating directories and symlinks itself
 // and handing files to the workers.
 func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir string, dir *dirHandle) error {
+	if pf, ok := r.store.(Prefetcher); ok {
+		var chunks []manifest.Chunk
+		for _, e := range tree.Entries {
+			stored := path.Join(storedDir, e.Name)
+			if e.Type == manifest.TypeFile && e.Link == nil && !r.opts.Filter.Excluded(stored, false) && r.opts.Filter.Selected(stored, false) {
+				chunks = append(chunks, e.Chunks...)
+			}
+		}
+		if len(chunks) > 0 {
+			pf.Prefetch(chunks)
+		}
+	}
 	for _, e := range tree.Entries {
 		if err := ctx.Err(); err != nil {
 			return err

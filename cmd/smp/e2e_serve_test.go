@@ -545,3 +545,30 @@ func TestE2EStatsExpired(t *testing.T) {
 		t.Fatalf("remote stats: %+v", st)
 	}
 }
+
+// TestE2EServeRestoreBatchesFetches: restoring many small files through an
+// SMP costs batches of round trips, not one per file.
+func TestE2EServeRestoreBatchesFetches(t *testing.T) {
+	store := newStore(t)
+	srv := startServer(t, store)
+	tok := newToken(t, store, "--computer", "PC01")
+	src := tmpDir(t)
+	const files = 400
+	for i := range files {
+		writeFile(t, filepath.Join(src, "home", "alice", "d"+strconv.Itoa(i%4), "f"+strconv.Itoa(i)), rnd(uint64(7000+i), 3000+i), 0o644)
+	}
+	stampTimes(t, src)
+	remoteCapture(t, exitOK, srv.url, tok, "PC01", "--root", src)
+	before := strings.Count(srv.logText(), "/fetch ")
+	dst := tmpDir(t)
+	res, _ := restoreJSON(t, exitOK, srv.url, "--token", tok, "--computer", "PC01", "--root", dst)
+	if res.Files != files {
+		t.Fatalf("restored %d files, want %d", res.Files, files)
+	}
+	compareTrees(t, src, dst, compareOpts{})
+	requests := strings.Count(srv.logText(), "/fetch ") - before
+	if requests > files/5 {
+		t.Fatalf("%d fetch requests for %d files: chunks are not fetched in batches", requests, files)
+	}
+	t.Logf("%d files restored with %d fetch requests", files, requests)
+}

@@ -27,12 +27,14 @@ type Reader struct {
 	start  chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
+	pf     *prefetcher
 }
 
 type fetchReq struct {
 	e     wire.FetchEntry
 	buf   []byte
 	reply chan fetchAns
+	done  func(fetchAns) // instead of reply, for prefetches
 }
 
 type fetchAns struct {
@@ -44,6 +46,7 @@ type fetchAns struct {
 func (c *Client) Reader(record cas.ID) *Reader {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Reader{c: c, record: record, reqs: make(chan *fetchReq, fetchBatchMax*c.opts.Streams), ctx: ctx, cancel: cancel}
+	r.pf = newPrefetcher(r)
 	for range c.opts.Streams {
 		go r.fetcher()
 	}
@@ -68,6 +71,9 @@ func (r *Reader) LoadTree(id cas.ID) (*manifest.Tree, error) {
 
 // ReadChunk implements restore.Store: the chunk, verified against its ID.
 func (r *Reader) ReadChunk(id cas.ID, buf []byte) ([]byte, error) {
+	if data := r.pf.take(id); data != nil {
+		return data, nil
+	}
 	return r.read(cas.BlobData, id, buf)
 }
 
@@ -127,7 +133,11 @@ func (r *Reader) fetch(batch []*fetchReq) {
 			if i > 0 && data != nil {
 				d = bytes.Clone(data)
 			}
-			q.reply <- fetchAns{data: d, err: err}
+			if q.done != nil {
+				q.done(fetchAns{data: d, err: err})
+			} else {
+				q.reply <- fetchAns{data: d, err: err}
+			}
 		}
 	}
 	err := r.fetchBatch(entries, waiting, answer)
