@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"smp/capture"
@@ -170,6 +172,9 @@ func runCapture(ctx context.Context, args []string) error {
 	})
 	res, err := capture.Run(ctx, st, opts)
 	stopBar()
+	if errors.Is(err, syscall.ENOSPC) {
+		err = fmt.Errorf("%w: the store's filesystem is full; nothing of this capture was committed: free space (smp gc) or use another store, then run it again", err)
+	}
 	plog.finish(err)
 	if err != nil {
 		return err

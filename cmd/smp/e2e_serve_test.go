@@ -24,6 +24,7 @@ type testServer struct {
 	mu               sync.Mutex
 	log              bytes.Buffer // the request log (stderr)
 	out              []string     // stdout lines
+	stopped          bool
 }
 
 func (s *testServer) stdout() string {
@@ -49,6 +50,37 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 // startServer runs smp serve on a free loopback port and stops it with
 // SIGTERM when the test ends, requiring a clean exit.
 func startServer(t *testing.T, store string, args ...string) *testServer {
+	t.Helper()
+	s := launchServer(t, store, args...)
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop sends SIGTERM and requires a clean exit within 90 s.
+func (s *testServer) stop(t *testing.T) {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("smp serve did not stop cleanly on SIGTERM: %v\n%s", err, s.logText())
+		}
+	case <-time.After(90 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Errorf("smp serve did not stop within 90 s of SIGTERM")
+	}
+	if strings.Contains(s.logText(), "WARNING: DATA RACE") {
+		t.Errorf("data race in smp serve:\n%s", s.logText())
+	}
+}
+
+// launchServer starts smp serve; the caller stops it.
+func launchServer(t *testing.T, store string, args ...string) *testServer {
 	t.Helper()
 	if len(args) == 0 {
 		args = []string{"--insecure"}
@@ -102,23 +134,6 @@ func startServer(t *testing.T, store string, args ...string) *testServer {
 			s.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- s.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("smp serve did not stop cleanly on SIGTERM: %v\n%s", err, s.logText())
-			}
-		case <-time.After(90 * time.Second):
-			_ = s.cmd.Process.Kill()
-			t.Errorf("smp serve did not stop within 90 s of SIGTERM")
-		}
-		if strings.Contains(s.logText(), "WARNING: DATA RACE") {
-			t.Errorf("data race in smp serve:\n%s", s.logText())
-		}
-	})
 	return s
 }
 

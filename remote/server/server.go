@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"smp/cas"
@@ -180,6 +181,9 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			case errors.As(err, &he):
 			case errors.As(err, &mbe):
 				he = &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body over %d bytes: split it (docs/PROTOCOL.md limits)", mbe.Limit)}
+			case errors.Is(err, syscall.ENOSPC):
+				he = &httpError{status: http.StatusInsufficientStorage, capacity: true,
+					msg: "this SMP's disk is full (" + err.Error() + "); nothing of this capture was committed: capture to another SMP, or ask its admin to free space (smp gc) and run it again"}
 			case errors.Is(err, wire.ErrMalformed):
 				he = &httpError{status: http.StatusBadRequest, msg: err.Error()}
 			case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
