@@ -46,6 +46,8 @@ func runServe(ctx context.Context, args []string) error {
 	quotaFlag := fs.String("quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB")
 	retentionFlag := fs.String("retention", "", "with --gc-every: remove released records this long after their release, e.g. 7d")
 	gcEvery := fs.String("gc-every", "", "run gc (and retention) at this interval while serving, e.g. 24h")
+	headerTimeout := fs.Duration("read-header-timeout", 10*time.Second, "close a connection whose request headers take longer (slow or stalled clients)")
+	requestTimeout := fs.Duration("request-timeout", 10*time.Minute, "longest time to read one request (a 64 MiB upload batch must arrive within it)")
 	metricsListen := fs.String("metrics-listen", "", "also serve Prometheus /metrics without a token, in plain HTTP, on this address (e.g. 127.0.0.1:9464); /metrics on the main address needs an admin token")
 	gcGraceFlag := fs.String("gc-grace", "1h", "gc keeps packs younger than this: uploads of captures not committed yet")
 	if err := parse(fs, args); err != nil {
@@ -171,7 +173,8 @@ func runServe(ctx context.Context, args []string) error {
 		Handler:   srv,
 		TLSConfig: tlsConf,
 		// Slow or stalled clients cannot hold connections for ever.
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: *headerTimeout,
+		ReadTimeout:       *requestTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),

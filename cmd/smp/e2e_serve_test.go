@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -586,4 +588,38 @@ func TestE2EServeRestoreBatchesFetches(t *testing.T) {
 		t.Fatalf("%d fetch requests for %d files: chunks are not fetched in batches", requests, files)
 	}
 	t.Logf("%d files restored with %d fetch requests", files, requests)
+}
+
+// TestE2EServeSlowClients: a client that never finishes its headers, or
+// trickles a body, is cut off; the server keeps serving everyone else.
+func TestE2EServeSlowClients(t *testing.T) {
+	store := newStore(t)
+	srv := startServer(t, store, "--insecure", "--read-header-timeout", "1s", "--request-timeout", "2s")
+	tok := newToken(t, store, "--computer", "PC01")
+	host := strings.TrimPrefix(srv.url, "http://")
+	var conns []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "GET /v1/info HTTP/1.1\r\nHost: x\r\n") // headers never end
+	}
+	slowBody, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(slowBody, "POST /v1/captures HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1000\r\n\r\n{", tok)
+	// Others are served meanwhile.
+	mustSMP(t, "records", "--store", srv.url, "--token", tok)
+	// The stalled connections are closed by the server.
+	for _, c := range append(conns, slowBody) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Errorf("connection not closed by the server: %v", err)
+		}
+		c.Close()
+	}
+	mustSMP(t, "records", "--store", srv.url, "--token", tok)
 }
