@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,7 +34,8 @@ const (
 	ScenarioCapture     = "capture"     // every user captured in turn into one fresh store
 	ScenarioRestore     = "restore"     // the first user's capture restored to an empty root
 	ScenarioHardlink    = "hardlink"    // capture by hard-linking on the same filesystem
-	ScenarioServe       = "serve"       // capture through `smp serve`
+	ScenarioServe       = "serve"       // every user captured in turn through `smp serve` on loopback
+	ScenarioServeLoad   = "serve-16"    // 16 clients capturing at once through one `smp serve`
 	ScenarioIncremental = "incremental" // re-capture of every user after MutateCorpus
 )
 
@@ -299,8 +301,11 @@ func (r *runner) run(ctx context.Context) error {
 	r.smpHardlink(ctx)
 	r.cpLink(ctx)
 
-	// 5. smp serve.
-	r.smpServe(ctx)
+	// 5. smp serve: the same captures through the server, one client at
+	// a time and then 16 at once.
+	if err := r.smpServeScenarios(ctx); err != nil {
+		return err
+	}
 	return ctx.Err()
 }
 
@@ -439,11 +444,15 @@ type smpCaptureOut struct {
 	UnchangedFiles int64    `json:"unchanged_files"`
 	Errors         int64    `json:"errors"`
 	Problems       []string `json:"problems"`
+	UploadedBytes  int64    `json:"uploaded_bytes"`        // through smp serve: bytes sent
+	HeldChunks     int64    `json:"chunks_already_on_smp"` // through smp serve: offered blobs the server held
 }
 
 type smpStatsOut struct {
 	LogicalBytes int64   `json:"logical_bytes"`
+	UniqueBytes  int64   `json:"unique_bytes"` // plaintext of the distinct data chunks
 	StoredBytes  int64   `json:"stored_bytes"`
+	Chunks       int64   `json:"chunks"` // distinct data chunks
 	DedupeRatio  float64 `json:"dedupe_ratio"`
 }
 
@@ -461,36 +470,59 @@ func (r *runner) smpStats(ctx context.Context, store string) (smpStatsOut, error
 // It returns the children's usage, the bytes, files and unchanged files the
 // captures report, and each user's record ID.
 func (r *runner) smpCaptureAll(ctx context.Context, store string, fresh bool, extra ...string) (a agg, bytes, files, unchanged int64, records map[string]string, err error) {
-	records = map[string]string{}
-	fail := func(err error) (agg, int64, int64, int64, map[string]string, error) { return a, 0, 0, 0, nil, err }
 	if fresh {
 		if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
-			return fail(err)
+			return a, 0, 0, 0, nil, err
 		}
 	}
-	if err := r.settle(r.root); err != nil {
-		return fail(err)
+	a, outs, err := r.smpCaptureEach(ctx, store, func(int) []string { return extra })
+	if err != nil {
+		return a, 0, 0, 0, nil, err
 	}
-	for i, u := range r.users {
-		args := append([]string{"capture", "--store", store, "--computer", r.computers[i], "--root", r.root, "--user", u, "--json"}, extra...)
-		c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
-		if err != nil {
-			return fail(err)
-		}
-		a.add(c)
-		var out smpCaptureOut
-		if err := json.Unmarshal(c.stdout, &out); err != nil {
-			return fail(fmt.Errorf("smp capture output: %w: %q", err, c.stdout))
-		}
-		if out.Errors > 0 {
-			return fail(fmt.Errorf("smp capture of %s: %d errors: %s", u, out.Errors, strings.Join(out.Problems, "; ")))
-		}
-		records[u] = out.Record
+	records = map[string]string{}
+	for i, out := range outs {
+		records[r.users[i]] = out.Record
 		bytes += out.Bytes
 		files += out.Files
 		unchanged += out.UnchangedFiles
 	}
 	return a, bytes, files, unchanged, records, nil
+}
+
+// smpCaptureEach captures every user in turn into store (a directory or
+// an SMP's URL), one child per user, user i as computer i with the flags
+// extra(i). It returns the children's usage and their --json outputs, in
+// user order.
+func (r *runner) smpCaptureEach(ctx context.Context, store string, extra func(i int) []string) (a agg, outs []smpCaptureOut, err error) {
+	if err := r.settle(r.root); err != nil {
+		return a, nil, err
+	}
+	for i, u := range r.users {
+		c, out, err := r.smpCaptureOne(ctx, store, r.computers[i], u, extra(i)...)
+		if err != nil {
+			return a, nil, err
+		}
+		a.add(c)
+		outs = append(outs, out)
+	}
+	return a, outs, nil
+}
+
+// smpCaptureOne runs one `smp capture --json` of user as computer.
+func (r *runner) smpCaptureOne(ctx context.Context, store, computer, user string, extra ...string) (child, smpCaptureOut, error) {
+	var out smpCaptureOut
+	args := append([]string{"capture", "--store", store, "--computer", computer, "--root", r.root, "--user", user, "--json"}, extra...)
+	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
+	if err != nil {
+		return c, out, err
+	}
+	if err := json.Unmarshal(c.stdout, &out); err != nil {
+		return c, out, fmt.Errorf("smp capture output: %w: %q", err, c.stdout)
+	}
+	if out.Errors > 0 {
+		return c, out, fmt.Errorf("smp capture of %s as %s: %d errors: %s", user, computer, out.Errors, strings.Join(out.Problems, "; "))
+	}
+	return c, out, nil
 }
 
 func (r *runner) smpCapture(ctx context.Context) error {
@@ -597,12 +629,433 @@ func (r *runner) smpHardlink(ctx context.Context) {
 	r.add(row)
 }
 
-func (r *runner) smpServe(ctx context.Context) {
-	row := Row{Tool: ToolSMP, Scenario: ScenarioServe, Status: StatusUnavailable, Note: "not available in this build (no smp serve)"}
-	if _, err := r.combined(ctx, r.opts.Bin, "serve", "--help"); err == nil {
-		row.Status, row.Note = StatusSkipped, "smp serve exists, but this runner has no serve scenario yet"
+// serveClients is the number of concurrent clients of ScenarioServeLoad.
+const serveClients = 16
+
+// smpServeScenarios measures capture through `smp serve`: every user in
+// turn (ScenarioServe), then serveClients clients at once on overlapping
+// users (ScenarioServeLoad), verified by restores through the server and
+// by the store's chunk count. A build without serve gives rows that say
+// so; smp failing fails the run.
+func (r *runner) smpServeScenarios(ctx context.Context) error {
+	if _, err := r.combined(ctx, r.opts.Bin, "serve", "--help"); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, sc := range []string{ScenarioServe, ScenarioServeLoad} {
+			r.add(Row{Tool: ToolSMP, Scenario: sc, Status: StatusUnavailable, Note: "not available in this build (no smp serve)"})
+		}
+		return nil
 	}
+	r.note("serve: a fresh store served by `smp serve --insecure` on 127.0.0.1, one client token per computer; the captures are the capture scenario's (after the incremental scenario's changes to the corpus), sent through the server. CPU s adds the server's own CPU time (its rusage after SIGTERM) to the clients'; peak RSS is the largest client's, the server's is in the note")
+	r.note("serve-16: another fresh store and server; %d capture clients run at once, client i capturing user (i mod users) as computer loadNN with its own token, so several computers send the same data concurrently. Wall is first start to last finish, MB/s the aggregate of all %d; every record is then restored through the server (restarted, not timed) and compared byte for byte with the corpus, and smp stats must show the serve scenario's chunk set", serveClients, serveClients)
+	seq, err := r.smpServe(ctx)
+	if err != nil {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioServeLoad, Status: StatusSkipped, Note: "the serve scenario failed"})
+		return fmt.Errorf("smp capture through smp serve: %w", err)
+	}
+	if err := r.smpServeLoad(ctx, seq); err != nil {
+		return fmt.Errorf("smp serve with %d concurrent clients: %w", serveClients, err)
+	}
+	return nil
+}
+
+// smpServe captures every user in turn through a server on a fresh store
+// and returns that store's stats (taken after the server stopped).
+func (r *runner) smpServe(ctx context.Context) (smpStatsOut, error) {
+	store := filepath.Join(r.work, "smp-serve-store")
+	defer removeAll(store)
+	fail := func(err error) (smpStatsOut, error) {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioServe, Status: StatusFailed, Note: err.Error()})
+		return smpStatsOut{}, err
+	}
+	tokens, err := r.serveStore(ctx, store, r.computers)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := r.startServe(ctx, store)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	a, outs, err := r.smpCaptureEach(ctx, srv.url, func(i int) []string { return []string{"--token", tokens[i]} })
+	if err != nil {
+		return fail(srv.clientError(err))
+	}
+	sc, err := srv.stop()
+	if err != nil {
+		return fail(err)
+	}
+	st, err := r.smpStats(ctx, store)
+	if err != nil {
+		return fail(fmt.Errorf("smp stats: %w", err))
+	}
+	var logical, sent int64
+	for _, o := range outs {
+		logical += o.Bytes
+		sent += o.UploadedBytes
+	}
+	row := a.row(ToolSMP, ScenarioServe, logical)
+	row.CPUSeconds += sc.cpu.Seconds()
+	row.StoredBytes = st.StoredBytes
+	row.DiskBytes = du(store)
+	row.DedupeRatio = ratio(logical, st.StoredBytes)
+	row.Note = "through smp serve on loopback"
+	if local, ok := r.rep.Row(ToolSMP, ScenarioCapture); ok && local.OK() && local.MBps > 0 {
+		row.Note += fmt.Sprintf(": %.0f%% of local capture throughput", 100*row.MBps/local.MBps)
+	}
+	row.Note += fmt.Sprintf("; %s sent; server CPU %.1fs (included), peak RSS %.0f MiB",
+		humanize.IBytes(uint64(sent)), sc.cpu.Seconds(), kibToMiB(sc.maxRSS))
 	r.add(row)
+	return st, nil
+}
+
+// smpServeLoad runs serveClients captures at once through one server on a
+// fresh store, then checks that every record restores byte for byte and
+// that the store holds the chunk set of the sequential serve store (seq):
+// data sent by several computers at once is stored once.
+func (r *runner) smpServeLoad(ctx context.Context, seq smpStatsOut) error {
+	store := filepath.Join(r.work, "smp-serve16-store")
+	defer removeAll(store)
+	row := Row{Tool: ToolSMP, Scenario: ScenarioServeLoad, Status: StatusFailed}
+	fail := func(err error) error {
+		row.Status, row.Note = StatusFailed, err.Error()
+		r.add(row)
+		return err
+	}
+	computers := make([]string, serveClients)
+	users := make([]string, serveClients)
+	for i := range computers {
+		computers[i] = fmt.Sprintf("load%02d", i)
+		users[i] = r.users[i%len(r.users)]
+	}
+	tokens, err := r.serveStore(ctx, store, computers)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := r.startServe(ctx, store)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	if err := r.settle(r.root); err != nil {
+		return fail(err)
+	}
+
+	// The clients, all at once; the first failure stops the others.
+	type result struct {
+		c   child
+		out smpCaptureOut
+		err error
+	}
+	results := make([]result, serveClients)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range serveClients {
+		wg.Go(func() {
+			c, out, err := r.smpCaptureOne(cctx, srv.url, computers[i], users[i], "--token", tokens[i])
+			if err != nil {
+				cancel()
+			}
+			results[i] = result{c, out, err}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	var a agg
+	var logical int64
+	for i, res := range results {
+		if res.err != nil && !errors.Is(res.err, context.Canceled) {
+			return fail(srv.clientError(fmt.Errorf("client %s (%s): %w", computers[i], users[i], res.err)))
+		}
+	}
+	for i, res := range results {
+		if res.err != nil {
+			return fail(fmt.Errorf("client %s (%s): %w", computers[i], users[i], res.err))
+		}
+		a.add(res.c)
+		logical += res.out.Bytes
+	}
+	a.wall = wall // concurrent: first start to last finish, not the sum
+	sc, err := srv.stop()
+	if err != nil {
+		return fail(err)
+	}
+	row = a.row(ToolSMP, ScenarioServeLoad, logical)
+	row.CPUSeconds += sc.cpu.Seconds()
+	server := fmt.Sprintf("server CPU %.1fs (included), peak RSS %.0f MiB", sc.cpu.Seconds(), kibToMiB(sc.maxRSS))
+
+	// (a) Every record restores through the server, byte for byte; the
+	// server is restarted so that serving the restores is not in its
+	// figures above.
+	verified := false
+	row.Verified = &verified
+	srv2, err := r.startServe(ctx, store)
+	if err != nil {
+		return fail(fmt.Errorf("restarting smp serve for the restores: %w", err))
+	}
+	defer srv2.stop()
+	target := filepath.Join(r.work, "restore-serve16")
+	for i, res := range results {
+		if err := r.serveRestore(ctx, srv2.url, tokens[i], res.out.Record, users[i], target); err != nil {
+			return fail(srv2.clientError(fmt.Errorf("record %d of %d (%s, %s): %w", i+1, serveClients, computers[i], users[i], err)))
+		}
+	}
+	if _, err := srv2.stop(); err != nil {
+		return fail(err)
+	}
+	verified = true
+
+	// (b) The same corpus makes the same chunk set, however many computers
+	// sent it at once: each shared chunk is stored once.
+	st, err := r.smpStats(ctx, store)
+	if err != nil {
+		return fail(fmt.Errorf("smp stats: %w", err))
+	}
+	row.StoredBytes = st.StoredBytes
+	row.DiskBytes = du(store)
+	row.DedupeRatio = ratio(logical, st.StoredBytes)
+	if len(r.users) > serveClients {
+		// Not every user was captured: no chunk set to compare with.
+		row.Note = fmt.Sprintf("%d concurrent clients, %d records verified byte-identical; %s; %d chunks (the chunk set is not compared: %d users, %d clients)",
+			serveClients, serveClients, server, st.Chunks, len(r.users), serveClients)
+		r.add(row)
+		return nil
+	}
+	if st.Chunks != seq.Chunks || st.UniqueBytes != seq.UniqueBytes {
+		return fail(fmt.Errorf("%d records verified byte-identical, but the chunks are not stored once: %d chunks of %d unique bytes, where one client at a time stored %d chunks of %d bytes",
+			serveClients, st.Chunks, st.UniqueBytes, seq.Chunks, seq.UniqueBytes))
+	}
+	row.Note = fmt.Sprintf("%d concurrent clients, %d records verified byte-identical, chunks stored once (%d = %d); %s",
+		serveClients, serveClients, st.Chunks, seq.Chunks, server)
+	r.add(row)
+	return nil
+}
+
+// serveStore makes a fresh store and a client token for each computer.
+func (r *runner) serveStore(ctx context.Context, store string, computers []string) (tokens []string, err error) {
+	if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
+		return nil, err
+	}
+	for _, c := range computers {
+		out, err := r.output(ctx, r.opts.Bin, "token", "create", "--store", store, "--computer", c)
+		if err != nil {
+			return nil, err
+		}
+		tok := strings.TrimSpace(out)
+		if tok == "" || strings.ContainsAny(tok, " \n") {
+			return nil, fmt.Errorf("smp token create printed %q, want one secret", out)
+		}
+		tokens = append(tokens, tok)
+	}
+	return tokens, nil
+}
+
+// serveRestore restores record through the SMP at url into an empty
+// target, compares user's profile with the corpus' and removes target.
+func (r *runner) serveRestore(ctx context.Context, url, token, record, user, target string) error {
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return err
+	}
+	defer removeAll(target)
+	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: []string{"restore", "--store", url, "--token", token, "--record", record, "--root", target, "--keep", "--json"}})
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Errors int64 `json:"errors"`
+	}
+	if err := json.Unmarshal(c.stdout, &out); err != nil {
+		return fmt.Errorf("smp restore output: %w: %q", err, c.stdout)
+	}
+	if out.Errors > 0 {
+		return fmt.Errorf("smp restore: %d errors", out.Errors)
+	}
+	if err := compareTrees(filepath.Join(r.root, "home", user), filepath.Join(target, "home", user)); err != nil {
+		return fmt.Errorf("restored tree differs from the corpus: %w", err)
+	}
+	return nil
+}
+
+// serveProc is a running `smp serve`.
+type serveProc struct {
+	cmd     *exec.Cmd
+	url     string
+	start   time.Time
+	exited  chan error // Wait's result
+	stderr  *bytes.Buffer
+	warns   *warnLines // its log's warnings and errors
+	stopped bool
+	res     child
+	err     error
+}
+
+// startServe runs `smp serve --insecure` on a free loopback port and
+// waits until it listens.
+func (r *runner) startServe(ctx context.Context, store string) (*serveProc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &serveProc{exited: make(chan error, 1), stderr: &bytes.Buffer{}, warns: &warnLines{}}
+	p.cmd = exec.Command(r.opts.Bin, "serve", "--store", store, "--listen", "127.0.0.1:0", "--insecure")
+	p.cmd.Env = r.env
+	lw := &listenWatcher{found: make(chan string, 1)}
+	// The request log goes to stderr: keep its tail, and its warnings
+	// for a client's failure (a refused request may reach the client as a
+	// reset connection only).
+	p.cmd.Stdout, p.cmd.Stderr = lw, io.MultiWriter(&tailWriter{buf: p.stderr, max: 64 << 10}, p.warns)
+	p.start = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("smp serve: %w", err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	select {
+	case p.url = <-lw.found:
+		return p, nil
+	case err := <-p.exited:
+		return nil, &childError{cmd: "smp serve", err: fmt.Errorf("exited before listening: %v", err), stderr: tail(p.stderr)}
+	case <-timeout.C:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return nil, &childError{cmd: "smp serve", err: errors.New("not listening after 30 s"), stderr: tail(p.stderr)}
+	case <-ctx.Done():
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return nil, ctx.Err()
+	}
+}
+
+// stop sends SIGTERM, waits for a clean exit and returns the server's
+// usage over its whole life; later calls return the same.
+func (p *serveProc) stop() (child, error) {
+	if p.stopped {
+		return p.res, p.err
+	}
+	p.stopped = true
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	timeout := time.NewTimer(2 * time.Minute)
+	defer timeout.Stop()
+	var err error
+	select {
+	case err = <-p.exited:
+	case <-timeout.C:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		err = errors.New("did not stop within 2 minutes of SIGTERM")
+	}
+	p.res = child{wall: time.Since(p.start)}
+	if ps := p.cmd.ProcessState; ps != nil {
+		p.res.cpu = ps.UserTime() + ps.SystemTime()
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			p.res.maxRSS = ru.Maxrss
+		}
+	}
+	if err != nil {
+		p.err = &childError{cmd: "smp serve", err: err, stderr: tail(p.stderr)}
+	}
+	return p.res, p.err
+}
+
+// clientError adds the server's last warnings to a client's error.
+func (p *serveProc) clientError(err error) error {
+	if w := p.warns.String(); w != "" {
+		return fmt.Errorf("%w; smp serve logged: %s", err, w)
+	}
+	return err
+}
+
+// warnLines keeps the last few lines of a log that are warnings, errors
+// or a panic, leaving out the expected "no record yet" answers.
+type warnLines struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (w *warnLines) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		if !ok {
+			break
+		}
+		w.partial = rest
+		l := string(line)
+		if strings.Contains(l, "path=/v1/record status=404") {
+			continue // a first capture's look-up of its parent record
+		}
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "panic") {
+			if len(l) > 400 {
+				l = l[:400] + "..."
+			}
+			w.lines = append(w.lines, l)
+			if len(w.lines) > 3 {
+				w.lines = w.lines[1:]
+			}
+		}
+	}
+	if len(w.partial) > 64<<10 {
+		w.partial = nil
+	}
+	return len(p), nil
+}
+
+func (w *warnLines) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.lines, " / ")
+}
+
+// tail is the last 600 bytes of a child's stderr.
+func tail(b *bytes.Buffer) string {
+	msg := strings.TrimSpace(b.String())
+	if len(msg) > 600 {
+		msg = "..." + msg[len(msg)-600:]
+	}
+	return msg
+}
+
+// listenWatcher is smp serve's stdout: it sends the URL of the
+// "listening on URL" line to found, once.
+type listenWatcher struct {
+	mu    sync.Mutex
+	buf   []byte
+	found chan string
+	done  bool
+}
+
+func (w *listenWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		line, rest, ok := bytes.Cut(w.buf, []byte("\n"))
+		if !ok {
+			break
+		}
+		w.buf = rest
+		if _, url, ok := strings.Cut(string(line), "listening on "); ok {
+			w.found <- strings.TrimSpace(url)
+			w.done, w.buf = true, nil
+			break
+		}
+	}
+	if len(w.buf) > 64<<10 {
+		w.buf = nil
+	}
+	return len(p), nil
 }
 
 // ---- cp -a ----
@@ -1345,10 +1798,13 @@ var baselines = map[string][]string{
 	ScenarioHardlink:    {ToolCpLink},
 }
 
-// Compare computes smp's ratios to every baseline that ran.
+// Compare computes smp's ratios to every baseline that ran. The serve
+// scenarios have no baseline tool: serve is compared with smp's own local
+// capture (Speedup is then the ratio of throughputs, the corpus having
+// changed in between), serve-16 with serve.
 func (r *Report) Compare() []Comparison {
 	out := []Comparison{}
-	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioHardlink, ScenarioServe} {
+	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioHardlink} {
 		s, ok := r.Row(ToolSMP, sc)
 		if !ok || !s.OK() || s.WallSeconds <= 0 {
 			continue
@@ -1371,6 +1827,37 @@ func (r *Report) Compare() []Comparison {
 			c.Text = c.describe()
 			out = append(out, c)
 		}
+	}
+	return append(out, r.compareServe()...)
+}
+
+// compareServe is "84% of local capture throughput" for serve and "16
+// clients: 410 MB/s aggregate (1.1x one client at a time)" for serve-16.
+func (r *Report) compareServe() []Comparison {
+	var out []Comparison
+	ok := func(row Row, found bool) bool { return found && row.OK() && row.MBps > 0 }
+	local, localOK := r.Row(ToolSMP, ScenarioCapture)
+	serve, serveOK := r.Row(ToolSMP, ScenarioServe)
+	localOK, serveOK = ok(local, localOK), ok(serve, serveOK)
+	if serveOK && localOK {
+		c := Comparison{Scenario: ScenarioServe, Baseline: "smp capture (local)", Speedup: serve.MBps / local.MBps}
+		if serve.CPUSeconds > 0 && local.CPUSeconds > 0 && serve.LogicalBytes > 0 && local.LogicalBytes > 0 {
+			// Per logical byte: the corpus changed between the two.
+			c.CPURatio = (serve.CPUSeconds / float64(serve.LogicalBytes)) / (local.CPUSeconds / float64(local.LogicalBytes))
+		}
+		if serve.PeakRSSMiB > 0 && local.PeakRSSMiB > 0 {
+			c.RSSRatio = serve.PeakRSSMiB / local.PeakRSSMiB
+		}
+		c.Text = fmt.Sprintf("%.0f%% of local capture throughput", 100*c.Speedup)
+		out = append(out, c)
+	}
+	if load, found := r.Row(ToolSMP, ScenarioServeLoad); ok(load, found) {
+		c := Comparison{Scenario: ScenarioServeLoad, Text: fmt.Sprintf("%d clients: %.0f MB/s aggregate", load.Runs, load.MBps)}
+		if serveOK {
+			c.Baseline, c.Speedup = "smp serve (one client at a time)", load.MBps/serve.MBps
+			c.Text += fmt.Sprintf(" (%sx one client at a time)", FormatRatio(c.Speedup))
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -1421,9 +1908,13 @@ func (r *Report) Summary() []string {
 		}
 	}
 	for _, c := range r.Ratios {
-		if c.Scenario != cur {
+		sc := c.Scenario
+		if sc == ScenarioServeLoad {
+			sc = ScenarioServe // one line: "serve: 84% ...; 16 clients: ..."
+		}
+		if sc != cur {
 			flush()
-			cur, parts = c.Scenario, nil
+			cur, parts = sc, nil
 		}
 		parts = append(parts, c.Text)
 	}

@@ -2,8 +2,11 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +47,231 @@ func syntheticReport() *Report {
 	}
 	rep.Ratios = rep.Compare()
 	return rep
+}
+
+// syntheticServeReport is syntheticReport with both serve scenarios
+// measured.
+func syntheticServeReport() *Report {
+	rep := syntheticReport()
+	yes := true
+	const gib = 1 << 30
+	rows := rep.Rows[:0]
+	for _, row := range rep.Rows {
+		if row.Scenario != ScenarioServe {
+			rows = append(rows, row)
+		}
+	}
+	rep.Rows = append(rows,
+		Row{Tool: ToolSMP, Scenario: ScenarioServe, Status: StatusOK, Runs: 2, WallSeconds: 8.5, MBps: 252, CPUSeconds: 19.5, PeakRSSMiB: 120,
+			LogicalBytes: 2 * gib, StoredBytes: 1200 << 20, DedupeRatio: 1.71,
+			Note: "through smp serve on loopback: 84% of local capture throughput; server CPU 6.0s (included), peak RSS 150 MiB"},
+		Row{Tool: ToolSMP, Scenario: ScenarioServeLoad, Status: StatusOK, Runs: 16, WallSeconds: 41.9, MBps: 410, CPUSeconds: 120, PeakRSSMiB: 130,
+			LogicalBytes: 16 * gib, StoredBytes: 1200 << 20, DedupeRatio: 13.6, Verified: &yes,
+			Note: "16 concurrent clients, 16 records verified byte-identical, chunks stored once (9000 = 9000)"},
+	)
+	rep.Ratios = rep.Compare()
+	return rep
+}
+
+func TestCompareServe(t *testing.T) {
+	rep := syntheticServeReport()
+	var serve, load *Comparison
+	for i, c := range rep.Ratios {
+		switch c.Scenario {
+		case ScenarioServe:
+			serve = &rep.Ratios[i]
+		case ScenarioServeLoad:
+			load = &rep.Ratios[i]
+		}
+	}
+	if serve == nil || load == nil {
+		t.Fatalf("no serve comparisons in %+v", rep.Ratios)
+	}
+	if d := serve.Speedup - 252.0/300; d > 1e-9 || d < -1e-9 || serve.Text != "84% of local capture throughput" || serve.Baseline == "" {
+		t.Errorf("serve: %+v", *serve)
+	}
+	// CPU per logical byte: 19.5 s against the local capture's 13 s.
+	if d := serve.CPURatio - 1.5; d > 1e-9 || d < -1e-9 {
+		t.Errorf("serve CPU ratio %v, want 1.5", serve.CPURatio)
+	}
+	if d := load.Speedup - 410.0/252; d > 1e-9 || d < -1e-9 || load.Text != "16 clients: 410 MB/s aggregate (1.6x one client at a time)" {
+		t.Errorf("serve-16: %+v", *load)
+	}
+	// Without a sequential serve row, serve-16 stands alone; without the
+	// local capture, serve has nothing to be compared with.
+	rep.Rows = append(rep.Rows[:0:0], rep.Rows...)
+	for i, row := range rep.Rows {
+		if row.Scenario == ScenarioServe || (row.Tool == ToolSMP && row.Scenario == ScenarioCapture) {
+			rep.Rows[i].Status = StatusFailed
+		}
+	}
+	var got []Comparison
+	for _, c := range rep.Compare() {
+		if c.Scenario == ScenarioServe || c.Scenario == ScenarioServeLoad {
+			got = append(got, c)
+		}
+	}
+	if len(got) != 1 || got[0].Scenario != ScenarioServeLoad || got[0].Text != "16 clients: 410 MB/s aggregate" || got[0].Speedup != 0 {
+		t.Errorf("without serve and capture: %+v", got)
+	}
+}
+
+func TestSummaryServe(t *testing.T) {
+	got := syntheticServeReport().Summary()
+	want := []string{
+		"capture: 2.7x faster than restic, 0.8x the stored bytes; 1.0x faster than tar|zstd, 1.2x the stored bytes",
+		"restore: 4.0x faster than restic; 1.9x faster than tar|zstd",
+		"serve: 84% of local capture throughput; 16 clients: 410 MB/s aggregate (1.6x one client at a time)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("summary:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestWriteMarkdownServe(t *testing.T) {
+	rep := syntheticServeReport()
+	var buf bytes.Buffer
+	if err := rep.WriteMarkdown(&buf); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	for _, want := range []string{
+		"| smp | serve | 8.50 | 252 | 19.50 | 120 | 1.2 GiB | 1.7x | through smp serve on loopback: 84% of local capture throughput;",
+		"| smp | serve-16 | 41.90 | 410 | 120.00 | 130 | 1.2 GiB | 14x | 16 concurrent clients, 16 records verified byte-identical, chunks stored once (9000 = 9000) |",
+		"- serve: 84% of local capture throughput; 16 clients: 410 MB/s aggregate (1.6x one client at a time)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	// The chart draws serve and leaves serve-16 (another kind of figure)
+	// out, without breaking.
+	var svg bytes.Buffer
+	if err := rep.WriteSVG(&svg); err != nil {
+		t.Fatal(err)
+	}
+	doc := parseSVG(t, svg.String())
+	if !doc.hasText("smp serve") || !doc.hasText("252") {
+		t.Errorf("chart lacks the serve bar")
+	}
+}
+
+// TestRunServe runs both serve scenarios with the real binary on a small
+// generated corpus, after the local capture they are compared with.
+func TestRunServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds smp and runs 16 clients")
+	}
+	bin := buildSMP(t)
+	work := t.TempDir()
+	corpus := filepath.Join(work, "corpus")
+	if out, err := exec.Command(bin, "bench", "corpus", "--out", corpus, "--users", "3", "--size", "12MiB", "--seed", "3").CombinedOutput(); err != nil {
+		t.Fatalf("smp bench corpus: %v\n%s", err, out)
+	}
+	var log bytes.Buffer
+	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus}, log: &log, work: work, tools: map[string]string{}, env: os.Environ()}
+	r.rep = &Report{Corpus: CorpusReport{}}
+	ctx := context.Background()
+	help, _ := r.combined(ctx, bin, "capture", "--help")
+	r.smpHasHardlink = strings.Contains(help, "--hardlink") // the local capture chunks, as in Run
+	if err := r.prepareCorpus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.smpCapture(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.smpServeScenarios(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	t.Logf("\n%s", log.String())
+	local, _ := r.rep.Row(ToolSMP, ScenarioCapture)
+	serve, ok := r.rep.Row(ToolSMP, ScenarioServe)
+	if !ok || !serve.OK() || serve.Runs != 3 || serve.LogicalBytes != r.logical || serve.MBps <= 0 || serve.StoredBytes <= 0 {
+		t.Fatalf("serve row: %+v", serve)
+	}
+	// The server's CPU is added: more CPU per byte than the local capture.
+	if serve.CPUSeconds <= local.CPUSeconds*0.8 || !strings.Contains(serve.Note, "of local capture throughput") || !strings.Contains(serve.Note, "server CPU") {
+		t.Errorf("serve row: %+v (local capture %+v)", serve, local)
+	}
+	load, ok := r.rep.Row(ToolSMP, ScenarioServeLoad)
+	if !ok || !load.OK() || load.Runs != 16 || load.Verified == nil || !*load.Verified || load.MBps <= 0 {
+		t.Fatalf("serve-16 row: %+v", load)
+	}
+	// 16 clients over 3 users: users 0 captured 6 times, 1 and 2 five times.
+	if _, user0, _ := treeSize(filepath.Join(corpus, "home", r.users[0])); load.LogicalBytes != 5*r.logical+user0 {
+		t.Errorf("serve-16 captured %d bytes, want %d", load.LogicalBytes, 5*r.logical+user0)
+	}
+	if !strings.Contains(load.Note, "16 records verified byte-identical, chunks stored once (") {
+		t.Errorf("serve-16 note: %q", load.Note)
+	}
+	// One serve-16 wall second holds several clients' work.
+	if load.WallSeconds <= 0 || load.CPUSeconds <= 0 {
+		t.Errorf("serve-16 row: %+v", load)
+	}
+	// A store whose chunk set differs from the sequential one fails the
+	// scenario, saying why.
+	err := r.smpServeLoad(ctx, smpStatsOut{Chunks: 1, UniqueBytes: 1})
+	last := r.rep.Rows[len(r.rep.Rows)-1]
+	if err == nil || last.Scenario != ScenarioServeLoad || last.Status != StatusFailed ||
+		!strings.Contains(last.Note, "16 records verified byte-identical, but the chunks are not stored once") {
+		t.Errorf("serve-16 against a wrong chunk count: %v; row %+v", err, last)
+	}
+	if ents, _ := os.ReadDir(work); len(ents) != 2 { // corpus, smp-store
+		t.Errorf("scratch left behind: %v", ents)
+	}
+}
+
+// TestRunServeUnavailable: a build without smp serve gives rows that say
+// so, and no error.
+func TestRunServeUnavailable(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "smp")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 'smp: unknown command' >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{opts: RunOptions{Bin: bin}, log: &bytes.Buffer{}, rep: &Report{}, env: os.Environ()}
+	if err := r.smpServeScenarios(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []string{ScenarioServe, ScenarioServeLoad} {
+		if row, ok := r.rep.Row(ToolSMP, sc); !ok || row.Status != StatusUnavailable {
+			t.Errorf("%s: %+v", sc, row)
+		}
+	}
+}
+
+// TestListenWatcher finds the URL however the output is cut.
+func TestListenWatcher(t *testing.T) {
+	out := "tls fingerprint ab\nsmp serve: store /s listening on http://127.0.0.1:4321\nmore\n"
+	for cut := range len(out) {
+		w := &listenWatcher{found: make(chan string, 1)}
+		w.Write([]byte(out[:cut]))
+		w.Write([]byte(out[cut:]))
+		select {
+		case u := <-w.found:
+			if u != "http://127.0.0.1:4321" {
+				t.Fatalf("cut %d: %q", cut, u)
+			}
+		default:
+			t.Fatalf("cut %d: no URL", cut)
+		}
+	}
+}
+
+// TestWarnLines keeps the last three warnings of a log.
+func TestWarnLines(t *testing.T) {
+	var w warnLines
+	log := "time=1 level=INFO msg=request status=200\ntime=1 level=WARN msg=request method=GET path=/v1/record status=404\n"
+	for i := range 5 {
+		log += fmt.Sprintf("time=2 level=WARN msg=request status=409 n=%d\ntime=3 level=INFO msg=request\n", i)
+	}
+	log += "time=4 level=WARN msg=request method=GET path=/v1/record status=404\ntime=4 level=ERROR msg=\"fetch read\"\nhttp: panic serving 127.0.0.1:1: boom"
+	for _, part := range strings.SplitAfter(log, "=") {
+		w.Write([]byte(part))
+	}
+	w.Write([]byte("\n"))
+	if got, want := w.String(), "time=2 level=WARN msg=request status=409 n=4 / time=4 level=ERROR msg=\"fetch read\" / http: panic serving 127.0.0.1:1: boom"; got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
 }
 
 func TestFormatRatio(t *testing.T) {

@@ -20,8 +20,10 @@ import (
 // TestE2EBenchRunQuick is the CI smoke test of `smp bench run`: the real
 // binary (built by TestMain, race-instrumented under -race) generates a
 // small corpus, captures and restores it as child processes and compares
-// with the baselines that are installed. It checks the report's shape and
-// invariants, not speeds. About 50 s under -race, 20 s without.
+// with the baselines that are installed, and through smp serve (one client
+// at a time, then 16 at once, verified). It checks the report's shape and
+// invariants, not speeds. About a minute without -race on 2 busy vCPUs;
+// the 16 concurrent clients make it several times that under -race.
 func TestE2EBenchRunQuick(t *testing.T) {
 	work := tmpDir(t)
 	plot := filepath.Join(work, "bench.svg")
@@ -30,7 +32,7 @@ func TestE2EBenchRunQuick(t *testing.T) {
 		// The race detector slows smp and the generator about tenfold.
 		args = append(args, "--size", "48MiB")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, smpBin, args...)
 	var env []string
@@ -129,10 +131,32 @@ func TestE2EBenchRunQuick(t *testing.T) {
 	default:
 		t.Errorf("smp incremental row: %+v", inc)
 	}
-	for _, sc := range []string{bench.ScenarioHardlink, bench.ScenarioServe} {
-		if r := row("smp", sc); r.Status != bench.StatusOK && r.Status != bench.StatusUnavailable && r.Status != bench.StatusSkipped {
-			t.Errorf("smp %s row: %+v", sc, r)
-		}
+	if r := row("smp", bench.ScenarioHardlink); r.Status != bench.StatusOK && r.Status != bench.StatusUnavailable && r.Status != bench.StatusSkipped {
+		t.Errorf("smp %s row: %+v", bench.ScenarioHardlink, r)
+	}
+	// Through smp serve: the same captures one at a time, then 16 clients
+	// at once, every record restored byte-identical and each shared chunk
+	// stored once.
+	corpusNow := capture.LogicalBytes
+	if inc.OK() {
+		corpusNow = inc.LogicalBytes // serve runs on the changed corpus
+	}
+	serve := row("smp", bench.ScenarioServe)
+	if !serve.OK() || serve.Runs != 3 || serve.MBps <= 0 || serve.CPUSeconds <= 0 || serve.LogicalBytes != corpusNow ||
+		serve.StoredBytes <= 0 || !strings.Contains(serve.Note, "% of local capture throughput") {
+		t.Errorf("smp serve row: %+v", serve)
+	}
+	load := row("smp", bench.ScenarioServeLoad)
+	if !load.OK() || load.Runs != 16 || load.Verified == nil || !*load.Verified || load.MBps <= 0 || load.LogicalBytes <= 5*corpusNow ||
+		!strings.Contains(load.Note, "16 concurrent clients, 16 records verified byte-identical, chunks stored once (") {
+		t.Errorf("smp serve-16 row: %+v", load)
+	}
+	var serveSummary bool
+	for _, l := range rep.Summary() {
+		serveSummary = serveSummary || (strings.HasPrefix(l, "serve: ") && strings.Contains(l, "16 clients: "))
+	}
+	if !serveSummary {
+		t.Errorf("no serve line in the summary %q", rep.Summary())
 	}
 	if len(rep.Ratios) == 0 && len(rep.Rows) > 0 {
 		if r, _ := rep.Row("cp -a", bench.ScenarioCapture); r.OK() {
