@@ -18,14 +18,21 @@ import (
 // ID but not the bytes learns nothing (docs/PROTOCOL.md, "Proof of
 // possession").
 func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
-	sess, err := s.session(r, c)
-	if err != nil {
-		return err
-	}
+	// The body is read before any refusal, so the client reads the answer
+	// instead of a connection reset while it is still sending.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4+wire.MaxHaveEntries*(1+32+4+wire.ProofLen)))
 	if err != nil {
 		return err
 	}
+	sess, err := s.session(r, c)
+	if err != nil {
+		return err
+	}
+	release, err := s.acquireWork(r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	c.bytesIn = int64(len(body))
 	entries, err := wire.DecodeHave(body)
 	if err != nil {
@@ -96,6 +103,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 	if err != nil {
 		return err
 	}
+	release, err := s.acquireWork(r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	rp := s.opts.Repo

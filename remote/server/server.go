@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +55,11 @@ type Server struct {
 	reach   *reachCache
 	metrics *Metrics
 
+	// work bounds the have and upload requests processed at once: each
+	// holds multi-MiB buffers and a core, so memory and CPU stay bounded
+	// however many clients upload; the others wait their turn.
+	work chan struct{}
+
 	mu       sync.Mutex
 	sessions map[string]*session
 	reserved uint64 // bytes reserved by open sessions' have-queries; guarded by mu
@@ -98,7 +104,8 @@ func New(opts Options) *Server {
 		dir := opts.Repo.Dir
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, reach: newReachCache(opts.Repo, 4)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, reach: newReachCache(opts.Repo, 4),
+		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	s.metrics = NewMetrics(func() (StoreGauges, error) {
 		st, err := opts.Repo.Stats()
 		if err != nil {
@@ -296,6 +303,16 @@ func (s *Server) endSession(id, result string) {
 		s.reserved -= sess.reserved
 		delete(s.sessions, id)
 		s.metrics.CaptureEnded(result)
+	}
+}
+
+// acquireWork waits for a processing slot; the returned func frees it.
+func (s *Server) acquireWork(r *http.Request) (func(), error) {
+	select {
+	case s.work <- struct{}{}:
+		return func() { <-s.work }, nil
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
 	}
 }
 
