@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"smp/bench"
 )
 
-const benchArgs = "corpus|run [flags]"
+const benchArgs = "corpus|run|gc [flags]"
 
 func benchUsage() {
 	fmt.Fprintf(os.Stderr, `Usage: smp bench %s
@@ -27,25 +28,32 @@ func benchUsage() {
       this smp binary and with cp -a, tar|zstd, cp -al and restic (when
       installed: bench/install-baselines.sh), each run as child processes
 
-Run 'smp bench corpus --help' or 'smp bench run --help' for their flags.
+  smp bench gc [--chunks N] [--work DIR] [--json]
+      build a synthetic store of N chunks (half of them garbage) and time
+      smp gc on it as a child process: wall, CPU and peak RSS, then a
+      second gc with nothing to collect (default 1000000 chunks)
+
+Run 'smp bench corpus --help', 'smp bench run --help' or 'smp bench gc --help' for their flags.
 `, benchArgs)
 }
 
 func runBench(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		benchUsage()
-		return usagef("want a subcommand: corpus or run")
+		return usagef("want a subcommand: corpus, run or gc")
 	}
 	switch args[0] {
 	case "corpus":
 		return runBenchCorpus(ctx, args[1:])
 	case "run":
 		return runBenchRun(ctx, args[1:])
+	case "gc":
+		return runBenchGC(ctx, args[1:])
 	case "-h", "--help", "help":
 		benchUsage()
 		return nil
 	}
-	return usagef("unknown subcommand %q: want corpus or run (see smp bench --help)", args[0])
+	return usagef("unknown subcommand %q: want corpus, run or gc (see smp bench --help)", args[0])
 }
 
 // sizeFlag parses a byte size such as 96MiB, 2GiB or 1000000.
@@ -189,4 +197,43 @@ func writeSVGFile(path string, rep *bench.Report) error {
 		return err
 	}
 	return f.Close()
+}
+
+func runBenchGC(ctx context.Context, args []string) error {
+	fs := newFlags("bench gc", "[--chunks N] [--work DIR] [--json]")
+	chunks := fs.Int("chunks", 1000000, "data chunks in the synthetic store (64 bytes each, half of them garbage)")
+	work := fs.String("work", "", "parent of the scratch directory (default: the system temp dir); removed at the end")
+	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *chunks < 1000 || *chunks > 100000000 {
+		return usagef("--chunks %d: want 1000 to 100000000", *chunks)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(*work, "smp-bench-gc-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var log io.Writer = os.Stderr
+	if *asJSON {
+		log = io.Discard
+	}
+	fmt.Fprintf(log, "building a store of %d chunks in %s\n", *chunks, dir)
+	rep, err := bench.RunGCScale(ctx, bin, dir, *chunks, log)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(rep)
+	}
+	fmt.Printf("store: %d chunks in %d records, %d removed (built in %.1fs)\n", rep.Chunks, rep.Records, rep.Removed, rep.BuildSeconds)
+	fmt.Printf("smp gc: %.1fs wall, %.1fs CPU, peak RSS %.0f MiB: %d blobs removed, %d live, %d packs scanned, %s freed\n",
+		rep.GCSeconds, rep.GCCPUSeconds, rep.GCPeakRSSMiB, rep.BlobsRemoved, rep.LiveBlobs, rep.PacksScanned, bytesStr(uint64(max(rep.BytesFreed, 0))))
+	fmt.Printf("second gc (nothing to collect): %.1fs, peak RSS %.0f MiB\n", rep.IdleGCSeconds, rep.IdleGCRSSMiB)
+	return nil
 }
