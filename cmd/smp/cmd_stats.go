@@ -118,59 +118,146 @@ func runStats(ctx context.Context, args []string) error {
 }
 
 func runVerify(_ context.Context, args []string) error {
-	fs := newFlags("verify", "--store DIR [--record ID] [--read-data] [--json]")
+	fs := newFlags("verify", "--store DIR [--record ID | --computer NAME] [--read-data] [--repair --from DIR...] [--json]")
 	store := storeFlag(fs)
 	recordRef := fs.String("record", "", "verify only this record")
+	computer := fs.String("computer", "", "verify only this computer's records")
 	readData := fs.Bool("read-data", false, "read and re-hash every chunk (slow: reads the whole store)")
+	repair := fs.Bool("repair", false, "rewrite damaged or missing data chunks from the files under --from (implies --read-data)")
+	from := fs.StringArray("from", nil, "with --repair: a directory holding the original files (the captured root, or the same files elsewhere); repeatable")
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *repair && len(*from) == 0 {
+		return usagef("--repair needs --from DIR: where to read the original files from")
+	}
+	if !*repair && len(*from) > 0 {
+		return usagef("--from is only used with --repair")
+	}
+	if *recordRef != "" && *computer != "" {
+		return usagef("give --record or --computer, not both")
+	}
+	for _, d := range *from {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			return usagef("--from %s: not a directory", d)
+		}
+	}
+	*readData = *readData || *repair
 	r, err := openStore(*store)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	var records []repo.RecordInfo
-	if *recordRef != "" {
+	switch {
+	case *recordRef != "":
 		rec, err := r.FindRecord(*recordRef, "")
 		if err != nil {
 			return err
 		}
 		records = []repo.RecordInfo{rec}
-	} else if records, err = r.Records(); err != nil {
-		return err
+	default:
+		all, err := r.Records()
+		if err != nil {
+			return err
+		}
+		for _, rec := range all {
+			if *computer == "" || rec.Computer == *computer {
+				records = append(records, rec)
+			}
+		}
+		if *computer != "" && len(records) == 0 {
+			return fmt.Errorf("computer %q has no record: %w (list them with smp records)", *computer, repo.ErrNoRecord)
+		}
 	}
 	rep, err := r.Verify(records, *readData, nil)
 	if err != nil {
 		return err
 	}
+	printDamage := func(d *repo.Damage, what string) {
+		pack := ""
+		if d.Pack != "" {
+			id, _ := cas.ParseID(d.Pack)
+			pack = " in pack " + id.Short()
+		}
+		fmt.Fprintf(os.Stdout, "%s %s %s%s: %s\n  affects: %s\n", what, d.Type, d.Blob[:12], pack, d.Reason, strings.Join(d.Users, ", "))
+	}
+	if !*repair {
+		if *asJSON {
+			if err := printJSON(map[string]any{"ok": len(rep.Damaged) == 0, "read_data": *readData, "report": rep}); err != nil {
+				return err
+			}
+		} else {
+			for _, d := range rep.Damaged {
+				printDamage(d, "DAMAGED")
+			}
+			mode := "index and pack presence"
+			if *readData {
+				mode = "every chunk read and re-hashed"
+			}
+			fmt.Printf("verified %d records, %d trees, %d chunks (%s): ", rep.Records, rep.Trees, rep.Chunks, mode)
+			if len(rep.Damaged) == 0 {
+				fmt.Println("all sound")
+			} else {
+				fmt.Printf("%d damaged blobs affecting %d files\n", len(rep.Damaged), rep.DamagedFiles)
+			}
+		}
+		if len(rep.Damaged) > 0 {
+			return partialError{fmt.Sprintf("store is damaged: %d blobs unreadable, %d files affected; re-capture the affected computers, or repair from the original files with smp verify --repair --from DIR", len(rep.Damaged), rep.DamagedFiles)}
+		}
+		return nil
+	}
+
+	// Repair: look for the damaged data chunks in the files under --from.
+	unreadable := 0
+	warn := func(path string, err error) {
+		unreadable++
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "smp verify: skipped %s: %v\n", path, err)
+		}
+	}
+	fixed, err := r.Repair(rep.DamagedData(), repo.OfferFiles(*from, r.ChunkerParams(), []string{r.Dir}, warn))
+	if err != nil {
+		return err
+	}
+	repaired := map[string]bool{}
+	for _, id := range fixed.Repaired {
+		repaired[id] = true
+	}
+	remaining := []*repo.Damage{}
+	for _, d := range rep.Damaged {
+		if !repaired[d.Blob] {
+			remaining = append(remaining, d)
+		}
+	}
 	if *asJSON {
-		if err := printJSON(map[string]any{"ok": len(rep.Damaged) == 0, "read_data": *readData, "report": rep}); err != nil {
+		if err := printJSON(map[string]any{"ok": len(remaining) == 0, "read_data": true, "report": rep,
+			"repair": fixed, "unreadable_files": unreadable, "remaining": remaining}); err != nil {
 			return err
 		}
 	} else {
 		for _, d := range rep.Damaged {
-			pack := ""
-			if d.Pack != "" {
-				id, _ := cas.ParseID(d.Pack)
-				pack = " in pack " + id.Short()
+			if repaired[d.Blob] {
+				fmt.Printf("REPAIRED %s %s: found under --from, written to a new pack\n", d.Type, d.Blob[:12])
 			}
-			fmt.Fprintf(os.Stdout, "DAMAGED %s %s%s: %s\n  affects: %s\n", d.Type, d.Blob[:12], pack, d.Reason, strings.Join(d.Users, ", "))
 		}
-		mode := "index and pack presence"
-		if *readData {
-			mode = "every chunk read and re-hashed"
+		for _, d := range remaining {
+			why := "not found under --from"
+			if d.Type != cas.BlobData.String() {
+				why = "a " + d.Type + " is not file data: files cannot repair it"
+			}
+			printDamage(d, "STILL DAMAGED ("+why+")")
 		}
-		fmt.Printf("verified %d records, %d trees, %d chunks (%s): ", rep.Records, rep.Trees, rep.Chunks, mode)
-		if len(rep.Damaged) == 0 {
-			fmt.Println("all sound")
-		} else {
-			fmt.Printf("%d damaged blobs affecting %d files\n", len(rep.Damaged), rep.DamagedFiles)
+		fmt.Printf("verified %d records, %d trees, %d chunks (every chunk read and re-hashed): %d damaged blobs; repaired %d of %d damaged data chunks from %s (%d chunks, %s read)\n",
+			rep.Records, rep.Trees, rep.Chunks, len(rep.Damaged), len(fixed.Repaired), fixed.Wanted,
+			strings.Join(*from, ", "), fixed.ChunksOffered, bytesStr(fixed.BytesOffered))
+		for _, p := range fixed.Problems {
+			fmt.Println("problem:", p)
 		}
 	}
-	if len(rep.Damaged) > 0 {
-		return partialError{fmt.Sprintf("store is damaged: %d blobs unreadable, %d files affected; re-capture the affected computers", len(rep.Damaged), rep.DamagedFiles)}
+	if len(remaining) > 0 {
+		return partialError{fmt.Sprintf("%d damaged blobs could not be repaired (listed above), %d repaired", len(remaining), len(fixed.Repaired))}
 	}
 	return nil
 }
