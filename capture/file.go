@@ -133,6 +133,11 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 	chunker := cas.NewChunker(nil, c.params)
 	for job := range c.fileJobs {
 		if err := c.captureFile(ctx, chunker, job); err != nil {
+			// The capture fails with err; the directory must not meanwhile
+			// fail to encode an entry left half-filled, or that error could
+			// be reported instead of this one.
+			job.failed = true
+			job.dir.drop[job.slot] = true
 			close(job.done)
 			job.dir.pending.Done()
 			return err
