@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
@@ -41,6 +43,9 @@ type Index struct {
 // Open opens (creating when missing) the index in dir. Badger is tuned for a
 // small, bounded footprint: a store's memory must not grow with its size.
 func Open(dir string) (*Index, error) {
+	if err := removeEmptyMemtables(dir); err != nil {
+		return nil, err
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithMemTableSize(8 << 20).
@@ -86,6 +91,25 @@ func (ix *Index) checkSchema() error {
 		}
 		return nil
 	})
+}
+
+// removeEmptyMemtables deletes zero-length memtable files: a process
+// killed while Badger created one leaves it so, and Badger then refuses to
+// open (dgraph-io/badger#2207). An empty file holds no entry, and the
+// store lock guarantees no other process is writing it.
+func removeEmptyMemtables(dir string) error {
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return err
+	}
+	for _, m := range mems {
+		if st, err := os.Stat(m); err == nil && st.Size() == 0 {
+			if err := os.Remove(m); err != nil {
+				return fmt.Errorf("remove empty memtable %s: %w", m, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close flushes and closes the index.
