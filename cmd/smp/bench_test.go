@@ -34,7 +34,7 @@ func TestE2EBenchRunQuick(t *testing.T) {
 		// clients at once took over 10 minutes on 2 vCPUs: this smoke test
 		// of the harness runs a plain build (every other e2e test keeps
 		// checking the product for races).
-		bin = filepath.Join(work, "smp-norace")
+		bin = filepath.Join(tmpDir(t), "smp-norace")
 		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
