@@ -16,7 +16,6 @@ package main
 //	SMP_CRASH_POINTS=50 go test ./cmd/smp -run Crash -v -timeout 60m
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -181,51 +180,13 @@ type crashServer struct {
 
 func startCrashServer(t *testing.T, store string) *crashServer {
 	t.Helper()
-	s := &testServer{}
-	s.cmd = exec.Command(smpBin, "serve", "--store", store, "--listen", "127.0.0.1:0", "--insecure")
-	s.cmd.Stderr = lockedWriter{s}
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cs := &crashServer{testServer: s}
+	cs := &crashServer{testServer: launchServer(t, store)}
 	t.Cleanup(func() {
 		if !cs.exited {
-			_ = s.cmd.Process.Kill()
-			_ = s.cmd.Wait()
+			_ = cs.cmd.Process.Kill()
+			_ = cs.cmd.Wait()
 		}
 	})
-	lines := make(chan string)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	deadline := time.After(30 * time.Second)
-	for s.url == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				_ = s.cmd.Wait()
-				cs.exited = true
-				t.Fatalf("smp serve exited before listening:\n%s", s.logText())
-			}
-			if i := strings.Index(l, "listening on "); i >= 0 {
-				s.url = l[i+len("listening on "):]
-			}
-		case <-deadline:
-			t.Fatalf("smp serve did not start:\n%s", s.logText())
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
 	return cs
 }
 
