@@ -27,16 +27,19 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
 )
 
 // Scenarios, in the order Run measures them.
 const (
-	ScenarioCapture     = "capture"     // every user captured in turn into one fresh store
-	ScenarioRestore     = "restore"     // the first user's capture restored to an empty root
-	ScenarioHardlink    = "hardlink"    // capture by hard-linking on the same filesystem
-	ScenarioServe       = "serve"       // every user captured in turn through `smp serve` on loopback
-	ScenarioServeLoad   = "serve-16"    // 16 clients capturing at once through one `smp serve`
-	ScenarioIncremental = "incremental" // re-capture of every user after MutateCorpus
+	ScenarioCapture     = "capture"      // every user captured in turn into one fresh store
+	ScenarioRestore     = "restore"      // the first user's capture restored to an empty root
+	ScenarioHardlink    = "hardlink"     // capture by hard-linking on the same filesystem
+	ScenarioServe       = "serve"        // every user captured in turn through `smp serve` on loopback
+	ScenarioServeLoad   = "serve-16"     // 16 clients capturing at once through one `smp serve`
+	ScenarioCapture1CPU = "capture-1cpu" // every user captured into a local store, smp pinned to one CPU
+	ScenarioServeSplit  = "serve-split"  // the same through `smp serve`: client pinned to that CPU, server to another
+	ScenarioIncremental = "incremental"  // re-capture of every user after MutateCorpus
 )
 
 // Tools.
@@ -312,7 +315,7 @@ func (r *runner) run(ctx context.Context) error {
 // ---- setup ----
 
 func (r *runner) findTools(ctx context.Context) {
-	for _, t := range []string{"cp", "tar", "zstd", "bash", "restic"} {
+	for _, t := range []string{"cp", "tar", "zstd", "bash", "restic", "taskset"} {
 		if p, err := exec.LookPath(t); err == nil {
 			r.tools[t] = p
 		}
@@ -494,11 +497,17 @@ func (r *runner) smpCaptureAll(ctx context.Context, store string, fresh bool, ex
 // extra(i). It returns the children's usage and their --json outputs, in
 // user order.
 func (r *runner) smpCaptureEach(ctx context.Context, store string, extra func(i int) []string) (a agg, outs []smpCaptureOut, err error) {
+	return r.smpCaptureEachOn(ctx, "", store, extra)
+}
+
+// smpCaptureEachOn is smpCaptureEach with every capture pinned to the CPUs
+// in cpus (a taskset list; "" for no pinning).
+func (r *runner) smpCaptureEachOn(ctx context.Context, cpus, store string, extra func(i int) []string) (a agg, outs []smpCaptureOut, err error) {
 	if err := r.settle(r.root); err != nil {
 		return a, nil, err
 	}
 	for i, u := range r.users {
-		c, out, err := r.smpCaptureOne(ctx, store, r.computers[i], u, extra(i)...)
+		c, out, err := r.smpCaptureOneOn(ctx, cpus, store, r.computers[i], u, extra(i)...)
 		if err != nil {
 			return a, nil, err
 		}
@@ -510,9 +519,14 @@ func (r *runner) smpCaptureEach(ctx context.Context, store string, extra func(i 
 
 // smpCaptureOne runs one `smp capture --json` of user as computer.
 func (r *runner) smpCaptureOne(ctx context.Context, store, computer, user string, extra ...string) (child, smpCaptureOut, error) {
+	return r.smpCaptureOneOn(ctx, "", store, computer, user, extra...)
+}
+
+// smpCaptureOneOn is smpCaptureOne pinned to cpus ("" for no pinning).
+func (r *runner) smpCaptureOneOn(ctx context.Context, cpus, store, computer, user string, extra ...string) (child, smpCaptureOut, error) {
 	var out smpCaptureOut
 	args := append([]string{"capture", "--store", store, "--computer", computer, "--root", r.root, "--user", user, "--json"}, extra...)
-	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
+	c, err := r.exec(ctx, r.pinned(cpus, r.opts.Bin, args...))
 	if err != nil {
 		return c, out, err
 	}
@@ -657,6 +671,103 @@ func (r *runner) smpServeScenarios(ctx context.Context) error {
 	if err := r.smpServeLoad(ctx, seq); err != nil {
 		return fmt.Errorf("smp serve with %d concurrent clients: %w", serveClients, err)
 	}
+	if err := r.smpServeSplit(ctx); err != nil {
+		return fmt.Errorf("smp serve, client and server on separate CPUs: %w", err)
+	}
+	return nil
+}
+
+// pinned is the execSpec that runs name with args, under `taskset -c cpus`
+// when cpus is set.
+func (r *runner) pinned(cpus, name string, args ...string) execSpec {
+	if cpus == "" {
+		return execSpec{name: name, args: args}
+	}
+	return execSpec{name: r.tools["taskset"], args: append([]string{"-c", cpus, name}, args...)}
+}
+
+// twoCPUs returns two CPUs this process may run on, or false.
+func twoCPUs() (a, b string, ok bool) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return "", "", false
+	}
+	var cpus []string
+	for i := 0; i < len(set)*64 && len(cpus) < 2; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, strconv.Itoa(i))
+		}
+	}
+	if len(cpus) < 2 {
+		return "", "", false
+	}
+	return cpus[0], cpus[1], true
+}
+
+// smpServeSplit measures what the serve scenario cannot on a small host.
+// There the client and the server share the host's CPUs, so the server's
+// work (decompressing and re-hashing every upload, writing packs) is taken
+// from the client's. Here, as on two machines, the server runs on one CPU
+// and the client on another; the baseline is the same captures into a
+// local store by smp alone on the client's CPU.
+func (r *runner) smpServeSplit(ctx context.Context) error {
+	clientCPU, serverCPU, ok := twoCPUs()
+	if !ok || r.tools["taskset"] == "" {
+		for _, sc := range []string{ScenarioCapture1CPU, ScenarioServeSplit} {
+			r.add(Row{Tool: ToolSMP, Scenario: sc, Status: StatusSkipped, Note: "needs two CPUs and taskset"})
+		}
+		return nil
+	}
+	r.note("capture-1cpu and serve-split: the capture scenario's captures (after the incremental scenario's changes) with smp pinned by taskset to CPU %s, into a fresh local store, then through `smp serve --insecure` on 127.0.0.1 pinned to CPU %s (client and server on separate CPUs, as on two machines; serve-split's CPU s includes the server's)", clientCPU, serverCPU)
+	local := filepath.Join(r.work, "smp-1cpu-store")
+	defer removeAll(local)
+	if _, err := r.output(ctx, r.opts.Bin, "init", "--store", local); err != nil {
+		return err
+	}
+	la, _, err := r.smpCaptureEachOn(ctx, clientCPU, local, func(int) []string { return r.chunked() })
+	if err != nil {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioCapture1CPU, Status: StatusFailed, Note: err.Error()})
+		return err
+	}
+	removeAll(local)
+	store := filepath.Join(r.work, "smp-split-store")
+	defer removeAll(store)
+	fail := func(err error) error {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioServeSplit, Status: StatusFailed, Note: err.Error()})
+		return err
+	}
+	tokens, err := r.serveStore(ctx, store, r.computers)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := r.startServeOn(ctx, serverCPU, store)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	ra, outs, err := r.smpCaptureEachOn(ctx, clientCPU, srv.url, func(i int) []string { return []string{"--token", tokens[i]} })
+	if err != nil {
+		return fail(srv.clientError(err))
+	}
+	sc, err := srv.stop()
+	if err != nil {
+		return fail(err)
+	}
+	var logical int64
+	for _, o := range outs {
+		logical += o.Bytes
+	}
+	lrow := la.row(ToolSMP, ScenarioCapture1CPU, logical)
+	lrow.Note = "local store, smp on CPU " + clientCPU
+	r.add(lrow)
+	row := ra.row(ToolSMP, ScenarioServeSplit, logical)
+	row.CPUSeconds += sc.cpu.Seconds()
+	row.Note = fmt.Sprintf("client on CPU %s, smp serve on CPU %s", clientCPU, serverCPU)
+	if lrow.MBps > 0 {
+		row.Note += fmt.Sprintf(": %.0f%% of capture-1cpu's throughput", 100*row.MBps/lrow.MBps)
+	}
+	row.Note += fmt.Sprintf("; server CPU %.1fs (included), peak RSS %.0f MiB", sc.cpu.Seconds(), kibToMiB(sc.maxRSS))
+	r.add(row)
 	return nil
 }
 
@@ -898,11 +1009,18 @@ type serveProc struct {
 // startServe runs `smp serve --insecure` on a free loopback port and
 // waits until it listens.
 func (r *runner) startServe(ctx context.Context, store string) (*serveProc, error) {
+	return r.startServeOn(ctx, "", store)
+}
+
+// startServeOn is startServe with the server pinned to cpus ("" for no
+// pinning).
+func (r *runner) startServeOn(ctx context.Context, cpus, store string) (*serveProc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := &serveProc{exited: make(chan error, 1), stderr: &bytes.Buffer{}, warns: &warnLines{}}
-	p.cmd = exec.Command(r.opts.Bin, "serve", "--store", store, "--listen", "127.0.0.1:0", "--insecure")
+	spec := r.pinned(cpus, r.opts.Bin, "serve", "--store", store, "--listen", "127.0.0.1:0", "--insecure")
+	p.cmd = exec.Command(spec.name, spec.args...)
 	p.cmd.Env = r.env
 	lw := &listenWatcher{found: make(chan string, 1)}
 	// The request log goes to stderr: keep its tail, and its warnings
@@ -1851,6 +1969,13 @@ func (r *Report) compareServe() []Comparison {
 		c.Text = fmt.Sprintf("%.0f%% of local capture throughput", 100*c.Speedup)
 		out = append(out, c)
 	}
+	if split, found := r.Row(ToolSMP, ScenarioServeSplit); ok(split, found) {
+		if one, found := r.Row(ToolSMP, ScenarioCapture1CPU); ok(one, found) {
+			c := Comparison{Scenario: ScenarioServeSplit, Baseline: "smp capture (local, same one CPU)", Speedup: split.MBps / one.MBps}
+			c.Text = fmt.Sprintf("client and server on separate CPUs: %.0f%% of a local capture on the client's CPU", 100*c.Speedup)
+			out = append(out, c)
+		}
+	}
 	if load, found := r.Row(ToolSMP, ScenarioServeLoad); ok(load, found) {
 		c := Comparison{Scenario: ScenarioServeLoad, Text: fmt.Sprintf("%d clients: %.0f MB/s aggregate", load.Runs, load.MBps)}
 		if serveOK {
@@ -1909,8 +2034,8 @@ func (r *Report) Summary() []string {
 	}
 	for _, c := range r.Ratios {
 		sc := c.Scenario
-		if sc == ScenarioServeLoad {
-			sc = ScenarioServe // one line: "serve: 84% ...; 16 clients: ..."
+		if sc == ScenarioServeLoad || sc == ScenarioServeSplit {
+			sc = ScenarioServe // one line: "serve: 84% ...; 16 clients: ...; separate CPUs: ..."
 		}
 		if sc != cur {
 			flush()

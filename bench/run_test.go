@@ -498,3 +498,35 @@ func TestDiskUsageCountsHardLinksOnce(t *testing.T) {
 		t.Errorf("b alone: %d bytes, want at least 1 MiB", alone)
 	}
 }
+
+func TestCompareServeSplit(t *testing.T) {
+	const gib = 1 << 30
+	one := Row{Tool: ToolSMP, Scenario: ScenarioCapture1CPU, Status: StatusOK, Runs: 8, WallSeconds: 10, MBps: 200, LogicalBytes: 2 * gib}
+	split := Row{Tool: ToolSMP, Scenario: ScenarioServeSplit, Status: StatusOK, Runs: 8, WallSeconds: 12.5, MBps: 160, LogicalBytes: 2 * gib}
+	for _, tc := range []struct {
+		name string
+		rows []Row
+		want string // "" for no serve-split comparison
+	}{
+		{"both", []Row{one, split}, "client and server on separate CPUs: 80% of a local capture on the client's CPU"},
+		{"no baseline", []Row{split}, ""},
+		{"baseline failed", []Row{{Tool: ToolSMP, Scenario: ScenarioCapture1CPU, Status: StatusFailed}, split}, ""},
+		{"skipped", []Row{{Tool: ToolSMP, Scenario: ScenarioCapture1CPU, Status: StatusSkipped}, {Tool: ToolSMP, Scenario: ScenarioServeSplit, Status: StatusSkipped}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &Report{Rows: tc.rows}
+			var got string
+			for _, c := range rep.compareServe() {
+				if c.Scenario == ScenarioServeSplit {
+					got = c.Text
+					if d := c.Speedup - split.MBps/one.MBps; d > 1e-9 || d < -1e-9 {
+						t.Errorf("speedup %v, want %v", c.Speedup, split.MBps/one.MBps)
+					}
+				}
+			}
+			if got != tc.want {
+				t.Errorf("comparison %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
