@@ -33,6 +33,7 @@ func runCapture(ctx context.Context, args []string) error {
 	hardlink := fs.String("hardlink", capture.HardlinkAuto, "auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked; never: always chunk")
 	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	hardlinkDedupe := fs.Bool("hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
+	reserveFirst := fs.Bool("reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,6 +57,9 @@ func runCapture(ctx context.Context, args []string) error {
 	case capture.HardlinkAuto, capture.HardlinkAlways, capture.HardlinkNever:
 	default:
 		return usagef("--hardlink %q: want auto, always or never", *hardlink)
+	}
+	if *reserveFirst && !isRemoteStore(*store) {
+		return usagef("--reserve-first reserves room on an SMP server: use it with --store https://...")
 	}
 	rootAbs, err := filepath.Abs(*root)
 	if err != nil {
@@ -101,6 +105,7 @@ func runCapture(ctx context.Context, args []string) error {
 	}
 	var st capture.Store
 	var remote *client.Capture
+	var planned int64 = -1 // new bytes the plan reserved; -1: no plan
 	if isRemoteStore(*store) {
 		// Hard links only make sense into a store on the same filesystem.
 		if *hardlink == capture.HardlinkAlways {
@@ -116,8 +121,17 @@ func runCapture(ctx context.Context, args []string) error {
 				}
 			}
 			cp, err := cl.StartCapture(ctx, *computer, parent)
+			if err != nil {
+				return err
+			}
+			if *reserveFirst {
+				if planned, err = planCapture(ctx, cp, opts); err != nil {
+					cp.Close()
+					return err
+				}
+			}
 			remote = cp
-			return err
+			return nil
 		})
 		if err != nil {
 			return err
@@ -198,6 +212,7 @@ func runCapture(ctx context.Context, args []string) error {
 			"link_fallback_files": opts.Progress.LinkFallback.Load(),
 			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
 			"uploaded_bytes": uploaded, "chunks_already_on_smp": held,
+			"reserved_first_bytes": planned,
 		})
 		if err != nil {
 			return err
@@ -218,9 +233,25 @@ func runCapture(ctx context.Context, args []string) error {
 		if remote != nil {
 			fmt.Printf("sent %s to the SMP; it already held %d of the chunks\n", bytesStr(uint64(uploaded)), held)
 		}
+		if planned >= 0 {
+			fmt.Printf("room for %s of new data was reserved before the upload (--reserve-first)\n", bytesStr(uint64(planned)))
+		}
 	}
 	if rec.Errors > 0 {
 		return partialError{fmt.Sprintf("completed with errors: %d path(s) not captured (listed above); record %s holds the rest", rec.Errors, res.ID.Short())}
 	}
 	return nil
+}
+
+// planCapture runs the capture once against cp's plan, so the SMP reserves
+// room for every blob it lacks before anything is uploaded, and returns
+// the plaintext bytes reserved. Problems are reported by the real capture
+// that follows, not twice.
+func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) (int64, error) {
+	plan := cp.Plan()
+	opts.Progress, opts.Report = &capture.Progress{}, nil
+	if _, err := capture.Run(ctx, plan, opts); err != nil {
+		return 0, fmt.Errorf("reserve room on the SMP first (--reserve-first): %w", err)
+	}
+	return plan.NewBytes.Load(), nil
 }

@@ -623,3 +623,56 @@ func TestE2EServeSlowClients(t *testing.T) {
 	}
 	mustSMP(t, "records", "--store", srv.url, "--token", tok)
 }
+
+// TestE2EServeReserveFirst: with --reserve-first, an SMP without room for
+// the whole capture refuses it before anything is uploaded, and the client
+// falls back to the next SMP, where the capture restores byte-identical.
+// Without it, the same capture stops mid-way on the first SMP.
+func TestE2EServeReserveFirst(t *testing.T) {
+	storeA, storeB := newStore(t), newStore(t)
+	srvA := startServer(t, storeA, "--insecure", "--quota", "3MiB")
+	srvB := startServer(t, storeB, "--insecure", "--quota", "20MiB")
+	tokA := newToken(t, storeA, "--computer", "PC01")
+	tokB := newToken(t, storeB, "--computer", "PC01")
+	adminA := newToken(t, storeA, "--role", "admin")
+	src := tmpDir(t)
+	serveProfile(t, src, 41, 5) // 5 MiB of random files: over A's quota
+	packBytes := func() int64 {
+		var st struct {
+			Stored int64 `json:"stored_bytes"`
+		}
+		smpJSON(t, exitOK, &st, "stats", "--store", srvA.url, "--token", adminA, "--json")
+		return st.Stored
+	}
+
+	stores := srvA.url + "," + srvB.url
+	tokens := tokA + "," + tokB
+	var out struct {
+		remoteCaptureOut
+		Reserved int64 `json:"reserved_first_bytes"`
+	}
+	r := smpJSON(t, exitOK, &out, "capture", "--store", stores, "--token", tokens, "--computer", "PC01", "--root", src, "--reserve-first", "--json")
+	if !strings.Contains(r.stderr, "over its quota") || strings.Count(r.stderr, "trying the next SMP") != 1 {
+		t.Fatalf("fallback after the plan: %s", r)
+	}
+	if got := packBytes(); got != 0 {
+		t.Fatalf("the refusing SMP stores %d bytes: the plan uploaded", got)
+	}
+	if out.Reserved < 5<<20 || out.Uploaded == 0 || out.Uploaded > out.Reserved {
+		t.Fatalf("reserved %d, uploaded %d: want at least 5 MiB reserved, and no more sent", out.Reserved, out.Uploaded)
+	}
+	dst := tmpDir(t)
+	restoreJSON(t, exitOK, srvB.url, "--token", tokB, "--record", out.Record, "--root", dst)
+	compareTrees(t, src, dst, compareOpts{})
+
+	// Without the plan, A takes data until its quota stops the capture.
+	r = smp(t, "capture", "--store", srvA.url, "--token", tokA, "--computer", "PC01", "--root", src)
+	if r.code != exitError || !strings.Contains(r.stderr, "over its quota") {
+		t.Fatalf("without --reserve-first: %s", r)
+	}
+	// A local store has nothing to reserve.
+	r = smp(t, "capture", "--store", newStore(t), "--computer", "PC01", "--root", src, "--reserve-first")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--reserve-first") {
+		t.Fatalf("--reserve-first with a local store: %s", r)
+	}
+}

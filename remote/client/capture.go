@@ -146,6 +146,16 @@ func (cp *Capture) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, e
 	if !cp.firstSight(id) {
 		return false, cp.Err()
 	}
+	held, err := cp.offer(t, id, plain)
+	if held {
+		cp.HeldBlobs.Add(1)
+	}
+	return !held && err == nil, err
+}
+
+// offer asks the SMP, with a proof, whether it holds the blob; the SMP
+// reserves room for it when it does not.
+func (cp *Capture) offer(t cas.BlobType, id cas.ID, plain []byte) (held bool, err error) {
 	req := haveReq{
 		e:     wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: wire.Proof(cp.sess.Nonce, t, id, plain)},
 		reply: make(chan haveAns, 1),
@@ -157,10 +167,7 @@ func (cp *Capture) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, e
 	}
 	select {
 	case a := <-req.reply:
-		if a.held {
-			cp.HeldBlobs.Add(1)
-		}
-		return !a.held, a.err
+		return a.held, a.err
 	case <-cp.ctx.Done():
 		return false, cp.ctxErr()
 	}

@@ -283,3 +283,81 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("received bytes not counted")
 	}
 }
+
+// TestQuotaCountsConcurrentSessions: two captures of one computer at once
+// cannot both fit in what is left of its quota.
+func TestQuotaCountsConcurrentSessions(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.Quota = 1 << 20 })
+	tok := e.token("PC01", access.RoleClient, 0)
+	s1 := e.session(tok, "PC01")
+	s2 := e.session(tok, "PC01")
+	offer := func(sess wire.Session, seed uint64) []wire.HaveEntry {
+		var entries []wire.HaveEntry
+		for _, c := range e.makeChunks(seed, 10) { // about 650 KB plaintext
+			entries = append(entries, c.have(sess.Nonce))
+		}
+		return entries
+	}
+	e.haveQuery(tok, s1.ID, offer(s1, 11))
+	r := e.do(http.MethodPost, "/v1/captures/"+s2.ID+"/have", tok, wire.EncodeHave(offer(s2, 12)))
+	wantError(t, "second session of PC01", r, http.StatusInsufficientStorage, true, `computer "PC01"`, "quota")
+	// The refusal ended the session; the client's other requests still in
+	// flight get its reason, not "no open session".
+	r = e.do(http.MethodPost, "/v1/captures/"+s2.ID+"/have", tok, wire.EncodeHave(offer(s2, 13)))
+	wantError(t, "request after the refusal", r, http.StatusInsufficientStorage, true, `computer "PC01"`, "quota")
+	// Another token learns nothing about the session.
+	other := e.token("PC02", access.RoleClient, 0)
+	r = e.do(http.MethodPost, "/v1/captures/"+s2.ID+"/have", other, wire.EncodeHave(offer(s2, 13)))
+	wantError(t, "other token", r, http.StatusNotFound, false, "no open capture session")
+}
+
+// TestReservationOncePerBlob: a blob offered again in the same session (a
+// --reserve-first capture offers everything twice) is reserved once, so a
+// capture that fits is not refused by its own second offer.
+func TestReservationOncePerBlob(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.Quota = 1 << 20 })
+	tok := e.token("PC01", access.RoleClient, 0)
+	c := e.client(tok)
+	cp, err := c.StartCapture(context.Background(), "PC01", cas.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	chunks := e.makeChunks(13, 10) // about 650 KB: fits once, not twice
+	plan := cp.Plan()
+	for _, ch := range chunks {
+		if send, err := plan.ReserveData(cas.BlobData, ch.id, ch.plain); err != nil || send {
+			t.Fatalf("plan: send=%v err=%v", send, err)
+		}
+	}
+	var want int64
+	for _, ch := range chunks {
+		want += int64(len(ch.plain))
+	}
+	if got := plan.NewBytes.Load(); got != want {
+		t.Fatalf("plan counted %d new bytes, want %d", got, want)
+	}
+	for _, ch := range chunks {
+		send, err := cp.ReserveData(cas.BlobData, ch.id, ch.plain)
+		if err != nil || !send {
+			t.Fatalf("capture after plan: send=%v err=%v", send, err)
+		}
+	}
+	// Over the quota in the plan: refused before anything is uploaded.
+	cp2, err := c.StartCapture(context.Background(), "PC01", cas.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp2.Close()
+	plan2 := cp2.Plan()
+	var got error
+	for _, ch := range e.makeChunks(14, 10) {
+		if _, got = plan2.ReserveData(cas.BlobData, ch.id, ch.plain); got != nil {
+			break
+		}
+	}
+	clientError(t, "plan over quota", got, http.StatusInsufficientStorage, "quota")
+	if cp2.SentBytes.Load() != 0 {
+		t.Fatalf("a plan sent %d bytes", cp2.SentBytes.Load())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"smp/cas"
+	"smp/remote/wire"
 )
 
 // capacityError is a refusal another SMP might not give.
@@ -64,15 +65,27 @@ func (s *Server) admit(sess *session) error {
 	return nil
 }
 
-// reserve sets aside want bytes for a session's coming uploads, or refuses
-// when they would cross the free-space floor or the computer's quota. The
-// bytes are plaintext lengths: compression only makes the upload smaller.
-func (s *Server) reserve(sess *session, want uint64) error {
-	if want == 0 || (s.opts.MinFree == 0 && s.opts.Quota == 0) {
+// reserve sets aside the plaintext bytes of the blobs a session was told
+// the store lacks (so it will upload them), or refuses when they would
+// cross the free-space floor or the computer's quota. Compression only
+// makes the upload smaller. A blob already reserved in this session is not
+// counted again: a client that offers its whole capture first (smp capture
+// --reserve-first) then re-offers each blob as it uploads it.
+func (s *Server) reserve(sess *session, lacking []wire.HaveEntry) error {
+	if len(lacking) == 0 || (s.opts.MinFree == 0 && s.opts.Quota == 0) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var want uint64
+	for _, e := range lacking {
+		if _, ok := sess.planned[e.ID]; !ok {
+			want += uint64(e.Len)
+		}
+	}
+	if want == 0 {
+		return nil
+	}
 	if s.opts.MinFree > 0 {
 		free, err := s.opts.FreeBytes()
 		if err != nil {
@@ -82,21 +95,32 @@ func (s *Server) reserve(sess *session, want uint64) error {
 			s.metrics.CaptureRefused("min_free")
 			// The capture cannot finish: end it now so its reservation
 			// does not hold space until the session would expire.
-			defer s.endSession(sess.id, "refused")
-			return capacityError(http.StatusInsufficientStorage,
+			return s.stopSession(sess, capacityError(http.StatusInsufficientStorage,
 				"capture stopped: %s more would take this SMP below its free-space floor of %s (%s free, %s reserved by captures in progress); nothing of this capture was committed: free space or capture to another SMP, then run it again",
-				ibytes(want), ibytes(s.opts.MinFree), ibytes(free), ibytes(s.reserved))
+				ibytes(want), ibytes(s.opts.MinFree), ibytes(free), ibytes(s.reserved)))
 		}
 	}
 	if q := s.opts.Quota; q > 0 {
-		used := sess.quotaBase + uint64(sess.stored.Load()) + sess.reserved
+		// Every capture in progress of this computer counts, so that two
+		// at once cannot both fit in what is left of its quota.
+		used := sess.quotaBase
+		for _, o := range s.sessions {
+			if o.computer == sess.computer {
+				used += uint64(o.stored.Load()) + o.reserved
+			}
+		}
 		if used+want > q {
 			s.metrics.CaptureRefused("quota")
-			defer s.endSession(sess.id, "refused")
-			return capacityError(http.StatusInsufficientStorage,
+			return s.stopSession(sess, capacityError(http.StatusInsufficientStorage,
 				"capture stopped: computer %q would store %s, over its quota of %s (--quota); nothing of this capture was committed: ask the admin to remove its old records or raise the quota",
-				sess.computer, ibytes(used+want), ibytes(q))
+				sess.computer, ibytes(used+want), ibytes(q)))
 		}
+	}
+	if sess.planned == nil {
+		sess.planned = make(map[cas.ID]struct{}, len(lacking))
+	}
+	for _, e := range lacking {
+		sess.planned[e.ID] = struct{}{}
 	}
 	sess.reserved += want
 	s.reserved += want

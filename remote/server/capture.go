@@ -44,7 +44,6 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	bm := wire.NewHaveBitmap(len(entries))
 	var buf []byte
 	var held []cas.ID
-	var want uint64
 	defer func() {
 		s.mu.Lock()
 		sess.pinned = append(sess.pinned, held...)
@@ -77,12 +76,13 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 			held = append(held, e.ID)
 		}
 	}
+	var lacking []wire.HaveEntry
 	for i, e := range entries {
 		if !bm.Has(i) {
-			want += uint64(e.Len)
+			lacking = append(lacking, e)
 		}
 	}
-	if err := s.reserve(sess, want); err != nil {
+	if err := s.reserve(sess, lacking); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -62,6 +62,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// stopped remembers why a session was ended by a refusal, so that the
+	// client's other requests still in flight get that reason rather than
+	// "no open session". Guarded by mu; pruned with idle sessions.
+	stopped  map[string]stoppedSession
 	reserved uint64 // bytes reserved by open sessions' have-queries; guarded by mu
 
 	// gcMu lets a gc run beside the server: requests that read or write
@@ -81,9 +85,10 @@ type session struct {
 	received              atomic.Int64 // stored bytes uploaded in this session
 	stored                atomic.Int64 // of which new to the store
 	// Guarded by Server.mu:
-	reserved  uint64   // bytes asked for and not yet uploaded
-	quotaBase uint64   // stored bytes of the computer's live records at start
-	pinned    []cas.ID // chunks the session was told are held: gc keeps them
+	reserved  uint64              // bytes asked for and not yet uploaded
+	quotaBase uint64              // stored bytes of the computer's live records at start
+	pinned    []cas.ID            // chunks the session was told are held: gc keeps them
+	planned   map[cas.ID]struct{} // blobs whose bytes are reserved: not reserved twice
 }
 
 // New returns a server for opts.Repo.
@@ -104,7 +109,7 @@ func New(opts Options) *Server {
 		dir := opts.Repo.Dir
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, reach: newReachCache(opts.Repo, 4),
+	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, stopped: map[string]stoppedSession{}, reach: newReachCache(opts.Repo, 4),
 		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	s.metrics = NewMetrics(func() (StoreGauges, error) {
 		st, err := opts.Repo.Stats()
@@ -286,6 +291,11 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 // holds s.mu.
 func (s *Server) expireSessions() {
 	now := s.opts.Now()
+	for id, st := range s.stopped {
+		if now.Sub(st.at) > s.opts.SessionIdle {
+			delete(s.stopped, id)
+		}
+	}
 	for id, sess := range s.sessions {
 		sess.mu.Lock()
 		idle := now.Sub(sess.last)
@@ -306,6 +316,34 @@ func (s *Server) endSession(id, result string) {
 	}
 }
 
+// stoppedSession is a session ended by a refusal.
+type stoppedSession struct {
+	tokenID string
+	err     error
+	at      time.Time
+}
+
+// maxStopped bounds Server.stopped: past it the oldest reasons are
+// forgotten (their clients then read "no open session").
+const maxStopped = 1024
+
+// stopSession ends a session because of err and remembers why; it returns
+// err. Caller holds s.mu.
+func (s *Server) stopSession(sess *session, err error) error {
+	s.endSession(sess.id, "refused")
+	if len(s.stopped) >= maxStopped {
+		var oldest string
+		for id, st := range s.stopped {
+			if oldest == "" || st.at.Before(s.stopped[oldest].at) {
+				oldest = id
+			}
+		}
+		delete(s.stopped, oldest)
+	}
+	s.stopped[sess.id] = stoppedSession{tokenID: sess.tokenID, err: err, at: s.opts.Now()}
+	return err
+}
+
 // acquireWork waits for a processing slot; the returned func frees it.
 func (s *Server) acquireWork(r *http.Request) (func(), error) {
 	select {
@@ -323,7 +361,11 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) session(r *http.Request, c *call) (*session, error) {
 	s.mu.Lock()
 	sess := s.sessions[r.PathValue("sid")]
+	stopped, wasStopped := s.stopped[r.PathValue("sid")]
 	s.mu.Unlock()
+	if sess == nil && wasStopped && stopped.tokenID == c.tok.ID {
+		return nil, stopped.err
+	}
 	if sess == nil || sess.tokenID != c.tok.ID {
 		return nil, fail(http.StatusNotFound, "no open capture session %q for this token (expired after %v idle, or committed): start the capture again", r.PathValue("sid"), s.opts.SessionIdle)
 	}
