@@ -42,9 +42,17 @@ type Index struct {
 
 // Open opens (creating when missing) the index in dir. Badger is tuned for a
 // small, bounded footprint: a store's memory must not grow with its size.
-func Open(dir string) (*Index, error) {
+func Open(dir string) (*Index, error) { return open(dir, true) }
+
+// open opens the index in dir; unless create is set, an index without a
+// schema key (a new one) is refused with ErrNoIndex before anything is
+// written to it.
+func open(dir string, create bool) (*Index, error) {
 	if err := removeEmptyMemtables(dir); err != nil {
 		return nil, err
+	}
+	if err := checkTables(dir); err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
 	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
@@ -61,22 +69,25 @@ func Open(dir string) (*Index, error) {
 		WithCompression(options.None). // keys are hashes: incompressible
 		WithSyncWrites(true).
 		WithDetectConflicts(false)
-	db, err := badger.Open(opts)
+	db, err := badger.Open(withChecks(opts))
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
 	ix := &Index{db: db}
-	if err := ix.checkSchema(); err != nil {
+	if err := ix.checkSchema(create); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return ix, nil
 }
 
-func (ix *Index) checkSchema() error {
+func (ix *Index) checkSchema(create bool) error {
 	return ix.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(versionKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			if !create {
+				return ErrNoIndex
+			}
 			return txn.Set(versionKey, []byte(strconv.Itoa(SchemaVersion)))
 		}
 		if err != nil {

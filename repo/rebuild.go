@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -15,22 +16,41 @@ import (
 
 // RebuildReport describes an index rebuilt from packs.
 type RebuildReport struct {
-	Packs          int      `json:"packs"`
-	DamagedPacks   []string `json:"damaged_packs"`
-	Blobs          int      `json:"blobs"`
-	Records        int      `json:"records"`         // live again
-	Removed        int      `json:"removed_records"` // tombstoned, left out
-	Incomplete     []string `json:"incomplete_records"`
+	Packs        int      `json:"packs"`
+	DamagedPacks []string `json:"damaged_packs"`
+	Blobs        int      `json:"blobs"`
+	Records      int      `json:"records"`         // live again
+	Removed      int      `json:"removed_records"` // tombstoned, left out
+	Incomplete   []string `json:"incomplete_records"`
+	// Duplicates is how many blobs were found in more than one pack (a
+	// repair's new copy beside the damaged one, or a pack written twice);
+	// each such blob is indexed at a copy that reads back.
+	Duplicates int `json:"duplicated_blobs"`
+	// Unreadable lists duplicated blobs none of whose copies reads back:
+	// one of them is indexed anyway, and verify will name it.
+	Unreadable     []string `json:"unreadable_duplicates"`
 	OldIndexKeptAt string   `json:"old_index_kept_at,omitempty"`
 }
+
+// rebuildHook, when set by a test, runs at named points of RebuildIndex;
+// an error stops the rebuild there, as a crash would.
+var rebuildHook func(point string) error
 
 // RebuildIndex recreates the whole index of the store in dir from its pack
 // files alone: every pack's trailer is checked against its name and indexed,
 // and every record blob becomes live again unless a tombstone names it or a
 // blob it needs (tree or chunk) is in no pack, so no dangling record is
-// ever made live. The old index directory is set aside first and deleted
-// only after the new one is complete, so an interrupted rebuild can be run
-// again. Damaged packs are reported and skipped.
+// ever made live. Damaged packs are reported and skipped.
+//
+// A blob found in several packs is indexed at a copy that reads back
+// (decompressed and re-hashed): after smp verify --repair and before gc,
+// the damaged copy is still in its old pack and may be read last. Only such
+// blobs are read, so the cost stays that of reading the trailers.
+//
+// The new index is built in index.rebuild and swapped in only when
+// complete: an interrupted rebuild leaves either the old index or no index
+// at all (which every command refuses, saying to rebuild), never a partial
+// one that would look like a store with fewer records.
 func RebuildIndex(dir string) (*RebuildReport, error) {
 	cfg, err := readConfig(dir)
 	if err != nil {
@@ -41,8 +61,36 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 		return nil, err
 	}
 	defer lock.Close()
-	rep := &RebuildReport{DamagedPacks: []string{}, Incomplete: []string{}}
+	rep := &RebuildReport{DamagedPacks: []string{}, Incomplete: []string{}, Unreadable: []string{}}
 	ixDir := filepath.Join(dir, "index")
+	newDir := filepath.Join(dir, "index.rebuild")
+	if err := os.RemoveAll(newDir); err != nil { // left by an interrupted rebuild
+		return nil, fmt.Errorf("remove an unfinished rebuild: %w", err)
+	}
+	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
+	if err != nil {
+		return nil, err
+	}
+	defer packs.Close()
+	ix, err := index.Open(newDir)
+	if err != nil {
+		return nil, err
+	}
+	var key [32]byte
+	copy(key[:], cfg.HashKey)
+	r := &Repo{Dir: dir, Config: cfg, Hasher: cas.NewHasher(key), packs: packs, ix: ix}
+	if err := r.rebuildInto(rep); err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("rebuild index: %w", err)
+	}
+	if err := ix.Close(); err != nil {
+		return nil, fmt.Errorf("close rebuilt index: %w", err)
+	}
+	if rebuildHook != nil {
+		if err := rebuildHook("built"); err != nil {
+			return nil, err
+		}
+	}
 	old := ""
 	if _, err := os.Stat(ixDir); err == nil {
 		old = filepath.Join(dir, "index.old-"+strconv.FormatInt(time.Now().UnixNano(), 10))
@@ -50,32 +98,52 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 			return nil, fmt.Errorf("set the old index aside: %w", err)
 		}
 	}
-	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
-	if err != nil {
+	if rebuildHook != nil {
+		if err := rebuildHook("old set aside"); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Rename(newDir, ixDir); err != nil {
+		return nil, fmt.Errorf("put the rebuilt index in place: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
-	defer packs.Close()
-	ix, err := index.Open(ixDir)
-	if err != nil {
-		return nil, err
+	if old != "" {
+		if err := os.RemoveAll(old); err != nil {
+			rep.OldIndexKeptAt = old
+		}
 	}
-	var key [32]byte
-	copy(key[:], cfg.HashKey)
-	r := &Repo{Dir: dir, Config: cfg, Hasher: cas.NewHasher(key), packs: packs, ix: ix}
+	return rep, nil
+}
+
+// rebuildInto indexes every pack into r's (new) index and makes records live.
+func (r *Repo) rebuildInto(rep *RebuildReport) error {
 	records := map[cas.ID]bool{}
 	var tombstones []index.Location
-	err = packs.Walk(func(id cas.ID, size int64) error {
-		entries, err := packs.ReadTrailer(id)
+	// Duplicates are found without keeping every ID: a map of 8-byte
+	// prefixes flags candidates, and a second pass over the trailers, run
+	// only when there are some, gathers the candidates' copies.
+	seen := make(map[uint64]struct{})
+	candidates := map[cas.ID][]index.Location{}
+	err := r.packs.Walk(func(id cas.ID, size int64) error {
+		entries, err := r.packs.ReadTrailer(id)
 		if err != nil {
 			rep.DamagedPacks = append(rep.DamagedPacks, id.String()+": "+err.Error())
 			return nil
 		}
-		if err := ix.AddPack(id, size, entries); err != nil {
+		if err := r.ix.AddPack(id, size, entries); err != nil {
 			return err
 		}
 		rep.Packs++
 		rep.Blobs += len(entries)
 		for _, e := range entries {
+			p := binary.LittleEndian.Uint64(e.ID[:8])
+			if _, ok := seen[p]; ok {
+				candidates[e.ID] = nil
+			} else {
+				seen[p] = struct{}{}
+			}
 			switch e.Type {
 			case cas.BlobRecord:
 				records[e.ID] = true
@@ -86,8 +154,13 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 		return nil
 	})
 	if err != nil {
-		ix.Close()
-		return nil, fmt.Errorf("rebuild index: %w", err)
+		return err
+	}
+	seen = nil
+	if len(candidates) > 0 {
+		if err := r.pickReadableCopies(candidates, rep); err != nil {
+			return err
+		}
 	}
 	for _, loc := range tombstones {
 		b, err := r.ReadAt(cas.BlobTombstone, loc, nil)
@@ -116,21 +189,73 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 			rep.Incomplete = append(rep.Incomplete, rid.String()+": "+missing.Error())
 			continue
 		}
-		if err := ix.PutRecord(rid, b); err != nil {
-			ix.Close()
-			return nil, err
+		if err := r.ix.PutRecord(rid, b); err != nil {
+			return err
 		}
 		rep.Records++
 	}
-	if err := ix.Close(); err != nil {
-		return nil, fmt.Errorf("close rebuilt index: %w", err)
+	return nil
+}
+
+// pickReadableCopies gathers every copy of the candidate IDs (keys of
+// copies) and, for each blob found in more than one pack, indexes a copy
+// that reads back: the one AddPack left indexed when it does, else the
+// first other that does. When none does, the indexed one stays and the blob
+// is reported.
+func (r *Repo) pickReadableCopies(copies map[cas.ID][]index.Location, rep *RebuildReport) error {
+	err := r.packs.Walk(func(id cas.ID, _ int64) error {
+		entries, err := r.packs.ReadTrailer(id)
+		if err != nil {
+			return nil // reported by the first pass
+		}
+		for _, e := range entries {
+			if locs, ok := copies[e.ID]; ok {
+				copies[e.ID] = append(locs, index.Location{Pack: id, PackEntry: e})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if old != "" {
-		if err := os.RemoveAll(old); err != nil {
-			rep.OldIndexKeptAt = old
+	var buf []byte
+	readable := func(l index.Location) error {
+		data, err := r.packs.ReadBlob(l.Pack, l.PackEntry, r.Hasher, buf)
+		if err == nil && cap(data) > cap(buf) {
+			buf = data[:0]
+		}
+		return err
+	}
+	var moved []index.Location
+	for id, locs := range copies {
+		if len(locs) < 2 {
+			continue // an 8-byte prefix shared by two different blobs
+		}
+		rep.Duplicates++
+		cur, err := r.ix.Get(id)
+		if err != nil {
+			return err
+		}
+		firstErr := readable(cur)
+		if firstErr == nil {
+			continue
+		}
+		found := false
+		for _, l := range locs {
+			if l.Pack == cur.Pack && l.Offset == cur.Offset {
+				continue
+			}
+			if readable(l) == nil {
+				moved = append(moved, l)
+				found = true
+				break
+			}
+		}
+		if !found {
+			rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("%s %s: none of its %d copies reads back: %v", cur.Type, id, len(locs), firstErr))
 		}
 	}
-	return rep, nil
+	return r.ix.SetLocations(moved)
 }
 
 // missingBlobs reports the first tree or chunk below tree id that is not
@@ -156,6 +281,19 @@ func (r *Repo) missingBlobs(id cas.ID) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// syncDir makes renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -72,10 +72,11 @@ func Open(dir string) (*Repo, error) {
 		lock.Close()
 		return nil, err
 	}
-	ix, err := index.Open(filepath.Join(dir, "index"))
+	ix, err := openIndex(dir, packs)
 	if err != nil {
+		packs.Close()
 		lock.Close()
-		return nil, fmt.Errorf("%w (if the index is damaged or lost, run smp index rebuild --store %s)", err, dir)
+		return nil, err
 	}
 	var key [32]byte
 	copy(key[:], cfg.HashKey)
@@ -112,6 +113,59 @@ func Open(dir string) (*Repo, error) {
 	}()
 	return r, nil
 }
+
+// ErrIndexLost is returned when a store holds packs but its index is
+// missing or new: opening it would show an empty store.
+var ErrIndexLost = errors.New("index is missing")
+
+// openIndex opens the store's index. A new, empty index is created only
+// while the store holds no pack: smp init writes no index, and the first
+// open writes the index's schema key before any pack can exist (packs are
+// written only through an open Repo), so packs beside a missing or new
+// index mean the index was lost (deleted, or an interrupted rebuild). Its
+// errors are one line and say how to recover.
+func openIndex(dir string, packs *cas.PackDir) (*index.Index, error) {
+	ixDir := filepath.Join(dir, "index")
+	ix, err := index.OpenExisting(ixDir)
+	if errors.Is(err, index.ErrNoIndex) {
+		var found bool
+		found, err = hasPacks(packs)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("open index: list packs: %w", err)
+		case found:
+			return nil, fmt.Errorf("%s holds packs but its index is missing or empty, so the store would look empty: run smp index rebuild --store %s: %w", dir, dir, ErrIndexLost)
+		}
+		ix, err = index.Open(ixDir)
+	}
+	if err != nil {
+		if errors.Is(err, index.ErrDamaged) {
+			err = fmt.Errorf("%w: run smp index rebuild --store %s (it rebuilds the index from the packs)", err, dir)
+		} else {
+			err = fmt.Errorf("%w (if the index is damaged or lost, run smp index rebuild --store %s)", err, dir)
+		}
+		return nil, oneLineError{err}
+	}
+	return ix, nil
+}
+
+var errFound = errors.New("found")
+
+// hasPacks reports whether the store holds at least one committed pack.
+func hasPacks(packs *cas.PackDir) (bool, error) {
+	err := packs.Walk(func(cas.ID, int64) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+// oneLineError prints a wrapped error on one line: Badger's messages may
+// span several.
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string { return strings.Join(strings.Fields(e.err.Error()), " ") }
+func (e oneLineError) Unwrap() error { return e.err }
 
 func (r *Repo) asyncErr() error {
 	r.mu.Lock()

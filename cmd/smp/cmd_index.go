@@ -43,9 +43,15 @@ func runIndex(_ context.Context, args []string) error {
 		for _, r := range rep.Incomplete {
 			fmt.Printf("record left out (incomplete): %s\n", r)
 		}
+		if rep.Duplicates > 0 {
+			fmt.Printf("%d blobs found in several packs: each indexed at a copy that reads back\n", rep.Duplicates)
+		}
+		for _, u := range rep.Unreadable {
+			fmt.Printf("no copy reads back: %s\n", u)
+		}
 	}
-	if n := len(rep.DamagedPacks) + len(rep.Incomplete); n > 0 {
-		return partialError{fmt.Sprintf("index rebuilt with problems: %s", strings.TrimSpace(fmt.Sprintf("%d damaged packs, %d incomplete records (listed above); run smp verify", len(rep.DamagedPacks), len(rep.Incomplete))))}
+	if n := len(rep.DamagedPacks) + len(rep.Incomplete) + len(rep.Unreadable); n > 0 {
+		return partialError{fmt.Sprintf("index rebuilt with problems: %s", strings.TrimSpace(fmt.Sprintf("%d damaged packs, %d incomplete records, %d blobs without a readable copy (listed above); run smp verify", len(rep.DamagedPacks), len(rep.Incomplete), len(rep.Unreadable))))}
 	}
 	return nil
 }

@@ -1,0 +1,140 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2/z"
+)
+
+// ErrDamaged is returned when the index files cannot be read safely: the
+// index must be rebuilt from the packs.
+var ErrDamaged = errors.New("index is damaged")
+
+// checkTables opens every table the MANIFEST lists the way Badger's own open
+// does (footer, checksummed table index, last block), but here, where a
+// panic can be recovered. Badger opens tables in goroutines of its own: a
+// garbled footer makes table.initIndex panic there ("slice bounds out of
+// range", badger v4.9.6), beyond any recover, and a table whose index fails
+// its checksum is silently left out, hiding part of the index. The cost is
+// what Badger itself reads on open (footer and table index, one block per
+// table); no table is read whole.
+//
+// A missing MANIFEST is no damage here: Badger starts a new index, and the
+// caller decides whether an empty index is acceptable (OpenExisting).
+// Tables the MANIFEST does not list are not checked: Badger deletes them
+// (a kill during a flush or compaction leaves such half-written files).
+func checkTables(dir string) error {
+	fp, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open index manifest: %w", err)
+	}
+	mf, _, err := badger.ReplayManifestFile(fp, 0, badger.DefaultOptions(dir).WithLogger(nil))
+	fp.Close()
+	if err != nil {
+		return damaged("MANIFEST", err)
+	}
+	ids := slices.Sorted(maps.Keys(mf.Tables))
+	errs := make([]error, len(ids))
+	// Tables are checked in parallel, as Badger opens them: each check
+	// recovers its own panics.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, id := range ids {
+		tm := mf.Tables[id]
+		if tm.KeyID != 0 {
+			// smp never encrypts its index: a key ID is a garbled entry
+			// that still passed the MANIFEST's checksum.
+			errs[i] = errors.New("table claims an encryption key")
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			errs[i] = checkTable(table.NewFilename(id, dir), tm.Compression)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return damaged(filepath.Base(table.NewFilename(ids[i], dir)), err)
+		}
+	}
+	return nil
+}
+
+// checkTable opens one table read-only and closes it again, turning a panic
+// while reading it into an error.
+func checkTable(path string, c options.CompressionType) (err error) {
+	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	// Unmap and close by hand: the table's own Close would msync the
+	// read-only mapping (most of this check's cost), and DecrRef would
+	// delete the file once the last reference is dropped.
+	defer func() {
+		z.Munmap(mf.Data)
+		mf.Fd.Close()
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.New("table footer or last block unreadable: lengths out of range")
+		}
+	}()
+	if len(mf.Data) == 0 {
+		return errors.New("empty table file")
+	}
+	_, err = table.OpenTable(mf, table.Options{
+		Compression: c,
+		BlockSize:   4 << 10, // only consulted to size buffers for compressed tables
+		ChkMode:     options.OnBlockRead,
+	})
+	return err
+}
+
+// damaged wraps a table or MANIFEST problem into ErrDamaged, on one line.
+func damaged(file string, err error) error {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	return fmt.Errorf("%w: %s: %s", ErrDamaged, file, msg)
+}
+
+// withChecks makes Badger verify each block's checksum when it reads the
+// block, and each value's when it reads one from the value log: a garbled
+// table then fails the read ("checksum mismatch") instead of returning
+// another blob's location, which would be reported as damaged data.
+func withChecks(opts badger.Options) badger.Options {
+	return opts.WithChecksumVerificationMode(options.OnBlockRead).WithVerifyValueChecksum(true)
+}
+
+// ErrNoIndex is returned by OpenExisting when dir holds no index yet.
+var ErrNoIndex = errors.New("no index")
+
+// OpenExisting opens the index in dir like Open, but an index that does not
+// exist yet (no directory, no MANIFEST, or no schema key: every index gets
+// its schema key when first opened, before anything else is written) is
+// refused with ErrNoIndex, and nothing is created or written. The caller
+// decides whether a new, empty index is right (a new store) or would hide
+// the store's contents (an index lost while packs exist).
+func OpenExisting(dir string) (*Index, error) {
+	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoIndex
+	}
+	return open(dir, false)
+}

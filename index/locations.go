@@ -1,0 +1,23 @@
+package index
+
+import "fmt"
+
+// SetLocations points each blob's index entry at the given copy, replacing
+// the copy AddPack indexed last (an index rebuild that found several copies
+// of a blob and chose one that reads back). The packs must be indexed.
+func (ix *Index) SetLocations(locs []Location) error {
+	if len(locs) == 0 {
+		return nil
+	}
+	wb := ix.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, l := range locs {
+		if err := wb.Set(key(prefixBlob, l.ID), encodeLocation(l)); err != nil {
+			return fmt.Errorf("set index entry of %s: %w", l.ID.Short(), err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("set index entries: %w", err)
+	}
+	return nil
+}
