@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -42,9 +43,6 @@ type corruptFix struct {
 	params  cas.ChunkerParams
 	packs   map[cas.ID]corruptPack
 	loc     map[cas.ID]index.Location // every indexed blob
-
-	allowBadgerPanic bool // see run
-	badgerPanics     int
 }
 
 type corruptPack struct {
@@ -512,7 +510,9 @@ type corruptExpect struct {
 }
 
 // expect walks every record as verify and restore do: a damaged tree hides
-// what lies below it; a file is damaged when one of its chunks is.
+// what lies below it; a file is damaged when one of its chunks is; a
+// damaged record blob is named on its own (affecting "record-prefix:") and
+// breaks no file.
 func (f *corruptFix) expect(bad map[cas.ID]bool) *corruptExpect {
 	x := &corruptExpect{damaged: map[string]map[string]bool{}, types: map[string]string{},
 		badFiles: map[*corruptRecord][]string{}, badDirs: map[*corruptRecord][]string{}}
@@ -525,6 +525,9 @@ func (f *corruptFix) expect(bad map[cas.ID]bool) *corruptExpect {
 		x.types[k] = typ
 	}
 	for _, rec := range f.records {
+		if id, err := cas.ParseID(rec.id); err == nil && bad[id] {
+			add(id, "record", rec.short+":")
+		}
 		var hidden []string
 		under := func(p string) bool {
 			for _, h := range hidden {
@@ -567,30 +570,22 @@ func (f *corruptFix) expect(bad map[cas.ID]bool) *corruptExpect {
 // ---- running smp ----
 
 // run runs smp and checks what every run must satisfy, whatever the
-// damage: no panic and an exit status of 0, 1 or 3. While allowBadgerPanic
-// is set (a garbled index, before the rebuild), a panic inside Badger is
-// the known bug described in docs/RELIABILITY.md: it is counted, not
-// failed, and callers check isBadgerPanic.
+// damage: no panic (a garbled index included: index.Open checks its
+// tables before Badger opens them), an exit status of 0, 1 or 3, and an
+// error, if any, on one line.
 func (f *corruptFix) run(t *testing.T, args ...string) result {
 	t.Helper()
 	r := smp(t, args...)
-	if f.allowBadgerPanic && isBadgerPanic(r) {
-		f.badgerPanics++
-		line, _, _ := strings.Cut(r.stderr[strings.Index(r.stderr, "panic:"):], "\n")
-		t.Logf("known bug: smp %s: Badger panicked opening the garbled index: %s", args[0], line)
-		return r
-	}
 	if strings.Contains(r.stderr, "panic:") || strings.Contains(r.stderr, "goroutine ") {
 		t.Errorf("smp panicked:\n%s", r)
 	}
 	if r.code != exitOK && r.code != exitError && r.code != exitPartial {
 		t.Errorf("exit status %d, want 0, 1 or 3\n%s", r.code, r)
 	}
+	if lines := r.stderrLines(); r.code == exitError && len(lines) != 1 {
+		t.Errorf("exit 1 with %d lines on stderr, want one\n%s", len(lines), r)
+	}
 	return r
-}
-
-func isBadgerPanic(r result) bool {
-	return strings.Contains(r.stderr, "panic:") && strings.Contains(r.stderr, "github.com/dgraph-io/badger/")
 }
 
 func corruptDecode(t *testing.T, r result, v any) bool {
@@ -706,9 +701,6 @@ func (f *corruptFix) restoreRecord(t *testing.T, store string, rec *corruptRecor
 	target := filepath.Join(filepath.Dir(store), "restore-"+rec.short+"-"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	defer os.RemoveAll(target)
 	r := f.run(t, "restore", "--store", store, "--record", rec.id, "--root", target, "--keep", "--json")
-	if f.allowBadgerPanic && isBadgerPanic(r) {
-		return 0, 0
-	}
 	var out restoreOut
 	rootBad := slices.Contains(c.badDirs, "")
 	switch {
@@ -886,10 +878,11 @@ type corruptStats struct {
 	filesDamaged   int // record files with a damaged chunk, as verify counted them
 	filesRestored  int // files restored and found identical, damaged rounds
 	filesNamed     int // paths restore named as not restored
-	recordBlobs    int // record blobs damaged: verify does not read them (see packRound)
+	recordBlobs    int // record blobs damaged (verify names them; files cannot repair them)
 	repaired       int // chunks --repair rewrote
 	unrepairable   int // damaged trees (not file data: --repair cannot help)
 	configOutcomes map[string]int
+	indexOutcomes  map[string]int // before the rebuild, per index round
 	indexRecovered int
 }
 
@@ -919,7 +912,7 @@ func TestE2ECorruptCampaign(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	start := time.Now()
 	f := newCorruptFix(t)
-	st := &corruptStats{byKind: map[corruptKind]int{}, configOutcomes: map[string]int{}}
+	st := &corruptStats{byKind: map[corruptKind]int{}, configOutcomes: map[string]int{}, indexOutcomes: map[string]int{}}
 	// Sound first: the fixture verifies clean and restores identical.
 	clean := f.expect(nil)
 	f.checkVerify(t, f.store, clean)
@@ -937,7 +930,7 @@ func TestE2ECorruptCampaign(t *testing.T) {
 			st.byKind[kind]++
 			switch kind {
 			case corruptIndexDelete, corruptIndexGarble:
-				f.indexRound(t, scratch, st)
+				f.indexRound(t, scratch, kind, st)
 			case corruptConfig:
 				f.configRound(t, scratch, st)
 			default:
@@ -955,9 +948,9 @@ func TestE2ECorruptCampaign(t *testing.T) {
 	}
 	t.Logf("campaign summary: seed %d, %d rounds in %.0fs (%s); blobs touched %d, unreadable %d (still sound %d), all named by verify: %d; "+
 		"files damaged %d, named by restore %d paths, restored identical %d, wrong bytes written 0 unless reported above; "+
-		"record blobs damaged (not read by verify) %d; Badger panics on a garbled index (known bug) %d; chunks repaired from the source %d, trees not repairable %d; index rebuilt and complete %d times; config.json outcomes %v",
+		"record blobs damaged (named by verify) %d; chunks repaired from the source %d, trees and records not repairable %d; index before the rebuild %v; index rebuilt and complete %d times; config.json outcomes %v",
 		seed, st.rounds, time.Since(start).Seconds(), strings.Join(kinds, ", "), st.blobsHit, st.blobsBad, st.blobsHarmless, st.reported,
-		st.filesDamaged, st.filesNamed, st.filesRestored, st.recordBlobs, f.badgerPanics, st.repaired, st.unrepairable, st.indexRecovered, st.configOutcomes)
+		st.filesDamaged, st.filesNamed, st.filesRestored, st.recordBlobs, st.repaired, st.unrepairable, st.indexOutcomes, st.indexRecovered, st.configOutcomes)
 }
 
 // packRound checks a damaged pack: verify and restore report exactly the
@@ -974,9 +967,6 @@ func (f *corruptFix) packRound(t *testing.T, scratch string, ft *corruptFault, s
 	st.blobsBad += len(ft.bad)
 	for id := range ft.bad {
 		if f.loc[id].Type == cas.BlobRecord {
-			// Known gap: verify walks a record from its index entry and
-			// never reads the record blob itself, the copy an index
-			// rebuild needs; nothing else reads it either.
 			st.recordBlobs++
 		}
 	}
@@ -1048,13 +1038,14 @@ func (f *corruptFix) packRound(t *testing.T, scratch string, ft *corruptFault, s
 		f.restoreRecord(t, scratch, rec, corruptRestoreCheck{exact: true, badFiles: x.badFiles[rec], badDirs: x.badDirs[rec]})
 	}
 	r = f.run(t, "gc", "--store", scratch, "--repack-below", "1", "--json")
-	if len(x.damaged) > 0 {
+	if slices.Contains(slices.Collect(maps.Values(x.types)), "tree") {
 		// A damaged tree stops gc before it changes anything.
 		if r.code != exitError || !strings.Contains(r.stderr, "nothing was deleted") {
 			t.Errorf("gc with a damaged tree: want exit 1, nothing deleted\n%s", r)
 		}
 		return
 	}
+	// A damaged record blob keeps its pack (exit 3); nothing else is left.
 	if r.code != exitOK && r.code != exitPartial {
 		t.Errorf("gc after repair\n%s", r)
 	}
@@ -1063,30 +1054,44 @@ func (f *corruptFix) packRound(t *testing.T, scratch string, ft *corruptFault, s
 	f.checkVerify(t, scratch, x)
 }
 
-// indexRound checks a lost or garbled index: nothing panics or writes a
-// wrong byte before the rebuild; smp index rebuild brings back every record,
-// clean and identical.
-func (f *corruptFix) indexRound(t *testing.T, scratch string, st *corruptStats) {
-	f.allowBadgerPanic = true
-	panics := f.badgerPanics
+// indexRound checks a lost or garbled index: before the rebuild, nothing
+// panics or writes a wrong byte, and a command that cannot use the index
+// fails with one line saying to run smp index rebuild (a deleted index
+// always: it is not recreated empty); smp index rebuild then brings back
+// every record, clean and identical.
+func (f *corruptFix) indexRound(t *testing.T, scratch string, kind corruptKind, st *corruptStats) {
+	hint := "run smp index rebuild --store " + scratch
 	r := f.run(t, "verify", "--store", scratch, "--read-data", "--json")
-	if lines := r.stderrLines(); len(lines) > 0 {
-		t.Logf("before rebuild: verify exit %d: %s", r.code, lines[0])
-	} else {
-		t.Logf("before rebuild: verify exit %d", r.code)
-	}
-	if r.code == exitOK {
+	outcome := ""
+	switch {
+	case r.code == exitError && strings.Contains(r.stderr, hint):
+		outcome = "refused: run smp index rebuild"
+	case r.code == exitError:
+		// Opened, then a read failed (a block or value failing its
+		// checksum): one line (run checks it), naming the index.
+		outcome = "read error"
+		if !strings.Contains(r.stderr, "index") {
+			t.Errorf("before rebuild: verify fails without naming the index\n%s", r)
+		}
+	default:
 		var v corruptVerifyJSON
-		if corruptDecode(t, r, &v) && v.Report.Records != len(f.records) {
-			// Known gap: a missing index directory is created empty, so the
-			// store looks empty (0 records, "all sound") until rebuilt.
-			t.Logf("before rebuild: verify exit 0 with %d of %d records", v.Report.Records, len(f.records))
+		if corruptDecode(t, r, &v) {
+			outcome = fmt.Sprintf("opened, verify exit %d with %d of %d records", r.code, v.Report.Records, len(f.records))
 		}
 	}
+	if kind == corruptIndexDelete {
+		if outcome != "refused: run smp index rebuild" {
+			t.Errorf("deleted index: verify must fail with one line saying to %s\n%s", hint, r)
+		}
+		if _, err := os.Stat(filepath.Join(scratch, "index")); !os.IsNotExist(err) {
+			t.Errorf("a command recreated the deleted index (%v)", err)
+		}
+	}
+	st.indexOutcomes[outcome]++
+	t.Logf("before rebuild: %s: %s", outcome, strings.Join(r.stderrLines(), " | "))
 	for _, rec := range f.records {
 		f.restoreRecord(t, scratch, rec, corruptRestoreCheck{})
 	}
-	f.allowBadgerPanic = false
 	r = f.run(t, "index", "rebuild", "--store", scratch, "--json")
 	var rep struct {
 		Records      int      `json:"records"`
@@ -1102,11 +1107,6 @@ func (f *corruptFix) indexRound(t *testing.T, scratch string, st *corruptStats) 
 		st.filesRestored += n
 	}
 	st.indexRecovered++
-	if f.badgerPanics > panics {
-		// Everything else held (no wrong byte, full recovery by the
-		// rebuild); mark the round so the bug stays visible.
-		t.Skip("known bug: a garbled index table makes smp panic inside Badger (index.Open) instead of failing with \"run smp index rebuild\"; the rebuild recovered everything")
-	}
 }
 
 // configRound checks a garbled config.json: a clear error naming it (exit
@@ -1243,7 +1243,8 @@ func TestE2ECorruptRepair(t *testing.T) {
 		t.Errorf("second repair\n%s", r)
 	}
 	// Before gc, the damaged copy is still in its old pack: an index
-	// rebuild then indexes both copies and keeps the last one it reads.
+	// rebuild finds both copies and indexes the one that reads back,
+	// whichever pack it reads last.
 	t.Run("index rebuild before gc", func(t *testing.T) {
 		early := filepath.Join(tmpDir(t), "store")
 		if out, err := exec.Command("cp", "-a", store, early).CombinedOutput(); err != nil {
@@ -1252,16 +1253,18 @@ func TestE2ECorruptRepair(t *testing.T) {
 		if err := os.RemoveAll(filepath.Join(early, "index")); err != nil {
 			t.Fatal(err)
 		}
-		mustSMP(t, "index", "rebuild", "--store", early)
+		var rep struct {
+			Records    int      `json:"records"`
+			Duplicates int      `json:"duplicated_blobs"`
+			Unreadable []string `json:"unreadable_duplicates"`
+		}
+		smpJSON(t, exitOK, &rep, "index", "rebuild", "--store", early, "--json")
+		if rep.Records != 1 || rep.Duplicates != 1 || len(rep.Unreadable) != 0 {
+			t.Errorf("rebuild: %+v; want 1 record, 1 duplicated blob (the repaired chunk), none unreadable", rep)
+		}
+		t.Logf("damaged pack %s, repair wrote %q", filepath.Base(victimPack), repairPacks)
 		if r := smp(t, "verify", "--store", early, "--read-data"); r.code != exitOK {
-			if !strings.Contains(r.stdout, victim.ID.String()[:12]) {
-				t.Fatalf("verify after rebuild names something else than the repaired chunk\n%s", r)
-			}
-			t.Logf("damaged pack %s, repair wrote %q", filepath.Base(victimPack), repairPacks)
-			// Repairing again fixes it; gc before a rebuild avoids it.
-			mustSMP(t, "verify", "--store", early, "--repair", "--from", copyDir)
-			mustSMP(t, "verify", "--store", early, "--read-data")
-			t.Skip("known bug: smp index rebuild indexes every copy of a blob and keeps the one in the pack it reads last (repo/rebuild.go, packs in name order), here the damaged copy a repair left for gc; repairing again or gc before the rebuild avoids it")
+			t.Fatalf("verify after a rebuild before gc names the damaged copy again\n%s", r)
 		}
 	})
 
