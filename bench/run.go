@@ -32,14 +32,16 @@ import (
 
 // Scenarios, in the order Run measures them.
 const (
-	ScenarioCapture     = "capture"      // every user captured in turn into one fresh store
-	ScenarioRestore     = "restore"      // the first user's capture restored to an empty root
-	ScenarioHardlink    = "hardlink"     // capture by hard-linking on the same filesystem
-	ScenarioServe       = "serve"        // every user captured in turn through `smp serve` on loopback
-	ScenarioServeLoad   = "serve-16"     // 16 clients capturing at once through one `smp serve`
-	ScenarioCapture1CPU = "capture-1cpu" // every user captured into a local store, smp pinned to one CPU
-	ScenarioServeSplit  = "serve-split"  // the same through `smp serve`: client pinned to that CPU, server to another
-	ScenarioIncremental = "incremental"  // re-capture of every user after MutateCorpus
+	ScenarioCapture         = "capture"          // every user captured in turn into one fresh store
+	ScenarioRestore         = "restore"          // the first user's capture restored to an empty root
+	ScenarioHardlink        = "hardlink"         // capture by hard-linking on the same filesystem
+	ScenarioServe           = "serve"            // every user captured in turn through `smp serve` on loopback
+	ScenarioServeLoad       = "serve-16"         // 16 clients capturing at once through one `smp serve`
+	ScenarioHardlinkAll     = "hardlink-machine" // every user in one hard-link capture: a refresh of one machine
+	ScenarioHardlinkRestore = "hardlink-restore" // that record restored by linking into place
+	ScenarioCapture1CPU     = "capture-1cpu"     // every user captured into a local store, smp pinned to one CPU
+	ScenarioServeSplit      = "serve-split"      // the same through `smp serve`: client pinned to that CPU, server to another
+	ScenarioIncremental     = "incremental"      // re-capture of every user after MutateCorpus
 )
 
 // Tools.
@@ -303,6 +305,10 @@ func (r *runner) run(ctx context.Context) error {
 	// incremental scenario's change detection.
 	r.smpHardlink(ctx)
 	r.cpLink(ctx)
+	if err := r.smpHardlinkMachine(ctx); err != nil {
+		return err
+	}
+	r.cpLinkMachine(ctx)
 
 	// 5. smp serve: the same captures through the server, one client at
 	// a time and then 16 at once.
@@ -641,6 +647,175 @@ func (r *runner) smpHardlink(ctx context.Context) {
 	row.DedupeRatio = ratio(logical, row.StoredBytes)
 	row.Note = "--hardlink always; stored = what the store adds on disk"
 	r.add(row)
+}
+
+// smpHardlinkMachine captures every profile in one `smp capture
+// --hardlink always` (the refresh of one machine holding them all: the
+// per-user hardlink scenario pays smp's fixed start-up cost once per user),
+// then restores that record to an empty root on the same filesystem, where
+// every file is linked into place. The restore is verified by identity: each
+// restored regular file must be the corpus file's own inode, so its bytes
+// cannot differ; symlinks must point where the corpus' do.
+func (r *runner) smpHardlinkMachine(ctx context.Context) error {
+	if !r.smpHasHardlink {
+		for _, sc := range []string{ScenarioHardlinkAll, ScenarioHardlinkRestore} {
+			r.add(Row{Tool: ToolSMP, Scenario: sc, Status: StatusUnavailable, Note: "not available in this build (smp capture has no --hardlink)"})
+		}
+		return nil
+	}
+	store := filepath.Join(r.work, "smp-hardlink-machine-store")
+	defer removeAll(store)
+	fail := func(sc string, err error) error {
+		r.add(Row{Tool: ToolSMP, Scenario: sc, Status: StatusFailed, Note: err.Error()})
+		return fmt.Errorf("smp %s: %w", sc, err)
+	}
+	if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
+		return fail(ScenarioHardlinkAll, err)
+	}
+	if err := r.settle(r.root); err != nil {
+		return fail(ScenarioHardlinkAll, err)
+	}
+	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: []string{"capture", "--store", store, "--computer", "machine", "--root", r.root, "--hardlink", "always", "--json"}})
+	if err != nil {
+		return fail(ScenarioHardlinkAll, err)
+	}
+	var out smpCaptureOut
+	if err := json.Unmarshal(c.stdout, &out); err != nil {
+		return fail(ScenarioHardlinkAll, fmt.Errorf("smp capture output: %w: %q", err, c.stdout))
+	}
+	if out.Errors > 0 {
+		return fail(ScenarioHardlinkAll, fmt.Errorf("%d errors: %s", out.Errors, strings.Join(out.Problems, "; ")))
+	}
+	var a agg
+	a.add(c)
+	row := a.row(ToolSMP, ScenarioHardlinkAll, out.Bytes)
+	usage := diskUsage(r.root, store)
+	row.StoredBytes, row.DiskBytes = usage[1], usage[1]
+	row.DedupeRatio = ratio(out.Bytes, row.StoredBytes)
+	row.Note = fmt.Sprintf("one process, %d users; --hardlink always", len(r.users))
+	if chunked, ok := r.rep.Row(ToolSMP, ScenarioCapture); ok && chunked.OK() && row.WallSeconds > 0 {
+		row.Note += fmt.Sprintf("; %.0fx faster than the chunked capture", chunked.WallSeconds/row.WallSeconds)
+	}
+	r.add(row)
+
+	target := filepath.Join(r.work, "restore-hardlink-machine")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return fail(ScenarioHardlinkRestore, err)
+	}
+	defer removeAll(target)
+	c, err = r.exec(ctx, execSpec{name: r.opts.Bin, args: []string{"restore", "--store", store, "--record", out.Record, "--root", target, "--keep", "--json"}})
+	if err != nil {
+		return fail(ScenarioHardlinkRestore, err)
+	}
+	var res struct {
+		Errors int64 `json:"errors"`
+		Linked int64 `json:"linked_files"`
+		Cloned int64 `json:"cloned_files"`
+	}
+	if err := json.Unmarshal(c.stdout, &res); err != nil {
+		return fail(ScenarioHardlinkRestore, fmt.Errorf("smp restore output: %w: %q", err, c.stdout))
+	}
+	if res.Errors > 0 {
+		return fail(ScenarioHardlinkRestore, fmt.Errorf("smp restore: %d errors", res.Errors))
+	}
+	files, err := compareLinkedTrees(filepath.Join(r.root, "home"), filepath.Join(target, "home"), res.Cloned > 0)
+	if err != nil {
+		return fail(ScenarioHardlinkRestore, fmt.Errorf("restored tree differs from the corpus: %w", err))
+	}
+	var ra agg
+	ra.add(c)
+	rrow := ra.row(ToolSMP, ScenarioHardlinkRestore, out.Bytes)
+	yes := true
+	rrow.Verified = &yes
+	rrow.Note = fmt.Sprintf("%d files linked, %d cloned into place; every one checked to be the corpus file itself", res.Linked, res.Cloned)
+	if res.Linked+res.Cloned != files {
+		return fail(ScenarioHardlinkRestore, fmt.Errorf("%d files linked or cloned, the corpus holds %d", res.Linked+res.Cloned, files))
+	}
+	r.add(rrow)
+	return nil
+}
+
+// compareLinkedTrees checks that every regular file under src is the same
+// file (inode) at the same place under dst (or, for clones, has the same
+// size and bytes), that symlinks have the same targets and directories
+// exist; it returns the number of regular files.
+func compareLinkedTrees(src, dst string, clones bool) (int64, error) {
+	var files int64
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		q := filepath.Join(dst, rel)
+		si, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		di, err := os.Lstat(q)
+		if err != nil {
+			return err
+		}
+		if si.Mode().Type() != di.Mode().Type() {
+			return fmt.Errorf("%s: type %v, corpus %v", rel, di.Mode().Type(), si.Mode().Type())
+		}
+		switch {
+		case si.Mode().IsRegular():
+			files++
+			if os.SameFile(si, di) {
+				return nil
+			}
+			if !clones || si.Size() != di.Size() {
+				return fmt.Errorf("%s: not the corpus file (a different inode)", rel)
+			}
+			same, err := sameFileBytes(p, q)
+			if err == nil && !same {
+				err = fmt.Errorf("%s: contents differ", rel)
+			}
+			return err
+		case si.Mode()&fs.ModeSymlink != 0:
+			a, err1 := os.Readlink(p)
+			b, err2 := os.Readlink(q)
+			if err := errors.Join(err1, err2); err != nil {
+				return err
+			}
+			if a != b {
+				return fmt.Errorf("%s: symlink to %q, corpus %q", rel, b, a)
+			}
+		}
+		return nil
+	})
+	return files, err
+}
+
+// sameFileBytes compares two files' contents.
+func sameFileBytes(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	for {
+		na, erra := io.ReadFull(fa, ba)
+		nb, errb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if erra == io.EOF || erra == io.ErrUnexpectedEOF {
+			return errb == io.EOF || errb == io.ErrUnexpectedEOF, nil
+		}
+		if erra != nil {
+			return false, erra
+		}
+		if errb != nil {
+			return false, errb
+		}
+	}
 }
 
 // serveClients is the number of concurrent clients of ScenarioServeLoad.
@@ -1307,6 +1482,32 @@ func (r *runner) cpLink(ctx context.Context) {
 	r.add(row)
 }
 
+// cpLinkMachine is `cp -al` of every profile in one process, next to
+// smpHardlinkMachine.
+func (r *runner) cpLinkMachine(ctx context.Context) {
+	if r.missing(ToolCpLink, ScenarioHardlinkAll, "cp") {
+		return
+	}
+	dir := filepath.Join(r.work, "cp-al-machine")
+	defer removeAll(dir)
+	if err := r.settle(); err != nil {
+		r.fail(ToolCpLink, ScenarioHardlinkAll, err)
+		return
+	}
+	c, err := r.exec(ctx, execSpec{name: r.tools["cp"], args: []string{"-al", filepath.Join(r.root, "home"), dir}})
+	if err != nil {
+		r.fail(ToolCpLink, ScenarioHardlinkAll, err)
+		return
+	}
+	var a agg
+	a.add(c)
+	row := a.row(ToolCpLink, ScenarioHardlinkAll, r.logical)
+	usage := diskUsage(r.root, dir)
+	row.StoredBytes, row.DiskBytes = usage[1], usage[1]
+	row.DedupeRatio = ratio(r.logical, row.StoredBytes)
+	r.add(row)
+}
+
 // ---- tar | zstd ----
 
 // tarPipe runs script under bash with pipefail, so the child's rusage
@@ -1914,6 +2115,7 @@ var baselines = map[string][]string{
 	ScenarioIncremental: {ToolRestic, ToolTar, ToolCp},
 	ScenarioRestore:     {ToolRestic, ToolTar, ToolCp},
 	ScenarioHardlink:    {ToolCpLink},
+	ScenarioHardlinkAll: {ToolCpLink},
 }
 
 // Compare computes smp's ratios to every baseline that ran. The serve
@@ -1922,7 +2124,7 @@ var baselines = map[string][]string{
 // changed in between), serve-16 with serve.
 func (r *Report) Compare() []Comparison {
 	out := []Comparison{}
-	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioHardlink} {
+	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioHardlink, ScenarioHardlinkAll} {
 		s, ok := r.Row(ToolSMP, sc)
 		if !ok || !s.OK() || s.WallSeconds <= 0 {
 			continue
@@ -1942,6 +2144,15 @@ func (r *Report) Compare() []Comparison {
 			if s.PeakRSSMiB > 0 && b.PeakRSSMiB > 0 {
 				c.RSSRatio = s.PeakRSSMiB / b.PeakRSSMiB
 			}
+			c.Text = c.describe()
+			out = append(out, c)
+		}
+	}
+	// Restoring a hard-link record does what cp -al does: link every file
+	// into a new tree.
+	if s, ok := r.Row(ToolSMP, ScenarioHardlinkRestore); ok && s.OK() && s.WallSeconds > 0 {
+		if b, ok := r.Row(ToolCpLink, ScenarioHardlinkAll); ok && b.OK() && b.WallSeconds > 0 {
+			c := Comparison{Scenario: ScenarioHardlinkRestore, Baseline: ToolCpLink, Speedup: b.WallSeconds / s.WallSeconds}
 			c.Text = c.describe()
 			out = append(out, c)
 		}

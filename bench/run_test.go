@@ -530,3 +530,77 @@ func TestCompareServeSplit(t *testing.T) {
 		})
 	}
 }
+
+func TestCompareHardlinkMachine(t *testing.T) {
+	rep := &Report{Rows: []Row{
+		{Tool: ToolSMP, Scenario: ScenarioHardlinkAll, Status: StatusOK, WallSeconds: 0.15, StoredBytes: 1 << 20},
+		{Tool: ToolCpLink, Scenario: ScenarioHardlinkAll, Status: StatusOK, WallSeconds: 0.10, StoredBytes: 4 << 20},
+		{Tool: ToolSMP, Scenario: ScenarioHardlinkRestore, Status: StatusOK, WallSeconds: 0.20},
+	}}
+	got := map[string]string{}
+	for _, c := range rep.Compare() {
+		got[c.Scenario] = c.Text
+	}
+	want := map[string]string{
+		ScenarioHardlinkAll:     "1.5x slower than cp -al, 0.25x the stored bytes",
+		ScenarioHardlinkRestore: "2.0x slower than cp -al",
+	}
+	for sc, w := range want {
+		if got[sc] != w {
+			t.Errorf("%s: %q, want %q", sc, got[sc], w)
+		}
+	}
+}
+
+func TestCompareLinkedTrees(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	for _, d := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dst, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"a/b/x", "c/y"} {
+		if err := os.WriteFile(filepath.Join(src, f), []byte("data of "+f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("b/x", filepath.Join(src, "a/l")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("b/x", filepath.Join(dst, "a/l")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := compareLinkedTrees(src, dst, false); err != nil || n != 2 {
+		t.Fatalf("linked trees: %d files, %v", n, err)
+	}
+	// A copy is not the corpus file; with clones allowed, its bytes count.
+	os.Remove(filepath.Join(dst, "c/y"))
+	if err := os.WriteFile(filepath.Join(dst, "c/y"), []byte("data of c/y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compareLinkedTrees(src, dst, false); err == nil || !strings.Contains(err.Error(), "different inode") {
+		t.Fatalf("copy accepted as a link: %v", err)
+	}
+	if _, err := compareLinkedTrees(src, dst, true); err != nil {
+		t.Fatalf("equal clone refused: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "c/y"), []byte("data of c/Y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compareLinkedTrees(src, dst, true); err == nil || !strings.Contains(err.Error(), "contents differ") {
+		t.Fatalf("different clone accepted: %v", err)
+	}
+	os.Remove(filepath.Join(dst, "a/l"))
+	if err := os.Symlink("elsewhere", filepath.Join(dst, "a/l")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compareLinkedTrees(src, dst, true); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Fatalf("wrong symlink accepted: %v", err)
+	}
+}
