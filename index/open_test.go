@@ -36,6 +36,6 @@ func TestOpenAfterKill(t *testing.T) {
 	if err := ix.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// (A table with a garbage footer still makes Badger panic in a
-	// goroutine of its own, beyond recover: docs/RELIABILITY.md, known bugs.)
+	// (A table with a garbage footer is refused before Badger opens it:
+	// TestOpenDamagedTable.)
 }
