@@ -32,6 +32,7 @@ type Capture struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	sess   wire.Session
+	prover *wire.Prover
 	parent *Reader // the computer's previous record, for change detection
 
 	seenMu sync.Mutex
@@ -81,7 +82,7 @@ func (c *Client) StartCapture(ctx context.Context, computer string, parent cas.I
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cp := &Capture{
-		c: c, ctx: ctx, cancel: cancel, sess: sess,
+		c: c, ctx: ctx, cancel: cancel, sess: sess, prover: wire.NewProver(sess.Nonce),
 		seen:    map[cas.ID]struct{}{},
 		haves:   make(chan haveReq, haveBatchMax),
 		uploads: make(chan []byte, 1),
@@ -157,7 +158,7 @@ func (cp *Capture) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, e
 // reserves room for it when it does not.
 func (cp *Capture) offer(t cas.BlobType, id cas.ID, plain []byte) (held bool, err error) {
 	req := haveReq{
-		e:     wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: wire.Proof(cp.sess.Nonce, t, id, plain)},
+		e:     wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: cp.prover.Proof(t, id, plain)},
 		reply: make(chan haveAns, 1),
 	}
 	select {

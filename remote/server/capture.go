@@ -70,7 +70,7 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 		if len(plain) != int(e.Len) {
 			continue
 		}
-		proof := wire.Proof(sess.nonce, e.Type, e.ID, plain)
+		proof := sess.prover.Proof(e.Type, e.ID, plain)
 		if subtle.ConstantTimeCompare(proof[:], e.Proof[:]) == 1 {
 			bm.Set(i)
 			held = append(held, e.ID)

@@ -80,6 +80,7 @@ type Server struct {
 type session struct {
 	id, computer, tokenID string
 	nonce                 []byte
+	prover                *wire.Prover
 	mu                    sync.Mutex
 	last                  time.Time
 	received              atomic.Int64 // stored bytes uploaded in this session
@@ -279,6 +280,7 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 			msg: "this SMP is in restore-only mode and refuses new captures: capture to another SMP or ask its admin"}
 	}
 	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now()}
+	sess.prover = wire.NewProver(sess.nonce)
 	sess.id = hex.EncodeToString(randomBytes(16))
 	if err := s.admit(sess); err != nil {
 		return err

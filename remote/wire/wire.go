@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -92,13 +93,43 @@ const (
 // by the session nonce: without the bytes, knowing a chunk ID (a hash of
 // someone else's file) is not enough to be told the store has it. It reads
 // at most 1 KiB of plain, so a client proves possession at almost no cost.
+// A session's many proofs are cheaper through one Prover.
 func Proof(nonce []byte, t cas.BlobType, id cas.ID, plain []byte) [ProofLen]byte {
-	var key [32]byte
-	copy(key[:], nonce)
-	h, err := blake3.NewKeyed(key[:])
+	return NewProver(nonce).Proof(t, id, plain)
+}
+
+// Prover computes the Proofs of one session. It reuses keyed BLAKE3
+// states: a fresh one is an 11 KB allocation that costs more than the
+// proof's own hashing, and a capture of many small files makes one proof
+// per file. A Prover is safe for concurrent use.
+type Prover struct {
+	key    [32]byte
+	states sync.Pool
+}
+
+// NewProver returns a Prover for the session nonce.
+func NewProver(nonce []byte) *Prover {
+	p := &Prover{}
+	copy(p.key[:], nonce)
+	return p
+}
+
+func (p *Prover) state() *blake3.Hasher {
+	if h, ok := p.states.Get().(*blake3.Hasher); ok {
+		h.Reset()
+		return h
+	}
+	h, err := blake3.NewKeyed(p.key[:])
 	if err != nil {
 		panic(err) // fixed 32-byte key
 	}
+	return h
+}
+
+// Proof is the package-level Proof with the Prover's nonce.
+func (p *Prover) Proof(t cas.BlobType, id cas.ID, plain []byte) [ProofLen]byte {
+	h := p.state()
+	defer p.states.Put(h)
 	var hdr [1 + 32 + 8]byte
 	hdr[0] = byte(t)
 	copy(hdr[1:], id[:])
@@ -110,13 +141,11 @@ func Proof(nonce []byte, t cas.BlobType, id cas.ID, plain []byte) [ProofLen]byte
 	} else {
 		// Window offsets come from the nonce and the ID, so they differ per
 		// session and cannot be precomputed from a partial copy.
-		pos, err := blake3.NewKeyed(key[:])
-		if err != nil {
-			panic(err)
-		}
+		pos := p.state()
 		_, _ = pos.Write(id[:])
 		var seeds [proofSamples * 8]byte
 		_, _ = pos.Digest().Read(seeds[:])
+		p.states.Put(pos)
 		span := uint64(len(plain) - proofWindow + 1)
 		for i := range proofSamples {
 			off := binary.LittleEndian.Uint64(seeds[i*8:]) % span

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -533,4 +535,39 @@ func sampledOffsets(plain, nonce []byte, id cas.ID) []int {
 		plain[off] ^= 0x80
 	}
 	return hits
+}
+
+// TestProverMatchesProof: one Prover reused for many proofs, from several
+// goroutines and mixing whole-blob and sampled proofs, gives exactly the
+// proofs of fresh states.
+func TestProverMatchesProof(t *testing.T) {
+	nonce := bytes.Repeat([]byte{5}, 32)
+	p := wire.NewProver(nonce)
+	plain := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range plain {
+		plain[i] = byte(rng.Uint32())
+	}
+	sizes := []int{0, 10, proofWhole, proofWhole + 1, 5000, 1 << 20}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 20 {
+				n := sizes[(g+round)%len(sizes)]
+				id := testID(round)
+				if p.Proof(cas.BlobData, id, plain[:n]) != wire.Proof(nonce, cas.BlobData, id, plain[:n]) {
+					errs <- fmt.Sprintf("goroutine %d round %d len %d: reused Prover differs", g, round, n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
