@@ -28,6 +28,11 @@ func (r *restorer) restoreLinked(job *fileJob) error {
 		return err
 	}
 	objPath := filepath.Join(r.opts.LinkDir, filepath.FromSlash(e.Link.Object))
+	if e.Link.Method == manifest.LinkHard && e.Link.Hash.IsZero() {
+		if done, err := r.linkInPlace(job, objPath); done || err != nil {
+			return err
+		}
+	}
 	obj, err := os.OpenFile(objPath, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("store object %s: %w", e.Link.Object, err)
@@ -57,6 +62,9 @@ func (r *restorer) restoreLinked(job *fileJob) error {
 				unix.Unlinkat(dir.fd, tmp, 0)
 				return fmt.Errorf("rename into place: %w", err)
 			}
+			// rename(2) between two names of one inode does nothing and
+			// leaves the temporary name.
+			unix.Unlinkat(dir.fd, tmp, 0)
 			r.done(job, e.Size)
 			r.opts.Progress.Linked.Add(1)
 			return nil
@@ -102,11 +110,64 @@ func (r *restorer) restoreLinked(job *fileJob) error {
 	return nil
 }
 
+// linkInPlace is the fast path of restoreLinked, for a hard-linked file
+// without a recorded hash (nothing to read): it checks the object by its
+// metadata alone and links it straight to its final name, one link where
+// a copy needs a temporary name and a rename: restoring a hard-link record
+// should cost what cp -al costs. done is false when the caller must take
+// the general path (the object is not the file's own inode any more, the
+// link failed, or a file is in the way, which replaceable already allowed
+// to be replaced: that goes through a temporary name, atomically).
+func (r *restorer) linkInPlace(job *fileJob, objPath string) (done bool, err error) {
+	e := &job.entry
+	var st unix.Stat_t
+	if err := unix.Fstatat(unix.AT_FDCWD, objPath, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, fmt.Errorf("store object %s: %w", e.Link.Object, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, fmt.Errorf("store object %s is not a regular file: %w", e.Link.Object, cas.ErrCorrupt)
+	}
+	if err := r.checkObject(e, nil, &st); err != nil {
+		return false, err
+	}
+	if st.Ino != e.Inode {
+		return false, nil
+	}
+	dir := job.dir
+	// linkat never follows a symlink at the new name: one planted there is
+	// EEXIST, like any other file in the way.
+	if err := unix.Linkat(unix.AT_FDCWD, objPath, dir.fd, job.name, 0); err != nil {
+		var cur unix.Stat_t
+		if errors.Is(err, unix.EEXIST) && unix.Fstatat(dir.fd, job.name, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			cur.Dev == st.Dev && cur.Ino == st.Ino {
+			// Already in place (an earlier restore of this record): only
+			// the metadata may need fixing.
+			if err := r.fixLinkedMeta(dir, job.name, e, &st); err != nil {
+				return false, err
+			}
+			r.done(job, e.Size)
+			r.opts.Progress.Linked.Add(1)
+			return true, nil
+		}
+		return false, nil
+	}
+	if err := r.fixLinkedMeta(dir, job.name, e, &st); err != nil {
+		unix.Unlinkat(dir.fd, job.name, 0)
+		return false, err
+	}
+	r.done(job, e.Size)
+	r.opts.Progress.Linked.Add(1)
+	return true, nil
+}
+
 // ErrChangedSinceCapture marks a linked file modified after its capture.
 var ErrChangedSinceCapture = errors.New("changed since capture")
 
 func (r *restorer) checkObject(e *manifest.Entry, obj *os.File, st *unix.Stat_t) error {
 	if !e.Link.Hash.IsZero() {
+		if obj == nil {
+			return errors.New("hash check needs the object open")
+		}
 		if r.opts.Hash == nil {
 			return errors.New("hash check needs a hasher")
 		}

@@ -632,6 +632,10 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 					unix.Unlinkat(dir.fd, tmp, 0)
 					return buf, fmt.Errorf("rename hard link into place: %w", err)
 				}
+				// rename(2) between two names of one inode does nothing
+				// and leaves the temporary name (restoring over an earlier
+				// restore of a hard-link record).
+				unix.Unlinkat(dir.fd, tmp, 0)
 				job.ok = true
 				r.files.Add(1)
 				r.opts.Progress.FilesDone.Add(1)

@@ -325,3 +325,43 @@ func TestE2EGCRemovesOrphanLinkSets(t *testing.T) {
 	}
 	restoreJSON(t, 0, store, "--record", c.Record, "--root", filepath.Join(dir, "out"))
 }
+
+// TestE2EHardlinkRestoreOverExisting: linking straight into place must not
+// bypass the overwrite rules or follow a symlink planted at a file's name.
+func TestE2EHardlinkRestoreOverExisting(t *testing.T) {
+	dir := tmpDir(t)
+	root := filepath.Join(dir, "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	if c.Linked == 0 {
+		t.Skip("the filesystem cloned instead of linking; the link fast path is not used")
+	}
+	target := filepath.Join(dir, "restored")
+	notes := filepath.Join(target, "home/alice/notes.txt")
+	outside := filepath.Join(dir, "outside.txt")
+	writeFile(t, outside, []byte("not the user's file\n"), 0o644)
+	writeFile(t, filepath.Join(target, "home/alice/h1"), []byte("in the way\n"), 0o644)
+	mkdirs(t, filepath.Join(target, "home/alice"))
+	if err := os.Symlink(outside, notes); err != nil {
+		t.Fatal(err)
+	}
+	// Default: existing names are left alone.
+	out, r := restoreJSON(t, exitOK, store, "--computer", "pc1", "--root", target, "--keep")
+	if out.Skipped == 0 || readFile(t, filepath.Join(target, "home/alice/h1")) != "in the way\n" {
+		t.Fatalf("existing files replaced without --overwrite: %+v\n%s", out, r)
+	}
+	// --overwrite always replaces them, by the captured inode, and writes
+	// nothing through the symlink.
+	restoreJSON(t, exitOK, store, "--computer", "pc1", "--root", target, "--overwrite", "always")
+	if got := readFile(t, outside); got != "not the user's file\n" {
+		t.Fatalf("restore wrote through a planted symlink: %q", got)
+	}
+	for _, f := range []string{"notes.txt", "h1"} {
+		if a, b := inode(t, filepath.Join(root, "home/alice", f)), inode(t, filepath.Join(target, "home/alice", f)); a != b {
+			t.Errorf("%s: inode %d after overwrite, want the captured %d", f, b, a)
+		}
+	}
+	compareTrees(t, root, target, compareOpts{owners: true})
+}
