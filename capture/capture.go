@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -97,6 +98,17 @@ type Result struct {
 	Record *manifest.Record
 }
 
+// Directories walked but not yet written as trees hold all their entries.
+// The finisher waits for each in turn, so one large file keeps every
+// directory after it queued: many may wait (dirQueue), so that the walker
+// and the other workers keep going, but only up to queuedEntries entries
+// in all (about 300 bytes each), so that a run of wide directories (1000s
+// of files each) cannot hold a large part of the tree in memory.
+const (
+	dirQueue      = 1024
+	queuedEntries = 16 << 10
+)
+
 // ErrNothingSelected is returned when the selection matches no path.
 var ErrNothingSelected = errors.New("nothing to capture")
 
@@ -111,12 +123,16 @@ type capturer struct {
 	fileJobs     chan *fileJob
 	compressJobs chan compressJob
 	dirs         chan *dirNode
+	dirEntries   *semaphore.Weighted // queuedEntries: entries of the dirs in c.dirs
 	rootTree     cas.ID
 
-	hardlinks map[devIno]*fileJob
+	// hardlinks holds, for inodes with more than one link, the first name
+	// captured until every link has been seen (walker only). It is the one
+	// structure that can outlive a directory; see hardLink.
+	hardlinks map[devIno]*hardLink
 	linker    *linker
 	names     nameCache
-	bufPool   sync.Pool
+	bufPools  [48 - minBufClass]sync.Pool // by bufClass; chunks are at most 256 MiB
 	errors    atomic.Uint64
 	dirCount  atomic.Uint64
 	symlinks  atomic.Uint64
@@ -127,18 +143,46 @@ type capturer struct {
 type devIno struct{ dev, ino uint64 }
 
 type fileJob struct {
-	abs    string
-	rel    string
-	entry  *manifest.Entry
-	prev   *manifest.Entry
-	dir    *dirNode
-	slot   int
-	dev    uint64
-	linkOf *fileJob
-	done   chan struct{}
-	failed bool
+	abs   string
+	entry *manifest.Entry
+	prev  *manifest.Entry
+	dir   *dirNode
+	slot  int
+	dev   uint64
+	// first is set on the first name of a multiply-linked inode: its
+	// worker publishes the result there. linkOf is set on the later
+	// names, which wait for it and reuse that result.
+	first, linkOf *hardLink
+	failed        bool
 	// unchanged is set when the parent record's chunks were reused.
 	unchanged bool
+}
+
+// hardLink is the result of capturing the first name of an inode with
+// more than one link. It copies out only what later names reuse, so a
+// pending link group never holds its directory's entries, the fileJob or
+// the parent record's tree in memory after the directory is written.
+type hardLink struct {
+	done chan struct{} // closed when the fields below are final
+	// left counts the links not yet seen by the walker; at zero the group
+	// leaves capturer.hardlinks. Links outside the captured tree keep it
+	// there to the end, so that map grows only with such inodes.
+	left      uint64
+	failed    bool
+	unchanged bool
+	size      uint64
+	mtimeNs   int64
+	chunks    []manifest.Chunk
+	link      *manifest.Link
+}
+
+// publish records job's outcome for the inode's later names.
+func (h *hardLink) publish(job *fileJob) {
+	h.failed, h.unchanged = job.failed, job.unchanged
+	if !job.failed {
+		h.size, h.mtimeNs, h.chunks, h.link = job.entry.Size, job.entry.MTimeNs, job.entry.Chunks, job.entry.Link
+	}
+	close(h.done)
 }
 
 type compressJob struct {
@@ -155,7 +199,8 @@ type dirNode struct {
 	drop    []bool // entries whose capture failed
 	pending sync.WaitGroup
 	parent  *dirNode
-	slot    int // index in parent.entries
+	slot    int   // index in parent.entries
+	queued  int64 // its weight in capturer.dirEntries
 }
 
 // Run captures opts' selection into store and commits a record.
@@ -189,8 +234,9 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		skip:         map[devIno]bool{},
 		fileJobs:     make(chan *fileJob, 64),
 		compressJobs: make(chan compressJob, 4),
-		dirs:         make(chan *dirNode, 1024),
-		hardlinks:    map[devIno]*fileJob{},
+		dirs:         make(chan *dirNode, dirQueue),
+		dirEntries:   semaphore.NewWeighted(queuedEntries),
+		hardlinks:    map[devIno]*hardLink{},
 		names:        nameCache{users: map[uint32]string{}, groups: map[uint32]string{}},
 	}
 	for _, d := range opts.SkipDirs {
@@ -499,10 +545,15 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 			prevEntries[prev.Entries[i].Name] = &prev.Entries[i]
 		}
 	}
+	// A subdirectory's tree in the parent record is loaded only when the
+	// walk reaches it: loading them all here would hold every child's
+	// previous entries at once (a directory of 1000 directories of 1000
+	// files is a whole record's worth).
 	type pendingDir struct {
-		node *dirNode
-		sel  *selection
-		prev *manifest.Tree
+		node    *dirNode
+		sel     *selection
+		prev    cas.ID
+		hasPrev bool
 	}
 	node.entries = make([]manifest.Entry, 0, len(names))
 	var subdirs []pendingDir
@@ -557,17 +608,17 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 		slot := len(node.entries) - 1
 		switch entry.Type {
 		case manifest.TypeDir:
-			var prevSub *manifest.Tree
+			sd := pendingDir{node: &dirNode{rel: rel, parent: node, slot: slot}, sel: childSel}
 			if p := prevEntries[name]; p != nil && p.Type == manifest.TypeDir {
-				prevSub, _ = c.store.LoadTree(p.Subtree)
+				sd.prev, sd.hasPrev = p.Subtree, true
 			}
-			subdirs = append(subdirs, pendingDir{node: &dirNode{rel: rel, parent: node, slot: slot}, sel: childSel, prev: prevSub})
+			subdirs = append(subdirs, sd)
 		case manifest.TypeSymlink:
 			c.symlinks.Add(1)
 		case manifest.TypeFile:
 			c.progress.FilesSeen.Add(1)
 			c.progress.BytesSeen.Add(uint64(st.Size()))
-			job := &fileJob{abs: childAbs, rel: rel, dir: node, dev: uint64(sys.Dev), prev: prevEntries[name], done: make(chan struct{})}
+			job := &fileJob{abs: childAbs, dir: node, dev: uint64(sys.Dev), prev: prevEntries[name]}
 			job.entry = &manifest.Entry{} // placeholder; pointer fixed below
 			if sys.Nlink > 1 {
 				key := devIno{uint64(sys.Dev), sys.Ino}
@@ -575,8 +626,12 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 				node.entries[slot].HardLink = entry.HardLink
 				if first := c.hardlinks[key]; first != nil {
 					job.linkOf = first
+					if first.left--; first.left == 0 {
+						delete(c.hardlinks, key)
+					}
 				} else {
-					c.hardlinks[key] = job
+					job.first = &hardLink{done: make(chan struct{}), left: uint64(sys.Nlink) - 1}
+					c.hardlinks[key] = job.first
 				}
 			}
 			jobs = append(jobs, job)
@@ -603,15 +658,23 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 		}
 	}
 	for _, sd := range subdirs {
+		var prevSub *manifest.Tree
+		if sd.hasPrev {
+			prevSub, _ = c.store.LoadTree(sd.prev) // unreadable: its files are read again
+		}
 		var err error
 		if sd.sel != nil {
-			err = c.walkSelected(ctx, sd.node, sd.sel, sd.prev)
+			err = c.walkSelected(ctx, sd.node, sd.sel, prevSub)
 		} else {
-			err = c.walkDir(ctx, sd.node, sd.prev)
+			err = c.walkDir(ctx, sd.node, prevSub)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	node.queued = min(int64(len(node.entries)), queuedEntries)
+	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
+		return err
 	}
 	select {
 	case c.dirs <- node:

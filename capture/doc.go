@@ -8,12 +8,21 @@
 //
 //	walker --fileJobs(64)--> file workers (read, chunk, hash, dedupe)
 //	                             --compressJobs(4)--> compressors --> packs
-//	walker --dirs(1024)-->  finisher (waits for a directory's files and
-//	                        subdirectories, then writes its tree blob)
+//	walker --dirs(1024 dirs, 16Ki entries)--> finisher (waits for a
+//	          directory's files and subdirectories, then writes its tree blob)
 //
 // The walker pushes directories in post-order, so the single finisher always
 // finds a directory's subtrees already written. Nothing waits on the walker
 // or the finisher, so the stages cannot deadlock.
+//
+// What is held therefore depends on the directories being worked on, not on
+// the files seen so far: the entries of the directories on the walker's
+// path and of at most 16Ki entries in queued directories, and the parent
+// record's trees of the directories on the walker's path only (a
+// subdirectory's previous tree is loaded when the walk enters it). A tree's
+// entries are freed once it is stored. The only per-file state that lives
+// longer is one small record per multiply-linked inode whose other names
+// have not all been seen yet (hard-link detection).
 //
 // Change detection: with a parent record, a file whose type, size, mtime,
 // ctime and inode are unchanged reuses the parent's chunk list unread.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/bits"
 	"os"
 	"os/user"
 	"strconv"
@@ -138,7 +139,9 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 			// be reported instead of this one.
 			job.failed = true
 			job.dir.drop[job.slot] = true
-			close(job.done)
+			if job.first != nil {
+				job.first.publish(job)
+			}
 			job.dir.pending.Done()
 			return err
 		}
@@ -149,7 +152,9 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 			c.bytes.Add(job.entry.Size)
 		}
 		c.progress.FilesDone.Add(1)
-		close(job.done)
+		if job.first != nil {
+			job.first.publish(job)
+		}
 		job.dir.pending.Done()
 	}
 	return nil
@@ -159,13 +164,17 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 // reported and mark the job failed; only store errors are returned.
 func (c *capturer) captureFile(ctx context.Context, chunker *cas.Chunker, job *fileJob) error {
 	e := job.entry
-	if job.linkOf != nil {
-		<-job.linkOf.done
-		if !job.linkOf.failed && job.linkOf.entry.Size == e.Size && job.linkOf.entry.MTimeNs == e.MTimeNs {
-			e.Chunks = job.linkOf.entry.Chunks
-			e.Link = job.linkOf.entry.Link
+	if first := job.linkOf; first != nil {
+		select {
+		case <-first.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !first.failed && first.size == e.Size && first.mtimeNs == e.MTimeNs {
+			e.Chunks = first.chunks
+			e.Link = first.link
 			c.countLinkPath(e.Link)
-			if job.linkOf.unchanged {
+			if first.unchanged {
 				c.progress.Unchanged.Add(1)
 			}
 			c.progress.BytesDone.Add(e.Size)
@@ -310,17 +319,32 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 	return false, nil
 }
 
-func (c *capturer) getBuf(n int) *[]byte {
-	if v := c.bufPool.Get(); v != nil {
-		b := v.(*[]byte)
-		if cap(*b) >= n {
-			*b = (*b)[:n]
-			return b
-		}
+// minBufClass is the smallest pooled chunk copy, 64 KiB (1<<16).
+const minBufClass = 16
+
+// bufClass is the pool of a chunk copy of n bytes: pools hold power-of-two
+// sizes, so a small file's chunk costs at most twice its size and not the
+// store's maximum chunk size (4 MiB by default) while it waits for a
+// compressor.
+func bufClass(n int) int {
+	if n <= 1<<minBufClass {
+		return 0
 	}
-	b := make([]byte, n, c.params.Max)
+	return bits.Len(uint(n-1)) - minBufClass
+}
+
+func (c *capturer) getBuf(n int) *[]byte {
+	k := bufClass(n)
+	if v := c.bufPools[k].Get(); v != nil {
+		b := v.(*[]byte)
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<(k+minBufClass))
 	return &b
 }
+
+func (c *capturer) putBuf(b *[]byte) { c.bufPools[bufClass(cap(*b))].Put(b) }
 
 func (c *capturer) compressor(ctx context.Context) error {
 	var dst []byte
@@ -331,7 +355,7 @@ func (c *capturer) compressor(ctx context.Context) error {
 			dst = stored[:0]
 		}
 		err := c.store.AddBlob(cas.BlobData, job.id, comp, stored, len(plain))
-		c.bufPool.Put(job.plain)
+		c.putBuf(job.plain)
 		if err != nil {
 			return fmt.Errorf("store chunk: %w", err)
 		}
@@ -354,7 +378,10 @@ func (c *capturer) finisher(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		tree := &manifest.Tree{Entries: node.entries[:0:0]}
+		// Dropped entries are removed in place: the directory's entries are
+		// not needed after its tree is stored, and a copy would double the
+		// memory of a wide directory.
+		tree := &manifest.Tree{Entries: node.entries[:0]}
 		for i := range node.entries {
 			if !node.drop[i] {
 				tree.Entries = append(tree.Entries, node.entries[i])
@@ -365,6 +392,7 @@ func (c *capturer) finisher(ctx context.Context) error {
 			return fmt.Errorf("store tree %s: %w", node.rel, err)
 		}
 		node.entries, node.drop = nil, nil // free the directory's memory
+		c.dirEntries.Release(node.queued)
 		if node.parent == nil {
 			c.rootTree = id // the root is the record itself, not one of its directories
 			continue

@@ -1,0 +1,163 @@
+package capture_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"smp/capture"
+	"smp/cas"
+	"smp/repo"
+)
+
+// TestCaptureMemoryBounded is issue 7's regression test: capture memory
+// must not grow with the number of files. It captures a tree of N small
+// files, then the same tree again with the first record as parent (change
+// detection), and does both again with 4N files; the live heap a capture
+// adds (the largest heap marked live by any GC during the run, less the
+// heap before it) must stay about the same. The files' contents repeat, so
+// the index holds few keys and Badger's own memory, which grows with the
+// store (memtable flushes, compactions), stays out of the measure.
+//
+// The tree is one directory of directories of 500 files, two of which are
+// hard links of one inode: the shapes that used to grow (every child's
+// previous tree loaded at once; every directory with a hard link kept
+// whole to the end).
+func TestCaptureMemoryBounded(t *testing.T) {
+	dirs := 20
+	if testing.Short() || raceEnabled() {
+		dirs = 5
+	}
+	captureHeap(t, 1) // first use of process-wide pools (zstd encoders, hashers)
+	small := captureHeap(t, dirs)
+	large := captureHeap(t, 4*dirs)
+	t.Logf("%d files: first capture +%s, with parent +%s", dirs*filesPerTestDir, mib(small[0]), mib(small[1]))
+	t.Logf("%d files: first capture +%s, with parent +%s", 4*dirs*filesPerTestDir, mib(large[0]), mib(large[1]))
+	// With every file held, 4N files would add 3N files' worth (about
+	// 25 MiB for N = 10,000); the margin allows for GC timing noise.
+	const slack = 4 << 20
+	for i, what := range []string{"first capture", "capture with parent"} {
+		if limit := small[i] + small[i]/2 + slack; large[i] > limit {
+			t.Errorf("%s: 4x the files took %s of live heap, 1x took %s: want at most %s (memory grows with the number of files)",
+				what, mib(large[i]), mib(small[i]), mib(limit))
+		}
+	}
+}
+
+const filesPerTestDir = 500
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// captureHeap builds a tree of dirs directories and returns the live heap
+// added by its first capture and by a second one with the first as parent.
+func captureHeap(t *testing.T, dirs int) [2]uint64 {
+	t.Helper()
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "root")
+	for d := range dirs {
+		dir := filepath.Join(root, "home", "alice", fmt.Sprintf("d%04d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range filesPerTestDir - 1 {
+			// 64 distinct contents: chunks dedupe, the index stays small.
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", f)), randBytes(uint64(f%64), 100+f%64), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Link(filepath.Join(dir, "f0000"), filepath.Join(dir, "link")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := filepath.Join(tmp, "store")
+	p, err := cas.ChunkerParamsForAvg(64 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(store, p); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	var out [2]uint64
+	opts := capture.Options{Computer: "pc", Root: root, Paths: []string{"home"}, Hardlink: capture.HardlinkNever}
+	for i := range out {
+		var res *capture.Result
+		out[i] = liveHeapDuring(func() {
+			res, err = capture.Run(t.Context(), r, opts)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := uint64(dirs * filesPerTestDir); res.Record.Files != want || res.Record.Errors != 0 {
+			t.Fatalf("captured %d files with %d errors, want %d files", res.Record.Files, res.Record.Errors, want)
+		}
+		opts.Parent, opts.ParentID = res.Record, res.ID
+	}
+	return out
+}
+
+// liveHeapDuring runs fn and returns the largest live heap any GC found
+// while it ran, less the live heap before it. A GC is forced every 10 ms
+// so that even a short run is measured; what a capture holds for long is
+// live at every one of them.
+func liveHeapDuring(fn func()) uint64 {
+	runtime.GC()
+	before := liveHeap()
+	var peak uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			runtime.GC()
+			peak = max(peak, liveHeap())
+		}
+	})
+	fn()
+	close(stop)
+	wg.Wait()
+	peak = max(peak, liveHeap())
+	if peak < before {
+		return 0
+	}
+	return peak - before
+}
+
+// liveHeap is the heap the last GC marked live.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// raceEnabled reports whether this test binary was built with -race,
+// which slows capture several times: the test then uses fewer files.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" && s.Value == "true" {
+			return true
+		}
+	}
+	return false
+}
