@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -105,6 +106,9 @@ func run(args []string) int {
 		if c.name != args[0] {
 			continue
 		}
+		if c.name == "capture" || c.name == "restore" {
+			setMemoryLimit()
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		err := c.run(ctx, args[1:])
@@ -112,6 +116,23 @@ func run(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "smp: unknown command %q: run smp --help for the list\n", args[0])
 	return exitUsage
+}
+
+// clientMemoryLimit is the soft heap limit of capture and restore, the
+// commands that run on every migrated machine. Their live heap is bounded
+// by design (pipelines of fixed size, one directory's entries at a time),
+// but between collections the garbage of a long run, mostly Badger's
+// compaction buffers on a store of many small files, let the heap grow to
+// twice that: a 300,000-file capture peaked at 245 MiB RSS, 190-200 MiB
+// with this limit and the same time; a 600 MiB capture of large files and
+// its restore were unchanged (about 115 MiB). Admin commands and the
+// server keep Go's default; GOMEMLIMIT overrides it for all.
+const clientMemoryLimit = 192 << 20
+
+func setMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(clientMemoryLimit)
+	}
 }
 
 func exitCode(name string, err error) int {
