@@ -109,6 +109,11 @@ type VerifyReport struct {
 	BytesRead    uint64    `json:"bytes_read"`
 	Damaged      []*Damage `json:"damaged"`
 	DamagedFiles int       `json:"damaged_files"`
+	// UnindexedPacks are pack files the index lists neither as packs nor
+	// as retired: left by a crash between writing a pack and indexing it
+	// (gc removes or keeps them), or lost with a damaged index, which may
+	// then have lost records too (smp index rebuild brings them back).
+	UnindexedPacks []string `json:"unindexed_packs"`
 }
 
 // maxAffected caps how many paths one damaged chunk lists in a report.
@@ -193,7 +198,34 @@ func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks 
 		}
 		walk(rec.Tree, "")
 	}
+	unindexed, err := r.unindexedPacks()
+	if err != nil {
+		return nil, err
+	}
+	rep.UnindexedPacks = unindexed
 	return rep, nil
+}
+
+// unindexedPacks lists the committed pack files the index does not know.
+func (r *Repo) unindexedPacks() ([]string, error) {
+	known := map[cas.ID]bool{}
+	if err := r.ix.Packs(func(p index.PackInfo) error { known[p.ID] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if err := r.ix.RetiredPacks(func(id cas.ID, _ int64) error { known[id] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	out := []string{}
+	err := r.packs.Walk(func(id cas.ID, _ int64) error {
+		if !known[id] {
+			out = append(out, id.String())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: list packs: %w", err)
+	}
+	return out, nil
 }
 
 func (r *Repo) checkBlob(id cas.ID, t cas.BlobType, readData bool, packSize map[cas.ID]int64, buf *[]byte, read *uint64) *Damage {

@@ -926,7 +926,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantClean := repo.VerifyReport{Records: 1, Trees: 2, Chunks: 3, Damaged: []*repo.Damage{}}
+	wantClean := repo.VerifyReport{Records: 1, Trees: 2, Chunks: 3, Damaged: []*repo.Damage{}, UnindexedPacks: []string{}}
 	rep.BytesRead = 0
 	if fmt.Sprint(*rep) != fmt.Sprint(wantClean) {
 		t.Errorf("Verify of a sound store = %+v, want %+v", *rep, wantClean)
@@ -1098,5 +1098,44 @@ func TestDedupAcrossBlobTypes(t *testing.T) {
 	}
 	if _, err := r.LoadTree(emptyTree); err != nil {
 		t.Errorf("tree unreadable after an equal file chunk was stored: %v", err)
+	}
+}
+
+// TestVerifyNamesUnindexedPacks: a pack file the index does not know (an
+// interrupted indexing, or an index that lost tables with their records)
+// is listed, without counting as damage.
+func TestVerifyNamesUnindexedPacks(t *testing.T) {
+	r := openStore(t, newStore(t))
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	newFixture(t, r, "PC1", t0)
+	other := openStore(t, newStore(t))
+	newFixture(t, other, "PC2", t0.Add(time.Hour))
+	var want []string
+	for id := range packFiles(t, other) {
+		dst := r.Packs().Path(id)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(other.Packs().Path(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id.String())
+	}
+	recs, err := r.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify(recs, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(rep.UnindexedPacks))
+	if len(want) == 0 || !slices.Equal(got, want) || len(rep.Damaged) != 0 {
+		t.Fatalf("unindexed %v, damaged %d; want %v and no damage", got, len(rep.Damaged), want)
 	}
 }

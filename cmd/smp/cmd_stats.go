@@ -202,6 +202,12 @@ func runVerify(_ context.Context, args []string) error {
 			} else {
 				fmt.Printf("%d damaged blobs affecting %d files\n", len(rep.Damaged), rep.DamagedFiles)
 			}
+			if n := len(rep.UnindexedPacks); n > 0 {
+				// Not damage by itself (a crash between writing a pack and
+				// indexing it leaves one; gc tidies it), but the only trace
+				// of an index that lost tables along with their records.
+				fmt.Printf("note: %d pack files are not in the index (left by an interrupted capture, or lost from a damaged index that may have lost records too: if a record is missing, run smp index rebuild --store DIR)\n", n)
+			}
 		}
 		if len(rep.Damaged) > 0 {
 			return partialError{fmt.Sprintf("store is damaged: %d blobs unreadable, %d files affected; re-capture the affected computers, or repair from the original files with smp verify --repair --from DIR", len(rep.Damaged), rep.DamagedFiles)}
