@@ -767,7 +767,7 @@ func compareLinkedTrees(src, dst string, clones bool) (int64, error) {
 			if !clones || si.Size() != di.Size() {
 				return fmt.Errorf("%s: not the corpus file (a different inode)", rel)
 			}
-			same, err := sameFileBytes(p, q)
+			same, err := sameFile(p, q)
 			if err == nil && !same {
 				err = fmt.Errorf("%s: contents differ", rel)
 			}
@@ -785,37 +785,6 @@ func compareLinkedTrees(src, dst string, clones bool) (int64, error) {
 		return nil
 	})
 	return files, err
-}
-
-// sameFileBytes compares two files' contents.
-func sameFileBytes(a, b string) (bool, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return false, err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return false, err
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
-	for {
-		na, erra := io.ReadFull(fa, ba)
-		nb, errb := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return false, nil
-		}
-		if erra == io.EOF || erra == io.ErrUnexpectedEOF {
-			return errb == io.EOF || errb == io.ErrUnexpectedEOF, nil
-		}
-		if erra != nil {
-			return false, erra
-		}
-		if errb != nil {
-			return false, errb
-		}
-	}
 }
 
 // serveClients is the number of concurrent clients of ScenarioServeLoad.
