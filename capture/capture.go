@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -130,7 +131,11 @@ type capturer struct {
 	// captured until every link has been seen (walker only). It is the one
 	// structure that can outlive a directory; see hardLink.
 	hardlinks map[devIno]*hardLink
+	direntBuf []byte // getdents buffer (walker only)
 	linker    *linker
+	// linkFirst: regular files are hard-linked into the store before
+	// anything else (see linkByName), so the walker need not stat them.
+	linkFirst bool
 	names     nameCache
 	bufPools  [48 - minBufClass]sync.Pool // by bufClass; chunks are at most 256 MiB
 	errors    atomic.Uint64
@@ -149,6 +154,9 @@ type fileJob struct {
 	dir   *dirNode
 	slot  int
 	dev   uint64
+	// unstatted: only the name and type are known (from the directory
+	// listing); the worker links the file first and stats the link.
+	unstatted bool
 	// first is set on the first name of a multiply-linked inode: its
 	// worker publishes the result there. linkOf is set on the later
 	// names, which wait for it and reuse that result.
@@ -252,6 +260,10 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		defer c.linker.close()
+		// A clone is a new inode (the user's file must then be stat'ed
+		// itself), and dedupe hashes a file before placing it.
+		c.linkFirst = !opts.HardlinkDedupe && c.linker.noClone.Load()
 	}
 	var prevRoot *manifest.Tree
 	if opts.Parent != nil {
@@ -506,12 +518,16 @@ func (c *capturer) walkSelected(ctx context.Context, node *dirNode, sel *selecti
 		return c.walkDir(ctx, node, prev)
 	}
 	abs := c.abs(node.rel)
-	names := make([]string, 0, len(sel.children))
+	entries := make([]dirEntry, 0, len(sel.children))
 	for name := range sel.children {
-		names = append(names, name)
+		entries = append(entries, dirEntry{name: name, typ: unix.DT_UNKNOWN})
 	}
-	sort.Strings(names)
-	return c.fillDir(ctx, node, abs, names, prev, func(name string) *selection { return sel.children[name] })
+	slices.SortFunc(entries, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
+	dir, err := openDir(abs)
+	if err != nil {
+		dir = -1 // each selected name reports its own error below
+	}
+	return c.fillDir(ctx, node, abs, dir, entries, prev, func(name string) *selection { return sel.children[name] })
 }
 
 func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, filepath.FromSlash(rel)) }
@@ -519,26 +535,37 @@ func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, fi
 // walkDir reads a directory and walks all of it.
 func (c *capturer) walkDir(ctx context.Context, node *dirNode, prev *manifest.Tree) error {
 	abs := c.abs(node.rel)
-	f, err := os.Open(abs)
-	var names []string
+	dir, err := openDir(abs)
+	var entries []dirEntry
 	if err == nil {
-		names, err = f.Readdirnames(-1)
-		f.Close()
+		entries, c.direntBuf, err = readDir(dir, c.direntBuf)
+		if err != nil {
+			unix.Close(dir)
+			dir = -1
+		}
 	}
 	if err != nil {
 		c.report(Problem{Path: abs, Err: fmt.Errorf("read directory: %w", err)})
 		if node.parent != nil {
 			node.parent.drop[node.slot] = true
 		}
-		names = nil
+		entries = nil
 	}
-	sort.Strings(names)
-	return c.fillDir(ctx, node, abs, names, prev, nil)
+	return c.fillDir(ctx, node, abs, dir, entries, prev, nil)
 }
 
 // fillDir stats names in a directory, dispatches files to workers, recurses
 // into subdirectories, and finally queues the directory for its tree blob.
-func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names []string, prev *manifest.Tree, partial func(string) *selection) error {
+// dir is the directory's open descriptor, which fillDir closes, or -1: names
+// are then looked up by full path.
+func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, dir int, names []dirEntry, prev *manifest.Tree, partial func(string) *selection) error {
+	if dir >= 0 {
+		defer func() {
+			if dir >= 0 {
+				unix.Close(dir)
+			}
+		}()
+	}
 	prevEntries := map[string]*manifest.Entry{}
 	if prev != nil {
 		for i := range prev.Entries {
@@ -558,41 +585,52 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 	node.entries = make([]manifest.Entry, 0, len(names))
 	var subdirs []pendingDir
 	var jobs []*fileJob
-	for _, name := range names {
+	for _, de := range names {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		name := de.name
 		rel := path.Join(node.rel, name)
 		childAbs := filepath.Join(abs, name)
 		if err := manifest.ValidName(name); err != nil {
 			c.report(Problem{Path: childAbs, Err: err})
 			continue
 		}
-		st, err := os.Lstat(childAbs)
-		if err != nil {
+		if de.typ == unix.DT_REG && partial == nil && c.linkFirst {
+			// Linked first, stat'ed after by a worker: see linkByName.
+			if !c.allowed(rel, false) {
+				continue
+			}
+			node.entries = append(node.entries, manifest.Entry{Name: name, Type: manifest.TypeFile})
+			c.progress.FilesSeen.Add(1)
+			jobs = append(jobs, &fileJob{abs: childAbs, dir: node, prev: prevEntries[name], unstatted: true})
+			continue
+		}
+		var st unix.Stat_t
+		if err := lstatAt(dir, name, childAbs, &st); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) { // vanished since readdir: not an error
-				c.report(Problem{Path: childAbs, Err: err})
+				c.report(Problem{Path: childAbs, Err: &fs.PathError{Op: "lstat", Path: childAbs, Err: err}})
 			}
 			continue
 		}
-		isDir := st.IsDir()
+		fileType := st.Mode & unix.S_IFMT
+		isDir := fileType == unix.S_IFDIR
 		var childSel *selection
 		if partial != nil {
 			childSel = partial(name)
 		} else if !c.allowed(rel, isDir) {
 			continue
 		}
-		sys := st.Sys().(*syscall.Stat_t)
-		if isDir && c.skip[devIno{uint64(sys.Dev), sys.Ino}] {
+		if isDir && c.skip[devIno{st.Dev, st.Ino}] {
 			continue
 		}
-		entry := c.entryFor(name, childAbs, st, sys)
-		switch {
-		case isDir:
+		entry := c.entryFor(name, dir, childAbs, &st)
+		switch fileType {
+		case unix.S_IFDIR:
 			entry.Type = manifest.TypeDir
-		case st.Mode().IsRegular():
+		case unix.S_IFREG:
 			entry.Type = manifest.TypeFile
-		case st.Mode()&fs.ModeSymlink != 0:
+		case unix.S_IFLNK:
 			target, err := os.Readlink(childAbs)
 			if err != nil {
 				c.report(Problem{Path: childAbs, Err: err})
@@ -601,7 +639,7 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 			entry.Type = manifest.TypeSymlink
 			entry.Target = target
 		default:
-			c.report(Problem{Path: childAbs, Err: fmt.Errorf("skipped %s (only files, directories and symlinks are captured)", fileKind(st.Mode())), Warning: true})
+			c.report(Problem{Path: childAbs, Err: fmt.Errorf("skipped %s (only files, directories and symlinks are captured)", fileKind(st.Mode)), Warning: true})
 			continue
 		}
 		node.entries = append(node.entries, entry)
@@ -617,12 +655,12 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 			c.symlinks.Add(1)
 		case manifest.TypeFile:
 			c.progress.FilesSeen.Add(1)
-			c.progress.BytesSeen.Add(uint64(st.Size()))
-			job := &fileJob{abs: childAbs, dir: node, dev: uint64(sys.Dev), prev: prevEntries[name]}
+			c.progress.BytesSeen.Add(uint64(st.Size))
+			job := &fileJob{abs: childAbs, dir: node, dev: st.Dev, prev: prevEntries[name]}
 			job.entry = &manifest.Entry{} // placeholder; pointer fixed below
-			if sys.Nlink > 1 {
-				key := devIno{uint64(sys.Dev), sys.Ino}
-				entry.HardLink = strconv.FormatUint(uint64(sys.Dev), 10) + ":" + strconv.FormatUint(sys.Ino, 10)
+			if st.Nlink > 1 {
+				key := devIno{st.Dev, st.Ino}
+				entry.HardLink = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
 				node.entries[slot].HardLink = entry.HardLink
 				if first := c.hardlinks[key]; first != nil {
 					job.linkOf = first
@@ -630,12 +668,16 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, names
 						delete(c.hardlinks, key)
 					}
 				} else {
-					job.first = &hardLink{done: make(chan struct{}), left: uint64(sys.Nlink) - 1}
+					job.first = &hardLink{done: make(chan struct{}), left: st.Nlink - 1}
 					c.hardlinks[key] = job.first
 				}
 			}
 			jobs = append(jobs, job)
 		}
+	}
+	if dir >= 0 {
+		unix.Close(dir) // before the subdirectories: descriptors must not pile up with depth
+		dir = -1
 	}
 	// node.entries no longer grows: pointers into it are stable from here.
 	node.drop = make([]bool, len(node.entries))

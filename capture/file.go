@@ -15,64 +15,60 @@ import (
 	"unicode/utf8"
 
 	"github.com/pkg/xattr"
+	"golang.org/x/sys/unix"
 
 	"smp/cas"
 	"smp/cas/manifest"
 )
 
-// entryFor fills an entry's metadata from lstat and the file's xattrs.
-func (c *capturer) entryFor(name, abs string, st fs.FileInfo, sys *syscall.Stat_t) manifest.Entry {
-	e := manifest.Entry{
-		Name:    name,
-		Mode:    uint32(st.Mode().Perm()) | modeExtra(st.Mode()),
-		UID:     sys.Uid,
-		GID:     sys.Gid,
-		User:    c.names.user(sys.Uid),
-		Group:   c.names.group(sys.Gid),
-		MTimeNs: sys.Mtim.Nano(),
-		CTimeNs: sys.Ctim.Nano(),
-		Inode:   sys.Ino,
-	}
-	if st.Mode().IsRegular() {
-		e.Size = uint64(st.Size())
-	}
-	if st.Mode()&fs.ModeSymlink == 0 {
-		e.Xattrs = readXattrs(abs)
+// entryFor fills an entry's metadata from lstat and the file's xattrs. dir
+// is the open parent directory, or -1.
+func (c *capturer) entryFor(name string, dir int, abs string, st *unix.Stat_t) manifest.Entry {
+	e := c.metadataEntry(name, st)
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		e.Xattrs = readXattrs(dir, name, abs)
 	}
 	return e
 }
 
-// modeExtra maps Go's setuid/setgid/sticky flags to their Unix bits.
-func modeExtra(m fs.FileMode) uint32 {
-	var b uint32
-	if m&fs.ModeSetuid != 0 {
-		b |= 0o4000
+// metadataEntry is an entry with what st says of the file.
+func (c *capturer) metadataEntry(name string, st *unix.Stat_t) manifest.Entry {
+	e := manifest.Entry{
+		Name: name,
+		// The permission, setuid, setgid and sticky bits, as Entry.Mode keeps them.
+		Mode:    st.Mode & 0o7777,
+		UID:     st.Uid,
+		GID:     st.Gid,
+		User:    c.names.user(st.Uid),
+		Group:   c.names.group(st.Gid),
+		MTimeNs: st.Mtim.Nano(),
+		CTimeNs: st.Ctim.Nano(),
+		Inode:   st.Ino,
 	}
-	if m&fs.ModeSetgid != 0 {
-		b |= 0o2000
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		e.Size = uint64(st.Size)
 	}
-	if m&fs.ModeSticky != 0 {
-		b |= 0o1000
-	}
-	return b
+	return e
 }
 
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSocket != 0:
+func fileKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
 		return "socket"
-	case m&fs.ModeNamedPipe != 0:
+	case unix.S_IFIFO:
 		return "fifo"
-	case m&fs.ModeCharDevice != 0:
+	case unix.S_IFCHR:
 		return "character device"
-	case m&fs.ModeDevice != 0:
+	case unix.S_IFBLK:
 		return "block device"
 	}
 	return "special file"
 }
 
-func readXattrs(abs string) map[string][]byte {
-	names, err := xattr.LList(abs)
+// readXattrs reads the extended attributes of name in dir (or of abs when
+// dir is -1), not following a symlink.
+func readXattrs(dir int, name, abs string) map[string][]byte {
+	names, err := listXattrs(dir, name, abs)
 	if err != nil || len(names) == 0 {
 		return nil // unsupported filesystems and no xattrs look the same
 	}
@@ -174,6 +170,12 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 // reported and mark the job failed; only store errors are returned.
 func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker, job *fileJob) error {
 	e := job.entry
+	if job.unstatted {
+		linked, err := c.linkUnstatted(job)
+		if linked || job.failed || err != nil {
+			return err
+		}
+	}
 	if first := job.linkOf; first != nil {
 		select {
 		case <-first.done:
@@ -244,6 +246,53 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 	c.report(Problem{Path: job.abs, Err: lastErr})
 	job.failed = true
 	return nil
+}
+
+// linkUnstatted links a file the walker only listed (see linker.linkByName)
+// and fills its entry from the link's stat. When the file cannot be linked
+// it is stat'ed by path, as the walker would have, and linked is false: the
+// caller goes on as for any file (fallback to chunking, or the error of
+// --hardlink always).
+func (c *capturer) linkUnstatted(job *fileJob) (linked bool, err error) {
+	e := job.entry
+	var st unix.Stat_t
+	link, xattrs, err := c.linker.linkByName(job.abs, &st)
+	if link == nil && err == nil {
+		err = lstatAt(-1, "", job.abs, &st)
+		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			err = errors.New("is no longer a regular file (replaced while being captured): capture it again")
+		}
+	}
+	if err != nil {
+		// Gone since the directory was listed: not an error, as in the walk.
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.report(Problem{Path: job.abs, Err: err})
+		}
+		job.failed = true
+		return false, nil
+	}
+	if link != nil {
+		*e = c.metadataEntry(e.Name, &st)
+		e.Xattrs = xattrs
+		// st.Nlink counts the store's new link: more than one other name
+		// may be another name in the tree (restore links those together;
+		// a name outside it, such as an earlier record's link, is harmless).
+		if st.Nlink > 2 {
+			e.HardLink = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
+		}
+		e.Link = link
+	} else {
+		*e = c.entryFor(e.Name, -1, job.abs, &st)
+		job.dev = st.Dev
+	}
+	e.Type = manifest.TypeFile
+	c.progress.BytesSeen.Add(e.Size)
+	if link == nil {
+		return false, nil
+	}
+	c.countLinkPath(link)
+	c.progress.BytesDone.Add(e.Size)
+	return true, nil
 }
 
 func (c *capturer) chunksPresent(chunks []manifest.Chunk) bool {

@@ -41,7 +41,8 @@ type linker struct {
 	noClone atomic.Bool // the filesystem refused FICLONE once: stop trying
 
 	bucketMu sync.Mutex
-	buckets  map[uint64]bool
+	buckets  map[uint64]*bucketDir // open bucket directories: links are made relative to them
+	newest   uint64
 
 	hashMu sync.Mutex
 	byHash map[cas.ID]*manifest.Link
@@ -56,8 +57,35 @@ func newLinker(linkRoot, set string, dedupe bool, hash func([]byte) cas.ID) (*li
 	if err := unix.Stat(dir, &st); err != nil {
 		return nil, fmt.Errorf("stat link directory: %w", err)
 	}
-	return &linker{dir: dir, set: set, dedupe: dedupe, hash: hash, storeFS: st.Dev,
-		buckets: map[uint64]bool{}, byHash: map[cas.ID]*manifest.Link{}}, nil
+	l := &linker{dir: dir, set: set, dedupe: dedupe, hash: hash, storeFS: st.Dev,
+		buckets: map[uint64]*bucketDir{}, byHash: map[cas.ID]*manifest.Link{}}
+	if !cloneSupported(dir) {
+		l.noClone.Store(true)
+	}
+	return l, nil
+}
+
+// cloneSupported reports whether the filesystem of dir makes FICLONE
+// copies, by cloning a small file there.
+func cloneSupported(dir string) bool {
+	src, dst := filepath.Join(dir, ".clone-probe"), filepath.Join(dir, ".clone-probe-copy")
+	defer os.Remove(src)
+	defer os.Remove(dst)
+	if err := os.WriteFile(src, make([]byte, 4096), 0o600); err != nil {
+		return false
+	}
+	var e manifest.Entry
+	return cloneFile(src, dst, &e) == nil
+}
+
+// close closes the bucket directories.
+func (l *linker) close() {
+	l.bucketMu.Lock()
+	defer l.bucketMu.Unlock()
+	for b, d := range l.buckets {
+		unix.Close(d.fd)
+		delete(l.buckets, b)
+	}
 }
 
 // linkable reports whether a link can possibly work: same filesystem.
@@ -85,15 +113,16 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 			return &link, nil
 		}
 	}
-	n := l.n.Add(1)
-	bucket := n / 1000
-	if err := l.ensureBucket(bucket); err != nil {
+	n, bucket, fd, err := l.next()
+	if err != nil {
 		return nil, err
 	}
-	rel := l.set + "/" + strconv.FormatUint(bucket, 10) + "/" + strconv.FormatUint(n, 10)
-	obj := filepath.Join(l.dir, strconv.FormatUint(bucket, 10), strconv.FormatUint(n, 10))
+	defer l.release(bucket)
+	name := strconv.FormatUint(n, 10)
+	rel := l.set + "/" + strconv.FormatUint(bucket, 10) + "/" + name
 	method := ""
 	if !l.noClone.Load() {
+		obj := filepath.Join(l.dir, strconv.FormatUint(bucket, 10), name)
 		switch err := cloneFile(abs, obj, e); {
 		case err == nil:
 			method = manifest.LinkClone
@@ -104,18 +133,18 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 		}
 	}
 	if method == "" {
-		err := os.Link(abs, obj)
+		err := unix.Linkat(unix.AT_FDCWD, abs, fd, name, 0)
 		switch {
 		case err == nil:
 			method = manifest.LinkHard
 		case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK):
 			return nil, nil
 		default:
-			return nil, fmt.Errorf("link into store: %w", err)
+			return nil, fmt.Errorf("link into store: %w", &os.LinkError{Op: "link", Old: abs, New: rel, Err: err})
 		}
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(obj, &st); err != nil {
+	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, fmt.Errorf("stat store object: %w", err)
 	}
 	if method == manifest.LinkHard && (st.Ino != e.Inode || uint64(st.Size) != e.Size || st.Mtim.Nano() != e.MTimeNs) {
@@ -133,17 +162,88 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 	return link, nil
 }
 
-func (l *linker) ensureBucket(b uint64) error {
+// linkByName hard-links the file at abs into the store before anything is
+// known of it but its name, and fills st with the stat of the store object:
+// the very inode linked, so its metadata is the file's as captured, and the
+// ctime the link itself set (which restore checks). That is one stat where
+// the walker and the linker made one each, on a capture where the stats
+// and the link are nearly all the work. xattrs are read from the object
+// too. A nil Link with nil error means the file cannot be linked here
+// (another filesystem, EPERM, link limit); a file gone since the listing
+// gives an fs.ErrNotExist error; anything but a regular file is unlinked
+// again and reported as changed.
+func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[string][]byte, error) {
+	n, bucket, fd, err := l.next()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer l.release(bucket)
+	name := strconv.FormatUint(n, 10)
+	rel := l.set + "/" + strconv.FormatUint(bucket, 10) + "/" + name
+	switch err := unix.Linkat(unix.AT_FDCWD, abs, fd, name, 0); {
+	case err == nil:
+	case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK):
+		return nil, nil, nil
+	default:
+		return nil, nil, &os.LinkError{Op: "link into store", Old: abs, New: rel, Err: err}
+	}
+	if err := unix.Fstatat(fd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Unlinkat(fd, name, 0)
+		return nil, nil, fmt.Errorf("stat store object: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Unlinkat(fd, name, 0)
+		return nil, nil, fmt.Errorf("is no longer a regular file (replaced while being captured): capture it again")
+	}
+	xattrs := readXattrs(fd, name, filepath.Join(l.dir, strconv.FormatUint(bucket, 10), name))
+	return &manifest.Link{Method: manifest.LinkHard, Object: rel, CTimeNs: st.Ctim.Nano(), Nlink: uint64(st.Nlink)}, xattrs, nil
+}
+
+// next numbers a new store object and returns its bucket directory, open
+// until release(bucket).
+func (l *linker) next() (n, bucket uint64, fd int, err error) {
+	n = l.n.Add(1)
+	bucket = n / 1000
+	fd, err = l.acquire(bucket)
+	return n, bucket, fd, err
+}
+
+// bucketDir is an open bucket directory and how many links are being made
+// in it.
+type bucketDir struct{ fd, users int }
+
+// acquire returns bucket b's directory, created and opened on first use.
+func (l *linker) acquire(b uint64) (int, error) {
 	l.bucketMu.Lock()
 	defer l.bucketMu.Unlock()
-	if l.buckets[b] {
-		return nil
+	if d, ok := l.buckets[b]; ok {
+		d.users++
+		return d.fd, nil
 	}
-	if err := os.MkdirAll(filepath.Join(l.dir, strconv.FormatUint(b, 10)), 0o700); err != nil {
-		return fmt.Errorf("create link bucket: %w", err)
+	dir := filepath.Join(l.dir, strconv.FormatUint(b, 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return -1, fmt.Errorf("create link bucket: %w", err)
 	}
-	l.buckets[b] = true
-	return nil
+	fd, err := openDir(dir)
+	if err != nil {
+		return -1, fmt.Errorf("open link bucket: %w", err)
+	}
+	l.buckets[b] = &bucketDir{fd: fd, users: 1}
+	l.newest = max(l.newest, b)
+	return fd, nil
+}
+
+// release ends a use of bucket b. Objects are numbered in order, so an
+// older bucket no one is using is done with: close it, rather than hold a
+// descriptor per thousand files.
+func (l *linker) release(b uint64) {
+	l.bucketMu.Lock()
+	defer l.bucketMu.Unlock()
+	d := l.buckets[b]
+	if d.users--; d.users == 0 && b < l.newest {
+		unix.Close(d.fd)
+		delete(l.buckets, b)
+	}
 }
 
 // cloneFile makes obj a copy-on-write clone of src (FICLONE), with src's

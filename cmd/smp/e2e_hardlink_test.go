@@ -32,6 +32,11 @@ func hardlinkTree(t *testing.T, root string) {
 	if err := os.Symlink("Documents/big.bin", filepath.Join(root, "home/alice/link")); err != nil {
 		t.Fatal(err)
 	}
+	// Linked files' xattrs are read through the store's link: a restore
+	// that copies (another filesystem, an ingested record) must still
+	// apply them.
+	setXattr(t, filepath.Join(root, "home/alice/notes.txt"), "user.origin", []byte("kitchen"))
+	setXattr(t, filepath.Join(root, "home/alice/Documents"), "user.folder", []byte("docs"))
 	stampTimes(t, root)
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -88,6 +89,18 @@ func main() {
 			}
 		}
 	}
+	// SMP_MEMPROFILE=FILE writes an allocation profile (every allocation
+	// of 4 KiB or more sampled) at exit, to find where a run's heap goes.
+	if path := os.Getenv("SMP_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 4096
+		code := run(os.Args[1:])
+		runtime.GC() // the profile holds allocations up to the last collection
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -134,6 +147,13 @@ const clientMemoryLimit = 192 << 20
 func setMemoryLimit() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(clientMemoryLimit)
+	}
+	// Within that limit, collect at 5x the live heap rather than 2x: a
+	// hard-link capture of 2,700 files ran two collections for a 13 MiB
+	// live heap (most of it Badger's memtable arena), about a tenth of its
+	// CPU; a large capture's heap is held near the limit either way.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
 	}
 }
 
