@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 
 	"smp/cas"
@@ -142,6 +144,62 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if !r2.Created.Equal(r.Created) || r2.Computer != r.Computer || r2.Tree != r.Tree || r2.Parent != r.Parent {
 			t.Fatalf("round trip changed the record: %+v -> %+v", r, r2)
+		}
+	})
+}
+
+// decodeTreeStd is DecodeTree on encoding/json, the reference the faster
+// decoder must match.
+func decodeTreeStd(b []byte) (*Tree, error) {
+	var t Tree
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
+		return nil, errors.New("trailing data")
+	}
+	for i := range t.Entries {
+		if err := t.Entries[i].unwire(); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.Check(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// FuzzDecodeTreeMatchesStd: DecodeTree accepts exactly what encoding/json
+// accepts, and decodes it to the same tree.
+func FuzzDecodeTreeMatchesStd(f *testing.F) {
+	valid, err := validTree().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add([]byte(`{"v":1,"entries":[{"name":"b","type":"file"},{"name":"a","type":"file"}]}`))
+	f.Add([]byte(`{"V":1,"Entries":[{"NAME":"x","TYPE":"symlink","target":"y"}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"x","type":"file","xattrs":{"":"AA=="}}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"\ud800","type":"symlink","target":"\udfff"}]}`))
+	f.Add([]byte("{\"v\":1,\"entries\":[{\"name\":\"a\xff\",\"type\":\"file\"}]}"))
+	f.Add([]byte(`{"v":1,"v":1,"entries":[{"name":"x","type":"dir","subtree":"0101010101010101010101010101010101010101010101010101010101010101"}]} `))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"x","type":"file","mode":1e3,"size":-1}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"x","type":"file","link":{"method":"hardlink","object":"s/0/1","ctime_ns":5,"nlink":2}}]}]`))
+	id := "0101010101010101010101010101010101010101010101010101010101010101"
+	f.Add([]byte(`{"v":1,"entries":[{"name":"a","type":"file","mode":420,"uid":4294967295,"gid":0,"mtime_ns":-5,"size":18446744073709551615,"chunks":[{"id":"` + id + `","size":1},{"id":"` + id + `","size":4294967295}],"incomplete":true}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"a","type":"file","uid":4294967296,"link":{"method":"hardlink","object":"s/0/1","ctime_ns":-1,"nlink":0,"hash":"` + id + `"},"hardlink":"1:2"}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"d","type":"dir","subtree":"` + id + `","incomplete":false,"chunks":[]}],"v":1}`))
+	f.Add([]byte(`{"v":01,"entries":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotErr := DecodeTree(b)
+		want, wantErr := decodeTreeStd(b)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("DecodeTree error %v, encoding/json error %v, on %q", gotErr, wantErr, b)
+		}
+		if gotErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeTree and encoding/json decode %q differently:\n%+v\n%+v", b, got, want)
 		}
 	})
 }

@@ -231,14 +231,17 @@ func (e *Entry) unwire() error {
 
 // DecodeTree decodes and validates a tree blob.
 func DecodeTree(b []byte) (*Tree, error) {
-	var t Tree
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return nil, fmt.Errorf("decode tree: %v: %w", err, cas.ErrCorrupt)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("decode tree: trailing data: %w", cas.ErrCorrupt)
+	t, ok := decodeCanonicalTree(b)
+	if !ok {
+		t = Tree{}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&t); err != nil {
+			return nil, fmt.Errorf("decode tree: %v: %w", err, cas.ErrCorrupt)
+		}
+		if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
+			return nil, fmt.Errorf("decode tree: trailing data: %w", cas.ErrCorrupt)
+		}
 	}
 	for i := range t.Entries {
 		if err := t.Entries[i].unwire(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -518,6 +519,83 @@ func TestCheckName(t *testing.T) {
 		err := CheckName("computer", tt.name)
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckName(%q) = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// BenchmarkDecodeTree: a directory of 8 hard-linked files, in the form
+// Encode writes (decoded without reflection) and re-spaced (which takes
+// encoding/json).
+func BenchmarkDecodeTree(b *testing.B) {
+	var t Tree
+	for i := range 8 {
+		t.Entries = append(t.Entries, Entry{Name: fmt.Sprintf("file-%d.docx", i), Type: TypeFile, Mode: 0o644, UID: 1000, GID: 1000,
+			User: "user01", Group: "user01", MTimeNs: 1.7e18 + int64(i)*7919, CTimeNs: 1.7e18 + int64(i)*104729, Inode: uint64(1000 + i),
+			Size: uint64(4096*i + 17), Link: &Link{Method: LinkHard, Object: fmt.Sprintf("20261126T045158Z-ef9187086e6dbad8/0/%d", i), CTimeNs: 1.7e18, Nlink: 2}})
+	}
+	canonical, err := t.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	spaced := bytes.ReplaceAll(canonical, []byte(`,"`), []byte(`, "`))
+	for _, c := range []struct {
+		name string
+		blob []byte
+	}{{"canonical", canonical}, {"encoding-json", spaced}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.blob)))
+			for b.Loop() {
+				if _, err := DecodeTree(c.blob); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestCanonicalTreeFastPath: what Encode writes takes the fast path (and
+// decodes as encoding/json does: FuzzDecodeTreeMatchesStd); other spellings
+// of the same JSON do not.
+func TestCanonicalTreeFastPath(t *testing.T) {
+	withLink := Tree{Entries: []Entry{fileEntry("a", 1, 2, 3)}}
+	withLink.Entries[0].Chunks = nil
+	withLink.Entries[0].Link = &Link{Method: LinkHard, Object: "s/0/1", CTimeNs: -7, Nlink: 2, Hash: idOf(3)}
+	withLink.Entries[0].HardLink = "2049:77"
+	withLink.Entries[0].Incomplete = true
+	noXattrs := validTree() // xattrs are rare: they take encoding/json
+	for i := range noXattrs.Entries {
+		noXattrs.Entries[i].Xattrs = nil
+	}
+	for i, tr := range []*Tree{noXattrs, {}, &withLink,
+		{Entries: []Entry{dirEntry("d", idOf(7)), linkEntry("s", "/abs/target")}}} {
+		b, err := tr.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := decodeCanonicalTree(b)
+		if !ok {
+			t.Fatalf("tree %d: Encode's output %s does not take the fast path", i, b)
+		}
+		want, err := decodeTreeStd(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&got, want) {
+			t.Fatalf("tree %d: fast path %+v, encoding/json %+v", i, got, *want)
+		}
+	}
+	for _, b := range []string{
+		`{"v":1, "entries":null}`,
+		`{"V":1,"entries":null}`,
+		`{"v":1,"entries":[{"name":"a\u00e9","type":"file"}]}`,
+		`{"v":1,"entries":[{"name":"a","type":"file","xattrs":{"user.a":"AA=="}}]}`,
+		`{"v":1,"entries":[{"name":"a","type":"file","size":1.0}]}`,
+		`{"v":1,"entries":[{"name":"a","type":"file","uid":4294967296}]}`,
+		`{"v":1,"entries":[{"name":"a","name":"b","type":"file"}]}`,
+		`{"v":1,"entries":null} `,
+	} {
+		if _, ok := decodeCanonicalTree([]byte(b)); ok {
+			t.Errorf("%s took the fast path", b)
 		}
 	}
 }
