@@ -19,7 +19,7 @@ import (
 // (or its hash when one was recorded), and such a file is reported, never
 // restored silently. Then, on the same filesystem, the file is linked (hard
 // link records) or cloned into place; across filesystems it is copied.
-func (r *restorer) restoreLinked(job *fileJob) error {
+func (r *restorer) restoreLinked(job *fileJob, objects *objectDir) error {
 	e := &job.entry
 	if r.opts.LinkDir == "" {
 		return errors.New("hard-link record restored without the store's links directory")
@@ -29,7 +29,7 @@ func (r *restorer) restoreLinked(job *fileJob) error {
 	}
 	objPath := filepath.Join(r.opts.LinkDir, filepath.FromSlash(e.Link.Object))
 	if e.Link.Method == manifest.LinkHard && e.Link.Hash.IsZero() {
-		if done, err := r.linkInPlace(job, objPath); done || err != nil {
+		if done, err := r.linkInPlace(job, objPath, objects); done || err != nil {
 			return err
 		}
 	}
@@ -118,11 +118,16 @@ func (r *restorer) restoreLinked(job *fileJob) error {
 // the general path (the object is not the file's own inode any more, the
 // link failed, or a file is in the way, which replaceable already allowed
 // to be replaced: that goes through a temporary name, atomically).
-func (r *restorer) linkInPlace(job *fileJob, objPath string) (done bool, err error) {
+func (r *restorer) linkInPlace(job *fileJob, objPath string, objects *objectDir) (done bool, err error) {
 	e := &job.entry
-	var st unix.Stat_t
-	if err := unix.Fstatat(unix.AT_FDCWD, objPath, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	bucket, name := filepath.Split(objPath)
+	bucketFD, err := objects.open(bucket)
+	if err != nil {
 		return false, fmt.Errorf("store object %s: %w", e.Link.Object, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(bucketFD, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, fmt.Errorf("store object %s: %w", e.Link.Object, &os.PathError{Op: "lstat", Path: objPath, Err: err})
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false, fmt.Errorf("store object %s is not a regular file: %w", e.Link.Object, cas.ErrCorrupt)
@@ -136,7 +141,7 @@ func (r *restorer) linkInPlace(job *fileJob, objPath string) (done bool, err err
 	dir := job.dir
 	// linkat never follows a symlink at the new name: one planted there is
 	// EEXIST, like any other file in the way.
-	if err := unix.Linkat(unix.AT_FDCWD, objPath, dir.fd, job.name, 0); err != nil {
+	if err := unix.Linkat(bucketFD, name, dir.fd, job.name, 0); err != nil {
 		var cur unix.Stat_t
 		if errors.Is(err, unix.EEXIST) && unix.Fstatat(dir.fd, job.name, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil &&
 			cur.Dev == st.Dev && cur.Ino == st.Ino {
@@ -210,4 +215,33 @@ func (r *restorer) fixLinkedMeta(dir *dirHandle, name string, e *manifest.Entry,
 		}
 	}
 	return nil
+}
+
+// objectDir is a worker's open store bucket directory: the objects of a
+// record are numbered in walk order, a thousand to a bucket, so one worker
+// meets the same bucket file after file, and linking relative to it saves
+// resolving the whole store path twice per file.
+type objectDir struct {
+	path string
+	fd   int
+}
+
+func (o *objectDir) open(dir string) (int, error) {
+	if o.path == dir && dir != "" {
+		return o.fd, nil
+	}
+	o.close()
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	o.path, o.fd = dir, fd
+	return fd, nil
+}
+
+func (o *objectDir) close() {
+	if o.path != "" {
+		unix.Close(o.fd)
+		o.path = ""
+	}
 }

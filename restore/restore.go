@@ -189,6 +189,11 @@ type dirHandle struct {
 	parent *dirHandle // nil for the target
 	name   string     // name in parent
 	entry  *manifest.Entry
+	// fresh: this restore made the directory, so it held nothing before:
+	// its names need no check for something in the way (one stat per file
+	// saved; another process adding a file to it meanwhile may see that
+	// file replaced).
+	fresh bool
 }
 
 func (r *restorer) openDir(rel string) (*dirHandle, error) {
@@ -208,9 +213,21 @@ func (r *restorer) openDir(rel string) (*dirHandle, error) {
 // openChild makes sure name in parent is a real directory (never a symlink
 // to one) and opens it relative to the parent's descriptor.
 func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Entry) (*dirHandle, error) {
+	fresh := false
+	if parent.fresh {
+		err := unix.Mkdirat(parent.fd, name, 0o700)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create directory: %w", err)
+		}
+		fresh = err == nil
+	}
 	var st unix.Stat_t
-	err := unix.Fstatat(parent.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	var err error
+	if !fresh {
+		err = unix.Fstatat(parent.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
 	switch {
+	case fresh:
 	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
 	case err == nil && r.opts.Overwrite == OverwriteAlways:
 		if err := unix.Unlinkat(parent.fd, name, 0); err != nil {
@@ -218,9 +235,11 @@ func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Ent
 		}
 		fallthrough
 	case errors.Is(err, unix.ENOENT):
-		if err := unix.Mkdirat(parent.fd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		err := unix.Mkdirat(parent.fd, name, 0o700)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("create directory: %w", err)
 		}
+		fresh = err == nil
 	case err == nil:
 		return nil, fmt.Errorf("exists as %s where the record has a directory; not replaced (use --overwrite always)", describeMode(st.Mode))
 	default:
@@ -230,7 +249,7 @@ func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Ent
 	if err != nil {
 		return nil, fmt.Errorf("open directory: %w", err)
 	}
-	h := &dirHandle{rel: rel, f: os.NewFile(uintptr(fd), rel), fd: fd, r: r, parent: parent, name: name, entry: &e}
+	h := &dirHandle{rel: rel, f: os.NewFile(uintptr(fd), rel), fd: fd, r: r, parent: parent, name: name, entry: &e, fresh: fresh}
 	h.refs.Store(1)
 	parent.acquire()
 	return h, nil
@@ -628,6 +647,9 @@ func describe(st fs.FileInfo) string {
 // replaceable decides whether an existing path may be replaced by an entry.
 // It returns ok=false with a reason to skip, or an error.
 func (r *restorer) replaceable(dir *dirHandle, name string, e manifest.Entry) (bool, string) {
+	if dir.fresh {
+		return true, ""
+	}
 	var st unix.Stat_t
 	err := unix.Fstatat(dir.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
@@ -688,6 +710,8 @@ func (r *restorer) symlink(dir *dirHandle, name, rel string, e manifest.Entry) e
 
 func (r *restorer) worker(ctx context.Context) error {
 	var buf []byte
+	var objects objectDir
+	defer objects.close()
 	for job := range r.jobs {
 		if ctx.Err() != nil {
 			close(job.done)
@@ -695,7 +719,7 @@ func (r *restorer) worker(ctx context.Context) error {
 			return ctx.Err()
 		}
 		var err error
-		buf, err = r.restoreFile(job, buf)
+		buf, err = r.restoreFile(job, buf, &objects)
 		if err != nil {
 			r.fail(job.rel, err)
 		}
@@ -719,7 +743,7 @@ func isZero(b []byte) bool {
 	return true
 }
 
-func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
+func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]byte, error) {
 	e := job.entry
 	dir := job.dir
 	if ok, why := r.replaceable(dir, job.name, e); !ok {
@@ -751,7 +775,7 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte) ([]byte, error) {
 		return buf, errors.New("the record holds only part of this file (it failed during capture); not restored")
 	}
 	if e.Link != nil {
-		return buf, r.restoreLinked(job)
+		return buf, r.restoreLinked(job, objects)
 	}
 	tmp := tempName()
 	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)

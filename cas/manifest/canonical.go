@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"math"
 	"unicode/utf8"
 
@@ -55,7 +56,8 @@ func decodeCanonicalTree(b []byte) (t Tree, ok bool) {
 			if !p.lit("[") {
 				return Tree{}, false
 			}
-			t.Entries = []Entry{}
+			// Every entry Encode writes starts so: size the slice once.
+			t.Entries = make([]Entry, 0, bytes.Count(b[p.i:], []byte(`{"name":`)))
 			for i := 0; !p.lit("]"); i++ {
 				if i > 0 && !p.lit(",") {
 					return Tree{}, false
