@@ -28,9 +28,9 @@ const (
 var ErrLinkImpossible = errors.New("cannot hard-link or clone into the store")
 
 // linker places files into links/<set>/ by clone or hard link, reading no
-// file contents (unless dedupe asks for hashes). Objects are numbered, 1000
-// per bucket directory, so no directory grows without bound and user file
-// names never need to be valid in the store.
+// file contents (unless dedupe asks for hashes). Objects are numbered, at
+// most 1000 per bucket directory (see bucketOf), so no directory grows
+// without bound and user file names never need to be valid in the store.
 type linker struct {
 	dir     string // links/<set>
 	set     string
@@ -42,7 +42,7 @@ type linker struct {
 
 	bucketMu sync.Mutex
 	buckets  map[uint64]*bucketDir // open bucket directories: links are made relative to them
-	newest   uint64
+	newest   uint64 // the newest bucket generation opened
 
 	hashMu sync.Mutex
 	byHash map[cas.ID]*manifest.Link
@@ -203,9 +203,21 @@ func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[st
 // until release(bucket).
 func (l *linker) next() (n, bucket uint64, fd int, err error) {
 	n = l.n.Add(1)
-	bucket = n / 1000
+	bucket = bucketOf(n)
 	fd, err = l.acquire(bucket)
 	return n, bucket, fd, err
+}
+
+// linkLanes is how many bucket directories consecutive objects are spread
+// over. Making a name takes the directory's lock: with every worker
+// linking into one bucket, they queued on it (and spun: an eighth of a
+// hard-link capture's CPU).
+const linkLanes = 16
+
+// bucketOf is object n's bucket: lane n % linkLanes of generation
+// n / (1000 * linkLanes), so a bucket still holds at most 1000 objects.
+func bucketOf(n uint64) uint64 {
+	return n/(1000*linkLanes)*linkLanes + n%linkLanes
 }
 
 // bucketDir is an open bucket directory and how many links are being made
@@ -229,18 +241,18 @@ func (l *linker) acquire(b uint64) (int, error) {
 		return -1, fmt.Errorf("open link bucket: %w", err)
 	}
 	l.buckets[b] = &bucketDir{fd: fd, users: 1}
-	l.newest = max(l.newest, b)
+	l.newest = max(l.newest, b/linkLanes)
 	return fd, nil
 }
 
-// release ends a use of bucket b. Objects are numbered in order, so an
-// older bucket no one is using is done with: close it, rather than hold a
-// descriptor per thousand files.
+// release ends a use of bucket b. Objects are numbered in order, so a
+// bucket of an older generation no one is using is done with: close it,
+// rather than hold a descriptor per thousand files.
 func (l *linker) release(b uint64) {
 	l.bucketMu.Lock()
 	defer l.bucketMu.Unlock()
 	d := l.buckets[b]
-	if d.users--; d.users == 0 && b < l.newest {
+	if d.users--; d.users == 0 && b/linkLanes < l.newest {
 		unix.Close(d.fd)
 		delete(l.buckets, b)
 	}

@@ -228,3 +228,24 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 	}
 	return st
 }
+
+// TestBucketOf: consecutive objects go to different buckets, and no bucket
+// gets more than 1000.
+func TestBucketOf(t *testing.T) {
+	count := map[uint64]int{}
+	for n := uint64(1); n <= 100_000; n++ {
+		b := bucketOf(n)
+		count[b]++
+		if n > 1 && b == bucketOf(n-1) {
+			t.Fatalf("objects %d and %d share bucket %d", n-1, n, b)
+		}
+	}
+	for b, c := range count {
+		if c > 1000 {
+			t.Fatalf("bucket %d holds %d objects", b, c)
+		}
+	}
+	if len(count) > 100_000/1000+2*linkLanes {
+		t.Fatalf("%d buckets for 100,000 objects", len(count))
+	}
+}

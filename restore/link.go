@@ -217,31 +217,39 @@ func (r *restorer) fixLinkedMeta(dir *dirHandle, name string, e *manifest.Entry,
 	return nil
 }
 
-// objectDir is a worker's open store bucket directory: the objects of a
-// record are numbered in walk order, a thousand to a bucket, so one worker
-// meets the same bucket file after file, and linking relative to it saves
-// resolving the whole store path twice per file.
+// objectDir holds a worker's open store bucket directories: a record's
+// objects are numbered in walk order and spread over a few buckets at a
+// time, so one worker meets the same buckets file after file, and linking
+// relative to them saves resolving the whole store path twice per file.
 type objectDir struct {
-	path string
-	fd   int
+	fds map[string]int
 }
 
+// maxObjectDirs bounds the descriptors a worker keeps (capture spreads
+// consecutive objects over 16 buckets).
+const maxObjectDirs = 32
+
 func (o *objectDir) open(dir string) (int, error) {
-	if o.path == dir && dir != "" {
-		return o.fd, nil
+	if fd, ok := o.fds[dir]; ok {
+		return fd, nil
 	}
-	o.close()
+	if len(o.fds) >= maxObjectDirs {
+		o.close() // the walk has moved on to later buckets
+	}
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	o.path, o.fd = dir, fd
+	if o.fds == nil {
+		o.fds = map[string]int{}
+	}
+	o.fds[dir] = fd
 	return fd, nil
 }
 
 func (o *objectDir) close() {
-	if o.path != "" {
-		unix.Close(o.fd)
-		o.path = ""
+	for dir, fd := range o.fds {
+		unix.Close(fd)
+		delete(o.fds, dir)
 	}
 }

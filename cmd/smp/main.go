@@ -148,13 +148,6 @@ func setMemoryLimit() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(clientMemoryLimit)
 	}
-	// Within that limit, collect at 5x the live heap rather than 2x: a
-	// hard-link capture of 2,700 files ran two collections for a 13 MiB
-	// live heap (most of it Badger's memtable arena), about a tenth of its
-	// CPU; a large capture's heap is held near the limit either way.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 }
 
 func exitCode(name string, err error) int {
