@@ -42,7 +42,7 @@ type linker struct {
 
 	bucketMu sync.Mutex
 	buckets  map[uint64]*bucketDir // open bucket directories: links are made relative to them
-	newest   uint64 // the newest bucket generation opened
+	newest   uint64                // the newest bucket generation opened
 
 	hashMu sync.Mutex
 	byHash map[cas.ID]*manifest.Link
