@@ -2,7 +2,10 @@ package manifest
 
 import (
 	"bytes"
+	"encoding/hex"
 	"math"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"smp/cas"
@@ -365,4 +368,132 @@ func (p *canonParser) chunks(e *Entry) bool {
 		e.Chunks = append(e.Chunks, c)
 	}
 	return true
+}
+
+// appendCanonicalTree appends t as json.Marshal encodes it, without
+// reflection; ok is false when t holds something it leaves to json.Marshal
+// (xattrs, raw names, strings encoding/json escapes). Encoding trees was
+// the largest part of a hard-link capture's work after the links
+// themselves. FuzzEncodeTreeMatchesStd and TestTreeEncodeGolden hold it
+// to json.Marshal's bytes, which tree IDs depend on.
+func appendCanonicalTree(b []byte, t *Tree) ([]byte, bool) {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(t.Version), 10)
+	if t.Entries == nil {
+		return append(b, `,"entries":null}`...), true
+	}
+	b = append(b, `,"entries":[`...)
+	for i := range t.Entries {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendCanonicalEntry(b, &t.Entries[i]); !ok {
+			return b, false
+		}
+	}
+	return append(b, "]}"...), true
+}
+
+func appendCanonicalEntry(b []byte, e *Entry) ([]byte, bool) {
+	if len(e.Xattrs) > 0 || len(e.NameRaw) > 0 || len(e.TargetRaw) > 0 {
+		return b, false
+	}
+	ok := true
+	str := func(key, s string) {
+		b = append(b, key...)
+		b, ok = appendPlainString(b, s, ok)
+	}
+	num := func(key string, v uint64) {
+		b = append(b, key...)
+		b = strconv.AppendUint(b, v, 10)
+	}
+	str(`{"name":`, e.Name)
+	str(`,"type":`, string(e.Type))
+	num(`,"mode":`, uint64(e.Mode))
+	num(`,"uid":`, uint64(e.UID))
+	num(`,"gid":`, uint64(e.GID))
+	if e.User != "" {
+		str(`,"user":`, e.User)
+	}
+	if e.Group != "" {
+		str(`,"group":`, e.Group)
+	}
+	b = append(b, `,"mtime_ns":`...)
+	b = strconv.AppendInt(b, e.MTimeNs, 10)
+	if e.CTimeNs != 0 {
+		b = append(b, `,"ctime_ns":`...)
+		b = strconv.AppendInt(b, e.CTimeNs, 10)
+	}
+	if e.Inode != 0 {
+		num(`,"inode":`, e.Inode)
+	}
+	if e.Size != 0 {
+		num(`,"size":`, e.Size)
+	}
+	if e.Target != "" {
+		str(`,"target":`, e.Target)
+	}
+	if len(e.Chunks) > 0 {
+		b = append(b, `,"chunks":[`...)
+		for i, c := range e.Chunks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendID(append(b, `{"id":`...), c.ID)
+			num(`,"size":`, uint64(c.Size))
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if !e.Subtree.IsZero() {
+		b = appendID(append(b, `,"subtree":`...), e.Subtree)
+	}
+	if e.HardLink != "" {
+		str(`,"hardlink":`, e.HardLink)
+	}
+	if l := e.Link; l != nil {
+		str(`,"link":{"method":`, l.Method)
+		str(`,"object":`, l.Object)
+		b = append(b, `,"ctime_ns":`...)
+		b = strconv.AppendInt(b, l.CTimeNs, 10)
+		if l.Nlink != 0 {
+			num(`,"nlink":`, l.Nlink)
+		}
+		if !l.Hash.IsZero() {
+			b = appendID(append(b, `,"hash":`...), l.Hash)
+		}
+		b = append(b, '}')
+	}
+	if e.Incomplete {
+		b = append(b, `,"incomplete":true`...)
+	}
+	return append(b, '}'), ok
+}
+
+func appendID(b []byte, id cas.ID) []byte {
+	b = append(b, '"')
+	b = hex.AppendEncode(b, id[:])
+	return append(b, '"')
+}
+
+// appendPlainString appends s quoted when encoding/json writes it as it
+// is: valid UTF-8 with nothing it escapes (control characters, quote,
+// backslash, the HTML characters < > &, U+2028 and U+2029).
+func appendPlainString(b []byte, s string, ok bool) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return b, false
+		}
+		if c >= utf8.RuneSelf {
+			if !utf8.ValidString(s) || strings.Contains(s, "\u2028") || strings.Contains(s, "\u2029") {
+				return b, false
+			}
+			break
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), ok
 }

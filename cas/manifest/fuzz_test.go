@@ -203,3 +203,41 @@ func FuzzDecodeTreeMatchesStd(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEncodeTreeMatchesStd: Encode writes exactly json.Marshal's bytes for
+// every tree that decodes (tree IDs are hashes of these bytes).
+func FuzzEncodeTreeMatchesStd(f *testing.F) {
+	valid, err := validTree().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	id := "0101010101010101010101010101010101010101010101010101010101010101"
+	f.Add([]byte(`{"v":1,"entries":[{"name":"Café & <b>","type":"file","mode":420,"uid":4294967295,"gid":0,"user":"jürgen","group":"a\u2028b","mtime_ns":-5,"ctime_ns":7,"inode":9,"size":18446744073709551615,"chunks":[{"id":"` + id + `","size":1}],"incomplete":true}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"a","type":"file","mode":0,"uid":0,"gid":0,"mtime_ns":0,"link":{"method":"hardlink","object":"s/0/1","ctime_ns":-1,"nlink":0,"hash":"` + id + `"},"hardlink":"1:2"},{"name":"b\"q","type":"symlink","mode":0,"uid":0,"gid":0,"mtime_ns":0,"target":"x\\y"}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name":"d","type":"dir","mode":493,"uid":0,"gid":0,"mtime_ns":0,"subtree":"` + id + `"}]}`))
+	f.Add([]byte(`{"v":1,"entries":[{"name_raw":"/w==","type":"symlink","target_raw":"gA==","mode":0,"uid":0,"gid":0,"mtime_ns":0}]}`))
+	f.Add([]byte(`{"v":1,"entries":[]}`))
+	f.Add([]byte(`{"v":1,"entries":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr, err := DecodeTree(b)
+		if err != nil {
+			return
+		}
+		got, err := tr.Encode()
+		if err != nil {
+			t.Fatalf("decoded tree does not encode: %v", err)
+		}
+		wire, err := tr.wire()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(&wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Encode and json.Marshal differ:\n%s\n%s", got, want)
+		}
+	})
+}

@@ -89,11 +89,14 @@ type Link struct {
 
 // CheckObject validates a link object path read from a record.
 func CheckObject(obj string) error {
-	parts := strings.Split(obj, "/")
-	if len(parts) < 2 || len(parts) > 4 {
+	// Checked for every linked file of every tree encoded or decoded: no
+	// strings.Split allocation.
+	if n := strings.Count(obj, "/") + 1; n < 2 || n > 4 {
 		return fmt.Errorf("link object %q: want set/bucket/name: %w", obj, cas.ErrCorrupt)
 	}
-	for _, p := range parts {
+	for rest, more := obj, true; more; {
+		var p string
+		p, rest, more = strings.Cut(rest, "/")
 		if err := ValidName(p); err != nil {
 			return fmt.Errorf("link object %q: %w", obj, err)
 		}
@@ -187,10 +190,23 @@ func (t *Tree) Check() error {
 // Encode returns the canonical encoding of t (sorted entries, sorted map
 // keys), so identical directories produce identical blobs and IDs.
 func (t *Tree) Encode() ([]byte, error) {
+	wire, err := t.wire()
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := appendCanonicalTree(make([]byte, 0, 64+256*len(wire.Entries)), &wire); ok {
+		return b, nil
+	}
+	return json.Marshal(&wire)
+}
+
+// wire sorts and checks t, and returns it as it is encoded: names and
+// targets that are not UTF-8 moved to their raw fields.
+func (t *Tree) wire() (Tree, error) {
 	t.Version = TreeVersion
 	slices.SortFunc(t.Entries, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
 	if err := t.Check(); err != nil {
-		return nil, fmt.Errorf("encode tree: %w", err)
+		return Tree{}, fmt.Errorf("encode tree: %w", err)
 	}
 	wire := *t
 	for i, e := range t.Entries {
@@ -208,7 +224,7 @@ func (t *Tree) Encode() ([]byte, error) {
 			w.TargetRaw, w.Target = []byte(e.Target), ""
 		}
 	}
-	return json.Marshal(&wire)
+	return wire, nil
 }
 
 // unwire folds raw names and targets back, accepting only the canonical

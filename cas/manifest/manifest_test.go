@@ -523,9 +523,9 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-// BenchmarkDecodeTree: a directory of 8 hard-linked files, in the form
-// Encode writes (decoded without reflection) and re-spaced (which takes
-// encoding/json).
+// BenchmarkDecodeTree: a directory of 8 hard-linked files encoded (and
+// json.Marshal for comparison), and decoded in the form Encode writes
+// (without reflection) and re-spaced (which takes encoding/json).
 func BenchmarkDecodeTree(b *testing.B) {
 	var t Tree
 	for i := range 8 {
@@ -537,6 +537,19 @@ func BenchmarkDecodeTree(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Run("encode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := t.Encode(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode-json-marshal", func(b *testing.B) {
+		wire, _ := t.wire()
+		for b.Loop() {
+			json.Marshal(&wire)
+		}
+	})
 	spaced := bytes.ReplaceAll(canonical, []byte(`,"`), []byte(`, "`))
 	for _, c := range []struct {
 		name string
@@ -553,9 +566,10 @@ func BenchmarkDecodeTree(b *testing.B) {
 	}
 }
 
-// TestCanonicalTreeFastPath: what Encode writes takes the fast path (and
-// decodes as encoding/json does: FuzzDecodeTreeMatchesStd); other spellings
-// of the same JSON do not.
+// TestCanonicalTreeFastPath: ordinary trees are encoded without
+// reflection, to json.Marshal's bytes (FuzzEncodeTreeMatchesStd), and what
+// Encode writes is decoded without reflection too (and as encoding/json
+// does: FuzzDecodeTreeMatchesStd); other spellings of the same JSON are not.
 func TestCanonicalTreeFastPath(t *testing.T) {
 	withLink := Tree{Entries: []Entry{fileEntry("a", 1, 2, 3)}}
 	withLink.Entries[0].Chunks = nil
@@ -571,6 +585,13 @@ func TestCanonicalTreeFastPath(t *testing.T) {
 		b, err := tr.Encode()
 		if err != nil {
 			t.Fatal(err)
+		}
+		wire, _ := tr.wire()
+		if _, ok := appendCanonicalTree(nil, &wire); !ok {
+			t.Fatalf("tree %d: Encode did not take the fast path", i)
+		}
+		if std, _ := json.Marshal(&wire); !bytes.Equal(b, std) {
+			t.Fatalf("tree %d: Encode wrote\n%s\njson.Marshal writes\n%s", i, b, std)
 		}
 		got, ok := decodeCanonicalTree(b)
 		if !ok {
