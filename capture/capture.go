@@ -527,7 +527,7 @@ func (c *capturer) walkSelected(ctx context.Context, node *dirNode, sel *selecti
 	if err != nil {
 		dir = -1 // each selected name reports its own error below
 	}
-	return c.fillDir(ctx, node, abs, dir, entries, prev, func(name string) *selection { return sel.children[name] })
+	return c.fillDir(ctx, node, abs, dir, entries, prev, false, func(name string) *selection { return sel.children[name] })
 }
 
 func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, filepath.FromSlash(rel)) }
@@ -551,14 +551,23 @@ func (c *capturer) walkDir(ctx context.Context, node *dirNode, prev *manifest.Tr
 		}
 		entries = nil
 	}
-	return c.fillDir(ctx, node, abs, dir, entries, prev, nil)
+	// Link first only where a link can work: with --hardlink auto and the
+	// store on another filesystem, every file would be tried, refused and
+	// stat'ed by path again.
+	linkFirst := false
+	if c.linkFirst && dir >= 0 {
+		var st unix.Stat_t
+		linkFirst = unix.Fstat(dir, &st) == nil && c.linker.sameFS(st.Dev)
+	}
+	return c.fillDir(ctx, node, abs, dir, entries, prev, linkFirst, nil)
 }
 
 // fillDir stats names in a directory, dispatches files to workers, recurses
 // into subdirectories, and finally queues the directory for its tree blob.
 // dir is the directory's open descriptor, which fillDir closes, or -1: names
-// are then looked up by full path.
-func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, dir int, names []dirEntry, prev *manifest.Tree, partial func(string) *selection) error {
+// are then looked up by full path. With linkFirst, regular files are left to
+// workers unstat'ed (see linker.linkByName).
+func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, dir int, names []dirEntry, prev *manifest.Tree, linkFirst bool, partial func(string) *selection) error {
 	if dir >= 0 {
 		defer func() {
 			if dir >= 0 {
@@ -596,7 +605,7 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, dir i
 			c.report(Problem{Path: childAbs, Err: err})
 			continue
 		}
-		if de.typ == unix.DT_REG && partial == nil && c.linkFirst {
+		if de.typ == unix.DT_REG && linkFirst {
 			// Linked first, stat'ed after by a worker: see linkByName.
 			if !c.allowed(rel, false) {
 				continue
