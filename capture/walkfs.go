@@ -18,7 +18,7 @@ import (
 // The walk works on directory descriptors: the os package's Open, Lstat and
 // Readdirnames each walk the whole path again and allocate per call, which
 // made them over half of a hard-link capture's walk (the walk is the one
-// serial part of a capture; see BenchmarkCaptureWalk).
+// serial part of a capture; bench's BenchmarkHardlink measures it).
 
 // openDir opens a directory for reading its names and looking them up.
 func openDir(abs string) (int, error) {
