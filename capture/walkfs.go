@@ -118,6 +118,13 @@ const sysListxattrat = 465
 
 var noListxattrat atomic.Bool // the kernel lacks it: use llistxattr
 
+// listxattrat is the raw call (a variable so tests can refuse it).
+var listxattrat = func(dir int, path *byte, buf []byte) (uintptr, unix.Errno) {
+	n, _, errno := unix.Syscall6(sysListxattrat, uintptr(dir), uintptr(unsafe.Pointer(path)),
+		unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0)
+	return n, errno
+}
+
 // listXattrs lists the xattr names of name in dir (abs when dir is -1),
 // not following a symlink.
 func listXattrs(dir int, name, abs string) ([]string, error) {
@@ -130,8 +137,7 @@ func listXattrs(dir int, name, abs string) ([]string, error) {
 		return nil, err
 	}
 	for {
-		n, _, errno := unix.Syscall6(sysListxattrat, uintptr(dir), uintptr(unsafe.Pointer(p)),
-			unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0)
+		n, errno := listxattrat(dir, p, buf[:])
 		switch {
 		case errno == unix.EINTR:
 			continue
@@ -140,9 +146,16 @@ func listXattrs(dir int, name, abs string) ([]string, error) {
 			return xattr.LList(abs)
 		case errno == unix.ERANGE:
 			return xattr.LList(abs) // more than 4 KiB of names: rare, let the library size it
+		case errors.Is(errno, unix.ENOTSUP):
+			return nil, nil
 		case errno != 0:
-			if errors.Is(errno, unix.ENOTSUP) {
-				return nil, nil
+			// A seccomp filter may refuse a syscall it does not know with
+			// EPERM instead of ENOSYS: when the path call works, stop
+			// using listxattrat rather than lose xattrs.
+			names, err := xattr.LList(abs)
+			if err == nil {
+				noListxattrat.Store(true)
+				return names, nil
 			}
 			return nil, &fs.PathError{Op: "listxattrat", Path: abs, Err: errno}
 		}

@@ -249,3 +249,37 @@ func TestBucketOf(t *testing.T) {
 		t.Fatalf("%d buckets for 100,000 objects", len(count))
 	}
 }
+
+// TestListXattrsFallsBack: xattrs are listed through listxattrat, and
+// through llistxattr when the kernel lacks it or a seccomp filter refuses
+// it (EPERM); none is lost either way.
+func TestListXattrsFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(file, "user.smp", []byte("v"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	fd, err := openDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	real := listxattrat
+	defer func() { listxattrat = real; noListxattrat.Store(false) }()
+	for _, refuse := range []unix.Errno{0, unix.ENOSYS, unix.EPERM} {
+		noListxattrat.Store(false)
+		if refuse != 0 {
+			listxattrat = func(int, *byte, []byte) (uintptr, unix.Errno) { return 0, refuse }
+		}
+		names, err := listXattrs(fd, "f", file)
+		if err != nil || !slices.Contains(names, "user.smp") {
+			t.Errorf("listxattrat refused with %v: names %q, error %v", refuse, names, err)
+		}
+		if refuse != 0 && !noListxattrat.Load() {
+			t.Errorf("listxattrat refused with %v is still used", refuse)
+		}
+	}
+}
