@@ -199,10 +199,10 @@ func (p *canonParser) id() (cas.ID, bool) {
 	return id, err == nil
 }
 
-// Each object below fails on a key it does not know, or one seen twice
-// (encoding/json would merge or overwrite: let it).
-
-func (p *canonParser) entry(e *Entry) bool {
+// object reads {"key":value,...}: field reads the value of each key and
+// returns the key's bit; a key it does not know (bit 0), or one seen twice,
+// fails the object (encoding/json would merge or overwrite: let it).
+func (p *canonParser) object(field func(key []byte) (bit uint32, ok bool)) bool {
 	if !p.lit("{") {
 		return false
 	}
@@ -212,7 +212,17 @@ func (p *canonParser) entry(e *Entry) bool {
 		if !ok {
 			return false
 		}
-		var bit uint32
+		bit, ok := field(k)
+		if !ok || bit == 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+	}
+	return true
+}
+
+func (p *canonParser) entry(e *Entry) bool {
+	return p.object(func(k []byte) (bit uint32, ok bool) {
 		switch string(k) {
 		case "name":
 			bit = 1 << 0
@@ -278,33 +288,17 @@ func (p *canonParser) entry(e *Entry) bool {
 			bit = 1 << 16
 			switch {
 			case p.lit("true"):
-				e.Incomplete = true
+				e.Incomplete, ok = true, true
 			case p.lit("false"):
-			default:
-				ok = false
+				ok = true
 			}
-		default:
-			return false
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-	}
-	return true
+		return bit, ok
+	})
 }
 
 func (p *canonParser) link(l *Link) bool {
-	if !p.lit("{") {
-		return false
-	}
-	var seen uint32
-	for first := true; !p.lit("}"); first = false {
-		k, ok := p.key(first)
-		if !ok {
-			return false
-		}
-		var bit uint32
+	return p.object(func(k []byte) (bit uint32, ok bool) {
 		switch string(k) {
 		case "method":
 			bit = 1 << 0
@@ -321,15 +315,9 @@ func (p *canonParser) link(l *Link) bool {
 		case "hash":
 			bit = 1 << 4
 			l.Hash, ok = p.id()
-		default:
-			return false
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-	}
-	return true
+		return bit, ok
+	})
 }
 
 // chunks reads a non-empty chunk list ([] decodes to an empty, not nil,
@@ -339,17 +327,11 @@ func (p *canonParser) chunks(e *Entry) bool {
 		return false
 	}
 	for first := true; !p.lit("]"); first = false {
-		if !first && !p.lit(",") || !p.lit("{") {
+		if !first && !p.lit(",") {
 			return false
 		}
 		var c Chunk
-		var seen uint32
-		for first := true; !p.lit("}"); first = false {
-			k, ok := p.key(first)
-			if !ok {
-				return false
-			}
-			var bit uint32
+		ok := p.object(func(k []byte) (bit uint32, ok bool) {
 			switch string(k) {
 			case "id":
 				bit = 1 << 0
@@ -357,13 +339,11 @@ func (p *canonParser) chunks(e *Entry) bool {
 			case "size":
 				bit = 1 << 1
 				c.Size, ok = p.uint32()
-			default:
-				return false
 			}
-			if !ok || seen&bit != 0 {
-				return false
-			}
-			seen |= bit
+			return bit, ok
+		})
+		if !ok {
+			return false
 		}
 		e.Chunks = append(e.Chunks, c)
 	}
