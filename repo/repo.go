@@ -347,13 +347,22 @@ func (r *Repo) Flush() error {
 // PutBlob hashes, compresses and stores plain unless already present.
 // It returns the blob's ID and whether it was new.
 func (r *Repo) PutBlob(t cas.BlobType, plain []byte) (cas.ID, bool, error) {
+	id, isNew, _, err := r.putBlob(t, plain, nil)
+	return id, isNew, err
+}
+
+// putBlob is PutBlob compressing into scratch, which it returns grown.
+func (r *Repo) putBlob(t cas.BlobType, plain, scratch []byte) (cas.ID, bool, []byte, error) {
 	id := r.Hasher.SumBlob(t, plain)
 	isNew, err := r.Reserve(id)
 	if err != nil || !isNew {
-		return id, false, err
+		return id, false, scratch, err
 	}
-	stored, c := cas.Compress(nil, plain)
-	return id, true, r.AddBlob(t, id, c, stored, len(plain))
+	stored, c := cas.Compress(scratch[:0], plain)
+	if c != cas.CompressionNone {
+		scratch = stored
+	}
+	return id, true, scratch, r.AddBlob(t, id, c, stored, len(plain))
 }
 
 // Lookup returns where blob id is stored.
@@ -378,12 +387,31 @@ func (r *Repo) ReadAt(t cas.BlobType, loc index.Location, buf []byte) ([]byte, e
 
 // PutTree stores a directory tree.
 func (r *Repo) PutTree(t *manifest.Tree) (cas.ID, error) {
-	b, err := t.Encode()
-	if err != nil {
+	buf := treeBufs.Get().(*treeBuf)
+	defer buf.put()
+	var err error
+	if buf.plain, err = t.AppendEncode(buf.plain[:0]); err != nil {
 		return cas.ID{}, err
 	}
-	id, _, err := r.PutBlob(cas.BlobTree, b)
+	var id cas.ID
+	id, _, buf.stored, err = r.putBlob(cas.BlobTree, buf.plain, buf.stored)
 	return id, err
+}
+
+// treeBuf holds one tree's encoding and its compressed form. They are
+// reused because a fresh pair per directory was a third of a hard-link
+// capture's page faults; AddBlob copies the bytes into the pack.
+type treeBuf struct{ plain, stored []byte }
+
+var treeBufs = sync.Pool{New: func() any { return new(treeBuf) }}
+
+// put returns b to the pool unless one huge directory grew it: the pool
+// must not pin memory that the next thousand trees will never use.
+func (b *treeBuf) put() {
+	const keepAtMost = 1 << 20
+	if cap(b.plain) <= keepAtMost && cap(b.stored) <= keepAtMost {
+		treeBufs.Put(b)
+	}
 }
 
 // LoadTree reads and decodes tree id.

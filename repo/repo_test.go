@@ -1139,3 +1139,59 @@ func TestVerifyNamesUnindexedPacks(t *testing.T) {
 		t.Fatalf("unindexed %v, damaged %d; want %v and no damage", got, len(rep.Damaged), want)
 	}
 }
+
+// TestPutTreeReusesBuffersSafely stores many different trees from several
+// goroutines (PutTree reuses encoding and compression buffers) and reads
+// every one back unchanged, before and after the packs are flushed.
+func TestPutTreeReusesBuffersSafely(t *testing.T) {
+	r := openStore(t, newStore(t))
+	const workers, perWorker = 4, 50
+	trees := make([]*manifest.Tree, workers*perWorker)
+	for i := range trees {
+		// Sizes vary so a buffer grown by a big tree is reused for a small one.
+		n := 1 + i%7*40
+		tr := &manifest.Tree{}
+		for j := range n {
+			tr.Entries = append(tr.Entries, manifest.Entry{Name: fmt.Sprintf("f%03d-%d", j, i), Type: manifest.TypeSymlink, Target: fmt.Sprint("target-", i*1000+j), Mode: 0o777})
+		}
+		trees[i] = tr
+	}
+	ids := make([]cas.ID, len(trees))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(trees); i += workers {
+				id, err := r.PutTree(trees[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[i] = id
+			}
+		})
+	}
+	wg.Wait()
+	check := func(when string) {
+		for i, id := range ids {
+			want, err := trees[i].Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.LoadTree(id)
+			if err != nil {
+				t.Fatalf("%s: tree %d: %v", when, i, err)
+			}
+			b, err := got.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, want) {
+				t.Fatalf("%s: tree %d read back as\n%s\nwant\n%s", when, i, b, want)
+			}
+		}
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("after flush")
+}

@@ -190,14 +190,24 @@ func (t *Tree) Check() error {
 // Encode returns the canonical encoding of t (sorted entries, sorted map
 // keys), so identical directories produce identical blobs and IDs.
 func (t *Tree) Encode() ([]byte, error) {
+	return t.AppendEncode(make([]byte, 0, 64+256*len(t.Entries)))
+}
+
+// AppendEncode appends Encode's bytes to dst, so a caller storing many
+// trees can reuse one buffer.
+func (t *Tree) AppendEncode(dst []byte) ([]byte, error) {
 	wire, err := t.wire()
 	if err != nil {
 		return nil, err
 	}
-	if b, ok := appendCanonicalTree(make([]byte, 0, 64+256*len(wire.Entries)), &wire); ok {
+	if b, ok := appendCanonicalTree(dst, &wire); ok {
 		return b, nil
 	}
-	return json.Marshal(&wire)
+	b, err := json.Marshal(&wire)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
 }
 
 // wire sorts and checks t, and returns it as it is encoded: names and

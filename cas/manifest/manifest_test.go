@@ -620,3 +620,28 @@ func TestCanonicalTreeFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendEncode checks AppendEncode leaves what dst holds and appends
+// exactly Encode's bytes, on the reflection-free path and on the
+// encoding/json one (xattrs).
+func TestAppendEncode(t *testing.T) {
+	noXattrs := validTree()
+	for i := range noXattrs.Entries {
+		noXattrs.Entries[i].Xattrs = nil
+	}
+	for name, tr := range map[string]*Tree{"canonical": noXattrs, "json": validTree(), "empty": {}} {
+		want, err := tr.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := []byte("prefix-")
+		dst := append(make([]byte, 0, 3), prefix...)
+		got, err := tr.AppendEncode(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], want) {
+			t.Errorf("%s: AppendEncode gave %q, want %q + %q", name, got, prefix, want)
+		}
+	}
+}
