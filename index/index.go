@@ -37,17 +37,24 @@ type Location struct {
 
 // Index is an open Badger index. It is safe for concurrent use.
 type Index struct {
-	db *badger.DB
+	db       *badger.DB
+	readOnly bool
 }
+
+// ErrReadOnly is returned by every write to an index opened read-only.
+var ErrReadOnly = errors.New("the index was opened read-only")
+
+// ReadOnly reports whether ix was opened with OpenReadOnly.
+func (ix *Index) ReadOnly() bool { return ix.readOnly }
 
 // Open opens (creating when missing) the index in dir. Badger is tuned for a
 // small, bounded footprint: a store's memory must not grow with its size.
-func Open(dir string) (*Index, error) { return open(dir, true) }
+func Open(dir string) (*Index, error) { return open(dir, true, false) }
 
 // open opens the index in dir; unless create is set, an index without a
 // schema key (a new one) is refused with ErrNoIndex before anything is
-// written to it.
-func open(dir string, create bool) (*Index, error) {
+// written to it. A read-only index never creates one.
+func open(dir string, create, readOnly bool) (*Index, error) {
 	if err := removeEmptyMemtables(dir); err != nil {
 		return nil, err
 	}
@@ -68,13 +75,14 @@ func open(dir string, create bool) (*Index, error) {
 		WithNumCompactors(2).
 		WithCompression(options.None). // keys are hashes: incompressible
 		WithSyncWrites(true).
-		WithDetectConflicts(false)
+		WithDetectConflicts(false).
+		WithReadOnly(readOnly)
 	db, err := badger.Open(withChecks(opts))
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	ix := &Index{db: db}
-	if err := ix.checkSchema(create); err != nil {
+	ix := &Index{db: db, readOnly: readOnly}
+	if err := ix.checkSchema(create && !readOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -82,7 +90,11 @@ func open(dir string, create bool) (*Index, error) {
 }
 
 func (ix *Index) checkSchema(create bool) error {
-	return ix.db.Update(func(txn *badger.Txn) error {
+	txnFunc := ix.db.View
+	if create {
+		txnFunc = ix.db.Update
+	}
+	return txnFunc(func(txn *badger.Txn) error {
 		item, err := txn.Get(versionKey)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			if !create {
@@ -121,6 +133,14 @@ func removeEmptyMemtables(dir string) error {
 		}
 	}
 	return nil
+}
+
+// update runs fn in a read-write transaction; a read-only index refuses.
+func (ix *Index) update(fn func(txn *badger.Txn) error) error {
+	if ix.readOnly {
+		return ErrReadOnly
+	}
+	return ix.db.Update(fn)
 }
 
 // Close flushes and closes the index.
@@ -191,6 +211,9 @@ func (ix *Index) Has(id cas.ID) (bool, error) {
 
 // AddPack indexes every blob of a committed pack, and the pack, atomically.
 func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error {
+	if ix.readOnly {
+		return ErrReadOnly
+	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
@@ -211,7 +234,7 @@ func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error
 
 // PutRecord marks record id live, keeping its encoded form for listing.
 func (ix *Index) PutRecord(id cas.ID, encoded []byte) error {
-	return ix.db.Update(func(txn *badger.Txn) error {
+	return ix.update(func(txn *badger.Txn) error {
 		return txn.Set(key(prefixRecord, id), encoded)
 	})
 }
@@ -235,7 +258,7 @@ func (ix *Index) Record(id cas.ID) ([]byte, error) {
 
 // DeleteRecord removes record id from the live set.
 func (ix *Index) DeleteRecord(id cas.ID) error {
-	return ix.db.Update(func(txn *badger.Txn) error {
+	return ix.update(func(txn *badger.Txn) error {
 		return txn.Delete(key(prefixRecord, id))
 	})
 }
@@ -318,6 +341,9 @@ func (ix *Index) DeleteBlobs(ids []cas.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if ix.readOnly {
+		return ErrReadOnly
+	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, id := range ids {
@@ -335,7 +361,7 @@ func (ix *Index) DeleteBlobs(ids []cas.ID) error {
 // as retired (its file awaits deletion). The caller must first make sure no
 // blob entry points into the pack.
 func (ix *Index) RetirePack(id cas.ID) error {
-	err := ix.db.Update(func(txn *badger.Txn) error {
+	err := ix.update(func(txn *badger.Txn) error {
 		var size []byte
 		item, err := txn.Get(key(prefixPack, id))
 		switch {
@@ -377,7 +403,7 @@ func (ix *Index) RetiredPacks(fn func(id cas.ID, size int64) error) error {
 
 // ForgetRetiredPack removes the retired mark of pack id once its file is gone.
 func (ix *Index) ForgetRetiredPack(id cas.ID) error {
-	err := ix.db.Update(func(txn *badger.Txn) error {
+	err := ix.update(func(txn *badger.Txn) error {
 		return txn.Delete(key(prefixRetired, id))
 	})
 	if err != nil {
@@ -394,7 +420,7 @@ const prefixReleased = 's'
 
 // SetReleased records that record id was released at t (unix ns).
 func (ix *Index) SetReleased(id cas.ID, unixNano int64) error {
-	return ix.db.Update(func(txn *badger.Txn) error {
+	return ix.update(func(txn *badger.Txn) error {
 		return txn.Set(key(prefixReleased, id), binary.LittleEndian.AppendUint64(nil, uint64(unixNano)))
 	})
 }
@@ -411,7 +437,7 @@ func (ix *Index) Released(fn func(id cas.ID, unixNano int64) error) error {
 
 // ForgetReleased drops a record's release mark (when the record is removed).
 func (ix *Index) ForgetReleased(id cas.ID) error {
-	return ix.db.Update(func(txn *badger.Txn) error {
+	return ix.update(func(txn *badger.Txn) error {
 		return txn.Delete(key(prefixReleased, id))
 	})
 }

@@ -9,6 +9,9 @@ func (ix *Index) SetLocations(locs []Location) error {
 	if len(locs) == 0 {
 		return nil
 	}
+	if ix.readOnly {
+		return ErrReadOnly
+	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, l := range locs {

@@ -25,9 +25,10 @@ type Repo struct {
 	Config *Config
 	Hasher *cas.Hasher
 
-	lock  *os.File
-	packs *cas.PackDir
-	ix    *index.Index
+	lock     *os.File
+	packs    *cas.PackDir
+	ix       *index.Index
+	readOnly bool // opened by OpenReadOnly: AddBlob refuses
 
 	mu        sync.Mutex
 	pending   map[cas.ID]struct{} // reserved or in an uncommitted pack
@@ -58,7 +59,17 @@ type packSlot struct {
 }
 
 // Open opens the store in dir and takes its lock.
-func Open(dir string) (*Repo, error) {
+func Open(dir string) (*Repo, error) { return open(dir, false) }
+
+// OpenReadOnly opens the store in dir, and takes its lock, for commands
+// that only read it (a restore that keeps its record). Its index is opened
+// read-only when Badger allows it, which saves most of a short process's
+// index open and close; otherwise, as for a store whose index must first
+// be created or repaired, it is opened as by Open. Either way nothing is
+// added to the store through it: AddBlob fails.
+func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
+
+func open(dir string, readOnly bool) (*Repo, error) {
 	cfg, err := readConfig(dir)
 	if err != nil {
 		return nil, err
@@ -72,7 +83,7 @@ func Open(dir string) (*Repo, error) {
 		lock.Close()
 		return nil, err
 	}
-	ix, err := openIndex(dir, packs)
+	ix, err := openIndex(dir, packs, readOnly)
 	if err != nil {
 		packs.Close()
 		lock.Close()
@@ -82,7 +93,7 @@ func Open(dir string) (*Repo, error) {
 	copy(key[:], cfg.HashKey)
 	r := &Repo{
 		Dir: dir, Config: cfg, Hasher: cas.NewHasher(key),
-		lock: lock, packs: packs, ix: ix,
+		lock: lock, packs: packs, ix: ix, readOnly: readOnly,
 		pending: map[cas.ID]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
 		doneSet: map[uint64]bool{},
@@ -124,8 +135,13 @@ var ErrIndexLost = errors.New("index is missing")
 // written only through an open Repo), so packs beside a missing or new
 // index mean the index was lost (deleted, or an interrupted rebuild). Its
 // errors are one line and say how to recover.
-func openIndex(dir string, packs *cas.PackDir) (*index.Index, error) {
+func openIndex(dir string, packs *cas.PackDir, readOnly bool) (*index.Index, error) {
 	ixDir := filepath.Join(dir, "index")
+	if readOnly {
+		if ix, err := index.OpenReadOnly(ixDir); err == nil {
+			return ix, nil
+		} // a writable open creates, repairs or explains it
+	}
 	ix, err := index.OpenExisting(ixDir)
 	if errors.Is(err, index.ErrNoIndex) {
 		var found bool
@@ -264,6 +280,9 @@ func slotFor(t cas.BlobType) cas.BlobType {
 func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
 	if err := r.asyncErr(); err != nil {
 		return err
+	}
+	if r.readOnly {
+		return fmt.Errorf("add blob %s: the store was opened read-only: %w", id.Short(), index.ErrReadOnly)
 	}
 	slot := r.writers[slotFor(t)]
 	slot.mu.Lock()

@@ -1195,3 +1195,93 @@ func TestPutTreeReusesBuffersSafely(t *testing.T) {
 	}
 	check("after flush")
 }
+
+// TestOpenReadOnly reads a store through OpenReadOnly: records, trees and
+// chunks are all there, nothing can be added, and the index directory is
+// left as it was. A store whose index does not exist yet, and one left
+// open by a killed process (an index only a writable open can replay), are
+// opened writable instead and still show everything.
+func TestOpenReadOnly(t *testing.T) {
+	t.Run("fresh store", func(t *testing.T) {
+		r, err := repo.OpenReadOnly(newStore(t))
+		if err != nil {
+			t.Fatalf("OpenReadOnly of a new store: %v", err)
+		}
+		defer r.Close()
+		if recs, err := r.Records(); err != nil || len(recs) != 0 {
+			t.Errorf("Records = %v, %v", recs, err)
+		}
+	})
+
+	dir := newStore(t)
+	r := openStore(t, dir)
+	f := newFixture(t, r, "PC1", time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC))
+	closeStore(t, r)
+	ixDir := filepath.Join(dir, "index")
+	before, err := os.ReadDir(ixDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, ro *repo.Repo) {
+		t.Helper()
+		rec, err := ro.FindRecord("", "PC1")
+		if err != nil || rec.ID != f.rec {
+			t.Fatalf("FindRecord = %v, %v; want %v", rec.ID.Short(), err, f.rec.Short())
+		}
+		if tree, err := ro.LoadTree(f.rootID); err != nil || len(tree.Entries) != 3 {
+			t.Errorf("LoadTree = %+v, %v", tree, err)
+		}
+		for _, id := range []cas.ID{f.a1, f.a2, f.b1} {
+			if _, err := ro.ReadChunk(id, nil); err != nil {
+				t.Errorf("ReadChunk(%v): %v", id.Short(), err)
+			}
+		}
+	}
+	ro, err := repo.OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, ro)
+	if _, _, err := ro.PutBlob(cas.BlobData, text("new", 5000)); !errors.Is(err, index.ErrReadOnly) {
+		t.Errorf("PutBlob on a read-only store = %v, want ErrReadOnly", err)
+	}
+	if err := ro.Release(f.rec, time.Now()); !errors.Is(err, index.ErrReadOnly) {
+		t.Errorf("Release on a read-only store = %v, want ErrReadOnly", err)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadDir(ixDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(es []os.DirEntry) (n []string) {
+		for _, e := range es {
+			if e.Name() != "LOCK" {
+				n = append(n, e.Name())
+			}
+		}
+		return n
+	}
+	if !slices.Equal(names(before), names(after)) {
+		t.Errorf("a read-only open changed the index directory: %v -> %v", names(before), names(after))
+	}
+
+	// Copy the store while a writer holds it open, after its last write.
+	w := openStore(t, dir)
+	g := newFixture(t, w, "PC2", time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC))
+	crashed := filepath.Join(t.TempDir(), "store")
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, w)
+	ro, err = repo.OpenReadOnly(crashed)
+	if err != nil {
+		t.Fatalf("OpenReadOnly of a store left open: %v", err)
+	}
+	defer ro.Close()
+	check(t, ro)
+	if rec, err := ro.FindRecord("", "PC2"); err != nil || rec.ID != g.rec {
+		t.Errorf("the last record of the killed writer: FindRecord = %v, %v; want %v", rec.ID.Short(), err, g.rec.Short())
+	}
+}

@@ -97,7 +97,12 @@ func runRestore(ctx context.Context, args []string) error {
 		st, opts.Hash = reader, cl.Sum
 		release = func() error { return cl.Release(ctx, rec.ID) }
 	} else {
-		r, err := openStore(*store)
+		// A restore that keeps its record writes nothing to the store.
+		open := openStore
+		if *keep {
+			open = openStoreReadOnly
+		}
+		r, err := open(*store)
 		if err != nil {
 			return err
 		}

@@ -53,7 +53,7 @@ func runStats(ctx context.Context, args []string) error {
 			return fmt.Errorf("SMP sent no statistics")
 		}
 	} else {
-		r, err := openStore(*store)
+		r, err := openStoreReadOnly(*store)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,14 @@ import (
 	"smp/repo"
 )
 
-func openStore(dir string) (*repo.Repo, error) {
+func openStore(dir string) (*repo.Repo, error) { return openStoreWith(dir, repo.Open) }
+
+// openStoreReadOnly opens a local store for a command that only reads it.
+func openStoreReadOnly(dir string) (*repo.Repo, error) {
+	return openStoreWith(dir, repo.OpenReadOnly)
+}
+
+func openStoreWith(dir string, open func(string) (*repo.Repo, error)) (*repo.Repo, error) {
 	if err := needStore(dir); err != nil {
 		return nil, err
 	}
@@ -22,7 +29,7 @@ func openStore(dir string) (*repo.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(abs)
+	return open(abs)
 }
 
 func printJSON(v any) error {
