@@ -23,8 +23,14 @@ type Stats struct {
 	Chunks       uint64  `json:"chunks"`
 	Trees        uint64  `json:"trees"`
 	Packs        uint64  `json:"packs"`
-	DedupeRatio  float64 `json:"dedupe_ratio"`      // logical / stored
+	DedupeRatio  float64 `json:"dedupe_ratio"`      // logical bytes of chunked records / stored
 	Compression  float64 `json:"compression_ratio"` // unique / stored data
+	// Hard-link records hold their files by links (or clones) in links/,
+	// not in packs: their bytes are part of LogicalBytes but left out of
+	// DedupeRatio, which would otherwise credit packs with them.
+	LinkRecords     int    `json:"link_records"`
+	LinkedFiles     uint64 `json:"linked_files"`      // files held by link or clone
+	LinkRecordBytes uint64 `json:"link_record_bytes"` // logical bytes of the hard-link records
 }
 
 // Stats computes the store's figures from the index and the pack files.
@@ -41,6 +47,11 @@ func (r *Repo) Stats() (*Stats, error) {
 	}
 	for _, rec := range records {
 		s.LogicalBytes += rec.Bytes
+		if rec.LinkSet != "" {
+			s.LinkRecords++
+			s.LinkedFiles += rec.LinkedFiles + rec.ClonedFiles
+			s.LinkRecordBytes += rec.Bytes
+		}
 		if _, ok := released[rec.ID]; ok {
 			s.Released++
 		} else {
@@ -74,7 +85,7 @@ func (r *Repo) Stats() (*Stats, error) {
 		return nil, fmt.Errorf("list packs: %w", err)
 	}
 	if s.StoredBytes > 0 {
-		s.DedupeRatio = float64(s.LogicalBytes) / float64(s.StoredBytes)
+		s.DedupeRatio = float64(s.LogicalBytes-s.LinkRecordBytes) / float64(s.StoredBytes)
 	}
 	if storedData > 0 {
 		s.Compression = float64(s.UniqueBytes) / float64(storedData)

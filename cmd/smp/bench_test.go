@@ -25,6 +25,7 @@ import (
 // invariants, not speeds. About a minute without -race on 2 busy vCPUs;
 // the 16 concurrent clients make it several times that under -race.
 func TestE2EBenchRunQuick(t *testing.T) {
+	t.Parallel()
 	work := tmpDir(t)
 	plot := filepath.Join(work, "bench.svg")
 	args := []string{"bench", "run", "--quick", "--json", "--work", work, "--plot", plot}

@@ -112,7 +112,18 @@ func runStats(ctx context.Context, args []string) error {
 	fmt.Printf("logical bytes  %s (sum of every record's files)\n", bytesStr(s.LogicalBytes))
 	fmt.Printf("unique bytes   %s in %d chunks\n", bytesStr(s.UniqueBytes), s.Chunks)
 	fmt.Printf("stored bytes   %s in %d packs\n", bytesStr(s.StoredBytes), s.Packs)
-	fmt.Printf("dedupe ratio   %.2fx (logical / stored), compression %.2fx\n", s.DedupeRatio, s.Compression)
+	if s.LinkRecords > 0 {
+		fmt.Printf("hard-link      %d record(s) of %s hold %d files by link or clone, not in packs\n", s.LinkRecords, bytesStr(s.LinkRecordBytes), s.LinkedFiles)
+	}
+	if s.LinkRecords > 0 && s.LinkRecords == s.Records {
+		fmt.Printf("dedupe ratio   - (every record is held by links), compression %.2fx\n", s.Compression)
+	} else {
+		note := "logical / stored"
+		if s.LinkRecords > 0 {
+			note = "logical bytes of chunked records / stored"
+		}
+		fmt.Printf("dedupe ratio   %.2fx (%s), compression %.2fx\n", s.DedupeRatio, note, s.Compression)
+	}
 	fmt.Printf("free space     %s on the store's filesystem\n", bytesStr(s.FreeBytes))
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import "testing"
 
 func TestE2EBenchGC(t *testing.T) {
+	t.Parallel()
 	var rep struct {
 		Chunks       int     `json:"chunks"`
 		Removed      int     `json:"removed"`

@@ -39,6 +39,7 @@ func mountTmpfs(t *testing.T, size string) (string, func(size string)) {
 // fails with a clear error, leaves the store consistent with every earlier
 // record intact, and the next capture after space is freed succeeds.
 func TestE2EDiskFullDuringCapture(t *testing.T) {
+	t.Parallel()
 	mnt, resize := mountTmpfs(t, "12m")
 	store := filepath.Join(mnt, "store")
 	mustSMP(t, "init", "--store", store)
@@ -66,6 +67,7 @@ func TestE2EDiskFullDuringCapture(t *testing.T) {
 // server's reason, nothing is committed, and after space is freed the
 // re-run sends only what did not fit.
 func TestE2EDiskFullOnServer(t *testing.T) {
+	t.Parallel()
 	mnt, resize := mountTmpfs(t, "12m")
 	store := filepath.Join(mnt, "store")
 	mustSMP(t, "init", "--store", store)
@@ -120,6 +122,7 @@ func checkStoreAfterFault(t *testing.T, store, record, src string) {
 // captured is either captured whole (one version) or reported; never a
 // torn mix of versions.
 func TestE2EFileChangingDuringCapture(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	src := tmpDir(t)
 	serveProfile(t, src, 45, 1)

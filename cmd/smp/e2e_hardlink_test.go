@@ -48,6 +48,7 @@ type hardlinkCapture struct {
 }
 
 func TestE2EHardlinkCaptureRestoreRm(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	hardlinkTree(t, root)
@@ -154,6 +155,7 @@ func TestE2EHardlinkDetectsModifiedFile(t *testing.T) {
 }
 
 func TestE2EHardlinkAcrossFilesystems(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs for a second filesystem")
 	}
@@ -206,6 +208,7 @@ func listRecords(t testing.TB, store string) []json.RawMessage {
 }
 
 func TestE2EHardlinkIngest(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	hardlinkTree(t, root)
@@ -369,4 +372,43 @@ func TestE2EHardlinkRestoreOverExisting(t *testing.T) {
 		}
 	}
 	compareTrees(t, root, target, compareOpts{owners: true})
+}
+
+// TestE2EStatsHardlinkRecords: stats reports the files held by links apart
+// and leaves their bytes out of the dedupe ratio, which would otherwise
+// credit the packs with data they do not hold.
+func TestE2EStatsHardlinkRecords(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(tmpDir(t), "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	var linked hardlinkCapture
+	smpJSON(t, 0, &linked, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "always")
+	type linkStats struct {
+		statsOut
+		LinkRecords     int    `json:"link_records"`
+		LinkedFiles     uint64 `json:"linked_files"`
+		LinkRecordBytes uint64 `json:"link_record_bytes"`
+	}
+	var s linkStats
+	smpJSON(t, 0, &s, "stats", "--store", store, "--json")
+	if s.LinkRecords != 1 || s.LinkedFiles != linked.Files || s.LinkRecordBytes != linked.Bytes || s.LogicalBytes != linked.Bytes {
+		t.Errorf("stats after a hard-link capture: %+v; want 1 link record of %d files, %d bytes", s, linked.Files, linked.Bytes)
+	}
+	if s.DedupeRatio != 0 {
+		t.Errorf("dedupe_ratio %v with only a hard-link record, want 0 (nothing chunked)", s.DedupeRatio)
+	}
+	if out := mustSMP(t, "stats", "--store", store).stdout; !strings.Contains(out, "hard-link") || !strings.Contains(out, "dedupe ratio   -") {
+		t.Errorf("stats text does not show the hard-link record apart:\n%s", out)
+	}
+
+	var chunked captureOut
+	smpJSON(t, 0, &chunked, "capture", "--store", store, "--computer", "pc2", "--root", root, "--json", "--hardlink", "never")
+	smpJSON(t, 0, &s, "stats", "--store", store, "--json")
+	if s.Records != 2 || s.LinkRecords != 1 || s.LogicalBytes != linked.Bytes+chunked.Bytes {
+		t.Fatalf("stats after a chunked capture too: %+v", s)
+	}
+	if want := float64(chunked.Bytes) / float64(s.StoredBytes); s.DedupeRatio < want*0.999 || s.DedupeRatio > want*1.001 {
+		t.Errorf("dedupe_ratio %v, want the chunked record's bytes / stored = %v", s.DedupeRatio, want)
+	}
 }

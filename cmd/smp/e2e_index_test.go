@@ -14,6 +14,7 @@ import (
 // live record comes back and restores byte-identical, the removed one does
 // not, and verify --read-data is clean.
 func TestE2EIndexRebuild(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	writeFile(t, filepath.Join(root, "home/alice/a.bin"), rnd(1, 2<<20), 0o644)

@@ -9,6 +9,7 @@ import (
 // (unless --keep); gc --retention removes released records whose retention
 // ran out and keeps the rest; records shows each record's state.
 func TestE2EReleaseAndRetention(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	writeFile(t, filepath.Join(root, "home/alice/a.txt"), []byte("alice\n"), 0o644)

@@ -12,6 +12,7 @@ import (
 // identical (link groups included) whether chunked or hard-link captured,
 // and again over itself.
 func TestE2ERestoreParallelWalk(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	home := filepath.Join(root, "home", "bob")

@@ -183,6 +183,7 @@ func serveProfile(t *testing.T, root string, seed uint64, mib int) {
 }
 
 func TestE2EServeCaptureRestoreTLS(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store, "--tls-self-signed")
 	if !strings.HasPrefix(srv.url, "https://") || len(srv.fingerprint) != 64 {
@@ -229,6 +230,7 @@ func TestE2EServeCaptureRestoreTLS(t *testing.T) {
 }
 
 func TestE2EServeSecondComputerSendsOnlyNewData(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store)
 	tok1 := newToken(t, store, "--computer", "PC01")
@@ -256,6 +258,7 @@ func TestE2EServeSecondComputerSendsOnlyNewData(t *testing.T) {
 }
 
 func TestE2EServeAccessControl(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store)
 	tok1 := newToken(t, store, "--computer", "PC01")
@@ -317,6 +320,7 @@ func TestE2EServeAccessControl(t *testing.T) {
 }
 
 func TestE2EServeRestoreOnlyAndFallback(t *testing.T) {
+	t.Parallel()
 	storeA, storeB := newStore(t), newStore(t)
 	srvA := startServer(t, storeA, "--insecure", "--restore-only")
 	srvB := startServer(t, storeB)
@@ -355,6 +359,7 @@ func TestE2EServeRestoreOnlyAndFallback(t *testing.T) {
 }
 
 func TestE2EServeResumesInterruptedCapture(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store)
 	tok := newToken(t, store, "--computer", "PC01")
@@ -424,6 +429,7 @@ func TestE2EServeUsage(t *testing.T) {
 }
 
 func TestE2EServeConcurrentClients(t *testing.T) {
+	t.Parallel()
 	const clients, trees = 16, 4
 	store := newStore(t)
 	srv := startServer(t, store)
@@ -481,6 +487,7 @@ func TestE2EServeConcurrentClients(t *testing.T) {
 }
 
 func TestE2EServeAdminLimitsAndGC(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store, "--insecure", "--max-records", "2", "--quota", "3MiB", "--metrics-listen", "127.0.0.1:0")
 	admin := newToken(t, store, "--role", "admin")
@@ -536,6 +543,7 @@ func TestE2EServeAdminLimitsAndGC(t *testing.T) {
 }
 
 func TestE2EStatsExpired(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	src := tmpDir(t)
 	serveProfile(t, src, 31, 1)
@@ -566,6 +574,7 @@ func TestE2EStatsExpired(t *testing.T) {
 // TestE2EServeRestoreBatchesFetches: restoring many small files through an
 // SMP costs batches of round trips, not one per file.
 func TestE2EServeRestoreBatchesFetches(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store)
 	tok := newToken(t, store, "--computer", "PC01")
@@ -629,6 +638,7 @@ func TestE2EServeSlowClients(t *testing.T) {
 // falls back to the next SMP, where the capture restores byte-identical.
 // Without it, the same capture stops mid-way on the first SMP.
 func TestE2EServeReserveFirst(t *testing.T) {
+	t.Parallel()
 	storeA, storeB := newStore(t), newStore(t)
 	srvA := startServer(t, storeA, "--insecure", "--quota", "3MiB")
 	srvB := startServer(t, storeB, "--insecure", "--quota", "20MiB")

@@ -9,6 +9,7 @@ import (
 // its own; stats --computer says what each record alone holds, and that
 // figure is what rm + gc frees.
 func TestE2EStatsByComputer(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	shared := rnd(5, 2<<20)
