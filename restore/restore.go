@@ -729,18 +729,11 @@ func (r *restorer) worker(ctx context.Context) error {
 	return nil
 }
 
-// zeros backs the sparse check: an all-zero chunk becomes a hole.
-var zeros = make([]byte, 1<<20)
-
+// isZero reports whether b holds only zero bytes (a chunk that becomes a
+// hole). Every byte equal to the one before it and the first one zero
+// means all are zero: one memequal, and no zero buffer kept in memory.
 func isZero(b []byte) bool {
-	for len(b) > 0 {
-		n := min(len(b), len(zeros))
-		if !bytes.Equal(b[:n], zeros[:n]) {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
+	return len(b) == 0 || b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
 }
 
 func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]byte, error) {
