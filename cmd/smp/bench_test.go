@@ -143,6 +143,15 @@ func TestE2EBenchRunQuick(t *testing.T) {
 	if r := row("smp", bench.ScenarioHardlink); r.Status != bench.StatusOK && r.Status != bench.StatusUnavailable && r.Status != bench.StatusSkipped {
 		t.Errorf("smp %s row: %+v", bench.ScenarioHardlink, r)
 	}
+	// The one-process hard-link rows are the median of interleaved runs.
+	for _, b := range []struct{ tool, sc string }{{"smp", bench.ScenarioHardlinkAll}, {"smp", bench.ScenarioHardlinkRestore}, {"cp -al", bench.ScenarioHardlinkAll}} {
+		if r := row(b.tool, b.sc); !r.OK() || r.WallSeconds <= 0 || !strings.Contains(r.Note, "median of 5 runs (") {
+			t.Errorf("%s %s row: %+v", b.tool, b.sc, r)
+		}
+	}
+	if r := row("smp", bench.ScenarioHardlinkRestore); r.Verified == nil || !*r.Verified {
+		t.Errorf("smp %s not verified: %+v", bench.ScenarioHardlinkRestore, r)
+	}
 	// Through smp serve: the same captures one at a time, then 16 clients
 	// at once, every record restored byte-identical and each shared chunk
 	// stored once.
