@@ -1142,7 +1142,8 @@ func TestVerifyNamesUnindexedPacks(t *testing.T) {
 
 // TestPutTreeReusesBuffersSafely stores many different trees from several
 // goroutines (PutTree reuses encoding and compression buffers) and reads
-// every one back unchanged, before and after the packs are flushed.
+// every one back unchanged, one by one and concurrently (LoadTree reuses
+// its read buffers).
 func TestPutTreeReusesBuffersSafely(t *testing.T) {
 	r := openStore(t, newStore(t))
 	const workers, perWorker = 4, 50
@@ -1194,6 +1195,25 @@ func TestPutTreeReusesBuffersSafely(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after flush")
+	// LoadTree reads into pooled buffers too: concurrent loads of trees of
+	// different sizes must each decode their own bytes.
+	for w := range workers {
+		wg.Go(func() {
+			for i := len(ids) - 1 - w; i >= 0; i -= workers {
+				want, _ := trees[i].Encode()
+				got, err := r.LoadTree(ids[i])
+				if err != nil {
+					t.Errorf("concurrent LoadTree %d: %v", i, err)
+					return
+				}
+				if b, _ := got.Encode(); !bytes.Equal(b, want) {
+					t.Errorf("concurrent LoadTree %d read back another tree", i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestOpenReadOnly reads a store through OpenReadOnly: records, trees and
