@@ -59,8 +59,14 @@ type Options struct {
 	Rules    []string // the rule lines, kept in the record
 	Parent   *manifest.Record
 	ParentID cas.ID
-	Version  string
-	Workers  int // file workers; 0 = 2 x GOMAXPROCS
+	// ParentLookup, when set, finds Parent and ParentID only when the
+	// capture needs them, so the store's index may still be opening while
+	// the capture starts: at once, unless Hardlink is always. Then no file
+	// can reuse a parent's chunks (each is linked or the capture fails),
+	// and only the record's Parent field needs it, at commit.
+	ParentLookup func() (*manifest.Record, cas.ID)
+	Version      string
+	Workers      int // file workers; 0 = 2 x GOMAXPROCS
 	// SkipDirs are absolute directories never captured (the store itself).
 	SkipDirs []string
 	// Report receives every skipped or failed path. Called from many
@@ -265,6 +271,9 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		// itself), and dedupe hashes a file before placing it.
 		c.linkFirst = !opts.HardlinkDedupe && c.linker.noClone.Load()
 	}
+	if opts.ParentLookup != nil && opts.Hardlink != HardlinkAlways {
+		opts.Parent, opts.ParentID = opts.ParentLookup()
+	}
 	var prevRoot *manifest.Tree
 	if opts.Parent != nil {
 		if t, err := store.LoadTree(opts.Parent.Tree); err == nil {
@@ -301,6 +310,9 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 		return nil, err
 	}
 	compressWG.Wait()
+	if opts.ParentLookup != nil && opts.Hardlink == HardlinkAlways {
+		_, opts.ParentID = opts.ParentLookup()
+	}
 	rec := &manifest.Record{
 		Computer:    opts.Computer,
 		Users:       users,

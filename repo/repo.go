@@ -70,19 +70,35 @@ func Open(dir string) (*Repo, error) { return open(dir, false) }
 func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
 
 func open(dir string, readOnly bool) (*Repo, error) {
-	cfg, err := readConfig(dir)
+	cfg, lock, packs, err := openLocked(dir)
 	if err != nil {
 		return nil, err
 	}
+	return finishOpen(dir, cfg, lock, packs, readOnly)
+}
+
+// openLocked reads the store's config and takes its lock: everything of
+// an open but the index.
+func openLocked(dir string) (*Config, *os.File, *cas.PackDir, error) {
+	cfg, err := readConfig(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	lock, err := lockStore(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
 	if err != nil {
 		lock.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
+	return cfg, lock, packs, nil
+}
+
+// finishOpen opens the index of a store openLocked opened and returns the
+// Repo, which then owns lock and packs; on error it releases them.
+func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, readOnly bool) (*Repo, error) {
 	ix, err := openIndex(dir, packs, readOnly)
 	if err != nil {
 		packs.Close()
@@ -123,6 +139,56 @@ func open(dir string, readOnly bool) (*Repo, error) {
 		}
 	}()
 	return r, nil
+}
+
+// Deferred is a store whose lock is held and whose config is read, while
+// its index opens in the background (OpenDeferred).
+type Deferred struct {
+	Dir    string
+	Config *Config
+	Hasher *cas.Hasher
+	done   chan struct{}
+	repo   *Repo
+	err    error
+}
+
+// OpenDeferred takes the store's lock and reads its config, then opens the
+// index in the background: a caller with work that needs no index (a
+// hard-link capture's walk and links) does it meanwhile, instead of
+// waiting for Badger first (about 20 ms, a tenth of such a capture on the
+// bench corpus). Repo waits for the open; Close must be called either way.
+func OpenDeferred(dir string) (*Deferred, error) {
+	cfg, lock, packs, err := openLocked(dir)
+	if err != nil {
+		return nil, err
+	}
+	var key [32]byte
+	copy(key[:], cfg.HashKey)
+	d := &Deferred{Dir: dir, Config: cfg, Hasher: cas.NewHasher(key), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		d.repo, d.err = finishOpen(dir, cfg, lock, packs, false)
+	}()
+	return d, nil
+}
+
+// Repo waits for the index and returns the open store, or why it could
+// not be opened.
+func (d *Deferred) Repo() (*Repo, error) {
+	<-d.done
+	return d.repo, d.err
+}
+
+// LinkDir is Repo.LinkDir, known before the index is open.
+func (d *Deferred) LinkDir() string { return filepath.Join(d.Dir, "links") }
+
+// Close waits for the open to finish and closes the store.
+func (d *Deferred) Close() error {
+	<-d.done
+	if d.repo == nil {
+		return nil // finishOpen released the lock
+	}
+	return d.repo.Close()
 }
 
 // ErrIndexLost is returned when a store holds packs but its index is

@@ -1305,3 +1305,56 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("the last record of the killed writer: FindRecord = %v, %v; want %v", rec.ID.Short(), err, g.rec.Short())
 	}
 }
+
+// TestOpenDeferred: the lock and config are taken at once, the index opens
+// behind them, and a failed open releases the lock.
+func TestOpenDeferred(t *testing.T) {
+	dir := newStore(t)
+	d, err := repo.OpenDeferred(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Config == nil || d.Hasher == nil || d.LinkDir() != filepath.Join(dir, "links") {
+		t.Fatalf("Deferred before its index: %+v", d)
+	}
+	if _, err := repo.Open(dir); !errors.Is(err, repo.ErrLocked) {
+		t.Errorf("Open while a deferred open holds the store = %v, want ErrLocked", err)
+	}
+	r, err := d.Repo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, r, "PC1", time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC))
+	if got := d.Hasher.Sum([]byte("x")); got != r.Sum([]byte("x")) {
+		t.Error("the deferred hasher differs from the store's")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = openStore(t, dir)
+	if rec, err := r.FindRecord("", "PC1"); err != nil || rec.ID != f.rec {
+		t.Errorf("after the deferred store closed: FindRecord = %v, %v", rec.ID.Short(), err)
+	}
+	closeStore(t, r)
+
+	// A store whose packs lost their index: the open fails in the
+	// background, Repo says why, and the lock is free again.
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	d, err = repo.OpenDeferred(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Repo(); !errors.Is(err, repo.ErrIndexLost) {
+		t.Errorf("Repo of a store without its index = %v, want ErrIndexLost", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("Close after a failed open: %v", err)
+	}
+	d, err = repo.OpenDeferred(dir)
+	if err != nil {
+		t.Fatalf("the failed open kept the lock: %v", err)
+	}
+	d.Close()
+}

@@ -17,6 +17,7 @@ import (
 	"smp/cas/manifest"
 	"smp/filter"
 	"smp/remote/client"
+	"smp/repo"
 )
 
 func runCapture(ctx context.Context, args []string) error {
@@ -105,7 +106,8 @@ func runCapture(ctx context.Context, args []string) error {
 	}
 	var st capture.Store
 	var remote *client.Capture
-	var planned int64 = -1 // new bytes the plan reserved; -1: no plan
+	var deferred *repo.Deferred // a local store
+	var planned int64 = -1      // new bytes the plan reserved; -1: no plan
 	if isRemoteStore(*store) {
 		// Hard links only make sense into a store on the same filesystem.
 		if *hardlink == capture.HardlinkAlways {
@@ -140,18 +142,28 @@ func runCapture(ctx context.Context, args []string) error {
 		defer remote.Close()
 		st = remote
 	} else {
-		repo, err := openStore(*store)
+		// The index opens while the capture starts: a hard-link capture
+		// walks and links without it (see capture.Options.ParentLookup).
+		d, err := openStoreWith(*store, repo.OpenDeferred)
 		if err != nil {
 			return err
 		}
-		defer repo.Close()
-		opts.SkipDirs, opts.LinkDir = []string{repo.Dir}, repo.LinkDir()
+		defer d.Close()
+		deferred = d
+		opts.SkipDirs, opts.LinkDir = []string{d.Dir}, d.LinkDir()
 		if !*full {
-			if prev, err := repo.FindRecord("", *computer); err == nil {
-				opts.Parent, opts.ParentID = prev.Record, prev.ID
+			opts.ParentLookup = func() (*manifest.Record, cas.ID) {
+				r, err := d.Repo()
+				if err != nil {
+					return nil, cas.ID{} // Run's first store call reports it
+				}
+				if prev, err := r.FindRecord("", *computer); err == nil {
+					return prev.Record, prev.ID
+				}
+				return nil, cas.ID{}
 			}
 		}
-		st = repo
+		st = deferredStore{d}
 	}
 	var mu sync.Mutex
 	var problems []string
@@ -186,6 +198,11 @@ func runCapture(ctx context.Context, args []string) error {
 	})
 	res, err := capture.Run(ctx, st, opts)
 	stopBar()
+	if deferred != nil {
+		if _, openErr := deferred.Repo(); openErr != nil {
+			err = openErr // what Run failed on, said as opening the store says it
+		}
+	}
 	if errors.Is(err, syscall.ENOSPC) {
 		err = fmt.Errorf("%w: the store's filesystem is full; nothing of this capture was committed: free space (smp gc) or use another store, then run it again", err)
 	}
@@ -254,4 +271,60 @@ func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) 
 		return 0, fmt.Errorf("reserve room on the SMP first (--reserve-first): %w", err)
 	}
 	return plan.NewBytes.Load(), nil
+}
+
+// deferredStore is a capture.Store over a local store whose index may
+// still be opening (repo.OpenDeferred): what needs the index waits for it.
+type deferredStore struct{ d *repo.Deferred }
+
+func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.Chunker }
+
+func (s deferredStore) Sum(b []byte) cas.ID { return s.d.Hasher.Sum(b) }
+
+func (s deferredStore) Reserve(id cas.ID) (bool, error) {
+	r, err := s.d.Repo()
+	if err != nil {
+		return false, err
+	}
+	return r.Reserve(id)
+}
+
+func (s deferredStore) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
+	r, err := s.d.Repo()
+	if err != nil {
+		return err
+	}
+	return r.AddBlob(t, id, c, stored, rawLen)
+}
+
+func (s deferredStore) PutTree(t *manifest.Tree) (cas.ID, error) {
+	r, err := s.d.Repo()
+	if err != nil {
+		return cas.ID{}, err
+	}
+	return r.PutTree(t)
+}
+
+func (s deferredStore) LoadTree(id cas.ID) (*manifest.Tree, error) {
+	r, err := s.d.Repo()
+	if err != nil {
+		return nil, err
+	}
+	return r.LoadTree(id)
+}
+
+func (s deferredStore) Has(id cas.ID) (bool, error) {
+	r, err := s.d.Repo()
+	if err != nil {
+		return false, err
+	}
+	return r.Has(id)
+}
+
+func (s deferredStore) CommitRecord(rec *manifest.Record) (cas.ID, error) {
+	r, err := s.d.Repo()
+	if err != nil {
+		return cas.ID{}, err
+	}
+	return r.CommitRecord(rec)
 }

@@ -21,13 +21,15 @@ func openStoreReadOnly(dir string) (*repo.Repo, error) {
 	return openStoreWith(dir, repo.OpenReadOnly)
 }
 
-func openStoreWith(dir string, open func(string) (*repo.Repo, error)) (*repo.Repo, error) {
+func openStoreWith[S any](dir string, open func(string) (S, error)) (S, error) {
 	if err := needStore(dir); err != nil {
-		return nil, err
+		var zero S
+		return zero, err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		var zero S
+		return zero, err
 	}
 	return open(abs)
 }

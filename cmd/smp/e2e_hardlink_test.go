@@ -412,3 +412,37 @@ func TestE2EStatsHardlinkRecords(t *testing.T) {
 		t.Errorf("dedupe_ratio %v, want the chunked record's bytes / stored = %v", s.DedupeRatio, want)
 	}
 }
+
+// TestE2EHardlinkParent: a --hardlink always capture starts before the
+// store's index is open and looks its parent record up only at commit;
+// the record must still name the computer's previous record as parent.
+func TestE2EHardlinkParent(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(tmpDir(t), "root")
+	hardlinkTree(t, root)
+	store := newStore(t)
+	var first, second, other hardlinkCapture
+	smpJSON(t, 0, &first, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "always")
+	smpJSON(t, 0, &other, "capture", "--store", store, "--computer", "pc2", "--root", root, "--json", "--hardlink", "always")
+	smpJSON(t, 0, &second, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "always")
+	var recs struct {
+		Records []struct {
+			ID     string `json:"id"`
+			Parent string `json:"parent"`
+		} `json:"records"`
+	}
+	smpJSON(t, 0, &recs, "records", "--store", store, "--json")
+	parents := map[string]string{}
+	for _, r := range recs.Records {
+		parents[r.ID] = r.Parent
+	}
+	for _, tc := range []struct{ name, rec, want string }{
+		{"first capture of pc1", first.Record, ""},
+		{"first capture of pc2", other.Record, ""},
+		{"second capture of pc1", second.Record, first.Record},
+	} {
+		if got, ok := parents[tc.rec]; !ok || got != tc.want {
+			t.Errorf("%s: parent %q (listed %v), want %q", tc.name, got, ok, tc.want)
+		}
+	}
+}

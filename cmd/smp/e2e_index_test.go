@@ -121,7 +121,10 @@ func TestE2EIndexLostOrDamaged(t *testing.T) {
 				{"verify", "--store", store, "--read-data"},
 				{"stats", "--store", store},
 				{"restore", "--store", store, "--record", rec.Record, "--root", filepath.Join(dir, "nope")},
+				{"restore", "--store", store, "--record", rec.Record, "--root", filepath.Join(dir, "nope"), "--keep"}, // read-only open
 				{"capture", "--store", store, "--computer", "pc-b", "--root", root, "--hardlink", "never"},
+				// Links while the index opens: the open's error, and no link left.
+				{"capture", "--store", store, "--computer", "pc-b", "--root", root, "--hardlink", "always"},
 				{"gc", "--store", store},
 			} {
 				r := smp(t, args...)
@@ -138,6 +141,9 @@ func TestE2EIndexLostOrDamaged(t *testing.T) {
 			}
 			if got := packNames(t, store); !slices.Equal(got, packsBefore) {
 				t.Errorf("packs changed: %q, were %q", got, packsBefore)
+			}
+			if sets, _ := os.ReadDir(filepath.Join(store, "links")); len(sets) != 0 {
+				t.Errorf("the refused hard-link capture left %d link sets in the store", len(sets))
 			}
 			mustSMP(t, "index", "rebuild", "--store", store)
 			mustSMP(t, "verify", "--store", store, "--read-data")
