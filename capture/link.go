@@ -133,15 +133,10 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 		}
 	}
 	if method == "" {
-		err := unix.Linkat(unix.AT_FDCWD, abs, fd, name, 0)
-		switch {
-		case err == nil:
-			method = manifest.LinkHard
-		case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK):
-			return nil, nil
-		default:
-			return nil, fmt.Errorf("link into store: %w", &os.LinkError{Op: "link", Old: abs, New: rel, Err: err})
+		if linked, err := linkObject(abs, fd, name, rel); !linked {
+			return nil, err
 		}
+		method = manifest.LinkHard
 	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -180,12 +175,8 @@ func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[st
 	defer l.release(bucket)
 	name := strconv.FormatUint(n, 10)
 	rel := l.set + "/" + strconv.FormatUint(bucket, 10) + "/" + name
-	switch err := unix.Linkat(unix.AT_FDCWD, abs, fd, name, 0); {
-	case err == nil:
-	case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK):
-		return nil, nil, nil
-	default:
-		return nil, nil, &os.LinkError{Op: "link into store", Old: abs, New: rel, Err: err}
+	if linked, err := linkObject(abs, fd, name, rel); !linked {
+		return nil, nil, err
 	}
 	if err := unix.Fstatat(fd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		unix.Unlinkat(fd, name, 0)
@@ -197,6 +188,20 @@ func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[st
 	}
 	xattrs := readXattrs(fd, name, filepath.Join(l.dir, strconv.FormatUint(bucket, 10), name))
 	return &manifest.Link{Method: manifest.LinkHard, Object: rel, CTimeNs: st.Ctim.Nano(), Nlink: uint64(st.Nlink)}, xattrs, nil
+}
+
+// linkObject hard-links abs as name in the bucket directory open as fd
+// (rel names the object in errors). linked is false with a nil error when
+// no link can work: another filesystem, EPERM, the link limit.
+func linkObject(abs string, fd int, name, rel string) (linked bool, err error) {
+	switch err := unix.Linkat(unix.AT_FDCWD, abs, fd, name, 0); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK):
+		return false, nil
+	default:
+		return false, &os.LinkError{Op: "link into store", Old: abs, New: rel, Err: err}
+	}
 }
 
 // next numbers a new store object and returns its bucket directory, open

@@ -132,11 +132,13 @@ var ErrNoIndex = errors.New("no index")
 // refused with ErrNoIndex, and nothing is created or written. The caller
 // decides whether a new, empty index is right (a new store) or would hide
 // the store's contents (an index lost while packs exist).
-func OpenExisting(dir string) (*Index, error) {
+func OpenExisting(dir string) (*Index, error) { return openExisting(dir, false) }
+
+func openExisting(dir string, readOnly bool) (*Index, error) {
 	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoIndex
 	}
-	return open(dir, false, false)
+	return open(dir, false, readOnly)
 }
 
 // OpenReadOnly opens an existing index for reading only, like
@@ -146,9 +148,4 @@ func OpenExisting(dir string) (*Index, error) {
 // machine). Writes fail with ErrReadOnly. An index Badger cannot open
 // read-only (a torn write-ahead log that only a writable open repairs)
 // fails here; callers then open it writable.
-func OpenReadOnly(dir string) (*Index, error) {
-	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoIndex
-	}
-	return open(dir, false, true)
-}
+func OpenReadOnly(dir string) (*Index, error) { return openExisting(dir, true) }

@@ -76,9 +76,7 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	var key [32]byte
-	copy(key[:], cfg.HashKey)
-	r := &Repo{Dir: dir, Config: cfg, Hasher: cas.NewHasher(key), packs: packs, ix: ix}
+	r := &Repo{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), packs: packs, ix: ix}
 	if err := r.rebuildInto(rep); err != nil {
 		ix.Close()
 		return nil, fmt.Errorf("rebuild index: %w", err)

@@ -105,10 +105,8 @@ func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, read
 		lock.Close()
 		return nil, err
 	}
-	var key [32]byte
-	copy(key[:], cfg.HashKey)
 	r := &Repo{
-		Dir: dir, Config: cfg, Hasher: cas.NewHasher(key),
+		Dir: dir, Config: cfg, Hasher: hasherOf(cfg),
 		lock: lock, packs: packs, ix: ix, readOnly: readOnly,
 		pending: map[cas.ID]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
@@ -141,6 +139,13 @@ func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, read
 	return r, nil
 }
 
+// hasherOf returns the store's keyed hasher.
+func hasherOf(cfg *Config) *cas.Hasher {
+	var key [32]byte
+	copy(key[:], cfg.HashKey)
+	return cas.NewHasher(key)
+}
+
 // Deferred is a store whose lock is held and whose config is read, while
 // its index opens in the background (OpenDeferred).
 type Deferred struct {
@@ -162,9 +167,7 @@ func OpenDeferred(dir string) (*Deferred, error) {
 	if err != nil {
 		return nil, err
 	}
-	var key [32]byte
-	copy(key[:], cfg.HashKey)
-	d := &Deferred{Dir: dir, Config: cfg, Hasher: cas.NewHasher(key), done: make(chan struct{})}
+	d := &Deferred{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
 		d.repo, d.err = finishOpen(dir, cfg, lock, packs, false)

@@ -214,20 +214,14 @@ func (r *restorer) openDir(rel string) (*dirHandle, error) {
 // to one) and opens it relative to the parent's descriptor.
 func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Entry) (*dirHandle, error) {
 	fresh := false
-	if parent.fresh {
-		err := unix.Mkdirat(parent.fd, name, 0o700)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create directory: %w", err)
-		}
-		fresh = err == nil
-	}
 	var st unix.Stat_t
-	var err error
-	if !fresh {
+	// A directory this restore made holds nothing it did not put there:
+	// no stat for something in the way.
+	err := error(unix.ENOENT)
+	if !parent.fresh {
 		err = unix.Fstatat(parent.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	switch {
-	case fresh:
 	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
 	case err == nil && r.opts.Overwrite == OverwriteAlways:
 		if err := unix.Unlinkat(parent.fd, name, 0); err != nil {

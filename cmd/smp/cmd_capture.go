@@ -277,54 +277,41 @@ func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) 
 // still be opening (repo.OpenDeferred): what needs the index waits for it.
 type deferredStore struct{ d *repo.Deferred }
 
+// withRepo runs f on the store once its index is open.
+func withRepo[T any](d *repo.Deferred, f func(*repo.Repo) (T, error)) (T, error) {
+	r, err := d.Repo()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return f(r)
+}
+
 func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.Chunker }
 
 func (s deferredStore) Sum(b []byte) cas.ID { return s.d.Hasher.Sum(b) }
 
 func (s deferredStore) Reserve(id cas.ID) (bool, error) {
-	r, err := s.d.Repo()
-	if err != nil {
-		return false, err
-	}
-	return r.Reserve(id)
+	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Reserve(id) })
 }
 
 func (s deferredStore) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
-	r, err := s.d.Repo()
-	if err != nil {
-		return err
-	}
-	return r.AddBlob(t, id, c, stored, rawLen)
+	_, err := withRepo(s.d, func(r *repo.Repo) (struct{}, error) { return struct{}{}, r.AddBlob(t, id, c, stored, rawLen) })
+	return err
 }
 
 func (s deferredStore) PutTree(t *manifest.Tree) (cas.ID, error) {
-	r, err := s.d.Repo()
-	if err != nil {
-		return cas.ID{}, err
-	}
-	return r.PutTree(t)
+	return withRepo(s.d, func(r *repo.Repo) (cas.ID, error) { return r.PutTree(t) })
 }
 
 func (s deferredStore) LoadTree(id cas.ID) (*manifest.Tree, error) {
-	r, err := s.d.Repo()
-	if err != nil {
-		return nil, err
-	}
-	return r.LoadTree(id)
+	return withRepo(s.d, func(r *repo.Repo) (*manifest.Tree, error) { return r.LoadTree(id) })
 }
 
 func (s deferredStore) Has(id cas.ID) (bool, error) {
-	r, err := s.d.Repo()
-	if err != nil {
-		return false, err
-	}
-	return r.Has(id)
+	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Has(id) })
 }
 
 func (s deferredStore) CommitRecord(rec *manifest.Record) (cas.ID, error) {
-	r, err := s.d.Repo()
-	if err != nil {
-		return cas.ID{}, err
-	}
-	return r.CommitRecord(rec)
+	return withRepo(s.d, func(r *repo.Repo) (cas.ID, error) { return r.CommitRecord(rec) })
 }
