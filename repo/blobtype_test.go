@@ -40,14 +40,23 @@ func TestDataAndTreeShareID(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := newStore(t)
 			r := openStore(t, dir)
-			data, id := collidingChunk(t, r, &manifest.Tree{})
+			// The empty tree as capture stores an empty directory.
+			emptyTree := func() *manifest.Tree { return &manifest.Tree{Entries: []manifest.Entry{}} }
+			data, id := collidingChunk(t, r, emptyTree())
+			putEmpty := func() cas.ID {
+				id, err := r.PutTree(emptyTree())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return id
+			}
 			var file manifest.Entry
 			var empty cas.ID
 			if dataFirst {
 				file = putFile(t, r, "evil", data, len(data))
-				empty = putTree(t, r)
+				empty = putEmpty()
 			} else {
-				empty = putTree(t, r)
+				empty = putEmpty()
 				file = putFile(t, r, "evil", data, len(data))
 			}
 			if file.Chunks[0].ID != id || empty != id {
