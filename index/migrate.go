@@ -53,7 +53,7 @@ func (ix *Index) checkSchema(create bool) error {
 	case v == "1" && !ix.readOnly:
 		return ix.migrateV1()
 	case v == "1":
-		return fmt.Errorf("index schema 1 needs a migration to %d, which a read-only open cannot do: %w", SchemaVersion, ErrSchema)
+		return fmt.Errorf("index schema 1 must be migrated to %d by a writable open (any command that writes to the store; or run smp index rebuild): %w", SchemaVersion, ErrSchema)
 	}
 	return fmt.Errorf("index schema %q, this smp uses %d: run smp index rebuild: %w", v, SchemaVersion, ErrSchema)
 }
