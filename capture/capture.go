@@ -32,11 +32,11 @@ import (
 // Store is what capture needs of a store (a *repo.Repo).
 type Store interface {
 	ChunkerParams() cas.ChunkerParams
-	Reserve(id cas.ID) (bool, error)
+	Reserve(t cas.BlobType, id cas.ID) (bool, error)
 	AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error
 	PutTree(t *manifest.Tree) (cas.ID, error)
 	LoadTree(id cas.ID) (*manifest.Tree, error)
-	Has(id cas.ID) (bool, error)
+	Has(t cas.BlobType, id cas.ID) (bool, error)
 	CommitRecord(rec *manifest.Record) (cas.ID, error)
 	Sum(b []byte) cas.ID
 }

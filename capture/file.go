@@ -297,7 +297,7 @@ func (c *capturer) linkUnstatted(job *fileJob) (linked bool, err error) {
 
 func (c *capturer) chunksPresent(chunks []manifest.Chunk) bool {
 	for _, ch := range chunks {
-		if ok, err := c.store.Has(ch.ID); err != nil || !ok {
+		if ok, err := c.store.Has(cas.BlobData, ch.ID); err != nil || !ok {
 			return false
 		}
 	}
@@ -348,7 +348,7 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 		if c.prover != nil {
 			isNew, err = c.prover.ReserveData(cas.BlobData, id, chunk)
 		} else {
-			isNew, err = c.store.Reserve(id)
+			isNew, err = c.store.Reserve(cas.BlobData, id)
 		}
 		if err != nil {
 			return false, storeError{fmt.Errorf("store lookup: %w", err)}

@@ -118,7 +118,7 @@ func (in *ingester) file(e *manifest.Entry) ([]manifest.Chunk, error) {
 		}
 		total += uint64(len(chunk))
 		id := in.store.Sum(chunk)
-		isNew, err := in.store.Reserve(id)
+		isNew, err := in.store.Reserve(cas.BlobData, id)
 		if err != nil {
 			return nil, err
 		}

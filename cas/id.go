@@ -100,9 +100,11 @@ func (h *Hasher) Sum(data []byte) ID {
 }
 
 // metaDomain prefixes the hashed bytes of every blob that is not file data,
-// one distinct prefix per type, so a file whose bytes equal some tree's
-// encoding can never share an ID with that tree (and be read back as the
-// wrong type). File chunk IDs stay the plain keyed hash of their bytes.
+// one distinct prefix per type, so no two metadata blobs of different types
+// share an ID. File chunk IDs stay the plain keyed hash of their bytes
+// (every stored record names them so), so a file holding a prefix plus an
+// encoding has the ID of that metadata blob: stores tell the two apart by
+// keying blobs by type and ID together (BlobKey), never by ID alone.
 const metaDomain = "smp blob type \x00"
 
 // SumBlob returns the ID of a blob of type t.
@@ -150,3 +152,17 @@ func SumStream(r io.Reader, sum func([]byte) ID) (ID, error) {
 		}
 	}
 }
+
+// BlobKey names a blob within a store: its type and its ID. An ID alone
+// does not: a data chunk's ID is the keyed hash of its bytes, unprefixed,
+// so a file may hold exactly the bytes whose hash is some tree's ID (the
+// tree's prefix plus its encoding). Every index entry, dedup set and
+// reachability set is keyed by BlobKey, so such a chunk and that tree are
+// two distinct blobs that never stand in for each other.
+type BlobKey struct {
+	Type BlobType
+	ID   ID
+}
+
+// String names the blob to a human: "tree 0123456789ab".
+func (k BlobKey) String() string { return k.Type.String() + " " + k.ID.Short() }

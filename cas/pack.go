@@ -64,6 +64,9 @@ type PackEntry struct {
 	RawLen      uint32 // plaintext bytes
 }
 
+// Key returns the blob's type and ID.
+func (e PackEntry) Key() BlobKey { return BlobKey{Type: e.Type, ID: e.ID} }
+
 func (e PackEntry) appendBinary(b []byte) []byte {
 	b = append(b, byte(e.Type), byte(e.Compression), 0, 0)
 	b = append(b, e.ID[:]...)

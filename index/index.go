@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -15,13 +14,16 @@ import (
 )
 
 // SchemaVersion is the key layout version described in the package doc.
-const SchemaVersion = 1
+// Version 1 keyed blobs by ID alone ("b" + ID); version 2 keys them by type
+// and ID ("t" + type + ID). A writable open migrates a version 1 index in
+// place (migrate.go).
+const SchemaVersion = 2
 
 // ErrSchema is returned when the index was written by another schema.
 var ErrSchema = errors.New("index schema mismatch")
 
 const (
-	prefixBlob   = 'b'
+	prefixBlob   = 't' // + type u8 + blob ID
 	prefixPack   = 'p'
 	prefixRecord = 'r'
 	locationSize = 1 + 1 + 8 + 4 + 4 + cas.IDSize
@@ -89,33 +91,6 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 	return ix, nil
 }
 
-func (ix *Index) checkSchema(create bool) error {
-	txnFunc := ix.db.View
-	if create {
-		txnFunc = ix.db.Update
-	}
-	return txnFunc(func(txn *badger.Txn) error {
-		item, err := txn.Get(versionKey)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			if !create {
-				return ErrNoIndex
-			}
-			return txn.Set(versionKey, []byte(strconv.Itoa(SchemaVersion)))
-		}
-		if err != nil {
-			return fmt.Errorf("read index schema: %w", err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("read index schema: %w", err)
-		}
-		if string(v) != strconv.Itoa(SchemaVersion) {
-			return fmt.Errorf("index schema %q, this smp uses %d: run smp index rebuild: %w", v, SchemaVersion, ErrSchema)
-		}
-		return nil
-	})
-}
-
 // removeEmptyMemtables deletes zero-length memtable files: a process
 // killed while Badger created one leaves it so, and Badger then refuses to
 // open (dgraph-io/badger#2207). An empty file holds no entry, and the
@@ -153,6 +128,15 @@ func key(prefix byte, id cas.ID) []byte {
 	return k
 }
 
+// blobKey is the index key of a blob: its type is part of it, so a data
+// chunk and a tree with the same ID are two entries.
+func blobKey(k cas.BlobKey) []byte {
+	b := make([]byte, 2+cas.IDSize)
+	b[0], b[1] = prefixBlob, byte(k.Type)
+	copy(b[2:], k.ID[:])
+	return b
+}
+
 func encodeLocation(l Location) []byte {
 	b := make([]byte, 0, locationSize)
 	b = append(b, byte(l.Type), byte(l.Compression))
@@ -162,9 +146,15 @@ func encodeLocation(l Location) []byte {
 	return append(b, l.Pack[:]...)
 }
 
-func decodeLocation(id cas.ID, b []byte) (Location, error) {
+// decodeLocation decodes the location of blob k; the type the value
+// repeats must be the key's.
+func decodeLocation(k cas.BlobKey, b []byte) (Location, error) {
+	id := k.ID
 	if len(b) != locationSize {
-		return Location{}, fmt.Errorf("index entry for %s is %d bytes: %w", id.Short(), len(b), cas.ErrCorrupt)
+		return Location{}, fmt.Errorf("index entry for %s is %d bytes: %w", k, len(b), cas.ErrCorrupt)
+	}
+	if cas.BlobType(b[0]) != k.Type {
+		return Location{}, fmt.Errorf("index entry for %s says %s: %w", k, cas.BlobType(b[0]), cas.ErrCorrupt)
 	}
 	l := Location{PackEntry: cas.PackEntry{
 		ID:          id,
@@ -181,28 +171,30 @@ func decodeLocation(id cas.ID, b []byte) (Location, error) {
 	return l, nil
 }
 
-// Get returns the location of blob id, or cas.ErrNotFound.
-func (ix *Index) Get(id cas.ID) (Location, error) {
+// Get returns the location of blob id of type t, or cas.ErrNotFound (also
+// when only a blob of another type has that ID).
+func (ix *Index) Get(t cas.BlobType, id cas.ID) (Location, error) {
+	k := cas.BlobKey{Type: t, ID: id}
 	var loc Location
 	err := ix.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key(prefixBlob, id))
+		item, err := txn.Get(blobKey(k))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("blob %s: %w", id.Short(), cas.ErrNotFound)
+			return fmt.Errorf("%s: %w", k, cas.ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("index lookup %s: %w", id.Short(), err)
+			return fmt.Errorf("index lookup %s: %w", k, err)
 		}
 		return item.Value(func(v []byte) error {
-			loc, err = decodeLocation(id, v)
+			loc, err = decodeLocation(k, v)
 			return err
 		})
 	})
 	return loc, err
 }
 
-// Has reports whether blob id is indexed.
-func (ix *Index) Has(id cas.ID) (bool, error) {
-	_, err := ix.Get(id)
+// Has reports whether blob id of type t is indexed.
+func (ix *Index) Has(t cas.BlobType, id cas.ID) (bool, error) {
+	_, err := ix.Get(t, id)
 	if errors.Is(err, cas.ErrNotFound) {
 		return false, nil
 	}
@@ -217,7 +209,7 @@ func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
-		if err := wb.Set(key(prefixBlob, e.ID), encodeLocation(Location{Pack: pack, PackEntry: e})); err != nil {
+		if err := wb.Set(blobKey(e.Key()), encodeLocation(Location{Pack: pack, PackEntry: e})); err != nil {
 			return fmt.Errorf("index pack %s: %w", pack.Short(), err)
 		}
 	}
@@ -265,7 +257,7 @@ func (ix *Index) DeleteRecord(id cas.ID) error {
 
 // Records calls fn for every live record.
 func (ix *Index) Records(fn func(id cas.ID, encoded []byte) error) error {
-	return ix.scan(prefixRecord, true, func(id cas.ID, v []byte) error { return fn(id, v) })
+	return ix.scan(prefixRecord, func(id cas.ID, v []byte) error { return fn(id, v) })
 }
 
 // PackInfo describes one indexed pack.
@@ -277,7 +269,7 @@ type PackInfo struct {
 
 // Packs calls fn for every indexed pack.
 func (ix *Index) Packs(fn func(PackInfo) error) error {
-	return ix.scan(prefixPack, true, func(id cas.ID, v []byte) error {
+	return ix.scan(prefixPack, func(id cas.ID, v []byte) error {
 		if len(v) != 12 {
 			return fmt.Errorf("index pack entry %s: %w", id.Short(), cas.ErrCorrupt)
 		}
@@ -287,8 +279,10 @@ func (ix *Index) Packs(fn func(PackInfo) error) error {
 
 // Blobs calls fn for every indexed blob.
 func (ix *Index) Blobs(fn func(Location) error) error {
-	return ix.scan(prefixBlob, true, func(id cas.ID, v []byte) error {
-		loc, err := decodeLocation(id, v)
+	return ix.scanKeys([]byte{prefixBlob}, 2+cas.IDSize, func(k, v []byte) error {
+		bk := cas.BlobKey{Type: cas.BlobType(k[1])}
+		copy(bk.ID[:], k[2:])
+		loc, err := decodeLocation(bk, v)
 		if err != nil {
 			return err
 		}
@@ -296,29 +290,35 @@ func (ix *Index) Blobs(fn func(Location) error) error {
 	})
 }
 
-func (ix *Index) scan(prefix byte, values bool, fn func(cas.ID, []byte) error) error {
+// scan calls fn with the ID and value of every key under prefix.
+func (ix *Index) scan(prefix byte, fn func(cas.ID, []byte) error) error {
+	return ix.scanKeys([]byte{prefix}, 1+cas.IDSize, func(k, v []byte) error {
+		var id cas.ID
+		copy(id[:], k[1:])
+		return fn(id, v)
+	})
+}
+
+// scanKeys calls fn with every key under prefix, each of which must be
+// keyLen bytes long, and a copy of its value.
+func (ix *Index) scanKeys(prefix []byte, keyLen int, fn func(k, v []byte) error) error {
 	return ix.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
-		opts.Prefix = []byte{prefix}
+		opts.Prefix = prefix
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			k := item.Key()
-			if len(k) != 1+cas.IDSize {
+			if len(k) != keyLen {
 				return fmt.Errorf("index key of %d bytes under %q: %w", len(k), prefix, cas.ErrCorrupt)
 			}
-			var id cas.ID
-			copy(id[:], k[1:])
-			var v []byte
-			if values {
-				var err error
-				if v, err = item.ValueCopy(nil); err != nil {
-					return fmt.Errorf("index read: %w", err)
-				}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("index read: %w", err)
 			}
-			if err := fn(id, v); err != nil {
+			if err := fn(k, v); err != nil {
 				return err
 			}
 		}
@@ -334,11 +334,11 @@ func (ix *Index) scan(prefix byte, values bool, fn func(cas.ID, []byte) error) e
 // prefix).
 const prefixRetired = 'g'
 
-// DeleteBlobs removes the index entries of blobs ids (garbage collection).
+// DeleteBlobs removes the index entries of blobs keys (garbage collection).
 // Missing entries are not an error. Large sets are written in several
 // transactions; each deleted entry is durable when DeleteBlobs returns.
-func (ix *Index) DeleteBlobs(ids []cas.ID) error {
-	if len(ids) == 0 {
+func (ix *Index) DeleteBlobs(keys []cas.BlobKey) error {
+	if len(keys) == 0 {
 		return nil
 	}
 	if ix.readOnly {
@@ -346,8 +346,8 @@ func (ix *Index) DeleteBlobs(ids []cas.ID) error {
 	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, id := range ids {
-		if err := wb.Delete(key(prefixBlob, id)); err != nil {
+	for _, k := range keys {
+		if err := wb.Delete(blobKey(k)); err != nil {
 			return fmt.Errorf("delete index entries: %w", err)
 		}
 	}
@@ -393,7 +393,7 @@ func (ix *Index) RetirePack(id cas.ID) error {
 // RetiredPacks calls fn for every retired pack (see RetirePack) with the size
 // it had when indexed.
 func (ix *Index) RetiredPacks(fn func(id cas.ID, size int64) error) error {
-	return ix.scan(prefixRetired, true, func(id cas.ID, v []byte) error {
+	return ix.scan(prefixRetired, func(id cas.ID, v []byte) error {
 		if len(v) != 8 {
 			return fmt.Errorf("index retired pack entry %s: %w", id.Short(), cas.ErrCorrupt)
 		}
@@ -427,7 +427,7 @@ func (ix *Index) SetReleased(id cas.ID, unixNano int64) error {
 
 // Released calls fn for every released record with its release time.
 func (ix *Index) Released(fn func(id cas.ID, unixNano int64) error) error {
-	return ix.scan(prefixReleased, true, func(id cas.ID, v []byte) error {
+	return ix.scan(prefixReleased, func(id cas.ID, v []byte) error {
 		if len(v) != 8 {
 			return fmt.Errorf("index release entry %s: %w", id.Short(), cas.ErrCorrupt)
 		}

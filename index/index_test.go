@@ -77,7 +77,7 @@ func TestAddPackGet(t *testing.T) {
 	}{{packA, entA}, {packB, entB}}
 	for _, tt := range tests {
 		for _, e := range tt.entries {
-			got, err := ix.Get(e.ID)
+			got, err := ix.Get(e.Type, e.ID)
 			if err != nil {
 				t.Errorf("Get(%v) = %v", e.ID.Short(), err)
 				continue
@@ -85,16 +85,20 @@ func TestAddPackGet(t *testing.T) {
 			if want := (index.Location{Pack: tt.pack, PackEntry: e}); got != want {
 				t.Errorf("Get(%v) = %+v, want %+v", e.ID.Short(), got, want)
 			}
-			if has, err := ix.Has(e.ID); !has || err != nil {
+			if has, err := ix.Has(e.Type, e.ID); !has || err != nil {
 				t.Errorf("Has(%v) = %v, %v; want true", e.ID.Short(), has, err)
 			}
 		}
 	}
+	// A known ID under another type is not indexed either.
+	if _, err := ix.Get(cas.BlobTree, entA[0].ID); !errors.Is(err, cas.ErrNotFound) {
+		t.Errorf("Get(tree, data blob %v) = %v, want ErrNotFound", entA[0].ID.Short(), err)
+	}
 	for _, miss := range []cas.ID{{}, idN(50), packA, idN(1 << 50)} {
-		if _, err := ix.Get(miss); !errors.Is(err, cas.ErrNotFound) {
+		if _, err := ix.Get(cas.BlobData, miss); !errors.Is(err, cas.ErrNotFound) {
 			t.Errorf("Get(%v) = %v, want ErrNotFound", miss.Short(), err)
 		}
-		if has, err := ix.Has(miss); has || err != nil {
+		if has, err := ix.Has(cas.BlobTree, miss); has || err != nil {
 			t.Errorf("Has(%v) = %v, %v; want false, nil", miss.Short(), has, err)
 		}
 	}
@@ -112,7 +116,7 @@ func TestAddPackLaterWins(t *testing.T) {
 	if err := ix.AddPack(idN(1001), 100, e); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ix.Get(e[0].ID); err != nil || got.Pack != idN(1001) {
+	if got, err := ix.Get(e[0].Type, e[0].ID); err != nil || got.Pack != idN(1001) {
 		t.Errorf("Get = %v, %v; want pack %v", got.Pack.Short(), err, idN(1001).Short())
 	}
 }
@@ -243,7 +247,7 @@ func TestRecords(t *testing.T) {
 		t.Errorf("Records after put/delete = %v, want %v", got, recs)
 	}
 	// Records are not blobs.
-	if has, _ := ix.Has(idN(2)); has {
+	if has, _ := ix.Has(cas.BlobRecord, idN(2)); has {
 		t.Errorf("a record ID is reported as an indexed blob")
 	}
 	// The encoded bytes handed to fn are a copy fn may keep.
@@ -282,7 +286,7 @@ func TestReopenPersists(t *testing.T) {
 	ix = openIndex(t, dir)
 	defer ix.Close()
 	for _, e := range entries {
-		if got, err := ix.Get(e.ID); err != nil || got != (index.Location{Pack: idN(500), PackEntry: e}) {
+		if got, err := ix.Get(e.Type, e.ID); err != nil || got != (index.Location{Pack: idN(500), PackEntry: e}) {
 			t.Errorf("after reopen Get(%v) = %+v, %v", e.ID.Short(), got, err)
 		}
 	}
@@ -355,7 +359,7 @@ func TestSchemaMismatch(t *testing.T) {
 			}
 			// The refused database was closed: it can be opened again (Badger
 			// holds a directory lock while open).
-			writeRaw(t, dir, map[string][]byte{"v": []byte("1")})
+			writeRaw(t, dir, map[string][]byte{"v": []byte("2")})
 			ix = openIndex(t, dir)
 			ix.Close()
 		})
@@ -379,8 +383,8 @@ func TestOpenWritesSchemaVersion(t *testing.T) {
 		v, err = item.ValueCopy(nil)
 		return err
 	})
-	if err != nil || string(v) != "1" {
-		t.Errorf("schema key = %q, %v; want \"1\"", v, err)
+	if err != nil || string(v) != "2" {
+		t.Errorf("schema key = %q, %v; want \"2\"", v, err)
 	}
 }
 
@@ -408,20 +412,24 @@ func TestCorruptEntries(t *testing.T) {
 		return append(b, make([]byte, 32)...)
 	}
 	writeRaw(t, dir, map[string][]byte{
-		"b" + string(good[:]):  loc(5, 5),
-		"b" + string(short[:]): loc(5, 5)[:40],
-		"b" + string(over[:]):  loc(cas.MaxBlobSize+1, 5),
+		"t\x01" + string(good[:]):  loc(5, 5),
+		"t\x01" + string(short[:]): loc(5, 5)[:40],
+		"t\x01" + string(over[:]):  loc(cas.MaxBlobSize+1, 5),
+		"t\x02" + string(good[:]):  loc(5, 5), // says data under a tree key
 	})
 	ix := openIndex(t, dir)
 	defer ix.Close()
-	if got, err := ix.Get(good); err != nil || got.StoredLen != 5 || got.Offset != 16 || got.Type != cas.BlobData {
+	if _, err := ix.Get(cas.BlobTree, good); !errors.Is(err, cas.ErrCorrupt) {
+		t.Errorf("Get(tree, good) of an entry saying data = %v, want ErrCorrupt", err)
+	}
+	if got, err := ix.Get(cas.BlobData, good); err != nil || got.StoredLen != 5 || got.Offset != 16 || got.Type != cas.BlobData {
 		t.Errorf("Get(good) = %+v, %v", got, err)
 	}
 	for _, id := range []cas.ID{short, over} {
-		if _, err := ix.Get(id); !errors.Is(err, cas.ErrCorrupt) {
+		if _, err := ix.Get(cas.BlobData, id); !errors.Is(err, cas.ErrCorrupt) {
 			t.Errorf("Get(%v) = %v, want ErrCorrupt", id.Short(), err)
 		}
-		if has, err := ix.Has(id); has || !errors.Is(err, cas.ErrCorrupt) {
+		if has, err := ix.Has(cas.BlobData, id); has || !errors.Is(err, cas.ErrCorrupt) {
 			t.Errorf("Has(%v) = %v, %v; want false, ErrCorrupt", id.Short(), has, err)
 		}
 	}
@@ -444,7 +452,7 @@ func TestConcurrentAccess(t *testing.T) {
 					return
 				}
 				for _, e := range entries {
-					if _, err := ix.Get(e.ID); err != nil {
+					if _, err := ix.Get(e.Type, e.ID); err != nil {
 						t.Errorf("Get right after AddPack: %v", err)
 						return
 					}
@@ -484,7 +492,7 @@ func BenchmarkIndexGet(b *testing.B) {
 	b.Run("hit", func(b *testing.B) {
 		i := uint64(0)
 		for b.Loop() {
-			if _, err := ix.Get(idN(i % uint64(total))); err != nil {
+			if _, err := ix.Get(cas.BlobData, idN(i%uint64(total))); err != nil {
 				b.Fatal(err)
 			}
 			i += 7919
@@ -493,7 +501,7 @@ func BenchmarkIndexGet(b *testing.B) {
 	b.Run("miss", func(b *testing.B) {
 		i := uint64(total)
 		for b.Loop() {
-			if _, err := ix.Get(idN(i)); !errors.Is(err, cas.ErrNotFound) {
+			if _, err := ix.Get(cas.BlobData, idN(i)); !errors.Is(err, cas.ErrNotFound) {
 				b.Fatal(err)
 			}
 			i++
@@ -502,7 +510,7 @@ func BenchmarkIndexGet(b *testing.B) {
 	b.Run("has-hit", func(b *testing.B) {
 		i := uint64(0)
 		for b.Loop() {
-			if ok, err := ix.Has(idN(i % uint64(total))); !ok || err != nil {
+			if ok, err := ix.Has(cas.BlobData, idN(i%uint64(total))); !ok || err != nil {
 				b.Fatal(ok, err)
 			}
 			i += 7919

@@ -15,7 +15,7 @@ func (ix *Index) SetLocations(locs []Location) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, l := range locs {
-		if err := wb.Set(key(prefixBlob, l.ID), encodeLocation(l)); err != nil {
+		if err := wb.Set(blobKey(l.Key()), encodeLocation(l)); err != nil {
 			return fmt.Errorf("set index entry of %s: %w", l.ID.Short(), err)
 		}
 	}

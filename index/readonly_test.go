@@ -50,7 +50,7 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Error("ReadOnly() = false")
 	}
 	for _, e := range entries {
-		if got, err := ro.Get(e.ID); err != nil || got != (index.Location{Pack: idN(500), PackEntry: e}) {
+		if got, err := ro.Get(e.Type, e.ID); err != nil || got != (index.Location{Pack: idN(500), PackEntry: e}) {
 			t.Errorf("Get(%v) = %+v, %v", e.ID.Short(), got, err)
 		}
 	}
@@ -62,7 +62,7 @@ func TestOpenReadOnly(t *testing.T) {
 		"PutRecord":   func() error { return ro.PutRecord(idN(601), []byte("x")) },
 		"DeleteBlobs": func() error { return ro.DeleteBlobs(nil) }, // nothing to do: allowed
 		"DeleteBlobs1": func() error {
-			return ro.DeleteBlobs(packEntryIDs(entries[:1]))
+			return ro.DeleteBlobs(packEntryKeys(entries[:1]))
 		},
 		"SetReleased":  func() error { return ro.SetReleased(idN(600), 1) },
 		"SetLocations": func() error { return ro.SetLocations([]index.Location{{Pack: idN(500), PackEntry: entries[0]}}) },
@@ -89,7 +89,7 @@ func TestOpenReadOnly(t *testing.T) {
 	// Everything is still there for a writable open.
 	ix = openIndex(t, dir)
 	defer ix.Close()
-	if _, err := ix.Get(entries[0].ID); err != nil {
+	if _, err := ix.Get(entries[0].Type, entries[0].ID); err != nil {
 		t.Errorf("after the read-only open, Get: %v", err)
 	}
 }
@@ -104,12 +104,12 @@ func TestOpenReadOnlyRefusesMissingIndex(t *testing.T) {
 	}
 }
 
-func packEntryIDs(entries []cas.PackEntry) []cas.ID {
-	ids := make([]cas.ID, len(entries))
+func packEntryKeys(entries []cas.PackEntry) []cas.BlobKey {
+	keys := make([]cas.BlobKey, len(entries))
 	for i, e := range entries {
-		ids[i] = e.ID
+		keys[i] = e.Key()
 	}
-	return ids
+	return keys
 }
 
 // TestOpenReadOnlyRefusesUnflushedWrites copies an index while it is
@@ -154,7 +154,7 @@ func TestOpenReadOnlyRefusesUnflushedWrites(t *testing.T) {
 	rw := openIndex(t, crashed)
 	defer rw.Close()
 	for _, e := range entries {
-		if got, err := rw.Get(e.ID); err != nil || got != (index.Location{Pack: idN(500), PackEntry: e}) {
+		if got, err := rw.Get(e.Type, e.ID); err != nil || got != (index.Location{Pack: idN(500), PackEntry: e}) {
 			t.Errorf("writable open after the refused read-only one: Get(%v) = %+v, %v", e.ID.Short(), got, err)
 		}
 	}

@@ -37,13 +37,13 @@ import (
 // indexed; the next run deletes it when every blob in it is indexed in some
 // other pack (it is a copy), and otherwise keeps it for an index rebuild.
 //
-// Memory: the mark phase keeps a Go map of every live blob ID (the records,
-// their trees and their chunks, plus every tombstone, one per record ever
-// removed): 32 bytes of key plus map overhead, roughly 50 to 100 bytes per
+// Memory: the mark phase keeps a Go map of every live blob (type and ID: the
+// records, their trees and their chunks, plus every tombstone, one per record
+// ever removed): 33 bytes of key plus map overhead, roughly 50 to 100 bytes per
 // live blob (at the 1 MiB default chunk size, some 100 MB per 1 TiB of live
 // unique data). The cost grows with the live data, not with the store's
 // history: removed records cost a tombstone ID each, garbage only the list
-// of dead blob IDs (32 bytes each) collected for deletion, and every pack a
+// of dead blobs (33 bytes each) collected for deletion, and every pack a
 // few counters.
 
 // gcFailAfter, when positive, makes GC stop with errGCInjected right after
@@ -85,10 +85,10 @@ type GCOptions struct {
 	Grace time.Duration
 	// Now is the clock Grace is measured with (default time.Now).
 	Now func() time.Time
-	// Pinned, when set, is called once after marking: every ID it yields
+	// Pinned, when set, is called once after marking: every blob it yields
 	// is kept, as chunks an open capture session was told the store holds
 	// (smp serve) and will reference when it commits.
-	Pinned func(keep func(cas.ID))
+	Pinned func(keep func(cas.BlobKey))
 }
 
 // GCReport is what GC did (or, with DryRun, would do).
@@ -177,15 +177,16 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		return nil, err
 	}
 	if opts.Pinned != nil {
-		opts.Pinned(func(id cas.ID) { live[id] = struct{}{} })
+		opts.Pinned(func(k cas.BlobKey) { live[k] = struct{}{} })
 	}
-	var dead, deadRecords []cas.ID
+	var dead []cas.BlobKey
+	var deadRecords []cas.ID
 	err = r.ix.Blobs(func(l index.Location) error {
 		if l.Type == cas.BlobTombstone || young[l.Pack] {
-			live[l.ID] = struct{}{}
+			live[l.Key()] = struct{}{}
 		}
-		if _, ok := live[l.ID]; !ok {
-			dead = append(dead, l.ID)
+		if _, ok := live[l.Key()]; !ok {
+			dead = append(dead, l.Key())
 			if l.Type == cas.BlobRecord {
 				deadRecords = append(deadRecords, l.ID)
 			}
@@ -234,7 +235,8 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	defer w.abort()
 	for _, rec := range deadRecords {
 		tomb := r.Hasher.SumBlob(cas.BlobTombstone, rec[:])
-		if _, ok := live[tomb]; ok {
+		tombKey := cas.BlobKey{Type: cas.BlobTombstone, ID: tomb}
+		if _, ok := live[tombKey]; ok {
 			continue
 		}
 		stored, c := cas.Compress(nil, rec[:])
@@ -242,7 +244,7 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		if err := w.add(e, stored); err != nil {
 			return nil, err
 		}
-		live[tomb] = struct{}{}
+		live[tombKey] = struct{}{}
 		rep.TombstonesWritten++
 	}
 	var retire []cas.ID
@@ -368,21 +370,22 @@ func (r *Repo) gcIdle() error {
 	return nil
 }
 
-// gcMark returns the IDs of every live record and of every tree and chunk
-// it references, and the number of live records. A tree that cannot be read
+// gcMark returns every live record and every tree and chunk it
+// references, and the number of live records. A tree that cannot be read
 // stops GC: what it references is unknown, so nothing may be deleted.
-func (r *Repo) gcMark(ctx context.Context) (map[cas.ID]struct{}, int, error) {
+func (r *Repo) gcMark(ctx context.Context) (map[cas.BlobKey]struct{}, int, error) {
 	records, err := r.Records()
 	if err != nil {
 		return nil, 0, fmt.Errorf("gc: %w", err)
 	}
-	live := make(map[cas.ID]struct{}, 1024)
+	live := make(map[cas.BlobKey]struct{}, 1024)
 	var walk func(id cas.ID) error
 	walk = func(id cas.ID) error {
-		if _, seen := live[id]; seen {
+		k := cas.BlobKey{Type: cas.BlobTree, ID: id}
+		if _, seen := live[k]; seen {
 			return nil // a tree shared with a record marked before
 		}
-		live[id] = struct{}{}
+		live[k] = struct{}{}
 		t, err := r.LoadTree(id)
 		if err != nil {
 			return err
@@ -397,7 +400,7 @@ func (r *Repo) gcMark(ctx context.Context) (map[cas.ID]struct{}, int, error) {
 			case manifest.TypeFile:
 				// Linked entries (hard-link records) have no chunks.
 				for _, ch := range e.Chunks {
-					live[ch.ID] = struct{}{}
+					live[cas.BlobKey{Type: cas.BlobData, ID: ch.ID}] = struct{}{}
 				}
 			}
 		}
@@ -407,7 +410,7 @@ func (r *Repo) gcMark(ctx context.Context) (map[cas.ID]struct{}, int, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		live[rec.ID] = struct{}{}
+		live[cas.BlobKey{Type: cas.BlobRecord, ID: rec.ID}] = struct{}{}
 		if err := walk(rec.Tree); err != nil {
 			return nil, 0, fmt.Errorf("gc: record %s of %s: %w (nothing was deleted; run smp verify)", rec.ID.Short(), rec.Computer, err)
 		}
@@ -419,7 +422,7 @@ func (r *Repo) gcMark(ctx context.Context) (map[cas.ID]struct{}, int, error) {
 // new packs, verifying each. It reports whether every one was copied; when
 // not (a damaged blob), the pack must be kept and the reason is in the
 // report. Copies already written stay: they are indexed and sound.
-func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.ID]struct{}) (bool, error) {
+func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{}) (bool, error) {
 	id := p.info.ID
 	problem := func(err error) (bool, error) {
 		w.rep.Problems = append(w.rep.Problems, fmt.Sprintf("pack %s not rewritten: %v", id.Short(), err))
@@ -439,10 +442,10 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.ID]struct{}) (boo
 	var stored, plain []byte
 	copied := 0
 	for _, e := range entries {
-		if _, ok := live[e.ID]; !ok {
+		if _, ok := live[e.Key()]; !ok {
 			continue
 		}
-		loc, err := r.ix.Get(e.ID)
+		loc, err := r.ix.Get(e.Type, e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			continue
 		}
@@ -492,7 +495,7 @@ func (r *Repo) gcStillIndexed(id cas.ID) (int, error) {
 	}
 	n := 0
 	for _, e := range entries {
-		loc, err := r.ix.Get(e.ID)
+		loc, err := r.ix.Get(e.Type, e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			continue
 		}
@@ -586,7 +589,7 @@ func (r *Repo) gcUnindexed(rep *GCReport, packs map[cas.ID]*gcPack) error {
 			redundant = false
 		}
 		for _, e := range entries {
-			loc, err := r.ix.Get(e.ID)
+			loc, err := r.ix.Get(e.Type, e.ID)
 			if err != nil || loc.Pack == id || packs[loc.Pack] == nil {
 				redundant = false
 				break

@@ -283,21 +283,24 @@ func checkClean(t testing.TB, r *Repo) {
 	}
 }
 
+// mustGone checks that no blob of any type with one of the IDs is indexed.
 func mustGone(t testing.TB, r *Repo, what string, ids ...cas.ID) {
 	t.Helper()
 	for _, id := range ids {
-		if loc, err := r.Lookup(id); !errors.Is(err, cas.ErrNotFound) {
-			t.Errorf("%s %s: Lookup = %v in pack %s, want ErrNotFound", what, id.Short(), err, loc.Pack.Short())
+		for bt := cas.BlobData; bt <= cas.BlobTombstone; bt++ {
+			if loc, err := r.Lookup(bt, id); !errors.Is(err, cas.ErrNotFound) {
+				t.Errorf("%s %s: Lookup(%s) = %v in pack %s, want ErrNotFound", what, id.Short(), bt, err, loc.Pack.Short())
+			}
 		}
 	}
 }
 
-func mustHave(t testing.TB, r *Repo, what string, ids ...cas.ID) index.Location {
+func mustHave(t testing.TB, r *Repo, bt cas.BlobType, what string, ids ...cas.ID) index.Location {
 	t.Helper()
 	var loc index.Location
 	for _, id := range ids {
 		var err error
-		if loc, err = r.Lookup(id); err != nil {
+		if loc, err = r.Lookup(bt, id); err != nil {
 			t.Errorf("%s %s: Lookup = %v", what, id.Short(), err)
 		}
 	}
@@ -342,8 +345,8 @@ func TestGC(t *testing.T) {
 			f, r := newGCFix(t)
 			f.remove(t, r)
 			tomb := r.Hasher.SumBlob(cas.BlobTombstone, f.drop[:])
-			sharedBefore := mustHave(t, r, "shared chunk", f.shared[0])
-			commonBefore := mustHave(t, r, "common tree", f.common)
+			sharedBefore := mustHave(t, r, cas.BlobData, "shared chunk", f.shared[0])
+			commonBefore := mustHave(t, r, cas.BlobTree, "common tree", f.common)
 			before := storedBytes(t, r)
 
 			rep := runGC(t, r, GCOptions{RepackBelow: tc.repackBelow})
@@ -357,15 +360,15 @@ func TestGC(t *testing.T) {
 			mustGone(t, r, "dropped chunk", f.dropOnly...)
 			mustGone(t, r, "dropped tree", f.dropRoot)
 			mustGone(t, r, "dropped record", f.drop)
-			mustHave(t, r, "shared chunk", f.shared...)
-			mustHave(t, r, "kept chunk", f.keepOnly...)
-			mustHave(t, r, "kept tree", f.keepRoot, f.common)
-			mustHave(t, r, "kept record", f.keep)
-			mustHave(t, r, "tombstone", tomb)
-			if moved := mustHave(t, r, "shared", f.shared[0]).Pack != sharedBefore.Pack; moved != tc.moved {
+			mustHave(t, r, cas.BlobData, "shared chunk", f.shared...)
+			mustHave(t, r, cas.BlobData, "kept chunk", f.keepOnly...)
+			mustHave(t, r, cas.BlobTree, "kept tree", f.keepRoot, f.common)
+			mustHave(t, r, cas.BlobRecord, "kept record", f.keep)
+			mustHave(t, r, cas.BlobTombstone, "tombstone", tomb)
+			if moved := mustHave(t, r, cas.BlobData, "shared", f.shared[0]).Pack != sharedBefore.Pack; moved != tc.moved {
 				t.Errorf("shared chunk moved = %v, want %v", moved, tc.moved)
 			}
-			if moved := mustHave(t, r, "common", f.common).Pack != commonBefore.Pack; moved != tc.moved {
+			if moved := mustHave(t, r, cas.BlobTree, "common", f.common).Pack != commonBefore.Pack; moved != tc.moved {
 				t.Errorf("shared tree moved = %v, want %v", moved, tc.moved)
 			}
 			after := storedBytes(t, r)
@@ -482,7 +485,7 @@ func TestGCCrash(t *testing.T) {
 			checkClean(t, r)
 			mustGone(t, r, "dropped chunk", f.dropOnly...)
 			mustGone(t, r, "dropped record", f.drop)
-			mustHave(t, r, "tombstone", r.Hasher.SumBlob(cas.BlobTombstone, f.drop[:]))
+			mustHave(t, r, cas.BlobTombstone, "tombstone", r.Hasher.SumBlob(cas.BlobTombstone, f.drop[:]))
 			if after := storedBytes(t, r); before-after < uint64(len(f.dropOnly)*gcChunk) {
 				t.Errorf("stored bytes %d -> %d after the re-run", before, after)
 			}
@@ -541,7 +544,7 @@ func TestGCNeverLiveRecord(t *testing.T) {
 	}
 	mustGone(t, r, "never-live record", rec)
 	mustGone(t, r, "its chunk", gcChunks(orphan)...)
-	mustHave(t, r, "its tombstone", r.Hasher.SumBlob(cas.BlobTombstone, rec[:]))
+	mustHave(t, r, cas.BlobTombstone, "its tombstone", r.Hasher.SumBlob(cas.BlobTombstone, rec[:]))
 	// Both fixture records are still live.
 	if recs, _ := r.Records(); len(recs) != 2 {
 		t.Errorf("%d records, want 2", len(recs))
@@ -600,7 +603,7 @@ func TestGCUnindexedPacks(t *testing.T) {
 func TestGCDamagedBlobKeepsPack(t *testing.T) {
 	f, r := newGCFix(t)
 	f.remove(t, r)
-	loc := mustHave(t, r, "shared", f.shared[1])
+	loc := mustHave(t, r, cas.BlobData, "shared", f.shared[1])
 	path := r.packs.Path(loc.Pack)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -620,10 +623,10 @@ func TestGCDamagedBlobKeepsPack(t *testing.T) {
 	if _, err := r.packs.Stat(loc.Pack); err != nil {
 		t.Errorf("pack with a damaged live blob: %v", err)
 	}
-	if got := mustHave(t, r, "damaged shared", f.shared[1]); got.Pack != loc.Pack {
+	if got := mustHave(t, r, cas.BlobData, "damaged shared", f.shared[1]); got.Pack != loc.Pack {
 		t.Errorf("damaged blob moved to %s", got.Pack.Short())
 	}
-	mustHave(t, r, "shared", f.shared[0])
+	mustHave(t, r, cas.BlobData, "shared", f.shared[0])
 	mustGone(t, r, "dropped chunk", f.dropOnly...)
 	checkConsistent(t, r)
 }
@@ -648,9 +651,9 @@ func TestGCGraceAndPins(t *testing.T) {
 	}{
 		{"young pack kept", GCOptions{Grace: time.Hour, Now: func() time.Time { return now }}, true},
 		{"pinned kept after grace", GCOptions{Grace: time.Hour, Now: func() time.Time { return now.Add(2 * time.Hour) },
-			Pinned: func(keep func(cas.ID)) {
+			Pinned: func(keep func(cas.BlobKey)) {
 				for _, id := range append(ids, gcChunks(pinnedOnly)...) {
-					keep(id)
+					keep(cas.BlobKey{Type: cas.BlobData, ID: id})
 				}
 			}}, true},
 		{"old and unpinned removed", GCOptions{Grace: time.Hour, Now: func() time.Time { return now.Add(2 * time.Hour) }}, false},
@@ -658,7 +661,7 @@ func TestGCGraceAndPins(t *testing.T) {
 	for _, tc := range tests {
 		rep := runGC(t, r, tc.opts)
 		if tc.keepOrphan {
-			mustHave(t, r, tc.name, ids...)
+			mustHave(t, r, cas.BlobData, tc.name, ids...)
 			if rep.BlobsRemoved != 0 {
 				t.Errorf("%s: removed %d blobs", tc.name, rep.BlobsRemoved)
 			}

@@ -136,15 +136,16 @@ const maxAffected = 20
 // once however many records share it.
 func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks int)) (*VerifyReport, error) {
 	rep := &VerifyReport{Records: len(records), Damaged: []*Damage{}}
-	checked := map[cas.ID]*Damage{} // nil value: sound
+	checked := map[cas.BlobKey]*Damage{} // nil value: sound
 	packSize := map[cas.ID]int64{}
 	var buf []byte
 	check := func(id cas.ID, t cas.BlobType) *Damage {
-		if d, ok := checked[id]; ok {
+		k := cas.BlobKey{Type: t, ID: id}
+		if d, ok := checked[k]; ok {
 			return d
 		}
 		d := r.checkBlob(id, t, readData, packSize, &buf, &rep.BytesRead)
-		checked[id] = d
+		checked[k] = d
 		if d != nil {
 			rep.Damaged = append(rep.Damaged, d)
 		}
@@ -183,7 +184,7 @@ func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks 
 			tree, err := r.LoadTree(id)
 			if err != nil {
 				d := &Damage{Blob: id.String(), Type: "tree", Reason: err.Error()}
-				checked[id] = d
+				checked[cas.BlobKey{Type: cas.BlobTree, ID: id}] = d
 				rep.Damaged = append(rep.Damaged, d)
 				affect(d, rec, dir+"/")
 				return
@@ -241,7 +242,7 @@ func (r *Repo) unindexedPacks() ([]string, error) {
 
 func (r *Repo) checkBlob(id cas.ID, t cas.BlobType, readData bool, packSize map[cas.ID]int64, buf *[]byte, read *uint64) *Damage {
 	d := &Damage{Blob: id.String(), Type: t.String()}
-	loc, err := r.ix.Get(id)
+	loc, err := r.ix.Get(t, id)
 	if err != nil {
 		d.Reason = "not in the index"
 		if !errors.Is(err, cas.ErrNotFound) {

@@ -121,9 +121,10 @@ func (r *Repo) rebuildInto(rep *RebuildReport) error {
 	var tombstones []index.Location
 	// Duplicates are found without keeping every ID: a map of 8-byte
 	// prefixes flags candidates, and a second pass over the trailers, run
-	// only when there are some, gathers the candidates' copies.
+	// only when there are some, gathers the candidates' copies. A blob is
+	// its type and ID: a chunk with a tree's ID is no copy of the tree.
 	seen := make(map[uint64]struct{})
-	candidates := map[cas.ID][]index.Location{}
+	candidates := map[cas.BlobKey][]index.Location{}
 	err := r.packs.Walk(func(id cas.ID, size int64) error {
 		entries, err := r.packs.ReadTrailer(id)
 		if err != nil {
@@ -138,7 +139,7 @@ func (r *Repo) rebuildInto(rep *RebuildReport) error {
 		for _, e := range entries {
 			p := binary.LittleEndian.Uint64(e.ID[:8])
 			if _, ok := seen[p]; ok {
-				candidates[e.ID] = nil
+				candidates[e.Key()] = nil
 			} else {
 				seen[p] = struct{}{}
 			}
@@ -195,20 +196,20 @@ func (r *Repo) rebuildInto(rep *RebuildReport) error {
 	return nil
 }
 
-// pickReadableCopies gathers every copy of the candidate IDs (keys of
+// pickReadableCopies gathers every copy of the candidate blobs (keys of
 // copies) and, for each blob found in more than one pack, indexes a copy
 // that reads back: the one AddPack left indexed when it does, else the
 // first other that does. When none does, the indexed one stays and the blob
 // is reported.
-func (r *Repo) pickReadableCopies(copies map[cas.ID][]index.Location, rep *RebuildReport) error {
+func (r *Repo) pickReadableCopies(copies map[cas.BlobKey][]index.Location, rep *RebuildReport) error {
 	err := r.packs.Walk(func(id cas.ID, _ int64) error {
 		entries, err := r.packs.ReadTrailer(id)
 		if err != nil {
 			return nil // reported by the first pass
 		}
 		for _, e := range entries {
-			if locs, ok := copies[e.ID]; ok {
-				copies[e.ID] = append(locs, index.Location{Pack: id, PackEntry: e})
+			if locs, ok := copies[e.Key()]; ok {
+				copies[e.Key()] = append(locs, index.Location{Pack: id, PackEntry: e})
 			}
 		}
 		return nil
@@ -225,12 +226,12 @@ func (r *Repo) pickReadableCopies(copies map[cas.ID][]index.Location, rep *Rebui
 		return err
 	}
 	var moved []index.Location
-	for id, locs := range copies {
+	for k, locs := range copies {
 		if len(locs) < 2 {
 			continue // an 8-byte prefix shared by two different blobs
 		}
 		rep.Duplicates++
-		cur, err := r.ix.Get(id)
+		cur, err := r.ix.Get(k.Type, k.ID)
 		if err != nil {
 			return err
 		}
@@ -250,7 +251,7 @@ func (r *Repo) pickReadableCopies(copies map[cas.ID][]index.Location, rep *Rebui
 			}
 		}
 		if !found {
-			rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("%s %s: none of its %d copies reads back: %v", cur.Type, id, len(locs), firstErr))
+			rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("%s %s: none of its %d copies reads back: %v", cur.Type, k.ID, len(locs), firstErr))
 		}
 	}
 	return r.ix.SetLocations(moved)
@@ -271,7 +272,7 @@ func (r *Repo) missingBlobs(id cas.ID) error {
 			}
 		case manifest.TypeFile:
 			for _, ch := range e.Chunks {
-				if ok, err := r.ix.Has(ch.ID); err != nil || !ok {
+				if ok, err := r.ix.Has(cas.BlobData, ch.ID); err != nil || !ok {
 					if err == nil {
 						err = errors.New("chunk " + ch.ID.Short() + " is in no pack")
 					}

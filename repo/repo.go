@@ -31,7 +31,7 @@ type Repo struct {
 	readOnly bool // opened by OpenReadOnly: AddBlob refuses
 
 	mu        sync.Mutex
-	pending   map[cas.ID]struct{} // reserved or in an uncommitted pack
+	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack
 	writers   map[cas.BlobType]*packSlot
 	commits   chan queuedPack // packs for the committer goroutine
 	commitErr error           // first error of the committer; guarded by mu
@@ -108,7 +108,7 @@ func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, read
 	r := &Repo{
 		Dir: dir, Config: cfg, Hasher: hasherOf(cfg),
 		lock: lock, packs: packs, ix: ix, readOnly: readOnly,
-		pending: map[cas.ID]struct{}{},
+		pending: map[cas.BlobKey]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
 		doneSet: map[uint64]bool{},
 	}
@@ -313,26 +313,28 @@ func (r *Repo) abortOpen() {
 // ChunkerParams returns the store's fixed chunking parameters.
 func (r *Repo) ChunkerParams() cas.ChunkerParams { return r.Config.Chunker }
 
-// Reserve reports whether chunk id must be stored: false when it is indexed
-// or another goroutine already reserved it. A true answer obliges the caller
+// Reserve reports whether blob id of type t must be stored: false when it
+// is indexed or another goroutine already reserved it. A blob of another
+// type with the same ID does not count. A true answer obliges the caller
 // to AddBlob it (or fail the whole operation).
-func (r *Repo) Reserve(id cas.ID) (bool, error) {
+func (r *Repo) Reserve(t cas.BlobType, id cas.ID) (bool, error) {
+	k := cas.BlobKey{Type: t, ID: id}
 	r.mu.Lock()
-	if _, ok := r.pending[id]; ok {
+	if _, ok := r.pending[k]; ok {
 		r.mu.Unlock()
 		return false, nil
 	}
 	r.mu.Unlock()
-	has, err := r.ix.Has(id)
+	has, err := r.ix.Has(t, id)
 	if err != nil || has {
 		return false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.pending[id]; ok {
+	if _, ok := r.pending[k]; ok {
 		return false, nil
 	}
-	r.pending[id] = struct{}{}
+	r.pending[k] = struct{}{}
 	return true, nil
 }
 
@@ -400,7 +402,7 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 	}
 	r.mu.Lock()
 	for _, e := range entries {
-		delete(r.pending, e.ID)
+		delete(r.pending, e.Key())
 	}
 	r.mu.Unlock()
 	return nil
@@ -442,7 +444,7 @@ func (r *Repo) PutBlob(t cas.BlobType, plain []byte) (cas.ID, bool, error) {
 // putBlob is PutBlob compressing into scratch, which it returns grown.
 func (r *Repo) putBlob(t cas.BlobType, plain, scratch []byte) (cas.ID, bool, []byte, error) {
 	id := r.Hasher.SumBlob(t, plain)
-	isNew, err := r.Reserve(id)
+	isNew, err := r.Reserve(t, id)
 	if err != nil || !isNew {
 		return id, false, scratch, err
 	}
@@ -453,12 +455,12 @@ func (r *Repo) putBlob(t cas.BlobType, plain, scratch []byte) (cas.ID, bool, []b
 	return id, true, scratch, r.AddBlob(t, id, c, stored, len(plain))
 }
 
-// Lookup returns where blob id is stored.
-func (r *Repo) Lookup(id cas.ID) (index.Location, error) { return r.ix.Get(id) }
+// Lookup returns where blob id of type t is stored.
+func (r *Repo) Lookup(t cas.BlobType, id cas.ID) (index.Location, error) { return r.ix.Get(t, id) }
 
-// ReadBlob reads, decompresses and verifies blob id, which must be of type t.
+// ReadBlob reads, decompresses and verifies blob id of type t.
 func (r *Repo) ReadBlob(t cas.BlobType, id cas.ID, buf []byte) ([]byte, error) {
-	loc, err := r.ix.Get(id)
+	loc, err := r.ix.Get(t, id)
 	if err != nil {
 		return nil, err
 	}
@@ -644,8 +646,8 @@ func (r *Repo) Index() *index.Index { return r.ix }
 // Packs exposes the pack directory to maintenance commands.
 func (r *Repo) Packs() *cas.PackDir { return r.packs }
 
-// Has reports whether blob id is indexed.
-func (r *Repo) Has(id cas.ID) (bool, error) { return r.ix.Has(id) }
+// Has reports whether blob id of type t is indexed.
+func (r *Repo) Has(t cas.BlobType, id cas.ID) (bool, error) { return r.ix.Has(t, id) }
 
 // Sum returns the store-keyed ID of b.
 func (r *Repo) Sum(b []byte) cas.ID { return r.Hasher.Sum(b) }

@@ -62,7 +62,7 @@ func (r *Repo) Usage() ([]RecordUsage, []ComputerUsage, error) {
 		}
 	}
 	size := func(id cas.ID) uint64 {
-		loc, err := r.ix.Get(id)
+		loc, err := r.ix.Get(cas.BlobData, id)
 		if err != nil {
 			return 0
 		}
@@ -110,13 +110,14 @@ func (r *Repo) recordChunks(tree cas.ID, fn func(cas.ID)) error {
 // first file entry using it) reachable from tree, trees before their
 // contents. Memory grows with the distinct IDs of one record.
 func (r *Repo) WalkTree(tree cas.ID, fn func(t cas.BlobType, id cas.ID, e *manifest.Entry) error) error {
-	seen := map[cas.ID]bool{}
+	seen := map[cas.BlobKey]bool{}
 	var walk func(id cas.ID) error
 	walk = func(id cas.ID) error {
-		if seen[id] {
+		k := cas.BlobKey{Type: cas.BlobTree, ID: id}
+		if seen[k] {
 			return nil
 		}
-		seen[id] = true
+		seen[k] = true
 		if err := fn(cas.BlobTree, id, nil); err != nil {
 			return err
 		}
@@ -133,8 +134,8 @@ func (r *Repo) WalkTree(tree cas.ID, fn func(t cas.BlobType, id cas.ID, e *manif
 				}
 			case manifest.TypeFile:
 				for _, ch := range e.Chunks {
-					if !seen[ch.ID] {
-						seen[ch.ID] = true
+					if k := (cas.BlobKey{Type: cas.BlobData, ID: ch.ID}); !seen[k] {
+						seen[k] = true
 						if err := fn(cas.BlobData, ch.ID, e); err != nil {
 							return err
 						}

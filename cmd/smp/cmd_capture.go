@@ -291,8 +291,8 @@ func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.Chu
 
 func (s deferredStore) Sum(b []byte) cas.ID { return s.d.Hasher.Sum(b) }
 
-func (s deferredStore) Reserve(id cas.ID) (bool, error) {
-	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Reserve(id) })
+func (s deferredStore) Reserve(t cas.BlobType, id cas.ID) (bool, error) {
+	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Reserve(t, id) })
 }
 
 func (s deferredStore) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
@@ -308,8 +308,8 @@ func (s deferredStore) LoadTree(id cas.ID) (*manifest.Tree, error) {
 	return withRepo(s.d, func(r *repo.Repo) (*manifest.Tree, error) { return r.LoadTree(id) })
 }
 
-func (s deferredStore) Has(id cas.ID) (bool, error) {
-	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Has(id) })
+func (s deferredStore) Has(t cas.BlobType, id cas.ID) (bool, error) {
+	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Has(t, id) })
 }
 
 func (s deferredStore) CommitRecord(rec *manifest.Record) (cas.ID, error) {

@@ -36,7 +36,7 @@ type Capture struct {
 	parent *Reader // the computer's previous record, for change detection
 
 	seenMu sync.Mutex
-	seen   map[cas.ID]struct{}
+	seen   map[cas.BlobKey]struct{} // by type and ID: a chunk with a tree's ID is not that tree
 
 	haves    chan haveReq
 	uploads  chan []byte
@@ -83,7 +83,7 @@ func (c *Client) StartCapture(ctx context.Context, computer string, parent cas.I
 	ctx, cancel := context.WithCancel(ctx)
 	cp := &Capture{
 		c: c, ctx: ctx, cancel: cancel, sess: sess, prover: wire.NewProver(sess.Nonce),
-		seen:    map[cas.ID]struct{}{},
+		seen:    map[cas.BlobKey]struct{}{},
 		haves:   make(chan haveReq, haveBatchMax),
 		uploads: make(chan []byte, 1),
 		spare:   make(chan []byte, c.opts.Streams+2),
@@ -126,25 +126,28 @@ func (cp *Capture) ChunkerParams() cas.ChunkerParams { return cp.c.info.Chunker 
 // Sum implements capture.Store.
 func (cp *Capture) Sum(b []byte) cas.ID { return cp.c.hasher.Sum(b) }
 
-// firstSight reports whether id is new to this session.
-func (cp *Capture) firstSight(id cas.ID) bool {
+// firstSight reports whether blob id of type t is new to this session.
+func (cp *Capture) firstSight(t cas.BlobType, id cas.ID) bool {
+	k := cas.BlobKey{Type: t, ID: id}
 	cp.seenMu.Lock()
 	defer cp.seenMu.Unlock()
-	if _, ok := cp.seen[id]; ok {
+	if _, ok := cp.seen[k]; ok {
 		return false
 	}
-	cp.seen[id] = struct{}{}
+	cp.seen[k] = struct{}{}
 	return true
 }
 
 // Reserve implements capture.Store for callers without the bytes at hand:
 // it dedupes within the session only, and the blob is uploaded.
-func (cp *Capture) Reserve(id cas.ID) (bool, error) { return cp.firstSight(id), cp.Err() }
+func (cp *Capture) Reserve(t cas.BlobType, id cas.ID) (bool, error) {
+	return cp.firstSight(t, id), cp.Err()
+}
 
 // ReserveData reports whether the chunk must be uploaded: false when this
 // session already took it or the SMP holds it (proven with plain).
 func (cp *Capture) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error) {
-	if !cp.firstSight(id) {
+	if !cp.firstSight(t, id) {
 		return false, cp.Err()
 	}
 	held, err := cp.offer(t, id, plain)
@@ -337,7 +340,7 @@ func (cp *Capture) LoadTree(id cas.ID) (*manifest.Tree, error) {
 // parent record, which the SMP holds while that record is live; the commit
 // re-checks every reference, so a wrong answer fails the commit, never
 // stores a dangling record.
-func (cp *Capture) Has(cas.ID) (bool, error) { return cp.parent != nil, nil }
+func (cp *Capture) Has(cas.BlobType, cas.ID) (bool, error) { return cp.parent != nil, nil }
 
 // CommitRecord implements capture.Store: it sends the last batch, waits
 // for every upload, then commits the record.

@@ -40,7 +40,7 @@ func (p *Plan) ChunkerParams() cas.ChunkerParams { return p.cp.ChunkerParams() }
 func (p *Plan) Sum(b []byte) cas.ID { return p.cp.Sum(b) }
 
 // Reserve implements capture.Store; capture uses ReserveData instead.
-func (p *Plan) Reserve(cas.ID) (bool, error) { return false, p.cp.Err() }
+func (p *Plan) Reserve(cas.BlobType, cas.ID) (bool, error) { return false, p.cp.Err() }
 
 // ReserveData offers the blob and always answers "not needed", so the
 // capture pipeline never compresses or uploads anything.
@@ -81,7 +81,7 @@ func (p *Plan) PutTree(t *manifest.Tree) (cas.ID, error) {
 func (p *Plan) LoadTree(id cas.ID) (*manifest.Tree, error) { return p.cp.LoadTree(id) }
 
 // Has implements capture.Store.
-func (p *Plan) Has(id cas.ID) (bool, error) { return p.cp.Has(id) }
+func (p *Plan) Has(t cas.BlobType, id cas.ID) (bool, error) { return p.cp.Has(t, id) }
 
 // CommitRecord ends the plan: nothing is committed.
 func (p *Plan) CommitRecord(*manifest.Record) (cas.ID, error) { return cas.ID{}, p.cp.Err() }

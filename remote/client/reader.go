@@ -117,17 +117,20 @@ func (r *Reader) fetcher() {
 }
 
 func (r *Reader) fetch(batch []*fetchReq) {
-	waiting := map[cas.ID][]*fetchReq{}
+	// Requests are matched by type and ID: a data chunk may have a tree's
+	// ID, and the two are different blobs.
+	waiting := map[cas.BlobKey][]*fetchReq{}
 	var entries []wire.FetchEntry
 	for _, q := range batch {
-		if _, dup := waiting[q.e.ID]; !dup {
+		k := cas.BlobKey{Type: q.e.Type, ID: q.e.ID}
+		if _, dup := waiting[k]; !dup {
 			entries = append(entries, q.e)
 		}
-		waiting[q.e.ID] = append(waiting[q.e.ID], q)
+		waiting[k] = append(waiting[k], q)
 	}
-	answer := func(id cas.ID, data []byte, err error) {
-		qs := waiting[id]
-		delete(waiting, id)
+	answer := func(k cas.BlobKey, data []byte, err error) {
+		qs := waiting[k]
+		delete(waiting, k)
 		for i, q := range qs {
 			d := data
 			if i > 0 && data != nil {
@@ -141,15 +144,15 @@ func (r *Reader) fetch(batch []*fetchReq) {
 		}
 	}
 	err := r.fetchBatch(entries, waiting, answer)
-	for id := range waiting {
+	for k := range waiting {
 		if err == nil {
-			err = fmt.Errorf("SMP did not send blob %s: %w", id.Short(), wire.ErrMalformed)
+			err = fmt.Errorf("SMP did not send %s: %w", k, wire.ErrMalformed)
 		}
-		answer(id, nil, err)
+		answer(k, nil, err)
 	}
 }
 
-func (r *Reader) fetchBatch(entries []wire.FetchEntry, waiting map[cas.ID][]*fetchReq, answer func(cas.ID, []byte, error)) error {
+func (r *Reader) fetchBatch(entries []wire.FetchEntry, waiting map[cas.BlobKey][]*fetchReq, answer func(cas.BlobKey, []byte, error)) error {
 	resp, err := r.c.do(r.ctx, http.MethodPost, "/records/"+r.record.String()+"/fetch", "application/octet-stream", bytes.NewReader(wire.EncodeFetch(entries)))
 	if err != nil {
 		return fmt.Errorf("fetch from SMP: %w", err)
@@ -164,19 +167,20 @@ func (r *Reader) fetchBatch(entries []wire.FetchEntry, waiting map[cas.ID][]*fet
 		if err != nil {
 			return fmt.Errorf("fetch from SMP: %w", err)
 		}
-		qs, ok := waiting[b.ID]
-		if !ok || qs[0].e.Type != b.Type {
-			return fmt.Errorf("SMP sent blob %s that was not asked for: %w", b.ID.Short(), wire.ErrMalformed)
+		k := cas.BlobKey{Type: b.Type, ID: b.ID}
+		qs, ok := waiting[k]
+		if !ok {
+			return fmt.Errorf("SMP sent %s that was not asked for: %w", k, wire.ErrMalformed)
 		}
 		plain, err := cas.Decompress(qs[0].buf[:0], b.Stored, b.Compression, b.RawLen)
 		if err == nil {
 			err = r.c.hasher.Verify(b.Type, b.ID, plain)
 		}
 		if err != nil {
-			answer(b.ID, nil, fmt.Errorf("blob %s from SMP: %w", b.ID.Short(), err))
+			answer(k, nil, fmt.Errorf("%s from SMP: %w", k, err))
 			continue
 		}
-		answer(b.ID, plain, nil)
+		answer(k, plain, nil)
 	}
 	return nil
 }

@@ -131,10 +131,10 @@ func (s *Server) reserve(sess *session, lacking []wire.HaveEntry) error {
 // to be a duplicate): from now on it is in the free space itself. The blob
 // is pinned like a held one: gc keeps it until the session ends, whatever
 // the grace period.
-func (s *Server) landed(sess *session, id cas.ID, rawLen uint64) {
+func (s *Server) landed(sess *session, k cas.BlobKey, rawLen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess.pinned = append(sess.pinned, id)
+	sess.pinned = append(sess.pinned, k)
 	n := min(rawLen, sess.reserved)
 	sess.reserved -= n
 	s.reserved -= n

@@ -43,14 +43,14 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	rp := s.opts.Repo
 	bm := wire.NewHaveBitmap(len(entries))
 	var buf []byte
-	var held []cas.ID
+	var held []cas.BlobKey
 	defer func() {
 		s.mu.Lock()
 		sess.pinned = append(sess.pinned, held...)
 		s.mu.Unlock()
 	}()
 	for i, e := range entries {
-		has, err := rp.Has(e.ID)
+		has, err := rp.Has(e.Type, e.ID)
 		if err != nil {
 			return err
 		}
@@ -73,7 +73,7 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 		proof := sess.prover.Proof(e.Type, e.ID, plain)
 		if subtle.ConstantTimeCompare(proof[:], e.Proof[:]) == 1 {
 			bm.Set(i)
-			held = append(held, e.ID)
+			held = append(held, cas.BlobKey{Type: e.Type, ID: e.ID})
 		}
 	}
 	var lacking []wire.HaveEntry
@@ -149,11 +149,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 		if err := rp.Hasher.Verify(b.Type, b.ID, plain); err != nil {
 			return fail(http.StatusBadRequest, "blob %s rejected: its content does not match its ID", b.ID.Short())
 		}
-		isNew, err := rp.Reserve(b.ID)
+		isNew, err := rp.Reserve(b.Type, b.ID)
 		if err != nil {
 			return err
 		}
-		s.landed(sess, b.ID, uint64(b.RawLen))
+		s.landed(sess, cas.BlobKey{Type: b.Type, ID: b.ID}, uint64(b.RawLen))
 		s.BlobsReceived.Add(1)
 		s.BytesReceived.Add(int64(len(b.Stored)))
 		sess.received.Add(int64(len(b.Stored)))
@@ -209,13 +209,13 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	missing := func(t cas.BlobType, id cas.ID) error {
 		return fail(http.StatusConflict, "record references %s %s that this SMP does not hold: upload it before committing", t, id.Short())
 	}
-	if has, err := rp.Has(rec.Tree); err != nil {
+	if has, err := rp.Has(cas.BlobTree, rec.Tree); err != nil {
 		return err
 	} else if !has {
 		return missing(cas.BlobTree, rec.Tree)
 	}
 	err = rp.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
-		has, err := rp.Has(id)
+		has, err := rp.Has(t, id)
 		if err != nil {
 			return err
 		}

@@ -46,12 +46,12 @@ func (s *Server) GC(ctx context.Context, opts repo.GCOptions, retention time.Dur
 	if opts.Now == nil {
 		opts.Now = s.opts.Now
 	}
-	opts.Pinned = func(keep func(cas.ID)) {
+	opts.Pinned = func(keep func(cas.BlobKey)) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, sess := range s.sessions {
-			for _, id := range sess.pinned {
-				keep(id)
+			for _, k := range sess.pinned {
+				keep(k)
 			}
 		}
 	}

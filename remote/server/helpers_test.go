@@ -280,7 +280,7 @@ func (e *env) upload(tok, sid string, blobs ...wire.Blob) reply {
 
 func (e *env) has(id cas.ID) bool {
 	e.t.Helper()
-	ok, err := e.repo.Has(id)
+	ok, err := e.repo.Has(cas.BlobData, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}

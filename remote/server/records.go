@@ -120,16 +120,17 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 		return fmt.Errorf("walk record %s: %w", rec.ID.Short(), err)
 	}
 	locs := make([]index.Location, 0, len(entries))
-	asked := make(map[cas.ID]bool, len(entries))
+	asked := make(map[cas.BlobKey]bool, len(entries))
 	for _, e := range entries {
-		if t, ok := reach[e.ID]; !ok || t != e.Type {
+		k := cas.BlobKey{Type: e.Type, ID: e.ID}
+		if _, ok := reach[k]; !ok {
 			return fail(http.StatusForbidden, "%s %s is not part of record %s", e.Type, e.ID.Short(), rec.ID.Short())
 		}
-		if asked[e.ID] {
+		if asked[k] {
 			continue // one frame per distinct blob (docs/PROTOCOL.md)
 		}
-		asked[e.ID] = true
-		loc, err := s.opts.Repo.Lookup(e.ID)
+		asked[k] = true
+		loc, err := s.opts.Repo.Lookup(e.Type, e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			return fail(http.StatusNotFound, "%s %s of record %s is missing from the store: run smp verify on the SMP", e.Type, e.ID.Short(), rec.ID.Short())
 		}
@@ -238,8 +239,8 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 }
 
 // reachCache keeps, for the few records being restored, the set of blobs
-// reachable from each (what a client may fetch). Memory is bounded by
-// size records' distinct IDs.
+// reachable from each (what a client may fetch), by type and ID. Memory is
+// bounded by size records' distinct blobs.
 type reachCache struct {
 	repo *repo.Repo
 	size int
@@ -250,7 +251,7 @@ type reachCache struct {
 
 type reachSet struct {
 	once sync.Once
-	ids  map[cas.ID]cas.BlobType
+	ids  map[cas.BlobKey]struct{}
 	err  error
 }
 
@@ -258,7 +259,7 @@ func newReachCache(r *repo.Repo, size int) *reachCache {
 	return &reachCache{repo: r, size: size, sets: map[cas.ID]*reachSet{}}
 }
 
-func (rc *reachCache) get(rec repo.RecordInfo) (map[cas.ID]cas.BlobType, error) {
+func (rc *reachCache) get(rec repo.RecordInfo) (map[cas.BlobKey]struct{}, error) {
 	rc.mu.Lock()
 	set := rc.sets[rec.ID]
 	if set == nil {
@@ -272,9 +273,9 @@ func (rc *reachCache) get(rec repo.RecordInfo) (map[cas.ID]cas.BlobType, error) 
 	}
 	rc.mu.Unlock()
 	set.once.Do(func() {
-		ids := map[cas.ID]cas.BlobType{}
+		ids := map[cas.BlobKey]struct{}{}
 		set.err = rc.repo.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
-			ids[id] = t
+			ids[cas.BlobKey{Type: t, ID: id}] = struct{}{}
 			return nil
 		})
 		set.ids = ids

@@ -88,7 +88,7 @@ type session struct {
 	// Guarded by Server.mu:
 	reserved  uint64              // bytes asked for and not yet uploaded
 	quotaBase uint64              // stored bytes of the computer's live records at start
-	pinned    []cas.ID            // chunks the session was told are held: gc keeps them
+	pinned    []cas.BlobKey       // blobs the session was told are held: gc keeps them
 	planned   map[cas.ID]struct{} // blobs whose bytes are reserved: not reserved twice
 }
 
