@@ -73,6 +73,9 @@ type Server struct {
 	// request is reading or a chunk a session was just told is held.
 	gcMu sync.RWMutex
 
+	// maxBlobs is maxSessionBlobs (a test lowers it).
+	maxBlobs int
+
 	// Counters for logs and tests.
 	BlobsReceived, BytesReceived, BlobsStored atomic.Int64
 }
@@ -144,7 +147,7 @@ func New(opts Options) *Server {
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, stopped: map[string]stoppedSession{}, reach: newReachCache(opts.Repo, 4),
-		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), maxBlobs: maxSessionBlobs}
 	s.metrics = NewMetrics(func() (StoreGauges, error) {
 		st, err := opts.Repo.Stats()
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 // maxSessionBlobs blobs. Caller holds s.mu.
 func (s *Server) tooManyBlobs(sess *session) error {
 	return s.stopSession(sess, fail(http.StatusRequestEntityTooLarge,
-		"capture stopped: it names more than %d distinct chunks and trees, the limit of one capture session (docs/PROTOCOL.md); nothing of it was committed: capture fewer paths at a time", maxSessionBlobs))
+		"capture stopped: it names more than %d distinct chunks and trees, the limit of one capture session (docs/PROTOCOL.md); nothing of it was committed: capture fewer paths at a time", s.maxBlobs))
 }
 
 // noteHave records what a have-query learnt, under one lock with every
@@ -52,7 +52,7 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	if len(add) == 0 {
 		return nil
 	}
-	if len(sess.blobs)+fresh > maxSessionBlobs {
+	if len(sess.blobs)+fresh > s.maxBlobs {
 		return s.tooManyBlobs(sess)
 	}
 	if err := s.reserve(sess, want); err != nil {
@@ -78,7 +78,7 @@ func (s *Server) landed(sess *session, t cas.BlobType, id cas.ID, rawLen uint64)
 	if st&blobHeld != 0 {
 		return nil
 	}
-	if !known && len(sess.blobs) >= maxSessionBlobs {
+	if !known && len(sess.blobs) >= s.maxBlobs {
 		return s.tooManyBlobs(sess)
 	}
 	sess.blobs[k] = st | blobHeld
