@@ -298,18 +298,18 @@ func TestSessionBlobLimit(t *testing.T) {
 	}
 }
 
-// A client token keeps at most four capture sessions open: a fifth ends its
+// A client token keeps at most two capture sessions open: a third ends its
 // least recently used one. Admin sessions are not limited.
 func TestSessionsPerToken(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("PC01", access.RoleClient, 0)
 	var ss []wire.Session
-	for i := range 5 {
+	for i := range 3 {
 		e.clock.Set(t0.Add(time.Duration(i) * time.Second))
 		ss = append(ss, e.session(tok, "PC01"))
 	}
 	wantError(t, "superseded session", e.do(http.MethodPost, "/v1/captures/"+ss[0].ID+"/have", tok, wire.EncodeHave([]wire.HaveEntry{{Type: cas.BlobData}})),
-		http.StatusConflict, false, "capture stopped", "4 were open")
+		http.StatusConflict, false, "capture stopped", "2 were open")
 	for _, s := range ss[1:] {
 		e.haveQuery(tok, s.ID, []wire.HaveEntry{{Type: cas.BlobData}})
 	}

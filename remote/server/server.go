@@ -116,7 +116,7 @@ const (
 )
 
 // maxSessionBlobs bounds the distinct blobs one capture session may name
-// (offer, prove or upload): about 40 bytes of server memory each, 48 MiB
+// (offer, prove or upload): 60 to 80 bytes of server memory each, 80 MiB
 // for a session at the limit. A profile of 200,000 files and 50,000
 // directories uses a quarter of it, leaving room for 800,000 chunks of
 // large files (800 GiB at the default 1 MiB average). A capture past it is
@@ -125,8 +125,10 @@ const maxSessionBlobs = 1 << 20
 
 // maxTokenSessions bounds the capture sessions one client token has open,
 // so that with maxSessionBlobs it bounds the memory a token can hold. A
-// new session past it ends the token's least recently active one.
-const maxTokenSessions = 4
+// new session past it ends the token's least recently active one: a
+// client token is one computer, which captures one at a time, and the
+// session of a run that was killed is the one to go.
+const maxTokenSessions = 2
 
 // New returns a server for opts.Repo.
 func New(opts Options) *Server {
