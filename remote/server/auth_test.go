@@ -255,8 +255,8 @@ func TestHaveReofferTakesOneEntry(t *testing.T) {
 		if bm := e.haveQuery(tok, s.ID, entries); !bm.Has(0) || !bm.Has(1) || bm.Has(2) {
 			t.Fatalf("query %d: bitmap %08b", i, bm)
 		}
-		if n := e.srv.SessionBlobs(s.ID); n != 2 {
-			t.Fatalf("after %d re-offers the session names %d blobs, want 2", i+1, n)
+		if n, p := e.srv.SessionBlobs(s.ID), e.srv.SessionPinned(s.ID); n != 2 || p != 1 {
+			t.Fatalf("after %d re-offers the session names %d blobs and pins %d, want 2 and 1", i+1, n, p)
 		}
 	}
 	// The session was last used for something new at t0: past the idle

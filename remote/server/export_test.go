@@ -12,5 +12,19 @@ func (s *Server) SessionBlobs(sid string) int {
 	return len(sess.blobs)
 }
 
+// SessionPinned returns how many blobs open session sid proved or
+// uploaded: what gc keeps for it.
+func (s *Server) SessionPinned(sid string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, st := range s.sessions[sid].blobs {
+		if st&blobHeld != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // SetMaxSessionBlobs lowers the per-session blob limit for a test.
 func (s *Server) SetMaxSessionBlobs(n int) { s.maxBlobs = n }
