@@ -14,7 +14,7 @@ import (
 )
 
 // have answers a have-query. A blob counts as held only when the store has
-// it and the proof matches its plaintext, so a client that knows a chunk
+// it, with the type offered, and the proof matches its plaintext, so a client that knows a chunk
 // ID but not the bytes learns nothing (docs/PROTOCOL.md, "Proof of
 // possession").
 func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {

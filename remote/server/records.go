@@ -70,9 +70,9 @@ func (s *Server) findRecord(w http.ResponseWriter, r *http.Request, c *call) err
 // authorizedRecord finds a record the caller may restore: by full ID, by
 // a prefix unique among the records it may restore, or a computer's newest.
 // A record the caller may not restore is answered exactly like one that
-// does not exist (same status, same text, nothing of the request echoed),
-// so no probe tells "not yours" from "not there" and no answer names
-// another computer's record.
+// does not exist (same status, same text; a client token's refusal echoes
+// nothing of the request), so no probe tells "not yours" from "not there"
+// and no answer names another computer's record.
 func (s *Server) authorizedRecord(c *call, ref, computer string) (repo.RecordInfo, error) {
 	notFound := func() error {
 		switch {
