@@ -5,9 +5,6 @@ import (
 	"net/http"
 
 	"github.com/dustin/go-humanize"
-
-	"smp/cas"
-	"smp/remote/wire"
 )
 
 // capacityError is a refusal another SMP might not give.
@@ -61,29 +58,20 @@ func (s *Server) admit(sess *session) error {
 			sess.computer, ibytes(quotaBase), ibytes(q))
 	}
 	sess.quotaBase = quotaBase
+	s.limitTokenSessions(sess)
 	s.sessions[sess.id] = sess
 	return nil
 }
 
-// reserve sets aside the plaintext bytes of the blobs a session was told
+// reserve sets aside want plaintext bytes for blobs a session was told
 // the store lacks (so it will upload them), or refuses when they would
 // cross the free-space floor or the computer's quota. Compression only
-// makes the upload smaller. A blob already reserved in this session is not
-// counted again: a client that offers its whole capture first (smp capture
-// --reserve-first) then re-offers each blob as it uploads it.
-func (s *Server) reserve(sess *session, lacking []wire.HaveEntry) error {
-	if len(lacking) == 0 || (s.opts.MinFree == 0 && s.opts.Quota == 0) {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var want uint64
-	for _, e := range lacking {
-		if _, ok := sess.planned[e.ID]; !ok {
-			want += uint64(e.Len)
-		}
-	}
-	if want == 0 {
+// makes the upload smaller. The caller (noteHave) counts only blobs the
+// session had not named before: a client that offers its whole capture
+// first (smp capture --reserve-first) then re-offers each blob as it
+// uploads it. Caller holds s.mu.
+func (s *Server) reserve(sess *session, want uint64) error {
+	if want == 0 || (s.opts.MinFree == 0 && s.opts.Quota == 0) {
 		return nil
 	}
 	if s.opts.MinFree > 0 {
@@ -116,28 +104,9 @@ func (s *Server) reserve(sess *session, lacking []wire.HaveEntry) error {
 				sess.computer, ibytes(used+want), ibytes(q)))
 		}
 	}
-	if sess.planned == nil {
-		sess.planned = make(map[cas.ID]struct{}, len(lacking))
-	}
-	for _, e := range lacking {
-		sess.planned[e.ID] = struct{}{}
-	}
 	sess.reserved += want
 	s.reserved += want
 	return nil
-}
-
-// landed returns the reservation of a blob that arrived (stored or found
-// to be a duplicate): from now on it is in the free space itself. The blob
-// is pinned like a held one: gc keeps it until the session ends, whatever
-// the grace period.
-func (s *Server) landed(sess *session, k cas.BlobKey, rawLen uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess.pinned = append(sess.pinned, k)
-	n := min(rawLen, sess.reserved)
-	sess.reserved -= n
-	s.reserved -= n
 }
 
 func ibytes(n uint64) string { return humanize.IBytes(n) }

@@ -14,7 +14,7 @@ import (
 )
 
 // have answers a have-query. A blob counts as held only when the store has
-// it and the proof matches its plaintext, so a client that knows a chunk
+// it, with the type offered, and the proof matches its plaintext, so a client that knows a chunk
 // ID but not the bytes learns nothing (docs/PROTOCOL.md, "Proof of
 // possession").
 func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -43,24 +43,18 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	rp := s.opts.Repo
 	bm := wire.NewHaveBitmap(len(entries))
 	var buf []byte
-	var held []cas.BlobKey
-	defer func() {
-		s.mu.Lock()
-		sess.pinned = append(sess.pinned, held...)
-		s.mu.Unlock()
-	}()
 	for i, e := range entries {
-		has, err := rp.Has(e.Type, e.ID)
+		loc, err := s.lookupBlob(e.Type, e.ID)
+		if errors.Is(err, cas.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		if !has {
-			continue
-		}
-		plain, err := rp.ReadBlob(e.Type, e.ID, buf)
+		plain, err := rp.ReadAt(e.Type, loc, buf)
 		if errors.Is(err, cas.ErrCorrupt) {
-			// Wrong type or a damaged copy: have the client send it again.
-			// (A damaged copy stays damaged; smp verify names it.)
+			// A damaged copy: have the client send it again. (It stays
+			// damaged; smp verify names it.)
 			continue
 		}
 		if err != nil {
@@ -73,16 +67,9 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 		proof := sess.prover.Proof(e.Type, e.ID, plain)
 		if subtle.ConstantTimeCompare(proof[:], e.Proof[:]) == 1 {
 			bm.Set(i)
-			held = append(held, cas.BlobKey{Type: e.Type, ID: e.ID})
 		}
 	}
-	var lacking []wire.HaveEntry
-	for i, e := range entries {
-		if !bm.Has(i) {
-			lacking = append(lacking, e)
-		}
-	}
-	if err := s.reserve(sess, lacking); err != nil {
+	if err := s.noteHave(sess, entries, bm); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -149,11 +136,15 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 		if err := rp.Hasher.Verify(b.Type, b.ID, plain); err != nil {
 			return fail(http.StatusBadRequest, "blob %s rejected: its content does not match its ID", b.ID.Short())
 		}
+		// Noted before the store reserves it: a refusal here leaves no
+		// reservation that obliges this request to store the blob.
+		if err := s.landed(sess, b.Type, b.ID, uint64(b.RawLen)); err != nil {
+			return err
+		}
 		isNew, err := rp.Reserve(b.Type, b.ID)
 		if err != nil {
 			return err
 		}
-		s.landed(sess, cas.BlobKey{Type: b.Type, ID: b.ID}, uint64(b.RawLen))
 		s.BlobsReceived.Add(1)
 		s.BytesReceived.Add(int64(len(b.Stored)))
 		sess.received.Add(int64(len(b.Stored)))
@@ -178,8 +169,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 	return writeJSON(w, res)
 }
 
-// commit stores the session's record after checking that every tree and
-// chunk it references is in the store, so no record can ever dangle.
+// commit stores the session's record after checking every tree and chunk
+// it references (checkRefs): each is one the session may name, and in the
+// store, so no record can dangle or borrow another computer's data.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	sess, err := s.session(r, c)
 	if err != nil {
@@ -206,44 +198,8 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err := rp.Flush(); err != nil {
 		return err
 	}
-	missing := func(t cas.BlobType, id cas.ID) error {
-		return fail(http.StatusConflict, "record references %s %s that this SMP does not hold: upload it before committing", t, id.Short())
-	}
-	if has, err := rp.Has(cas.BlobTree, rec.Tree); err != nil {
+	if err := s.checkRefs(c, sess, rec.Tree); err != nil {
 		return err
-	} else if !has {
-		return missing(cas.BlobTree, rec.Tree)
-	}
-	err = rp.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
-		has, err := rp.Has(t, id)
-		if err != nil {
-			return err
-		}
-		if !has {
-			return missing(t, id)
-		}
-		if t != cas.BlobTree {
-			return nil
-		}
-		// A linked file has no chunks, so the walk never names its entry:
-		// look at the tree's entries for links.
-		tr, err := rp.LoadTree(id)
-		if err != nil {
-			return err
-		}
-		for i := range tr.Entries {
-			if e := &tr.Entries[i]; e.Link != nil {
-				return fail(http.StatusBadRequest, "file %q is held by a hard link: a remote SMP takes chunked files only", e.Name)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		var he *httpError
-		if errors.As(err, &he) {
-			return err
-		}
-		return fail(http.StatusConflict, "record's trees cannot be read: %v", err)
 	}
 	rec.StoredBytes = uint64(sess.stored.Load()) // what this capture really added
 	id, err := rp.CommitRecord(rec)

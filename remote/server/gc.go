@@ -50,8 +50,10 @@ func (s *Server) GC(ctx context.Context, opts repo.GCOptions, retention time.Dur
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, sess := range s.sessions {
-			for _, k := range sess.pinned {
-				keep(k)
+			for k, st := range sess.blobs {
+				if st&blobHeld != 0 {
+					keep(k)
+				}
 			}
 		}
 	}

@@ -177,6 +177,15 @@ func wantError(t *testing.T, what string, r reply, status int, capacity bool, fr
 	}
 }
 
+// sameReply fails unless two answers are byte for byte the same: a probe
+// must not tell "not yours" from "not there".
+func sameReply(t *testing.T, what string, got, want reply) {
+	t.Helper()
+	if got.status != want.status || !bytes.Equal(got.body, want.body) {
+		t.Fatalf("%s: HTTP %d %q, but for a missing one HTTP %d %q", what, got.status, got.body, want.status, want.body)
+	}
+}
+
 // checkLine checks that msg is one printable line with every fragment.
 func checkLine(t *testing.T, what, msg string, fragments ...string) {
 	t.Helper()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,31 +67,86 @@ func (s *Server) findRecord(w http.ResponseWriter, r *http.Request, c *call) err
 	return writeJSON(w, recordEntry(rec, released))
 }
 
-// authorizedRecord finds a record and checks the caller may restore it.
-// A record the caller may not see is answered like a missing one only when
-// it was asked for by computer; by ID it is a 403 naming the reason.
+// authorizedRecord finds a record the caller may restore: by full ID, by
+// a prefix unique among the records it may restore, or a computer's newest.
+// A record the caller may not restore is answered exactly like one that
+// does not exist (same status, same text; a client token's refusal echoes
+// nothing of the request), so no probe tells "not yours" from "not there"
+// and no answer names another computer's record.
 func (s *Server) authorizedRecord(c *call, ref, computer string) (repo.RecordInfo, error) {
-	if computer != "" && ref == "" && !c.snap.MayRestore(c.tok, computer) {
-		return repo.RecordInfo{}, fail(http.StatusForbidden, "token %s (computer %q) may not restore records of %q: ask the admin for smp associate --source %s --dest %s", c.tok.ID, c.tok.Computer, computer, computer, c.tok.Computer)
+	notFound := func() error {
+		switch {
+		case ref != "":
+			return fail(http.StatusNotFound, "no such record among those this token may restore: list them with smp records")
+		case c.tok.Role == access.RoleAdmin:
+			return fail(http.StatusNotFound, "computer %q has no record: list them with smp records", computer)
+		}
+		return fail(http.StatusNotFound, "no record of that computer that this token may restore: list them with smp records (another computer's records need smp associate --source THAT-COMPUTER --dest %s)", c.tok.Computer)
 	}
-	var rec repo.RecordInfo
-	var err error
 	if id, perr := cas.ParseID(ref); perr == nil && computer == "" {
-		rec, err = s.opts.Repo.Record(id) // one lookup: fetches name the full ID
-	} else {
-		rec, err = s.opts.Repo.FindRecord(ref, computer)
+		rec, err := s.opts.Repo.Record(id) // one lookup: fetches name the full ID
+		if errors.Is(err, repo.ErrNoRecord) || (err == nil && !c.snap.MayRestore(c.tok, rec.Computer)) {
+			return repo.RecordInfo{}, notFound()
+		}
+		if err != nil {
+			return repo.RecordInfo{}, err
+		}
+		c.record = rec.ID.Short()
+		return rec, nil
 	}
-	if errors.Is(err, repo.ErrNoRecord) {
-		return repo.RecordInfo{}, fail(http.StatusNotFound, "%v", err)
+	switch {
+	case ref == "" && computer == "":
+		return repo.RecordInfo{}, fail(http.StatusBadRequest, "give a record ID or a computer name")
+	case ref != "" && len(ref) < 4:
+		return repo.RecordInfo{}, fail(http.StatusBadRequest, "record ID prefix %q is too short: give at least 4 hex digits", ref)
 	}
+	all, err := s.opts.Repo.Records()
 	if err != nil {
-		return repo.RecordInfo{}, fail(http.StatusBadRequest, "%v", err) // a short or ambiguous prefix
+		return repo.RecordInfo{}, err
 	}
+	// Only the records the caller may restore take part, so an ambiguous
+	// prefix cannot count someone else's records either.
+	var found []repo.RecordInfo
+	for _, rec := range all {
+		if !c.snap.MayRestore(c.tok, rec.Computer) ||
+			(computer != "" && rec.Computer != computer) ||
+			(ref != "" && !strings.HasPrefix(rec.ID.String(), strings.ToLower(ref))) {
+			continue
+		}
+		found = append(found, rec)
+	}
+	switch {
+	case len(found) == 0:
+		return repo.RecordInfo{}, notFound()
+	case ref != "" && len(found) > 1:
+		return repo.RecordInfo{}, fail(http.StatusBadRequest, "record prefix %q matches %d records: give more digits", ref, len(found))
+	}
+	rec := found[len(found)-1] // Records sorts oldest first
 	c.record = rec.ID.Short()
-	if !c.snap.MayRestore(c.tok, rec.Computer) {
-		return repo.RecordInfo{}, fail(http.StatusForbidden, "token %s (computer %q) may not restore record %s of %q: ask the admin for smp associate --source %s --dest %s", c.tok.ID, c.tok.Computer, rec.ID.Short(), rec.Computer, rec.Computer, c.tok.Computer)
-	}
 	return rec, nil
+}
+
+// lookupBlob finds blob id of type t: a blob of another type is "not
+// found", so no request can read a record or a tree as data. It is the
+// one place the server asks the index for a typed blob.
+func (s *Server) lookupBlob(t cas.BlobType, id cas.ID) (index.Location, error) {
+	loc, err := s.opts.Repo.Lookup(t, id)
+	if err != nil {
+		return index.Location{}, err
+	}
+	if loc.Type != t {
+		return index.Location{}, fmt.Errorf("blob %s of type %s: %w", id.Short(), t, cas.ErrNotFound)
+	}
+	return loc, nil
+}
+
+// holdsBlob reports whether the store holds blob id as type t.
+func (s *Server) holdsBlob(t cas.BlobType, id cas.ID) (bool, error) {
+	_, err := s.lookupBlob(t, id)
+	if errors.Is(err, cas.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // fetch streams the blobs asked for, each of which must be reachable from
@@ -130,7 +186,9 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 			continue // one frame per distinct blob (docs/PROTOCOL.md)
 		}
 		asked[k] = true
-		loc, err := s.opts.Repo.Lookup(e.Type, e.ID)
+		// The type is checked against the stored blob too: a record
+		// naming a record or tree blob as a chunk must not read it.
+		loc, err := s.lookupBlob(e.Type, e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			return fail(http.StatusNotFound, "%s %s of record %s is missing from the store: run smp verify on the SMP", e.Type, e.ID.Short(), rec.ID.Short())
 		}

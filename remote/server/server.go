@@ -73,6 +73,9 @@ type Server struct {
 	// request is reading or a chunk a session was just told is held.
 	gcMu sync.RWMutex
 
+	// maxBlobs is maxSessionBlobs (a test lowers it).
+	maxBlobs int
+
 	// Counters for logs and tests.
 	BlobsReceived, BytesReceived, BlobsStored atomic.Int64
 }
@@ -85,12 +88,44 @@ type session struct {
 	last                  time.Time
 	received              atomic.Int64 // stored bytes uploaded in this session
 	stored                atomic.Int64 // of which new to the store
+	limited               bool         // a client token's session: counts against maxTokenSessions
 	// Guarded by Server.mu:
-	reserved  uint64              // bytes asked for and not yet uploaded
-	quotaBase uint64              // stored bytes of the computer's live records at start
-	pinned    []cas.BlobKey       // blobs the session was told are held: gc keeps them
-	planned   map[cas.ID]struct{} // blobs whose bytes are reserved: not reserved twice
+	reserved  uint64 // bytes asked for and not yet uploaded
+	quotaBase uint64 // stored bytes of the computer's live records at start
+	// blobs is what the session did with each blob it named, one entry per
+	// (type, ID) however often it is offered, at most maxSessionBlobs. A
+	// held blob (proved in a have-query or uploaded) is one the commit may
+	// reference and gc keeps; an offered one the store lacked is expected
+	// next (its bytes reserved when limits are set) and not reserved twice.
+	blobs map[blobKey]blobState
 }
+
+// blobKey names a blob with its type: proving a chunk is no right to
+// reference a tree of the same ID.
+type blobKey = cas.BlobKey
+
+// blobState is what a session did with a blob.
+type blobState uint8
+
+const (
+	blobOffered blobState = 1 << iota // offered, the store lacked it: the client will upload it
+	blobHeld                          // proved or uploaded: the commit may reference it, gc keeps it
+)
+
+// maxSessionBlobs bounds the distinct blobs one capture session may name
+// (offer, prove or upload): 60 to 80 bytes of server memory each, 80 MiB
+// for a session at the limit. A profile of 200,000 files and 50,000
+// directories uses a quarter of it, leaving room for 800,000 chunks of
+// large files (800 GiB at the default 1 MiB average). A capture past it is
+// stopped with a one-line error (docs/PROTOCOL.md, Limits).
+const maxSessionBlobs = 1 << 20
+
+// maxTokenSessions bounds the capture sessions one client token has open,
+// so that with maxSessionBlobs it bounds the memory a token can hold. A
+// new session past it ends the token's least recently active one: a
+// client token is one computer, which captures one at a time, and the
+// session of a run that was killed is the one to go.
+const maxTokenSessions = 2
 
 // New returns a server for opts.Repo.
 func New(opts Options) *Server {
@@ -111,7 +146,7 @@ func New(opts Options) *Server {
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, stopped: map[string]stoppedSession{}, reach: newReachCache(opts.Repo, 4),
-		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), maxBlobs: maxSessionBlobs}
 	s.metrics = NewMetrics(func() (StoreGauges, error) {
 		st, err := opts.Repo.Stats()
 		if err != nil {
@@ -279,7 +314,8 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 		return &httpError{status: http.StatusServiceUnavailable, capacity: true,
 			msg: "this SMP is in restore-only mode and refuses new captures: capture to another SMP or ask its admin"}
 	}
-	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now()}
+	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now(),
+		limited: c.tok.Role != access.RoleAdmin, blobs: map[blobKey]blobState{}}
 	sess.prover = wire.NewProver(sess.nonce)
 	sess.id = hex.EncodeToString(randomBytes(16))
 	if err := s.admit(sess); err != nil {
@@ -371,11 +407,17 @@ func (s *Server) session(r *http.Request, c *call) (*session, error) {
 	if sess == nil || sess.tokenID != c.tok.ID {
 		return nil, fail(http.StatusNotFound, "no open capture session %q for this token (expired after %v idle, or committed): start the capture again", r.PathValue("sid"), s.opts.SessionIdle)
 	}
+	c.computer = sess.computer
+	return sess, nil
+}
+
+// touch refreshes the session's idle timer. Only a request that adds to
+// the session (a blob newly offered, proved or uploaded) calls it: re-
+// offering what it already named must not keep a session alive for free.
+func (s *Server) touch(sess *session) {
 	sess.mu.Lock()
 	sess.last = s.opts.Now()
 	sess.mu.Unlock()
-	c.computer = sess.computer
-	return sess, nil
 }
 
 func randomBytes(n int) []byte {

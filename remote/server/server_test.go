@@ -576,15 +576,22 @@ func TestFetchAuthorization(t *testing.T) {
 	r3, _ := e.captureAll(pc03, "PC03", map[string][]chunk{"b": b}, t0)
 	want := []wire.FetchEntry{{Type: cas.BlobData, ID: a[0].id}, {Type: cas.BlobData, ID: a[2].id}}
 
-	// PC02 has no association with PC01.
+	// PC02 has no association with PC01: PC01's record is answered exactly
+	// like one that does not exist.
+	absent := e.repo.Sum([]byte("no such record"))
 	r, _ := e.fetchRaw(pc02tok, r1, want)
-	wantError(t, "PC02 fetches PC01's record", r, http.StatusForbidden, false, "may not restore", "PC01", "associate")
+	gone, _ := e.fetchRaw(pc02tok, absent, want)
+	wantError(t, "PC02 fetches PC01's record", r, http.StatusNotFound, false, "no such record")
+	sameReply(t, "PC02 fetches PC01's record", r, gone)
 	rd := pc02.Reader(r1)
 	_, err := rd.ReadChunk(a[0].id, nil)
 	rd.Close()
-	clientError(t, "PC02 client reads PC01's record", err, http.StatusForbidden, "may not restore")
-	wantError(t, "PC02 looks up PC01's newest", e.do(http.MethodGet, "/v1/record?computer=PC01", pc02tok, nil), http.StatusForbidden, false, "associate")
-	wantError(t, "PC02 looks up r1 by ID", e.do(http.MethodGet, "/v1/record?ref="+r1.String(), pc02tok, nil), http.StatusForbidden, false, "may not restore")
+	clientError(t, "PC02 client reads PC01's record", err, http.StatusNotFound, "no such record")
+	wantError(t, "PC02 looks up PC01's newest", e.do(http.MethodGet, "/v1/record?computer=PC01", pc02tok, nil), http.StatusNotFound, false, "associate")
+	sameReply(t, "PC02 looks up PC01's newest", e.do(http.MethodGet, "/v1/record?computer=PC01", pc02tok, nil),
+		e.do(http.MethodGet, "/v1/record?computer=PC99", pc02tok, nil))
+	sameReply(t, "PC02 looks up r1 by ID", e.do(http.MethodGet, "/v1/record?ref="+r1.String(), pc02tok, nil),
+		e.do(http.MethodGet, "/v1/record?ref="+absent.String(), pc02tok, nil))
 	if list, err := pc02.Records(context.Background(), ""); err != nil || len(list) != 0 {
 		t.Fatalf("PC02 lists %+v, %v", list, err)
 	}
@@ -611,7 +618,7 @@ func TestFetchAuthorization(t *testing.T) {
 	}
 	// The association goes one way.
 	r, _ = e.fetchRaw(pc01tok, r3, []wire.FetchEntry{{Type: cas.BlobData, ID: b[0].id}})
-	wantError(t, "PC01 fetches PC03's record", r, http.StatusForbidden, false, "may not restore")
+	wantError(t, "PC01 fetches PC03's record", r, http.StatusNotFound, false, "no such record")
 
 	// Knowing an ID is no right to read it: b[0] is in the store, but not
 	// in r1.
@@ -847,7 +854,7 @@ func TestReleaseAndRemove(t *testing.T) {
 
 	pc02tok := e.token("PC02", access.RoleClient, 0)
 	wantError(t, "release by an unassociated computer", e.do(http.MethodPost, "/v1/records/"+rec.String()+"/release", pc02tok, nil),
-		http.StatusForbidden, false, "may not restore")
+		http.StatusNotFound, false, "no such record")
 
 	at := t0.Add(48 * time.Hour)
 	e.clock.Set(at)

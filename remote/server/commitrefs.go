@@ -1,0 +1,140 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"slices"
+
+	"smp/cas"
+	"smp/repo"
+)
+
+// checkRefs walks a record being committed from its root tree and refuses
+// it unless every tree and chunk it references is one the session may name
+// and the store holds with that type. A session may name a blob it
+// uploaded or proved it holds (a have-query hit), or one reachable from a
+// record its token may restore (an unchanged file reuses its parent
+// record's chunks unread). Whether a blob the session may not name is in
+// the store is never looked at, so the answer (409, the same line either
+// way) tells nothing about other computers' data; a tree is read only once
+// the session may name it.
+func (s *Server) checkRefs(c *call, sess *session, root cas.ID) error {
+	ck := &refChecker{s: s, c: c, sess: sess}
+	seen := map[blobKey]bool{}
+	refuse := func(t cas.BlobType, id cas.ID) error {
+		return fail(http.StatusConflict, "record references %s %s, which this session neither uploaded nor proved it holds and no record it may restore contains (or the SMP does not hold it): upload it before committing", t, id.Short())
+	}
+	var walk func(id cas.ID) error
+	walk = func(id cas.ID) error {
+		if k := (blobKey{Type: cas.BlobTree, ID: id}); seen[k] {
+			return nil
+		} else {
+			seen[k] = true
+		}
+		if ok, err := ck.mayName(cas.BlobTree, id); err != nil {
+			return err
+		} else if !ok {
+			return refuse(cas.BlobTree, id)
+		}
+		tr, err := s.opts.Repo.LoadTree(id)
+		if errors.Is(err, cas.ErrNotFound) {
+			return refuse(cas.BlobTree, id)
+		}
+		if err != nil {
+			return fail(http.StatusConflict, "record's trees cannot be read: %v", err)
+		}
+		for i := range tr.Entries {
+			e := &tr.Entries[i]
+			if e.Link != nil {
+				// A linked file has no chunks: its data is not in the store.
+				return fail(http.StatusBadRequest, "file %q is held by a hard link: a remote SMP takes chunked files only", e.Name)
+			}
+			if e.Subtree != (cas.ID{}) {
+				if err := walk(e.Subtree); err != nil {
+					return err
+				}
+			}
+			for _, ch := range e.Chunks {
+				k := blobKey{Type: cas.BlobData, ID: ch.ID}
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				ok, err := ck.mayName(cas.BlobData, ch.ID)
+				if err == nil && ok {
+					ok, err = s.holdsBlob(cas.BlobData, ch.ID)
+				}
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return refuse(cas.BlobData, ch.ID)
+				}
+			}
+		}
+		return nil
+	}
+	return walk(root)
+}
+
+// refChecker answers whether a session may name a blob in its record. The
+// records its token may restore are walked only when the session's own
+// blobs do not answer, newest of the session's computer first (a parent
+// record is its computer's newest), through the server's reach cache.
+type refChecker struct {
+	s       *Server
+	c       *call
+	sess    *session
+	listed  bool
+	pending []repo.RecordInfo          // restorable records not walked yet, next first
+	reach   []map[cas.BlobKey]struct{} // the walked records' blobs
+}
+
+func (ck *refChecker) mayName(t cas.BlobType, id cas.ID) (bool, error) {
+	if ck.s.sessionHolds(ck.sess, t, id) {
+		return true, nil
+	}
+	for _, m := range ck.reach {
+		if _, ok := m[cas.BlobKey{Type: t, ID: id}]; ok {
+			return true, nil
+		}
+	}
+	if !ck.listed {
+		ck.listed = true
+		all, err := ck.s.opts.Repo.Records()
+		if err != nil {
+			return false, err
+		}
+		for _, rec := range slices.Backward(all) { // newest first
+			if ck.c.snap.MayRestore(ck.c.tok, rec.Computer) {
+				ck.pending = append(ck.pending, rec)
+			}
+		}
+		slices.SortStableFunc(ck.pending, func(a, b repo.RecordInfo) int {
+			return cmp.Compare(btoi(a.Computer != ck.sess.computer), btoi(b.Computer != ck.sess.computer))
+		})
+	}
+	for len(ck.pending) > 0 {
+		rec := ck.pending[0]
+		ck.pending = ck.pending[1:]
+		m, err := ck.s.reach.get(rec)
+		if err != nil {
+			// A damaged record lends nothing; smp verify names it.
+			ck.s.opts.Log.Warn("commit check: walk record", "record", rec.ID.Short(), "error", err)
+			continue
+		}
+		ck.reach = append(ck.reach, m)
+		if _, ok := m[cas.BlobKey{Type: t, ID: id}]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
