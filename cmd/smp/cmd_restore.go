@@ -125,7 +125,7 @@ func runRestore(ctx context.Context, args []string) error {
 		problems = append(problems, line)
 		mu.Unlock()
 		if !*asJSON {
-			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
+			printProblem(line)
 		}
 	}
 	plog, err := openProgressLog(*progressPath, "Restore", func() (uint64, uint64) {

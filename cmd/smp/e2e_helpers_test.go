@@ -106,6 +106,7 @@ func (r result) stderrLines() []string {
 type runOpts struct {
 	env        []string            // extra KEY=VALUE entries
 	credential *syscall.Credential // run as another user
+	dir        string              // working directory ("" = the test's)
 }
 
 // smp runs the binary with args and returns its result. SMP_STORE from the
@@ -128,6 +129,7 @@ func smpWith(t testing.TB, o runOpts, args ...string) result {
 		}
 	}
 	cmd.Env = append(env, o.env...)
+	cmd.Dir = o.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if o.credential != nil {

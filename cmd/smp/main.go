@@ -13,10 +13,14 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"regexp"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"smp/remote/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -190,6 +194,27 @@ func parse(fs *pflag.FlagSet, args []string) error {
 			return err
 		}
 		return usagef("%v (see smp %s --help)", err, fs.Name())
+	}
+	if f := fs.Lookup("store"); f != nil {
+		return checkStoreScheme(f.Value.String())
+	}
+	return nil
+}
+
+// schemePrefix matches a location that names a URL scheme.
+var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
+// checkStoreScheme refuses a --store (or $SMP_STORE) entry that names a
+// URL scheme smp does not speak: without this, "s3://host/bucket" would be
+// taken for a relative directory path and "smp init" would create "./s3:".
+// Every command that takes --store parses its flags here, so this is the
+// one place a store location is classified before anything opens it.
+func checkStoreScheme(store string) error {
+	for _, s := range strings.Split(store, ",") {
+		s = strings.TrimSpace(s)
+		if m := schemePrefix.FindString(s); m != "" && !client.IsRemote(s) {
+			return usagef("--store %q: smp does not know the scheme %q: give a store directory or https://HOST:PORT", s, strings.TrimSuffix(m, "://"))
+		}
 	}
 	return nil
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestE2EInitStoreSchemeUnknown: a --store (or $SMP_STORE) naming a URL
+// scheme smp does not speak is refused by every command with one line,
+// and nothing is created (before, "smp init --store s3://host/bucket"
+// made a directory "s3:" and reported success).
+func TestE2EInitStoreSchemeUnknown(t *testing.T) {
+	t.Parallel()
+	cwd := tmpDir(t)
+	src := tmpDir(t)
+	mkdirs(t, filepath.Join(src, "home", "alice"))
+	commands := [][]string{
+		{"init"},
+		{"capture", "--computer", "PC01", "--root", src},
+		{"restore", "--computer", "PC01", "--root", tmpDir(t)},
+		{"records"},
+		{"files", "--record", "abcd"},
+		{"stats"},
+		{"release", "--record", "abcd"},
+		{"rm", "--record", "abcd"},
+		{"gc"},
+		{"verify"},
+		{"index", "rebuild"},
+		{"ingest", "--record", "abcd"},
+		{"serve", "--insecure", "--listen", "127.0.0.1:0"},
+		{"token", "list"},
+		{"associate", "--list"},
+		{"admin", "restore-only"},
+	}
+	for _, store := range []string{"s3://host/bucket", "file:///srv/smp", "sftp://host/x", "ftp://h/x", "https://127.0.0.1:1,s3://host/bucket"} {
+		for _, c := range commands {
+			args := append(append([]string{}, c...), "--store", store)
+			r := smpWith(t, runOpts{dir: cwd}, args...)
+			lines := r.stderrLines()
+			if r.code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], "does not know the scheme") || r.stdout != "" {
+				t.Errorf("--store %s: want exit 2 and one line naming the scheme\n%s", store, r)
+			}
+		}
+		// $SMP_STORE is checked the same way.
+		r := smpWith(t, runOpts{dir: cwd, env: []string{"SMP_STORE=" + store}}, "init")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "does not know the scheme") {
+			t.Errorf("SMP_STORE=%s: want exit 2\n%s", store, r)
+		}
+	}
+	if ents, err := os.ReadDir(cwd); err != nil || len(ents) != 0 {
+		t.Errorf("refused commands created %v in the working directory (%v)", ents, err)
+	}
+	// The schemes smp speaks, and plain directories (even with a colon), still work.
+	r := smpWith(t, runOpts{dir: cwd}, "records", "--store", "https://127.0.0.1:1", "--token", "x")
+	if r.code != exitError || strings.Contains(r.stderr, "scheme") {
+		t.Errorf("https:// store: want a connection error, not a scheme refusal\n%s", r)
+	}
+	r = smpWith(t, runOpts{dir: cwd}, "init", "--store", "store:1")
+	if r.code != exitOK {
+		t.Errorf("a directory named store:1: want exit 0\n%s", r)
+	}
+}
+
+// TestE2EProgressPlainStderr: problem lines on a stderr that is not a
+// terminal are plain lines, without the carriage return and erase
+// sequence that keep them apart from the progress bar on a terminal.
+func TestE2EProgressPlainStderr(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	src := tmpDir(t)
+	home := filepath.Join(src, "home", "alice")
+	writeFile(t, filepath.Join(home, "a.txt"), []byte("captured\n"), 0o644)
+	writeFile(t, filepath.Join(home, "b.txt"), []byte("captured too\n"), 0o644)
+	r := mustSMP(t, "capture", "--store", store, "--computer", "PC01", "--root", src)
+	if strings.ContainsAny(r.stderr+r.stdout, "\r\x1b") {
+		t.Errorf("capture wrote terminal control characters to a pipe:\n%q", r.stderr)
+	}
+	dst := tmpDir(t)
+	writeFile(t, filepath.Join(dst, "home", "alice", "a.txt"), []byte("already here\n"), 0o644)
+	r = mustSMP(t, "restore", "--store", store, "--computer", "PC01", "--root", dst)
+	if !strings.Contains(r.stderr, "skipped: "+filepath.Join(dst, "home", "alice", "a.txt")) {
+		t.Fatalf("the existing file is not reported:\n%s", r)
+	}
+	if strings.ContainsAny(r.stderr, "\r\x1b") {
+		t.Errorf("restore wrote terminal control characters to a pipe:\n%q", r.stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+		if !strings.HasPrefix(l, "skipped: ") {
+			t.Errorf("stderr line %q: want plain problem lines only", l)
+		}
+	}
+}
