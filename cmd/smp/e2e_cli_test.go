@@ -92,3 +92,75 @@ func TestE2EProgressPlainStderr(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ETokenFile: the token is read from --token-file (one trailing
+// newline dropped; a file other users may read is refused, a pipe is
+// fine) or $SMP_TOKEN, and one given on the command line, where every
+// local user can read it, draws a one-line warning.
+func TestE2ETokenFile(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	srv := startServer(t, store)
+	tok := newToken(t, store, "--computer", "PC01")
+	dir := tmpDir(t)
+	file := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, []byte(content), mode)
+		if err := os.Chmod(p, mode); err != nil { // writeFile's mode is filtered by the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := file("token", tok+"\n", 0o600)
+	src := tmpDir(t)
+	serveProfile(t, src, 7, 1)
+
+	ok := func(name string, o runOpts, args ...string) result {
+		t.Helper()
+		r := smpWith(t, o, args...)
+		if r.code != exitOK || strings.Contains(r.stderr, "warning") {
+			t.Errorf("%s: want exit 0 without a warning\n%s", name, r)
+		}
+		return r
+	}
+	ok("capture with --token-file", runOpts{}, "capture", "--store", srv.url, "--token-file", good, "--computer", "PC01", "--root", src)
+	ok("CRLF file", runOpts{}, "records", "--store", srv.url, "--token-file", file("crlf", tok+"\r\n", 0o400))
+	ok("no newline", runOpts{}, "records", "--store", srv.url, "--token-file", file("bare", tok, 0o600))
+	ok("pipe", runOpts{stdin: tok + "\n"}, "records", "--store", srv.url, "--token-file", "/dev/stdin")
+	ok("SMP_TOKEN", runOpts{env: []string{"SMP_TOKEN=" + tok}}, "records", "--store", srv.url)
+	ok("--token-file over SMP_TOKEN", runOpts{env: []string{"SMP_TOKEN=smp_wrong"}}, "records", "--store", srv.url, "--token-file", good)
+
+	// On the command line: it works, with one warning line.
+	r := smp(t, "records", "--store", srv.url, "--token", tok)
+	if r.code != exitOK || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, tokenWarning) || !strings.Contains(r.stderr, "--token-file") {
+		t.Errorf("--token on the command line: want exit 0 and one warning line\n%s", r)
+	}
+
+	bad := []struct {
+		name string
+		o    runOpts
+		args []string
+		want string
+	}{
+		{"group-readable", runOpts{}, []string{"--token-file", file("g", tok+"\n", 0o640)}, "chmod 600"},
+		{"world-readable", runOpts{}, []string{"--token-file", file("o", tok+"\n", 0o604)}, "chmod 600"},
+		{"group-writable", runOpts{}, []string{"--token-file", file("w", tok+"\n", 0o620)}, "chmod 600"},
+		{"missing", runOpts{}, []string{"--token-file", filepath.Join(dir, "nope")}, "no such file"},
+		{"directory", runOpts{}, []string{"--token-file", dir}, "is a directory"},
+		{"empty", runOpts{}, []string{"--token-file", file("empty", "\n", 0o600)}, "is empty"},
+		{"two lines", runOpts{}, []string{"--token-file", file("two", tok+"\n"+tok+"\n", 0o600)}, "more than one line"},
+		{"both", runOpts{}, []string{"--token-file", good, "--token", tok}, "not both"},
+	}
+	for _, c := range bad {
+		r := smpWith(t, c.o, append([]string{"records", "--store", srv.url}, c.args...)...)
+		lines := r.stderrLines()
+		if r.code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s: want exit 2 and one line with %q\n%s", c.name, c.want, r)
+		}
+	}
+	// The secret never reaches the output, even in a refusal.
+	r = smp(t, "records", "--store", srv.url, "--token-file", file("leak", tok+"\n", 0o644))
+	if strings.Contains(r.stderr+r.stdout, tok) {
+		t.Errorf("the refusal shows the token\n%s", r)
+	}
+}
