@@ -49,6 +49,16 @@ func TestE2EInitStoreSchemeUnknown(t *testing.T) {
 			t.Errorf("SMP_STORE=%s: want exit 2\n%s", store, r)
 		}
 	}
+	// Commands that work on a store directory refuse an SMP URL instead
+	// of taking it for a relative path ("https:/host").
+	for _, c := range [][]string{{"init"}, {"verify"}, {"index", "rebuild"}, {"ingest", "--record", "abcd"},
+		{"serve", "--insecure", "--listen", "127.0.0.1:0"}, {"token", "list"}, {"associate", "--list"}, {"admin", "restore-only"}} {
+		r := smpWith(t, runOpts{dir: cwd}, append(append([]string{}, c...), "--store", "https://127.0.0.1:1")...)
+		lines := r.stderrLines()
+		if r.code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], "names an SMP server") {
+			t.Errorf("%s --store https://...: want exit 2 and one line\n%s", c[0], r)
+		}
+	}
 	if ents, err := os.ReadDir(cwd); err != nil || len(ents) != 0 {
 		t.Errorf("refused commands created %v in the working directory (%v)", ents, err)
 	}
