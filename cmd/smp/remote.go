@@ -120,7 +120,7 @@ func (rf *remoteFlags) targets(store string) ([]smpTarget, error) {
 	}
 	tokens := strings.Split(secret, ",")
 	if len(tokens) != 1 && len(tokens) != len(urls) {
-		return nil, usagef("--token lists %d tokens for %d SMPs: give one, or one per SMP in --store order", len(tokens), len(urls))
+		return nil, usagef("the token list (--token, --token-file or $SMP_TOKEN) has %d tokens for %d SMPs: give one, or one per SMP in --store order", len(tokens), len(urls))
 	}
 	out := make([]smpTarget, len(urls))
 	for i, u := range urls {
