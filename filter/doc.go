@@ -12,6 +12,14 @@
 // The root itself is "" and is never matched, excluded or deselected.
 // Matching is byte-exact and case-sensitive.
 //
+// The root is the capture's or restore's --root, "/" by default, not a
+// profile directory: a user's cache is "home/alice/.cache", so the rule
+// that drops every user's cache is "- /home/*/.cache/"; "- /*/.cache/"
+// matches only one level below the root ("root/.cache"). The sample files
+// under testdata are written this way, and cmd/smp's
+// TestE2ERulesShippedSamples checks each of their patterns in a real
+// capture from the root.
+//
 // # Rules
 //
 // A rules file holds one rule per line:

@@ -177,7 +177,7 @@ func runCapture(ctx context.Context, args []string) error {
 		problems = append(problems, line)
 		mu.Unlock()
 		if !*asJSON {
-			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
+			printProblem(line)
 		}
 	}
 	plog, err := openProgressLog(*progressPath, "Capture", func() (uint64, uint64) {

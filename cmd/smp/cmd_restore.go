@@ -29,6 +29,7 @@ func runRestore(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 0, "files restored in parallel (0: twice the CPU count)")
 	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	keep := fs.Bool("keep", false, "do not release the record after a successful restore (its retention clock does not start)")
+	allowUnreachable := fs.Bool("allow-unreachable", false, "with several SMPs in --store: when some do not answer, restore the newest record of the others (default: refuse, one of them may hold a newer record)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -76,20 +77,13 @@ func runRestore(ctx context.Context, args []string) error {
 	var rec repo.RecordInfo
 	var release func() error
 	if isRemoteStore(*store) {
-		var reader *client.Reader
-		cl, err := rf.dialEach(ctx, *store, func(cl *client.Client) error {
-			id, e, err := cl.FindRecord(ctx, *recordRef, *computer)
-			if err != nil {
-				return err
-			}
-			rec = repo.RecordInfo{ID: id, Record: e.Record}
-			reader = cl.Reader(id)
-			return nil
-		})
+		var cl *client.Client
+		cl, rec, err = rf.findRecord(ctx, *store, recordQuery{ref: *recordRef, computer: *computer, allowUnreachable: *allowUnreachable})
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
+		reader := cl.Reader(rec.ID)
 		defer reader.Close()
 		if rec.LinkSet != "" {
 			return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
@@ -125,7 +119,7 @@ func runRestore(ctx context.Context, args []string) error {
 		problems = append(problems, line)
 		mu.Unlock()
 		if !*asJSON {
-			fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
+			printProblem(line)
 		}
 	}
 	plog, err := openProgressLog(*progressPath, "Restore", func() (uint64, uint64) {

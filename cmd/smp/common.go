@@ -40,7 +40,20 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-func isTerminal() bool { return term.IsTerminal(int(os.Stdout.Fd())) }
+// isTerminal reports whether stderr, where the progress bar and the
+// problem lines go, is a terminal: only there may smp draw with carriage
+// returns and erase sequences; a log file or pipe gets plain lines.
+func isTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
+
+// printProblem writes one problem line to stderr. On a terminal it first
+// erases the progress bar's line so the two do not mix.
+func printProblem(line string) {
+	if isTerminal() {
+		fmt.Fprintf(os.Stderr, "\r\033[K%s\n", line)
+		return
+	}
+	fmt.Fprintln(os.Stderr, line)
+}
 
 func bytesStr(n uint64) string { return humanize.IBytes(n) }
 

@@ -11,12 +11,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"smp/remote/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -73,7 +77,7 @@ func usage() {
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  smp %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'smp COMMAND --help' for a command's flags. SMP_STORE may replace --store.\n")
+	fmt.Fprintf(os.Stderr, "\nRun 'smp COMMAND --help' for a command's flags. SMP_STORE may replace --store;\nSMP_TOKEN (or --token-file FILE) gives the token of an SMP server.\n")
 }
 
 func main() {
@@ -190,6 +194,35 @@ func parse(fs *pflag.FlagSet, args []string) error {
 			return err
 		}
 		return usagef("%v (see smp %s --help)", err, fs.Name())
+	}
+	if f := fs.Lookup("store"); f != nil {
+		// Commands that can reach an SMP register --token with --store.
+		return checkStoreScheme(fs.Name(), f.Value.String(), fs.Lookup("token") != nil)
+	}
+	return nil
+}
+
+// schemePrefix matches a location that names a URL scheme.
+var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
+// checkStoreScheme refuses a --store (or $SMP_STORE) entry that names a
+// URL scheme smp does not speak, or an SMP given to a command that works
+// only on a store directory: without this, "s3://host/bucket" would be
+// taken for a relative directory path and "smp init" would create "./s3:".
+// Every command that takes --store parses its flags here, so this is the
+// one place a store location is classified before anything opens it.
+func checkStoreScheme(cmd, store string, remoteOK bool) error {
+	var smp string
+	for _, s := range strings.Split(store, ",") {
+		s = strings.TrimSpace(s)
+		if m := schemePrefix.FindString(s); m != "" && !client.IsRemote(s) {
+			return usagef("--store %q: smp does not know the scheme %q: give a store directory or https://HOST:PORT", s, strings.TrimSuffix(m, "://"))
+		} else if m != "" && smp == "" {
+			smp = s
+		}
+	}
+	if smp != "" && !remoteOK {
+		return usagef("--store %q names an SMP server, but smp %s works on a store directory: run it where the store is", smp, cmd)
 	}
 	return nil
 }

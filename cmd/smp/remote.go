@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -18,15 +19,78 @@ import (
 
 // remoteFlags are the flags of every command that can reach an SMP server.
 type remoteFlags struct {
-	token, fingerprint, ca *string
+	fs                                *pflag.FlagSet
+	token, tokenFile, fingerprint, ca *string
+	warned                            bool
 }
 
 func addRemoteFlags(fs *pflag.FlagSet) *remoteFlags {
 	return &remoteFlags{
-		token:       fs.String("token", os.Getenv("SMP_TOKEN"), "with --store https://...: access token (or $SMP_TOKEN); with several SMPs, one per SMP separated by commas"),
+		fs:          fs,
+		token:       fs.String("token", os.Getenv("SMP_TOKEN"), "with --store https://...: access token; with several SMPs, one per SMP separated by commas. Every local user can read a command line (ps): prefer --token-file or $SMP_TOKEN"),
+		tokenFile:   fs.String("token-file", "", "with --store https://...: read the token(s) of --token from FILE (mode 0600, or a pipe such as /dev/stdin)"),
 		fingerprint: fs.String("tls-fingerprint", os.Getenv("SMP_TLS_FINGERPRINT"), "with --store https://...: trust the server certificate with this SHA-256 (as smp serve printed it)"),
 		ca:          fs.String("ca", os.Getenv("SMP_CA"), "with --store https://...: PEM file of the CA that signed the server certificate"),
 	}
+}
+
+// maxTokenFile bounds what --token-file reads: a few tokens, never a
+// file named by mistake.
+const maxTokenFile = 64 << 10
+
+// secret returns the token list from --token-file, --token or $SMP_TOKEN
+// (the default of --token). A token given on the command line is visible
+// to every local user through ps and /proc, so using it draws a warning.
+func (rf *remoteFlags) secret() (string, error) {
+	onCmdline := rf.fs.Changed("token")
+	if *rf.tokenFile != "" {
+		if onCmdline {
+			return "", usagef("give --token or --token-file, not both")
+		}
+		return readTokenFile(*rf.tokenFile)
+	}
+	if onCmdline && !rf.warned {
+		rf.warned = true
+		fmt.Fprintln(os.Stderr, "smp: warning: --token on the command line can be read by every local user (ps): use --token-file FILE or $SMP_TOKEN")
+	}
+	return *rf.token, nil
+}
+
+// readTokenFile reads a token (list) from path, without one trailing
+// newline. Like ssh with private keys, it refuses a regular file that
+// other users may read or write: its secret would not be one. A pipe or
+// terminal (/dev/stdin, <(cmd)) has no such permissions to check.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path) // symlinks followed: /dev/stdin is one; the checks are on what was opened
+	if err != nil {
+		return "", usagef("--token-file: %v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", usagef("--token-file: %v", err)
+	}
+	switch {
+	case st.IsDir():
+		return "", usagef("--token-file %s is a directory: give the file holding the token", path)
+	case st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0:
+		return "", usagef("--token-file %s has mode %04o: other users may read it; run chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", usagef("--token-file %s: %v", path, err)
+	}
+	if len(b) > maxTokenFile {
+		return "", usagef("--token-file %s is larger than %d bytes: give the file holding the token", path, maxTokenFile)
+	}
+	tok := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	switch {
+	case strings.TrimSpace(tok) == "":
+		return "", usagef("--token-file %s is empty", path)
+	case strings.ContainsAny(tok, "\r\n"):
+		return "", usagef("--token-file %s holds more than one line: give one token, or one per SMP separated by commas", path)
+	}
+	return tok, nil
 }
 
 // smpList splits a --store value naming one or more SMP servers.
@@ -42,28 +106,51 @@ func smpList(store string) []string {
 
 func isRemoteStore(store string) bool { return client.IsRemote(strings.TrimSpace(store)) }
 
+// smpTarget is one SMP of a --store list with its token.
+type smpTarget struct{ url, token string }
+
+// targets pairs each SMP of store with its token: each SMP has its own
+// tokens, so the token list gives one for all, or one per SMP in the same
+// order.
+func (rf *remoteFlags) targets(store string) ([]smpTarget, error) {
+	urls := smpList(store)
+	secret, err := rf.secret()
+	if err != nil {
+		return nil, err
+	}
+	tokens := strings.Split(secret, ",")
+	if len(tokens) != 1 && len(tokens) != len(urls) {
+		return nil, usagef("the token list (--token, --token-file or $SMP_TOKEN) has %d tokens for %d SMPs: give one, or one per SMP in --store order", len(tokens), len(urls))
+	}
+	out := make([]smpTarget, len(urls))
+	for i, u := range urls {
+		if !client.IsRemote(u) {
+			return nil, usagef("--store %q: a list of SMPs must all be https:// URLs", u)
+		}
+		out[i] = smpTarget{url: u, token: strings.TrimSpace(tokens[0])}
+		if len(tokens) > 1 {
+			out[i].token = strings.TrimSpace(tokens[i])
+		}
+	}
+	return out, nil
+}
+
+func (rf *remoteFlags) dial(ctx context.Context, t smpTarget) (*client.Client, error) {
+	return client.Dial(ctx, client.Options{URL: t.url, Token: t.token, Fingerprint: *rf.fingerprint, CAFile: *rf.ca})
+}
+
 // dialEach tries each SMP of the list in turn: one that cannot be reached,
 // or whose use (try) fails with a capacity refusal or a missing record,
 // gives way to the next, as SCCM clients fall back between state migration
 // points. The error of the last one is returned when all fail.
 func (rf *remoteFlags) dialEach(ctx context.Context, store string, try func(*client.Client) error) (*client.Client, error) {
-	urls := smpList(store)
-	// Each SMP has its own tokens: --token gives one for all, or one per
-	// SMP in the same order.
-	tokens := strings.Split(*rf.token, ",")
-	if len(tokens) != 1 && len(tokens) != len(urls) {
-		return nil, usagef("--token lists %d tokens for %d SMPs: give one, or one per SMP in --store order", len(tokens), len(urls))
+	targets, err := rf.targets(store)
+	if err != nil {
+		return nil, err
 	}
 	var errs []string
-	for i, u := range urls {
-		if !client.IsRemote(u) {
-			return nil, usagef("--store %q: a list of SMPs must all be https:// URLs", u)
-		}
-		tok := tokens[0]
-		if len(tokens) > 1 {
-			tok = tokens[i]
-		}
-		cl, err := client.Dial(ctx, client.Options{URL: u, Token: strings.TrimSpace(tok), Fingerprint: *rf.fingerprint, CAFile: *rf.ca})
+	for _, t := range targets {
+		cl, err := rf.dial(ctx, t)
 		if err == nil {
 			if err = try(cl); err == nil {
 				return cl, nil
@@ -72,11 +159,11 @@ func (rf *remoteFlags) dialEach(ctx context.Context, store string, try func(*cli
 		}
 		var ce *client.Error
 		fallback := !errors.As(err, &ce) || ce.Capacity || ce.Status == 404
-		if !fallback || len(urls) == 1 {
+		if !fallback || len(targets) == 1 {
 			return nil, err
 		}
-		errs = append(errs, fmt.Sprintf("%s: %v", u, err))
-		fmt.Fprintf(os.Stderr, "smp: %s: %v; trying the next SMP\n", u, err)
+		errs = append(errs, fmt.Sprintf("%s: %v", t.url, err))
+		fmt.Fprintf(os.Stderr, "smp: %s: %v; trying the next SMP\n", t.url, err)
 	}
 	return nil, fmt.Errorf("no SMP could be used: %s", strings.Join(errs, "; "))
 }

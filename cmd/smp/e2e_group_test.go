@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2EServeGroupNewest: a restore from a group of SMPs takes the newest
+// record of the computer across all of them, whatever their order in
+// --store; a record ID prefix resolves on whichever SMP holds it; an SMP
+// that does not answer makes the restore refuse (it may hold a newer
+// record) unless --allow-unreachable, which names the SMP it skipped.
+func TestE2EServeGroupNewest(t *testing.T) {
+	t.Parallel()
+	storeA, storeB := newStore(t), newStore(t)
+	srvA, srvB := startServer(t, storeA), launchServer(t, storeB, "--insecure")
+	t.Cleanup(func() { srvB.stop(t) })
+	tokA := newToken(t, storeA, "--computer", "PC01")
+	tokB := newToken(t, storeB, "--computer", "PC01")
+	tokens := tokA + "," + tokB
+	srcOld, srcNew := tmpDir(t), tmpDir(t)
+	serveProfile(t, srcOld, 21, 1)
+	serveProfile(t, srcNew, 22, 1)
+
+	// PC01 captures to A; A goes restore-only, and the next capture to
+	// the group falls back to B.
+	group := srvA.url + "," + srvB.url
+	old := remoteCapture(t, exitOK, group, tokens, "PC01", "--root", srcOld)
+	mustSMP(t, "admin", "restore-only", "on", "--store", storeA)
+	time.Sleep(250 * time.Millisecond) // the server re-reads the access file at most every 200 ms
+	r := smp(t, "capture", "--store", group, "--token", tokens, "--computer", "PC01", "--root", srcNew, "--json")
+	if r.code != exitOK || !strings.Contains(r.stderr, "trying the next SMP") {
+		t.Fatalf("capture did not fall back to B\n%s", r)
+	}
+	var recsB recordsOut
+	smpJSON(t, exitOK, &recsB, "records", "--store", srvB.url, "--token", tokB, "--json")
+	if len(recsB.Records) != 1 {
+		t.Fatalf("B holds %v, want the new record", recsB.ids())
+	}
+	newID := recsB.Records[0].ID
+
+	// The newest record wins in either order.
+	for _, order := range [][2]string{{srvA.url, srvB.url}, {srvB.url, srvA.url}} {
+		toks := tokA + "," + tokB
+		if order[0] == srvB.url {
+			toks = tokB + "," + tokA
+		}
+		dst := tmpDir(t)
+		out, _ := restoreJSON(t, exitOK, order[0]+","+order[1], "--token", toks, "--computer", "PC01", "--root", dst, "--keep")
+		if out.Record != newID {
+			t.Errorf("--store %s,%s restored record %s, want the newer %s", order[0], order[1], out.Record, newID)
+		}
+		compareTrees(t, srcNew, dst, compareOpts{})
+	}
+	// A record ID prefix resolves on the SMP that holds it.
+	for _, c := range []struct{ id, src string }{{old.Record, srcOld}, {newID, srcNew}} {
+		dst := tmpDir(t)
+		out, _ := restoreJSON(t, exitOK, group, "--token", tokens, "--record", c.id[:10], "--root", dst, "--keep")
+		if out.Record != c.id {
+			t.Errorf("--record %s restored %s", c.id[:10], out.Record)
+		}
+		compareTrees(t, c.src, dst, compareOpts{})
+	}
+	// A prefix no SMP holds is "not found", once.
+	r = smp(t, "restore", "--store", group, "--token", tokens, "--record", "0000000000", "--root", tmpDir(t))
+	if r.code != exitError || len(r.stderrLines()) != 1 || !strings.Contains(r.stderr, "no SMP of the group has it") {
+		t.Errorf("unknown record: want one line\n%s", r)
+	}
+
+	// B stops: it may hold a newer record, so the restore refuses.
+	srvB.stop(t)
+	dst := tmpDir(t)
+	r = smp(t, "restore", "--store", group, "--token", tokens, "--computer", "PC01", "--root", dst)
+	lines := r.stderrLines()
+	if r.code != exitError || len(lines) != 1 || !strings.Contains(lines[0], srvB.url) || !strings.Contains(lines[0], "--allow-unreachable") {
+		t.Fatalf("B down: want exit 1 and one line naming B and --allow-unreachable\n%s", r)
+	}
+	if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+		t.Errorf("the refused restore wrote %d entries", len(ents))
+	}
+	// With --allow-unreachable it restores A's record and says B was skipped.
+	r = smp(t, "restore", "--store", group, "--token", tokens, "--computer", "PC01", "--root", dst, "--allow-unreachable")
+	lines = r.stderrLines()
+	if r.code != exitOK || len(lines) != 1 || !strings.Contains(lines[0], "skipped SMP "+srvB.url) || !strings.Contains(r.stdout, old.Record[:12]) {
+		t.Fatalf("--allow-unreachable: want exit 0, A's record %s, and one line naming B\n%s", old.Record[:12], r)
+	}
+	compareTrees(t, srcOld, dst, compareOpts{})
+	// Every SMP down: an error, even with --allow-unreachable.
+	srvA.stop(t)
+	r = smp(t, "restore", "--store", group, "--token", tokens, "--computer", "PC01", "--root", tmpDir(t), "--allow-unreachable")
+	if r.code != exitError || len(r.stderrLines()) != 1 || !strings.Contains(r.stderr, "no SMP of the group answered") {
+		t.Errorf("all down: want exit 1 and one line\n%s", r)
+	}
+}
