@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/dgraph-io/badger/v4"
@@ -47,15 +45,25 @@ var ErrReadOnly = errors.New("the index was opened read-only")
 // ReadOnly reports whether ix was opened with OpenReadOnly.
 func (ix *Index) ReadOnly() bool { return ix.readOnly }
 
-// Open opens (creating when missing) the index in dir. Badger is tuned for a
-// small, bounded footprint: a store's memory must not grow with its size.
+// Badger's sizes, tuned for a small, bounded footprint: a store's memory
+// must not grow with its size. Badger preallocates twice memTableSize for
+// each memtable's write-ahead log and twice vlogFileSize for each value log
+// file, and writes both through shared mappings (see space.go).
+const (
+	memTableSize   = 8 << 20
+	numMemtables   = 2
+	vlogFileSize   = 64 << 20
+	valueThreshold = 1 << 10
+)
+
+// Open opens (creating when missing) the index in dir.
 func Open(dir string) (*Index, error) { return open(dir, true, false) }
 
 // open opens the index in dir; unless create is set, an index without a
 // schema key (a new one) is refused with ErrNoIndex before anything is
 // written to it. A read-only index never creates one.
 func open(dir string, create, readOnly bool) (*Index, error) {
-	if err := removeEmptyMemtables(dir); err != nil {
+	if err := removeUnwrittenLogs(dir); err != nil {
 		return nil, err
 	}
 	if err := checkTables(dir); err != nil {
@@ -63,15 +71,15 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBaseTableSize(1 << 20).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(vlogFileSize).
+		WithValueThreshold(valueThreshold).
 		WithNumCompactors(2).
 		WithCompression(options.None). // keys are hashes: incompressible
 		WithSyncWrites(true).
@@ -114,25 +122,6 @@ func (ix *Index) checkSchema(create bool) error {
 		}
 		return nil
 	})
-}
-
-// removeEmptyMemtables deletes zero-length memtable files: a process
-// killed while Badger created one leaves it so, and Badger then refuses to
-// open (dgraph-io/badger#2207). An empty file holds no entry, and the
-// store lock guarantees no other process is writing it.
-func removeEmptyMemtables(dir string) error {
-	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if err != nil {
-		return err
-	}
-	for _, m := range mems {
-		if st, err := os.Stat(m); err == nil && st.Size() == 0 {
-			if err := os.Remove(m); err != nil {
-				return fmt.Errorf("remove empty memtable %s: %w", m, err)
-			}
-		}
-	}
-	return nil
 }
 
 // update runs fn in a read-write transaction; a read-only index refuses.
