@@ -37,6 +37,7 @@ type Location struct {
 type Index struct {
 	db       *badger.DB
 	readOnly bool
+	dir      string
 }
 
 // ErrReadOnly is returned by every write to an index opened read-only.
@@ -69,6 +70,11 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 	if err := checkTables(dir); err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
+	if !readOnly {
+		if err := roomToOpen(dir); err != nil {
+			return nil, err
+		}
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithMemTableSize(memTableSize).
@@ -89,7 +95,7 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	ix := &Index{db: db, readOnly: readOnly}
+	ix := &Index{db: db, readOnly: readOnly, dir: dir}
 	if err := ix.checkSchema(create && !readOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -124,10 +130,15 @@ func (ix *Index) checkSchema(create bool) error {
 	})
 }
 
-// update runs fn in a read-write transaction; a read-only index refuses.
+// update runs fn, a small write (smallWrite bytes at most), in a
+// read-write transaction; a read-only index refuses, and so does a full
+// filesystem (see space.go).
 func (ix *Index) update(fn func(txn *badger.Txn) error) error {
 	if ix.readOnly {
 		return ErrReadOnly
+	}
+	if err := ix.room(2, smallWrite); err != nil {
+		return err
 	}
 	return ix.db.Update(fn)
 }
@@ -203,6 +214,9 @@ func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error
 	if ix.readOnly {
 		return ErrReadOnly
 	}
+	if err := ix.room(len(entries)+1, int64(len(entries)+1)*(1+cas.IDSize+locationSize)); err != nil {
+		return fmt.Errorf("index pack %s: %w", pack.Short(), err)
+	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
@@ -223,6 +237,11 @@ func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error
 
 // PutRecord marks record id live, keeping its encoded form for listing.
 func (ix *Index) PutRecord(id cas.ID, encoded []byte) error {
+	if len(encoded) > smallWrite && !ix.readOnly {
+		if err := ix.room(1, int64(len(encoded))); err != nil {
+			return err
+		}
+	}
 	return ix.update(func(txn *badger.Txn) error {
 		return txn.Set(key(prefixRecord, id), encoded)
 	})
@@ -332,6 +351,9 @@ func (ix *Index) DeleteBlobs(ids []cas.ID) error {
 	}
 	if ix.readOnly {
 		return ErrReadOnly
+	}
+	if err := ix.room(len(ids), int64(len(ids))*(1+cas.IDSize)); err != nil {
+		return fmt.Errorf("delete index entries: %w", err)
 	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
