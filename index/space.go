@@ -64,7 +64,7 @@ type tableSize struct {
 }
 
 // compactionRoom is what one compaction of each kind may write before it
-// deletes its input (see the package's space comment).
+// deletes its input (see the comment at the top of this file).
 func compactionRoom(tables []tableSize) int64 {
 	var l0, base, deepest int64
 	baseLevel := 0
@@ -147,16 +147,24 @@ func checkRoom(dir string, tables []tableSize, batch, extra int64) error {
 	if !ok {
 		return nil
 	}
-	mem, err := memtableBytes(dir)
+	need, err := neededRoom(dir, tables, batch, extra)
 	if err != nil {
 		return err
 	}
-	need := pageRoom + 2*mem + compactionRoom(tables) + writeFactor*batch + extra
 	if int64(free) >= need {
 		return nil
 	}
 	return fmt.Errorf("index %s: %s free on its filesystem, %s needed to write it safely (Badger's memtables, value log and compactions, plus this write): free some space and retry: %w",
 		dir, humanize.IBytes(free), humanize.IBytes(uint64(need)), syscall.ENOSPC)
+}
+
+// neededRoom is the free space checkRoom requires.
+func neededRoom(dir string, tables []tableSize, batch, extra int64) (int64, error) {
+	mem, err := memtableBytes(dir)
+	if err != nil {
+		return 0, err
+	}
+	return pageRoom + 2*mem + compactionRoom(tables) + writeFactor*batch + extra, nil
 }
 
 // roomToOpen checks, before Badger opens the index in dir writable, that
@@ -195,9 +203,5 @@ func NeededRoom(dir string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	mem, err := memtableBytes(dir)
-	if err != nil {
-		return 0, err
-	}
-	return pageRoom + 2*mem + compactionRoom(tables), nil
+	return neededRoom(dir, tables, 0, 0)
 }
