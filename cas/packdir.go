@@ -78,6 +78,12 @@ func (d *PackDir) Create() (*PendingPack, error) {
 	return &PendingPack{PackWriter: w, dir: d, f: f, buf: buf}, nil
 }
 
+// Unwritten returns an upper bound of the bytes Commit still writes to
+// the file: what is buffered, and the trailer.
+func (p *PendingPack) Unwritten() int64 {
+	return int64(p.buf.Buffered()) + int64(p.Count())*PackEntrySize + PackFooterSize
+}
+
 // Abort discards the pack.
 func (p *PendingPack) Abort() {
 	p.f.Close()

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -41,6 +39,7 @@ type Location struct {
 type Index struct {
 	db       *badger.DB
 	readOnly bool
+	dir      string
 }
 
 // ErrReadOnly is returned by every write to an index opened read-only.
@@ -49,31 +48,46 @@ var ErrReadOnly = errors.New("the index was opened read-only")
 // ReadOnly reports whether ix was opened with OpenReadOnly.
 func (ix *Index) ReadOnly() bool { return ix.readOnly }
 
-// Open opens (creating when missing) the index in dir. Badger is tuned for a
-// small, bounded footprint: a store's memory must not grow with its size.
+// Badger's sizes, tuned for a small, bounded footprint: a store's memory
+// must not grow with its size. Badger preallocates twice memTableSize for
+// each memtable's write-ahead log and twice vlogFileSize for each value log
+// file, and writes both through shared mappings (see space.go).
+const (
+	memTableSize   = 8 << 20
+	numMemtables   = 2
+	vlogFileSize   = 64 << 20
+	valueThreshold = 1 << 10
+)
+
+// Open opens (creating when missing) the index in dir.
 func Open(dir string) (*Index, error) { return open(dir, true, false) }
 
 // open opens the index in dir; unless create is set, an index without a
 // schema key (a new one) is refused with ErrNoIndex before anything is
 // written to it. A read-only index never creates one.
 func open(dir string, create, readOnly bool) (*Index, error) {
-	if err := removeEmptyMemtables(dir); err != nil {
+	if err := removeUnwrittenLogs(dir); err != nil {
 		return nil, err
 	}
 	if err := checkTables(dir); err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
+	if !readOnly {
+		if err := roomToOpen(dir); err != nil {
+			return nil, err
+		}
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBaseTableSize(1 << 20).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(vlogFileSize).
+		WithValueThreshold(valueThreshold).
 		WithNumCompactors(2).
 		WithCompression(options.None). // keys are hashes: incompressible
 		WithSyncWrites(true).
@@ -83,7 +97,7 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
-	ix := &Index{db: db, readOnly: readOnly}
+	ix := &Index{db: db, readOnly: readOnly, dir: dir}
 	if err := ix.checkSchema(create && !readOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -91,29 +105,15 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 	return ix, nil
 }
 
-// removeEmptyMemtables deletes zero-length memtable files: a process
-// killed while Badger created one leaves it so, and Badger then refuses to
-// open (dgraph-io/badger#2207). An empty file holds no entry, and the
-// store lock guarantees no other process is writing it.
-func removeEmptyMemtables(dir string) error {
-	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if err != nil {
-		return err
-	}
-	for _, m := range mems {
-		if st, err := os.Stat(m); err == nil && st.Size() == 0 {
-			if err := os.Remove(m); err != nil {
-				return fmt.Errorf("remove empty memtable %s: %w", m, err)
-			}
-		}
-	}
-	return nil
-}
-
-// update runs fn in a read-write transaction; a read-only index refuses.
+// update runs fn, a small write (smallWrite bytes at most), in a
+// read-write transaction; a read-only index refuses, and so does a full
+// filesystem (see space.go).
 func (ix *Index) update(fn func(txn *badger.Txn) error) error {
 	if ix.readOnly {
 		return ErrReadOnly
+	}
+	if err := ix.room(2, smallWrite); err != nil {
+		return err
 	}
 	return ix.db.Update(fn)
 }
@@ -206,6 +206,9 @@ func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error
 	if ix.readOnly {
 		return ErrReadOnly
 	}
+	if err := ix.room(len(entries)+1, int64(len(entries)+1)*(1+cas.IDSize+locationSize)); err != nil {
+		return fmt.Errorf("index pack %s: %w", pack.Short(), err)
+	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range entries {
@@ -226,6 +229,11 @@ func (ix *Index) AddPack(pack cas.ID, size int64, entries []cas.PackEntry) error
 
 // PutRecord marks record id live, keeping its encoded form for listing.
 func (ix *Index) PutRecord(id cas.ID, encoded []byte) error {
+	if len(encoded) > smallWrite && !ix.readOnly {
+		if err := ix.room(1, int64(len(encoded))); err != nil {
+			return err
+		}
+	}
 	return ix.update(func(txn *badger.Txn) error {
 		return txn.Set(key(prefixRecord, id), encoded)
 	})
@@ -343,6 +351,9 @@ func (ix *Index) DeleteBlobs(keys []cas.BlobKey) error {
 	}
 	if ix.readOnly {
 		return ErrReadOnly
+	}
+	if err := ix.room(len(keys), int64(len(keys))*(2+cas.IDSize)); err != nil {
+		return fmt.Errorf("delete index entries: %w", err)
 	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()

@@ -1,6 +1,10 @@
 package index
 
-import "fmt"
+import (
+	"fmt"
+
+	"smp/cas"
+)
 
 // SetLocations points each blob's index entry at the given copy, replacing
 // the copy AddPack indexed last (an index rebuild that found several copies
@@ -11,6 +15,9 @@ func (ix *Index) SetLocations(locs []Location) error {
 	}
 	if ix.readOnly {
 		return ErrReadOnly
+	}
+	if err := ix.room(len(locs), int64(len(locs))*(1+cas.IDSize+locationSize)); err != nil {
+		return fmt.Errorf("set index entries: %w", err)
 	}
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()

@@ -99,6 +99,9 @@ func openLocked(dir string) (*Config, *os.File, *cas.PackDir, error) {
 // finishOpen opens the index of a store openLocked opened and returns the
 // Repo, which then owns lock and packs; on error it releases them.
 func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, readOnly bool) (*Repo, error) {
+	// Before the index: an index open refused for lack of space must not
+	// keep the space a killed writer's packs hold.
+	removeStaleTemp(dir)
 	ix, err := openIndex(dir, packs, readOnly)
 	if err != nil {
 		packs.Close()
@@ -113,7 +116,6 @@ func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, read
 		doneSet: map[uint64]bool{},
 	}
 	r.doneCond = sync.NewCond(&r.mu)
-	r.removeStaleTemp()
 	// Full packs are fsynced and indexed by one background goroutine, so the
 	// goroutines filling packs never wait for the disk; the channel holds
 	// one pack, which bounds memory and lets backpressure reach writers.
@@ -224,6 +226,9 @@ func openIndex(dir string, packs *cas.PackDir, readOnly bool) (*index.Index, err
 		ix, err = index.Open(ixDir)
 	}
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return nil, oneLineError{err} // names the store's index; no rebuild advice
+		}
 		if errors.Is(err, index.ErrDamaged) {
 			err = fmt.Errorf("%w: run smp index rebuild --store %s (it rebuilds the index from the packs)", err, dir)
 		} else {
@@ -275,9 +280,10 @@ func lockStore(dir string) (*os.File, error) {
 }
 
 // removeStaleTemp deletes packs that a killed process left half-written;
-// holding the lock proves no one is still writing them.
-func (r *Repo) removeStaleTemp() {
-	tmp := filepath.Join(r.Dir, "packs", "tmp")
+// holding the store's lock proves no one is still writing them (every
+// writer holds it from open to close).
+func removeStaleTemp(dir string) {
+	tmp := filepath.Join(dir, "packs", "tmp")
 	entries, _ := os.ReadDir(tmp)
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".tmp") {
@@ -392,7 +398,13 @@ func (r *Repo) takePack(slot *packSlot) queuedPack {
 }
 
 // commit makes a pack durable, indexes it, then forgets its pending IDs.
+// A filesystem without room to finish the pack and index it fails the
+// commit before the pack is renamed into place (see index.RoomForPack).
 func (r *Repo) commit(p *cas.PendingPack) error {
+	if err := r.ix.RoomForPack(p.Count(), p.Unwritten()); err != nil {
+		p.Abort()
+		return fmt.Errorf("commit pack: %w", err)
+	}
 	id, entries, size, err := p.Commit()
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ func runRecords(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	r, err := openRecordStore(ctx, *store, rf)
+	r, err := openRecordStore(ctx, *store, rf, false)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func runFiles(ctx context.Context, args []string) error {
 	if *recordRef == "" && *computer == "" {
 		return usagef("give --record ID or --computer NAME")
 	}
-	r, err := openRecordStore(ctx, *store, rf)
+	r, err := openRecordStore(ctx, *store, rf, false)
 	if err != nil {
 		return err
 	}
@@ -176,16 +176,20 @@ func runRm(ctx context.Context, args []string) error {
 	if *recordRef == "" {
 		return usagef("--record ID is required")
 	}
-	r, err := openRecordStore(ctx, *store, rf)
+	r, err := openRecordStore(ctx, *store, rf, true)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
 	rec, err := r.FindRecord(*recordRef, "")
-	if err != nil {
-		return err
+	if err == nil {
+		err = r.Drop(rec)
 	}
-	if err := r.Drop(rec); err != nil {
+	// Success is printed only once the store is closed: its writes are
+	// durable and nothing is left for Close to fail on.
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	if rec.LinkSet != "" {
@@ -206,16 +210,19 @@ func runRelease(ctx context.Context, args []string) error {
 	if *recordRef == "" {
 		return usagef("--record ID is required")
 	}
-	r, err := openRecordStore(ctx, *store, rf)
+	r, err := openRecordStore(ctx, *store, rf, true)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
 	rec, err := r.FindRecord(*recordRef, "")
-	if err != nil {
-		return err
+	if err == nil {
+		err = r.Release(rec.ID, time.Now())
 	}
-	if err := r.Release(rec.ID, time.Now()); err != nil {
+	// As for rm: no success before the store is closed.
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Printf("released record %s of %s: smp gc --retention removes it once its retention has run out\n", rec.ID.Short(), rec.Computer)

@@ -155,7 +155,13 @@ func runVerify(_ context.Context, args []string) error {
 		}
 	}
 	*readData = *readData || *repair
-	r, err := openStore(*store)
+	// Only a repair writes: a plain verify opens the store read-only, so it
+	// works (and never makes Badger write) on a full filesystem.
+	open := openStoreReadOnly
+	if *repair {
+		open = openStore
+	}
+	r, err := open(*store)
 	if err != nil {
 		return err
 	}

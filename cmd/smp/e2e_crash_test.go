@@ -9,8 +9,7 @@ package main
 //
 // SMP_CRASH_POINTS sets the kills per scenario (default 3; 2 under -race,
 // as CI runs it);
-// SMP_CRASH_SEED replays a campaign's delays; SMP_CRASH_KNOWN_BUGS=fail
-// turns the known bug (TestCrashEmptyMemtable) from a skip into a failure.
+// SMP_CRASH_SEED replays a campaign's delays.
 // The full campaign:
 //
 //	SMP_CRASH_POINTS=50 go test ./cmd/smp -run Crash -v -timeout 60m
@@ -92,7 +91,6 @@ type crashTally struct {
 	beforeCommit int   // killed before its record was committed
 	afterCommit  int   // killed after its record was committed
 	tmpLeft      int   // kills that left packs/tmp/*.tmp behind (all removed by the next open)
-	knownBug     int   // kills after which the next open failed once (see openedClean)
 	records      int   // record restores compared with their source
 	bytes        int64 // file bytes compared
 }
@@ -102,8 +100,8 @@ func (c *crashTally) log(t *testing.T, seed uint64, what string) {
 	if c.beforeCommit+c.afterCommit > 0 {
 		commit = fmt.Sprintf(" (%d before the record's commit, %d after)", c.beforeCommit, c.afterCommit)
 	}
-	t.Logf("RESULT %s: seed %d: %d kill points: %d SIGKILLs while the operation ran%s, %d landed after it had finished; %d kills left temporary packs, none survived the next open; next open failed once (known Badger bug) after %d kills; %d record restores compared, %d bytes compared, 0 bytes lost",
-		what, seed, c.kills+c.late, c.kills, commit, c.late, c.tmpLeft, c.knownBug, c.records, c.bytes)
+	t.Logf("RESULT %s: seed %d: %d kill points: %d SIGKILLs while the operation ran%s, %d landed after it had finished; %d kills left temporary packs, none survived the next open; %d record restores compared, %d bytes compared, 0 bytes lost",
+		what, seed, c.kills+c.late, c.kills, commit, c.late, c.tmpLeft, c.records, c.bytes)
 }
 
 // ---- child processes that can be killed ----
@@ -412,11 +410,8 @@ type crashCheck struct {
 // openedClean counts the temporary packs a kill left, lists the records
 // (which opens the store) and requires that no temporary pack survived.
 //
-// The first open after a kill must succeed. One failure is a known bug,
-// counted and then passed over so the remaining checks still run (the
-// scenario is skipped at its end, see knownBugMemtable): a kill while
-// Badger creates a memtable file leaves it zero bytes long, and the next
-// open fails; that failed open sizes the file, so the open after it works.
+// The first open after a kill must succeed, also when the kill left a
+// zero-length memtable or value log file (TestCrashEmptyIndexLogs).
 func (c crashCheck) openedClean(store string) map[string]string {
 	t := c.t
 	t.Helper()
@@ -425,12 +420,6 @@ func (c crashCheck) openedClean(store string) map[string]string {
 	}
 	empty := emptyIndexFiles(t, store)
 	r := smp(t, "records", "--store", store, "--json")
-	if r.code != exitOK && len(empty) > 0 && strings.Contains(r.stderr, "while opening memtables") && strings.Contains(r.stderr, "Create a new file") &&
-		os.Getenv("SMP_CRASH_KNOWN_BUGS") != "fail" {
-		c.tally.knownBug++
-		t.Logf("%s: KNOWN BUG: the kill left zero-length %q and the next open failed:\n%s", c.point, empty, r.stderr)
-		r = smp(t, "records", "--store", store, "--json")
-	}
 	if r.code != exitOK {
 		t.Fatalf("%s: the first open after the kill failed (zero-length index files before it: %q)\n%s", c.point, empty, r)
 	}
@@ -464,17 +453,6 @@ func emptyIndexFiles(t *testing.T, store string) []string {
 		}
 	}
 	return out
-}
-
-// knownBugMemtable skips a scenario that hit the known Badger bug (after
-// every other check ran and passed); SMP_CRASH_KNOWN_BUGS=fail makes it a
-// failure instead.
-func (c *crashTally) knownBugMemtable(t *testing.T) {
-	t.Helper()
-	if c.knownBug > 0 {
-		t.Skipf("known bug: %d of %d kills left a zero-length Badger memtable file (index/NNNNN.mem) and the next smp command failed with \"open index: while opening memtables err: while opening fid: N err: Create a new file\" and advised smp index rebuild; the command after it worked and every other check passed (dgraph-io/badger#2207; index.Open in index/index.go does not handle it)",
-			c.knownBug, c.kills+c.late)
-	}
 }
 
 // newRecords compares the records after a kill with the live set before
@@ -605,32 +583,39 @@ func TestCrash(t *testing.T) {
 	t.Run("GC", func(t *testing.T) { t.Parallel(); crashGC(t, n, gcStore, gcLive) })
 }
 
-// TestCrashEmptyMemtable is the known bug the random kills hit now and
-// then, made deterministic: a SIGKILL between Badger creating a memtable
-// file and sizing it (about 2% of kills within the first 60 ms of any smp
-// command that opens a store) leaves index/NNNNN.mem zero bytes long.
-// Every record is intact, but the next command fails to open the index.
-func TestCrashEmptyMemtable(t *testing.T) {
+// TestCrashEmptyIndexLogs makes deterministic what the random kills hit
+// now and then: a SIGKILL between Badger creating the next memtable or
+// value log file and sizing it (about 1% of kills within the first 120 ms
+// of any smp command that opens a store writable) leaves index/NNNNN.mem
+// or index/NNNNNN.vlog zero bytes long. Every record is intact, and the
+// next command must open the store on its first try.
+func TestCrashEmptyIndexLogs(t *testing.T) {
 	crashPoints(t)
-	src := filepath.Join(tmpDir(t), "src")
-	crashOldTree(t, src, "alice", 1, rnd(2, 1000))
-	store := newStore(t)
-	out := doCapture(t, exitOK, store, "pc", "--root", src, "home")
-	if m, _ := filepath.Glob(filepath.Join(store, "index", "*.mem")); len(m) > 0 {
-		t.Fatalf("a cleanly closed index holds memtable files %q", m)
+	for _, name := range []string{"00001.mem", "000002.vlog"} {
+		t.Run(name, func(t *testing.T) {
+			src := filepath.Join(tmpDir(t), "src")
+			crashOldTree(t, src, "alice", 1, rnd(2, 1000))
+			store := newStore(t)
+			out := doCapture(t, exitOK, store, "pc", "--root", src, "home")
+			if m, _ := filepath.Glob(filepath.Join(store, "index", "*.mem")); len(m) > 0 {
+				t.Fatalf("a cleanly closed index holds memtable files %q", m)
+			}
+			next := filepath.Join(store, "index", name)
+			if _, err := os.Stat(next); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%s is not the next file Badger creates: %v", name, err)
+			}
+			// What the kill leaves: the next file, created, never sized.
+			writeFile(t, next, nil, 0o644)
+			for _, cmd := range [][]string{{"gc", "--store", store}, {"records", "--store", store}} {
+				if r := smp(t, cmd...); r.code != exitOK {
+					t.Fatalf("open after a kill left a zero-length %s:\n%s", name, r)
+				}
+			}
+			dst := filepath.Join(tmpDir(t), "dst")
+			restoreJSON(t, exitOK, store, "--record", out.Record, "--root", dst, "--keep")
+			compareTrees(t, src, dst, compareOpts{})
+		})
 	}
-	// What the kill leaves: the next memtable file, created, never sized.
-	writeFile(t, filepath.Join(store, "index", "00001.mem"), nil, 0o644)
-	r := smp(t, "records", "--store", store)
-	if r.code != exitOK {
-		if strings.Contains(r.stderr, "Create a new file") && os.Getenv("SMP_CRASH_KNOWN_BUGS") != "fail" {
-			t.Skipf("known bug: after a kill left a zero-length index/00001.mem, smp records fails: %s (dgraph-io/badger#2207; index.Open in index/index.go does not handle it)", strings.TrimSpace(r.stderr))
-		}
-		t.Fatalf("open after a kill left a zero-length memtable file:\n%s", r)
-	}
-	dst := filepath.Join(tmpDir(t), "dst")
-	restoreJSON(t, exitOK, store, "--record", out.Record, "--root", dst, "--keep")
-	compareTrees(t, src, dst, compareOpts{})
 }
 
 // ---- scenario 1: local capture ----
@@ -709,7 +694,6 @@ func crashLocalCapture(t *testing.T, n int, base crashFixture) {
 		}
 	}
 	tally.log(t, seed, "local capture")
-	tally.knownBugMemtable(t)
 }
 
 // ---- scenario 2: remote capture through smp serve ----
@@ -816,7 +800,6 @@ func crashRemoteKillClient(t *testing.T, n int, base crashFixture) {
 		}
 	}
 	tally.log(t, seed, "remote capture, client killed")
-	tally.knownBugMemtable(t)
 }
 
 func crashRemoteKillServer(t *testing.T, n int, base crashFixture) {
@@ -905,7 +888,6 @@ func crashRemoteKillServer(t *testing.T, n int, base crashFixture) {
 	}
 	tally.log(t, seed, "remote capture, server killed")
 	t.Logf("client errors by kind: %v", clientErrs)
-	tally.knownBugMemtable(t)
 }
 
 // crashErrClass names the kind of a client's error line for the summary.
@@ -1007,7 +989,6 @@ func crashGC(t *testing.T, n int, base string, live map[string]string) {
 	}
 	tally.log(t, seed, "gc")
 	t.Logf("gc: the final store matched a clean gc's chunks and unique bytes every time; stored bytes differed %d times", storedDiffer)
-	tally.knownBugMemtable(t)
 }
 
 // crashGCBase builds a store with garbage mixed into live packs: two

@@ -180,9 +180,15 @@ type recordStore interface {
 	Close() error
 }
 
-func openRecordStore(ctx context.Context, store string, rf *remoteFlags) (recordStore, error) {
+// openRecordStore opens the store for a record command; a local store is
+// opened read-only unless write is set (rm, release), so listing works on
+// a full filesystem and never makes Badger write.
+func openRecordStore(ctx context.Context, store string, rf *remoteFlags, write bool) (recordStore, error) {
 	if !isRemoteStore(store) {
-		return openStore(store)
+		if write {
+			return openStore(store)
+		}
+		return openStoreReadOnly(store)
 	}
 	rs := &remoteStore{ctx: ctx}
 	cl, err := rf.dialEach(ctx, store, func(*client.Client) error { return nil })
