@@ -3,8 +3,6 @@ package restore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -109,12 +106,14 @@ type Progress struct {
 // Result summarises a restore.
 type Result struct {
 	Files, Dirs, Symlinks, Bytes, Errors, Skipped uint64
+	// DirsKept counts directories of the record that existed in the target
+	// and were left as they were (not under --overwrite always).
+	DirsKept uint64
 }
 
 type restorer struct {
 	opts  Options
 	store Store
-	root  *os.Root
 	top   *dirHandle
 	users map[string]string // owner name remaps implied by --map home/X=home/Y
 
@@ -139,6 +138,13 @@ type restorer struct {
 	walkG   *errgroup.Group
 	walkCtx context.Context
 	linkMu  sync.Mutex // guards hardlinks, and keeps their jobs queued in registration order
+
+	// Target directories (dir_linux.go): the descriptors held, and what
+	// is known of each directory with an open handle.
+	fds       fdCache
+	dirMu     sync.Mutex
+	dirStates map[dirKey]*dirState
+	dirsKept  atomic.Uint64
 }
 
 // treeAhead is how many subdirectories' trees of one directory are loaded
@@ -166,14 +172,18 @@ func (r *restorer) loadTreeAhead(id cas.ID) *treeLoad {
 	return l
 }
 
-// dirHandle is an open target directory shared by the walker and the file
-// jobs in it. Files are created with *at(2) calls relative to its
-// descriptor, on single validated names (no '/'), with O_NOFOLLOW/O_EXCL
-// and rename, which never follow a symlink in the final component: so
-// nothing escapes the directory, and each operation is one syscall. Going
-// through os.Root for every file re-opened the parent directory on every
-// call and dominated restore time on trees of small files (5 openat per
-// file, measured with strace).
+// dirHandle is a target directory shared by the walker and the file jobs
+// in it. Files are created with *at(2) calls relative to its descriptor,
+// on single validated names (no '/'), with O_NOFOLLOW/O_EXCL and rename,
+// which never follow a symlink in the final component: so nothing escapes
+// the directory, and each operation is one syscall. Going through os.Root
+// for every file re-opened the parent directory on every call and
+// dominated restore time on trees of small files (5 openat per file,
+// measured with strace).
+//
+// The descriptor is valid only while pinned (pin/unpin): r.fds closes the
+// least recently used unpinned ones, so a deep tree does not hold one
+// descriptor per level (dir_linux.go).
 //
 // A directory's own metadata is applied when its last reference is
 // released: after the walker listed it and every file in it was restored,
@@ -181,72 +191,44 @@ func (r *restorer) loadTreeAhead(id cas.ID) *treeLoad {
 // cannot block them. Each directory holds a reference on its parent until
 // then, so parents finish after their children.
 type dirHandle struct {
-	rel    string   // target-relative; "" for the target itself
-	f      *os.File // opened through the target's os.Root or its parent's fd
-	fd     int
-	refs   atomic.Int32
+	rel    string // target-relative; "" for the target itself
 	r      *restorer
-	parent *dirHandle // nil for the target
-	name   string     // name in parent
+	parent *dirHandle // nil for the target; held until this one finishes
+	name   string     // path relative to parent: one name unless --map placed it
 	entry  *manifest.Entry
+	refs   atomic.Int32
 	// fresh: this restore made the directory, so it held nothing before:
 	// its names need no check for something in the way (one stat per file
 	// saved; another process adding a file to it meanwhile may see that
 	// file replaced).
-	fresh bool
-}
+	fresh    bool
+	dev, ino uint64 // identity, checked when the descriptor is reopened
+	state    *dirState
 
-func (r *restorer) openDir(rel string) (*dirHandle, error) {
-	name := rel
-	if name == "" {
-		name = "."
-	}
-	f, err := r.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open directory: %w", err)
-	}
-	h := &dirHandle{rel: rel, f: f, fd: int(f.Fd()), r: r}
-	h.refs.Store(1)
-	return h, nil
+	// Guarded by r.fds.mu; fd and f change only while unpinned.
+	f          *os.File // nil while closed
+	fd         int      // -1 while closed
+	pins       int
+	prev, next *dirHandle // in r.fds' list of unpinned open handles
+	listed     bool
 }
 
 // openChild makes sure name in parent is a real directory (never a symlink
 // to one) and opens it relative to the parent's descriptor.
 func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Entry) (*dirHandle, error) {
-	fresh := false
-	var st unix.Stat_t
-	// A directory this restore made holds nothing it did not put there:
-	// no stat for something in the way.
-	err := error(unix.ENOENT)
-	if !parent.fresh {
-		err = unix.Fstatat(parent.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	}
-	switch {
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
-	case err == nil && r.opts.Overwrite == OverwriteAlways:
-		if err := unix.Unlinkat(parent.fd, name, 0); err != nil {
-			return nil, fmt.Errorf("replace %s with a directory: %w", describeMode(st.Mode), err)
-		}
-		fallthrough
-	case errors.Is(err, unix.ENOENT):
-		err := unix.Mkdirat(parent.fd, name, 0o700)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create directory: %w", err)
-		}
-		fresh = err == nil
-	case err == nil:
-		return nil, fmt.Errorf("exists as %s where the record has a directory; not replaced (use --overwrite always)", describeMode(st.Mode))
-	default:
+	if err := parent.pin(); err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat(parent.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	defer parent.unpin()
+	made, err := r.ensureDir(parent.fd, name, parent.fresh, "the record has a directory")
 	if err != nil {
-		return nil, fmt.Errorf("open directory: %w", err)
+		return nil, err
 	}
-	h := &dirHandle{rel: rel, f: os.NewFile(uintptr(fd), rel), fd: fd, r: r, parent: parent, name: name, entry: &e, fresh: fresh}
-	h.refs.Store(1)
-	parent.acquire()
-	return h, nil
+	fd, err := openDirAt(parent.fd, name)
+	if err != nil {
+		return nil, err
+	}
+	return r.newHandle(fd, parent, name, rel, &e, made)
 }
 
 func describeMode(m uint32) string {
@@ -267,27 +249,11 @@ func (h *dirHandle) release() {
 	if h.refs.Add(-1) != 0 {
 		return
 	}
-	if h.entry != nil {
-		h.r.finishDir(h)
-	}
-	h.f.Close()
+	h.r.finishDir(h)
+	h.r.fds.closeFD(h)
 	if h.parent != nil {
 		h.parent.release()
 	}
-}
-
-func (r *restorer) finishDir(h *dirHandle) {
-	err := r.setMeta(*h.entry, h.f)
-	if err == nil {
-		err = unix.UtimesNanoAt(h.parent.fd, h.name, timespecs(h.entry.MTimeNs), unix.AT_SYMLINK_NOFOLLOW)
-		if err != nil {
-			err = fmt.Errorf("set mtime: %w", err)
-		}
-	}
-	if err != nil {
-		r.fail(h.rel, err)
-	}
-	r.dirCount.Add(1)
 }
 
 type fileJob struct {
@@ -321,18 +287,27 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
 		return nil, fmt.Errorf("create restore target: %w", err)
 	}
-	root, err := os.OpenRoot(opts.Target)
+	// The target itself is the caller's choice and may be reached through
+	// a symlink; nothing below it is.
+	fd, err := unix.Open(opts.Target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open restore target: %w", err)
 	}
-	defer root.Close()
-	r := &restorer{opts: opts, store: store, root: root, users: map[string]string{},
+	r := &restorer{opts: opts, store: store, users: map[string]string{},
 		jobs: make(chan *fileJob, 128), hardlinks: map[string]*fileJob{},
-		treeLoads: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
-	if r.top, err = r.openDir(""); err != nil {
+		treeLoads: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		dirStates: map[dirKey]*dirState{}, fds: fdCache{max: idleLimit()}}
+	if r.top, err = r.newHandle(fd, nil, "", "", nil, false); err != nil {
+		return nil, fmt.Errorf("open restore target: %w", err)
+	}
+	if err := r.top.pin(); err != nil { // for the whole restore
 		return nil, err
 	}
 	defer r.top.release()
+	defer r.top.unpin()
+	if err := r.checkMapTargets(); err != nil {
+		return nil, err
+	}
 	for _, m := range opts.Maps {
 		fu, fok := strings.CutPrefix(m.From, "home/")
 		tu, tok := strings.CutPrefix(m.To, "home/")
@@ -368,6 +343,7 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	r.res.Skipped = r.skipped.Load()
 	r.res.Dirs = r.dirCount.Load()
 	r.res.Symlinks = r.symlinks.Load()
+	r.res.DirsKept = r.dirsKept.Load()
 	return &r.res, nil
 }
 
@@ -521,9 +497,13 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 				r.fail(rel, err)
 				continue
 			}
-			if err := r.symlink(h, name, rel, e); err != nil {
+			if err := h.pin(); err != nil {
+				r.fail(rel, err)
+			} else if err := r.symlink(h, name, rel, e); err != nil {
+				h.unpin()
 				r.fail(rel, err)
 			} else {
+				h.unpin()
 				r.symlinks.Add(1)
 			}
 			h.release()
@@ -576,66 +556,15 @@ func (r *restorer) place(dir *dirHandle, rel string) (*dirHandle, string, error)
 		dir.acquire()
 		return dir, path.Base(rel), nil
 	}
-	if err := r.ensureParents(rel); err != nil {
-		return nil, "", err
+	if parent == "" {
+		r.top.acquire()
+		return r.top, rel, nil
 	}
-	h, err := r.openDir(parent)
+	h, err := r.openPath(parent)
 	if err != nil {
 		return nil, "", err
 	}
 	return h, path.Base(rel), nil
-}
-
-// ensureParents creates missing parent directories of rel (needed when a
-// mapping or a partial restore lands in a directory the record lacks).
-func (r *restorer) ensureParents(rel string) error {
-	dir := path.Dir(rel)
-	if dir == "." {
-		return nil
-	}
-	if st, err := r.root.Lstat(dir); err == nil && st.IsDir() {
-		return nil
-	}
-	parts := strings.Split(dir, "/")
-	for i := range parts {
-		if err := r.mkdir(strings.Join(parts[:i+1], "/")); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// mkdir makes sure rel is a real directory, never a symlink to one.
-func (r *restorer) mkdir(rel string) error {
-	st, err := r.root.Lstat(rel)
-	switch {
-	case err == nil && st.IsDir():
-		return nil
-	case err == nil && r.opts.Overwrite == OverwriteAlways:
-		if err := r.root.Remove(rel); err != nil {
-			return fmt.Errorf("replace %s with a directory: %w", describe(st), err)
-		}
-	case err == nil:
-		return fmt.Errorf("exists as %s where the record has a directory; not replaced (use --overwrite always)", describe(st))
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	if err := r.root.Mkdir(rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return nil
-}
-
-func describe(st fs.FileInfo) string {
-	switch {
-	case st.Mode()&fs.ModeSymlink != 0:
-		return "a symlink"
-	case st.IsDir():
-		return "a directory"
-	case st.Mode().IsRegular():
-		return "a file"
-	}
-	return "a special file"
 }
 
 // replaceable decides whether an existing path may be replaced by an entry.
@@ -665,14 +594,6 @@ func (r *restorer) replaceable(dir *dirHandle, name string, e manifest.Entry) (b
 		return false, "exists and is not older than the record's copy; left alone"
 	}
 	return false, "exists; left alone (use --overwrite always or older)"
-}
-
-// tempName returns a fresh name in the same directory; O_EXCL guards
-// against the (negligible) chance that it exists.
-func tempName() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return ".smp-" + hex.EncodeToString(b[:]) + ".tmp"
 }
 
 func timespecs(ns int64) []unix.Timespec {
@@ -712,8 +633,11 @@ func (r *restorer) worker(ctx context.Context) error {
 			job.dir.release()
 			return ctx.Err()
 		}
-		var err error
-		buf, err = r.restoreFile(job, buf, &objects)
+		err := job.dir.pin()
+		if err == nil {
+			buf, err = r.restoreFile(job, buf, &objects)
+			job.dir.unpin()
+		}
 		if err != nil {
 			r.fail(job.rel, err)
 		}
@@ -739,9 +663,11 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]
 	}
 	if job.linkOf != nil {
 		<-job.linkOf.done
-		if job.linkOf.ok {
+		if job.linkOf.ok && job.linkOf.dir.pin() == nil {
 			tmp := tempName()
-			if err := unix.Linkat(job.linkOf.dir.fd, job.linkOf.name, dir.fd, tmp, 0); err == nil {
+			err := unix.Linkat(job.linkOf.dir.fd, job.linkOf.name, dir.fd, tmp, 0)
+			job.linkOf.dir.unpin()
+			if err == nil {
 				if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
 					unix.Unlinkat(dir.fd, tmp, 0)
 					return buf, fmt.Errorf("rename hard link into place: %w", err)
