@@ -386,3 +386,61 @@ func TestRestoreDeepTreeBoundedFDs(t *testing.T) {
 	}
 	unix.Close(fd)
 }
+
+// TestReopenChecksIdentity: a directory whose descriptor the cache closed
+// is reopened only if it is still the same directory; one moved into its
+// place, or a symlink, is not written into.
+func TestReopenChecksIdentity(t *testing.T) {
+	for _, swap := range []string{"directory", "symlink"} {
+		t.Run(swap, func(t *testing.T) {
+			target, outside := t.TempDir(), t.TempDir()
+			r := testRestorer(t, target, OverwriteNever)
+			h, err := r.openPath("a/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.release()
+			// Fill the cache so h's descriptor is closed.
+			var others []*dirHandle
+			for i := range 2 * r.fds.max {
+				o, err := r.openPath(fmt.Sprintf("o%d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				others = append(others, o)
+			}
+			for _, o := range others {
+				o.release()
+			}
+			if h.fd >= 0 {
+				t.Fatal("descriptor still open: the cache does not bound them")
+			}
+			if err := os.Rename(filepath.Join(target, "a/b"), filepath.Join(target, "moved")); err != nil {
+				t.Fatal(err)
+			}
+			if swap == "directory" {
+				err = os.Mkdir(filepath.Join(target, "a/b"), 0o700)
+			} else {
+				err = os.Symlink(outside, filepath.Join(target, "a/b"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.pin(); err == nil {
+				h.unpin()
+				t.Fatalf("pin reopened a %s put in the directory's place", swap)
+			}
+			// Put back, it reopens.
+			if err := os.Remove(filepath.Join(target, "a/b")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(target, "moved"), filepath.Join(target, "a/b")); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.pin(); err != nil {
+				t.Fatalf("pin of the directory back in place: %v", err)
+			}
+			h.unpin()
+		})
+	}
+}
