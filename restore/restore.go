@@ -1,10 +1,7 @@
 package restore
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -109,12 +105,14 @@ type Progress struct {
 // Result summarises a restore.
 type Result struct {
 	Files, Dirs, Symlinks, Bytes, Errors, Skipped uint64
+	// DirsKept counts directories of the record that existed in the target
+	// and were left as they were (not under --overwrite always).
+	DirsKept uint64
 }
 
 type restorer struct {
 	opts  Options
 	store Store
-	root  *os.Root
 	top   *dirHandle
 	users map[string]string // owner name remaps implied by --map home/X=home/Y
 
@@ -139,6 +137,13 @@ type restorer struct {
 	walkG   *errgroup.Group
 	walkCtx context.Context
 	linkMu  sync.Mutex // guards hardlinks, and keeps their jobs queued in registration order
+
+	// Target directories (dir_linux.go): the descriptors held, and what
+	// is known of each directory with an open handle.
+	fds       fdCache
+	dirMu     sync.Mutex
+	dirStates map[dirKey]*dirState
+	dirsKept  atomic.Uint64
 }
 
 // treeAhead is how many subdirectories' trees of one directory are loaded
@@ -164,130 +169,6 @@ func (r *restorer) loadTreeAhead(id cas.ID) *treeLoad {
 		l.tree, l.err = r.store.LoadTree(id)
 	}()
 	return l
-}
-
-// dirHandle is an open target directory shared by the walker and the file
-// jobs in it. Files are created with *at(2) calls relative to its
-// descriptor, on single validated names (no '/'), with O_NOFOLLOW/O_EXCL
-// and rename, which never follow a symlink in the final component: so
-// nothing escapes the directory, and each operation is one syscall. Going
-// through os.Root for every file re-opened the parent directory on every
-// call and dominated restore time on trees of small files (5 openat per
-// file, measured with strace).
-//
-// A directory's own metadata is applied when its last reference is
-// released: after the walker listed it and every file in it was restored,
-// so writing its entries can no longer move its mtime, and a read-only mode
-// cannot block them. Each directory holds a reference on its parent until
-// then, so parents finish after their children.
-type dirHandle struct {
-	rel    string   // target-relative; "" for the target itself
-	f      *os.File // opened through the target's os.Root or its parent's fd
-	fd     int
-	refs   atomic.Int32
-	r      *restorer
-	parent *dirHandle // nil for the target
-	name   string     // name in parent
-	entry  *manifest.Entry
-	// fresh: this restore made the directory, so it held nothing before:
-	// its names need no check for something in the way (one stat per file
-	// saved; another process adding a file to it meanwhile may see that
-	// file replaced).
-	fresh bool
-}
-
-func (r *restorer) openDir(rel string) (*dirHandle, error) {
-	name := rel
-	if name == "" {
-		name = "."
-	}
-	f, err := r.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open directory: %w", err)
-	}
-	h := &dirHandle{rel: rel, f: f, fd: int(f.Fd()), r: r}
-	h.refs.Store(1)
-	return h, nil
-}
-
-// openChild makes sure name in parent is a real directory (never a symlink
-// to one) and opens it relative to the parent's descriptor.
-func (r *restorer) openChild(parent *dirHandle, name, rel string, e manifest.Entry) (*dirHandle, error) {
-	fresh := false
-	var st unix.Stat_t
-	// A directory this restore made holds nothing it did not put there:
-	// no stat for something in the way.
-	err := error(unix.ENOENT)
-	if !parent.fresh {
-		err = unix.Fstatat(parent.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-	}
-	switch {
-	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
-	case err == nil && r.opts.Overwrite == OverwriteAlways:
-		if err := unix.Unlinkat(parent.fd, name, 0); err != nil {
-			return nil, fmt.Errorf("replace %s with a directory: %w", describeMode(st.Mode), err)
-		}
-		fallthrough
-	case errors.Is(err, unix.ENOENT):
-		err := unix.Mkdirat(parent.fd, name, 0o700)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create directory: %w", err)
-		}
-		fresh = err == nil
-	case err == nil:
-		return nil, fmt.Errorf("exists as %s where the record has a directory; not replaced (use --overwrite always)", describeMode(st.Mode))
-	default:
-		return nil, err
-	}
-	fd, err := unix.Openat(parent.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open directory: %w", err)
-	}
-	h := &dirHandle{rel: rel, f: os.NewFile(uintptr(fd), rel), fd: fd, r: r, parent: parent, name: name, entry: &e, fresh: fresh}
-	h.refs.Store(1)
-	parent.acquire()
-	return h, nil
-}
-
-func describeMode(m uint32) string {
-	switch m & unix.S_IFMT {
-	case unix.S_IFLNK:
-		return "a symlink"
-	case unix.S_IFDIR:
-		return "a directory"
-	case unix.S_IFREG:
-		return "a file"
-	}
-	return "a special file"
-}
-
-func (h *dirHandle) acquire() { h.refs.Add(1) }
-
-func (h *dirHandle) release() {
-	if h.refs.Add(-1) != 0 {
-		return
-	}
-	if h.entry != nil {
-		h.r.finishDir(h)
-	}
-	h.f.Close()
-	if h.parent != nil {
-		h.parent.release()
-	}
-}
-
-func (r *restorer) finishDir(h *dirHandle) {
-	err := r.setMeta(*h.entry, h.f)
-	if err == nil {
-		err = unix.UtimesNanoAt(h.parent.fd, h.name, timespecs(h.entry.MTimeNs), unix.AT_SYMLINK_NOFOLLOW)
-		if err != nil {
-			err = fmt.Errorf("set mtime: %w", err)
-		}
-	}
-	if err != nil {
-		r.fail(h.rel, err)
-	}
-	r.dirCount.Add(1)
 }
 
 type fileJob struct {
@@ -321,18 +202,27 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
 		return nil, fmt.Errorf("create restore target: %w", err)
 	}
-	root, err := os.OpenRoot(opts.Target)
+	// The target itself is the caller's choice and may be reached through
+	// a symlink; nothing below it is.
+	fd, err := unix.Open(opts.Target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open restore target: %w", err)
 	}
-	defer root.Close()
-	r := &restorer{opts: opts, store: store, root: root, users: map[string]string{},
+	r := &restorer{opts: opts, store: store, users: map[string]string{},
 		jobs: make(chan *fileJob, 128), hardlinks: map[string]*fileJob{},
-		treeLoads: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
-	if r.top, err = r.openDir(""); err != nil {
+		treeLoads: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		dirStates: map[dirKey]*dirState{}, fds: fdCache{max: idleLimit()}}
+	if r.top, err = r.newHandle(fd, nil, "", "", nil, false); err != nil {
+		return nil, fmt.Errorf("open restore target: %w", err)
+	}
+	if err := r.top.pin(); err != nil { // for the whole restore
 		return nil, err
 	}
 	defer r.top.release()
+	defer r.top.unpin()
+	if err := r.checkMapTargets(); err != nil {
+		return nil, err
+	}
 	for _, m := range opts.Maps {
 		fu, fok := strings.CutPrefix(m.From, "home/")
 		tu, tok := strings.CutPrefix(m.To, "home/")
@@ -368,6 +258,7 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	r.res.Skipped = r.skipped.Load()
 	r.res.Dirs = r.dirCount.Load()
 	r.res.Symlinks = r.symlinks.Load()
+	r.res.DirsKept = r.dirsKept.Load()
 	return &r.res, nil
 }
 
@@ -521,9 +412,13 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 				r.fail(rel, err)
 				continue
 			}
-			if err := r.symlink(h, name, rel, e); err != nil {
+			if err := h.pin(); err != nil {
+				r.fail(rel, err)
+			} else if err := r.symlink(h, name, rel, e); err != nil {
+				h.unpin()
 				r.fail(rel, err)
 			} else {
+				h.unpin()
 				r.symlinks.Add(1)
 			}
 			h.release()
@@ -576,66 +471,15 @@ func (r *restorer) place(dir *dirHandle, rel string) (*dirHandle, string, error)
 		dir.acquire()
 		return dir, path.Base(rel), nil
 	}
-	if err := r.ensureParents(rel); err != nil {
-		return nil, "", err
+	if parent == "" {
+		r.top.acquire()
+		return r.top, rel, nil
 	}
-	h, err := r.openDir(parent)
+	h, err := r.openPath(parent)
 	if err != nil {
 		return nil, "", err
 	}
 	return h, path.Base(rel), nil
-}
-
-// ensureParents creates missing parent directories of rel (needed when a
-// mapping or a partial restore lands in a directory the record lacks).
-func (r *restorer) ensureParents(rel string) error {
-	dir := path.Dir(rel)
-	if dir == "." {
-		return nil
-	}
-	if st, err := r.root.Lstat(dir); err == nil && st.IsDir() {
-		return nil
-	}
-	parts := strings.Split(dir, "/")
-	for i := range parts {
-		if err := r.mkdir(strings.Join(parts[:i+1], "/")); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// mkdir makes sure rel is a real directory, never a symlink to one.
-func (r *restorer) mkdir(rel string) error {
-	st, err := r.root.Lstat(rel)
-	switch {
-	case err == nil && st.IsDir():
-		return nil
-	case err == nil && r.opts.Overwrite == OverwriteAlways:
-		if err := r.root.Remove(rel); err != nil {
-			return fmt.Errorf("replace %s with a directory: %w", describe(st), err)
-		}
-	case err == nil:
-		return fmt.Errorf("exists as %s where the record has a directory; not replaced (use --overwrite always)", describe(st))
-	case !errors.Is(err, fs.ErrNotExist):
-		return err
-	}
-	if err := r.root.Mkdir(rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return nil
-}
-
-func describe(st fs.FileInfo) string {
-	switch {
-	case st.Mode()&fs.ModeSymlink != 0:
-		return "a symlink"
-	case st.IsDir():
-		return "a directory"
-	case st.Mode().IsRegular():
-		return "a file"
-	}
-	return "a special file"
 }
 
 // replaceable decides whether an existing path may be replaced by an entry.
@@ -667,14 +511,6 @@ func (r *restorer) replaceable(dir *dirHandle, name string, e manifest.Entry) (b
 	return false, "exists; left alone (use --overwrite always or older)"
 }
 
-// tempName returns a fresh name in the same directory; O_EXCL guards
-// against the (negligible) chance that it exists.
-func tempName() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return ".smp-" + hex.EncodeToString(b[:]) + ".tmp"
-}
-
 func timespecs(ns int64) []unix.Timespec {
 	return []unix.Timespec{unix.NsecToTimespec(ns), unix.NsecToTimespec(ns)}
 }
@@ -700,213 +536,6 @@ func (r *restorer) symlink(dir *dirHandle, name, rel string, e manifest.Entry) e
 		return fmt.Errorf("rename symlink into place: %w", err)
 	}
 	return nil
-}
-
-func (r *restorer) worker(ctx context.Context) error {
-	var buf []byte
-	var objects objectDir
-	defer objects.close()
-	for job := range r.jobs {
-		if ctx.Err() != nil {
-			close(job.done)
-			job.dir.release()
-			return ctx.Err()
-		}
-		var err error
-		buf, err = r.restoreFile(job, buf, &objects)
-		if err != nil {
-			r.fail(job.rel, err)
-		}
-		close(job.done)
-		job.dir.release()
-	}
-	return nil
-}
-
-// isZero reports whether b holds only zero bytes (a chunk that becomes a
-// hole). Every byte equal to the one before it and the first one zero
-// means all are zero: one memequal, and no zero buffer kept in memory.
-func isZero(b []byte) bool {
-	return len(b) == 0 || b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
-}
-
-func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]byte, error) {
-	e := job.entry
-	dir := job.dir
-	if ok, why := r.replaceable(dir, job.name, e); !ok {
-		r.skip(job.rel, why)
-		return buf, nil
-	}
-	if job.linkOf != nil {
-		<-job.linkOf.done
-		if job.linkOf.ok {
-			tmp := tempName()
-			if err := unix.Linkat(job.linkOf.dir.fd, job.linkOf.name, dir.fd, tmp, 0); err == nil {
-				if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
-					unix.Unlinkat(dir.fd, tmp, 0)
-					return buf, fmt.Errorf("rename hard link into place: %w", err)
-				}
-				// rename(2) between two names of one inode does nothing
-				// and leaves the temporary name (restoring over an earlier
-				// restore of a hard-link record).
-				unix.Unlinkat(dir.fd, tmp, 0)
-				job.ok = true
-				r.files.Add(1)
-				r.opts.Progress.FilesDone.Add(1)
-				return buf, nil
-			}
-			// Linking can fail (EXDEV after a --map, link limits): copy instead.
-		}
-	}
-	if e.Incomplete {
-		return buf, errors.New("the record holds only part of this file (it failed during capture); not restored")
-	}
-	if e.Link != nil {
-		return buf, r.restoreLinked(job, objects)
-	}
-	tmp := tempName()
-	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return buf, fmt.Errorf("create: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), job.rel)
-	fail := func(err error) ([]byte, error) {
-		f.Close()
-		unix.Unlinkat(dir.fd, tmp, 0)
-		return buf, err
-	}
-	var off int64
-	err = r.readChunks(e.Chunks, &buf, func(i int, data []byte) error {
-		ch := e.Chunks[i]
-		if len(data) != int(ch.Size) {
-			return fmt.Errorf("chunk %s is %d bytes, record says %d: %w", ch.ID.Short(), len(data), ch.Size, cas.ErrCorrupt)
-		}
-		if !isZero(data) {
-			if _, err := f.WriteAt(data, off); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
-		}
-		off += int64(len(data))
-		r.opts.Progress.BytesDone.Add(uint64(len(data)))
-		return nil
-	})
-	if err != nil {
-		return fail(err)
-	}
-	if err := f.Truncate(off); err != nil { // extends over trailing holes
-		return fail(fmt.Errorf("set size: %w", err))
-	}
-	if err := r.setMeta(e, f); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		unix.Unlinkat(dir.fd, tmp, 0)
-		return buf, fmt.Errorf("close: %w", err)
-	}
-	if err := unix.UtimesNanoAt(dir.fd, tmp, timespecs(e.MTimeNs), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		unix.Unlinkat(dir.fd, tmp, 0)
-		return buf, fmt.Errorf("set mtime: %w", err)
-	}
-	if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
-		unix.Unlinkat(dir.fd, tmp, 0)
-		return buf, fmt.Errorf("rename into place: %w", err)
-	}
-	job.ok = true
-	r.files.Add(1)
-	r.bytes.Add(uint64(off))
-	r.opts.Progress.FilesDone.Add(1)
-	return buf, nil
-}
-
-// done counts a restored file.
-func (r *restorer) done(job *fileJob, size uint64) {
-	job.ok = true
-	r.files.Add(1)
-	r.bytes.Add(size)
-	r.opts.Progress.FilesDone.Add(1)
-	r.opts.Progress.BytesDone.Add(size)
-}
-
-// readAhead is how many chunks of one file are read, decompressed and
-// verified ahead of the writer, so a single large file uses every core.
-var readAhead = runtime.GOMAXPROCS(0) + 1
-
-type chunkResult struct {
-	data []byte
-	buf  *[]byte
-	err  error
-}
-
-// readChunks calls write for each chunk in order. Chunks of a multi-chunk
-// file are read by up to readAhead goroutines at once; memory stays bounded
-// by readAhead chunk buffers per file worker.
-func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(int, []byte) error) error {
-	chunkErr := func(i int, err error) error {
-		return fmt.Errorf("chunk %d (%s) of %d: %w", i+1, chunks[i].ID.Short(), len(chunks), err)
-	}
-	if len(chunks) <= 1 {
-		for i, ch := range chunks {
-			data, err := r.store.ReadChunk(ch.ID, *buf)
-			if err != nil {
-				return chunkErr(i, err)
-			}
-			*buf = data[:0]
-			if err := write(i, data); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	futures := make(chan chan chunkResult, readAhead)
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	cancel := func() { stopOnce.Do(func() { close(stop) }) }
-	defer cancel()
-	go func() {
-		defer close(futures)
-		for _, ch := range chunks {
-			fut := make(chan chunkResult, 1)
-			select {
-			case futures <- fut:
-			case <-stop:
-				return
-			}
-			go func(id cas.ID) {
-				b := r.getBuf()
-				data, err := r.store.ReadChunk(id, *b)
-				fut <- chunkResult{data: data, buf: b, err: err}
-			}(ch.ID)
-		}
-	}()
-	i := 0
-	var firstErr error
-	for fut := range futures {
-		res := <-fut
-		if firstErr == nil {
-			if res.err != nil {
-				firstErr = chunkErr(i, res.err)
-			} else {
-				firstErr = write(i, res.data)
-			}
-			if firstErr != nil {
-				cancel()
-			}
-		}
-		if cap(res.data) > cap(*res.buf) {
-			*res.buf = res.data[:0]
-		}
-		r.bufs.Put(res.buf)
-		i++
-	}
-	return firstErr
-}
-
-func (r *restorer) getBuf() *[]byte {
-	if b, ok := r.bufs.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, 1<<20)
-	return &b
 }
 
 // setMeta applies xattrs, ownership and mode (in that order: chown clears

@@ -24,7 +24,7 @@ func runRestore(ctx context.Context, args []string) error {
 	maps := fs.StringArray("map", nil, "rewrite a stored path prefix, e.g. home/alice=home/bob (repeatable)")
 	includes := fs.StringArray("include", nil, "restore only paths matching GLOB (repeatable)")
 	excludes := fs.StringArray("exclude", nil, "do not restore paths matching GLOB (repeatable)")
-	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files)")
+	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files); existing directories keep their mode, owner and times unless always")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	workers := fs.Int("workers", 0, "files restored in parallel (0: twice the CPU count)")
 	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
@@ -159,7 +159,7 @@ func runRestore(ctx context.Context, args []string) error {
 	if *asJSON {
 		if err := printJSON(map[string]any{
 			"record": rec.ID.String(), "target": opts.Target, "files": res.Files, "dirs": res.Dirs,
-			"bytes": res.Bytes, "skipped": res.Skipped, "errors": res.Errors, "problems": problems,
+			"bytes": res.Bytes, "skipped": res.Skipped, "dirs_kept": res.DirsKept, "errors": res.Errors, "problems": problems,
 			"linked_files": opts.Progress.Linked.Load(), "cloned_files": opts.Progress.Cloned.Load(),
 			"seconds": elapsed.Seconds(), "released": released,
 		}); err != nil {
@@ -167,8 +167,10 @@ func runRestore(ctx context.Context, args []string) error {
 		}
 	} else {
 		fmt.Printf("restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, opts.Target)
+		// Existing directories are restored into but keep their own mode,
+		// owner and times: they count as left alone.
 		fmt.Printf("%d files, %d dirs, %s in %.1fs (%s); %d existing left alone\n",
-			res.Files, res.Dirs, bytesStr(res.Bytes), elapsed.Seconds(), rate(res.Bytes, elapsed), res.Skipped)
+			res.Files, res.Dirs, bytesStr(res.Bytes), elapsed.Seconds(), rate(res.Bytes, elapsed), res.Skipped+res.DirsKept)
 		if rec.LinkSet != "" {
 			fmt.Printf("hard-link record: %d files linked into place, %d cloned, the rest copied\n", opts.Progress.Linked.Load(), opts.Progress.Cloned.Load())
 		}

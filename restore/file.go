@@ -1,0 +1,231 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"smp/cas"
+	"smp/cas/manifest"
+)
+
+// Restoring a regular file's contents: the workers, and the chunk reads
+// running ahead of each file's writer.
+
+func (r *restorer) worker(ctx context.Context) error {
+	var buf []byte
+	var objects objectDir
+	defer objects.close()
+	for job := range r.jobs {
+		if ctx.Err() != nil {
+			close(job.done)
+			job.dir.release()
+			return ctx.Err()
+		}
+		err := job.dir.pin()
+		if err == nil {
+			buf, err = r.restoreFile(job, buf, &objects)
+			job.dir.unpin()
+		}
+		if err != nil {
+			r.fail(job.rel, err)
+		}
+		close(job.done)
+		job.dir.release()
+	}
+	return nil
+}
+
+// isZero reports whether b holds only zero bytes (a chunk that becomes a
+// hole). Every byte equal to the one before it and the first one zero
+// means all are zero: one memequal, and no zero buffer kept in memory.
+func isZero(b []byte) bool {
+	return len(b) == 0 || b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
+}
+
+func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]byte, error) {
+	e := job.entry
+	dir := job.dir
+	if ok, why := r.replaceable(dir, job.name, e); !ok {
+		r.skip(job.rel, why)
+		return buf, nil
+	}
+	if job.linkOf != nil {
+		<-job.linkOf.done
+		if job.linkOf.ok && job.linkOf.dir.pin() == nil {
+			tmp := tempName()
+			err := unix.Linkat(job.linkOf.dir.fd, job.linkOf.name, dir.fd, tmp, 0)
+			job.linkOf.dir.unpin()
+			if err == nil {
+				if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
+					unix.Unlinkat(dir.fd, tmp, 0)
+					return buf, fmt.Errorf("rename hard link into place: %w", err)
+				}
+				// rename(2) between two names of one inode does nothing
+				// and leaves the temporary name (restoring over an earlier
+				// restore of a hard-link record).
+				unix.Unlinkat(dir.fd, tmp, 0)
+				job.ok = true
+				r.files.Add(1)
+				r.opts.Progress.FilesDone.Add(1)
+				return buf, nil
+			}
+			// Linking can fail (EXDEV after a --map, link limits): copy instead.
+		}
+	}
+	if e.Incomplete {
+		return buf, errors.New("the record holds only part of this file (it failed during capture); not restored")
+	}
+	if e.Link != nil {
+		return buf, r.restoreLinked(job, objects)
+	}
+	tmp := tempName()
+	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return buf, fmt.Errorf("create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), job.rel)
+	fail := func(err error) ([]byte, error) {
+		f.Close()
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return buf, err
+	}
+	var off int64
+	err = r.readChunks(e.Chunks, &buf, func(i int, data []byte) error {
+		ch := e.Chunks[i]
+		if len(data) != int(ch.Size) {
+			return fmt.Errorf("chunk %s is %d bytes, record says %d: %w", ch.ID.Short(), len(data), ch.Size, cas.ErrCorrupt)
+		}
+		if !isZero(data) {
+			if _, err := f.WriteAt(data, off); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+		off += int64(len(data))
+		r.opts.Progress.BytesDone.Add(uint64(len(data)))
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := f.Truncate(off); err != nil { // extends over trailing holes
+		return fail(fmt.Errorf("set size: %w", err))
+	}
+	if err := r.setMeta(e, f); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return buf, fmt.Errorf("close: %w", err)
+	}
+	if err := unix.UtimesNanoAt(dir.fd, tmp, timespecs(e.MTimeNs), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return buf, fmt.Errorf("set mtime: %w", err)
+	}
+	if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
+		unix.Unlinkat(dir.fd, tmp, 0)
+		return buf, fmt.Errorf("rename into place: %w", err)
+	}
+	job.ok = true
+	r.files.Add(1)
+	r.bytes.Add(uint64(off))
+	r.opts.Progress.FilesDone.Add(1)
+	return buf, nil
+}
+
+// done counts a restored file.
+func (r *restorer) done(job *fileJob, size uint64) {
+	job.ok = true
+	r.files.Add(1)
+	r.bytes.Add(size)
+	r.opts.Progress.FilesDone.Add(1)
+	r.opts.Progress.BytesDone.Add(size)
+}
+
+// readAhead is how many chunks of one file are read, decompressed and
+// verified ahead of the writer, so a single large file uses every core.
+var readAhead = runtime.GOMAXPROCS(0) + 1
+
+type chunkResult struct {
+	data []byte
+	buf  *[]byte
+	err  error
+}
+
+// readChunks calls write for each chunk in order. Chunks of a multi-chunk
+// file are read by up to readAhead goroutines at once; memory stays bounded
+// by readAhead chunk buffers per file worker.
+func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(int, []byte) error) error {
+	chunkErr := func(i int, err error) error {
+		return fmt.Errorf("chunk %d (%s) of %d: %w", i+1, chunks[i].ID.Short(), len(chunks), err)
+	}
+	if len(chunks) <= 1 {
+		for i, ch := range chunks {
+			data, err := r.store.ReadChunk(ch.ID, *buf)
+			if err != nil {
+				return chunkErr(i, err)
+			}
+			*buf = data[:0]
+			if err := write(i, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	futures := make(chan chan chunkResult, readAhead)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	cancel := func() { stopOnce.Do(func() { close(stop) }) }
+	defer cancel()
+	go func() {
+		defer close(futures)
+		for _, ch := range chunks {
+			fut := make(chan chunkResult, 1)
+			select {
+			case futures <- fut:
+			case <-stop:
+				return
+			}
+			go func(id cas.ID) {
+				b := r.getBuf()
+				data, err := r.store.ReadChunk(id, *b)
+				fut <- chunkResult{data: data, buf: b, err: err}
+			}(ch.ID)
+		}
+	}()
+	i := 0
+	var firstErr error
+	for fut := range futures {
+		res := <-fut
+		if firstErr == nil {
+			if res.err != nil {
+				firstErr = chunkErr(i, res.err)
+			} else {
+				firstErr = write(i, res.data)
+			}
+			if firstErr != nil {
+				cancel()
+			}
+		}
+		if cap(res.data) > cap(*res.buf) {
+			*res.buf = res.data[:0]
+		}
+		r.bufs.Put(res.buf)
+		i++
+	}
+	return firstErr
+}
+
+func (r *restorer) getBuf() *[]byte {
+	if b, ok := r.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1<<20)
+	return &b
+}
