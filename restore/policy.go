@@ -105,6 +105,7 @@ type policy struct {
 	profileOwners sync.Map // name -> passwdEntry
 
 	dropped atomic.Uint64
+	outside atomic.Uint64 // of dropped: entries not written at all
 	mu      sync.Mutex
 	sample  []string
 }
@@ -217,6 +218,7 @@ func (r *restorer) admit(stored, rel string, e *manifest.Entry) verdict {
 				what = fmt.Sprintf("%s where a directory is expected", describeType(e.Type))
 			}
 			p.drop(rel, what)
+			p.outside.Add(1)
 		}
 		return v
 	case ar == areaAbove:

@@ -117,8 +117,10 @@ type Result struct {
 	// Dropped counts entries not written, or written without setuid bits,
 	// privileged xattrs or root ownership, by the policy (policy.go);
 	// DroppedPaths lists the first few, sorted, each with what was dropped.
-	Dropped      uint64
-	DroppedPaths []string
+	// Outside counts the dropped entries not written at all (each the top
+	// of a subtree outside the profile paths).
+	Dropped, Outside uint64
+	DroppedPaths     []string
 }
 
 type restorer struct {
@@ -374,7 +376,7 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	r.res.Skipped = r.skipped.Load()
 	r.res.Dirs = r.dirCount.Load()
 	r.res.Symlinks = r.symlinks.Load()
-	r.res.Dropped, r.res.DroppedPaths = pol.dropped.Load(), pol.droppedPaths()
+	r.res.Dropped, r.res.Outside, r.res.DroppedPaths = pol.dropped.Load(), pol.outside.Load(), pol.droppedPaths()
 	return &r.res, nil
 }
 
