@@ -9,6 +9,11 @@
 // are written to a temporary name and renamed into place, so a reader never
 // sees a half-restored file under its real name.
 //
+// A record is untrusted input: unless Options.AllowSystem, only the
+// target's profile paths are written and privileges are dropped inside
+// them (policy.go); owner names resolve in the target's own accounts
+// (accounts.go).
+//
 // Every chunk is verified against its ID. A file with a missing or corrupt
 // chunk is reported by name and left out; the rest of the record restores.
 package restore

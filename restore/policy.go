@@ -110,14 +110,17 @@ type policy struct {
 	sample  []string
 }
 
-// userMaps returns the user renames implied by --map: home/X=home/Y, and
-// root standing for the user root on either side.
+// userMaps returns the user renames implied by --map between profiles:
+// home/X=home/Y, or home/X=root. A rename applies to X's files wherever
+// they are in the record, so root is never renamed (root=home/admin would
+// hand every root-owned file of the record to admin; in admin's profile the
+// policy gives root's files to admin anyway).
 func userMaps(maps []Mapping) map[string]string {
 	users := map[string]string{}
 	for _, m := range maps {
 		fa, fu := classify(m.From)
 		ta, tu := classify(m.To)
-		if fa == areaProfile && ta == areaProfile && fu != tu {
+		if fa == areaProfile && ta == areaProfile && fu != tu && fu != "root" {
 			users[fu] = tu
 		}
 	}

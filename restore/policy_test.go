@@ -137,9 +137,9 @@ func TestAdmit(t *testing.T) {
 }
 
 func TestUserMaps(t *testing.T) {
-	got := userMaps([]Mapping{{"home/a", "home/b"}, {"root", "home/admin"}, {"home/c/Docs", "home/d/Docs"}, {"home/e", "srv/e"}, {"home/f", "home/f"}})
-	want := map[string]string{"a": "b", "root": "admin"}
-	if len(got) != len(want) || got["a"] != "b" || got["root"] != "admin" {
+	got := userMaps([]Mapping{{"home/a", "home/b"}, {"root", "home/admin"}, {"home/c/Docs", "home/d/Docs"}, {"home/e", "srv/e"}, {"home/f", "home/f"}, {"home/g", "root"}})
+	want := map[string]string{"a": "b", "g": "root"}
+	if len(got) != len(want) || got["a"] != "b" || got["g"] != "root" {
 		t.Errorf("userMaps = %v, want %v", got, want)
 	}
 }
@@ -286,4 +286,25 @@ func listAll(t *testing.T, root string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestRestorePolicyMapOutOfSystemPath: a --map from a path outside the
+// profiles into one is honoured; the rest of that directory is not written
+// and is counted once.
+func TestRestorePolicyMapOutOfSystemPath(t *testing.T) {
+	m := newMemStore()
+	skel := dir("skel", m.tree(m.file(".bashrc", "PS1=$\n")))
+	rec := manifest.Record{Computer: "pc", Tree: m.tree(dir("etc", m.tree(m.file("passwd", "x"), skel)), dir("usr", m.tree(m.file("su", "y"))))}
+	target := t.TempDir()
+	res, err := Run(context.Background(), m, &rec, Options{Target: target, Maps: []Mapping{{"etc/skel", "home/alice/skel"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := listAll(t, target); !slices.Equal(got, []string{"home", "home/alice", "home/alice/skel", "home/alice/skel/.bashrc"}) {
+		t.Errorf("restored %q", got)
+	}
+	want := []string{"etc (outside the profile paths)", "usr (outside the profile paths)"}
+	if res.Dropped != 2 || res.Outside != 2 || !slices.Equal(res.DroppedPaths, want) || res.Files != 1 || res.Errors != 0 {
+		t.Errorf("dropped %d (%d outside) %q, files %d, errors %d; want %q and 1 file", res.Dropped, res.Outside, res.DroppedPaths, res.Files, res.Errors, want)
+	}
 }

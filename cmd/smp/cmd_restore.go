@@ -16,7 +16,7 @@ import (
 )
 
 func runRestore(ctx context.Context, args []string) error {
-	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--json]")
+	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system] [--json]")
 	store := storeFlag(fs)
 	rf := addRemoteFlags(fs)
 	recordRef := fs.String("record", "", "record ID or unique prefix")
