@@ -59,11 +59,12 @@ func (a *fileAccounts) where() string {
 // restore onto / (where the target's accounts are the host's, including
 // directory services that /etc/passwd does not list).
 type hostAccounts struct {
-	cache sync.Map // "u:name" -> passwdEntry, "g:name" -> int; misses stored as -1
+	users  sync.Map // name -> passwdEntry; a miss is stored as -1, -1
+	groups sync.Map // name -> int; a miss is stored as -1
 }
 
 func (a *hostAccounts) user(name string) (int, int, bool) {
-	if v, ok := a.cache.Load("u:" + name); ok {
+	if v, ok := a.users.Load(name); ok {
 		e := v.(passwdEntry)
 		return e.uid, e.gid, e.uid >= 0
 	}
@@ -75,12 +76,12 @@ func (a *hostAccounts) user(name string) (int, int, bool) {
 			e = passwdEntry{int(uid), int(gid)}
 		}
 	}
-	a.cache.Store("u:"+name, e)
+	a.users.Store(name, e)
 	return e.uid, e.gid, e.uid >= 0
 }
 
 func (a *hostAccounts) group(name string) (int, bool) {
-	if v, ok := a.cache.Load("g:" + name); ok {
+	if v, ok := a.groups.Load(name); ok {
 		return v.(int), v.(int) >= 0
 	}
 	gid := -1
@@ -89,7 +90,7 @@ func (a *hostAccounts) group(name string) (int, bool) {
 			gid = int(n)
 		}
 	}
-	a.cache.Store("g:"+name, gid)
+	a.groups.Store(name, gid)
 	return gid, gid >= 0
 }
 
