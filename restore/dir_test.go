@@ -338,7 +338,7 @@ func TestRestoreDeepTreeBoundedFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := t.TempDir()
-	res, err := Run(context.Background(), m, &manifest.Record{Computer: "pc", Tree: sub}, Options{Target: target})
+	res, err := Run(context.Background(), m, &manifest.Record{Computer: "pc", Tree: sub}, Options{Target: target, AllowSystem: true})
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}

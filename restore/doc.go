@@ -14,6 +14,11 @@
 // half-restored file under its real name; a later restore removes the
 // temporary names a killed one left.
 //
+// A record is untrusted input: unless Options.AllowSystem, only the
+// target's profile paths are written and privileges are dropped inside
+// them (policy.go); owner names resolve in the target's own accounts
+// (accounts.go).
+//
 // Every chunk is verified against its ID. A file with a missing or corrupt
 // chunk is reported by name and left out; the rest of the record restores.
 package restore

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +66,9 @@ func ParseMapping(s string) (Mapping, error) {
 	if m.From == "" || strings.ContainsRune(s, 0) {
 		return Mapping{}, fmt.Errorf("--map %q: FROM must name a path below the root", s)
 	}
+	if m.To == "" {
+		return Mapping{}, fmt.Errorf("--map %q: TO must name a path below the root, e.g. home/bob", s)
+	}
 	return m, nil
 }
 
@@ -86,6 +87,10 @@ type Options struct {
 	// Hash computes chunk IDs, to check hard-link objects recorded with a
 	// hash (--hardlink-dedupe).
 	Hash func([]byte) cas.ID
+	// AllowSystem lifts the path and ownership policy (policy.go): the
+	// record may then write anywhere under the target, setuid bits and
+	// root ownership included.
+	AllowSystem bool
 }
 
 // Problem is a path that was not restored (Err) or left alone (Warning).
@@ -108,13 +113,20 @@ type Result struct {
 	// DirsKept counts directories of the record that existed in the target
 	// and were left as they were (not under --overwrite always).
 	DirsKept uint64
+	// Dropped counts entries not written, or written without setuid bits,
+	// privileged xattrs or root ownership, by the policy (policy.go);
+	// DroppedPaths lists the first few, sorted, each with what was dropped.
+	// Outside counts the dropped entries not written at all (each the top
+	// of a subtree outside the profile paths).
+	Dropped, Outside uint64
+	DroppedPaths     []string
 }
 
 type restorer struct {
 	opts  Options
 	store Store
 	top   *dirHandle
-	users map[string]string // owner name remaps implied by --map home/X=home/Y
+	pol   *policy
 
 	jobs      chan *fileJob
 	dirCount  atomic.Uint64
@@ -125,7 +137,6 @@ type restorer struct {
 	errors    atomic.Uint64
 	skipped   atomic.Uint64
 	symlinks  atomic.Uint64
-	idCache   sync.Map // "u:name"/"g:name" -> int
 	bufs      sync.Pool
 	treeLoads chan struct{} // bounds the subtree loads running ahead of the walk
 
@@ -199,6 +210,10 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	if opts.Report == nil {
 		opts.Report = func(Problem) {}
 	}
+	pol, err := newPolicy(store, rec, opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
 		return nil, fmt.Errorf("create restore target: %w", err)
 	}
@@ -208,7 +223,7 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("open restore target: %w", err)
 	}
-	r := &restorer{opts: opts, store: store, users: map[string]string{},
+	r := &restorer{opts: opts, store: store, pol: pol,
 		jobs: make(chan *fileJob, 128), hardlinks: map[string]*fileJob{},
 		treeLoads: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		dirStates: map[dirKey]*dirState{}, fds: fdCache{max: idleLimit()}}
@@ -222,13 +237,6 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	defer r.top.unpin()
 	if err := r.checkMapTargets(); err != nil {
 		return nil, err
-	}
-	for _, m := range opts.Maps {
-		fu, fok := strings.CutPrefix(m.From, "home/")
-		tu, tok := strings.CutPrefix(m.To, "home/")
-		if fok && tok && !strings.Contains(fu, "/") && !strings.Contains(tu, "/") {
-			r.users[fu] = tu
-		}
 	}
 	tree, err := store.LoadTree(rec.Tree)
 	if err != nil {
@@ -259,6 +267,7 @@ func Run(ctx context.Context, store Store, rec *manifest.Record, opts Options) (
 	r.res.Dirs = r.dirCount.Load()
 	r.res.Symlinks = r.symlinks.Load()
 	r.res.DirsKept = r.dirsKept.Load()
+	r.res.Dropped, r.res.Outside, r.res.DroppedPaths = pol.dropped.Load(), pol.outside.Load(), pol.droppedPaths()
 	return &r.res, nil
 }
 
@@ -312,7 +321,7 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 		var chunks []manifest.Chunk
 		for _, e := range tree.Entries {
 			stored := path.Join(storedDir, e.Name)
-			if e.Type == manifest.TypeFile && e.Link == nil && !r.opts.Filter.Excluded(stored, false) && r.opts.Filter.Selected(stored, false) {
+			if e.Type == manifest.TypeFile && e.Link == nil && !r.opts.Filter.Excluded(stored, false) && r.opts.Filter.Selected(stored, false) && r.mayWriteFile(stored) {
 				chunks = append(chunks, e.Chunks...)
 			}
 		}
@@ -366,6 +375,10 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 			r.fail(stored, err)
 			continue
 		}
+		v := r.admit(stored, rel, &e)
+		if v == admitDrop && (!isDir || loads[i] == nil) {
+			continue
+		}
 		switch e.Type {
 		case manifest.TypeDir:
 			var sub *manifest.Tree
@@ -377,8 +390,17 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 			} else {
 				sub, err = r.store.LoadTree(e.Subtree)
 			}
+			if v == admitDrop {
+				continue // its subtree was loaded ahead of the walk
+			}
 			if err != nil {
 				r.fail(stored+"/", fmt.Errorf("directory contents lost: %w", err))
+				continue
+			}
+			if v == admitThrough {
+				if err := r.walkThrough(ctx, sub, stored); err != nil {
+					return err
+				}
 				continue
 			}
 			parent, name, err := r.place(dir, rel)
@@ -567,49 +589,7 @@ func (r *restorer) setMeta(e manifest.Entry, f *os.File) error {
 	return nil
 }
 
-// uid prefers the owner's name on this system (uids differ between
-// machines), after any --map home/X=home/Y rename, then the stored number.
-func (r *restorer) uid(e manifest.Entry) int {
-	name := e.User
-	if to, ok := r.users[name]; ok {
-		name = to
-	}
-	return r.lookupID("u:", name, int(e.UID), func(n string) (string, error) {
-		u, err := user.Lookup(n)
-		if err != nil {
-			return "", err
-		}
-		return u.Uid, nil
-	})
-}
+// uid and gid are the owner admit resolved on the target (policy.go).
+func (r *restorer) uid(e manifest.Entry) int { return int(e.UID) }
 
-func (r *restorer) gid(e manifest.Entry) int {
-	name := e.Group
-	if to, ok := r.users[name]; ok {
-		name = to
-	}
-	return r.lookupID("g:", name, int(e.GID), func(n string) (string, error) {
-		g, err := user.LookupGroup(n)
-		if err != nil {
-			return "", err
-		}
-		return g.Gid, nil
-	})
-}
-
-func (r *restorer) lookupID(kind, name string, fallback int, lookup func(string) (string, error)) int {
-	if name == "" {
-		return fallback
-	}
-	if v, ok := r.idCache.Load(kind + name); ok {
-		return v.(int)
-	}
-	id := fallback
-	if s, err := lookup(name); err == nil {
-		if n, err := strconv.Atoi(s); err == nil {
-			id = n
-		}
-	}
-	r.idCache.Store(kind+name, id)
-	return id
-}
+func (r *restorer) gid(e manifest.Entry) int { return int(e.GID) }

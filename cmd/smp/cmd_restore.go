@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 )
 
 func runRestore(ctx context.Context, args []string) error {
-	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--json]")
+	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system] [--json]")
 	store := storeFlag(fs)
 	rf := addRemoteFlags(fs)
 	recordRef := fs.String("record", "", "record ID or unique prefix")
@@ -30,6 +31,7 @@ func runRestore(ctx context.Context, args []string) error {
 	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	keep := fs.Bool("keep", false, "do not release the record after a successful restore (its retention clock does not start)")
 	allowUnreachable := fs.Bool("allow-unreachable", false, "with several SMPs in --store: when some do not answer, restore the newest record of the others (default: refuse, one of them may hold a newer record)")
+	allowSystem := fs.Bool("allow-system", false, "restore the record as it is: paths outside home/USER and root, setuid bits, privileged xattrs and root ownership in user profiles (trust the record's source)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func runRestore(ctx context.Context, args []string) error {
 	if *workers < 0 || *workers > 256 {
 		return usagef("--workers %d: want 0 to 256", *workers)
 	}
-	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}, Workers: *workers}
+	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}, Workers: *workers, AllowSystem: *allowSystem}
 	for _, m := range *maps {
 		mp, err := restore.ParseMapping(m)
 		if err != nil {
@@ -144,13 +146,18 @@ func runRestore(ctx context.Context, args []string) error {
 	})
 	res, err := restore.Run(ctx, st, rec.Record, opts)
 	stopBar()
+	if err == nil && res.Dropped > 0 && plog != nil {
+		plog.line(0x080000, "warning", "policy, "+strings.ReplaceAll(droppedLine(res), ",", ";"))
+	}
 	plog.finish(err)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
 	released := false
-	if res.Errors == 0 && !*keep {
+	// A restore that left paths of the record out (the policy) is not
+	// complete either: the record stays unreleased for a rerun.
+	if res.Errors == 0 && res.Outside == 0 && !*keep {
 		if err := release(); err != nil {
 			return err
 		}
@@ -161,6 +168,7 @@ func runRestore(ctx context.Context, args []string) error {
 			"record": rec.ID.String(), "target": opts.Target, "files": res.Files, "dirs": res.Dirs,
 			"bytes": res.Bytes, "skipped": res.Skipped, "dirs_kept": res.DirsKept, "errors": res.Errors, "problems": problems,
 			"linked_files": opts.Progress.Linked.Load(), "cloned_files": opts.Progress.Cloned.Load(),
+			"dropped": res.Dropped, "dropped_outside": res.Outside, "dropped_paths": res.DroppedPaths,
 			"seconds": elapsed.Seconds(), "released": released,
 		}); err != nil {
 			return err
@@ -174,9 +182,30 @@ func runRestore(ctx context.Context, args []string) error {
 		if rec.LinkSet != "" {
 			fmt.Printf("hard-link record: %d files linked into place, %d cloned, the rest copied\n", opts.Progress.Linked.Load(), opts.Progress.Cloned.Load())
 		}
+		if res.Dropped > 0 {
+			fmt.Println(droppedLine(res))
+		}
 	}
+	var msgs []string
 	if res.Errors > 0 {
-		return partialError{fmt.Sprintf("completed with errors: %d path(s) not restored (listed above)", res.Errors)}
+		msgs = append(msgs, fmt.Sprintf("completed with errors: %d path(s) not restored (listed above)", res.Errors))
+	}
+	if res.Outside > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d path(s) outside the profile paths (home/USER, root) not restored: pass --allow-system to restore them as recorded", res.Outside))
+	}
+	if len(msgs) > 0 {
+		return partialError{strings.Join(msgs, "; ")}
 	}
 	return nil
+}
+
+// droppedLine says in one line what the restore policy kept from the
+// target, with the first few paths.
+func droppedLine(res *restore.Result) string {
+	more := ""
+	if n := res.Dropped - uint64(len(res.DroppedPaths)); n > 0 {
+		more = fmt.Sprintf(" and %d more", n)
+	}
+	return fmt.Sprintf("dropped by the restore policy (pass --allow-system to restore as recorded): %d: %s%s",
+		res.Dropped, strings.Join(res.DroppedPaths, ", "), more)
 }

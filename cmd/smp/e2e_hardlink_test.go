@@ -37,6 +37,11 @@ func hardlinkTree(t *testing.T, root string) {
 	// apply them.
 	setXattr(t, filepath.Join(root, "home/alice/notes.txt"), "user.origin", []byte("kitchen"))
 	setXattr(t, filepath.Join(root, "home/alice/Documents"), "user.folder", []byte("docs"))
+	if os.Geteuid() == 0 {
+		// A profile is its user's: restore gives root-owned files in one
+		// to the profile's owner unless --allow-system.
+		chownTree(t, filepath.Join(root, "home/alice"), 1000, 1000)
+	}
 	stampTimes(t, root)
 }
 

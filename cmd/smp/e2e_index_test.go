@@ -21,6 +21,12 @@ func TestE2EIndexRebuild(t *testing.T) {
 	writeFile(t, filepath.Join(root, "home/alice/shared.txt"), goSource(t, 200<<10), 0o644)
 	writeFile(t, filepath.Join(root, "home/bob/b.bin"), rnd(2, 1<<20), 0o600)
 	writeFile(t, filepath.Join(root, "home/bob/shared.txt"), goSource(t, 200<<10), 0o644)
+	if os.Geteuid() == 0 {
+		// Profiles are their users': restore gives root-owned files in one
+		// to the profile's owner unless --allow-system.
+		chownTree(t, filepath.Join(root, "home/alice"), 1000, 1000)
+		chownTree(t, filepath.Join(root, "home/bob"), 4242, 4343)
+	}
 	stampTimes(t, root)
 	store := newStore(t)
 	alice := doCapture(t, 0, store, "pc-a", "--root", root, "--user", "alice")

@@ -186,7 +186,7 @@ func TestE2ERoundTrip(t *testing.T) {
 	if r.Files != uint64(len(files)) || r.Errors != 0 || r.Skipped != 0 {
 		t.Errorf("restore: %d files, %d errors, %d skipped; want %d, 0, 0", r.Files, r.Errors, r.Skipped, len(files))
 	}
-	compared := compareTrees(t, root, target, compareOpts{owners: os.Geteuid() == 0})
+	compared := compareTrees(t, root, target, compareOpts{owners: os.Geteuid() == 0, policy: true})
 	if len(compared) < 40 {
 		t.Errorf("compared only %d entries: %q", len(compared), compared)
 	}
@@ -478,12 +478,16 @@ func TestE2ERestoreOptions(t *testing.T) {
 
 	t.Run("map", func(t *testing.T) {
 		target := tmpDir(t)
+		// As root, the destination account must exist in the target's own
+		// accounts (its etc/passwd, not the host's).
+		writeFile(t, filepath.Join(target, "etc/passwd"), []byte("carol:x:1000:1000::/home/carol:/bin/sh\n"), 0o644)
+		writeFile(t, filepath.Join(target, "etc/group"), []byte("carol:x:1000:\n"), 0o644)
 		mustSMP(t, "restore", "--store", store, "--computer", "pc1", "--root", target, "--map", "home/alice=home/carol")
 		if _, err := os.Lstat(filepath.Join(target, "home/alice")); !os.IsNotExist(err) {
 			t.Errorf("home/alice exists after mapping it away (%v)", err)
 		}
-		compareTrees(t, filepath.Join(root, "home/alice"), filepath.Join(target, "home/carol"), compareOpts{owners: owners})
-		compareTrees(t, filepath.Join(root, "home/bob"), filepath.Join(target, "home/bob"), compareOpts{owners: owners})
+		compareTrees(t, filepath.Join(root, "home/alice"), filepath.Join(target, "home/carol"), compareOpts{owners: owners, policy: true})
+		compareTrees(t, filepath.Join(root, "home/bob"), filepath.Join(target, "home/bob"), compareOpts{owners: owners, policy: true})
 	})
 
 	t.Run("include", func(t *testing.T) {
@@ -566,7 +570,7 @@ func TestE2ERestoreOptions(t *testing.T) {
 		if out.Skipped != 0 || out.Errors != 0 || out.Files != c.Files {
 			t.Errorf("restore: skipped %d errors %d files %d; want 0, 0, %d", out.Skipped, out.Errors, out.Files, c.Files)
 		}
-		compareTrees(t, root, target, compareOpts{owners: owners})
+		compareTrees(t, root, target, compareOpts{owners: owners, policy: true})
 	})
 
 	t.Run("overwrite-older", func(t *testing.T) {
@@ -595,7 +599,7 @@ func TestE2ERestoreOptions(t *testing.T) {
 			if out.Record != c.Record {
 				t.Errorf("--record %s restored %s", prefix, out.Record)
 			}
-			compareTrees(t, root, target, compareOpts{owners: owners})
+			compareTrees(t, root, target, compareOpts{owners: owners, policy: true})
 		}
 	})
 
@@ -674,7 +678,7 @@ func TestE2ERestoreOptions(t *testing.T) {
 		if got := listTree(t, outside); !slices.Equal(got, []string{"victim.txt"}) || readFile(t, victim) != "victim\n" {
 			t.Fatalf("restore --overwrite always wrote through a symlink: %s holds %q", outside, got)
 		}
-		compareTrees(t, root, target, compareOpts{owners: owners})
+		compareTrees(t, root, target, compareOpts{owners: owners, policy: true})
 	})
 }
 

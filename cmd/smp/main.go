@@ -54,7 +54,7 @@ type command struct {
 var commands = []command{
 	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", runInit},
 	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", runCapture},
-	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older]", "restore a record's files", runRestore},
+	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", runRestore},
 	{"records", "--store DIR [--computer NAME]", "list state records", runRecords},
 	{"files", "--store DIR --record ID", "list the files of a record", runFiles},
 	{"stats", "--store DIR", "show store size and dedupe figures", runStats},
