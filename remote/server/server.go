@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -403,6 +404,15 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 			return err
 		}
 		return fail(http.StatusBadRequest, "bad JSON body: %v", err)
+	}
+	// One value is the whole body: anything after it is a client bug or a
+	// smuggling attempt, never something to ignore.
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fail(http.StatusBadRequest, "bad JSON body: data after the JSON value: send one value")
 	}
 	return nil
 }
