@@ -56,10 +56,14 @@ type Server struct {
 	reach   *reachCache
 	metrics *Metrics
 
-	// work bounds the have and upload requests processed at once: each
-	// holds multi-MiB buffers and a core, so memory and CPU stay bounded
-	// however many clients upload; the others wait their turn.
+	// work bounds the have-queries and upload frames processed at once:
+	// each holds multi-MiB buffers and a core, so memory and CPU stay
+	// bounded however many clients upload; the others wait their turn. A
+	// request takes a slot only once its bytes have arrived (an upload
+	// per frame), so a slow client cannot hold one while it sends.
 	work chan struct{}
+	// tokens bounds each token's have and upload requests in progress.
+	tokens tokenLimits
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -125,8 +129,8 @@ func New(opts Options) *Server {
 	p := wire.Prefix
 	s.handle("GET "+p+"/info", s.info)
 	s.handle("POST "+p+"/captures", s.startCapture)
-	s.handle("POST "+p+"/captures/{sid}/have", s.have)
-	s.handle("POST "+p+"/captures/{sid}/blobs", s.upload)
+	s.handle("POST "+p+"/captures/{sid}/have", s.perToken(s.have))
+	s.handle("POST "+p+"/captures/{sid}/blobs", s.perToken(s.upload))
 	s.handle("POST "+p+"/captures/{sid}/commit", s.commit)
 	s.handle("GET "+p+"/records", s.records)
 	s.handle("GET "+p+"/record", s.findRecord)
