@@ -1,10 +1,16 @@
 package server_test
 
 import (
+	"fmt"
+	"net"
 	"net/http"
+	"runtime"
 	"testing"
+	"time"
 
+	"smp/cas"
 	"smp/remote/access"
+	"smp/remote/wire"
 )
 
 // TestTrailingJSONRefused: a JSON body is one value; bytes after it are
@@ -54,5 +60,109 @@ func TestAssociationSeenNextRequest(t *testing.T) {
 		if r := e.do(http.MethodGet, "/v1/record?computer=PC01", pc02tok, nil); r.status == http.StatusOK {
 			t.Fatalf("round %d: PC02 still finds PC01's record right after smp dissociate", round)
 		}
+	}
+}
+
+// trickle opens an upload whose Content-Length announces a whole frame and
+// then sends its bytes one at a time, one every period, until stop closes.
+// It returns once the headers and the first byte are sent.
+func (e *env) trickle(tok, sid string, frame []byte, period time.Duration, stop <-chan struct{}) net.Conn {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", e.hs.Listener.Addr().String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1/captures/%s/blobs HTTP/1.1\r\nHost: smp\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", sid, tok, len(frame))
+	if _, err := conn.Write(frame[:1]); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for i := 1; i < len(frame)-1; i++ { // never the last byte
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if _, err := conn.Write(frame[i : i+1]); err != nil {
+				return
+			}
+		}
+	}()
+	return conn
+}
+
+// TestTricklersHoldNoSlot: uploads sending one byte at a time (as many as
+// the server has work slots, and more) must not keep a normal client from
+// capturing. The bound is generous (a capture of a few chunks takes well
+// under a second); before the fix the capture waited for the tricklers.
+func TestTricklersHoldNoSlot(t *testing.T) {
+	e := newEnv(t)
+	stop := make(chan struct{})
+	defer close(stop)
+	n := max(4, 2*runtime.GOMAXPROCS(0)+2)
+	frame := wire.AppendBlob(nil, e.makeChunks(40, 2)[1].frame())
+	for i := range n {
+		computer := fmt.Sprintf("ATT%02d", i)
+		tok := e.token(computer, access.RoleClient, 0)
+		s := e.session(tok, computer)
+		e.trickle(tok, s.ID, frame, 200*time.Millisecond, stop)
+	}
+	time.Sleep(500 * time.Millisecond) // let every trickler reach its handler
+
+	pc := e.client(e.token("PC01", access.RoleClient, 0))
+	chunks := e.makeChunks(41, 6)
+	done := make(chan cas.ID, 1)
+	go func() {
+		id, _ := e.captureAll(pc, "PC01", map[string][]chunk{"f": chunks}, t0)
+		done <- id
+	}()
+	select {
+	case id := <-done:
+		readBack(t, pc, id, chunks)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("a capture of %d chunks did not finish in 60 s while %d uploads trickle", len(chunks), n)
+	}
+	if got := e.srv.BlobsReceived.Load(); got != int64(len(chunks))+1 {
+		t.Errorf("server received %d blobs, want %d: a trickler's frame was completed?", got, len(chunks)+1)
+	}
+}
+
+// TestPerTokenLimit: one token's requests beyond maxPerToken wait, while
+// another token's go through.
+func TestPerTokenLimit(t *testing.T) {
+	e := newEnv(t)
+	stop := make(chan struct{})
+	defer close(stop)
+	tok := e.token("ATT", access.RoleClient, 0)
+	s := e.session(tok, "ATT")
+	frame := wire.AppendBlob(nil, e.makeChunks(42, 1)[0].frame())
+	for range 8 {
+		e.trickle(tok, s.ID, frame, time.Hour, stop)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// The ninth request of the same token waits...
+	ch := e.makeChunks(43, 1)[0]
+	got := make(chan reply, 1)
+	go func() { got <- e.upload(tok, s.ID, ch.frame()) }()
+	select {
+	case r := <-got:
+		t.Fatalf("a ninth upload of one token was answered (HTTP %d %s) while 8 were in progress", r.status, r.body)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// ...while another token's capture goes through.
+	pc := e.client(e.token("PC01", access.RoleClient, 0))
+	done := make(chan struct{})
+	go func() {
+		e.captureAll(pc, "PC01", map[string][]chunk{"f": e.makeChunks(44, 3)}, t0)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("another token's capture did not finish in 60 s")
 	}
 }
