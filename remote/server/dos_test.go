@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,5 +165,67 @@ func TestPerTokenLimit(t *testing.T) {
 	case <-done:
 	case <-time.After(60 * time.Second):
 		t.Fatalf("another token's capture did not finish in 60 s")
+	}
+}
+
+// zstdBomb returns a zstd frame of 4 bytes per 128 KiB of output: no
+// content size in its header, then n RLE blocks of 128 KiB.
+func zstdBomb(n int) []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3}
+	for i := range n {
+		h := uint32(128<<10)<<3 | 1<<1 // RLE block of 128 KiB
+		if i == n-1 {
+			h |= 1
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 'A')
+	}
+	return b
+}
+
+// TestUploadBomb: upload frames of 8 KiB that claim a small plaintext (or
+// a large tree) and expand to 256 MiB are refused having cost the server
+// about what they claim, four at once.
+func TestUploadBomb(t *testing.T) {
+	e := newEnv(t)
+	bomb := zstdBomb(2048)
+	frames := []wire.Blob{
+		{Type: cas.BlobData, Compression: cas.CompressionZstd, RawLen: 64, Stored: bomb},
+		{Type: cas.BlobData, Compression: cas.CompressionZstd, RawLen: 1 << 20, Stored: bomb},
+		{Type: cas.BlobTree, Compression: cas.CompressionZstd, RawLen: 64, Stored: bomb},
+		{Type: cas.BlobTree, Compression: cas.CompressionZstd, RawLen: 2 << 20, Stored: bomb},
+	}
+	toks := make([]string, len(frames))
+	sids := make([]string, len(frames))
+	for i := range frames {
+		computer := fmt.Sprintf("PC%02d", i)
+		toks[i] = e.token(computer, access.RoleClient, 0)
+		sids[i] = e.session(toks[i], computer).ID
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	replies := make([]reply, len(frames))
+	for i, f := range frames {
+		wg.Go(func() { replies[i] = e.upload(toks[i], sids[i], f) })
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&after)
+	for i, r := range replies {
+		wantError(t, fmt.Sprintf("bomb %d", i), r, http.StatusBadRequest, false, "does not decompress")
+	}
+	// The frames claim 3 MiB in all; the test's own requests and buffers
+	// take a few MiB more. Unbounded, the four expand to 1 GiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("four bomb uploads made the server allocate %d MiB", got>>20)
+	}
+
+	// Claims over what the store takes are refused before decoding.
+	tooBig := []wire.Blob{
+		{Type: cas.BlobData, Compression: cas.CompressionZstd, RawLen: e.repo.Config.Chunker.Max + 1, Stored: bomb},
+		{Type: cas.BlobTree, Compression: cas.CompressionZstd, RawLen: cas.MaxBlobSize, Stored: bomb},
+	}
+	for i, f := range tooBig {
+		wantError(t, fmt.Sprintf("claim %d", i), e.upload(toks[0], e.session(toks[0], "PC00").ID, f), http.StatusBadRequest, false, "over what this store takes")
 	}
 }
