@@ -49,7 +49,18 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 		sess.pinned = append(sess.pinned, held...)
 		s.mu.Unlock()
 	}()
+	// A repeated entry gets its first copy's answer: a query naming one
+	// blob 4096 times costs one read and one proof, not 4096, and cannot
+	// hold a work slot the longer for it.
+	first := make(map[cas.ID]int, len(entries))
 	for i, e := range entries {
+		if j, ok := first[e.ID]; ok && entries[j] == e {
+			if bm.Has(j) {
+				bm.Set(i)
+			}
+			continue
+		}
+		first[e.ID] = i
 		has, err := rp.Has(e.ID)
 		if err != nil {
 			return err

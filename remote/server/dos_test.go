@@ -229,3 +229,35 @@ func TestUploadBomb(t *testing.T) {
 		wantError(t, fmt.Sprintf("claim %d", i), e.upload(toks[0], e.session(toks[0], "PC00").ID, f), http.StatusBadRequest, false, "over what this store takes")
 	}
 }
+
+// TestHaveRepeatedEntries: a have-query repeating one entry answers every
+// copy alike, reading the blob once.
+func TestHaveRepeatedEntries(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("PC01", access.RoleClient, 0)
+	ch := e.makeChunks(50, 2)
+	s := e.session(tok, "PC01")
+	wantOK(t, "upload", e.upload(tok, s.ID, ch[0].frame()), http.StatusOK)
+	held, lacking := ch[0].have(s.Nonce), ch[1].have(s.Nonce)
+	bad := held
+	bad.Proof[0] ^= 1
+	entries := []wire.HaveEntry{held, lacking, held, bad, lacking, held, bad}
+	bm := e.haveQuery(tok, s.ID, entries)
+	for i, want := range []bool{true, false, true, false, false, true, false} {
+		if bm.Has(i) != want {
+			t.Errorf("entry %d: held = %v, want %v", i, bm.Has(i), want)
+		}
+	}
+	many := make([]wire.HaveEntry, wire.MaxHaveEntries)
+	for i := range many {
+		many[i] = held
+	}
+	start := time.Now()
+	bm = e.haveQuery(tok, s.ID, many)
+	for i := range many {
+		if !bm.Has(i) {
+			t.Fatalf("copy %d of a held entry not held", i)
+		}
+	}
+	t.Logf("a query of %d copies of one entry took %v", len(many), time.Since(start))
+}
