@@ -38,6 +38,10 @@ type dosResult struct {
 	peakRSS          int64           // the server's VmHWM, bytes
 	baseRSS          int64           // its VmRSS before the attack
 	attacks          int64           // attack requests answered
+	// CPU seconds used during the attack by the server and by this test
+	// process (the attackers' side, which shares the machine).
+	serverCPU, attackCPU float64
+	attackTime           time.Duration
 }
 
 // ratio is the normal client's loaded speed over its unloaded speed,
@@ -70,6 +74,20 @@ func procStatus(tb testing.TB, pid int, field string) int64 {
 	}
 	tb.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
+}
+
+// procCPU returns the user+system CPU seconds of process pid.
+func procCPU(tb testing.TB, pid int) float64 {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name, which ends with the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
 }
 
 // attacker is one client token replaying items 5-7 in a loop.
@@ -239,12 +257,15 @@ func runDoSLoad(tb testing.TB, o dosOpts) dosResult {
 			}
 		})
 	}
+	attackStart, srvCPU0, ownCPU0 := time.Now(), procCPU(tb, pid), procCPU(tb, os.Getpid())
 	time.Sleep(2 * time.Second) // the attack is under way
 	for i := range o.runs {
 		res.loaded = append(res.loaded, capture(trees[o.runs+i]))
 	}
 	cancel()
 	wg.Wait()
+	res.attackTime = time.Since(attackStart)
+	res.serverCPU, res.attackCPU = procCPU(tb, pid)-srvCPU0, procCPU(tb, os.Getpid())-ownCPU0
 	res.attacks = attacks.Load()
 	res.peakRSS = procStatus(tb, pid, "VmHWM")
 	if got := strings.Count(srv.logText(), "status=500"); got > 0 {
@@ -269,8 +290,10 @@ func BenchmarkServeUnderAttack(b *testing.B) {
 		b.ReportMetric(median(r.unloaded).Seconds(), "unloaded-s")
 		b.ReportMetric(median(r.loaded).Seconds(), "loaded-s")
 		b.ReportMetric(float64(r.attacks), "attack-requests")
-		b.Logf("unloaded %v, loaded %v, peak RSS %d MiB (%d MiB before the attack), %d attack requests",
-			r.unloaded, r.loaded, r.peakRSS>>20, r.baseRSS>>20, r.attacks)
+		b.ReportMetric(r.serverCPU/r.attackTime.Seconds(), "server-cores-under-attack")
+		b.ReportMetric(r.attackCPU/r.attackTime.Seconds(), "attacker-cores")
+		b.Logf("unloaded %v, loaded %v, peak RSS %d MiB (%d MiB before the attack), %d attack requests in %v; server used %.1f CPU s, attackers %.1f",
+			r.unloaded, r.loaded, r.peakRSS>>20, r.baseRSS>>20, r.attacks, r.attackTime.Round(time.Millisecond), r.serverCPU, r.attackCPU)
 	}
 }
 

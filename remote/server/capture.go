@@ -128,10 +128,10 @@ func (s *Server) maxRawLen(t cas.BlobType, storedLen int) int {
 // blobs are durable and indexed before the answer: an interrupted capture
 // that is run again is told it holds them.
 //
-// Each frame is read from the network before the frame takes a work slot,
-// and the slot is held only to verify and store it: a client sending
-// slowly (1 byte/s) holds its connection and its frame's bytes, never a
-// slot the other clients wait for.
+// Each frame is read from the network before it takes a work slot, and
+// the slot is held only to verify and store frames that have arrived: a
+// client sending slowly (1 byte/s) holds its connection and its frame's
+// bytes, never a slot the other clients wait for.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err error) {
 	sess, err := s.session(r, c)
 	if err != nil {
@@ -160,7 +160,20 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 		*fb = br.Buffer()[:0]
 		frameBufs.Put(fb)
 	}()
+	// The work slot is held while frames are at hand and let go whenever
+	// the next one must be waited for: a fast client's small frames share
+	// one slot, and a slow one holds none while it sends.
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	for {
+		if release != nil && !br.Ready() {
+			release()
+			release = nil
+		}
 		b, err := br.Next()
 		if err == io.EOF {
 			break
@@ -173,7 +186,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 			return fail(http.StatusBadRequest, "blob %s claims %d bytes of plaintext from %d, over what this store takes (its largest chunk, or %dx for a tree)",
 				b.ID.Short(), b.RawLen, len(b.Stored), maxTreeRatio)
 		}
-		isNew, err := s.storeFrame(r, sess, b)
+		if release == nil {
+			if release, err = s.acquireWork(r); err != nil {
+				return err
+			}
+		}
+		isNew, err := s.storeFrame(sess, b)
 		if err != nil {
 			return err
 		}
@@ -183,6 +201,10 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 		} else {
 			res.Duplicate++
 		}
+	}
+	if release != nil {
+		release() // the flush waits for the disk, not a core
+		release = nil
 	}
 	flushed = true
 	s.gcMu.RLock()
@@ -194,16 +216,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 }
 
 // storeFrame verifies one uploaded blob and adds it to the store unless
-// it is there; it reports whether it was new. It holds a work slot while
-// it decompresses and hashes, and gcMu shared while it adds: a gc between
-// two frames commits what the upload added so far (Server.GC).
-func (s *Server) storeFrame(r *http.Request, sess *session, b wire.Blob) (bool, error) {
-	release, err := s.acquireWork(r)
-	if err != nil {
-		return false, err
-	}
-	defer release()
+// it is there; it reports whether it was new. The caller holds a work
+// slot; storeFrame holds gcMu shared while it adds: a gc between two
+// frames commits what the upload added so far (Server.GC).
+func (s *Server) storeFrame(sess *session, b wire.Blob) (bool, error) {
 	rp := s.opts.Repo
+	var err error
 	// A blob sent uncompressed is verified where it lies: copying it
 	// first only costs time.
 	plain := b.Stored

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 
@@ -45,5 +46,38 @@ func TestBlobReaderAllocatesWhatArrives(t *testing.T) {
 		if err != nil || !bytes.Equal(b.Stored, w) {
 			t.Fatalf("frame %d: %d bytes, %v; want %d", i, len(b.Stored), err, len(w))
 		}
+	}
+}
+
+// TestBlobReaderReady: Ready says whether the next frame has arrived
+// whole, without reading anything.
+func TestBlobReaderReady(t *testing.T) {
+	frame := AppendBlob(nil, Blob{Type: cas.BlobData, Compression: cas.CompressionNone, RawLen: 1000, Stored: bytes.Repeat([]byte{7}, 1000)})
+	pr, pw := io.Pipe()
+	br := NewBlobReader(pr, MaxBatchBlobs, MaxBatchBytes)
+	if br.Ready() {
+		t.Fatal("Ready before any byte")
+	}
+	go pw.Write(frame[:500])
+	for br.r.Buffered() < 500 {
+		br.r.Peek(500) // let the reader buffer what was written, as Next would
+	}
+	if br.Ready() {
+		t.Fatal("Ready with half a frame")
+	}
+	go func() { pw.Write(frame[500:]); pw.Write(frame); pw.Close() }()
+	if _, err := br.Next(); err != nil {
+		t.Fatal(err)
+	}
+	for br.r.Buffered() < len(frame) {
+		if _, err := br.r.Peek(len(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !br.Ready() {
+		t.Fatal("not Ready with a whole frame buffered")
+	}
+	if b, err := br.Next(); err != nil || len(b.Stored) != 1000 {
+		t.Fatalf("second frame: %d bytes, %v", len(b.Stored), err)
 	}
 }

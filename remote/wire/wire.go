@@ -339,6 +339,17 @@ func (br *BlobReader) Buffer() []byte { return br.buf }
 // UseBuffer makes the reader read frames into b (grown when short).
 func (br *BlobReader) UseBuffer(b []byte) { br.buf = b }
 
+// Ready reports whether the whole next frame has arrived, so that Next
+// returns it without waiting for the network.
+func (br *BlobReader) Ready() bool {
+	n := br.r.Buffered()
+	if n < BlobHeaderLen {
+		return false
+	}
+	hdr, _ := br.r.Peek(BlobHeaderLen)
+	return uint64(n) >= BlobHeaderLen+uint64(binary.LittleEndian.Uint32(hdr[38:42]))
+}
+
 // Next returns the next frame, io.EOF after the last whole one, or an error
 // wrapping ErrMalformed (or the reader's error) for anything else.
 func (br *BlobReader) Next() (Blob, error) {
