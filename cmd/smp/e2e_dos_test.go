@@ -302,6 +302,7 @@ func BenchmarkServeUnderAttack(b *testing.B) {
 // asserted (the machine may be busy); BenchmarkServeUnderAttack measures
 // it.
 func TestE2EServeAttackMemory(t *testing.T) {
+	t.Parallel()
 	if raceEnabled() {
 		t.Skip("the race detector multiplies the server's memory: RSS bound not meaningful")
 	}
