@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"smp/cas"
 	"smp/remote/access"
 	"smp/remote/wire"
+	"smp/repo"
 )
 
 // TestTrailingJSONRefused: a JSON body is one value; bytes after it are
@@ -260,4 +263,59 @@ func TestHaveRepeatedEntries(t *testing.T) {
 		}
 	}
 	t.Logf("a query of %d copies of one entry took %v", len(many), time.Since(start))
+}
+
+// TestGCBesideSlowUpload: gc runs while an upload waits for its client in
+// the middle of a body: it neither waits for the upload nor loses the
+// frame the upload already stored (committed by gc, pinned by the
+// session), and the upload finishes afterwards.
+func TestGCBesideSlowUpload(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("PC01", access.RoleClient, 0)
+	s := e.session(tok, "PC01")
+	ch := e.makeChunks(60, 2)
+	first, second := wire.AppendBlob(nil, ch[0].frame()), wire.AppendBlob(nil, ch[1].frame())
+	conn, err := net.Dial("tcp", e.hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/captures/%s/blobs HTTP/1.1\r\nHost: smp\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", s.ID, tok, len(first)+len(second))
+	if _, err := conn.Write(append(first, second[:10]...)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); e.srv.BlobsReceived.Load() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first frame was not stored within 30 s")
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.srv.GC(context.Background(), repo.GCOptions{}, 0) // no grace: only pins keep young packs
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("gc beside a slow upload: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("gc waited 60 s for an upload stalled by its client")
+	}
+	if !e.has(ch[0].id) {
+		t.Fatal("gc lost the frame a slow upload had stored")
+	}
+	if _, err := conn.Write(second[10:]); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !e.has(ch[1].id) {
+		t.Fatalf("upload after gc: HTTP %d, second blob stored %v", resp.StatusCode, e.has(ch[1].id))
+	}
 }
