@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -91,6 +92,10 @@ func zstdDecoder() *zstd.Decoder {
 		decoder, err = zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(0),
 			zstd.WithDecoderMaxMemory(MaxBlobSize+1<<20),
+			// DecodeAll stops once the output passes cap(dst): the caller's
+			// bound, not the frame's own header or blocks, decides how
+			// much a frame may expand (see Decompress).
+			zstd.WithDecodeAllCapLimit(true),
 			zstd.IgnoreChecksum(true),
 		)
 		if err != nil {
@@ -133,8 +138,15 @@ func Compress(dst, plain []byte) ([]byte, Compression) {
 	return out, CompressionZstd
 }
 
-// Decompress decodes stored bytes into dst[:0]. rawLen is the plaintext length
-// recorded in the pack trailer; output of any other length is corrupt.
+// Decompress decodes stored bytes into dst[:0]. rawLen is the plaintext
+// length recorded in the pack trailer or the upload frame; output of any
+// other length is corrupt.
+//
+// rawLen is also the bound of the decoding: the decoder stops as soon as
+// its output passes the buffer it was given (by at most one 128 KiB zstd
+// block), so a frame that expands further (a zstd bomb: kilobytes that
+// claim a 64-byte plaintext and expand to 256 MiB) costs no more than
+// rawLen plus one block, whatever its frame header or blocks say.
 func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
 	switch c {
 	case CompressionNone:
@@ -143,17 +155,33 @@ func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
 		}
 		return append(dst[:0], stored...), nil
 	case CompressionZstd:
-		if rawLen > MaxBlobSize {
+		if rawLen < 0 || rawLen > MaxBlobSize {
 			return nil, fmt.Errorf("blob length %d over limit: %w", rawLen, ErrCorrupt)
 		}
-		// Size the output from the claimed length only up to a bound that
-		// depends on the stored bytes: a damaged entry claiming 256 MiB for
-		// ten bytes must not allocate 256 MiB. Real high ratios still work;
-		// the decoder grows dst as it goes.
-		if want := min(rawLen, 64*len(stored)+64<<10); cap(dst) < want {
-			dst = make([]byte, 0, want)
+		return decompressZstd(dst, stored, rawLen)
+	}
+	return nil, fmt.Errorf("unknown compression %d: %w", c, ErrCorrupt)
+}
+
+// decompressZstd decodes a zstd blob of rawLen plaintext bytes. The buffer
+// starts at a size that depends on the stored bytes, so a damaged entry
+// claiming 256 MiB for ten bytes does not allocate 256 MiB; it doubles,
+// up to rawLen, only while the frame really decodes further. Each retry
+// decodes from the start, which costs at most as much again as the last
+// try, and only blobs that compress more than 64 times need one.
+func decompressZstd(dst, stored []byte, rawLen int) ([]byte, error) {
+	limit := min(rawLen, 64*len(stored)+64<<10)
+	for {
+		// One byte more than the limit, so a longer output is seen as such.
+		if cap(dst) < limit+1 {
+			dst = make([]byte, 0, limit+1)
 		}
-		out, err := zstdDecoder().DecodeAll(stored, dst[:0])
+		out, err := zstdDecoder().DecodeAll(stored, dst[:0:limit+1])
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) && limit < rawLen {
+			limit = min(rawLen, 2*limit)
+			dst = out[:0]
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %v: %w", err, ErrCorrupt)
 		}
@@ -162,5 +190,4 @@ func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("unknown compression %d: %w", c, ErrCorrupt)
 }

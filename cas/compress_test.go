@@ -214,3 +214,61 @@ func BenchmarkCompressAlreadyCompressed(b *testing.B) {
 		}
 	})
 }
+
+// zstdBomb returns a zstd frame of 4 bytes per 128 KiB of output: no
+// content size in its header, then n RLE blocks of 128 KiB of 'A'.
+func zstdBomb(n int) []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, // magic
+		0x00,           // no content size, not single segment, no checksum
+		(17 - 10) << 3, // window 128 KiB
+	}
+	for i := range n {
+		h := uint32(128<<10)<<3 | 1<<1 // RLE block of 128 KiB
+		if i == n-1 {
+			h |= 1 // last block
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 'A')
+	}
+	return b
+}
+
+// TestDecompressBomb: 8 KiB of zstd that claims 64 bytes of plaintext and
+// expands to 256 MiB is refused after about one block of output, not after
+// decoding (and allocating) all of it.
+func TestDecompressBomb(t *testing.T) {
+	bomb := zstdBomb(2048)
+	if len(bomb) > 8<<10+6 {
+		t.Fatalf("bomb is %d bytes", len(bomb))
+	}
+	for _, rawLen := range []int{64, 4 << 20} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := Decompress(nil, bomb, CompressionZstd, rawLen)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Decompress(bomb, rawLen %d) = %v, want ErrCorrupt", rawLen, err)
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > uint64(rawLen)*6+2<<20 {
+			t.Errorf("Decompress(bomb, rawLen %d) allocated %d KiB", rawLen, got>>10)
+		} else {
+			t.Logf("Decompress(bomb, rawLen %d) allocated %d KiB", rawLen, got>>10)
+		}
+	}
+	// The same frame cut to its true length decodes: the bound is what
+	// stops it, not a dislike of RLE blocks.
+	small := zstdBomb(3)
+	out, err := Decompress(nil, small, CompressionZstd, 3*128<<10)
+	if err != nil || len(out) != 3*128<<10 || out[0] != 'A' || out[len(out)-1] != 'A' {
+		t.Fatalf("Decompress(3 RLE blocks) = %d bytes, %v", len(out), err)
+	}
+	// Highly compressible real blobs still decode whatever their ratio.
+	plain := bytes.Repeat([]byte{0}, 8<<20)
+	stored, c := Compress(nil, plain)
+	if c != CompressionZstd {
+		t.Fatal("zeros not compressed")
+	}
+	out, err = Decompress(nil, stored, c, len(plain))
+	if err != nil || !bytes.Equal(out, plain) {
+		t.Fatalf("Decompress of %d zero bytes from %d: %d bytes, %v", len(plain), len(stored), len(out), err)
+	}
+}

@@ -218,6 +218,9 @@ func (p *PackWriter) Size() uint64 { return p.offset }
 // Count is the number of blobs added so far.
 func (p *PackWriter) Count() int { return len(p.entries) }
 
+// Entries returns the blobs added so far; the slice must not be changed.
+func (p *PackWriter) Entries() []PackEntry { return p.entries }
+
 // Finish writes the trailer and returns the pack's ID and entries. The pack
 // ID is the unkeyed BLAKE3 of the trailer, which names every blob it holds.
 func (p *PackWriter) Finish() (ID, []PackEntry, error) {

@@ -349,14 +349,12 @@ func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.I
 	return young, nil
 }
 
-// gcIdle fails when this Repo holds uncommitted blobs or a failed commit.
+// gcIdle fails when this Repo holds uncommitted blobs. (A failed pack holds
+// none: its blobs left pending when it failed.)
 func (r *Repo) gcIdle() error {
 	r.mu.Lock()
-	busy, cerr := len(r.pending) > 0, r.commitErr
+	busy := len(r.pending) > 0
 	r.mu.Unlock()
-	if cerr != nil {
-		return fmt.Errorf("gc: %w", cerr)
-	}
 	for _, s := range r.writers {
 		s.mu.Lock()
 		if s.pack != nil && s.pack.Count() > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,8 +35,15 @@ type Repo struct {
 	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack
 	writers   map[cas.BlobType]*packSlot
 	commits   chan queuedPack // packs for the committer goroutine
-	commitErr error           // first error of the committer; guarded by mu
 	committer sync.WaitGroup
+	// A pack that cannot be written or committed (a full disk) loses its
+	// blobs, and only them: its IDs leave pending, so they can be stored
+	// again, and later packs are written as usual once there is room.
+	// Every flush that may have had blobs in it reports its error (see
+	// FlushSince). Guarded by mu.
+	failures     []packFailure // oldest first, at most maxFailures
+	failDropped  uint64        // highest seq dropped from failures
+	firstFailure error         // the first since Open: what Flush reports
 
 	// Packs are numbered as they are queued; committed tracks which are
 	// done so Flush can wait for exactly the packs queued before it, even
@@ -49,6 +57,19 @@ type queuedPack struct {
 	seq  uint64
 	pack *cas.PendingPack
 }
+
+// packFailure is a pack, numbered as queued, that failed.
+type packFailure struct {
+	seq uint64
+	err error
+}
+
+// maxFailures bounds Repo.failures on a server whose disk stays full.
+const maxFailures = 256
+
+// Mark is a point in the sequence of packs: every blob added after it
+// lands in a pack queued after it. See FlushSince.
+type Mark uint64
 
 // packSlot is the open pack for one class of blobs. Data chunks and metadata
 // (trees, records) go to separate packs so metadata can be read, cached or
@@ -124,18 +145,7 @@ func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, read
 	go func() {
 		defer r.committer.Done()
 		for q := range r.commits {
-			err := r.commit(q.pack)
-			r.mu.Lock()
-			if err != nil && r.commitErr == nil {
-				r.commitErr = err
-			}
-			r.doneSet[q.seq] = true
-			for r.doneSet[r.doneUpTo+1] {
-				delete(r.doneSet, r.doneUpTo+1)
-				r.doneUpTo++
-			}
-			r.doneCond.Broadcast()
-			r.mu.Unlock()
+			r.done(q, r.commit(q.pack))
 		}
 	}()
 	return r, nil
@@ -257,10 +267,30 @@ type oneLineError struct{ err error }
 func (e oneLineError) Error() string { return strings.Join(strings.Fields(e.err.Error()), " ") }
 func (e oneLineError) Unwrap() error { return e.err }
 
-func (r *Repo) asyncErr() error {
+// done records that pack q was committed, or failed with err: its blobs
+// then leave pending, so that a later upload or capture stores them anew.
+func (r *Repo) done(q queuedPack, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.commitErr
+	if err != nil {
+		for _, e := range q.pack.Entries() {
+			delete(r.pending, e.Key())
+		}
+		if r.firstFailure == nil {
+			r.firstFailure = err
+		}
+		if len(r.failures) == maxFailures {
+			r.failDropped = r.failures[0].seq
+			r.failures = slices.Delete(r.failures, 0, 1)
+		}
+		r.failures = append(r.failures, packFailure{q.seq, err})
+	}
+	r.doneSet[q.seq] = true
+	for r.doneSet[r.doneUpTo+1] {
+		delete(r.doneSet, r.doneUpTo+1)
+		r.doneUpTo++
+	}
+	r.doneCond.Broadcast()
 }
 
 // lockStore takes the store's process lock.
@@ -355,9 +385,6 @@ func slotFor(t cas.BlobType) cas.BlobType {
 // committing the pack when it reaches the store's pack size. It returns the
 // bytes written.
 func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
-	if err := r.asyncErr(); err != nil {
-		return err
-	}
 	if r.readOnly {
 		return fmt.Errorf("add blob %s: the store was opened read-only: %w", id.Short(), index.ErrReadOnly)
 	}
@@ -367,12 +394,20 @@ func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []by
 		p, err := r.packs.Create()
 		if err != nil {
 			slot.mu.Unlock()
+			r.unreserve(cas.BlobKey{Type: t, ID: id})
 			return err
 		}
 		slot.pack = p
 	}
 	if err := slot.pack.Add(t, id, c, stored, rawLen); err != nil {
+		// The pack's file is broken (a short write): drop it with the
+		// blobs already in it, which fails the flushes that wait for
+		// them, and start the next blob in a new pack.
+		q := r.takePack(slot)
 		slot.mu.Unlock()
+		q.pack.Abort()
+		r.done(q, err)
+		r.unreserve(cas.BlobKey{Type: t, ID: id})
 		return err
 	}
 	var full queuedPack
@@ -384,6 +419,13 @@ func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []by
 		r.commits <- full
 	}
 	return nil
+}
+
+// unreserve forgets a reservation whose blob could not be added.
+func (r *Repo) unreserve(k cas.BlobKey) {
+	r.mu.Lock()
+	delete(r.pending, k)
+	r.mu.Unlock()
 }
 
 // takePack numbers the slot's open pack for the committer and empties the
@@ -423,8 +465,24 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 // Flush commits every open pack and waits until every pack queued before
 // it returns is durable and indexed. Safe for concurrent use: a caller
 // never returns before a pack holding one of its blobs is committed, even
-// when another caller took that pack from its slot.
-func (r *Repo) Flush() error {
+// when another caller took that pack from its slot. It reports the first
+// pack that failed since the Repo was opened: right for a command that
+// adds blobs and flushes once, wrong for a long-lived writer (a server),
+// which uses FlushSince.
+func (r *Repo) Flush() error { return r.FlushSince(0) }
+
+// Mark returns the current point in the sequence of packs, for FlushSince.
+func (r *Repo) Mark() Mark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Mark(r.queued)
+}
+
+// FlushSince is Flush for a caller that added its blobs after mark: it
+// reports only packs queued after mark that failed, any of which may have
+// held its blobs, so one full disk does not fail every later request of a
+// server once space is freed.
+func (r *Repo) FlushSince(mark Mark) error {
 	for _, t := range []cas.BlobType{cas.BlobData, cas.BlobTree} {
 		slot := r.writers[t]
 		slot.mu.Lock()
@@ -440,10 +498,27 @@ func (r *Repo) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	target := r.queued
-	for r.doneUpTo < target && r.commitErr == nil {
+	for r.doneUpTo < target {
 		r.doneCond.Wait()
 	}
-	return r.commitErr
+	return r.failedSince(uint64(mark), target)
+}
+
+// failedSince returns the error of the first pack numbered in (from, to]
+// that failed. Caller holds r.mu.
+func (r *Repo) failedSince(from, to uint64) error {
+	if from == 0 && r.firstFailure != nil {
+		return r.firstFailure
+	}
+	if from < r.failDropped {
+		return r.firstFailure // forgotten which: one of them failed
+	}
+	for _, f := range r.failures {
+		if f.seq > from && f.seq <= to {
+			return f.err
+		}
+	}
+	return nil
 }
 
 // PutBlob hashes, compresses and stores plain unless already present.
@@ -536,20 +611,30 @@ func (r *Repo) LoadTree(id cas.ID) (*manifest.Tree, error) {
 }
 
 // CommitRecord flushes every pack, stores the record and marks it live. A
-// record is visible only after all it references is durable and indexed.
+// record is visible only after all it references is durable and indexed:
+// it fails if any pack failed since the Repo was opened.
 func (r *Repo) CommitRecord(rec *manifest.Record) (cas.ID, error) {
-	if err := r.Flush(); err != nil {
+	return r.CommitRecordSince(0, rec)
+}
+
+// CommitRecordSince is CommitRecord for a caller whose blobs were added
+// after mark, or that checked itself that every blob the record references
+// is indexed (a server's commit): a pack that failed before, with other
+// blobs, does not fail it.
+func (r *Repo) CommitRecordSince(mark Mark, rec *manifest.Record) (cas.ID, error) {
+	if err := r.FlushSince(mark); err != nil {
 		return cas.ID{}, err
 	}
 	b, err := rec.Encode()
 	if err != nil {
 		return cas.ID{}, err
 	}
+	own := r.Mark()
 	id, _, err := r.PutBlob(cas.BlobRecord, b)
 	if err != nil {
 		return cas.ID{}, err
 	}
-	if err := r.Flush(); err != nil {
+	if err := r.FlushSince(own); err != nil {
 		return cas.ID{}, err
 	}
 	if err := r.ix.PutRecord(id, b); err != nil {
@@ -640,10 +725,11 @@ func (r *Repo) Record(id cas.ID) (RecordInfo, error) {
 // record removed) and then drops the record from the live set. File data is
 // freed later by garbage collection.
 func (r *Repo) RemoveRecord(id cas.ID) error {
+	mark := r.Mark() // the tombstone is the only blob this flush is for
 	if _, _, err := r.PutBlob(cas.BlobTombstone, id[:]); err != nil {
 		return fmt.Errorf("remove record %s: %w", id.Short(), err)
 	}
-	if err := r.Flush(); err != nil {
+	if err := r.FlushSince(mark); err != nil {
 		return fmt.Errorf("remove record %s: %w", id.Short(), err)
 	}
 	if err := r.ix.DeleteRecord(id); err != nil {

@@ -51,7 +51,7 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 
 // startServer runs smp serve on a free loopback port and stops it with
 // SIGTERM when the test ends, requiring a clean exit.
-func startServer(t *testing.T, store string, args ...string) *testServer {
+func startServer(t testing.TB, store string, args ...string) *testServer {
 	t.Helper()
 	s := launchServer(t, store, args...)
 	t.Cleanup(func() { s.stop(t) })
@@ -59,7 +59,7 @@ func startServer(t *testing.T, store string, args ...string) *testServer {
 }
 
 // stop sends SIGTERM and requires a clean exit within 90 s.
-func (s *testServer) stop(t *testing.T) {
+func (s *testServer) stop(t testing.TB) {
 	if s.stopped {
 		return
 	}
@@ -82,7 +82,7 @@ func (s *testServer) stop(t *testing.T) {
 }
 
 // launchServer starts smp serve; the caller stops it.
-func launchServer(t *testing.T, store string, args ...string) *testServer {
+func launchServer(t testing.TB, store string, args ...string) *testServer {
 	t.Helper()
 	if len(args) == 0 {
 		args = []string{"--insecure"}
@@ -140,7 +140,7 @@ func launchServer(t *testing.T, store string, args ...string) *testServer {
 }
 
 // newToken creates a token and returns its secret.
-func newToken(t *testing.T, store string, args ...string) string {
+func newToken(t testing.TB, store string, args ...string) string {
 	t.Helper()
 	r := mustSMP(t, append([]string{"token", "create", "--store", store}, args...)...)
 	secret := strings.TrimSpace(r.stdout)
@@ -166,7 +166,7 @@ func remoteCapture(t *testing.T, want int, url, token, computer string, args ...
 
 // profileTree writes a small profile: incompressible files, source text,
 // a symlink, nested directories.
-func serveProfile(t *testing.T, root string, seed uint64, mib int) {
+func serveProfile(t testing.TB, root string, seed uint64, mib int) {
 	t.Helper()
 	home := filepath.Join(root, "home", "alice")
 	mkdirs(t, filepath.Join(home, "docs", "deep", "er"), filepath.Join(home, ".config"))

@@ -41,8 +41,6 @@ const (
 	maxName = 255
 	// maxFileSize bounds the access file read into memory.
 	maxFileSize = 64 << 20
-	// reloadInterval is the shortest time between two stats of the file.
-	reloadInterval = 200 * time.Millisecond
 )
 
 // Role is what a token may do.
@@ -242,14 +240,11 @@ func (f *file) encode() ([]byte, error) {
 type Store struct {
 	dir, path, lockPath string
 
-	mu       sync.Mutex
-	clock    func() time.Time // for the reload throttle; tests replace it
-	interval time.Duration
-	checked  time.Time // last stat
-	loaded   bool      // snap/err belong to key
-	key      statKey
-	snap     *Snapshot
-	err      error
+	mu     sync.Mutex
+	loaded bool // snap/err belong to key
+	key    statKey
+	snap   *Snapshot
+	err    error
 }
 
 // statKey identifies one version of the file.
@@ -285,25 +280,21 @@ func Open(dir string) (*Store, error) {
 		dir:      abs,
 		path:     filepath.Join(abs, fileName),
 		lockPath: filepath.Join(abs, lockName),
-		clock:    time.Now,
-		interval: reloadInterval,
 	}, nil
 }
 
 // Snapshot returns the current contents of the access file. It stats the
-// file at most once per 200 ms and re-reads it only when its device, inode,
-// size, mtime or ctime changed since the last call, so a server may call it
-// on every request. A write through this Store is seen at once. While the
-// file is invalid, Snapshot returns the same error (naming the file) until
-// the file changes.
+// file on every call (a microsecond) and re-reads it only when its device,
+// inode, size, mtime or ctime changed since the last call, so a server may
+// call it on every request and every request sees the file as it is: a
+// token revoked or an association made by another process counts from the
+// next request on. Every write replaces the file by a rename, which gives
+// it a new inode, so no change can hide behind an unchanged mtime. While
+// the file is invalid, Snapshot returns the same error (naming the file)
+// until the file changes.
 func (s *Store) Snapshot() (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.clock()
-	if s.loaded && now.Sub(s.checked) < s.interval && !now.Before(s.checked) {
-		return s.snap, s.err
-	}
-	s.checked = now
 	var key statKey
 	fi, err := os.Stat(s.path)
 	switch {

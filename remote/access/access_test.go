@@ -372,58 +372,60 @@ func TestRestoreOnly(t *testing.T) {
 	}
 }
 
-// fakeClock drives a Store's reload throttle.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
+// TestSnapshotReload checks that a server's Store sees every change made
+// by another Store (another process: smp token, smp associate) on its very
+// next Snapshot, and re-reads nothing while the file is unchanged.
 func TestSnapshotReload(t *testing.T) {
 	dir := newDir(t)
 	server, admin := open(t, dir), open(t, dir)
-	clock := &fakeClock{now: t0}
-	server.clock = clock.Now
 
 	sn1 := snapshot(t, server)
 	if len(sn1.Tokens()) != 0 {
 		t.Fatalf("fresh store has tokens")
 	}
 	secret, _ := create(t, admin, "PC01", RoleClient, 0)
-
-	// Within the throttle interval the server does not look at the file.
-	if sn := snapshot(t, server); sn != sn1 {
-		t.Errorf("Snapshot re-read the file within 200 ms")
-	}
-	clock.Add(250 * time.Millisecond)
 	sn2 := snapshot(t, server)
 	if _, err := sn2.Authenticate(secret, t0); err != nil {
-		t.Fatalf("server does not see a token created by another Store: %v", err)
+		t.Fatalf("server does not see a token created by another Store at once: %v", err)
 	}
 	if _, err := sn1.Authenticate(secret, t0); !errors.Is(err, ErrUnknownToken) {
 		t.Errorf("an old snapshot changed: %v", err)
 	}
 	// The file did not change: the same snapshot comes back.
-	clock.Add(time.Second)
 	if sn := snapshot(t, server); sn != sn2 {
 		t.Errorf("Snapshot re-read an unchanged file")
 	}
 
+	// An association is honoured from the next request on.
+	dest, _ := create(t, admin, "PC02", RoleClient, 0)
+	tok, err := snapshot(t, server).Authenticate(dest, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshot(t, server).MayRestore(tok, "PC01") {
+		t.Fatalf("PC02 may restore PC01 before any association")
+	}
+	if err := admin.Associate("PC01", "PC02", t0); err != nil {
+		t.Fatal(err)
+	}
+	if !snapshot(t, server).MayRestore(tok, "PC01") {
+		t.Errorf("association made by another Store not seen by the next Snapshot")
+	}
+	if err := admin.Dissociate("PC01", "PC02"); err != nil {
+		t.Fatal(err)
+	}
+	if snapshot(t, server).MayRestore(tok, "PC01") {
+		t.Errorf("dissociation made by another Store not seen by the next Snapshot")
+	}
+
 	// Revocation and restore-only reach the server too.
-	tok := sn2.Tokens()[0]
+	tok = sn2.Tokens()[0]
 	if err := admin.RevokeToken(tok.ID, t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := admin.SetRestoreOnly(true); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second)
 	sn3 := snapshot(t, server)
 	if _, err := sn3.Authenticate(secret, t0); !errors.Is(err, ErrRevoked) {
 		t.Errorf("after revoke by another Store: %v, want ErrRevoked", err)
@@ -432,8 +434,8 @@ func TestSnapshotReload(t *testing.T) {
 		t.Errorf("restore-only set by another Store not seen")
 	}
 
-	// A Store sees its own writes at once, throttle or not.
-	secret2, _ := create(t, server, "PC02", RoleClient, 0)
+	// A Store sees its own writes at once.
+	secret2, _ := create(t, server, "PC03", RoleClient, 0)
 	if _, err := snapshot(t, server).Authenticate(secret2, t0); err != nil {
 		t.Errorf("Store does not see its own write: %v", err)
 	}
@@ -442,7 +444,6 @@ func TestSnapshotReload(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "access.json")); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second)
 	if n := len(snapshot(t, server).Tokens()); n != 0 {
 		t.Errorf("after removing access.json: %d tokens", n)
 	}

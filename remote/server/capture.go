@@ -43,7 +43,18 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	rp := s.opts.Repo
 	bm := wire.NewHaveBitmap(len(entries))
 	var buf []byte
+	// A repeated entry gets its first copy's answer: a query naming one
+	// blob 4096 times costs one read and one proof, not 4096, and cannot
+	// hold a work slot the longer for it.
+	first := make(map[cas.ID]int, len(entries))
 	for i, e := range entries {
+		if j, ok := first[e.ID]; ok && entries[j] == e {
+			if bm.Has(j) {
+				bm.Set(i)
+			}
+			continue
+		}
+		first[e.ID] = i
 		loc, err := s.lookupBlob(e.Type, e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			continue
@@ -77,44 +88,79 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	return err
 }
 
-// uploadBufs holds the frame and plaintext buffers of finished uploads for
-// the next ones: growing fresh multi-MiB buffers per request showed up as
-// a tenth of the server's CPU.
-var uploadBufs = sync.Pool{New: func() any { return new([2][]byte) }}
+// frameBufs holds the frame buffers of finished uploads, and plainBufs the
+// plaintext buffers of finished frames, for the next ones: growing fresh
+// multi-MiB buffers per request showed up as a tenth of the server's CPU.
+var (
+	frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+	plainBufs = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+// maxTreeRatio bounds how much an uploaded tree may expand when
+// decompressed. A tree's entries each carry a distinct name, inode and
+// times, so real trees compress a few times; a data chunk, which may be
+// all zeros, is bounded by the store's largest chunk instead.
+const maxTreeRatio = 1024
+
+// maxRawLen is the largest plaintext a frame of storedLen bytes may claim:
+// what the store can hold of its type, never what the frame says.
+func (s *Server) maxRawLen(t cas.BlobType, storedLen int) int {
+	if t == cas.BlobData {
+		return s.opts.Repo.Config.Chunker.Max
+	}
+	return min(cas.MaxBlobSize, maxTreeRatio*storedLen+1<<20)
+}
 
 // upload stores a batch of blobs, each verified against its ID first. The
 // blobs are durable and indexed before the answer: an interrupted capture
 // that is run again is told it holds them.
+//
+// Each frame is read from the network before it takes a work slot, and
+// the slot is held only to verify and store frames that have arrived: a
+// client sending slowly (1 byte/s) holds its connection and its frame's
+// bytes, never a slot the other clients wait for.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err error) {
 	sess, err := s.session(r, c)
 	if err != nil {
 		return err
 	}
-	release, err := s.acquireWork(r)
-	if err != nil {
-		return err
-	}
-	defer release()
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
 	rp := s.opts.Repo
+	mark := rp.Mark()
 	var res wire.UploadResult
+	flushed := false
 	// Whatever was verified and added is committed even when the body is
 	// cut short, so a re-run does not send it again.
 	defer func() {
-		if ferr := rp.Flush(); ferr != nil && err == nil {
+		if flushed {
+			return
+		}
+		s.gcMu.RLock()
+		defer s.gcMu.RUnlock()
+		if ferr := rp.FlushSince(mark); ferr != nil && err == nil {
 			err = fmt.Errorf("commit packs: %w", ferr)
 		}
 	}()
 	br := wire.NewBlobReader(http.MaxBytesReader(w, r.Body, wire.MaxBatchBytes+1<<20), wire.MaxBatchBlobs, wire.MaxBatchBytes)
-	bufs := uploadBufs.Get().(*[2][]byte)
-	br.UseBuffer(bufs[0])
-	plainBuf := bufs[1]
+	fb := frameBufs.Get().(*[]byte)
+	br.UseBuffer(*fb)
 	defer func() {
-		bufs[0], bufs[1] = br.Buffer()[:0], plainBuf[:0]
-		uploadBufs.Put(bufs)
+		*fb = br.Buffer()[:0]
+		frameBufs.Put(fb)
+	}()
+	// The work slot is held while frames are at hand and let go whenever
+	// the next one must be waited for: a fast client's small frames share
+	// one slot, and a slow one holds none while it sends.
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
+		}
 	}()
 	for {
+		if release != nil && !br.Ready() {
+			release()
+			release = nil
+		}
 		b, err := br.Next()
 		if err == io.EOF {
 			break
@@ -123,50 +169,87 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 			return err
 		}
 		c.bytesIn += wire.BlobHeaderLen + int64(len(b.Stored))
-		// A blob sent uncompressed is verified where it lies: copying it
-		// first only costs time.
-		plain := b.Stored
-		if b.Compression != cas.CompressionNone || len(b.Stored) != b.RawLen {
-			plain, err = cas.Decompress(plainBuf, b.Stored, b.Compression, b.RawLen)
-			if err != nil {
-				return fail(http.StatusBadRequest, "blob %s does not decompress: %v", b.ID.Short(), err)
+		if b.RawLen > s.maxRawLen(b.Type, len(b.Stored)) {
+			return fail(http.StatusBadRequest, "blob %s claims %d bytes of plaintext from %d, over what this store takes (its largest chunk, or %dx for a tree)",
+				b.ID.Short(), b.RawLen, len(b.Stored), maxTreeRatio)
+		}
+		if release == nil {
+			if release, err = s.acquireWork(r); err != nil {
+				return err
 			}
-			plainBuf = plain[:0]
 		}
-		if err := rp.Hasher.Verify(b.Type, b.ID, plain); err != nil {
-			return fail(http.StatusBadRequest, "blob %s rejected: its content does not match its ID", b.ID.Short())
-		}
-		// Noted before the store reserves it: a refusal here leaves no
-		// reservation that obliges this request to store the blob.
-		if err := s.landed(sess, b.Type, b.ID, uint64(b.RawLen)); err != nil {
-			return err
-		}
-		isNew, err := rp.Reserve(b.Type, b.ID)
+		isNew, err := s.storeFrame(sess, b)
 		if err != nil {
 			return err
 		}
-		s.BlobsReceived.Add(1)
-		s.BytesReceived.Add(int64(len(b.Stored)))
-		sess.received.Add(int64(len(b.Stored)))
 		res.Bytes += int64(len(b.Stored))
-		s.metrics.Received(int64(len(b.Stored)), isNew)
-		if !isNew {
+		if isNew {
+			res.Stored++
+		} else {
 			res.Duplicate++
-			continue
 		}
-		// AddBlob writes the bytes out before it returns, so the reader's
-		// buffer can be reused for the next frame.
-		if err := rp.AddBlob(b.Type, b.ID, b.Compression, b.Stored, b.RawLen); err != nil {
-			return fmt.Errorf("store blob %s: %w", b.ID.Short(), err)
-		}
-		s.BlobsStored.Add(1)
-		sess.stored.Add(int64(len(b.Stored)))
-		res.Stored++
 	}
-	if err := rp.Flush(); err != nil {
+	if release != nil {
+		release() // the flush waits for the disk, not a core
+		release = nil
+	}
+	flushed = true
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	if err := rp.FlushSince(mark); err != nil {
 		return fmt.Errorf("commit packs: %w", err)
 	}
 	return writeJSON(w, res)
+}
+
+// storeFrame verifies one uploaded blob and adds it to the store unless
+// it is there; it reports whether it was new. The caller holds a work
+// slot; storeFrame holds gcMu shared while it adds: a gc between two
+// frames commits what the upload added so far (Server.GC).
+func (s *Server) storeFrame(sess *session, b wire.Blob) (bool, error) {
+	rp := s.opts.Repo
+	var err error
+	// A blob sent uncompressed is verified where it lies: copying it
+	// first only costs time.
+	plain := b.Stored
+	if b.Compression != cas.CompressionNone || len(b.Stored) != b.RawLen {
+		pb := plainBufs.Get().(*[]byte)
+		defer plainBufs.Put(pb)
+		plain, err = cas.Decompress(*pb, b.Stored, b.Compression, b.RawLen)
+		if err != nil {
+			return false, fail(http.StatusBadRequest, "blob %s does not decompress: %v", b.ID.Short(), err)
+		}
+		*pb = plain[:0]
+	}
+	if err := rp.Hasher.Verify(b.Type, b.ID, plain); err != nil {
+		return false, fail(http.StatusBadRequest, "blob %s rejected: its content does not match its ID", b.ID.Short())
+	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	// Noted before the store reserves it: a refusal here leaves no
+	// reservation that obliges this request to store the blob.
+	if err := s.landed(sess, b.Type, b.ID, uint64(b.RawLen)); err != nil {
+		return false, err
+	}
+	isNew, err := rp.Reserve(b.Type, b.ID)
+	if err != nil {
+		return false, err
+	}
+	s.BlobsReceived.Add(1)
+	s.BytesReceived.Add(int64(len(b.Stored)))
+	sess.received.Add(int64(len(b.Stored)))
+	s.metrics.Received(int64(len(b.Stored)), isNew)
+	if !isNew {
+		return false, nil
+	}
+	// AddBlob writes the bytes out before it returns, so the reader's
+	// buffer can be reused for the next frame.
+	if err := rp.AddBlob(b.Type, b.ID, b.Compression, b.Stored, b.RawLen); err != nil {
+		return false, fmt.Errorf("store blob %s: %w", b.ID.Short(), err)
+	}
+	s.BlobsStored.Add(1)
+	sess.stored.Add(int64(len(b.Stored)))
+	return true, nil
 }
 
 // commit stores the session's record after checking every tree and chunk
@@ -195,14 +278,17 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	rp := s.opts.Repo
-	if err := rp.Flush(); err != nil {
+	// Only this commit's own failures count: every blob the record
+	// references is checked below to be indexed, whatever failed before.
+	mark := rp.Mark()
+	if err := rp.FlushSince(mark); err != nil {
 		return err
 	}
 	if err := s.checkRefs(c, sess, rec.Tree); err != nil {
 		return err
 	}
 	rec.StoredBytes = uint64(sess.stored.Load()) // what this capture really added
-	id, err := rp.CommitRecord(rec)
+	id, err := rp.CommitRecordSince(mark, rec)
 	if err != nil {
 		return fmt.Errorf("commit record: %w", err)
 	}

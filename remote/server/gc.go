@@ -28,6 +28,11 @@ func (s *Server) GC(ctx context.Context, opts repo.GCOptions, retention time.Dur
 	defer s.gcMu.Unlock()
 	res := &GCResult{Expired: []string{}}
 	rp := s.opts.Repo
+	// Uploads hold gcMu per frame, so one may be between two frames with
+	// blobs in an open pack: commit them, pinned by their sessions, so gc
+	// finds nothing pending. A pack that fails is reported to the uploads
+	// whose blobs it held, and leaves nothing pending either.
+	_ = rp.FlushSince(rp.Mark())
 	if retention > 0 {
 		expired, err := rp.Expired(retention, s.opts.Now())
 		if err != nil {

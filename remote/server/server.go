@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -55,10 +56,14 @@ type Server struct {
 	reach   *reachCache
 	metrics *Metrics
 
-	// work bounds the have and upload requests processed at once: each
-	// holds multi-MiB buffers and a core, so memory and CPU stay bounded
-	// however many clients upload; the others wait their turn.
+	// work bounds the have-queries and upload frames processed at once:
+	// each holds multi-MiB buffers and a core, so memory and CPU stay
+	// bounded however many clients upload; the others wait their turn. A
+	// request takes a slot only once its bytes have arrived (an upload
+	// per frame), so a slow client cannot hold one while it sends.
 	work chan struct{}
+	// tokens bounds each token's have and upload requests in progress.
+	tokens tokenLimits
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -159,8 +164,8 @@ func New(opts Options) *Server {
 	p := wire.Prefix
 	s.handle("GET "+p+"/info", s.info)
 	s.handle("POST "+p+"/captures", s.startCapture)
-	s.handle("POST "+p+"/captures/{sid}/have", s.have)
-	s.handle("POST "+p+"/captures/{sid}/blobs", s.upload)
+	s.handle("POST "+p+"/captures/{sid}/have", s.perToken(s.have))
+	s.handle("POST "+p+"/captures/{sid}/blobs", s.perToken(s.upload))
 	s.handle("POST "+p+"/captures/{sid}/commit", s.commit)
 	s.handle("GET "+p+"/records", s.records)
 	s.handle("GET "+p+"/record", s.findRecord)
@@ -445,6 +450,15 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error 
 			return err
 		}
 		return fail(http.StatusBadRequest, "bad JSON body: %v", err)
+	}
+	// One value is the whole body: anything after it is a client bug or a
+	// smuggling attempt, never something to ignore.
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fail(http.StatusBadRequest, "bad JSON body: data after the JSON value: send one value")
 	}
 	return nil
 }

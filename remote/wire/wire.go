@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -338,6 +339,17 @@ func (br *BlobReader) Buffer() []byte { return br.buf }
 // UseBuffer makes the reader read frames into b (grown when short).
 func (br *BlobReader) UseBuffer(b []byte) { br.buf = b }
 
+// Ready reports whether the whole next frame has arrived, so that Next
+// returns it without waiting for the network.
+func (br *BlobReader) Ready() bool {
+	n := br.r.Buffered()
+	if n < BlobHeaderLen {
+		return false
+	}
+	hdr, _ := br.r.Peek(BlobHeaderLen)
+	return uint64(n) >= BlobHeaderLen+uint64(binary.LittleEndian.Uint32(hdr[38:42]))
+}
+
 // Next returns the next frame, io.EOF after the last whole one, or an error
 // wrapping ErrMalformed (or the reader's error) for anything else.
 func (br *BlobReader) Next() (Blob, error) {
@@ -373,18 +385,36 @@ func (br *BlobReader) Next() (Blob, error) {
 	if br.bytes > br.maxBytes {
 		return Blob{}, fmt.Errorf("batch over %d bytes: %w", br.maxBytes, ErrMalformed)
 	}
-	if cap(br.buf) < int(stored) {
-		br.buf = make([]byte, stored)
-	}
-	b.Stored = br.buf[:stored]
-	if _, err := io.ReadFull(br.r, b.Stored); err != nil {
+	if err := br.readStored(int(stored)); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return Blob{}, fmt.Errorf("blob %s truncated: %w", b.ID.Short(), ErrMalformed)
 		}
 		return Blob{}, err
 	}
+	b.Stored = br.buf
 	b.RawLen = int(raw)
 	return b, nil
+}
+
+// readStored reads n bytes into br.buf. The buffer grows with the bytes
+// that arrive, at most doubling, rather than to the length the header
+// claims: a header announcing 64 MiB followed by a trickle (or nothing)
+// costs the reader what was really sent.
+func (br *BlobReader) readStored(n int) error {
+	buf := br.buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(64<<10, len(buf))))
+		}
+		m, err := io.ReadFull(br.r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			br.buf = buf[:0]
+			return err
+		}
+	}
+	br.buf = buf
+	return nil
 }
 
 // RecordEntry is one record in GET /v1/records and GET /v1/record.
