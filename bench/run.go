@@ -29,6 +29,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
+
+	"smp/bench/corpus"
 )
 
 // Scenarios, in the order Run measures them.
@@ -103,12 +105,12 @@ type Machine struct {
 
 // CorpusReport describes the corpus the scenarios ran on.
 type CorpusReport struct {
-	Generated   bool        `json:"generated"`
-	Seed        uint64      `json:"seed"`
-	Size        int64       `json:"requested_size,omitempty"`
-	Info        *CorpusInfo `json:"info"`
-	Mutated     *CorpusInfo `json:"mutated,omitempty"`
-	MutateError string      `json:"mutate_error,omitempty"`
+	Generated   bool            `json:"generated"`
+	Seed        uint64          `json:"seed"`
+	Size        int64           `json:"requested_size,omitempty"`
+	Info        *corpus.OrgInfo `json:"info"`
+	Mutated     *corpus.OrgInfo `json:"mutated,omitempty"`
+	MutateError string          `json:"mutate_error,omitempty"`
 }
 
 // Row is one tool's figures for one scenario.
@@ -371,7 +373,7 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("generating corpus: %w", err)
 		}
-		var info CorpusInfo
+		var info corpus.OrgInfo
 		if err := json.Unmarshal([]byte(out), &info); err != nil {
 			return fmt.Errorf("smp bench corpus output: %w: %q", err, out)
 		}
@@ -384,7 +386,7 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 			return err
 		}
 		r.root = abs
-		cr.Info = &CorpusInfo{Root: abs}
+		cr.Info = &corpus.OrgInfo{Root: abs}
 	}
 	ents, err := os.ReadDir(filepath.Join(r.root, "home"))
 	if err != nil {
@@ -429,7 +431,7 @@ func (r *runner) mutate(ctx context.Context) string {
 		}
 		return "corpus mutation failed: " + err.Error()
 	}
-	var info CorpusInfo
+	var info corpus.OrgInfo
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		r.rep.Corpus.MutateError = err.Error()
 		return fmt.Sprintf("corpus mutation output: %v", err)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"smp/bench/corpus"
 )
 
 // syntheticReport is a report as Run would make it, with round numbers.
@@ -21,7 +23,7 @@ func syntheticReport() *Report {
 		Date:    "2026-11-25T12:00:00Z",
 		Machine: Machine{Cores: 2, GOOS: "linux", GOARCH: "amd64", GoVersion: "go1.26.8", SMPVersion: "smp 0.1.0-dev"},
 		Corpus: CorpusReport{Generated: true, Seed: 1, Size: 2 * gib,
-			Info: &CorpusInfo{Root: "/tmp/c", Users: []string{"user01", "user02"}, Files: 1000, Bytes: 2 * gib, ZstdRatio: 1.7}},
+			Info: &corpus.OrgInfo{Root: "/tmp/c", Users: []string{"user01", "user02"}, Files: 1000, Bytes: 2 * gib, ZstdRatio: 1.7}},
 		RestoreVerified: true,
 		Rows: []Row{
 			{Tool: ToolSMP, Scenario: ScenarioCapture, Status: StatusOK, WallSeconds: 7.158, MBps: 300, CPUSeconds: 13, PeakRSSMiB: 180,

@@ -1,4 +1,4 @@
-package bench
+package corpus
 
 import (
 	"bufio"
@@ -20,20 +20,18 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
-
-	"smp/cas"
 )
 
-// CorpusOptions describe a generated organisation.
-type CorpusOptions struct {
+// OrgOptions describe a generated organisation.
+type OrgOptions struct {
 	Out   string // DIR: profiles go to DIR/home/userNN
 	Users int
 	Size  int64 // total bytes of file data across all users (approximate)
 	Seed  uint64
 }
 
-// CorpusInfo summarises a generated or mutated corpus.
-type CorpusInfo struct {
+// OrgInfo summarises a generated or mutated corpus.
+type OrgInfo struct {
 	Root      string   `json:"root"`  // DIR (capture with --root DIR)
 	Users     []string `json:"users"` // user01, user02, ...
 	Files     int      `json:"files"`
@@ -43,30 +41,30 @@ type CorpusInfo struct {
 	Dirs     int `json:"dirs"`     // directories under DIR/home, DIR/home included
 	Symlinks int `json:"symlinks"` //
 
-	// GenerateCorpus only.
+	// GenerateOrg only.
 	DistinctBytes int64               `json:"distinct_bytes,omitempty"` // bytes of distinct files (each shared file once)
 	Kinds         map[string]int64    `json:"kinds,omitempty"`          // bytes by origin: org, dept, unique, edited, config
 	Classes       map[string]int64    `json:"classes,omitempty"`        // bytes by content: text, binary, compressed (mixed files split by recipe)
 	Departments   map[string][]string `json:"departments,omitempty"`    // department → its users
 
-	// MutateCorpus only.
+	// MutateOrg only.
 	Added        int   `json:"added,omitempty"`         // files created
 	Modified     int   `json:"modified,omitempty"`      // files edited, appended to or rewritten
 	Deleted      int   `json:"deleted,omitempty"`       // files removed
 	ChangedBytes int64 `json:"changed_bytes,omitempty"` // bytes of the added and modified files (what a capture re-reads)
 }
 
-// CorpusNow is the corpus' "now": generated modification times fall in the
-// three years before it. MutateCorpus moves a week past the newest mtime.
-var CorpusNow = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+// Now is the corpus' "now": generated modification times fall in the
+// three years before it. MutateOrg moves a week past the newest mtime.
+var Now = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 const corpusSpan = 3 * 365 * 24 * time.Hour
 
-// corpusRatioSample is how many bytes GenerateCorpus compresses to measure
+// corpusRatioSample is how many bytes GenerateOrg compresses to measure
 // ZstdRatio (every k-th 1 MiB block when the corpus is larger).
 const corpusRatioSample = 256 << 20
 
-// GenerateCorpus writes a deterministic organisation: DIR/home/user01 ...
+// GenerateOrg writes a deterministic organisation: DIR/home/user01 ...
 // userNN, each a Linux-like profile (Documents, Desktop, Pictures,
 // Downloads, .config, .local/share, sometimes .cache, .ssh). DIR/home must
 // not exist yet. Per user, by bytes:
@@ -93,15 +91,15 @@ const corpusRatioSample = 256 << 20
 // and mailboxes mix text, binary and gzip segments. Modes are 0644, 0600
 // (private files, keys), 0755 (tools, scripts) and 0700 directories
 // (profiles, .ssh, keyrings, Private); mtimes are spread over the three
-// years before CorpusNow (logs and configs recent), copies of a shared file
+// years before Now (logs and configs recent), copies of a shared file
 // keep its mtime, directory mtimes are their newest entry's. Each profile
 // has relative symlinks (to a file, to a directory, one dangling) and
 // empty directories. The same options on the same machine give the same
 // tree: paths, bytes, modes and mtimes.
 //
 // ZstdRatio is measured on up to 256 MiB of 1 MiB blocks sampled evenly
-// across the corpus (MeasureCorpusRatio).
-func GenerateCorpus(o CorpusOptions) (*CorpusInfo, error) {
+// across the corpus (MeasureRatio).
+func GenerateOrg(o OrgOptions) (*OrgInfo, error) {
 	if o.Users < 1 || o.Users > 99 {
 		return nil, fmt.Errorf("corpus: %d users, want 1-99", o.Users)
 	}
@@ -115,7 +113,7 @@ func GenerateCorpus(o CorpusOptions) (*CorpusInfo, error) {
 	if _, err := os.Lstat(home); err == nil {
 		return nil, fmt.Errorf("corpus: %s already exists", home)
 	}
-	c, err := loadCorpus()
+	c, err := loadMaterial()
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +122,11 @@ func GenerateCorpus(o CorpusOptions) (*CorpusInfo, error) {
 		return nil, err
 	}
 	info := p.info(o.Out)
-	if info.ZstdRatio, err = MeasureCorpusRatio(home, corpusRatioSample); err != nil {
+	r, err := MeasureRatio(home, corpusRatioSample)
+	if err != nil {
 		return nil, err
 	}
+	info.ZstdRatio = r.Total()
 	return info, nil
 }
 
@@ -213,7 +213,7 @@ type corpusPlan struct {
 
 type planner struct {
 	r          *rand.Rand
-	c          *corpus
+	c          *material
 	p          *corpusPlan
 	packed     []int
 	nextPacked int
@@ -358,7 +358,7 @@ func (pl *planner) deptName(user int) string {
 	return pl.p.depts[pl.p.deptOf[user]]
 }
 
-func expandName(r *rand.Rand, c *corpus, t, org, dept string) string {
+func expandName(r *rand.Rand, c *material, t, org, dept string) string {
 	if !strings.Contains(t, "{") {
 		return t
 	}
@@ -423,7 +423,7 @@ func expandName(r *rand.Rand, c *corpus, t, org, dept string) string {
 	}
 }
 
-func planCorpus(c *corpus, o CorpusOptions) *corpusPlan {
+func planCorpus(c *material, o OrgOptions) *corpusPlan {
 	r := rand.New(rand.NewPCG(o.Seed, 0x6f7267706c616e)) // "orgplan"
 	p := &corpusPlan{dirs: map[string]*corpusDir{}, used: map[string]bool{}}
 	pl := &planner{r: r, c: c, p: p, packed: r.Perm(len(c.packed))}
@@ -559,9 +559,9 @@ func (pl *planner) add(f corpusFile) int {
 	return len(p.files) - 1
 }
 
-// randTime returns a whole second in the span before CorpusNow.
+// randTime returns a whole second in the span before Now.
 func randTime(r *rand.Rand, span time.Duration) time.Time {
-	return CorpusNow.Add(-time.Duration(r.Int64N(int64(span/time.Second))) * time.Second)
+	return Now.Add(-time.Duration(r.Int64N(int64(span/time.Second))) * time.Second)
 }
 
 func (pl *planner) size(s sizeRange) int64 {
@@ -737,7 +737,7 @@ func (pl *planner) planConfig(u int, budget int64) int64 {
 			s = 411
 		case "id_ed25519.pub":
 			s = 98
-		case "{word}.sqlite": // history, cookies: what MutateCorpus changes in place
+		case "{word}.sqlite": // history, cookies: what MutateOrg changes in place
 			s = logUniform(r, 16<<10, 48<<10)
 		}
 		if used+s > budget {
@@ -804,8 +804,8 @@ func (pl *planner) planEdited(u int, budget int64, nShared int) int64 {
 		base = fmt.Sprintf(pick(r, []string{"%s - Copy%s", "%s (edited)%s", "%s v2%s", "%s (" + p.users[u] + ")%s", "%s draft%s"}), stem, ext)
 		f.rel = home + p.free(path.Clean(dir+base), []int{u})
 		f.mtime = src.mtime.Add(time.Duration(3600+r.Int64N(120*24*3600)) * time.Second)
-		if f.mtime.After(CorpusNow) {
-			f.mtime = CorpusNow.Add(-time.Duration(r.IntN(3600)) * time.Second)
+		if f.mtime.After(Now) {
+			f.mtime = Now.Add(-time.Duration(r.IntN(3600)) * time.Second)
 		}
 		pl.add(f)
 		used += f.size
@@ -960,8 +960,8 @@ func (p *corpusPlan) finishDirs(r *rand.Rand) {
 	}
 }
 
-func (p *corpusPlan) info(root string) *CorpusInfo {
-	info := &CorpusInfo{Root: root, Users: p.users, Files: len(p.files), Dirs: len(p.dirs), Symlinks: len(p.links),
+func (p *corpusPlan) info(root string) *OrgInfo {
+	info := &OrgInfo{Root: root, Users: p.users, Files: len(p.files), Dirs: len(p.dirs), Symlinks: len(p.links),
 		Kinds: map[string]int64{}, Classes: map[string]int64{}, Departments: map[string][]string{}}
 	for _, f := range p.files {
 		info.Bytes += f.size
@@ -981,7 +981,7 @@ func (p *corpusPlan) info(root string) *CorpusInfo {
 
 // ---- writing ----
 
-func (p *corpusPlan) write(c *corpus, out string, seed uint64) error {
+func (p *corpusPlan) write(c *material, out string, seed uint64) error {
 	dirs := make([]string, 0, len(p.dirs))
 	for d := range p.dirs {
 		dirs = append(dirs, d)
@@ -1059,7 +1059,7 @@ type corpusWriter struct {
 	gzOut   bytes.Buffer
 }
 
-func newCorpusWriter(c *corpus) *corpusWriter {
+func newCorpusWriter(c *material) *corpusWriter {
 	gz, _ := kgzip.NewWriterLevel(io.Discard, kgzip.BestSpeed)
 	return &corpusWriter{w: newWriter(c), out: bufio.NewWriterSize(nil, 1<<20), gz: gz}
 }
@@ -1248,7 +1248,7 @@ func (cw *corpusWriter) appendGzip(r *rand.Rand, dst []byte, left int64, textPct
 	return append(dst, cw.gzOut.Bytes()...)
 }
 
-func configValue(r *rand.Rand, c *corpus) string {
+func configValue(r *rand.Rand, c *material) string {
 	switch r.IntN(9) {
 	case 0:
 		return fmt.Sprint(r.IntN(100000))
@@ -1272,7 +1272,7 @@ func configValue(r *rand.Rand, c *corpus) string {
 
 // appendConfig appends at least n bytes of configuration in the format the
 // name suggests.
-func appendConfig(r *rand.Rand, c *corpus, dst []byte, name string, n int) []byte {
+func appendConfig(r *rand.Rand, c *material, dst []byte, name string, n int) []byte {
 	target := len(dst) + n
 	key := func() string { return pick(r, c.words) }
 	ext := path.Ext(name)
@@ -1332,7 +1332,7 @@ func appendConfig(r *rand.Rand, c *corpus, dst []byte, name string, n int) []byt
 
 // appendLog appends at least n bytes of log lines from t on and returns
 // the time of the last line.
-func appendLog(r *rand.Rand, c *corpus, dst []byte, t time.Time, n int) ([]byte, time.Time) {
+func appendLog(r *rand.Rand, c *material, dst []byte, t time.Time, n int) ([]byte, time.Time) {
 	target := len(dst) + n
 	app, pid := strings.ToLower(pick(r, c.words)), 1000+r.IntN(30000)
 	for len(dst) < target {
@@ -1345,7 +1345,7 @@ func appendLog(r *rand.Rand, c *corpus, dst []byte, t time.Time, n int) ([]byte,
 
 var shellCommands = []string{"cd ~/Documents/%s", "ls -la", "git status", "git pull", "vim %s.py", "ssh %s.example.com", "grep -rn %s .", "less /var/log/syslog", "make %s", "python3 %s.py", "cp %s.txt backup/", "top", "sudo apt update", "tar xzf %s.tar.gz", "docker ps", "history | grep %s"}
 
-func appendHistory(r *rand.Rand, c *corpus, dst []byte, n int) []byte {
+func appendHistory(r *rand.Rand, c *material, dst []byte, n int) []byte {
 	target := len(dst) + n
 	for len(dst) < target {
 		cmd := pick(r, shellCommands)
@@ -1384,94 +1384,6 @@ func appendKey(r *rand.Rand, dst []byte, name string, n int) []byte {
 	return dst
 }
 
-// ---- ratio ----
-
-// MeasureCorpusRatio compresses regular files under dir in 1 MiB blocks
-// through cas.Compress (the store's zstd setting) and returns raw bytes /
-// stored bytes. When the files hold more than maxBytes (0: no limit), only
-// every k-th block is compressed, evenly across the sorted file list.
-func MeasureCorpusRatio(dir string, maxBytes int64) (float64, error) {
-	type file struct {
-		path string
-		size int64
-	}
-	var files []file
-	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		files = append(files, file{p, info.Size()})
-		total += info.Size()
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	stride := int64(1)
-	if maxBytes > 0 && total > maxBytes {
-		stride = (total + maxBytes - 1) / maxBytes
-	}
-	const block = 1 << 20
-	var mu sync.Mutex
-	var raw, stored int64
-	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	bufs := sync.Pool{New: func() any { b := make([]byte, block); return &b }}
-	next := int64(0) // global block index
-	for _, f := range files {
-		var offs []int64
-		for off := int64(0); off < f.size || off == 0 && f.size == 0; off += block {
-			if f.size > 0 && next%stride == 0 {
-				offs = append(offs, off)
-			}
-			next++
-			if f.size == 0 {
-				break
-			}
-		}
-		if len(offs) == 0 {
-			continue
-		}
-		g.Go(func() error {
-			bp := bufs.Get().(*[]byte)
-			defer bufs.Put(bp)
-			in, err := os.Open(f.path)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			var rw, st int64
-			var dst []byte
-			for _, off := range offs {
-				n, err := in.ReadAt(*bp, off)
-				if err != nil && err != io.EOF {
-					return err
-				}
-				out, comp := cas.Compress(dst, (*bp)[:n])
-				if comp == cas.CompressionZstd {
-					dst = out[:0]
-				}
-				rw += int64(n)
-				st += int64(len(out))
-			}
-			mu.Lock()
-			raw += rw
-			stored += st
-			mu.Unlock()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return 0, err
-	}
-	return float64(raw) / float64(max(stored, 1)), nil
-}
-
 // ---- mutation ----
 
 type mutFile struct {
@@ -1492,8 +1404,8 @@ var (
 	mutMixedExts   = []string{".pdf", ".sqlite", ".db", ".pst"}
 )
 
-// MutateCorpus applies a deterministic "one week later" change (edits,
-// additions, deletions) to a corpus made by GenerateCorpus.
+// MutateOrg applies a deterministic "one week later" change (edits,
+// additions, deletions) to a corpus made by GenerateOrg.
 //
 // The week ends 7 days after the newest mtime in DIR/home; every file it
 // changes gets an mtime in its last 3 days, so it is newer than anything
@@ -1508,8 +1420,8 @@ var (
 // downloads and photos filling the rest. Touched directories get the
 // mtime of their newest change. The same tree and seed give the same
 // result. ZstdRatio is not measured (0).
-func MutateCorpus(dir string, seed uint64) (*CorpusInfo, error) {
-	c, err := loadCorpus()
+func MutateOrg(dir string, seed uint64) (*OrgInfo, error) {
+	c, err := loadMaterial()
 	if err != nil {
 		return nil, err
 	}
@@ -1525,7 +1437,7 @@ func MutateCorpus(dir string, seed uint64) (*CorpusInfo, error) {
 	when := func(r *rand.Rand) time.Time {
 		return now.Add(-time.Duration(r.Int64N(3*24*3600)) * time.Second)
 	}
-	res := &CorpusInfo{Root: dir}
+	res := &OrgInfo{Root: dir}
 	touched := make([]map[string]time.Time, len(users))
 	for i := range touched {
 		touched[i] = map[string]time.Time{}
@@ -1690,14 +1602,14 @@ func scanCorpus(home string) ([]*mutUser, time.Time, int64, error) {
 	if len(users) == 0 {
 		return nil, latest, 0, fmt.Errorf("mutate: no profiles in %s", home)
 	}
-	if latest.Before(CorpusNow) {
-		latest = CorpusNow
+	if latest.Before(Now) {
+		latest = Now
 	}
 	return users, latest, total, nil
 }
 
 // countCorpus fills in the totals of the tree under home.
-func countCorpus(home string, info *CorpusInfo) error {
+func countCorpus(home string, info *OrgInfo) error {
 	return filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -1720,7 +1632,7 @@ func countCorpus(home string, info *CorpusInfo) error {
 }
 
 type mutator struct {
-	c     *corpus
+	c     *material
 	cw    *corpusWriter
 	r     *rand.Rand
 	seed  uint64

@@ -1,4 +1,4 @@
-package bench
+package corpus
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ const (
 	ClassText       Class = iota // spliced source code and documentation
 	ClassBinary                  // spliced pieces of executables
 	ClassCompressed              // gzip streams and real .gz/.png files
-	numClasses
+	NumClasses                   // the number of classes
 )
 
 func (c Class) String() string {
@@ -45,7 +45,7 @@ func (c Class) String() string {
 }
 
 // classShare is the target fraction of bytes of each class.
-var classShare = [numClasses]float64{0.40, 0.30, 0.30}
+var classShare = [NumClasses]float64{0.40, 0.30, 0.30}
 
 var (
 	textExts   = []string{".go", ".c", ".h", ".txt", ".md", ".html", ".log", ".conf", ".json", ".csv", ".py", ".xml"}
@@ -65,21 +65,21 @@ func ClassOf(name string) Class {
 	return ClassText
 }
 
-// Stats describes a generated tree.
-type Stats struct {
+// TreeStats describes a generated tree.
+type TreeStats struct {
 	Files      int
 	Dirs       int
 	Total      int64
-	Bytes      [numClasses]int64
+	Bytes      [NumClasses]int64
 	SmallFiles int // 1-20 KiB
 	LargeFiles int // 50-300 MiB
 	Largest    int64
 }
 
-func (s Stats) String() string {
+func (s TreeStats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d files in %d dirs, %.1f MiB", s.Files, s.Dirs, float64(s.Total)/(1<<20))
-	for c := range numClasses {
+	for c := range NumClasses {
 		fmt.Fprintf(&b, ", %s %.0f%%", c, 100*float64(s.Bytes[c])/float64(max(s.Total, 1)))
 	}
 	fmt.Fprintf(&b, "; %d small (1-20 KiB), %d large (>=50 MiB), largest %.1f MiB", s.SmallFiles, s.LargeFiles, float64(s.Largest)/(1<<20))
@@ -87,25 +87,19 @@ func (s Stats) String() string {
 }
 
 // GenerateTree writes a deterministic tree of exactly size bytes of file
-// data under dir (created if missing) and returns how many files it wrote.
-// The same seed on the same machine gives the same paths and bytes; see the
-// package documentation for what the tree holds.
-func GenerateTree(dir string, size int64, seed uint64) (files int, err error) {
-	st, err := Generate(dir, size, seed)
-	return st.Files, err
-}
-
-// Generate is GenerateTree returning the tree's statistics.
-func Generate(dir string, size int64, seed uint64) (Stats, error) {
+// data under dir (created if missing) and returns what it wrote. The same
+// seed on the same machine gives the same paths and bytes; see the package
+// documentation for what the tree holds.
+func GenerateTree(dir string, size int64, seed uint64) (TreeStats, error) {
 	if size <= 0 {
-		return Stats{}, fmt.Errorf("generate: size %d must be positive", size)
+		return TreeStats{}, fmt.Errorf("generate: size %d must be positive", size)
 	}
-	c, err := loadCorpus()
+	c, err := loadMaterial()
 	if err != nil {
-		return Stats{}, err
+		return TreeStats{}, err
 	}
 	plan := makePlan(c, size, seed)
-	st := Stats{Dirs: len(plan.dirs)}
+	st := TreeStats{Dirs: len(plan.dirs)}
 	for _, f := range plan.files {
 		st.Files++
 		st.Total += f.size
@@ -167,8 +161,8 @@ func compareInt64(a, b int64) int {
 
 type span struct{ start, end int }
 
-// corpus is the real material generated files are built from.
-type corpus struct {
+// material is the real material generated files are built from.
+type material struct {
 	text      []byte // text files, concatenated, each ending in '\n'
 	textFiles []span
 	bins      [][]byte      // executables
@@ -189,7 +183,9 @@ const (
 	maxPackedFile = 1 << 20
 )
 
-func goroot() string {
+// GoRoot is the Go installation the generator takes its material from
+// (source, documentation and executables).
+func GoRoot() string {
 	if g := os.Getenv("GOROOT"); g != "" {
 		return g
 	}
@@ -218,10 +214,10 @@ func isTextName(path string) bool {
 	return false
 }
 
-var loadCorpus = sync.OnceValues(func() (*corpus, error) {
+var loadMaterial = sync.OnceValues(func() (*material, error) {
 	start := time.Now()
-	c := &corpus{}
-	root := goroot()
+	c := &material{}
+	root := GoRoot()
 
 	// Text: source and documentation. Paths come from WalkDir in lexical
 	// order; a stride thins them to the cap so the corpus spans every
@@ -359,7 +355,7 @@ func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
 // makePlan decides every directory, file name, class and size. It runs
 // sequentially on one seeded generator, so it is deterministic.
-func makePlan(c *corpus, size int64, seed uint64) plan {
+func makePlan(c *material, size int64, seed uint64) plan {
 	r := rand.New(rand.NewPCG(seed, 0x706c616e)) // "plan"
 	var p plan
 
@@ -408,7 +404,7 @@ func makePlan(c *corpus, size int64, seed uint64) plan {
 
 	packedOrder := r.Perm(len(c.packed))
 	nextPacked := 0
-	var classBytes [numClasses]int64
+	var classBytes [NumClasses]int64
 	var done int64
 	remaining := size
 	for i := 0; remaining > 0; i++ {
@@ -422,7 +418,7 @@ func makePlan(c *corpus, size int64, seed uint64) plan {
 		// Greedy class choice keeps each class's share of bytes close to
 		// its target whatever the file sizes turn out to be.
 		class, worst := ClassText, math.Inf(-1)
-		for cl := range numClasses {
+		for cl := range NumClasses {
 			if d := classShare[cl]*float64(done+s) - float64(classBytes[cl]); d > worst {
 				class, worst = cl, d
 			}
@@ -462,7 +458,7 @@ func makePlan(c *corpus, size int64, seed uint64) plan {
 
 // writer generates file contents; one per goroutine.
 type writer struct {
-	c       *corpus
+	c       *material
 	buf     *bufio.Writer
 	scratch []byte
 	text    []byte // gzip input
@@ -470,7 +466,7 @@ type writer struct {
 	gzOut   bytes.Buffer
 }
 
-func newWriter(c *corpus) *writer {
+func newWriter(c *material) *writer {
 	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	return &writer{c: c, buf: bufio.NewWriterSize(nil, 1<<20), gz: gz}
 }
