@@ -1,13 +1,7 @@
 package corpus
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -17,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -157,178 +150,6 @@ func compareInt64(a, b int64) int {
 	return 0
 }
 
-// ---- corpus ----
-
-type span struct{ start, end int }
-
-// material is the real material generated files are built from.
-type material struct {
-	text      []byte // text files, concatenated, each ending in '\n'
-	textFiles []span
-	bins      [][]byte      // executables
-	packed    []packedFile  // real compressed files (read when used)
-	words     []string      // identifiers seen in text, for names and log lines
-	loadTime  time.Duration //
-}
-
-type packedFile struct {
-	path string
-	size int64
-}
-
-const (
-	textCorpusCap = 48 << 20
-	binCorpusCap  = 96 << 20
-	maxTextFile   = 512 << 10
-	maxPackedFile = 1 << 20
-)
-
-// GoRoot is the Go installation the generator takes its material from
-// (source, documentation and executables).
-func GoRoot() string {
-	if g := os.Getenv("GOROOT"); g != "" {
-		return g
-	}
-	if _, err := os.Stat("/usr/local/go/src"); err == nil {
-		return "/usr/local/go"
-	}
-	return runtime.GOROOT() //nolint:staticcheck // fallback only
-}
-
-var textNameExts = map[string]bool{
-	".go": true, ".s": true, ".c": true, ".h": true, ".txt": true, ".md": true,
-	".html": true, ".css": true, ".js": true, ".py": true, ".sh": true, ".json": true,
-	".xml": true, ".yaml": true, ".yml": true, ".toml": true, ".csv": true, ".rst": true,
-	".proto": true, ".mod": true, ".tmpl": true, ".pl": true, ".awk": true, ".bash": true,
-}
-
-func isTextName(path string) bool {
-	base := filepath.Base(path)
-	ext := filepath.Ext(base)
-	if textNameExts[ext] {
-		return true
-	}
-	if strings.HasPrefix(path, "/usr/share/doc/") && ext == "" {
-		return true // copyright, README, NEWS ...
-	}
-	return false
-}
-
-var loadMaterial = sync.OnceValues(func() (*material, error) {
-	start := time.Now()
-	c := &material{}
-	root := GoRoot()
-
-	// Text: source and documentation. Paths come from WalkDir in lexical
-	// order; a stride thins them to the cap so the corpus spans every
-	// package and document rather than the alphabetically first ones.
-	var cands []packedFile
-	var total int64
-	for _, r := range []string{filepath.Join(root, "src"), "/usr/share/doc"} {
-		_ = filepath.WalkDir(r, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() || !isTextName(p) {
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil || info.Size() < 256 || info.Size() > maxTextFile {
-				return nil
-			}
-			cands = append(cands, packedFile{p, info.Size()})
-			total += info.Size()
-			return nil
-		})
-	}
-	stride := int(total/textCorpusCap) + 1
-	words := map[string]bool{}
-	for i := 0; i < len(cands); i += stride {
-		b, err := os.ReadFile(cands[i].path)
-		if err != nil || bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b[:min(len(b), 8<<10)]) {
-			continue
-		}
-		if b[len(b)-1] != '\n' {
-			b = append(b, '\n')
-		}
-		s := span{len(c.text), len(c.text) + len(b)}
-		c.text = append(c.text, b...)
-		c.textFiles = append(c.textFiles, s)
-		if len(words) < 20000 {
-			for _, w := range identifiers(b[:min(len(b), 2048)]) {
-				words[w] = true
-			}
-		}
-	}
-	if len(c.textFiles) < 100 {
-		return nil, fmt.Errorf("generate: found only %d text files under %s/src and /usr/share/doc", len(c.textFiles), root)
-	}
-	for w := range words {
-		c.words = append(c.words, w)
-	}
-	slices.Sort(c.words)
-
-	// Binaries: the Go toolchain's executables.
-	tools, _ := filepath.Glob(filepath.Join(root, "pkg", "tool", "*", "*"))
-	bins, _ := filepath.Glob(filepath.Join(root, "bin", "*"))
-	var binTotal int
-	for _, p := range append(tools, bins...) {
-		if binTotal >= binCorpusCap {
-			break
-		}
-		b, err := os.ReadFile(p)
-		if err != nil || len(b) < 1<<20 {
-			continue
-		}
-		b = b[:min(len(b), binCorpusCap-binTotal)]
-		c.bins = append(c.bins, b)
-		binTotal += len(b)
-	}
-	if len(c.bins) == 0 {
-		return nil, fmt.Errorf("generate: no executables under %s/pkg/tool or %s/bin", root, root)
-	}
-
-	// Compressed: real .gz and .png files, read only when used.
-	_ = filepath.WalkDir("/usr/share", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		if ext := filepath.Ext(p); ext != ".gz" && ext != ".png" {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil || info.Size() < 512 || info.Size() > maxPackedFile {
-			return nil
-		}
-		c.packed = append(c.packed, packedFile{p, info.Size()})
-		return nil
-	})
-	c.loadTime = time.Since(start)
-	return c, nil
-})
-
-// identifiers returns the identifier-like words of at least 4 bytes in b.
-func identifiers(b []byte) []string {
-	var out []string
-	for i := 0; i < len(b); {
-		if !isIdentStart(b[i]) {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(b) && isIdent(b[j]) {
-			j++
-		}
-		if j-i >= 4 && j-i <= 24 {
-			out = append(out, string(b[i:j]))
-		}
-		i = j
-	}
-	return out
-}
-
-func isIdentStart(c byte) bool { return c == '_' || c|0x20 >= 'a' && c|0x20 <= 'z' }
-func isIdent(c byte) bool      { return isIdentStart(c) || c >= '0' && c <= '9' }
-
-// ---- plan ----
-
 type fileSpec struct {
 	rel    string
 	class  Class
@@ -346,12 +167,6 @@ var (
 	subDirs = []string{"archive", "reports", "2023", "2024", "notes", "build", "vendor", "assets", "data", "old", "misc", "photos", "backup", "drafts", "lib", "docs", "internal", "clients", "invoices", "research", "scans", "exports", "logs", "tmp"}
 	stems   = []string{"report", "notes", "main", "util", "config", "data", "export", "backup", "image", "lib", "module", "index", "draft", "log", "dump", "cache", "session", "archive", "build", "asset"}
 )
-
-func logUniform(r *rand.Rand, lo, hi int64) int64 {
-	return int64(math.Exp(math.Log(float64(lo)) + r.Float64()*(math.Log(float64(hi))-math.Log(float64(lo)))))
-}
-
-func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
 // makePlan decides every directory, file name, class and size. It runs
 // sequentially on one seeded generator, so it is deterministic.
@@ -454,26 +269,6 @@ func makePlan(c *material, size int64, seed uint64) plan {
 	return p
 }
 
-// ---- content ----
-
-// writer generates file contents; one per goroutine.
-type writer struct {
-	c       *material
-	buf     *bufio.Writer
-	scratch []byte
-	text    []byte // gzip input
-	gz      *gzip.Writer
-	gzOut   bytes.Buffer
-}
-
-func newWriter(c *material) *writer {
-	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
-	return &writer{c: c, buf: bufio.NewWriterSize(nil, 1<<20), gz: gz}
-}
-
-// genEpoch is the fixed mtime base of generated files.
-var genEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-
 func (w *writer) writeFile(path string, f fileSpec, seed uint64, index int) (err error) {
 	if f.packed != "" {
 		b, err := os.ReadFile(f.packed)
@@ -542,132 +337,4 @@ func (w *writer) fill(r *rand.Rand, f fileSpec) error {
 		left -= k
 	}
 	return nil
-}
-
-// appendText appends at least n bytes of text: runs of lines spliced from
-// random real files, with seeded variations (renamed identifiers, edited
-// numbers, inserted log and config lines).
-func (w *writer) appendText(r *rand.Rand, dst []byte, n int) []byte {
-	target := len(dst) + n
-	c := w.c
-	for len(dst) < target {
-		switch k := r.IntN(100); {
-		case k < 8: // a burst of log lines
-			for range 1 + r.IntN(40) {
-				dst = w.appendLogLine(r, dst)
-			}
-			continue
-		case k < 12: // config lines
-			for range 1 + r.IntN(20) {
-				dst = fmt.Appendf(dst, "%s.%s = %d\n", pick(r, c.words), pick(r, c.words), r.IntN(100000))
-			}
-			continue
-		}
-		f := pick(r, c.textFiles)
-		file := c.text[f.start:f.end]
-		// Start at a random line; take 8-160 lines.
-		off := r.IntN(len(file))
-		if i := bytes.LastIndexByte(file[:off], '\n'); i >= 0 {
-			off = i + 1
-		} else {
-			off = 0
-		}
-		end := off
-		for lines := 8 + r.IntN(152); lines > 0 && end < len(file); lines-- {
-			i := bytes.IndexByte(file[end:], '\n')
-			if i < 0 {
-				end = len(file)
-				break
-			}
-			end += i + 1
-		}
-		block := file[off:end]
-		if r.IntN(3) == 0 { // rename an identifier throughout the block
-			if ids := identifiers(block[:min(len(block), 512)]); len(ids) > 0 {
-				id := pick(r, ids)
-				block = bytes.ReplaceAll(block, []byte(id), fmt.Appendf(nil, "%s%s%d", id, pick(r, c.words), r.IntN(1000)))
-			}
-		}
-		start := len(dst)
-		dst = append(dst, block...)
-		// Edit a few digits so numbers differ between copies of a block.
-		for range r.IntN(4) {
-			i := start + r.IntN(len(dst)-start+1)
-			if i < len(dst) && dst[i] >= '0' && dst[i] <= '9' {
-				dst[i] = byte('0' + r.IntN(10))
-			}
-		}
-	}
-	return dst
-}
-
-var logLevels = []string{"INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"}
-
-func (w *writer) appendLogLine(r *rand.Rand, dst []byte) []byte {
-	t := genEpoch.Add(time.Duration(r.Int64N(int64(365 * 24 * time.Hour))))
-	return fmt.Appendf(dst, "%s %s %s: %s %s id=%08x latency=%dms status=%d\n",
-		t.Format(time.RFC3339Nano), pick(r, logLevels), pick(r, w.c.words), pick(r, w.c.words), pick(r, w.c.words),
-		r.Uint32(), r.IntN(2000), pick(r, []int{200, 200, 200, 204, 301, 404, 500}))
-}
-
-// appendBinary appends one piece (4-128 KiB) of a random executable at a
-// random 16-byte-aligned offset, with a few 8-byte words replaced by
-// pointer-like values, the way relocated or rebuilt binaries differ.
-func (w *writer) appendBinary(r *rand.Rand, dst []byte) []byte {
-	b := pick(r, w.c.bins)
-	n := int(logUniform(r, 4<<10, 128<<10))
-	n = min(n, len(b))
-	off := r.IntN(len(b)-n+1) &^ 15
-	start := len(dst)
-	dst = append(dst, b[off:off+n]...)
-	for i := start + r.IntN(2048); i+8 <= len(dst); i += 512 + r.IntN(3584) {
-		binary.LittleEndian.PutUint64(dst[i:], 0x4000_0000+r.Uint64N(1<<24)&^7)
-	}
-	return dst
-}
-
-// CopyTree copies the regular files and directories under src to dst (which
-// must not exist), keeping modes and mtimes. The copies are new inodes.
-func CopyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm()|0o700)
-		case d.Type().IsRegular():
-			if err := copyFile(p, target, info.Mode().Perm()); err != nil {
-				return err
-			}
-			return os.Chtimes(target, info.ModTime(), info.ModTime())
-		}
-		return nil
-	})
-}
-
-func copyFile(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
