@@ -61,114 +61,142 @@ func MutateOrg(dir string, seed uint64) (*OrgInfo, error) {
 		return nil, err
 	}
 	now := latest.Add(7 * 24 * time.Hour).Truncate(time.Minute)
-	date := now.Format("2006-01-02")
-	per := total * 35 / 1000 / int64(len(users))
+	mu := &mutation{c: c, seed: seed, home: home, users: users, now: now, date: now.Format("2006-01-02"),
+		per: total * 35 / 1000 / int64(len(users)), res: &OrgInfo{Root: dir}, touched: make([]map[string]time.Time, len(users))}
+	for i := range mu.touched {
+		mu.touched[i] = map[string]time.Time{}
+	}
 	r := rand.New(rand.NewPCG(seed, 0x6d7574617465)) // "mutate"
-	when := func(r *rand.Rand) time.Time {
-		return now.Add(-time.Duration(r.Int64N(3*24*3600)) * time.Second)
+	orgSize := max(mu.per*3/10, 8<<10)
+	if err := mu.orgUpdate(r, orgSize); err != nil {
+		return nil, err
 	}
-	res := &OrgInfo{Root: dir}
-	touched := make([]map[string]time.Time, len(users))
-	for i := range touched {
-		touched[i] = map[string]time.Time{}
+	if err := mu.userWeeks(mu.per - orgSize); err != nil {
+		return nil, err
 	}
-	touch := func(u int, rel string, t time.Time) {
-		d := path.Dir(rel)
-		if t.After(touched[u][d]) {
-			touched[u][d] = t
+	for u := range users {
+		for d, t := range mu.touched[u] {
+			if err := os.Chtimes(mu.profile(u, d), t, t); err != nil {
+				return nil, fmt.Errorf("mutate: %w", err)
+			}
 		}
 	}
-	profile := func(u int, rel string) string {
-		return filepath.Join(home, users[u].name, filepath.FromSlash(rel))
+	if err := countCorpus(home, mu.res); err != nil {
+		return nil, err
 	}
-	var mu sync.Mutex
-	count := func(added, modified, deleted int, bytes int64) {
-		mu.Lock()
-		res.Added += added
-		res.Modified += modified
-		res.Deleted += deleted
-		res.ChangedBytes += bytes
-		mu.Unlock()
+	for _, u := range users {
+		mu.res.Users = append(mu.res.Users, u.name)
 	}
+	return mu.res, nil
+}
 
-	// Org-wide update: written once, copied to everyone.
-	orgSize := max(per*3/10, 8<<10)
-	all := make([]int, len(users))
-	for i := range all {
-		all[i] = i
+// mutation is one MutateOrg: the week's date and budget, and what it has
+// changed so far.
+type mutation struct {
+	c     *material
+	seed  uint64
+	home  string
+	users []*mutUser
+	now   time.Time // the end of the week
+	date  string    // now as 2006-01-02, in new files' names
+	per   int64     // bytes to change per user
+
+	mu      sync.Mutex
+	res     *OrgInfo
+	touched []map[string]time.Time // per user: directory -> newest change in it
+}
+
+// when is a time in the last 3 days of the week.
+func (mu *mutation) when(r *rand.Rand) time.Time {
+	return mu.now.Add(-time.Duration(r.Int64N(3*24*3600)) * time.Second)
+}
+
+// touch records a change at t in the directory of rel in user u's profile;
+// each directory gets the mtime of its newest change at the end.
+func (mu *mutation) touch(u int, rel string, t time.Time) {
+	d := path.Dir(rel)
+	if t.After(mu.touched[u][d]) {
+		mu.touched[u][d] = t
 	}
-	cw := newCorpusWriter(c)
+}
+
+func (mu *mutation) profile(u int, rel string) string {
+	return filepath.Join(mu.home, mu.users[u].name, filepath.FromSlash(rel))
+}
+
+func (mu *mutation) count(added, modified, deleted int, bytes int64) {
+	mu.mu.Lock()
+	mu.res.Added += added
+	mu.res.Modified += modified
+	mu.res.Deleted += deleted
+	mu.res.ChangedBytes += bytes
+	mu.mu.Unlock()
+}
+
+// orgUpdate writes the org-wide update of orgSize bytes once, into the
+// first profile, and copies it to everyone.
+func (mu *mutation) orgUpdate(r *rand.Rand, orgSize int64) error {
+	cw := newCorpusWriter(mu.c)
 	for _, it := range []struct {
 		name string
 		ct   content
 		mix  [3]int
 		size int64
 	}{
-		{fmt.Sprintf("Downloads/%s-SecurityUpdate-%s.msp", pick(r, corpProducts), date), ctMixed, mixInstaller, orgSize * 8 / 10},
-		{fmt.Sprintf("Documents/%s Template (%s).dotx", pick(r, corpTopics), date), ctZip, [3]int{}, orgSize - orgSize*8/10},
+		{fmt.Sprintf("Downloads/%s-SecurityUpdate-%s.msp", pick(r, corpProducts), mu.date), ctMixed, mixInstaller, orgSize * 8 / 10},
+		{fmt.Sprintf("Documents/%s Template (%s).dotx", pick(r, corpTopics), mu.date), ctZip, [3]int{}, orgSize - orgSize*8/10},
 	} {
-		rel := freeIn(func(rel string) string { return profile(0, rel) }, it.name)
-		t := when(r)
+		rel := freeIn(func(rel string) string { return mu.profile(0, rel) }, it.name)
+		t := mu.when(r)
 		sub := r.Uint64()
-		src := profile(0, rel)
+		src := mu.profile(0, rel)
 		err := cw.create(src, func() error {
-			return cw.fill(contentRand(seed, sub), spec{ct: it.ct, mix: it.mix, name: path.Base(rel), t: t}, it.size)
+			return cw.fill(contentRand(mu.seed, sub), spec{ct: it.ct, mix: it.mix, name: path.Base(rel), t: t}, it.size)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("mutate: %w", err)
+			return fmt.Errorf("mutate: %w", err)
 		}
-		for u := range users {
+		for u := range mu.users {
 			if u > 0 {
-				if err := copyFile(src, profile(u, rel), 0o644); err != nil {
-					return nil, fmt.Errorf("mutate: %w", err)
+				if err := copyFile(src, mu.profile(u, rel), 0o644); err != nil {
+					return fmt.Errorf("mutate: %w", err)
 				}
 			}
-			if err := os.Chmod(profile(u, rel), 0o644); err != nil {
-				return nil, fmt.Errorf("mutate: %w", err)
+			if err := os.Chmod(mu.profile(u, rel), 0o644); err != nil {
+				return fmt.Errorf("mutate: %w", err)
 			}
-			if err := os.Chtimes(profile(u, rel), t, t); err != nil {
-				return nil, fmt.Errorf("mutate: %w", err)
+			if err := os.Chtimes(mu.profile(u, rel), t, t); err != nil {
+				return fmt.Errorf("mutate: %w", err)
 			}
-			touch(u, rel, t)
+			mu.touch(u, rel, t)
 		}
-		count(len(users), 0, 0, it.size*int64(len(users)))
+		mu.count(len(mu.users), 0, 0, it.size*int64(len(mu.users)))
 	}
+	return nil
+}
 
-	// Each user's week, in parallel: every user has its own random stream.
+// userWeeks runs each user's week, budget bytes each, in parallel: every
+// user has its own random stream, so the result does not depend on
+// scheduling.
+func (mu *mutation) userWeeks(budget int64) error {
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	pool := sync.Pool{New: func() any { return newCorpusWriter(c) }}
-	for u := range users {
-		ur := rand.New(rand.NewPCG(seed, 0x6d7574617465<<8|uint64(u)))
+	pool := sync.Pool{New: func() any { return newCorpusWriter(mu.c) }}
+	for u := range mu.users {
+		ur := rand.New(rand.NewPCG(mu.seed, 0x6d7574617465<<8|uint64(u)))
 		g.Go(func() error {
 			cw := pool.Get().(*corpusWriter)
 			defer pool.Put(cw)
-			m := &mutator{c: c, cw: cw, r: ur, seed: seed, u: users[u], prof: func(rel string) string { return profile(u, rel) },
-				when: when, touch: func(rel string, t time.Time) { touch(u, rel, t) }, date: date}
-			if err := m.run(per - orgSize); err != nil {
-				return fmt.Errorf("mutate %s: %w", users[u].name, err)
+			m := &mutator{c: mu.c, cw: cw, r: ur, seed: mu.seed, u: mu.users[u], prof: func(rel string) string { return mu.profile(u, rel) },
+				when: mu.when, touch: func(rel string, t time.Time) { mu.touch(u, rel, t) }, date: mu.date}
+			if err := m.run(budget); err != nil {
+				return fmt.Errorf("mutate %s: %w", mu.users[u].name, err)
 			}
-			count(m.added, m.modified, m.deleted, m.changed)
+			mu.count(m.added, m.modified, m.deleted, m.changed)
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for u := range users {
-		for d, t := range touched[u] {
-			if err := os.Chtimes(profile(u, d), t, t); err != nil {
-				return nil, fmt.Errorf("mutate: %w", err)
-			}
-		}
-	}
-	if err := countCorpus(home, res); err != nil {
-		return nil, err
-	}
-	for _, u := range users {
-		res.Users = append(res.Users, u.name)
-	}
-	return res, nil
+	return g.Wait()
 }
 
 // freeIn returns rel or rel with a " (n)" suffix that does not exist.
@@ -296,12 +324,27 @@ func under(rel string, dirs ...string) bool {
 	return false
 }
 
+// run makes one user's week of changes, about budget bytes. The steps
+// draw from one random stream in a fixed order, so the result depends only
+// on the seed.
 func (m *mutator) run(budget int64) error {
-	r := m.r
 	m.done = map[string]bool{}
 	left := budget
+	for _, step := range []func(budget int64) (int64, error){m.editDocs, m.growLogs, m.changeDB, m.deleteSome} {
+		n, err := step(budget)
+		if err != nil {
+			return err
+		}
+		left -= n
+	}
+	return m.addNew(left)
+}
 
-	// Edited documents: up to 35% of the budget.
+// editDocs edits 2-5 documents, for up to 35% of the budget; it returns
+// the bytes of the edited files.
+func (m *mutator) editDocs(budget int64) (int64, error) {
+	r := m.r
+	var used int64
 	editBudget := budget * 35 / 100
 	docs := m.candidates(func(f mutFile) bool {
 		ext := path.Ext(f.rel)
@@ -316,14 +359,20 @@ func (m *mutator) run(budget int64) error {
 		}
 		n, err := m.edit(f)
 		if err != nil {
-			return err
+			return used, err
 		}
 		editBudget -= n
-		left -= n
+		used += n
 		want--
 	}
+	return used, nil
+}
 
-	// Logs and shell history grow in place.
+// growLogs appends to 1-3 logs or the shell history in place; it returns
+// the bytes of the grown files.
+func (m *mutator) growLogs(budget int64) (int64, error) {
+	r := m.r
+	var used int64
 	logs := m.candidates(func(f mutFile) bool {
 		return (path.Ext(f.rel) == ".log" || f.rel == ".bash_history") && f.size <= budget/3
 	})
@@ -337,81 +386,86 @@ func (m *mutator) run(budget int64) error {
 		if f.rel == ".bash_history" {
 			ct = ctHistory
 		}
-		out, err := os.OpenFile(m.prof(f.rel), os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			return err
-		}
-		m.cw.out.Reset(out)
-		err = m.cw.fill(contentRand(m.seed, r.Uint64()), spec{ct: ct, name: path.Base(f.rel), t: t.Add(-3 * time.Hour)}, add)
-		if err == nil {
-			err = m.cw.out.Flush()
-		}
-		m.cw.out.Reset(nil)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
+		sub := r.Uint64()
+		err := m.cw.open(m.prof(f.rel), os.O_WRONLY|os.O_APPEND, func() error {
+			return m.cw.fill(contentRand(m.seed, sub), spec{ct: ct, name: path.Base(f.rel), t: t.Add(-3 * time.Hour)}, add)
+		})
 		if err == nil {
 			err = os.Chtimes(m.prof(f.rel), t, t)
 		}
 		if err != nil {
-			return err
+			return used, err
 		}
 		m.done[f.rel] = true
 		m.modified++
 		m.changed += f.size + add
-		left -= f.size + add
+		used += f.size + add
 	}
+	return used, nil
+}
 
-	// A database changes a few pages in place.
+// changeDB overwrites a few 4 KiB pages of a database in place; it
+// returns the database's size.
+func (m *mutator) changeDB(budget int64) (int64, error) {
+	r := m.r
 	dbs := m.candidates(func(f mutFile) bool {
 		ext := path.Ext(f.rel)
 		return (ext == ".db" || ext == ".sqlite") && f.size >= 16<<10 && f.size <= budget
 	})
-	if len(dbs) > 0 {
-		f := pick(r, dbs)
-		out, err := os.OpenFile(m.prof(f.rel), os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		for range 1 + r.IntN(6) {
-			page := m.cw.w.appendBinary(r, nil)
-			if len(page) < 4096 {
-				continue
-			}
-			page = page[:4096]
-			if _, err := out.WriteAt(page, r.Int64N(f.size/4096)*4096); err != nil {
-				out.Close()
-				return err
-			}
-		}
-		if err := out.Close(); err != nil {
-			return err
-		}
-		t := m.when(r)
-		if err := os.Chtimes(m.prof(f.rel), t, t); err != nil {
-			return err
-		}
-		m.done[f.rel] = true
-		m.modified++
-		m.changed += f.size
-		left -= f.size
+	if len(dbs) == 0 {
+		return 0, nil
 	}
+	f := pick(r, dbs)
+	out, err := os.OpenFile(m.prof(f.rel), os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	for range 1 + r.IntN(6) {
+		page := m.cw.w.appendBinary(r, nil)
+		if len(page) < 4096 {
+			continue
+		}
+		page = page[:4096]
+		if _, err := out.WriteAt(page, r.Int64N(f.size/4096)*4096); err != nil {
+			out.Close()
+			return 0, err
+		}
+	}
+	if err := out.Close(); err != nil {
+		return 0, err
+	}
+	t := m.when(r)
+	if err := os.Chtimes(m.prof(f.rel), t, t); err != nil {
+		return 0, err
+	}
+	m.done[f.rel] = true
+	m.modified++
+	m.changed += f.size
+	return f.size, nil
+}
 
-	// A few downloads and pictures are deleted.
+// deleteSome deletes 1-3 downloads or pictures.
+func (m *mutator) deleteSome(budget int64) (int64, error) {
+	r := m.r
 	gone := m.candidates(func(f mutFile) bool { return under(f.rel, "Downloads", "Pictures") && f.size <= budget/2 })
 	for range min(len(gone), 1+r.IntN(3)) {
 		k := r.IntN(len(gone))
 		f := gone[k]
 		gone = slices.Delete(gone, k, k+1)
 		if err := os.Remove(m.prof(f.rel)); err != nil {
-			return err
+			return 0, err
 		}
 		m.touch(f.rel, m.when(r))
 		m.done[f.rel] = true
 		m.deleted++
 	}
+	return 0, nil
+}
 
-	// New files fill the rest of the budget.
+// addNew adds 1-4 new documents, downloads and photos of about left bytes
+// in all.
+func (m *mutator) addNew(left int64) error {
+	r := m.r
 	news := []item{
 		{dir: "Downloads", name: "{topic}-" + m.date + ".pdf", ct: ctMixed, mix: mixPDF},
 		{dir: "Documents", name: "{Topic} notes " + m.date + ".txt", ct: ctText},

@@ -144,7 +144,16 @@ func (cw *corpusWriter) writeFile(p *corpusPlan, out string, i int, seed uint64)
 
 // create writes a new file through cw.out with fill.
 func (cw *corpusWriter) create(name string, fill func() error) error {
-	out, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err := cw.open(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fill); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// open opens name with flag (new files get mode 0600) and writes to it
+// through cw.out with fill.
+func (cw *corpusWriter) open(name string, flag int, fill func() error) error {
+	out, err := os.OpenFile(name, flag, 0o600)
 	if err != nil {
 		return err
 	}
@@ -157,10 +166,7 @@ func (cw *corpusWriter) create(name string, fill func() error) error {
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
+	return err
 }
 
 // editCopy writes the source file with f.edits applied.
