@@ -14,8 +14,11 @@
 //     files and a sparse file, for TestScale) and gcscale.go (`smp bench
 //     gc`, whose synthetic store is built through repo) drive the binary
 //     the same way;
-//   - the in-process Go benchmarks against the store's targets, on a
-//     2-core machine, with realistic generated data:
+//   - the in-process Go benchmarks (*_bench_test.go) against the store's
+//     targets.
+//
+// The in-process benchmarks measure, on a 2-core machine with realistic
+// generated data:
 //
 //	capture of new data                      >= 250 MB/s   BenchmarkCaptureNew
 //	capture of data already in the store     >= 600 MB/s   BenchmarkCaptureDuplicate
