@@ -25,11 +25,10 @@ package bench
 // badly on this machine: its ext4 has no journal, and without one ext4
 // skips (after reading their inode-table blocks) every inode deleted in the
 // last 60 s, or 360 s while that block is dirty, when it allocates a new
-// inode (recently_deleted in fs/ext4/ialloc.c); perf showed 20-35% of a
-// restore's CPU there after a cleanup. So run restore benchmarks in a
-// process started at least 6 minutes after the last mass delete (including
-// the previous run's cleanup), and let -count repeat them within one
-// process. src-cached-% reports how much of the data the timed section
+// inode (recently_deleted in fs/ext4/ialloc.c). So run restore benchmarks
+// in a process started at least 6 minutes after the last mass delete
+// (including the previous run's cleanup), and let -count repeat them within
+// one process. src-cached-% reports how much of the data the timed section
 // reads (source tree, or the store's packs for restore) was in the page
 // cache just before it: this machine's DAMON pageout evicts pages unused
 // for about a minute, so warmth is measured, not assumed.

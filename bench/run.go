@@ -653,9 +653,8 @@ func (r *runner) smpHardlink(ctx context.Context) {
 
 // hardlinkRounds is how many times the one-process hard-link scenarios
 // run, interleaved with cp -al. Each takes a fraction of a second, where a
-// single run on a shared host measures the host more than the tool (cp -al
-// alone moved between 0.11 and 0.24 s across runs); their rows report the
-// median run, and the note gives the range.
+// single run on a shared host measures the host more than the tool; their
+// rows report the median run, and the note gives the range.
 const hardlinkRounds = 5
 
 // hardlinkMachine measures a refresh of one machine: every profile
