@@ -113,7 +113,7 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 	return nil
 }
 
-// mutate applies MutateCorpus in a child process; it returns why the
+// mutate applies corpus.MutateOrg in a child process; it returns why the
 // incremental scenario is skipped, or "".
 func (r *runner) mutate(ctx context.Context) string {
 	if ctx.Err() != nil {

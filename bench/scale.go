@@ -4,7 +4,7 @@ package bench
 // files and a 20 GB sparse file must complete with bounded memory. RunScale
 // generates such a tree, then drives the real smp binary as child
 // processes (init, capture, stats, restore) and reports each child's wall
-// time, CPU time and peak RSS (ru_maxrss) through run.go's exec, so the
+// time, CPU time and peak RSS (ru_maxrss) through child.go's exec, so the
 // figures are the binary's and not this process's. It then checks the
 // restore: every small file byte for byte, and the sparse file's size,
 // data regions, a sample of offsets, and that its holes stayed holes.
