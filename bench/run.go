@@ -215,17 +215,3 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
-
-func (r *runner) missing(tool, scenario string, needs ...string) bool {
-	for _, n := range needs {
-		if r.tools[n] == "" {
-			r.add(Row{Tool: tool, Scenario: scenario, Status: StatusNotInstalled, Note: n + ": not installed (install with bench/install-baselines.sh)"})
-			return true
-		}
-	}
-	return false
-}
-
-func (r *runner) fail(tool, scenario string, err error) {
-	r.add(Row{Tool: tool, Scenario: scenario, Status: StatusFailed, Note: err.Error()})
-}

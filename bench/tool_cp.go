@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 )
 
+// cpCapture copies every profile with cp -a, one child per user.
 func (r *runner) cpCapture(ctx context.Context) {
 	if r.missing(ToolCp, ScenarioCapture, "cp") {
 		return
@@ -13,83 +14,52 @@ func (r *runner) cpCapture(ctx context.Context) {
 	r.cpDir = filepath.Join(r.work, "cp")
 	if err := os.Mkdir(r.cpDir, 0o755); err != nil {
 		r.fail(ToolCp, ScenarioCapture, err)
+		r.cpDir = ""
 		return
 	}
-	if err := r.settle(r.root); err != nil {
+	a, err := r.eachUser(func(i int, u string) (child, error) {
+		return r.runChild(ctx, r.tools["cp"], "-a", filepath.Join(r.root, "home", u), filepath.Join(r.cpDir, r.computers[i]))
+	}, r.root)
+	if err != nil {
 		r.fail(ToolCp, ScenarioCapture, err)
+		r.cpDir = ""
 		return
 	}
-	var a agg
-	for i, u := range r.users {
-		c, err := r.exec(ctx, execSpec{name: r.tools["cp"], args: []string{"-a", filepath.Join(r.root, "home", u), filepath.Join(r.cpDir, r.computers[i])}})
-		if err != nil {
-			r.fail(ToolCp, ScenarioCapture, err)
-			r.cpDir = ""
-			return
-		}
-		a.add(c)
-	}
-	row := a.row(ToolCp, ScenarioCapture, r.logical)
-	row.StoredBytes = du(r.cpDir)
-	row.DiskBytes = row.StoredBytes
-	row.DedupeRatio = ratio(r.logical, row.StoredBytes)
-	r.add(row)
+	r.add(r.capturedRow(a, ToolCp, r.cpDir))
 }
 
+// cpRestore copies the first user's copy back with cp -a.
 func (r *runner) cpRestore(ctx context.Context) {
 	if r.cpDir == "" {
-		r.add(Row{Tool: ToolCp, Scenario: ScenarioRestore, Status: StatusSkipped, Note: "no capture"})
+		r.noCapture(ToolCp, ScenarioRestore, "cp")
 		return
 	}
 	u := r.users[0]
-	target := filepath.Join(r.work, "restore-cp")
-	defer removeAll(target)
-	if err := os.MkdirAll(filepath.Join(target, "home"), 0o755); err != nil {
-		r.fail(ToolCp, ScenarioRestore, err)
-		return
-	}
 	src := filepath.Join(r.cpDir, r.computers[0])
-	if err := r.settle(src); err != nil {
-		r.fail(ToolCp, ScenarioRestore, err)
-		return
-	}
-	c, err := r.exec(ctx, execSpec{name: r.tools["cp"], args: []string{"-a", src, filepath.Join(target, "home", u)}})
-	if err != nil {
-		r.fail(ToolCp, ScenarioRestore, err)
-		return
-	}
-	var a agg
-	a.add(c)
-	row, _ := r.verifyRestore(a, ToolCp, u, filepath.Join(target, "home", u))
-	r.add(row)
+	r.restoreFirst(ToolCp, filepath.Join(r.work, "restore-cp"), src, func(target string) (child, error) {
+		if err := os.Mkdir(filepath.Join(target, "home"), 0o755); err != nil {
+			return child{}, err
+		}
+		return r.runChild(ctx, r.tools["cp"], "-a", src, filepath.Join(target, "home", u))
+	}, homeOf(u))
 }
 
 // cpIncremental copies what changed into the first copy with cp -a -u
 // (files newer than the copy's); deletions are not carried over.
 func (r *runner) cpIncremental(ctx context.Context) {
 	if r.cpDir == "" {
-		r.add(Row{Tool: ToolCp, Scenario: ScenarioIncremental, Status: StatusSkipped, Note: "no capture"})
+		r.noCapture(ToolCp, ScenarioIncremental, "cp")
 		return
 	}
 	before := du(r.cpDir)
-	if err := r.settle(r.root); err != nil {
+	a, err := r.eachUser(func(i int, u string) (child, error) {
+		return r.runChild(ctx, r.tools["cp"], "-a", "-u", "-T", filepath.Join(r.root, "home", u), filepath.Join(r.cpDir, r.computers[i]))
+	}, r.root)
+	if err != nil {
 		r.fail(ToolCp, ScenarioIncremental, err)
 		return
 	}
-	var a agg
-	for i, u := range r.users {
-		c, err := r.exec(ctx, execSpec{name: r.tools["cp"], args: []string{"-a", "-u", "-T", filepath.Join(r.root, "home", u), filepath.Join(r.cpDir, r.computers[i])}})
-		if err != nil {
-			r.fail(ToolCp, ScenarioIncremental, err)
-			return
-		}
-		a.add(c)
-	}
-	row := a.row(ToolCp, ScenarioIncremental, r.logical)
-	row.DiskBytes = du(r.cpDir)
-	row.StoredBytes = max(row.DiskBytes-before, 0)
-	row.Note = "cp -a -u: copies files newer than the copy; deletions not carried over"
-	r.add(row)
+	r.add(r.incrementalRow(a, ToolCp, r.cpDir, before, "cp -a -u: copies files newer than the copy; deletions not carried over"))
 }
 
 // cpLink is the hard-link baseline: cp -al of every profile; stored bytes
@@ -105,18 +75,12 @@ func (r *runner) cpLink(ctx context.Context) {
 		r.fail(ToolCpLink, ScenarioHardlink, err)
 		return
 	}
-	if err := r.settle(); err != nil {
+	a, err := r.eachUser(func(i int, u string) (child, error) {
+		return r.runChild(ctx, r.tools["cp"], "-al", filepath.Join(r.root, "home", u), filepath.Join(dir, r.computers[i]))
+	})
+	if err != nil {
 		r.fail(ToolCpLink, ScenarioHardlink, err)
 		return
-	}
-	var a agg
-	for i, u := range r.users {
-		c, err := r.exec(ctx, execSpec{name: r.tools["cp"], args: []string{"-al", filepath.Join(r.root, "home", u), filepath.Join(dir, r.computers[i])}})
-		if err != nil {
-			r.fail(ToolCpLink, ScenarioHardlink, err)
-			return
-		}
-		a.add(c)
 	}
 	row := a.row(ToolCpLink, ScenarioHardlink, r.logical)
 	usage := diskUsage(r.root, dir)

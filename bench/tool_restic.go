@@ -2,12 +2,19 @@ package bench
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 )
 
 func (r *runner) restic(ctx context.Context, args ...string) (child, error) {
 	return r.exec(ctx, execSpec{name: r.tools["restic"], args: append([]string{"--repo", r.resticRepo}, args...), env: r.resticEnv})
+}
+
+// resticBackups backs up every profile, user i as host computer i, one
+// child per user; a later run finds its parent snapshot by host and path.
+func (r *runner) resticBackups(ctx context.Context) (agg, error) {
+	return r.eachUser(func(i int, u string) (child, error) {
+		return r.restic(ctx, "backup", "--quiet", "--host", r.computers[i], filepath.Join(r.root, "home", u))
+	}, r.root)
 }
 
 func (r *runner) resticCapture(ctx context.Context) {
@@ -21,82 +28,41 @@ func (r *runner) resticCapture(ctx context.Context) {
 		r.resticRepo = ""
 		return
 	}
-	if err := r.settle(r.root); err != nil {
+	a, err := r.resticBackups(ctx)
+	if err != nil {
 		r.fail(ToolRestic, ScenarioCapture, err)
+		r.resticRepo = ""
 		return
 	}
-	var a agg
-	for i, u := range r.users {
-		c, err := r.restic(ctx, "backup", "--quiet", "--host", r.computers[i], filepath.Join(r.root, "home", u))
-		if err != nil {
-			r.fail(ToolRestic, ScenarioCapture, err)
-			r.resticRepo = ""
-			return
-		}
-		a.add(c)
-	}
-	row := a.row(ToolRestic, ScenarioCapture, r.logical)
-	row.StoredBytes = du(r.resticRepo)
-	row.DiskBytes = row.StoredBytes
-	row.DedupeRatio = ratio(r.logical, row.StoredBytes)
+	row := r.capturedRow(a, ToolRestic, r.resticRepo)
 	row.Note = "repository v2, compression auto; stored = du of the repository"
 	r.add(row)
 }
 
 func (r *runner) resticRestore(ctx context.Context) {
 	if r.resticRepo == "" {
-		if !r.missing(ToolRestic, ScenarioRestore, "restic") {
-			r.add(Row{Tool: ToolRestic, Scenario: ScenarioRestore, Status: StatusSkipped, Note: "no capture"})
-		}
+		r.noCapture(ToolRestic, ScenarioRestore, "restic")
 		return
 	}
 	u := r.users[0]
-	target := filepath.Join(r.work, "restore-restic")
-	defer removeAll(target)
-	if err := os.Mkdir(target, 0o755); err != nil {
-		r.fail(ToolRestic, ScenarioRestore, err)
-		return
-	}
-	if err := r.settle(r.resticRepo); err != nil {
-		r.fail(ToolRestic, ScenarioRestore, err)
-		return
-	}
-	c, err := r.restic(ctx, "restore", "latest", "--host", r.computers[0], "--target", target)
-	if err != nil {
-		r.fail(ToolRestic, ScenarioRestore, err)
-		return
-	}
-	var a agg
-	a.add(c)
-	// restic restores the absolute path it backed up below the target.
-	row, _ := r.verifyRestore(a, ToolRestic, u, filepath.Join(target, r.root, "home", u))
-	r.add(row)
+	r.restoreFirst(ToolRestic, filepath.Join(r.work, "restore-restic"), r.resticRepo, func(target string) (child, error) {
+		return r.restic(ctx, "restore", "latest", "--host", r.computers[0], "--target", target)
+	}, func(target string) string {
+		// restic restores the absolute path it backed up below the target.
+		return filepath.Join(target, r.root, "home", u)
+	})
 }
 
 func (r *runner) resticIncremental(ctx context.Context) {
 	if r.resticRepo == "" {
-		if !r.missing(ToolRestic, ScenarioIncremental, "restic") {
-			r.add(Row{Tool: ToolRestic, Scenario: ScenarioIncremental, Status: StatusSkipped, Note: "no capture"})
-		}
+		r.noCapture(ToolRestic, ScenarioIncremental, "restic")
 		return
 	}
 	before := du(r.resticRepo)
-	if err := r.settle(r.root); err != nil {
+	a, err := r.resticBackups(ctx)
+	if err != nil {
 		r.fail(ToolRestic, ScenarioIncremental, err)
 		return
 	}
-	var a agg
-	for i, u := range r.users {
-		c, err := r.restic(ctx, "backup", "--quiet", "--host", r.computers[i], filepath.Join(r.root, "home", u))
-		if err != nil {
-			r.fail(ToolRestic, ScenarioIncremental, err)
-			return
-		}
-		a.add(c)
-	}
-	row := a.row(ToolRestic, ScenarioIncremental, r.logical)
-	row.DiskBytes = du(r.resticRepo)
-	row.StoredBytes = max(row.DiskBytes-before, 0)
-	row.Note = "parent snapshot: same host and path"
-	r.add(row)
+	r.add(r.incrementalRow(a, ToolRestic, r.resticRepo, before, "parent snapshot: same host and path"))
 }

@@ -73,16 +73,13 @@ func (r *runner) smpCaptureEach(ctx context.Context, store string, extra func(i 
 // smpCaptureEachOn is smpCaptureEach with every capture pinned to the CPUs
 // in cpus (a taskset list; "" for no pinning).
 func (r *runner) smpCaptureEachOn(ctx context.Context, cpus, store string, extra func(i int) []string) (a agg, outs []smpCaptureOut, err error) {
-	if err := r.settle(r.root); err != nil {
-		return a, nil, err
-	}
-	for i, u := range r.users {
+	a, err = r.eachUser(func(i int, u string) (child, error) {
 		c, out, err := r.smpCaptureOneOn(ctx, cpus, store, r.computers[i], u, extra(i)...)
-		if err != nil {
-			return a, nil, err
-		}
-		a.add(c)
 		outs = append(outs, out)
+		return c, err
+	}, r.root)
+	if err != nil {
+		return a, nil, err
 	}
 	return a, outs, nil
 }

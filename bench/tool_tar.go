@@ -20,6 +20,18 @@ func (r *runner) tarArchive(level, i int) (archive, snar string) {
 	return fmt.Sprintf("%s.%d.tar.zst", base, level), fmt.Sprintf("%s.%d.snar", base, level)
 }
 
+// tarLevel archives every profile at level (0: full, 1: changes since
+// level 0), one child per user, and returns the archives' total size.
+func (r *runner) tarLevel(ctx context.Context, level int) (a agg, stored int64, err error) {
+	a, err = r.eachUser(func(i int, u string) (child, error) {
+		arch, snar := r.tarArchive(level, i)
+		c, err := r.tarPipe(ctx, tarCreate, r.root, snar, "home/"+u, arch)
+		stored += fileSize(arch)
+		return c, err
+	}, r.root)
+	return a, stored, err
+}
+
 func (r *runner) tarCapture(ctx context.Context) {
 	if r.missing(ToolTar, ScenarioCapture, "tar", "zstd", "bash") {
 		return
@@ -27,24 +39,14 @@ func (r *runner) tarCapture(ctx context.Context) {
 	r.tarDir = filepath.Join(r.work, "tar")
 	if err := os.Mkdir(r.tarDir, 0o755); err != nil {
 		r.fail(ToolTar, ScenarioCapture, err)
+		r.tarDir = ""
 		return
 	}
-	if err := r.settle(r.root); err != nil {
+	a, stored, err := r.tarLevel(ctx, 0)
+	if err != nil {
 		r.fail(ToolTar, ScenarioCapture, err)
+		r.tarDir = ""
 		return
-	}
-	var a agg
-	var stored int64
-	for i, u := range r.users {
-		arch, snar := r.tarArchive(0, i)
-		c, err := r.tarPipe(ctx, tarCreate, r.root, snar, "home/"+u, arch)
-		if err != nil {
-			r.fail(ToolTar, ScenarioCapture, err)
-			r.tarDir = ""
-			return
-		}
-		a.add(c)
-		stored += fileSize(arch)
 	}
 	row := a.row(ToolTar, ScenarioCapture, r.logical)
 	row.StoredBytes = stored
@@ -56,43 +58,18 @@ func (r *runner) tarCapture(ctx context.Context) {
 
 func (r *runner) tarRestore(ctx context.Context) {
 	if r.tarDir == "" {
-		if r.tools["zstd"] != "" && r.tools["tar"] != "" {
-			r.add(Row{Tool: ToolTar, Scenario: ScenarioRestore, Status: StatusSkipped, Note: "no capture"})
-		} else {
-			r.missing(ToolTar, ScenarioRestore, "tar", "zstd", "bash")
-		}
-		return
-	}
-	u := r.users[0]
-	target := filepath.Join(r.work, "restore-tar")
-	defer removeAll(target)
-	if err := os.Mkdir(target, 0o755); err != nil {
-		r.fail(ToolTar, ScenarioRestore, err)
+		r.noCapture(ToolTar, ScenarioRestore, "tar", "zstd", "bash")
 		return
 	}
 	arch, _ := r.tarArchive(0, 0)
-	if err := r.settle(arch); err != nil {
-		r.fail(ToolTar, ScenarioRestore, err)
-		return
-	}
-	c, err := r.tarPipe(ctx, `zstd -dc -q "$1" | tar -C "$2" -xf -`, arch, target)
-	if err != nil {
-		r.fail(ToolTar, ScenarioRestore, err)
-		return
-	}
-	var a agg
-	a.add(c)
-	row, _ := r.verifyRestore(a, ToolTar, u, filepath.Join(target, "home", u))
-	r.add(row)
+	r.restoreFirst(ToolTar, filepath.Join(r.work, "restore-tar"), arch, func(target string) (child, error) {
+		return r.tarPipe(ctx, `zstd -dc -q "$1" | tar -C "$2" -xf -`, arch, target)
+	}, homeOf(r.users[0]))
 }
 
 func (r *runner) tarIncremental(ctx context.Context) {
 	if r.tarDir == "" {
-		if r.tools["zstd"] != "" && r.tools["tar"] != "" {
-			r.add(Row{Tool: ToolTar, Scenario: ScenarioIncremental, Status: StatusSkipped, Note: "no capture"})
-		} else {
-			r.missing(ToolTar, ScenarioIncremental, "tar", "zstd", "bash")
-		}
+		r.noCapture(ToolTar, ScenarioIncremental, "tar", "zstd", "bash")
 		return
 	}
 	// Level 1 starts from a copy of level 0's snapshot file (not timed).
@@ -104,21 +81,10 @@ func (r *runner) tarIncremental(ctx context.Context) {
 			return
 		}
 	}
-	if err := r.settle(r.root); err != nil {
+	a, stored, err := r.tarLevel(ctx, 1)
+	if err != nil {
 		r.fail(ToolTar, ScenarioIncremental, err)
 		return
-	}
-	var a agg
-	var stored int64
-	for i, u := range r.users {
-		arch, snar := r.tarArchive(1, i)
-		c, err := r.tarPipe(ctx, tarCreate, r.root, snar, "home/"+u, arch)
-		if err != nil {
-			r.fail(ToolTar, ScenarioIncremental, err)
-			return
-		}
-		a.add(c)
-		stored += fileSize(arch)
 	}
 	row := a.row(ToolTar, ScenarioIncremental, r.logical)
 	row.StoredBytes = stored
