@@ -80,11 +80,7 @@ func (r *runner) smpServeSplit(ctx context.Context) error {
 		r.add(Row{Tool: ToolSMP, Scenario: ScenarioServeSplit, Status: StatusFailed, Note: err.Error()})
 		return err
 	}
-	tokens, err := r.serveStore(ctx, store, r.computers)
-	if err != nil {
-		return fail(err)
-	}
-	srv, err := r.startServeOn(ctx, serverCPU, store)
+	srv, tokens, err := r.freshServer(ctx, serverCPU, store, r.computers)
 	if err != nil {
 		return fail(err)
 	}
@@ -124,11 +120,7 @@ func (r *runner) smpServe(ctx context.Context) (smpStatsOut, error) {
 		r.add(Row{Tool: ToolSMP, Scenario: ScenarioServe, Status: StatusFailed, Note: err.Error()})
 		return smpStatsOut{}, err
 	}
-	tokens, err := r.serveStore(ctx, store, r.computers)
-	if err != nil {
-		return fail(err)
-	}
-	srv, err := r.startServe(ctx, store)
+	srv, tokens, err := r.freshServer(ctx, "", store, r.computers)
 	if err != nil {
 		return fail(err)
 	}
@@ -178,65 +170,24 @@ func (r *runner) smpServeLoad(ctx context.Context, seq smpStatsOut) error {
 		r.add(row)
 		return err
 	}
-	computers := make([]string, serveClients)
-	users := make([]string, serveClients)
-	for i := range computers {
-		computers[i] = fmt.Sprintf("load%02d", i)
-		users[i] = r.users[i%len(r.users)]
+	l := &loadClients{computers: make([]string, serveClients), users: make([]string, serveClients)}
+	for i := range l.computers {
+		l.computers[i] = fmt.Sprintf("load%02d", i)
+		l.users[i] = r.users[i%len(r.users)]
 	}
-	tokens, err := r.serveStore(ctx, store, computers)
+	srv, tokens, err := r.freshServer(ctx, "", store, l.computers)
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := r.startServe(ctx, store)
-	if err != nil {
-		return fail(err)
-	}
+	l.tokens = tokens
 	defer srv.stop()
 	if err := r.settle(r.root); err != nil {
 		return fail(err)
 	}
-
-	// The clients, all at once; the first failure stops the others.
-	type result struct {
-		c   child
-		out smpCaptureOut
-		err error
-	}
-	results := make([]result, serveClients)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range serveClients {
-		wg.Go(func() {
-			c, out, err := r.smpCaptureOne(cctx, srv.url, computers[i], users[i], "--token", tokens[i])
-			if err != nil {
-				cancel()
-			}
-			results[i] = result{c, out, err}
-		})
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	if err := ctx.Err(); err != nil {
+	a, logical, err := r.captureAtOnce(ctx, srv, l)
+	if err != nil {
 		return fail(err)
 	}
-	var a agg
-	var logical int64
-	for i, res := range results {
-		if res.err != nil && !errors.Is(res.err, context.Canceled) {
-			return fail(srv.clientError(fmt.Errorf("client %s (%s): %w", computers[i], users[i], res.err)))
-		}
-	}
-	for i, res := range results {
-		if res.err != nil {
-			return fail(fmt.Errorf("client %s (%s): %w", computers[i], users[i], res.err))
-		}
-		a.add(res.c)
-		logical += res.out.Bytes
-	}
-	a.wall = wall // concurrent: first start to last finish, not the sum
 	sc, err := srv.stop()
 	if err != nil {
 		return fail(err)
@@ -245,23 +196,10 @@ func (r *runner) smpServeLoad(ctx context.Context, seq smpStatsOut) error {
 	row.CPUSeconds += sc.cpu.Seconds()
 	server := fmt.Sprintf("server CPU %.1fs (included), peak RSS %.0f MiB", sc.cpu.Seconds(), kibToMiB(sc.maxRSS))
 
-	// (a) Every record restores through the server, byte for byte; the
-	// server is restarted so that serving the restores is not in its
-	// figures above.
+	// (a) Every record restores through the server, byte for byte.
 	verified := false
 	row.Verified = &verified
-	srv2, err := r.startServe(ctx, store)
-	if err != nil {
-		return fail(fmt.Errorf("restarting smp serve for the restores: %w", err))
-	}
-	defer srv2.stop()
-	target := filepath.Join(r.work, "restore-serve16")
-	for i, res := range results {
-		if err := r.serveRestore(ctx, srv2.url, tokens[i], res.out.Record, users[i], target); err != nil {
-			return fail(srv2.clientError(fmt.Errorf("record %d of %d (%s, %s): %w", i+1, serveClients, computers[i], users[i], err)))
-		}
-	}
-	if _, err := srv2.stop(); err != nil {
+	if err := r.restoreEach(ctx, store, l); err != nil {
 		return fail(err)
 	}
 	verified = true
@@ -290,6 +228,93 @@ func (r *runner) smpServeLoad(ctx context.Context, seq smpStatsOut) error {
 		serveClients, serveClients, st.Chunks, seq.Chunks, server)
 	r.add(row)
 	return nil
+}
+
+// loadClients are the clients of ScenarioServeLoad: client i captures
+// users[i] as computers[i] with tokens[i], and made records[i].
+type loadClients struct {
+	computers, users, tokens []string
+	records                  []string
+}
+
+// captureAtOnce runs every client's capture through srv at once; the
+// first failure stops the others. It returns the children's usage, with
+// the wall time from the first start to the last finish (not the sum),
+// and the bytes captured.
+func (r *runner) captureAtOnce(ctx context.Context, srv *serveProc, l *loadClients) (a agg, logical int64, err error) {
+	type result struct {
+		c   child
+		out smpCaptureOut
+		err error
+	}
+	results := make([]result, len(l.computers))
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range results {
+		wg.Go(func() {
+			c, out, err := r.smpCaptureOne(cctx, srv.url, l.computers[i], l.users[i], "--token", l.tokens[i])
+			if err != nil {
+				cancel()
+			}
+			results[i] = result{c, out, err}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return a, 0, err
+	}
+	// The first real failure, not the cancellations it caused.
+	for i, res := range results {
+		if res.err != nil && !errors.Is(res.err, context.Canceled) {
+			return a, 0, srv.clientError(fmt.Errorf("client %s (%s): %w", l.computers[i], l.users[i], res.err))
+		}
+	}
+	for i, res := range results {
+		if res.err != nil {
+			return a, 0, fmt.Errorf("client %s (%s): %w", l.computers[i], l.users[i], res.err)
+		}
+		a.add(res.c)
+		logical += res.out.Bytes
+		l.records = append(l.records, res.out.Record)
+	}
+	a.wall = wall
+	return a, logical, nil
+}
+
+// restoreEach restores every client's record through a server on store
+// and compares it with the corpus. The server is a new one, so that
+// serving the restores is not in the capture server's figures.
+func (r *runner) restoreEach(ctx context.Context, store string, l *loadClients) error {
+	srv, err := r.startServe(ctx, store)
+	if err != nil {
+		return fmt.Errorf("restarting smp serve for the restores: %w", err)
+	}
+	defer srv.stop()
+	target := filepath.Join(r.work, "restore-serve16")
+	for i, rec := range l.records {
+		if err := r.serveRestore(ctx, srv.url, l.tokens[i], rec, l.users[i], target); err != nil {
+			return srv.clientError(fmt.Errorf("record %d of %d (%s, %s): %w", i+1, len(l.records), l.computers[i], l.users[i], err))
+		}
+	}
+	_, err = srv.stop()
+	return err
+}
+
+// freshServer makes a fresh store with a client token for each computer
+// and starts `smp serve` on it, pinned to cpus ("" for no pinning).
+func (r *runner) freshServer(ctx context.Context, cpus, store string, computers []string) (*serveProc, []string, error) {
+	tokens, err := r.serveStore(ctx, store, computers)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := r.startServeOn(ctx, cpus, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, tokens, nil
 }
 
 // serveStore makes a fresh store and a client token for each computer.
