@@ -193,3 +193,39 @@ func machineInfo() Machine {
 	}
 	return m
 }
+
+// checkBin checks that bin, the smp binary an options struct names in its
+// Bin field, is set and exists.
+func checkBin(bin, options string) error {
+	if bin == "" {
+		return fmt.Errorf("bench: %s.Bin (the smp binary) is required", options)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("bench: smp binary: %w", err)
+	}
+	return nil
+}
+
+// scratchDir makes a new scratch directory under parent (created if
+// missing; "" is the temporary directory).
+func scratchDir(parent, prefix string) (string, error) {
+	if parent != "" {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return os.MkdirTemp(parent, prefix)
+}
+
+// childEnv is this process's environment without the variables that
+// start with one of drop, which would change what a child measures (its
+// store, its profiling, a baseline's repository).
+func childEnv(drop ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !slices.ContainsFunc(drop, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}

@@ -9,10 +9,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -63,21 +61,13 @@ func Run(ctx context.Context, opts RunOptions, log io.Writer) (rep *Report, err 
 	if log == nil {
 		log = io.Discard
 	}
-	if opts.Bin == "" {
-		return nil, errors.New("bench: RunOptions.Bin (the smp binary) is required")
-	}
-	if _, err := os.Stat(opts.Bin); err != nil {
-		return nil, fmt.Errorf("bench: smp binary: %w", err)
+	if err := checkBin(opts.Bin, "RunOptions"); err != nil {
+		return nil, err
 	}
 	if opts.Corpus == "" && (opts.Users < 1 || opts.Size <= 0) {
 		return nil, fmt.Errorf("bench: need at least 1 user and a positive size (got %d users, %d bytes)", opts.Users, opts.Size)
 	}
-	if opts.Work != "" {
-		if err := os.MkdirAll(opts.Work, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	work, err := os.MkdirTemp(opts.Work, "smp-bench-")
+	work, err := scratchDir(opts.Work, "smp-bench-")
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +142,7 @@ func (r *runner) note(format string, args ...any) {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SMP_STORE=") && !strings.HasPrefix(kv, "SMP_CPUPROFILE=") && !strings.HasPrefix(kv, "RESTIC_") {
-			r.env = append(r.env, kv)
-		}
-	}
+	r.env = childEnv("SMP_STORE=", "SMP_CPUPROFILE=", "RESTIC_")
 	if v, err := r.output(ctx, r.opts.Bin, "version"); err == nil {
 		r.rep.Machine.SMPVersion = strings.TrimSpace(v)
 	}
