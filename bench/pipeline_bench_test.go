@@ -143,9 +143,7 @@ func BenchmarkCaptureNew(b *testing.B) { benchCaptureNew(b, 0) }
 func benchCaptureNew(b *testing.B, workers int) {
 	b.StopTimer() // setup (generating the tree) is not timed
 	t := benchTree(b, false)
-	b.SetBytes(t.size)
-	b.ReportAllocs()
-	b.Logf("loadavg %s", loadAvg())
+	benchBytes(b, t)
 	var m meter
 	var stored uint64
 	var cached float64
@@ -188,17 +186,30 @@ func storeWithA(b *testing.B, t *tree) string {
 	return dir
 }
 
+// benchBytes reports the tree's bytes per operation, and allocations, and
+// logs the load average the benchmark starts under.
+func benchBytes(b *testing.B, t *tree) {
+	b.SetBytes(t.size)
+	b.ReportAllocs()
+	b.Logf("loadavg %s", loadAvg())
+}
+
+// benchWithStore stops the timer and prepares a benchmark on the tree (with
+// bob's copy when withCopy) and a store holding alice's capture.
+func benchWithStore(b *testing.B, withCopy bool) (*tree, string) {
+	b.StopTimer()
+	t := benchTree(b, withCopy)
+	dir := storeWithA(b, t)
+	benchBytes(b, t)
+	return t, dir
+}
+
 // BenchmarkCaptureDuplicate captures home/bob, a copy of home/alice (new
 // inodes, other path, computer B without a parent record), into a store
 // that already holds alice: every file is read, chunked and hashed, every
 // chunk is found in the index and nothing but trees and a record is stored.
 func BenchmarkCaptureDuplicate(b *testing.B) {
-	b.StopTimer()
-	t := benchTree(b, true)
-	dir := storeWithA(b, t)
-	b.SetBytes(t.size)
-	b.ReportAllocs()
-	b.Logf("loadavg %s", loadAvg())
+	t, dir := benchWithStore(b, true)
 	var m meter
 	var cached float64
 	for i := 0; i < b.N; i++ {
@@ -214,12 +225,7 @@ func BenchmarkCaptureDuplicate(b *testing.B) {
 }
 
 func benchRestore(b *testing.B, label string, synced bool, workers int) {
-	b.StopTimer()
-	t := benchTree(b, false)
-	dir := storeWithA(b, t)
-	b.SetBytes(t.size)
-	b.ReportAllocs()
-	b.Logf("loadavg %s", loadAvg())
+	t, dir := benchWithStore(b, false)
 	var m meter
 	var cached float64
 	for i := 0; i < b.N; i++ {

@@ -1,31 +1,23 @@
 package corpus
 
 import (
+	"fmt"
 	"os"
-	"sync"
 	"testing"
 )
 
+// fixtureDir holds the corpora that several tests share (see
+// corpusFixture); TestMain removes it when the tests end.
+var fixtureDir string
+
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "smp-corpus-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fixtureDir = dir
 	code := m.Run()
-	if workDir != "" {
-		os.RemoveAll(workDir)
-	}
+	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-var (
-	workOnce sync.Once
-	workDir  string
-	workErr  error
-)
-
-// work returns the per-process scratch directory, which holds the corpora
-// that several tests share and is removed when the tests end.
-func work(t testing.TB) string {
-	workOnce.Do(func() { workDir, workErr = os.MkdirTemp("", "smp-corpus-") })
-	if workErr != nil {
-		t.Fatal(workErr)
-	}
-	return workDir
 }

@@ -127,7 +127,7 @@ var (
 // once per process; tests must not modify it.
 func corpusFixture(t *testing.T) *corpusFixtureT {
 	t.Helper()
-	dir := work(t)
+	dir := fixtureDir
 	corpusFixtureOnce.Do(func() {
 		f := &corpusFixtureT{opts: corpusTestOptions(filepath.Join(dir, "corpus-a"))}
 		c, err := loadMaterial()
