@@ -3,17 +3,19 @@
 //   - the organisation benchmark behind `smp bench run`: Run drives the smp
 //     binary and the cp -a, tar|zstd, cp -al and restic baselines as child
 //     processes on a corpus from smp/bench/corpus and reports a table, JSON
-//     and an SVG chart. run.go holds the scenarios in order; tool_*.go one
-//     tool's runners each (tool_smp*.go for smp: local, hard-link, serve);
-//     child.go the timing of a child process (wall, CPU, peak RSS);
-//     verify.go the comparison of a restored tree with the corpus;
-//     environment.go the machine, the tools found and the corpus set-up;
-//     report.go the report types and compare.go, table.go and svg.go what
-//     is written from them. These files never import capture, restore or
-//     repo: they measure the binary, not the library. scale.go (a million
-//     files and a sparse file, for TestScale) and gcscale.go (`smp bench
-//     gc`, whose synthetic store is built through repo) drive the binary
-//     the same way;
+//     and an SVG chart. run.go holds the scenarios in order; tool_smp.go,
+//     tool_smp_hardlink.go and tool_smp_serve.go (with serve_proc.go, a
+//     running `smp serve`) measure smp; tool_cp.go, tool_tar.go and
+//     tool_restic.go one baseline each, on baseline.go's shared steps;
+//     child.go times a child process (wall, CPU, peak RSS); disk.go
+//     measures what a tool left on disk; verify.go compares a restored
+//     tree with the corpus; environment.go finds the tools and prepares the
+//     corpus; report.go holds the report, compare.go its ratios, table.go
+//     and svg.go what is written from it. These files never import capture,
+//     restore or repo: they measure the binary, not the library. scale.go
+//     (a million files and a sparse file, for TestScale) and gcscale.go
+//     (`smp bench gc`, whose synthetic store is built through repo) drive
+//     the binary the same way;
 //   - the in-process Go benchmarks (*_bench_test.go) against the store's
 //     targets.
 //
