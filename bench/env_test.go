@@ -17,6 +17,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
+
+	"smp/bench/corpus"
 )
 
 // Environment:
@@ -85,7 +87,7 @@ func benchSeed(b testing.TB) uint64 {
 type tree struct {
 	root  string
 	size  int64
-	ratio Ratio // also counts the files
+	ratio corpus.Ratio // also counts the files
 }
 
 func (t *tree) alice() string { return filepath.Join(t.root, "home", "alice") }
@@ -118,7 +120,7 @@ func getTree(b testing.TB, size int64, withCopy bool) *tree {
 		if _, err := os.Stat(marker); err != nil {
 			os.RemoveAll(t.root)
 			start := time.Now()
-			st, err := Generate(t.alice(), size, seed)
+			st, err := corpus.GenerateTree(t.alice(), size, seed)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -129,7 +131,7 @@ func getTree(b testing.TB, size int64, withCopy bool) *tree {
 		}
 		start := time.Now()
 		var err error
-		if t.ratio, err = MeasureRatio(t.alice()); err != nil {
+		if t.ratio, err = corpus.MeasureRatio(t.alice(), 0); err != nil {
 			b.Fatal(err)
 		}
 		b.Logf("tree %s: %d files, %s (measured in %.1fs; this read also warms the page cache)", t.alice(), t.ratio.Files, t.ratio, time.Since(start).Seconds())
@@ -140,7 +142,7 @@ func getTree(b testing.TB, size int64, withCopy bool) *tree {
 		if _, err := os.Stat(marker); err != nil {
 			os.RemoveAll(t.bob())
 			start := time.Now()
-			if err := CopyTree(t.alice(), t.bob()); err != nil {
+			if err := corpus.CopyTree(t.alice(), t.bob()); err != nil {
 				b.Fatal(err)
 			}
 			if err := os.WriteFile(marker, nil, 0o644); err != nil {
@@ -156,7 +158,7 @@ func getTree(b testing.TB, size int64, withCopy bool) *tree {
 
 // warm reads every file under dir into the page cache.
 func warm(b testing.TB, dir string) {
-	if _, err := MeasureRatio(dir); err != nil {
+	if _, err := corpus.MeasureRatio(dir, 0); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -254,7 +256,7 @@ func buildSMP(b testing.TB) string {
 	smpOnce.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(goroot(), "bin", "go")
+			goBin = filepath.Join(corpus.GoRoot(), "bin", "go")
 		}
 		out := filepath.Join(work(b), "smp")
 		cmd := exec.Command(goBin, "build", "-o", out, "smp/cmd/smp")

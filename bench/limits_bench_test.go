@@ -22,11 +22,13 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
+	"smp/bench/corpus"
 	"smp/cas"
 )
 
@@ -34,14 +36,14 @@ const limitTreeSize = 96 << 20
 
 // sampleFile is one generated file, in memory, with its chunks.
 type sampleFile struct {
-	class  Class
+	class  corpus.Class
 	data   []byte
 	chunks [][]byte // subslices of data, as the store's chunker cuts them
 }
 
 type sample struct {
 	files  []sampleFile
-	bytes  [numClasses]int64
+	bytes  [corpus.NumClasses]int64
 	total  int64
 	hasher *cas.Hasher
 }
@@ -65,7 +67,7 @@ func loadSample(b *testing.B) *sample {
 			if err != nil {
 				return err
 			}
-			f := sampleFile{class: ClassOf(p), data: data}
+			f := sampleFile{class: corpus.ClassOf(p), data: data}
 			ch.Reset(bytes.NewReader(data))
 			off := 0
 			for {
@@ -98,7 +100,7 @@ func loadSample(b *testing.B) *sample {
 func oneMiB(b *testing.B) []byte {
 	s := loadSample(b)
 	for _, f := range s.files {
-		if len(f.data) >= 1<<20 && f.class == ClassBinary {
+		if len(f.data) >= 1<<20 && f.class == corpus.ClassBinary {
 			return f.data[:1<<20]
 		}
 	}
@@ -136,7 +138,7 @@ func BenchmarkLimitBLAKE3(b *testing.B) {
 
 func BenchmarkLimitZstdCompress(b *testing.B) {
 	s := loadSample(b)
-	for _, class := range []Class{-1, ClassText, ClassBinary, ClassCompressed} {
+	for _, class := range []corpus.Class{-1, corpus.ClassText, corpus.ClassBinary, corpus.ClassCompressed} {
 		name := "mix"
 		if class >= 0 {
 			name = class.String()
@@ -530,7 +532,7 @@ func BenchmarkLimitCreateFiles(b *testing.B) {
 	subdir := func(i int) string {
 		return "home/alice/d" + strconv.Itoa(i%20) + "/e" + strconv.Itoa(i%7) + "/f"
 	}
-	mt := genEpoch
+	mt := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) // any fixed mtime
 	b.Run("os.Root", func(b *testing.B) {
 		for b.Loop() {
 			n++

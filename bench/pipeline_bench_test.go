@@ -25,11 +25,10 @@ package bench
 // badly on this machine: its ext4 has no journal, and without one ext4
 // skips (after reading their inode-table blocks) every inode deleted in the
 // last 60 s, or 360 s while that block is dirty, when it allocates a new
-// inode (recently_deleted in fs/ext4/ialloc.c); perf showed 20-35% of a
-// restore's CPU there after a cleanup. So run restore benchmarks in a
-// process started at least 6 minutes after the last mass delete (including
-// the previous run's cleanup), and let -count repeat them within one
-// process. src-cached-% reports how much of the data the timed section
+// inode (recently_deleted in fs/ext4/ialloc.c). So run restore benchmarks
+// in a process started at least 6 minutes after the last mass delete
+// (including the previous run's cleanup), and let -count repeat them within
+// one process. src-cached-% reports how much of the data the timed section
 // reads (source tree, or the store's packs for restore) was in the page
 // cache just before it: this machine's DAMON pageout evicts pages unused
 // for about a minute, so warmth is measured, not assumed.
@@ -144,9 +143,7 @@ func BenchmarkCaptureNew(b *testing.B) { benchCaptureNew(b, 0) }
 func benchCaptureNew(b *testing.B, workers int) {
 	b.StopTimer() // setup (generating the tree) is not timed
 	t := benchTree(b, false)
-	b.SetBytes(t.size)
-	b.ReportAllocs()
-	b.Logf("loadavg %s", loadAvg())
+	benchBytes(b, t)
 	var m meter
 	var stored uint64
 	var cached float64
@@ -189,17 +186,30 @@ func storeWithA(b *testing.B, t *tree) string {
 	return dir
 }
 
+// benchBytes reports the tree's bytes per operation, and allocations, and
+// logs the load average the benchmark starts under.
+func benchBytes(b *testing.B, t *tree) {
+	b.SetBytes(t.size)
+	b.ReportAllocs()
+	b.Logf("loadavg %s", loadAvg())
+}
+
+// benchWithStore stops the timer and prepares a benchmark on the tree (with
+// bob's copy when withCopy) and a store holding alice's capture.
+func benchWithStore(b *testing.B, withCopy bool) (*tree, string) {
+	b.StopTimer()
+	t := benchTree(b, withCopy)
+	dir := storeWithA(b, t)
+	benchBytes(b, t)
+	return t, dir
+}
+
 // BenchmarkCaptureDuplicate captures home/bob, a copy of home/alice (new
 // inodes, other path, computer B without a parent record), into a store
 // that already holds alice: every file is read, chunked and hashed, every
 // chunk is found in the index and nothing but trees and a record is stored.
 func BenchmarkCaptureDuplicate(b *testing.B) {
-	b.StopTimer()
-	t := benchTree(b, true)
-	dir := storeWithA(b, t)
-	b.SetBytes(t.size)
-	b.ReportAllocs()
-	b.Logf("loadavg %s", loadAvg())
+	t, dir := benchWithStore(b, true)
 	var m meter
 	var cached float64
 	for i := 0; i < b.N; i++ {
@@ -215,12 +225,7 @@ func BenchmarkCaptureDuplicate(b *testing.B) {
 }
 
 func benchRestore(b *testing.B, label string, synced bool, workers int) {
-	b.StopTimer()
-	t := benchTree(b, false)
-	dir := storeWithA(b, t)
-	b.SetBytes(t.size)
-	b.ReportAllocs()
-	b.Logf("loadavg %s", loadAvg())
+	t, dir := benchWithStore(b, false)
 	var m meter
 	var cached float64
 	for i := 0; i < b.N; i++ {

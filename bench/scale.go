@@ -4,7 +4,7 @@ package bench
 // files and a 20 GB sparse file must complete with bounded memory. RunScale
 // generates such a tree, then drives the real smp binary as child
 // processes (init, capture, stats, restore) and reports each child's wall
-// time, CPU time and peak RSS (ru_maxrss) through run.go's exec, so the
+// time, CPU time and peak RSS (ru_maxrss) through child.go's exec, so the
 // figures are the binary's and not this process's. It then checks the
 // restore: every small file byte for byte, and the sparse file's size,
 // data regions, a sample of offsets, and that its holes stayed holes.
@@ -84,78 +84,91 @@ func RunScale(ctx context.Context, o ScaleOptions) (rep ScaleReport, err error) 
 	if log == nil {
 		log = io.Discard
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
 	rep = ScaleReport{Files: o.Files, SparseBytes: o.SparseBytes}
-	if o.Bin == "" {
-		return rep, errors.New("bench: ScaleOptions.Bin (the smp binary) is required")
-	}
-	if _, err := os.Stat(o.Bin); err != nil {
-		return rep, fmt.Errorf("bench: smp binary: %w", err)
+	if err := checkBin(o.Bin, "ScaleOptions"); err != nil {
+		return rep, err
 	}
 	if o.Files < 1 || o.SparseBytes < 1<<20 {
 		return rep, fmt.Errorf("bench: scale needs at least 1 file and a 1 MiB sparse file (got %d files, %d bytes)", o.Files, o.SparseBytes)
 	}
-	if o.Work != "" {
-		if err := os.MkdirAll(o.Work, 0o755); err != nil {
-			return rep, err
-		}
-	}
-	work, err := os.MkdirTemp(o.Work, "smp-scale-")
+	work, err := scratchDir(o.Work, "smp-scale-")
 	if err != nil {
 		return rep, err
+	}
+	s := &scaleRun{o: o, rep: &rep,
+		r:      &runner{opts: RunOptions{Bin: o.Bin}, log: log, work: work, env: childEnv("SMP_STORE=", "SMP_CPUPROFILE=")},
+		root:   filepath.Join(work, "root"),
+		store:  filepath.Join(work, "store"),
+		target: filepath.Join(work, "restored"),
 	}
 	defer func() {
 		start := time.Now()
 		if rerr := removeAll(work); rerr != nil && err == nil {
 			err = fmt.Errorf("bench: removing %s: %w", work, rerr)
 		}
-		logf("removed %s in %.1fs", work, time.Since(start).Seconds())
+		s.r.logf("removed %s in %.1fs", work, time.Since(start).Seconds())
 	}()
-
-	r := &runner{opts: RunOptions{Bin: o.Bin}, log: log, work: work}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SMP_STORE=") && !strings.HasPrefix(kv, "SMP_CPUPROFILE=") {
-			r.env = append(r.env, kv)
+	for _, step := range []func(context.Context) error{s.generate, s.capture, s.restore, s.verify} {
+		if err := step(ctx); err != nil {
+			return rep, err
 		}
 	}
-	var (
-		root     = filepath.Join(work, "root")
-		store    = filepath.Join(work, "store")
-		target   = filepath.Join(work, "restored")
-		small    = filepath.Join("home", "alice", "small")
-		sparse   = filepath.Join("home", "alice", "sparse.img")
-		computer = "scale"
-	)
+	return rep, ctx.Err()
+}
 
-	// Generate (not a child: timed here, before any measured child).
-	logf("generating %d small files and a %s sparse file under %s", o.Files, humanize.IBytes(uint64(o.SparseBytes)), root)
+// Where RunScale's tree lives, relative to its root.
+var (
+	scaleSmall  = filepath.Join("home", "alice", "small")
+	scaleSparse = filepath.Join("home", "alice", "sparse.img")
+)
+
+const scaleComputer = "scale"
+
+// scaleRun is one RunScale: its scratch paths, the sparse file's data
+// regions and the report being filled.
+type scaleRun struct {
+	o                   ScaleOptions
+	r                   *runner
+	rep                 *ScaleReport
+	root, store, target string
+	regions             []scaleRange
+}
+
+// generate writes the tree (not a child: timed here, before any measured
+// child) and measures the RSS floor.
+func (s *scaleRun) generate(ctx context.Context) error {
+	s.r.logf("generating %d small files and a %s sparse file under %s", s.o.Files, humanize.IBytes(uint64(s.o.SparseBytes)), s.root)
 	start := time.Now()
-	if err := genScaleSmall(ctx, filepath.Join(root, small), o.Files); err != nil {
-		return rep, fmt.Errorf("generating small files: %w", err)
+	if err := genScaleSmall(ctx, filepath.Join(s.root, scaleSmall), s.o.Files); err != nil {
+		return fmt.Errorf("generating small files: %w", err)
 	}
-	regions, err := genScaleSparse(filepath.Join(root, sparse), o.SparseBytes)
+	regions, err := genScaleSparse(filepath.Join(s.root, scaleSparse), s.o.SparseBytes)
 	if err != nil {
-		return rep, fmt.Errorf("generating sparse file: %w", err)
+		return fmt.Errorf("generating sparse file: %w", err)
 	}
+	s.regions = regions
 	runtime.GC()
-	rep.GenerateSeconds = time.Since(start).Seconds()
-	logf("generated in %.1fs", rep.GenerateSeconds)
-
+	s.rep.GenerateSeconds = time.Since(start).Seconds()
+	s.r.logf("generated in %.1fs", s.rep.GenerateSeconds)
 	if p, err := exec.LookPath("true"); err == nil {
-		if c, err := r.exec(ctx, execSpec{name: p}); err == nil {
-			rep.RSSFloorMiB = kibToMiB(c.maxRSS)
+		if c, err := s.r.exec(ctx, execSpec{name: p}); err == nil {
+			s.rep.RSSFloorMiB = kibToMiB(c.maxRSS)
 		}
 	}
+	return nil
+}
 
-	if _, err := r.exec(ctx, execSpec{name: o.Bin, args: []string{"init", "--store", store}}); err != nil {
-		return rep, err
+// capture captures the tree into a new store and reads its stored bytes.
+func (s *scaleRun) capture(ctx context.Context) error {
+	r, rep, bin := s.r, s.rep, s.o.Bin
+	if _, err := r.exec(ctx, execSpec{name: bin, args: []string{"init", "--store", s.store}}); err != nil {
+		return err
 	}
-
-	logf("smp capture ...")
-	c, err := r.exec(ctx, execSpec{name: o.Bin, args: []string{"capture", "--store", store, "--computer", computer, "--hardlink", "never", "--root", root, "--json"}})
+	r.logf("smp capture ...")
+	c, err := r.exec(ctx, execSpec{name: bin, args: []string{"capture", "--store", s.store, "--computer", scaleComputer, "--hardlink", "never", "--root", s.root, "--json"}})
 	rep.CaptureSeconds, rep.CaptureCPUSeconds, rep.CapturePeakRSSMiB = c.wall.Seconds(), c.cpu.Seconds(), kibToMiB(c.maxRSS)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	var capOut struct {
 		Record string `json:"record"`
@@ -164,52 +177,52 @@ func RunScale(ctx context.Context, o ScaleOptions) (rep ScaleReport, err error) 
 		Errors int64  `json:"errors"`
 	}
 	if err := json.Unmarshal(c.stdout, &capOut); err != nil {
-		return rep, fmt.Errorf("smp capture output: %w: %q", err, c.stdout)
+		return fmt.Errorf("smp capture output: %w: %q", err, c.stdout)
 	}
-	logf("capture: %d files, %s in %.1fs, CPU %.1fs, peak RSS %.0f MiB (floor %.1f MiB)", capOut.Files, humanize.IBytes(uint64(capOut.Bytes)),
+	r.logf("capture: %d files, %s in %.1fs, CPU %.1fs, peak RSS %.0f MiB (floor %.1f MiB)", capOut.Files, humanize.IBytes(uint64(capOut.Bytes)),
 		rep.CaptureSeconds, rep.CaptureCPUSeconds, rep.CapturePeakRSSMiB, rep.RSSFloorMiB)
-	if want := int64(o.Files) + 1; capOut.Files != want || capOut.Errors != 0 {
-		return rep, fmt.Errorf("smp capture: %d files and %d errors, want %d files and none", capOut.Files, capOut.Errors, want)
+	if want := int64(s.o.Files) + 1; capOut.Files != want || capOut.Errors != 0 {
+		return fmt.Errorf("smp capture: %d files and %d errors, want %d files and none", capOut.Files, capOut.Errors, want)
 	}
-
-	out, err := r.output(ctx, o.Bin, "stats", "--store", store, "--json")
+	st, err := r.smpStats(ctx, s.store)
 	if err != nil {
-		return rep, err
+		return fmt.Errorf("smp stats output: %w", err)
 	}
-	var stats struct {
-		StoredBytes int64 `json:"stored_bytes"`
-	}
-	if err := json.Unmarshal([]byte(out), &stats); err != nil {
-		return rep, fmt.Errorf("smp stats output: %w: %q", err, out)
-	}
-	rep.StoredBytes = stats.StoredBytes
-	logf("stored %s", humanize.IBytes(uint64(rep.StoredBytes)))
+	rep.StoredBytes = st.StoredBytes
+	r.logf("stored %s", humanize.IBytes(uint64(rep.StoredBytes)))
+	return nil
+}
 
-	logf("smp restore ...")
-	c, err = r.exec(ctx, execSpec{name: o.Bin, args: []string{"restore", "--store", store, "--computer", computer, "--root", target, "--keep", "--json"}})
+// restore restores the record into an empty target, then removes the
+// store to free its disk before verifying.
+func (s *scaleRun) restore(ctx context.Context) error {
+	r, rep := s.r, s.rep
+	r.logf("smp restore ...")
+	c, err := r.exec(ctx, execSpec{name: s.o.Bin, args: []string{"restore", "--store", s.store, "--computer", scaleComputer, "--root", s.target, "--keep", "--json"}})
 	rep.RestoreSeconds, rep.RestoreCPUSeconds, rep.RestorePeakRSSMiB = c.wall.Seconds(), c.cpu.Seconds(), kibToMiB(c.maxRSS)
 	if err != nil {
-		return rep, err
+		return err
 	}
-	logf("restore: %.1fs, CPU %.1fs, peak RSS %.0f MiB", rep.RestoreSeconds, rep.RestoreCPUSeconds, rep.RestorePeakRSSMiB)
-	// The store is no longer needed: free its disk before verifying.
-	if err := removeAll(store); err != nil {
-		return rep, err
-	}
+	r.logf("restore: %.1fs, CPU %.1fs, peak RSS %.0f MiB", rep.RestoreSeconds, rep.RestoreCPUSeconds, rep.RestorePeakRSSMiB)
+	return removeAll(s.store)
+}
 
-	start = time.Now()
-	if err := compareScaleSmall(ctx, filepath.Join(root, small), filepath.Join(target, small)); err != nil {
-		return rep, fmt.Errorf("restore differs: %w", err)
+// verify compares every small file and the sparse file's size, regions,
+// sampled offsets and holes with the generated tree.
+func (s *scaleRun) verify(ctx context.Context) error {
+	start := time.Now()
+	if err := compareScaleSmall(ctx, filepath.Join(s.root, scaleSmall), filepath.Join(s.target, scaleSmall)); err != nil {
+		return fmt.Errorf("restore differs: %w", err)
 	}
-	alloc, err := compareScaleSparse(filepath.Join(root, sparse), filepath.Join(target, sparse), regions)
-	rep.RestoredAllocatedBytes = alloc
+	alloc, err := compareScaleSparse(filepath.Join(s.root, scaleSparse), filepath.Join(s.target, scaleSparse), s.regions)
+	s.rep.RestoredAllocatedBytes = alloc
 	if err != nil {
-		return rep, fmt.Errorf("restore differs: %w", err)
+		return fmt.Errorf("restore differs: %w", err)
 	}
-	rep.Verified = true
-	logf("verified in %.1fs; restored sparse file: %s apparent, %s allocated", time.Since(start).Seconds(),
-		humanize.IBytes(uint64(o.SparseBytes)), humanize.IBytes(uint64(alloc)))
-	return rep, ctx.Err()
+	s.rep.Verified = true
+	s.r.logf("verified in %.1fs; restored sparse file: %s apparent, %s allocated", time.Since(start).Seconds(),
+		humanize.IBytes(uint64(s.o.SparseBytes)), humanize.IBytes(uint64(alloc)))
+	return nil
 }
 
 // ---- generation ----

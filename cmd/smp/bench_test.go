@@ -125,7 +125,7 @@ func TestE2EBenchRunQuick(t *testing.T) {
 			}
 		}
 	}
-	// The incremental scenario runs or is skipped (while MutateCorpus is
+	// The incremental scenario runs or is skipped (while corpus.MutateOrg is
 	// not implemented), but is reported either way.
 	inc := row("smp", bench.ScenarioIncremental)
 	switch inc.Status {

@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"smp/bench"
+	"smp/bench/corpus"
 )
 
 const benchArgs = "corpus|run|gc [flags]"
@@ -83,7 +84,7 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 		return usagef("--out DIR is required")
 	}
 	start := time.Now()
-	var info *bench.CorpusInfo
+	var info *corpus.OrgInfo
 	var err error
 	what := "generated"
 	if *mutate {
@@ -91,7 +92,7 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 		if st, serr := os.Stat(*out); serr != nil || !st.IsDir() {
 			return usagef("--out %s is not a corpus directory", *out)
 		}
-		info, err = bench.MutateCorpus(*out, *seed)
+		info, err = corpus.MutateOrg(*out, *seed)
 	} else {
 		if *users < 1 || *users > 999 {
 			return usagef("--users %d: want 1 to 999", *users)
@@ -100,7 +101,7 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 		if serr != nil {
 			return serr
 		}
-		info, err = bench.GenerateCorpus(bench.CorpusOptions{Out: *out, Users: *users, Size: n, Seed: *seed})
+		info, err = corpus.GenerateOrg(corpus.OrgOptions{Out: *out, Users: *users, Size: n, Seed: *seed})
 	}
 	if err != nil {
 		return err

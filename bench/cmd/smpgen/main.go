@@ -1,5 +1,5 @@
-// Command smpgen writes a deterministic benchmark tree (see package bench)
-// and prints its mix and zstd ratio:
+// Command smpgen writes a deterministic benchmark tree (see package
+// smp/bench/corpus) and prints its mix and zstd ratio:
 //
 //	go run ./bench/cmd/smpgen -size 2GiB -seed 1 /tmp/tree/home/alice
 package main
@@ -12,7 +12,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"smp/bench"
+	"smp/bench/corpus"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func main() {
 		os.Exit(2)
 	}
 	start := time.Now()
-	st, err := bench.Generate(flag.Arg(0), int64(n), *seed)
+	st, err := corpus.GenerateTree(flag.Arg(0), int64(n), *seed)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "smpgen:", err)
 		os.Exit(1)
@@ -42,7 +42,7 @@ func main() {
 	fmt.Printf("generated %s in %.1fs\n", st, time.Since(start).Seconds())
 	if *ratio {
 		start = time.Now()
-		r, err := bench.MeasureRatio(flag.Arg(0))
+		r, err := corpus.MeasureRatio(flag.Arg(0), 0)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "smpgen:", err)
 			os.Exit(1)

@@ -1,4 +1,4 @@
-package bench
+package corpus
 
 import (
 	"crypto/sha256"
@@ -22,12 +22,12 @@ import (
 // corpusTestOptions is the small corpus the tests generate: 3 users (so
 // there are 2 departments, one with two members), 24 MiB (8 MiB under the
 // race detector, which slows the generator about tenfold).
-func corpusTestOptions(out string) CorpusOptions {
+func corpusTestOptions(out string) OrgOptions {
 	size := int64(24 << 20)
 	if raceEnabled {
 		size = 8 << 20
 	}
-	return CorpusOptions{Out: out, Users: 3, Size: size, Seed: 11}
+	return OrgOptions{Out: out, Users: 3, Size: size, Seed: 11}
 }
 
 // corpusEntry is what a capture would see of one path.
@@ -109,8 +109,8 @@ func diffSnapshots(t *testing.T, a, b map[string]corpusEntry) {
 }
 
 type corpusFixtureT struct {
-	opts        CorpusOptions
-	info, info2 *CorpusInfo
+	opts        OrgOptions
+	info, info2 *OrgInfo
 	plan        *corpusPlan
 	snap        map[string]corpusEntry
 	snap2       map[string]corpusEntry
@@ -127,23 +127,23 @@ var (
 // once per process; tests must not modify it.
 func corpusFixture(t *testing.T) *corpusFixtureT {
 	t.Helper()
-	dir := work(t)
+	dir := fixtureDir
 	corpusFixtureOnce.Do(func() {
 		f := &corpusFixtureT{opts: corpusTestOptions(filepath.Join(dir, "corpus-a"))}
-		c, err := loadCorpus()
+		c, err := loadMaterial()
 		if err != nil {
 			corpusFixtureErr = err
 			return
 		}
 		start := time.Now()
-		if f.info, err = GenerateCorpus(f.opts); err != nil {
+		if f.info, err = GenerateOrg(f.opts); err != nil {
 			corpusFixtureErr = err
 			return
 		}
 		f.elapsed = time.Since(start)
 		o2 := f.opts
 		o2.Out = filepath.Join(dir, "corpus-b")
-		if f.info2, err = GenerateCorpus(o2); err != nil {
+		if f.info2, err = GenerateOrg(o2); err != nil {
 			corpusFixtureErr = err
 			return
 		}
@@ -172,7 +172,7 @@ func TestCorpusDeterministic(t *testing.T) {
 		t.Fatalf("infos differ:\n%s\n%s", j1, j2)
 	}
 	// Another seed plans another organisation.
-	c, _ := loadCorpus()
+	c, _ := loadMaterial()
 	o := f.opts
 	o.Seed++
 	other := planCorpus(c, o)
@@ -215,7 +215,7 @@ func TestCorpusLayout(t *testing.T) {
 		t.Errorf("corpus holds %d bytes, want %d ±10%%", bytes, f.opts.Size)
 	}
 
-	oldest := CorpusNow.Add(-corpusSpan - 24*time.Hour)
+	oldest := Now.Add(-corpusSpan - 24*time.Hour)
 	for _, u := range info.Users {
 		home := "home/" + u
 		t.Run(u, func(t *testing.T) {
@@ -232,7 +232,7 @@ func TestCorpusLayout(t *testing.T) {
 				dirModes                              = map[fs.FileMode]int{}
 				spaces, unicode, dash, long, configs  int
 				empty, relLinks, dangling, emptyFiles int
-				minT, maxT                            = CorpusNow, oldest
+				minT, maxT                            = Now, oldest
 				perUser                               int64
 			)
 			children := map[string]int{}
@@ -245,8 +245,8 @@ func TestCorpusLayout(t *testing.T) {
 				}
 				rel := strings.TrimPrefix(p, home+"/")
 				base := path.Base(p)
-				if e.MTime.After(CorpusNow) || e.MTime.Before(oldest) {
-					t.Errorf("%s: mtime %v outside the three years before %v", p, e.MTime, CorpusNow)
+				if e.MTime.After(Now) || e.MTime.Before(oldest) {
+					t.Errorf("%s: mtime %v outside the three years before %v", p, e.MTime, Now)
 				}
 				if e.MTime.Before(minT) {
 					minT = e.MTime
@@ -480,10 +480,11 @@ func TestCorpusRatio(t *testing.T) {
 		t.Errorf("zstd ratio %.2f outside [1.5, 4]", r)
 	}
 	// Sampling every other block estimates the same ratio.
-	half, err := MeasureCorpusRatio(filepath.Join(f.opts.Out, "home"), f.info.Bytes/2)
+	r, err := MeasureRatio(filepath.Join(f.opts.Out, "home"), f.info.Bytes/2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	half := r.Total()
 	if d := half/f.info.ZstdRatio - 1; d < -0.15 || d > 0.15 {
 		t.Errorf("sampled ratio %.2f, full %.2f", half, f.info.ZstdRatio)
 	}
@@ -496,8 +497,8 @@ func TestCorpusMutate(t *testing.T) {
 	o.Seed = 5
 	o2 := o
 	o2.Out = t.TempDir()
-	for _, o := range []CorpusOptions{o, o2} {
-		if _, err := GenerateCorpus(o); err != nil {
+	for _, o := range []OrgOptions{o, o2} {
+		if _, err := GenerateOrg(o); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -509,12 +510,12 @@ func TestCorpusMutate(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	m, err := MutateCorpus(o.Out, 3)
+	m, err := MutateOrg(o.Out, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
-	m2, err := MutateCorpus(o2.Out, 3)
+	m2, err := MutateOrg(o2.Out, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,7 +591,7 @@ func TestCorpusMutate(t *testing.T) {
 		t.Errorf("no added file is identical in every profile")
 	}
 	// A second week builds on the first.
-	m3, err := MutateCorpus(o.Out, 4)
+	m3, err := MutateOrg(o.Out, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,12 +620,12 @@ func TestCorpusDemo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := loadCorpus(); err != nil {
+	if _, err := loadMaterial(); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	info, err := GenerateCorpus(CorpusOptions{Out: dir, Users: users, Size: int64(size), Seed: 1})
+	info, err := GenerateOrg(OrgOptions{Out: dir, Users: users, Size: int64(size), Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +633,7 @@ func TestCorpusDemo(t *testing.T) {
 	b, _ := json.MarshalIndent(info, "", "  ")
 	t.Logf("generated in %v (%.0f MB/s): %s", el.Round(time.Millisecond), float64(info.Bytes)/1e6/el.Seconds(), b)
 	start = time.Now()
-	m, err := MutateCorpus(dir, 1)
+	m, err := MutateOrg(dir, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bench
+package corpus
 
 import (
 	"crypto/sha256"
@@ -36,14 +36,15 @@ func TestGenerateDeterministic(t *testing.T) {
 		size = 1 << 20
 	}
 	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
-	na, err := GenerateTree(a, size, 7)
+	sa, err := GenerateTree(a, size, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, err := GenerateTree(b, size, 7)
+	sb, err := GenerateTree(b, size, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
+	na, nb := sa.Files, sb.Files
 	if _, err := GenerateTree(c, size, 8); err != nil {
 		t.Fatal(err)
 	}
@@ -81,16 +82,16 @@ func TestGenerateMix(t *testing.T) {
 		t.Skip("generates 32 MiB")
 	}
 	dir := t.TempDir()
-	st, err := Generate(dir, 32<<20, 3)
+	st, err := GenerateTree(dir, 32<<20, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := MeasureRatio(dir)
+	r, err := MeasureRatio(dir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s; %s", st, r)
-	for c := range numClasses {
+	for c := range NumClasses {
 		share := float64(st.Bytes[c]) / float64(st.Total)
 		if share < classShare[c]-0.08 || share > classShare[c]+0.08 {
 			t.Errorf("%s is %.0f%% of the bytes, want about %.0f%%", c, 100*share, 100*classShare[c])

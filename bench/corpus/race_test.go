@@ -1,6 +1,6 @@
 //go:build race
 
-package bench
+package corpus
 
 // raceEnabled shrinks the generator tests under the race detector, which
 // slows compress/flate and the text splicer about tenfold.

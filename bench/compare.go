@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// baselines lists, per scenario, the baselines smp is compared with.
+var baselines = map[string][]string{
+	ScenarioCapture:     {ToolRestic, ToolTar, ToolCp},
+	ScenarioIncremental: {ToolRestic, ToolTar, ToolCp},
+	ScenarioRestore:     {ToolRestic, ToolTar, ToolCp},
+	ScenarioHardlink:    {ToolCpLink},
+	ScenarioHardlinkAll: {ToolCpLink},
+}
+
+// Compare computes smp's ratios to every baseline that ran. The serve
+// scenarios have no baseline tool: serve is compared with smp's own local
+// capture (Speedup is then the ratio of throughputs, the corpus having
+// changed in between), serve-16 with serve.
+func (r *Report) Compare() []Comparison {
+	out := []Comparison{}
+	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioHardlink, ScenarioHardlinkAll} {
+		s, ok := r.Row(ToolSMP, sc)
+		if !ok || !s.OK() || s.WallSeconds <= 0 {
+			continue
+		}
+		for _, tool := range baselines[sc] {
+			b, ok := r.Row(tool, sc)
+			if !ok || !b.OK() || b.WallSeconds <= 0 {
+				continue
+			}
+			c := Comparison{Scenario: sc, Baseline: tool, Speedup: b.WallSeconds / s.WallSeconds}
+			if s.StoredBytes > 0 && b.StoredBytes > 0 && sc != ScenarioRestore {
+				c.StoredRatio = float64(s.StoredBytes) / float64(b.StoredBytes)
+			}
+			if s.CPUSeconds > 0 && b.CPUSeconds > 0 {
+				c.CPURatio = s.CPUSeconds / b.CPUSeconds
+			}
+			if s.PeakRSSMiB > 0 && b.PeakRSSMiB > 0 {
+				c.RSSRatio = s.PeakRSSMiB / b.PeakRSSMiB
+			}
+			c.Text = c.describe()
+			out = append(out, c)
+		}
+	}
+	// Restoring a hard-link record does what cp -al does: link every file
+	// into a new tree.
+	if s, ok := r.Row(ToolSMP, ScenarioHardlinkRestore); ok && s.OK() && s.WallSeconds > 0 {
+		if b, ok := r.Row(ToolCpLink, ScenarioHardlinkAll); ok && b.OK() && b.WallSeconds > 0 {
+			c := Comparison{Scenario: ScenarioHardlinkRestore, Baseline: ToolCpLink, Speedup: b.WallSeconds / s.WallSeconds}
+			c.Text = c.describe()
+			out = append(out, c)
+		}
+	}
+	return append(out, r.compareServe()...)
+}
+
+// compareServe is "84% of local capture throughput" for serve and "16
+// clients: 410 MB/s aggregate (1.1x one client at a time)" for serve-16.
+func (r *Report) compareServe() []Comparison {
+	var out []Comparison
+	ok := func(row Row, found bool) bool { return found && row.OK() && row.MBps > 0 }
+	local, localOK := r.Row(ToolSMP, ScenarioCapture)
+	serve, serveOK := r.Row(ToolSMP, ScenarioServe)
+	localOK, serveOK = ok(local, localOK), ok(serve, serveOK)
+	if serveOK && localOK {
+		c := Comparison{Scenario: ScenarioServe, Baseline: "smp capture (local)", Speedup: serve.MBps / local.MBps}
+		if serve.CPUSeconds > 0 && local.CPUSeconds > 0 && serve.LogicalBytes > 0 && local.LogicalBytes > 0 {
+			// Per logical byte: the corpus changed between the two.
+			c.CPURatio = (serve.CPUSeconds / float64(serve.LogicalBytes)) / (local.CPUSeconds / float64(local.LogicalBytes))
+		}
+		if serve.PeakRSSMiB > 0 && local.PeakRSSMiB > 0 {
+			c.RSSRatio = serve.PeakRSSMiB / local.PeakRSSMiB
+		}
+		c.Text = fmt.Sprintf("%.0f%% of local capture throughput", 100*c.Speedup)
+		out = append(out, c)
+	}
+	if split, found := r.Row(ToolSMP, ScenarioServeSplit); ok(split, found) {
+		if one, found := r.Row(ToolSMP, ScenarioCapture1CPU); ok(one, found) {
+			c := Comparison{Scenario: ScenarioServeSplit, Baseline: "smp capture (local, same one CPU)", Speedup: split.MBps / one.MBps}
+			c.Text = fmt.Sprintf("client and server on separate CPUs: %.0f%% of a local capture on the client's CPU", 100*c.Speedup)
+			out = append(out, c)
+		}
+	}
+	if load, found := r.Row(ToolSMP, ScenarioServeLoad); ok(load, found) {
+		c := Comparison{Scenario: ScenarioServeLoad, Text: fmt.Sprintf("%d clients: %.0f MB/s aggregate", load.Runs, load.MBps)}
+		if serveOK {
+			c.Baseline, c.Speedup = "smp serve (one client at a time)", load.MBps/serve.MBps
+			c.Text += fmt.Sprintf(" (%sx one client at a time)", FormatRatio(c.Speedup))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// describe is "2.7x faster than restic, 0.8x the stored bytes".
+func (c Comparison) describe() string {
+	var s string
+	switch {
+	case c.Speedup >= 1:
+		s = fmt.Sprintf("%sx faster than %s", FormatRatio(c.Speedup), c.Baseline)
+	case c.Speedup > 0:
+		s = fmt.Sprintf("%sx slower than %s", FormatRatio(1/c.Speedup), c.Baseline)
+	}
+	if c.StoredRatio > 0 {
+		what := "the stored bytes"
+		if c.Scenario == ScenarioIncremental {
+			what = "the new stored bytes"
+		}
+		s += fmt.Sprintf(", %sx %s", FormatRatio(c.StoredRatio), what)
+	}
+	return s
+}
+
+// FormatRatio prints a ratio with two significant digits (0.83, 2.7, 12,
+// 140).
+func FormatRatio(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "-"
+	case v >= 9.95:
+		return strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	case v >= 0.995:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'g', 2, 64)
+	}
+}
+
+// Summary returns one line per scenario: "capture: 2.7x faster than
+// restic, 0.8x the stored bytes; 1.3x faster than cp -a, ...".
+func (r *Report) Summary() []string {
+	var lines []string
+	var cur string
+	var parts []string
+	flush := func() {
+		if cur != "" {
+			lines = append(lines, cur+": "+strings.Join(parts, "; "))
+		}
+	}
+	for _, c := range r.Ratios {
+		sc := c.Scenario
+		if sc == ScenarioServeLoad || sc == ScenarioServeSplit {
+			sc = ScenarioServe // one line: "serve: 84% ...; 16 clients: ...; separate CPUs: ..."
+		}
+		if sc != cur {
+			flush()
+			cur, parts = sc, nil
+		}
+		parts = append(parts, c.Text)
+	}
+	flush()
+	return lines
+}

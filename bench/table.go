@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+)
+
+// WriteMarkdown writes the report as a markdown table with the ratios and
+// notes below it.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	title := "smp bench"
+	if info := r.Corpus.Info; info != nil {
+		title += fmt.Sprintf(": %d users, %s", len(info.Users), humanize.IBytes(uint64(info.Bytes)))
+		if r.Corpus.Generated {
+			title += fmt.Sprintf(" generated (seed %d)", r.Corpus.Seed)
+		}
+		if info.Files > 0 {
+			title += fmt.Sprintf(", %d files", info.Files)
+		}
+		if info.ZstdRatio > 0 {
+			title += fmt.Sprintf(", zstd ratio %.2f", info.ZstdRatio)
+		}
+	}
+	m := r.Machine
+	fmt.Fprintf(&b, "## %s\n\n%s; %d cores, %s/%s, %s", title, r.Date, m.Cores, m.GOOS, m.GOARCH, m.GoVersion)
+	if m.SMPVersion != "" {
+		fmt.Fprintf(&b, ", %s", m.SMPVersion)
+	}
+	if r.Quick {
+		b.WriteString(" (--quick)")
+	}
+	b.WriteString("\n\n")
+	b.WriteString("| tool | scenario | wall s | MB/s | CPU s | peak RSS MiB | stored | dedupe | notes |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, row := range r.Rows {
+		if !row.OK() {
+			fmt.Fprintf(&b, "| %s | %s | - | - | - | - | - | - | %s: %s |\n", mdCell(row.Tool), row.Scenario, row.Status, mdCell(row.Note))
+			continue
+		}
+		stored, dedupe := "-", "-"
+		if row.StoredBytes > 0 || row.Scenario == ScenarioIncremental {
+			stored = humanize.IBytes(uint64(row.StoredBytes))
+		}
+		if row.DedupeRatio > 0 {
+			dedupe = FormatRatio(row.DedupeRatio) + "x"
+		}
+		note := row.Note
+		if row.DiskBytes > 0 && row.DiskBytes != row.StoredBytes && row.Scenario != ScenarioIncremental {
+			note = strings.TrimPrefix(note+"; "+humanize.IBytes(uint64(row.DiskBytes))+" on disk", "; ")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f | %.2f | %.0f | %s | %s | %s |\n", mdCell(row.Tool), row.Scenario,
+			row.WallSeconds, row.MBps, row.CPUSeconds, row.PeakRSSMiB, stored, dedupe, mdCell(note))
+	}
+	if lines := r.Summary(); len(lines) > 0 {
+		b.WriteString("\nsmp compared with the baselines:\n\n")
+		for _, l := range lines {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+	}
+	b.WriteString("\nNotes:\n\n")
+	b.WriteString("- MB/s is logical bytes (the corpus' file data) per wall second, 10^6 bytes; wall and CPU seconds are summed over the scenario's child processes; stored is what the tool keeps (smp: pack bytes from smp stats; restic: du of the repository; tar|zstd: archive sizes; incremental: bytes added)\n")
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// mdCell makes s safe inside a markdown table cell.
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	return strings.ReplaceAll(s, "|", `\|`)
+}

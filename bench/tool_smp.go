@@ -1,0 +1,211 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+type smpCaptureOut struct {
+	Record         string   `json:"record"`
+	Bytes          int64    `json:"bytes"`
+	Files          int64    `json:"files"`
+	StoredBytes    int64    `json:"stored_bytes"`
+	UnchangedFiles int64    `json:"unchanged_files"`
+	Errors         int64    `json:"errors"`
+	Problems       []string `json:"problems"`
+	UploadedBytes  int64    `json:"uploaded_bytes"`        // through smp serve: bytes sent
+	HeldChunks     int64    `json:"chunks_already_on_smp"` // through smp serve: offered blobs the server held
+}
+
+type smpStatsOut struct {
+	LogicalBytes int64   `json:"logical_bytes"`
+	UniqueBytes  int64   `json:"unique_bytes"` // plaintext of the distinct data chunks
+	StoredBytes  int64   `json:"stored_bytes"`
+	Chunks       int64   `json:"chunks"` // distinct data chunks
+	DedupeRatio  float64 `json:"dedupe_ratio"`
+}
+
+func (r *runner) smpStats(ctx context.Context, store string) (smpStatsOut, error) {
+	var s smpStatsOut
+	out, err := r.output(ctx, r.opts.Bin, "stats", "--store", store, "--json")
+	if err != nil {
+		return s, err
+	}
+	return s, json.Unmarshal([]byte(out), &s)
+}
+
+// smpCaptureAll captures every user in turn into store (created when
+// fresh) with extra capture flags, one child per user.
+// It returns the children's usage, the bytes, files and unchanged files the
+// captures report, and each user's record ID.
+func (r *runner) smpCaptureAll(ctx context.Context, store string, fresh bool, extra ...string) (a agg, bytes, files, unchanged int64, records map[string]string, err error) {
+	if fresh {
+		if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
+			return a, 0, 0, 0, nil, err
+		}
+	}
+	a, outs, err := r.smpCaptureEach(ctx, store, func(int) []string { return extra })
+	if err != nil {
+		return a, 0, 0, 0, nil, err
+	}
+	records = map[string]string{}
+	for i, out := range outs {
+		records[r.users[i]] = out.Record
+		bytes += out.Bytes
+		files += out.Files
+		unchanged += out.UnchangedFiles
+	}
+	return a, bytes, files, unchanged, records, nil
+}
+
+// smpCaptureEach captures every user in turn into store (a directory or
+// an SMP's URL), one child per user, user i as computer i with the flags
+// extra(i). It returns the children's usage and their --json outputs, in
+// user order.
+func (r *runner) smpCaptureEach(ctx context.Context, store string, extra func(i int) []string) (a agg, outs []smpCaptureOut, err error) {
+	return r.smpCaptureEachOn(ctx, "", store, extra)
+}
+
+// smpCaptureEachOn is smpCaptureEach with every capture pinned to the CPUs
+// in cpus (a taskset list; "" for no pinning).
+func (r *runner) smpCaptureEachOn(ctx context.Context, cpus, store string, extra func(i int) []string) (a agg, outs []smpCaptureOut, err error) {
+	a, err = r.eachUser(func(i int, u string) (child, error) {
+		c, out, err := r.smpCaptureOneOn(ctx, cpus, store, r.computers[i], u, extra(i)...)
+		outs = append(outs, out)
+		return c, err
+	}, r.root)
+	if err != nil {
+		return a, nil, err
+	}
+	return a, outs, nil
+}
+
+// smpCaptureOne runs one `smp capture --json` of user as computer.
+func (r *runner) smpCaptureOne(ctx context.Context, store, computer, user string, extra ...string) (child, smpCaptureOut, error) {
+	return r.smpCaptureOneOn(ctx, "", store, computer, user, extra...)
+}
+
+// smpCaptureOneOn is smpCaptureOne pinned to cpus ("" for no pinning).
+func (r *runner) smpCaptureOneOn(ctx context.Context, cpus, store, computer, user string, extra ...string) (child, smpCaptureOut, error) {
+	var out smpCaptureOut
+	args := append([]string{"capture", "--store", store, "--computer", computer, "--root", r.root, "--user", user, "--json"}, extra...)
+	c, err := r.exec(ctx, r.pinned(cpus, r.opts.Bin, args...))
+	if err != nil {
+		return c, out, err
+	}
+	if err := json.Unmarshal(c.stdout, &out); err != nil {
+		return c, out, fmt.Errorf("smp capture output: %w: %q", err, c.stdout)
+	}
+	if out.Errors > 0 {
+		return c, out, fmt.Errorf("smp capture of %s as %s: %d errors: %s", user, computer, out.Errors, strings.Join(out.Problems, "; "))
+	}
+	return c, out, nil
+}
+
+func (r *runner) smpCapture(ctx context.Context) error {
+	r.smpStore = filepath.Join(r.work, "smp-store")
+	a, logical, _, _, records, err := r.smpCaptureAll(ctx, r.smpStore, true, r.chunked()...)
+	if err != nil {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioCapture, Status: StatusFailed, Note: err.Error()})
+		return fmt.Errorf("smp capture: %w", err)
+	}
+	r.smpRecords = records
+	st, err := r.smpStats(ctx, r.smpStore)
+	if err != nil {
+		return fmt.Errorf("smp stats: %w", err)
+	}
+	row := a.row(ToolSMP, ScenarioCapture, logical)
+	row.StoredBytes = st.StoredBytes
+	row.DiskBytes = du(r.smpStore)
+	row.DedupeRatio = ratio(logical, st.StoredBytes)
+	if r.smpHasHardlink {
+		row.Note = "--hardlink never: chunked, deduplicated, compressed store"
+	}
+	if logical != r.logical {
+		row.Note = strings.TrimPrefix(row.Note+fmt.Sprintf("; captured %d bytes, corpus holds %d", logical, r.logical), "; ")
+	}
+	r.add(row)
+	return nil
+}
+
+// chunked is the capture flag that makes smp chunk every file even when
+// the store is on the corpus' filesystem, in builds with hard-link capture.
+func (r *runner) chunked() []string {
+	if r.smpHasHardlink {
+		return []string{"--hardlink", "never"}
+	}
+	return nil
+}
+
+func (r *runner) smpRestore(ctx context.Context) error {
+	u := r.users[0]
+	target := filepath.Join(r.work, "restore-smp")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return err
+	}
+	defer removeAll(target)
+	if err := r.settle(r.smpStore); err != nil {
+		return err
+	}
+	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: []string{"restore", "--store", r.smpStore, "--record", r.smpRecords[u], "--root", target, "--json"}})
+	if err != nil {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioRestore, Status: StatusFailed, Note: err.Error()})
+		return fmt.Errorf("smp restore: %w", err)
+	}
+	var a agg
+	a.add(c)
+	row, verr := r.verifyRestore(a, ToolSMP, u, filepath.Join(target, "home", u))
+	r.add(row)
+	r.rep.RestoreVerified = verr == nil
+	if verr != nil {
+		return fmt.Errorf("smp restore of %s differs from the corpus: %w", u, verr)
+	}
+	return nil
+}
+
+func (r *runner) smpIncremental(ctx context.Context) error {
+	before, err := r.smpStats(ctx, r.smpStore)
+	if err != nil {
+		return fmt.Errorf("smp stats: %w", err)
+	}
+	a, logical, files, unchanged, _, err := r.smpCaptureAll(ctx, r.smpStore, false, r.chunked()...)
+	if err != nil {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioIncremental, Status: StatusFailed, Note: err.Error()})
+		return fmt.Errorf("smp incremental capture: %w", err)
+	}
+	after, err := r.smpStats(ctx, r.smpStore)
+	if err != nil {
+		return fmt.Errorf("smp stats: %w", err)
+	}
+	row := a.row(ToolSMP, ScenarioIncremental, logical)
+	row.StoredBytes = max(after.StoredBytes-before.StoredBytes, 0)
+	row.DiskBytes = du(r.smpStore)
+	row.Note = fmt.Sprintf("%d of %d files unchanged, not read", unchanged, files)
+	r.add(row)
+	return nil
+}
+
+// smpHardlink runs the hard-link capture when this smp build has it.
+func (r *runner) smpHardlink(ctx context.Context) {
+	if !r.smpHasHardlink {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioHardlink, Status: StatusUnavailable, Note: "not available in this build (smp capture has no --hardlink)"})
+		return
+	}
+	store := filepath.Join(r.work, "smp-hardlink-store")
+	defer removeAll(store)
+	a, logical, _, _, _, err := r.smpCaptureAll(ctx, store, true, "--hardlink", "always")
+	if err != nil {
+		r.add(Row{Tool: ToolSMP, Scenario: ScenarioHardlink, Status: StatusFailed, Note: err.Error()})
+		return
+	}
+	row := a.row(ToolSMP, ScenarioHardlink, logical)
+	usage := diskUsage(r.root, store)
+	row.StoredBytes, row.DiskBytes = usage[1], usage[1]
+	row.DedupeRatio = ratio(logical, row.StoredBytes)
+	row.Note = "--hardlink always; stored = what the store adds on disk"
+	r.add(row)
+}
