@@ -297,6 +297,9 @@ func (c *capturer) openFile(job *fileJob) (int, error) {
 // to chunking, or the error of --hardlink always).
 func (c *capturer) linkUnstatted(job *fileJob) (linked bool, err error) {
 	e := job.entry
+	if testHookOpen != nil {
+		testHookOpen(job.abs)
+	}
 	var st unix.Stat_t
 	link, xattrs, err := c.linker.linkByName(job.parent.fd, job.name, &st)
 	if err != nil {
