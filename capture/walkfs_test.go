@@ -167,7 +167,7 @@ func TestLinkUnstatted(t *testing.T) {
 	}{
 		{"f", true, false, ""},
 		{"gone", false, true, ""}, // vanished since the listing: silently left out
-		{"d", false, false, ""}, // cannot be linked: left to openFile (TestOpenFileRefusesReplaced)
+		{"d", false, false, ""},   // cannot be linked: left to openFile (TestOpenFileRefusesReplaced)
 		{"s", false, true, "no longer a regular file"},
 	}
 	for _, tt := range tests {
