@@ -184,6 +184,13 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 			return nil
 		}
 	}
+	// Unchanged since the parent record by the walk's stat of the name:
+	// nothing of the file is read, and its xattrs are the parent's (a
+	// change to them would have changed the ctime).
+	if c.linker == nil && !job.unstatted && c.reuseUnchanged(job) {
+		e.Xattrs = job.prev.Xattrs
+		return nil
+	}
 	fd, err := c.openFile(job)
 	if err != nil {
 		// Gone since the directory was listed: not an error for a name the
@@ -213,12 +220,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 		}
 		c.countLinkPath(nil)
 	}
-	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete && p.Link == nil &&
-		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks) {
-		e.Chunks = p.Chunks
-		job.unchanged = true
-		c.progress.Unchanged.Add(1)
-		c.progress.BytesDone.Add(e.Size)
+	if c.reuseUnchanged(job) {
 		return nil
 	}
 	var lastErr error
@@ -248,6 +250,21 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 	c.report(Problem{Path: job.abs, Err: lastErr})
 	job.failed = true
 	return nil
+}
+
+// reuseUnchanged reuses the parent record's chunks for a file whose entry
+// (stat) is the parent's.
+func (c *capturer) reuseUnchanged(job *fileJob) bool {
+	e, p := job.entry, job.prev
+	if p == nil || p.Type != manifest.TypeFile || p.Incomplete || p.Link != nil ||
+		p.Size != e.Size || p.MTimeNs != e.MTimeNs || p.CTimeNs != e.CTimeNs || p.Inode != e.Inode || !c.chunksPresent(p.Chunks) {
+		return false
+	}
+	e.Chunks = p.Chunks
+	job.unchanged = true
+	c.progress.Unchanged.Add(1)
+	c.progress.BytesDone.Add(e.Size)
+	return true
 }
 
 // openFile opens the job's file by name in its parent directory and fills

@@ -99,15 +99,22 @@ func fstat(fd int, st *unix.Stat_t) error {
 	}
 }
 
-// ErrChanged is reported for a name whose file was replaced (another inode,
-// or another type) between the walk that listed it and the open that reads
-// it. Nothing of either file is captured under that name: metadata and
-// contents always come from one inode.
-var ErrChanged = errors.New("changed during capture (replaced after it was listed): capture it again")
+// ErrChanged is matched by the error reported for a name whose file was
+// replaced (another inode, or another type) between the walk that listed it
+// and the open that reads it. Nothing of either file is captured under that
+// name: metadata and contents always come from one inode.
+var ErrChanged = errors.New("changed during capture")
 
-// changedErr says how the file at a name changed; it matches ErrChanged.
+type changedError struct{ what string }
+
+func (e changedError) Error() string {
+	return "changed during capture (" + e.what + "): capture it again"
+}
+func (e changedError) Is(target error) bool { return target == ErrChanged }
+
+// changedErr says how the file at a name changed.
 func changedErr(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrChanged}, args...)...)
+	return changedError{fmt.Sprintf(format, args...)}
 }
 
 // openErr turns the error of opening a listed name into what is reported:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -230,5 +231,141 @@ func TestCaptureSwapBetweenWalkAndOpen(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCaptureSwapWithoutOpenat2: where the kernel has no openat2, openat
+// with O_NOFOLLOW refuses the swapped-in symlink the same way.
+func TestCaptureSwapWithoutOpenat2(t *testing.T) {
+	defer capture.RefuseOpenat2()()
+	s := newSwapTree(t)
+	r := newRepo(t)
+	var once sync.Once
+	res, problems := captureWithHook(t, r, s, "chunk", func(abs string) {
+		if abs == s.victim {
+			once.Do(func() { replace(t, s.victim, swaps(s)["symlink"]) })
+		}
+	})
+	if !capture.UsesOpenat() {
+		t.Fatal("openat2 refused, yet capture did not fall back to openat")
+	}
+	byPath := checkNoSecret(t, r, s, res.Record.Tree)
+	if _, kept := byPath["home/mallory/victim"]; kept || len(problems) != 1 || !errors.Is(problems[0].Err, capture.ErrChanged) {
+		t.Fatalf("victim kept %v, problems %v; want it left out as changed during capture", kept, problems)
+	}
+	if _, ok := byPath["home/mallory/sub/inner"]; !ok {
+		t.Fatal("home/mallory/sub/inner missing")
+	}
+}
+
+// TestCaptureDirectoryMovedDuringWalk moves directories the walk is in:
+// the walk finds its way back up through the parent it left (checked by
+// inode), or from the source root when the child was moved elsewhere; a
+// directory that is itself gone from its place has its remaining
+// subdirectories reported as changed, and the rest of the tree is captured.
+func TestCaptureDirectoryMovedDuringWalk(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		move   []string // renames (pairs, relative to the test directory) when home/u/a/x/y is opened
+		want   []string
+		absent []string
+		report string // the path reported as changed, relative to the root
+	}{
+		{"child moved away", []string{"root/home/u/a/x", "elsewhere-x"},
+			[]string{"home/u/a/x/y/f", "home/u/a/z/g", "home/u/b/h"}, nil, ""},
+		{"parent moved away", []string{"root/home/u/a/x", "elsewhere-x", "root/home/u/a", "elsewhere-a"},
+			[]string{"home/u/a/x/y/f", "home/u/b/h"}, []string{"home/u/a/z"}, "home/u/a/z"},
+		{"parent renamed in place", []string{"root/home/u/a", "root/home/u/a2"},
+			[]string{"home/u/a/x/y/f", "home/u/a/z/g", "home/u/b/h"}, nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			root := filepath.Join(base, "root")
+			for _, f := range []string{"home/u/a/x/y/f", "home/u/a/z/g", "home/u/b/h"} {
+				write(t, root, f, []byte(f))
+			}
+			r := newRepo(t)
+			var once sync.Once
+			var problems []capture.Problem
+			var mu sync.Mutex
+			capture.SetTestHookOpen(func(abs string) {
+				if abs == filepath.Join(root, "home/u/a/x/y") {
+					once.Do(func() {
+						for i := 0; i < len(tt.move); i += 2 {
+							if err := os.Rename(filepath.Join(base, tt.move[i]), filepath.Join(base, tt.move[i+1])); err != nil {
+								t.Error(err)
+							}
+						}
+					})
+				}
+			})
+			defer capture.SetTestHookOpen(nil)
+			res, err := capture.Run(context.Background(), r, capture.Options{Computer: "pc", Root: root, Report: func(p capture.Problem) {
+				mu.Lock()
+				problems = append(problems, p)
+				mu.Unlock()
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			paths(t, r, res.Record.Tree, "", &got)
+			for _, p := range tt.want {
+				if !slices.Contains(got, p) {
+					t.Errorf("%s missing from %v", p, got)
+				}
+			}
+			for _, p := range tt.absent {
+				if slices.Contains(got, p) {
+					t.Errorf("%s captured after its parent moved away", p)
+				}
+			}
+			switch {
+			case tt.report == "" && len(problems) > 0:
+				t.Errorf("problems %v, want none", problems)
+			case tt.report != "" && (len(problems) != 1 || problems[0].Path != filepath.Join(root, tt.report) || !errors.Is(problems[0].Err, capture.ErrChanged)):
+				t.Errorf("problems %v, want %s reported as changed during capture", problems, tt.report)
+			}
+		})
+	}
+}
+
+// TestCaptureDeepTreeFewDescriptors: a tree deeper than the descriptor
+// limit is captured whole: the walk holds no descriptor per level.
+func TestCaptureDeepTreeFewDescriptors(t *testing.T) {
+	const depth = 1200
+	src := t.TempDir()
+	rel := "home/u"
+	for i := range depth {
+		rel += "/d"
+		if i%300 == 0 {
+			write(t, src, rel+"/f", []byte(rel))
+		}
+	}
+	write(t, src, rel+"/leaf", []byte("leaf"))
+	r := newRepo(t)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 256
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("setrlimit: %v", err)
+	}
+	res, err := capture.Run(context.Background(), r, capture.Options{Computer: "pc", Root: src, Workers: 4})
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.Errors != 0 || res.Record.Files != depth/300+1 || res.Record.Dirs < depth {
+		t.Fatalf("captured %d files, %d dirs, %d errors; want %d files, %d+ dirs", res.Record.Files, res.Record.Dirs, res.Record.Errors, depth/300+1, depth)
+	}
+	var got []string
+	paths(t, r, res.Record.Tree, "", &got)
+	if !slices.Contains(got, rel+"/leaf") {
+		t.Fatalf("the deepest file is missing")
 	}
 }

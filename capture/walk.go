@@ -415,6 +415,9 @@ func (c *capturer) reopenDir(node *dirNode) (*dirHandle, error) {
 		}
 		next, err := openAt(fd, path.Base(chain[i-1].rel), unix.O_PATH|unix.O_DIRECTORY)
 		unix.Close(fd)
+		if errors.Is(err, unix.ENOENT) {
+			return nil, changedErr("%s was moved while being captured", c.abs(chain[i-1].rel))
+		}
 		if err != nil {
 			return nil, openErr("open", c.abs(chain[i-1].rel), err)
 		}
