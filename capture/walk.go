@@ -220,9 +220,31 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 			jobs = append(jobs, c.fileJobFor(node, slot, childAbs, name, &st, prevEntries[name]))
 		}
 	}
+	if err := c.dispatch(ctx, node, h, jobs, len(subdirs)); err != nil {
+		return h, err
+	}
+	h, err := c.walkSubdirs(ctx, node, h, subdirs)
+	if err != nil {
+		return h, err
+	}
+	node.queued = min(int64(len(node.entries)), queuedEntries)
+	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
+		return h, err
+	}
+	select {
+	case c.dirs <- node:
+	case <-ctx.Done():
+		return h, ctx.Err()
+	}
+	return h, nil
+}
+
+// dispatch sends a directory's file jobs to the workers, each holding the
+// directory open as h, once node.entries is complete.
+func (c *capturer) dispatch(ctx context.Context, node *dirNode, h *dirHandle, jobs []*fileJob, subdirs int) error {
 	// node.entries no longer grows: pointers into it are stable from here.
 	node.drop = make([]bool, len(node.entries))
-	node.pending.Add(len(jobs) + len(subdirs))
+	node.pending.Add(len(jobs) + subdirs)
 	ji := 0
 	for i := range node.entries {
 		if node.entries[i].Type == manifest.TypeFile {
@@ -240,23 +262,10 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 		case c.fileJobs <- job:
 		case <-ctx.Done():
 			h.release()
-			return h, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	h, err := c.walkSubdirs(ctx, node, h, subdirs)
-	if err != nil {
-		return h, err
-	}
-	node.queued = min(int64(len(node.entries)), queuedEntries)
-	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
-		return h, err
-	}
-	select {
-	case c.dirs <- node:
-	case <-ctx.Done():
-		return h, ctx.Err()
-	}
-	return h, nil
+	return nil
 }
 
 // fileJobFor is the job of the regular file at slot, as st found it, and
