@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/sys/unix"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -154,12 +152,15 @@ type capturer struct {
 type devIno struct{ dev, ino uint64 }
 
 type fileJob struct {
-	abs   string
-	entry *manifest.Entry
-	prev  *manifest.Entry
-	dir   *dirNode
-	slot  int
-	dev   uint64
+	abs  string // for reports
+	name string // opened in parent, never by abs
+	// parent is the open directory of the file, held for the job.
+	parent *dirHandle
+	entry  *manifest.Entry
+	prev   *manifest.Entry
+	dir    *dirNode
+	slot   int
+	dev    uint64
 	// unstatted: only the name and type are known (from the directory
 	// listing); the worker links the file first and stats the link.
 	unstatted bool
@@ -188,6 +189,7 @@ type hardLink struct {
 	mtimeNs   int64
 	chunks    []manifest.Chunk
 	link      *manifest.Link
+	xattrs    map[string][]byte
 }
 
 // publish records job's outcome for the inode's later names.
@@ -195,6 +197,7 @@ func (h *hardLink) publish(job *fileJob) {
 	h.failed, h.unchanged = job.failed, job.unchanged
 	if !job.failed {
 		h.size, h.mtimeNs, h.chunks, h.link = job.entry.Size, job.entry.MTimeNs, job.entry.Chunks, job.entry.Link
+		h.xattrs = job.entry.Xattrs
 	}
 	close(h.done)
 }
@@ -215,6 +218,8 @@ type dirNode struct {
 	parent  *dirNode
 	slot    int   // index in parent.entries
 	queued  int64 // its weight in capturer.dirEntries
+	// dev and ino identify the directory as the walk opened it.
+	dev, ino uint64
 }
 
 // Run captures opts' selection into store and commits a record.
@@ -300,10 +305,13 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 	g.Go(func() error {
 		defer close(c.dirs)
 		defer close(c.fileJobs)
-		root := &dirNode{rel: ""}
-		return c.walkSelected(gctx, root, sel, prevRoot)
+		return c.walkRoot(gctx, &dirNode{rel: ""}, sel, prevRoot)
 	})
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	for job := range c.fileJobs {
+		job.parent.release() // jobs no worker took (the capture failed)
+	}
+	if err != nil {
 		if c.linker != nil {
 			os.RemoveAll(c.linker.dir) // no record will ever reference them
 		}
@@ -521,228 +529,4 @@ func (c *capturer) report(p Problem) {
 		c.progress.Errors.Add(1)
 	}
 	c.opts.Report(p)
-}
-
-// walkSelected walks a selection node: a full node is walked whole, a
-// partial node only descends into its selected children.
-func (c *capturer) walkSelected(ctx context.Context, node *dirNode, sel *selection, prev *manifest.Tree) error {
-	if sel.full {
-		return c.walkDir(ctx, node, prev)
-	}
-	abs := c.abs(node.rel)
-	entries := make([]dirEntry, 0, len(sel.children))
-	for name := range sel.children {
-		entries = append(entries, dirEntry{name: name, typ: unix.DT_UNKNOWN})
-	}
-	slices.SortFunc(entries, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
-	dir, err := openDir(abs)
-	if err != nil {
-		dir = -1 // each selected name reports its own error below
-	}
-	return c.fillDir(ctx, node, abs, dir, entries, prev, false, func(name string) *selection { return sel.children[name] })
-}
-
-func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, filepath.FromSlash(rel)) }
-
-// walkDir reads a directory and walks all of it.
-func (c *capturer) walkDir(ctx context.Context, node *dirNode, prev *manifest.Tree) error {
-	abs := c.abs(node.rel)
-	dir, err := openDir(abs)
-	var entries []dirEntry
-	if err == nil {
-		entries, c.direntBuf, err = readDir(dir, c.direntBuf)
-		if err != nil {
-			unix.Close(dir)
-			dir = -1
-		}
-	}
-	if err != nil {
-		c.report(Problem{Path: abs, Err: fmt.Errorf("read directory: %w", err)})
-		if node.parent != nil {
-			node.parent.drop[node.slot] = true
-		}
-		entries = nil
-	}
-	// Link first only where a link can work: with --hardlink auto and the
-	// store on another filesystem, every file would be tried, refused and
-	// stat'ed by path again.
-	linkFirst := false
-	if c.linkFirst && dir >= 0 {
-		var st unix.Stat_t
-		linkFirst = unix.Fstat(dir, &st) == nil && c.linker.sameFS(st.Dev)
-	}
-	return c.fillDir(ctx, node, abs, dir, entries, prev, linkFirst, nil)
-}
-
-// fillDir stats names in a directory, dispatches files to workers, recurses
-// into subdirectories, and finally queues the directory for its tree blob.
-// dir is the directory's open descriptor, which fillDir closes, or -1: names
-// are then looked up by full path. With linkFirst, regular files are left to
-// workers unstat'ed (see linker.linkByName).
-func (c *capturer) fillDir(ctx context.Context, node *dirNode, abs string, dir int, names []dirEntry, prev *manifest.Tree, linkFirst bool, partial func(string) *selection) error {
-	if dir >= 0 {
-		defer func() {
-			if dir >= 0 {
-				unix.Close(dir)
-			}
-		}()
-	}
-	prevEntries := map[string]*manifest.Entry{}
-	if prev != nil {
-		for i := range prev.Entries {
-			prevEntries[prev.Entries[i].Name] = &prev.Entries[i]
-		}
-	}
-	// A subdirectory's tree in the parent record is loaded only when the
-	// walk reaches it: loading them all here would hold every child's
-	// previous entries at once (a directory of 1000 directories of 1000
-	// files is a whole record's worth).
-	type pendingDir struct {
-		node    *dirNode
-		sel     *selection
-		prev    cas.ID
-		hasPrev bool
-	}
-	node.entries = make([]manifest.Entry, 0, len(names))
-	var subdirs []pendingDir
-	var jobs []*fileJob
-	for _, de := range names {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		name := de.name
-		rel := path.Join(node.rel, name)
-		childAbs := filepath.Join(abs, name)
-		if err := manifest.ValidName(name); err != nil {
-			c.report(Problem{Path: childAbs, Err: err})
-			continue
-		}
-		if de.typ == unix.DT_REG && linkFirst {
-			// Linked first, stat'ed after by a worker: see linkByName.
-			if !c.allowed(rel, false) {
-				continue
-			}
-			node.entries = append(node.entries, manifest.Entry{Name: name, Type: manifest.TypeFile})
-			c.progress.FilesSeen.Add(1)
-			jobs = append(jobs, &fileJob{abs: childAbs, dir: node, prev: prevEntries[name], unstatted: true})
-			continue
-		}
-		var st unix.Stat_t
-		if err := lstatAt(dir, name, childAbs, &st); err != nil {
-			if !errors.Is(err, fs.ErrNotExist) { // vanished since readdir: not an error
-				c.report(Problem{Path: childAbs, Err: &fs.PathError{Op: "lstat", Path: childAbs, Err: err}})
-			}
-			continue
-		}
-		fileType := st.Mode & unix.S_IFMT
-		isDir := fileType == unix.S_IFDIR
-		var childSel *selection
-		if partial != nil {
-			childSel = partial(name)
-		} else if !c.allowed(rel, isDir) {
-			continue
-		}
-		if isDir && c.skip[devIno{st.Dev, st.Ino}] {
-			continue
-		}
-		entry := c.entryFor(name, dir, childAbs, &st)
-		switch fileType {
-		case unix.S_IFDIR:
-			entry.Type = manifest.TypeDir
-		case unix.S_IFREG:
-			entry.Type = manifest.TypeFile
-		case unix.S_IFLNK:
-			target, err := os.Readlink(childAbs)
-			if err != nil {
-				c.report(Problem{Path: childAbs, Err: err})
-				continue
-			}
-			entry.Type = manifest.TypeSymlink
-			entry.Target = target
-		default:
-			c.report(Problem{Path: childAbs, Err: fmt.Errorf("skipped %s (only files, directories and symlinks are captured)", fileKind(st.Mode)), Warning: true})
-			continue
-		}
-		node.entries = append(node.entries, entry)
-		slot := len(node.entries) - 1
-		switch entry.Type {
-		case manifest.TypeDir:
-			sd := pendingDir{node: &dirNode{rel: rel, parent: node, slot: slot}, sel: childSel}
-			if p := prevEntries[name]; p != nil && p.Type == manifest.TypeDir {
-				sd.prev, sd.hasPrev = p.Subtree, true
-			}
-			subdirs = append(subdirs, sd)
-		case manifest.TypeSymlink:
-			c.symlinks.Add(1)
-		case manifest.TypeFile:
-			c.progress.FilesSeen.Add(1)
-			c.progress.BytesSeen.Add(uint64(st.Size))
-			job := &fileJob{abs: childAbs, dir: node, dev: st.Dev, prev: prevEntries[name]}
-			job.entry = &manifest.Entry{} // placeholder; pointer fixed below
-			if st.Nlink > 1 {
-				key := devIno{st.Dev, st.Ino}
-				entry.HardLink = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
-				node.entries[slot].HardLink = entry.HardLink
-				if first := c.hardlinks[key]; first != nil {
-					job.linkOf = first
-					if first.left--; first.left == 0 {
-						delete(c.hardlinks, key)
-					}
-				} else {
-					job.first = &hardLink{done: make(chan struct{}), left: st.Nlink - 1}
-					c.hardlinks[key] = job.first
-				}
-			}
-			jobs = append(jobs, job)
-		}
-	}
-	if dir >= 0 {
-		unix.Close(dir) // before the subdirectories: descriptors must not pile up with depth
-		dir = -1
-	}
-	// node.entries no longer grows: pointers into it are stable from here.
-	node.drop = make([]bool, len(node.entries))
-	node.pending.Add(len(jobs) + len(subdirs))
-	ji := 0
-	for i := range node.entries {
-		if node.entries[i].Type == manifest.TypeFile {
-			jobs[ji].entry = &node.entries[i]
-			jobs[ji].dir = node
-			jobs[ji].entry.Chunks = nil
-			jobs[ji].slot = i
-			ji++
-		}
-	}
-	for _, job := range jobs {
-		select {
-		case c.fileJobs <- job:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	for _, sd := range subdirs {
-		var prevSub *manifest.Tree
-		if sd.hasPrev {
-			prevSub, _ = c.store.LoadTree(sd.prev) // unreadable: its files are read again
-		}
-		var err error
-		if sd.sel != nil {
-			err = c.walkSelected(ctx, sd.node, sd.sel, prevSub)
-		} else {
-			err = c.walkDir(ctx, sd.node, prevSub)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	node.queued = min(int64(len(node.entries)), queuedEntries)
-	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
-		return err
-	}
-	select {
-	case c.dirs <- node:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
 }

@@ -24,6 +24,12 @@
 // longer is one small record per multiply-linked inode whose other names
 // have not all been seen yet (hard-link detection).
 //
+// Files and directories below the source root are opened by name in their
+// parent's descriptor, never by path, and never through a symlink; what is
+// recorded of a name (type, metadata, xattrs, contents or link) comes from
+// the one inode opened there: a name replaced between the walk and the open
+// is reported as changed during capture (ErrChanged). See walk.go.
+//
 // Change detection: with a parent record, a file whose type, size, mtime,
 // ctime and inode are unchanged reuses the parent's chunk list unread.
 package capture

@@ -7,11 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"math/bits"
-	"os"
 	"os/user"
 	"strconv"
 	"sync"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/pkg/xattr"
@@ -20,16 +18,6 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 )
-
-// entryFor fills an entry's metadata from lstat and the file's xattrs. dir
-// is the open parent directory, or -1.
-func (c *capturer) entryFor(name string, dir int, abs string, st *unix.Stat_t) manifest.Entry {
-	e := c.metadataEntry(name, st)
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		e.Xattrs = readXattrs(dir, name, abs)
-	}
-	return e
-}
 
 // metadataEntry is an entry with what st says of the file.
 func (c *capturer) metadataEntry(name string, st *unix.Stat_t) manifest.Entry {
@@ -65,8 +53,8 @@ func fileKind(mode uint32) string {
 	return "special file"
 }
 
-// readXattrs reads the extended attributes of name in dir (or of abs when
-// dir is -1), not following a symlink.
+// readXattrs reads the extended attributes of name in dir, a store
+// directory (abs is its path), not following a symlink.
 func readXattrs(dir int, name, abs string) map[string][]byte {
 	names, err := listXattrs(dir, name, abs)
 	if err != nil || len(names) == 0 {
@@ -149,6 +137,7 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 				job.first.publish(job)
 			}
 			job.dir.pending.Done()
+			job.parent.release()
 			return err
 		}
 		if job.failed {
@@ -162,6 +151,7 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 			job.first.publish(job)
 		}
 		job.dir.pending.Done()
+		job.parent.release()
 	}
 	return nil
 }
@@ -182,9 +172,10 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		// The walk stat'ed this name as the inode first's worker opened:
+		// its contents and xattrs are this name's.
 		if !first.failed && first.size == e.Size && first.mtimeNs == e.MTimeNs {
-			e.Chunks = first.chunks
-			e.Link = first.link
+			e.Chunks, e.Link, e.Xattrs = first.chunks, first.link, first.xattrs
 			c.countLinkPath(e.Link)
 			if first.unchanged {
 				c.progress.Unchanged.Add(1)
@@ -193,8 +184,26 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 			return nil
 		}
 	}
+	// Unchanged since the parent record by the walk's stat of the name:
+	// nothing of the file is read, and its xattrs are the parent's (a
+	// change to them would have changed the ctime).
+	if c.linker == nil && !job.unstatted && c.reuseUnchanged(job) {
+		e.Xattrs = job.prev.Xattrs
+		return nil
+	}
+	fd, err := c.openFile(job)
+	if err != nil {
+		// Gone since the directory was listed: not an error for a name the
+		// walk did not stat, as in the walk.
+		if !job.unstatted || !errors.Is(err, fs.ErrNotExist) {
+			c.report(Problem{Path: job.abs, Err: err})
+		}
+		job.failed = true
+		return nil
+	}
+	defer unix.Close(fd)
 	if c.linker != nil {
-		link, err := c.linker.place(job.abs, e, job.dev)
+		link, err := c.linker.place(job, fd)
 		if err != nil {
 			c.report(Problem{Path: job.abs, Err: err})
 			job.failed = true
@@ -211,12 +220,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 		}
 		c.countLinkPath(nil)
 	}
-	if p := job.prev; p != nil && p.Type == manifest.TypeFile && !p.Incomplete && p.Link == nil &&
-		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks) {
-		e.Chunks = p.Chunks
-		job.unchanged = true
-		c.progress.Unchanged.Add(1)
-		c.progress.BytesDone.Add(e.Size)
+	if c.reuseUnchanged(job) {
 		return nil
 	}
 	var lastErr error
@@ -224,7 +228,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		changed, err := c.readFile(ctx, chunker(), job)
+		changed, err := c.readFile(ctx, chunker(), job, fd)
 		if err != nil {
 			var se storeError
 			if errors.As(err, &se) {
@@ -248,21 +252,73 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 	return nil
 }
 
+// reuseUnchanged reuses the parent record's chunks for a file whose entry
+// (stat) is the parent's.
+func (c *capturer) reuseUnchanged(job *fileJob) bool {
+	e, p := job.entry, job.prev
+	if p == nil || p.Type != manifest.TypeFile || p.Incomplete || p.Link != nil ||
+		p.Size != e.Size || p.MTimeNs != e.MTimeNs || p.CTimeNs != e.CTimeNs || p.Inode != e.Inode || !c.chunksPresent(p.Chunks) {
+		return false
+	}
+	e.Chunks = p.Chunks
+	job.unchanged = true
+	c.progress.Unchanged.Add(1)
+	c.progress.BytesDone.Add(e.Size)
+	return true
+}
+
+// openFile opens the job's file by name in its parent directory and fills
+// the entry from the descriptor: its stat and its xattrs. The file must be
+// a regular file and, when the walk stat'ed it, the very inode the walk
+// saw; otherwise it changed during capture and nothing of it is kept (the
+// walk's stat of one inode never goes with another's contents).
+func (c *capturer) openFile(job *fileJob) (int, error) {
+	if testHookOpen != nil {
+		testHookOpen(job.abs)
+	}
+	e := job.entry
+	fd, err := openFileAt(job.parent.fd, job.name)
+	if err != nil {
+		return -1, openErr("open", job.abs, err)
+	}
+	var st unix.Stat_t
+	if err := fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, &fs.PathError{Op: "fstat", Path: job.abs, Err: err}
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		unix.Close(fd)
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return -1, changedErr("a directory now")
+		}
+		return -1, changedErr("a %s now", fileKind(st.Mode))
+	case !job.unstatted && (st.Dev != job.dev || st.Ino != e.Inode):
+		unix.Close(fd)
+		return -1, changedErr("another file now")
+	}
+	if job.unstatted {
+		c.progress.BytesSeen.Add(uint64(st.Size))
+	}
+	hardLink := e.HardLink
+	*e = c.metadataEntry(e.Name, &st)
+	e.Type, e.HardLink = manifest.TypeFile, hardLink
+	e.Xattrs = fdXattrs(fd)
+	job.dev = st.Dev
+	return fd, nil
+}
+
 // linkUnstatted links a file the walker only listed (see linker.linkByName)
-// and fills its entry from the link's stat. When the file cannot be linked
-// it is stat'ed by path, as the walker would have, and linked is false: the
-// caller goes on as for any file (fallback to chunking, or the error of
-// --hardlink always).
+// and fills its entry from the link's stat. When the file cannot be linked,
+// linked is false: the caller goes on as for any file, opening it (fallback
+// to chunking, or the error of --hardlink always).
 func (c *capturer) linkUnstatted(job *fileJob) (linked bool, err error) {
 	e := job.entry
-	var st unix.Stat_t
-	link, xattrs, err := c.linker.linkByName(job.abs, &st)
-	if link == nil && err == nil {
-		err = lstatAt(-1, "", job.abs, &st)
-		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
-			err = errors.New("is no longer a regular file (replaced while being captured): capture it again")
-		}
+	if testHookOpen != nil {
+		testHookOpen(job.abs)
 	}
+	var st unix.Stat_t
+	link, xattrs, err := c.linker.linkByName(job.parent.fd, job.name, &st)
 	if err != nil {
 		// Gone since the directory was listed: not an error, as in the walk.
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -271,25 +327,20 @@ func (c *capturer) linkUnstatted(job *fileJob) (linked bool, err error) {
 		job.failed = true
 		return false, nil
 	}
-	if link != nil {
-		*e = c.metadataEntry(e.Name, &st)
-		e.Xattrs = xattrs
-		// st.Nlink counts the store's new link: more than one other name
-		// may be another name in the tree (restore links those together;
-		// a name outside it, such as an earlier record's link, is harmless).
-		if st.Nlink > 2 {
-			e.HardLink = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
-		}
-		e.Link = link
-	} else {
-		*e = c.entryFor(e.Name, -1, job.abs, &st)
-		job.dev = st.Dev
-	}
-	e.Type = manifest.TypeFile
-	c.progress.BytesSeen.Add(e.Size)
 	if link == nil {
 		return false, nil
 	}
+	*e = c.metadataEntry(e.Name, &st)
+	e.Xattrs = xattrs
+	// st.Nlink counts the store's new link: more than one other name
+	// may be another name in the tree (restore links those together;
+	// a name outside it, such as an earlier record's link, is harmless).
+	if st.Nlink > 2 {
+		e.HardLink = strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10)
+	}
+	e.Link = link
+	e.Type = manifest.TypeFile
+	c.progress.BytesSeen.Add(e.Size)
 	c.countLinkPath(link)
 	c.progress.BytesDone.Add(e.Size)
 	return true, nil
@@ -310,28 +361,19 @@ type storeError struct{ err error }
 
 func (s storeError) Error() string { return s.err.Error() }
 
-// readFile chunks the file once. changed is true when its size or mtime
-// differ after the read from what was seen before: the read may be torn.
-func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *fileJob) (changed bool, err error) {
+// readFile chunks the file open as fd once, from its start. changed is
+// true when its size or mtime differ after the read from before it: the
+// read may be torn.
+func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *fileJob, fd int) (changed bool, err error) {
 	e := job.entry
-	f, err := os.OpenFile(job.abs, os.O_RDONLY|syscall.O_NOATIME, 0)
-	if errors.Is(err, fs.ErrPermission) {
-		f, err = os.Open(job.abs) // O_NOATIME needs ownership
-	}
-	if err != nil {
+	var before unix.Stat_t
+	if err := fstat(fd, &before); err != nil {
 		return false, err
 	}
-	defer f.Close()
-	before, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	bsys := before.Sys().(*syscall.Stat_t)
-	if bsys.Ino != e.Inode || uint64(before.Size()) != e.Size || bsys.Mtim.Nano() != e.MTimeNs {
-		// Replaced or written since the walker saw it: take the new state.
-		e.Inode, e.Size, e.MTimeNs, e.CTimeNs = bsys.Ino, uint64(before.Size()), bsys.Mtim.Nano(), bsys.Ctim.Nano()
-	}
-	chunker.Reset(f)
+	// The same inode (the descriptor's): written since it was opened, or
+	// since the last attempt, it is read as it is now.
+	e.Size, e.MTimeNs, e.CTimeNs = uint64(before.Size), before.Mtim.Nano(), before.Ctim.Nano()
+	chunker.Reset(&fdReader{fd: fd})
 	e.Chunks = e.Chunks[:0]
 	var total uint64
 	for {
@@ -365,16 +407,14 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 		}
 		e.Chunks = append(e.Chunks, manifest.Chunk{ID: id, Size: uint32(len(chunk))})
 	}
-	after, err := f.Stat()
-	if err != nil {
+	var after unix.Stat_t
+	if err := fstat(fd, &after); err != nil {
 		return false, err
 	}
-	asys := after.Sys().(*syscall.Stat_t)
-	if total != uint64(after.Size()) || asys.Mtim.Nano() != e.MTimeNs || uint64(after.Size()) != e.Size {
-		e.Size, e.MTimeNs, e.CTimeNs = uint64(after.Size()), asys.Mtim.Nano(), asys.Ctim.Nano()
+	if total != uint64(after.Size) || after.Mtim.Nano() != e.MTimeNs || uint64(after.Size) != e.Size {
 		return true, nil
 	}
-	e.CTimeNs = asys.Ctim.Nano()
+	e.CTimeNs = after.Ctim.Nano()
 	return false, nil
 }
 

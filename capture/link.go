@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -68,14 +67,23 @@ func newLinker(linkRoot, set string, dedupe bool, hash func([]byte) cas.ID) (*li
 // cloneSupported reports whether the filesystem of dir makes FICLONE
 // copies, by cloning a small file there.
 func cloneSupported(dir string) bool {
-	src, dst := filepath.Join(dir, ".clone-probe"), filepath.Join(dir, ".clone-probe-copy")
+	src := filepath.Join(dir, ".clone-probe")
 	defer os.Remove(src)
-	defer os.Remove(dst)
+	defer os.Remove(filepath.Join(dir, ".clone-probe-copy"))
 	if err := os.WriteFile(src, make([]byte, 4096), 0o600); err != nil {
 		return false
 	}
-	var e manifest.Entry
-	return cloneFile(src, dst, &e) == nil
+	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(in)
+	d, err := openDir(dir)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(d)
+	return cloneFile(in, d, ".clone-probe-copy", 0) == nil
 }
 
 // close closes the bucket directories.
@@ -91,16 +99,20 @@ func (l *linker) close() {
 // linkable reports whether a link can possibly work: same filesystem.
 func (l *linker) sameFS(dev uint64) bool { return dev == l.storeFS }
 
-// place makes a store object for the file at abs (whose lstat the entry
-// holds) and returns its Link. A nil Link with nil error means "cannot link
-// this one": the caller falls back to chunking (auto) or fails (always).
-func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Link, error) {
-	if !l.sameFS(dev) {
+// place makes a store object for the job's file, open as fd (whose fstat
+// the entry holds), and returns its Link. A nil Link with nil error means
+// "cannot link this one": the caller falls back to chunking (auto) or fails
+// (always). A hard link is made by name, in the file's directory: it is
+// kept only if it is the inode open as fd, else the file changed during
+// capture.
+func (l *linker) place(job *fileJob, fd int) (*manifest.Link, error) {
+	e := job.entry
+	if !l.sameFS(job.dev) {
 		return nil, nil
 	}
 	var hash cas.ID
 	if l.dedupe {
-		h, err := hashFile(abs, l.hash)
+		h, err := cas.SumStream(&fdReader{fd: fd}, l.hash)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +125,7 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 			return &link, nil
 		}
 	}
-	n, bucket, fd, err := l.next()
+	n, bucket, bfd, err := l.next()
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +134,7 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 	rel := l.set + "/" + strconv.FormatUint(bucket, 10) + "/" + name
 	method := ""
 	if !l.noClone.Load() {
-		obj := filepath.Join(l.dir, strconv.FormatUint(bucket, 10), name)
-		switch err := cloneFile(abs, obj, e); {
+		switch err := cloneFile(fd, bfd, name, e.MTimeNs); {
 		case err == nil:
 			method = manifest.LinkClone
 		case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOTTY):
@@ -133,19 +144,23 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 		}
 	}
 	if method == "" {
-		if linked, err := linkObject(abs, fd, name, rel); !linked {
+		if linked, err := linkObject(job.parent.fd, job.name, bfd, name, rel); !linked {
 			return nil, err
 		}
 		method = manifest.LinkHard
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(bfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, fmt.Errorf("stat store object: %w", err)
 	}
-	if method == manifest.LinkHard && (st.Ino != e.Inode || uint64(st.Size) != e.Size || st.Mtim.Nano() != e.MTimeNs) {
-		// Replaced or written between the walk and the link: link the new
-		// state, as a chunked capture would read it.
-		e.Inode, e.Size, e.MTimeNs = st.Ino, uint64(st.Size), st.Mtim.Nano()
+	if method == manifest.LinkHard {
+		if st.Dev != job.dev || st.Ino != e.Inode {
+			unix.Unlinkat(bfd, name, 0)
+			return nil, changedErr("another file now")
+		}
+		// The inode open as fd: its stat now, after the link.
+		e.Mode, e.UID, e.GID = st.Mode&0o7777, st.Uid, st.Gid
+		e.Size, e.MTimeNs = uint64(st.Size), st.Mtim.Nano()
 	}
 	e.CTimeNs = st.Ctim.Nano()
 	link := &manifest.Link{Method: method, Object: rel, CTimeNs: st.Ctim.Nano(), Nlink: uint64(st.Nlink), Hash: hash}
@@ -157,17 +172,18 @@ func (l *linker) place(abs string, e *manifest.Entry, dev uint64) (*manifest.Lin
 	return link, nil
 }
 
-// linkByName hard-links the file at abs into the store before anything is
-// known of it but its name, and fills st with the stat of the store object:
-// the very inode linked, so its metadata is the file's as captured, and the
-// ctime the link itself set (which restore checks). That is one stat where
-// the walker and the linker made one each, on a capture where the stats
-// and the link are nearly all the work. xattrs are read from the object
-// too. A nil Link with nil error means the file cannot be linked here
-// (another filesystem, EPERM, link limit); a file gone since the listing
-// gives an fs.ErrNotExist error; anything but a regular file is unlinked
-// again and reported as changed.
-func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[string][]byte, error) {
+// linkByName hard-links the file name in the directory open as dir into the
+// store before anything is known of it but its name, and fills st with the
+// stat of the store object: the very inode linked, so its metadata is the
+// file's as captured, and the ctime the link itself set (which restore
+// checks). That is one stat where the walker and the linker made one each,
+// on a capture where the stats and the link are nearly all the work. xattrs
+// are read from the object too. A nil Link with nil error means the file
+// cannot be linked here (another filesystem, EPERM, link limit); a file gone
+// since the listing gives an fs.ErrNotExist error; anything but a regular
+// file (a symlink is linked as itself, never followed) is unlinked again and
+// reported as changed.
+func (l *linker) linkByName(dir int, file string, st *unix.Stat_t) (*manifest.Link, map[string][]byte, error) {
 	n, bucket, fd, err := l.next()
 	if err != nil {
 		return nil, nil, err
@@ -175,7 +191,7 @@ func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[st
 	defer l.release(bucket)
 	name := strconv.FormatUint(n, 10)
 	rel := l.set + "/" + strconv.FormatUint(bucket, 10) + "/" + name
-	if linked, err := linkObject(abs, fd, name, rel); !linked {
+	if linked, err := linkObject(dir, file, fd, name, rel); !linked {
 		return nil, nil, err
 	}
 	if err := unix.Fstatat(fd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -184,23 +200,24 @@ func (l *linker) linkByName(abs string, st *unix.Stat_t) (*manifest.Link, map[st
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Unlinkat(fd, name, 0)
-		return nil, nil, fmt.Errorf("is no longer a regular file (replaced while being captured): capture it again")
+		return nil, nil, changedErr("is no longer a regular file")
 	}
 	xattrs := readXattrs(fd, name, filepath.Join(l.dir, strconv.FormatUint(bucket, 10), name))
 	return &manifest.Link{Method: manifest.LinkHard, Object: rel, CTimeNs: st.Ctim.Nano(), Nlink: uint64(st.Nlink)}, xattrs, nil
 }
 
-// linkObject hard-links abs as name in the bucket directory open as fd
-// (rel names the object in errors). linked is false with a nil error when
-// no link can work: another filesystem, EPERM, the link limit.
-func linkObject(abs string, fd int, name, rel string) (linked bool, err error) {
-	switch err := unix.Linkat(unix.AT_FDCWD, abs, fd, name, 0); {
+// linkObject hard-links file, a name in the directory open as dir, as name
+// in the bucket directory open as fd (rel names the object in errors),
+// without following a symlink. linked is false with a nil error when no
+// link can work: another filesystem, EPERM, the link limit.
+func linkObject(dir int, file string, fd int, name, rel string) (linked bool, err error) {
+	switch err := unix.Linkat(dir, file, fd, name, 0); {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EMLINK):
 		return false, nil
 	default:
-		return false, &os.LinkError{Op: "link into store", Old: abs, New: rel, Err: err}
+		return false, &os.LinkError{Op: "link into store", Old: file, New: rel, Err: err}
 	}
 }
 
@@ -263,41 +280,24 @@ func (l *linker) release(b uint64) {
 	}
 }
 
-// cloneFile makes obj a copy-on-write clone of src (FICLONE), with src's
-// mtime, so a later change to either cannot reach the other.
-func cloneFile(src, obj string, e *manifest.Entry) error {
-	in, err := os.Open(src)
+// cloneFile makes name in the directory open as dir a copy-on-write clone
+// (FICLONE) of the file open as src, with mtime, so a later change to
+// either cannot reach the other.
+func cloneFile(src, dir int, name string, mtimeNs int64) error {
+	out, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(obj, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	err = unix.IoctlFileClone(int(out.Fd()), int(in.Fd()))
+	err = unix.IoctlFileClone(out, src)
 	if err == nil {
-		ts := []unix.Timespec{unix.NsecToTimespec(e.MTimeNs), unix.NsecToTimespec(e.MTimeNs)}
-		err = unix.UtimesNanoAt(unix.AT_FDCWD, obj, ts, 0)
+		ts := []unix.Timespec{unix.NsecToTimespec(mtimeNs), unix.NsecToTimespec(mtimeNs)}
+		err = unix.UtimesNanoAt(dir, name, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
-	if cerr := out.Close(); err == nil {
+	if cerr := unix.Close(out); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(obj)
+		unix.Unlinkat(dir, name, 0)
 	}
 	return err
-}
-
-// hashFile returns the whole-file ID of abs (cas.SumStream).
-func hashFile(abs string, sum func([]byte) cas.ID) (cas.ID, error) {
-	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NOATIME, 0)
-	if errors.Is(err, os.ErrPermission) {
-		f, err = os.Open(abs)
-	}
-	if err != nil {
-		return cas.ID{}, err
-	}
-	defer f.Close()
-	return cas.SumStream(f, sum)
 }

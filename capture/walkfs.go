@@ -21,7 +21,9 @@ import (
 // made them over half of a hard-link capture's walk (the walk is the one
 // serial part of a capture; bench's BenchmarkHardlink measures it).
 
-// openDir opens a directory for reading its names and looking them up.
+// openDir opens a directory for reading its names and looking them up, by
+// a path that no one but the capturing user controls: the source root or
+// the store's own directories (see openAt for everything below the root).
 func openDir(abs string) (int, error) {
 	for {
 		fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -95,16 +97,10 @@ func parseDirents(b []byte, entries []dirEntry) ([]dirEntry, error) {
 	return entries, nil
 }
 
-// lstatAt stats name in dir without following a symlink, or abs when dir
-// is -1.
-func lstatAt(dir int, name, abs string, st *unix.Stat_t) error {
+// lstatAt stats name in dir without following a symlink.
+func lstatAt(dir int, name string, st *unix.Stat_t) error {
 	for {
-		var err error
-		if dir >= 0 {
-			err = unix.Fstatat(dir, name, st, unix.AT_SYMLINK_NOFOLLOW)
-		} else {
-			err = unix.Lstat(abs, st)
-		}
+		err := unix.Fstatat(dir, name, st, unix.AT_SYMLINK_NOFOLLOW)
 		if err != unix.EINTR {
 			return err
 		}

@@ -148,6 +148,12 @@ func TestLinkUnstatted(t *testing.T) {
 	c := &capturer{linker: l, progress: &Progress{}, opts: Options{Hardlink: HardlinkAuto, Report: func(p Problem) { problems = append(problems, p) }},
 		names: nameCache{users: map[uint32]string{}, groups: map[uint32]string{}}}
 
+	srcFD, err := openDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := newDirHandle(srcFD)
+	defer parent.release()
 	file := filepath.Join(src, "f")
 	os.WriteFile(file, []byte("hello"), 0o640)
 	os.Mkdir(filepath.Join(src, "d"), 0o755)
@@ -161,12 +167,12 @@ func TestLinkUnstatted(t *testing.T) {
 	}{
 		{"f", true, false, ""},
 		{"gone", false, true, ""}, // vanished since the listing: silently left out
-		{"d", false, true, "no longer a regular file"},
+		{"d", false, false, ""},   // cannot be linked: left to openFile (TestOpenFileRefusesReplaced)
 		{"s", false, true, "no longer a regular file"},
 	}
 	for _, tt := range tests {
 		problems = nil
-		job := &fileJob{abs: filepath.Join(src, tt.name), entry: &manifest.Entry{Name: tt.name, Type: manifest.TypeFile}, unstatted: true}
+		job := &fileJob{abs: filepath.Join(src, tt.name), name: tt.name, parent: parent, entry: &manifest.Entry{Name: tt.name, Type: manifest.TypeFile}, unstatted: true}
 		linked, err := c.linkUnstatted(job)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
@@ -183,7 +189,7 @@ func TestLinkUnstatted(t *testing.T) {
 	}
 
 	// The linked entry carries the file's own metadata and the link.
-	job := &fileJob{abs: file, entry: &manifest.Entry{Name: "f", Type: manifest.TypeFile}, unstatted: true}
+	job := &fileJob{abs: file, name: "f", parent: parent, entry: &manifest.Entry{Name: "f", Type: manifest.TypeFile}, unstatted: true}
 	if _, err := c.linkUnstatted(job); err != nil {
 		t.Fatal(err)
 	}
