@@ -377,39 +377,15 @@ func (r *Repo) gcMark(ctx context.Context) (map[cas.BlobKey]struct{}, int, error
 		return nil, 0, fmt.Errorf("gc: %w", err)
 	}
 	live := make(map[cas.BlobKey]struct{}, 1024)
-	var walk func(id cas.ID) error
-	walk = func(id cas.ID) error {
-		k := cas.BlobKey{Type: cas.BlobTree, ID: id}
-		if _, seen := live[k]; seen {
-			return nil // a tree shared with a record marked before
-		}
-		live[k] = struct{}{}
-		t, err := r.LoadTree(id)
-		if err != nil {
-			return err
-		}
-		for i := range t.Entries {
-			e := &t.Entries[i]
-			switch e.Type {
-			case manifest.TypeDir:
-				if err := walk(e.Subtree); err != nil {
-					return err
-				}
-			case manifest.TypeFile:
-				// Linked entries (hard-link records) have no chunks.
-				for _, ch := range e.Chunks {
-					live[cas.BlobKey{Type: cas.BlobData, ID: ch.ID}] = struct{}{}
-				}
-			}
-		}
-		return nil
-	}
+	// Linked entries (hard-link records) have no chunks. Seen is the live
+	// set: a tree shared with a record marked before is walked once.
+	w := manifest.Walker{Load: r, Seen: live}
 	for _, rec := range records {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
 		live[cas.BlobKey{Type: cas.BlobRecord, ID: rec.ID}] = struct{}{}
-		if err := walk(rec.Tree); err != nil {
+		if err := w.Walk(ctx, rec.Tree); err != nil {
 			return nil, 0, fmt.Errorf("gc: record %s of %s: %w (nothing was deleted; run smp verify)", rec.ID.Short(), rec.Computer, err)
 		}
 	}

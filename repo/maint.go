@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -174,41 +175,43 @@ func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks 
 			}
 			affect(d, rec, "")
 		}
-		var walk func(id cas.ID, dir string)
-		walk = func(id cas.ID, dir string) {
-			if d := check(id, cas.BlobTree); d != nil {
-				affect(d, rec, dir+"/")
-				return
-			}
-			rep.Trees++
-			tree, err := r.LoadTree(id)
-			if err != nil {
-				d := &Damage{Blob: id.String(), Type: "tree", Reason: err.Error()}
-				checked[cas.BlobKey{Type: cas.BlobTree, ID: id}] = d
-				rep.Damaged = append(rep.Damaged, d)
-				affect(d, rec, dir+"/")
-				return
-			}
-			for _, e := range tree.Entries {
-				p := path.Join(dir, e.Name)
-				switch e.Type {
-				case manifest.TypeDir:
-					walk(e.Subtree, p)
-				case manifest.TypeFile:
-					broken := false
-					for _, ch := range e.Chunks {
-						if d := check(ch.ID, cas.BlobData); d != nil {
-							affect(d, rec, p)
-							broken = true
-						}
-					}
-					if broken {
-						rep.DamagedFiles++
+		// Every path is walked (no Seen): a damaged blob names each path of
+		// each record it breaks. Blobs are still checked once (check).
+		w := manifest.Walker{Load: r,
+			Enter: func(id cas.ID, dir string) error {
+				if d := check(id, cas.BlobTree); d != nil {
+					affect(d, rec, dir+"/")
+					return manifest.SkipTree
+				}
+				rep.Trees++
+				return nil
+			},
+			Tree: func(id cas.ID, dir string, _ *manifest.Tree, err error) error {
+				if err != nil {
+					d := &Damage{Blob: id.String(), Type: "tree", Reason: err.Error()}
+					checked[cas.BlobKey{Type: cas.BlobTree, ID: id}] = d
+					rep.Damaged = append(rep.Damaged, d)
+					affect(d, rec, dir+"/")
+				}
+				return nil
+			},
+			Entry: func(dir string, e *manifest.Entry) error {
+				broken := false
+				for _, ch := range e.Chunks {
+					if d := check(ch.ID, cas.BlobData); d != nil {
+						affect(d, rec, path.Join(dir, e.Name))
+						broken = true
 					}
 				}
-			}
+				if broken {
+					rep.DamagedFiles++
+				}
+				return nil
+			},
 		}
-		walk(rec.Tree, "")
+		if err := w.Walk(context.Background(), rec.Tree); err != nil {
+			return nil, err
+		}
 	}
 	unindexed, err := r.unindexedPacks()
 	if err != nil {

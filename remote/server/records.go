@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -332,10 +333,8 @@ func (rc *reachCache) get(rec repo.RecordInfo) (map[cas.BlobKey]struct{}, error)
 	rc.mu.Unlock()
 	set.once.Do(func() {
 		ids := map[cas.BlobKey]struct{}{}
-		set.err = rc.repo.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
-			ids[cas.BlobKey{Type: t, ID: id}] = struct{}{}
-			return nil
-		})
+		w := manifest.Walker{Load: rc.repo, Seen: ids}
+		set.err = w.Walk(context.Background(), rec.Tree)
 		set.ids = ids
 	})
 	if set.err != nil {
