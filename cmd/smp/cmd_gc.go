@@ -86,59 +86,31 @@ func runGC(ctx context.Context, args []string) error {
 		return err
 	}
 	defer r.Close()
-	var expired []string
-	if *retentionFlag != "" {
-		recs, err := r.Expired(retention, time.Now())
-		if err != nil {
-			return err
-		}
-		for _, rec := range recs {
-			expired = append(expired, rec.ID.String())
-			if *dryRun {
-				continue
-			}
-			if err := r.Drop(rec); err != nil {
-				return err
-			}
-		}
-		if !*asJSON && len(recs) > 0 {
-			verb := "removed"
-			if *dryRun {
-				verb = "would remove"
-			}
-			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(recs))
-		}
-	}
-	orphans, err := r.OrphanLinkSets()
+	res, err := r.Maintain(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace},
+		Expire: *retentionFlag != "", Retention: retention})
 	if err != nil {
 		return err
 	}
-	for _, set := range orphans {
-		if !*dryRun {
-			if err := r.RemoveLinks(set); err != nil {
-				return err
-			}
-		}
-		if !*asJSON {
-			fmt.Printf("link set %s belongs to no record (a capture killed before it committed): removed\n", set)
-		}
-	}
-	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace})
-	if err != nil {
-		return err
-	}
+	rep := res.GCReport
 	if *asJSON {
-		if expired == nil {
-			expired = []string{}
-		}
 		if err := printJSON(struct {
 			*repo.GCReport
 			Expired []string `json:"expired_records"`
 			Orphans []string `json:"orphan_link_sets"`
-		}{rep, expired, append([]string{}, orphans...)}); err != nil {
+		}{rep, res.Expired, res.OrphanLinkSets}); err != nil {
 			return err
 		}
 	} else {
+		if len(res.Expired) > 0 {
+			verb := "removed"
+			if *dryRun {
+				verb = "would remove"
+			}
+			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(res.Expired))
+		}
+		for _, set := range res.OrphanLinkSets {
+			fmt.Printf("link set %s belongs to no record (a capture killed before it committed): removed\n", set)
+		}
 		printGC(rep)
 	}
 	if len(rep.Problems) > 0 {
