@@ -14,6 +14,7 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/remote/wire"
 )
 
 // Garbage collection frees the blobs no live record reaches: chunks, trees
@@ -91,27 +92,9 @@ type GCOptions struct {
 	Pinned func(keep func(cas.BlobKey))
 }
 
-// GCReport is what GC did (or, with DryRun, would do).
-type GCReport struct {
-	DryRun            bool     `json:"dry_run"`
-	RepackBelow       float64  `json:"repack_below"`
-	Records           int      `json:"records"`            // live records
-	LiveBlobs         int      `json:"live_blobs"`         // blobs kept (records, trees, chunks, tombstones)
-	PacksScanned      int      `json:"packs_scanned"`      // indexed packs examined
-	PacksDeleted      int      `json:"packs_deleted"`      // deleted: no live blob (or left over by an interrupted gc)
-	PacksRewritten    int      `json:"packs_rewritten"`    // live blobs copied out, then deleted
-	PacksWritten      int      `json:"packs_written"`      // new packs holding the copies
-	BlobsRemoved      int      `json:"blobs_removed"`      // dead blobs dropped from the index
-	BlobsCopied       int      `json:"blobs_copied"`       // live blobs moved to new packs
-	BytesDeleted      int64    `json:"bytes_deleted"`      // pack files deleted
-	BytesWritten      int64    `json:"bytes_written"`      // new pack files
-	BytesFreed        int64    `json:"bytes_freed"`        // bytes_deleted - bytes_written
-	TombstonesWritten int      `json:"tombstones_written"` // for record blobs that were never live
-	UnindexedPacks    int      `json:"unindexed_packs"`    // pack files kept that the index does not list
-	Problems          []string `json:"problems"`           // packs left alone, with the reason
-	GraceSeconds      float64  `json:"grace_seconds"`      // packs younger than this were kept whole
-	Seconds           float64  `json:"seconds"`
-}
+// GCReport is what GC did (or, with DryRun, would do): the report of
+// POST /v1/gc and smp gc --json, defined in remote/wire.
+type GCReport = wire.GCReport
 
 // gcPack is the accounting of one indexed pack.
 type gcPack struct {

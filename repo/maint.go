@@ -10,29 +10,12 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/remote/wire"
 )
 
-// Stats are a store's size figures.
-type Stats struct {
-	Records      int     `json:"records"`
-	Captured     int     `json:"captured"`      // records not yet restored (released)
-	Released     int     `json:"released"`      // records restored, retention clock running
-	FreeBytes    uint64  `json:"free_bytes"`    // free space on the store's filesystem for an unprivileged writer
-	LogicalBytes uint64  `json:"logical_bytes"` // sum of every record's file bytes
-	UniqueBytes  uint64  `json:"unique_bytes"`  // plaintext of distinct data chunks
-	StoredBytes  uint64  `json:"stored_bytes"`  // pack files on disk
-	Chunks       uint64  `json:"chunks"`
-	Trees        uint64  `json:"trees"`
-	Packs        uint64  `json:"packs"`
-	DedupeRatio  float64 `json:"dedupe_ratio"`      // logical bytes of chunked records / stored
-	Compression  float64 `json:"compression_ratio"` // unique / stored data
-	// Hard-link records hold their files by links (or clones) in links/,
-	// not in packs: their bytes are part of LogicalBytes but left out of
-	// DedupeRatio, which would otherwise credit packs with them.
-	LinkRecords     int    `json:"link_records"`
-	LinkedFiles     uint64 `json:"linked_files"`      // files held by link or clone
-	LinkRecordBytes uint64 `json:"link_record_bytes"` // logical bytes of the hard-link records
-}
+// Stats are a store's size figures, as GET /v1/stats and smp stats --json
+// give them (defined in remote/wire).
+type Stats = wire.Stats
 
 // Stats computes the store's figures from the index and the pack files.
 func (r *Repo) Stats() (*Stats, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"smp/remote/wire"
 )
 
 // MaintainOptions tune Maintain.
@@ -19,12 +21,9 @@ type MaintainOptions struct {
 	Dropped func(RecordInfo)
 }
 
-// MaintainReport is what Maintain did (or, with DryRun, would do).
-type MaintainReport struct {
-	Expired        []string `json:"expired"`          // records removed because their retention ran out
-	OrphanLinkSets []string `json:"orphan_link_sets"` // link sets no record names, removed
-	*GCReport
-}
+// MaintainReport is what Maintain did (or, with DryRun, would do): the
+// reply of POST /v1/gc, defined in remote/wire.
+type MaintainReport = wire.GCReply
 
 // Maintain is the store's one maintenance routine, run by smp gc and by
 // smp serve (--gc-every, POST /v1/gc): it removes released records past

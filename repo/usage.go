@@ -5,26 +5,15 @@ import (
 
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/remote/wire"
 )
 
-// RecordUsage is what one record costs the store.
-type RecordUsage struct {
-	ID       string `json:"id"`
-	Computer string `json:"computer"`
-	Files    uint64 `json:"files"`
-	Bytes    uint64 `json:"logical_bytes"`
-	// OnlyBytes are the stored bytes of chunks no other live record
-	// references: what removing this record (and a gc) would free.
-	OnlyBytes uint64 `json:"only_bytes"`
-}
-
-// ComputerUsage groups a computer's records.
-type ComputerUsage struct {
-	Computer  string `json:"computer"`
-	Records   int    `json:"records"`
-	Bytes     uint64 `json:"logical_bytes"`
-	OnlyBytes uint64 `json:"only_bytes"` // chunks no other computer references
-}
+// RecordUsage is what one record costs the store; ComputerUsage groups a
+// computer's records (defined in remote/wire, GET /v1/stats?usage=1).
+type (
+	RecordUsage   = wire.RecordUsage
+	ComputerUsage = wire.ComputerUsage
+)
 
 // Usage computes per-record and per-computer exclusive bytes. It walks
 // every live record's trees twice and keeps one small counter per distinct

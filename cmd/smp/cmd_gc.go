@@ -45,6 +45,7 @@ func runGC(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("--grace: %v", err)
 	}
+	var res *wire.GCReply
 	if isRemoteStore(*store) {
 		// The server runs it beside its captures and restores.
 		req := wire.GCRequest{DryRun: *dryRun, RepackBelow: *below, GraceSeconds: grace.Seconds(), NoGrace: grace == 0}
@@ -59,42 +60,25 @@ func runGC(ctx context.Context, args []string) error {
 			return err
 		}
 		defer cl.Close()
-		var res struct {
-			Expired []string `json:"expired"`
-			*repo.GCReport
-		}
-		if err := cl.GC(ctx, req, &res); err != nil {
+		if res, err = cl.GC(ctx, req); err != nil {
 			return err
 		}
-		if res.GCReport == nil {
-			return fmt.Errorf("SMP sent no gc report")
+	} else {
+		r, err := openStore(*store)
+		if err != nil {
+			return err
 		}
-		if *asJSON {
-			return printJSON(struct {
-				*repo.GCReport
-				Expired []string `json:"expired_records"`
-			}{res.GCReport, res.Expired})
+		defer r.Close()
+		res, err = r.Maintain(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace},
+			Expire: *retentionFlag != "", Retention: retention})
+		if err != nil {
+			return err
 		}
-		if len(res.Expired) > 0 {
-			fmt.Printf("retention %s: removed %d released records\n", *retentionFlag, len(res.Expired))
-		}
-		printGC(res.GCReport)
-		return nil
-	}
-	r, err := openStore(*store)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	res, err := r.Maintain(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace},
-		Expire: *retentionFlag != "", Retention: retention})
-	if err != nil {
-		return err
 	}
 	rep := res.GCReport
 	if *asJSON {
 		if err := printJSON(struct {
-			*repo.GCReport
+			*wire.GCReport
 			Expired []string `json:"expired_records"`
 			Orphans []string `json:"orphan_link_sets"`
 		}{rep, res.Expired, res.OrphanLinkSets}); err != nil {
@@ -122,7 +106,7 @@ func runGC(ctx context.Context, args []string) error {
 	return nil
 }
 
-func printGC(rep *repo.GCReport) {
+func printGC(rep *wire.GCReport) {
 	verb, freed := "", "freed"
 	if rep.DryRun {
 		verb, freed = "would be ", "would free"

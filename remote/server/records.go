@@ -272,12 +272,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	out := struct {
-		*repo.Stats
-		Expired   *int                 `json:"expired,omitempty"`
-		Computers []repo.ComputerUsage `json:"computers,omitempty"`
-		Records   []repo.RecordUsage   `json:"per_record,omitempty"`
-	}{Stats: st}
+	out := wire.StatsReply{Stats: st}
 	if v := r.URL.Query().Get("retention"); v != "" {
 		retention, err := time.ParseDuration(v)
 		if err != nil || retention < 0 {
@@ -290,7 +285,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 		out.Expired = new(len(expired))
 	}
 	if r.URL.Query().Get("usage") != "" {
-		if out.Records, out.Computers, err = s.opts.Repo.Usage(); err != nil {
+		if out.PerRecord, out.Computers, err = s.opts.Repo.Usage(); err != nil {
 			return err
 		}
 	}
