@@ -14,6 +14,7 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/remote/wire"
 )
 
 // Garbage collection frees the blobs no live record reaches: chunks, trees
@@ -91,27 +92,9 @@ type GCOptions struct {
 	Pinned func(keep func(cas.BlobKey))
 }
 
-// GCReport is what GC did (or, with DryRun, would do).
-type GCReport struct {
-	DryRun            bool     `json:"dry_run"`
-	RepackBelow       float64  `json:"repack_below"`
-	Records           int      `json:"records"`            // live records
-	LiveBlobs         int      `json:"live_blobs"`         // blobs kept (records, trees, chunks, tombstones)
-	PacksScanned      int      `json:"packs_scanned"`      // indexed packs examined
-	PacksDeleted      int      `json:"packs_deleted"`      // deleted: no live blob (or left over by an interrupted gc)
-	PacksRewritten    int      `json:"packs_rewritten"`    // live blobs copied out, then deleted
-	PacksWritten      int      `json:"packs_written"`      // new packs holding the copies
-	BlobsRemoved      int      `json:"blobs_removed"`      // dead blobs dropped from the index
-	BlobsCopied       int      `json:"blobs_copied"`       // live blobs moved to new packs
-	BytesDeleted      int64    `json:"bytes_deleted"`      // pack files deleted
-	BytesWritten      int64    `json:"bytes_written"`      // new pack files
-	BytesFreed        int64    `json:"bytes_freed"`        // bytes_deleted - bytes_written
-	TombstonesWritten int      `json:"tombstones_written"` // for record blobs that were never live
-	UnindexedPacks    int      `json:"unindexed_packs"`    // pack files kept that the index does not list
-	Problems          []string `json:"problems"`           // packs left alone, with the reason
-	GraceSeconds      float64  `json:"grace_seconds"`      // packs younger than this were kept whole
-	Seconds           float64  `json:"seconds"`
-}
+// GCReport is what GC did (or, with DryRun, would do): the report of
+// POST /v1/gc and smp gc --json, defined in remote/wire.
+type GCReport = wire.GCReport
 
 // gcPack is the accounting of one indexed pack.
 type gcPack struct {
@@ -147,155 +130,207 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	if err := r.gcIdle(); err != nil {
 		return nil, err
 	}
-	rep := &GCReport{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Problems: []string{}}
-	rep.GraceSeconds = opts.Grace.Seconds()
-	rewritten := map[cas.ID]bool{}
+	g := &gcRun{r: r, opts: opts, rewritten: map[cas.ID]bool{},
+		rep: &GCReport{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Problems: []string{}, GraceSeconds: opts.Grace.Seconds()}}
+	rep := g.rep
 
 	// Mark.
-	live, nrec, err := r.gcMark(ctx)
-	if err != nil {
+	var err error
+	if g.live, rep.Records, err = r.gcMark(ctx); err != nil {
 		return nil, err
 	}
-	rep.Records = nrec
-
 	// Finish an interrupted run: delete the files of retired packs.
-	if err := r.gcDeleteRetired(rep, rewritten); err != nil {
+	if err := r.gcDeleteRetired(rep, g.rewritten); err != nil {
 		return nil, err
 	}
-
-	// Account every indexed blob to its pack; tombstones are always live.
-	packs := map[cas.ID]*gcPack{}
-	err = r.ix.Packs(func(p index.PackInfo) error {
-		packs[p.ID] = &gcPack{info: p}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gc: %w", err)
-	}
-	young, err := r.gcYoungPacks(packs, opts)
-	if err != nil {
+	if err := g.account(); err != nil {
 		return nil, err
 	}
-	if opts.Pinned != nil {
-		opts.Pinned(func(k cas.BlobKey) { live[k] = struct{}{} })
-	}
-	var dead []cas.BlobKey
-	var deadRecords []cas.ID
-	err = r.ix.Blobs(func(l index.Location) error {
-		if l.Type == cas.BlobTombstone || young[l.Pack] {
-			live[l.Key()] = struct{}{}
-		}
-		if _, ok := live[l.Key()]; !ok {
-			dead = append(dead, l.Key())
-			if l.Type == cas.BlobRecord {
-				deadRecords = append(deadRecords, l.ID)
-			}
-			return nil
-		}
-		if p := packs[l.Pack]; p != nil {
-			p.live++
-			p.liveBytes += uint64(l.StoredLen)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gc: %w", err)
-	}
-	rep.LiveBlobs = len(live)
-	rep.BlobsRemoved = len(dead)
-
 	// Committed packs the index does not list.
-	if err := r.gcUnindexed(rep, packs); err != nil {
+	if err := r.gcUnindexed(rep, g.packs); err != nil {
 		return nil, err
 	}
+	empty, sparse := g.plan()
 
-	// Plan.
-	ids := make([]cas.ID, 0, len(packs))
-	for id := range packs {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b cas.ID) int { return bytes.Compare(a[:], b[:]) })
-	var empty, sparse []cas.ID
-	for _, id := range ids {
-		p := packs[id]
-		rep.PacksScanned++
-		switch {
-		case p.live == 0:
-			empty = append(empty, id)
-		case p.liveFraction() < opts.RepackBelow:
-			sparse = append(sparse, id)
-		}
-	}
-
-	// Steps 1 and 2: tombstones for record blobs that were never live (a
-	// crash inside CommitRecord), so an index rebuild from packs cannot
-	// resurrect them once their chunks are gone, then the live blobs of
-	// sparse packs.
-	w := &gcWriter{r: r, dry: opts.DryRun, rep: rep}
-	defer w.abort()
-	for _, rec := range deadRecords {
-		tomb := r.Hasher.SumBlob(cas.BlobTombstone, rec[:])
-		tombKey := cas.BlobKey{Type: cas.BlobTombstone, ID: tomb}
-		if _, ok := live[tombKey]; ok {
-			continue
-		}
-		stored, c := cas.Compress(nil, rec[:])
-		e := cas.PackEntry{Type: cas.BlobTombstone, Compression: c, ID: tomb, StoredLen: uint32(len(stored)), RawLen: cas.IDSize}
-		if err := w.add(e, stored); err != nil {
-			return nil, err
-		}
-		live[tombKey] = struct{}{}
-		rep.TombstonesWritten++
-	}
-	var retire []cas.ID
-	retire = append(retire, empty...)
-	for _, id := range sparse {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		ok, err := r.gcCopyLive(w, packs[id], live)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			rewritten[id] = true
-			retire = append(retire, id)
-		}
-	}
-	if err := w.finish(); err != nil {
+	// Steps 1 and 2.
+	if err := g.rewrite(ctx, empty, sparse); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
 	if opts.DryRun {
-		for _, id := range retire {
-			rep.BytesDeleted += packs[id].info.Size
-			if rewritten[id] {
-				rep.PacksRewritten++
-			} else {
-				rep.PacksDeleted++
-			}
-		}
-		rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
+		g.dryRunTotals()
 		rep.Seconds = time.Since(start).Seconds()
 		return rep, nil
 	}
 	if err := gcStep(gcStepIndexed); err != nil {
 		return nil, err
 	}
-
-	// Step 3: forget dead blobs, then retire the old packs.
-	if err := r.ix.DeleteBlobs(dead); err != nil {
-		return nil, fmt.Errorf("gc: %w", err)
-	}
-	if err := gcStep(gcStepBlobsDeleted); err != nil {
+	// Step 3.
+	if err := g.retire(); err != nil {
 		return nil, err
 	}
-	for _, id := range retire {
+	if err := gcStep(gcStepRetired); err != nil {
+		return nil, err
+	}
+
+	// Step 4: delete their files.
+	if err := r.gcDeleteRetired(rep, g.rewritten); err != nil {
+		return nil, err
+	}
+	// Drop cached descriptors, which would keep deleted packs' space.
+	r.packs.Close()
+	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// gcRun is the state of one GC between its phases.
+type gcRun struct {
+	r           *Repo
+	opts        GCOptions
+	rep         *GCReport
+	live        map[cas.BlobKey]struct{} // marked, then pinned, young and tombstones added
+	packs       map[cas.ID]*gcPack       // every indexed pack
+	dead        []cas.BlobKey            // indexed blobs not live
+	deadRecords []cas.ID                 // record blobs among them
+	rewritten   map[cas.ID]bool          // packs whose live blobs were copied out
+	retiring    []cas.ID                 // packs to retire: empty, then rewritten
+}
+
+// account sorts every indexed blob into live or dead and counts each
+// pack's live blobs. Tombstones, the blobs of packs younger than the
+// grace and the blobs opts.Pinned yields are live.
+func (g *gcRun) account() error {
+	r := g.r
+	g.packs = map[cas.ID]*gcPack{}
+	err := r.ix.Packs(func(p index.PackInfo) error {
+		g.packs[p.ID] = &gcPack{info: p}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	young, err := r.gcYoungPacks(g.packs, g.opts)
+	if err != nil {
+		return err
+	}
+	if g.opts.Pinned != nil {
+		g.opts.Pinned(func(k cas.BlobKey) { g.live[k] = struct{}{} })
+	}
+	err = r.ix.Blobs(func(l index.Location) error {
+		if l.Type == cas.BlobTombstone || young[l.Pack] {
+			g.live[l.Key()] = struct{}{}
+		}
+		if _, ok := g.live[l.Key()]; !ok {
+			g.dead = append(g.dead, l.Key())
+			if l.Type == cas.BlobRecord {
+				g.deadRecords = append(g.deadRecords, l.ID)
+			}
+			return nil
+		}
+		if p := g.packs[l.Pack]; p != nil {
+			p.live++
+			p.liveBytes += uint64(l.StoredLen)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	g.rep.LiveBlobs = len(g.live)
+	g.rep.BlobsRemoved = len(g.dead)
+	return nil
+}
+
+// plan returns, in ID order, the packs with no live blob and those whose
+// live fraction is below opts.RepackBelow.
+func (g *gcRun) plan() (empty, sparse []cas.ID) {
+	ids := make([]cas.ID, 0, len(g.packs))
+	for id := range g.packs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b cas.ID) int { return bytes.Compare(a[:], b[:]) })
+	for _, id := range ids {
+		p := g.packs[id]
+		g.rep.PacksScanned++
+		switch {
+		case p.live == 0:
+			empty = append(empty, id)
+		case p.liveFraction() < g.opts.RepackBelow:
+			sparse = append(sparse, id)
+		}
+	}
+	return empty, sparse
+}
+
+// rewrite does steps 1 and 2: tombstones for record blobs that were never
+// live (a crash inside CommitRecord), so an index rebuild from packs
+// cannot resurrect them once their chunks are gone, then the live blobs of
+// sparse packs. The empty packs and the sparse ones fully copied are left
+// in g.retiring.
+func (g *gcRun) rewrite(ctx context.Context, empty, sparse []cas.ID) error {
+	r, rep := g.r, g.rep
+	w := &gcWriter{r: r, dry: g.opts.DryRun, rep: rep}
+	defer w.abort()
+	for _, rec := range g.deadRecords {
+		tomb := r.Hasher.SumBlob(cas.BlobTombstone, rec[:])
+		tombKey := cas.BlobKey{Type: cas.BlobTombstone, ID: tomb}
+		if _, ok := g.live[tombKey]; ok {
+			continue
+		}
+		stored, c := cas.Compress(nil, rec[:])
+		e := cas.PackEntry{Type: cas.BlobTombstone, Compression: c, ID: tomb, StoredLen: uint32(len(stored)), RawLen: cas.IDSize}
+		if err := w.add(e, stored); err != nil {
+			return err
+		}
+		g.live[tombKey] = struct{}{}
+		rep.TombstonesWritten++
+	}
+	g.retiring = append(g.retiring, empty...)
+	for _, id := range sparse {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ok, err := r.gcCopyLive(w, g.packs[id], g.live)
+		if err != nil {
+			return err
+		}
+		if ok {
+			g.rewritten[id] = true
+			g.retiring = append(g.retiring, id)
+		}
+	}
+	if err := w.finish(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// dryRunTotals counts what steps 3 and 4 would delete.
+func (g *gcRun) dryRunTotals() {
+	rep := g.rep
+	for _, id := range g.retiring {
+		rep.BytesDeleted += g.packs[id].info.Size
+		if g.rewritten[id] {
+			rep.PacksRewritten++
+		} else {
+			rep.PacksDeleted++
+		}
+	}
+	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
+}
+
+// retire does step 3: forget dead blobs, then retire the old packs.
+func (g *gcRun) retire() error {
+	r, rep := g.r, g.rep
+	if err := r.ix.DeleteBlobs(g.dead); err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	if err := gcStep(gcStepBlobsDeleted); err != nil {
+		return err
+	}
+	for _, id := range g.retiring {
 		held, err := r.gcStillIndexed(id)
-		if errors.Is(err, cas.ErrCorrupt) && !rewritten[id] {
+		if errors.Is(err, cas.ErrCorrupt) && !g.rewritten[id] {
 			// An unreadable trailer: trust the scan, which found no live
 			// blob there and whose dead entries are now deleted.
 			held, err = 0, nil
@@ -305,26 +340,14 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 				err = fmt.Errorf("%d of its blobs are still indexed there", held)
 			}
 			rep.Problems = append(rep.Problems, fmt.Sprintf("pack %s kept: %v", id.Short(), err))
-			delete(rewritten, id)
+			delete(g.rewritten, id)
 			continue
 		}
 		if err := r.ix.RetirePack(id); err != nil {
-			return nil, fmt.Errorf("gc: %w", err)
+			return fmt.Errorf("gc: %w", err)
 		}
 	}
-	if err := gcStep(gcStepRetired); err != nil {
-		return nil, err
-	}
-
-	// Step 4: delete their files.
-	if err := r.gcDeleteRetired(rep, rewritten); err != nil {
-		return nil, err
-	}
-	// Drop cached descriptors, which would keep deleted packs' space.
-	r.packs.Close()
-	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
-	rep.Seconds = time.Since(start).Seconds()
-	return rep, nil
+	return nil
 }
 
 // gcYoungPacks returns the packs younger than opts.Grace.
@@ -377,39 +400,15 @@ func (r *Repo) gcMark(ctx context.Context) (map[cas.BlobKey]struct{}, int, error
 		return nil, 0, fmt.Errorf("gc: %w", err)
 	}
 	live := make(map[cas.BlobKey]struct{}, 1024)
-	var walk func(id cas.ID) error
-	walk = func(id cas.ID) error {
-		k := cas.BlobKey{Type: cas.BlobTree, ID: id}
-		if _, seen := live[k]; seen {
-			return nil // a tree shared with a record marked before
-		}
-		live[k] = struct{}{}
-		t, err := r.LoadTree(id)
-		if err != nil {
-			return err
-		}
-		for i := range t.Entries {
-			e := &t.Entries[i]
-			switch e.Type {
-			case manifest.TypeDir:
-				if err := walk(e.Subtree); err != nil {
-					return err
-				}
-			case manifest.TypeFile:
-				// Linked entries (hard-link records) have no chunks.
-				for _, ch := range e.Chunks {
-					live[cas.BlobKey{Type: cas.BlobData, ID: ch.ID}] = struct{}{}
-				}
-			}
-		}
-		return nil
-	}
+	// Linked entries (hard-link records) have no chunks. Seen is the live
+	// set: a tree shared with a record marked before is walked once.
+	w := manifest.Walker{Load: r, Seen: live}
 	for _, rec := range records {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
 		live[cas.BlobKey{Type: cas.BlobRecord, ID: rec.ID}] = struct{}{}
-		if err := walk(rec.Tree); err != nil {
+		if err := w.Walk(ctx, rec.Tree); err != nil {
 			return nil, 0, fmt.Errorf("gc: record %s of %s: %w (nothing was deleted; run smp verify)", rec.ID.Short(), rec.Computer, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -9,29 +10,12 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/remote/wire"
 )
 
-// Stats are a store's size figures.
-type Stats struct {
-	Records      int     `json:"records"`
-	Captured     int     `json:"captured"`      // records not yet restored (released)
-	Released     int     `json:"released"`      // records restored, retention clock running
-	FreeBytes    uint64  `json:"free_bytes"`    // free space on the store's filesystem for an unprivileged writer
-	LogicalBytes uint64  `json:"logical_bytes"` // sum of every record's file bytes
-	UniqueBytes  uint64  `json:"unique_bytes"`  // plaintext of distinct data chunks
-	StoredBytes  uint64  `json:"stored_bytes"`  // pack files on disk
-	Chunks       uint64  `json:"chunks"`
-	Trees        uint64  `json:"trees"`
-	Packs        uint64  `json:"packs"`
-	DedupeRatio  float64 `json:"dedupe_ratio"`      // logical bytes of chunked records / stored
-	Compression  float64 `json:"compression_ratio"` // unique / stored data
-	// Hard-link records hold their files by links (or clones) in links/,
-	// not in packs: their bytes are part of LogicalBytes but left out of
-	// DedupeRatio, which would otherwise credit packs with them.
-	LinkRecords     int    `json:"link_records"`
-	LinkedFiles     uint64 `json:"linked_files"`      // files held by link or clone
-	LinkRecordBytes uint64 `json:"link_record_bytes"` // logical bytes of the hard-link records
-}
+// Stats are a store's size figures, as GET /v1/stats and smp stats --json
+// give them (defined in remote/wire).
+type Stats = wire.Stats
 
 // Stats computes the store's figures from the index and the pack files.
 func (r *Repo) Stats() (*Stats, error) {
@@ -174,41 +158,43 @@ func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks 
 			}
 			affect(d, rec, "")
 		}
-		var walk func(id cas.ID, dir string)
-		walk = func(id cas.ID, dir string) {
-			if d := check(id, cas.BlobTree); d != nil {
-				affect(d, rec, dir+"/")
-				return
-			}
-			rep.Trees++
-			tree, err := r.LoadTree(id)
-			if err != nil {
-				d := &Damage{Blob: id.String(), Type: "tree", Reason: err.Error()}
-				checked[cas.BlobKey{Type: cas.BlobTree, ID: id}] = d
-				rep.Damaged = append(rep.Damaged, d)
-				affect(d, rec, dir+"/")
-				return
-			}
-			for _, e := range tree.Entries {
-				p := path.Join(dir, e.Name)
-				switch e.Type {
-				case manifest.TypeDir:
-					walk(e.Subtree, p)
-				case manifest.TypeFile:
-					broken := false
-					for _, ch := range e.Chunks {
-						if d := check(ch.ID, cas.BlobData); d != nil {
-							affect(d, rec, p)
-							broken = true
-						}
-					}
-					if broken {
-						rep.DamagedFiles++
+		// Every path is walked (no Seen): a damaged blob names each path of
+		// each record it breaks. Blobs are still checked once (check).
+		w := manifest.Walker{Load: r,
+			Enter: func(id cas.ID, dir string) error {
+				if d := check(id, cas.BlobTree); d != nil {
+					affect(d, rec, dir+"/")
+					return manifest.SkipTree
+				}
+				rep.Trees++
+				return nil
+			},
+			Tree: func(id cas.ID, dir string, _ *manifest.Tree, err error) error {
+				if err != nil {
+					d := &Damage{Blob: id.String(), Type: "tree", Reason: err.Error()}
+					checked[cas.BlobKey{Type: cas.BlobTree, ID: id}] = d
+					rep.Damaged = append(rep.Damaged, d)
+					affect(d, rec, dir+"/")
+				}
+				return nil
+			},
+			Entry: func(dir string, e *manifest.Entry) error {
+				broken := false
+				for _, ch := range e.Chunks {
+					if d := check(ch.ID, cas.BlobData); d != nil {
+						affect(d, rec, path.Join(dir, e.Name))
+						broken = true
 					}
 				}
-			}
+				if broken {
+					rep.DamagedFiles++
+				}
+				return nil
+			},
 		}
-		walk(rec.Tree, "")
+		if err := w.Walk(context.Background(), rec.Tree); err != nil {
+			return nil, err
+		}
 	}
 	unindexed, err := r.unindexedPacks()
 	if err != nil {

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -260,28 +261,16 @@ func (r *Repo) pickReadableCopies(copies map[cas.BlobKey][]index.Location, rep *
 // missingBlobs reports the first tree or chunk below tree id that is not
 // indexed (or a tree that does not decode).
 func (r *Repo) missingBlobs(id cas.ID) error {
-	t, err := r.LoadTree(id)
-	if err != nil {
-		return err
-	}
-	for _, e := range t.Entries {
-		switch e.Type {
-		case manifest.TypeDir:
-			if err := r.missingBlobs(e.Subtree); err != nil {
-				return err
+	w := manifest.Walker{Load: r, Seen: map[cas.BlobKey]struct{}{}, Chunk: func(ch cas.ID, _ *manifest.Entry) error {
+		if ok, err := r.ix.Has(cas.BlobData, ch); err != nil || !ok {
+			if err == nil {
+				err = errors.New("chunk " + ch.Short() + " is in no pack")
 			}
-		case manifest.TypeFile:
-			for _, ch := range e.Chunks {
-				if ok, err := r.ix.Has(cas.BlobData, ch.ID); err != nil || !ok {
-					if err == nil {
-						err = errors.New("chunk " + ch.ID.Short() + " is in no pack")
-					}
-					return err
-				}
-			}
+			return err
 		}
-	}
-	return nil
+		return nil
+	}}
+	return w.Walk(context.Background(), id)
 }
 
 // syncDir makes renames in dir durable.

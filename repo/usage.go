@@ -1,28 +1,19 @@
 package repo
 
 import (
+	"context"
+
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/remote/wire"
 )
 
-// RecordUsage is what one record costs the store.
-type RecordUsage struct {
-	ID       string `json:"id"`
-	Computer string `json:"computer"`
-	Files    uint64 `json:"files"`
-	Bytes    uint64 `json:"logical_bytes"`
-	// OnlyBytes are the stored bytes of chunks no other live record
-	// references: what removing this record (and a gc) would free.
-	OnlyBytes uint64 `json:"only_bytes"`
-}
-
-// ComputerUsage groups a computer's records.
-type ComputerUsage struct {
-	Computer  string `json:"computer"`
-	Records   int    `json:"records"`
-	Bytes     uint64 `json:"logical_bytes"`
-	OnlyBytes uint64 `json:"only_bytes"` // chunks no other computer references
-}
+// RecordUsage is what one record costs the store; ComputerUsage groups a
+// computer's records (defined in remote/wire, GET /v1/stats?usage=1).
+type (
+	RecordUsage   = wire.RecordUsage
+	ComputerUsage = wire.ComputerUsage
+)
 
 // Usage computes per-record and per-computer exclusive bytes. It walks
 // every live record's trees twice and keeps one small counter per distinct
@@ -98,52 +89,9 @@ func (r *Repo) Usage() ([]RecordUsage, []ComputerUsage, error) {
 
 // recordChunks calls fn once for each distinct chunk a record's tree uses.
 func (r *Repo) recordChunks(tree cas.ID, fn func(cas.ID)) error {
-	return r.WalkTree(tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
-		if t == cas.BlobData {
-			fn(id)
-		}
+	w := manifest.Walker{Load: r, Seen: map[cas.BlobKey]struct{}{}, Chunk: func(id cas.ID, _ *manifest.Entry) error {
+		fn(id)
 		return nil
-	})
-}
-
-// WalkTree calls fn once for each distinct tree (e nil) and chunk (e the
-// first file entry using it) reachable from tree, trees before their
-// contents. Memory grows with the distinct IDs of one record.
-func (r *Repo) WalkTree(tree cas.ID, fn func(t cas.BlobType, id cas.ID, e *manifest.Entry) error) error {
-	seen := map[cas.BlobKey]bool{}
-	var walk func(id cas.ID) error
-	walk = func(id cas.ID) error {
-		k := cas.BlobKey{Type: cas.BlobTree, ID: id}
-		if seen[k] {
-			return nil
-		}
-		seen[k] = true
-		if err := fn(cas.BlobTree, id, nil); err != nil {
-			return err
-		}
-		t, err := r.LoadTree(id)
-		if err != nil {
-			return err
-		}
-		for i := range t.Entries {
-			e := &t.Entries[i]
-			switch e.Type {
-			case manifest.TypeDir:
-				if err := walk(e.Subtree); err != nil {
-					return err
-				}
-			case manifest.TypeFile:
-				for _, ch := range e.Chunks {
-					if k := (cas.BlobKey{Type: cas.BlobData, ID: ch.ID}); !seen[k] {
-						seen[k] = true
-						if err := fn(cas.BlobData, ch.ID, e); err != nil {
-							return err
-						}
-					}
-				}
-			}
-		}
-		return nil
-	}
-	return walk(tree)
+	}}
+	return w.Walk(context.Background(), tree)
 }

@@ -45,6 +45,7 @@ func runGC(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("--grace: %v", err)
 	}
+	var res *wire.GCReply
 	if isRemoteStore(*store) {
 		// The server runs it beside its captures and restores.
 		req := wire.GCRequest{DryRun: *dryRun, RepackBelow: *below, GraceSeconds: grace.Seconds(), NoGrace: grace == 0}
@@ -59,86 +60,41 @@ func runGC(ctx context.Context, args []string) error {
 			return err
 		}
 		defer cl.Close()
-		var res struct {
-			Expired []string `json:"expired"`
-			*repo.GCReport
-		}
-		if err := cl.GC(ctx, req, &res); err != nil {
+		if res, err = cl.GC(ctx, req); err != nil {
 			return err
 		}
-		if res.GCReport == nil {
-			return fmt.Errorf("SMP sent no gc report")
-		}
-		if *asJSON {
-			return printJSON(struct {
-				*repo.GCReport
-				Expired []string `json:"expired_records"`
-			}{res.GCReport, res.Expired})
-		}
-		if len(res.Expired) > 0 {
-			fmt.Printf("retention %s: removed %d released records\n", *retentionFlag, len(res.Expired))
-		}
-		printGC(res.GCReport)
-		return nil
-	}
-	r, err := openStore(*store)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	var expired []string
-	if *retentionFlag != "" {
-		recs, err := r.Expired(retention, time.Now())
+	} else {
+		r, err := openStore(*store)
 		if err != nil {
 			return err
 		}
-		for _, rec := range recs {
-			expired = append(expired, rec.ID.String())
-			if *dryRun {
-				continue
-			}
-			if err := r.Drop(rec); err != nil {
-				return err
-			}
+		defer r.Close()
+		res, err = r.Maintain(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace},
+			Expire: *retentionFlag != "", Retention: retention})
+		if err != nil {
+			return err
 		}
-		if !*asJSON && len(recs) > 0 {
+	}
+	rep := res.GCReport
+	if *asJSON {
+		if err := printJSON(struct {
+			*wire.GCReport
+			Expired []string `json:"expired_records"`
+			Orphans []string `json:"orphan_link_sets"`
+		}{rep, res.Expired, res.OrphanLinkSets}); err != nil {
+			return err
+		}
+	} else {
+		if len(res.Expired) > 0 {
 			verb := "removed"
 			if *dryRun {
 				verb = "would remove"
 			}
-			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(recs))
+			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(res.Expired))
 		}
-	}
-	orphans, err := r.OrphanLinkSets()
-	if err != nil {
-		return err
-	}
-	for _, set := range orphans {
-		if !*dryRun {
-			if err := r.RemoveLinks(set); err != nil {
-				return err
-			}
-		}
-		if !*asJSON {
+		for _, set := range res.OrphanLinkSets {
 			fmt.Printf("link set %s belongs to no record (a capture killed before it committed): removed\n", set)
 		}
-	}
-	rep, err := r.GC(ctx, repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		if expired == nil {
-			expired = []string{}
-		}
-		if err := printJSON(struct {
-			*repo.GCReport
-			Expired []string `json:"expired_records"`
-			Orphans []string `json:"orphan_link_sets"`
-		}{rep, expired, append([]string{}, orphans...)}); err != nil {
-			return err
-		}
-	} else {
 		printGC(rep)
 	}
 	if len(rep.Problems) > 0 {
@@ -150,7 +106,7 @@ func runGC(ctx context.Context, args []string) error {
 	return nil
 }
 
-func printGC(rep *repo.GCReport) {
+func printGC(rep *wire.GCReport) {
 	verb, freed := "", "freed"
 	if rep.DryRun {
 		verb, freed = "would be ", "would free"

@@ -114,7 +114,7 @@ func runFiles(ctx context.Context, args []string) error {
 	if !*asJSON {
 		tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	}
-	err = walkTree(r, rec.Tree, "", func(p string, e *manifest.Entry) error {
+	err = walkTree(ctx, r, rec.Tree, func(p string, e *manifest.Entry) error {
 		row := fileRow{Path: p, Type: string(e.Type), Size: e.Size, Mode: fmt.Sprintf("%04o", e.Mode),
 			MTime: time.Unix(0, e.MTimeNs).UTC().Format(time.RFC3339Nano), Target: e.Target}
 		if *asJSON {
@@ -142,27 +142,13 @@ func runFiles(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-// walkTree calls fn for every entry below tree id in depth-first order.
-func walkTree(r interface {
-	LoadTree(cas.ID) (*manifest.Tree, error)
-}, id cas.ID, dir string, fn func(string, *manifest.Entry) error) error {
-	t, err := r.LoadTree(id)
-	if err != nil {
-		return err
-	}
-	for i := range t.Entries {
-		e := &t.Entries[i]
-		p := path.Join(dir, e.Name)
-		if err := fn(p, e); err != nil {
-			return err
-		}
-		if e.Type == manifest.TypeDir {
-			if err := walkTree(r, e.Subtree, p, fn); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// walkTree calls fn for every entry below tree id in depth-first order,
+// with its path.
+func walkTree(ctx context.Context, r manifest.TreeLoader, id cas.ID, fn func(string, *manifest.Entry) error) error {
+	w := manifest.Walker{Load: r, Entry: func(dir string, e *manifest.Entry) error {
+		return fn(path.Join(dir, e.Name), e)
+	}}
+	return w.Walk(ctx, id)
 }
 
 func runRm(ctx context.Context, args []string) error {

@@ -10,17 +10,9 @@ import (
 
 	"smp/cas"
 	"smp/remote/client"
+	"smp/remote/wire"
 	"smp/repo"
 )
-
-// statsOut is what smp stats prints, local or through an SMP (whose
-// GET /v1/stats answers the same JSON).
-type statsReport struct {
-	*repo.Stats
-	Expired   *int                 `json:"expired,omitempty"` // released records past --retention
-	Computers []repo.ComputerUsage `json:"computers,omitempty"`
-	Records   []repo.RecordUsage   `json:"per_record,omitempty"`
-}
 
 func runStats(ctx context.Context, args []string) error {
 	fs := newFlags("stats", "--store DIR [--computer] [--json]")
@@ -39,18 +31,15 @@ func runStats(ctx context.Context, args []string) error {
 			return usagef("--retention: %v", err)
 		}
 	}
-	var rep statsReport
+	var rep *wire.StatsReply
 	if isRemoteStore(*store) {
 		cl, err := rf.dialEach(ctx, *store, func(*client.Client) error { return nil })
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
-		if err := cl.Stats(ctx, *byComputer, retention, &rep); err != nil {
+		if rep, err = cl.Stats(ctx, *byComputer, retention); err != nil {
 			return err
-		}
-		if rep.Stats == nil {
-			return fmt.Errorf("SMP sent no statistics")
 		}
 	} else {
 		r, err := openStoreReadOnly(*store)
@@ -58,6 +47,7 @@ func runStats(ctx context.Context, args []string) error {
 			return err
 		}
 		defer r.Close()
+		rep = &wire.StatsReply{}
 		if rep.Stats, err = r.Stats(); err != nil {
 			return err
 		}
@@ -69,26 +59,15 @@ func runStats(ctx context.Context, args []string) error {
 			rep.Expired = new(len(expired))
 		}
 		if *byComputer {
-			if rep.Records, rep.Computers, err = r.Usage(); err != nil {
+			if rep.PerRecord, rep.Computers, err = r.Usage(); err != nil {
 				return err
 			}
 		}
 	}
-	s, perRecord, perComputer := rep.Stats, rep.Records, rep.Computers
+	s, perRecord, perComputer := rep.Stats, rep.PerRecord, rep.Computers
 	if *asJSON {
-		if !*byComputer {
-			return printJSON(struct {
-				*repo.Stats
-				Expired *int `json:"expired,omitempty"`
-			}{s, rep.Expired})
-		}
-		if perComputer == nil {
-			perComputer = []repo.ComputerUsage{}
-		}
-		if perRecord == nil {
-			perRecord = []repo.RecordUsage{}
-		}
-		return printJSON(statsReport{s, rep.Expired, perComputer, perRecord})
+		// GET /v1/stats answers the same JSON.
+		return printJSON(wire.StatsReply{Stats: s, Expired: rep.Expired, Computers: perComputer, PerRecord: perRecord})
 	}
 	defer func() {
 		if !*byComputer {

@@ -512,14 +512,27 @@ func TestE2EServeAdminLimitsAndGC(t *testing.T) {
 		t.Fatalf("max records: %s", r)
 	}
 	// gc through the server, with retention: release, then expire at once.
+	// A link set no record names (a hard-link capture killed before the
+	// server started) goes too, as with smp gc on the directory.
 	mustSMP(t, "release", "--store", srv.url, "--token", tok, "--record", first.Record)
+	orphan := filepath.Join(store, "links", "20260101T000000Z-0000000000000000")
+	if err := os.MkdirAll(filepath.Join(orphan, "0"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var gc struct {
 		Expired      []string `json:"expired_records"`
+		Orphans      []string `json:"orphan_link_sets"`
 		BlobsRemoved int      `json:"blobs_removed"`
 	}
 	smpJSON(t, exitOK, &gc, "gc", "--store", srv.url, "--token", admin, "--retention", "0s", "--grace", "0", "--json")
 	if len(gc.Expired) != 1 || gc.Expired[0] != first.Record {
 		t.Fatalf("gc expired %v, want [%s]", gc.Expired, first.Record)
+	}
+	if len(gc.Orphans) != 1 || gc.Orphans[0] != filepath.Base(orphan) {
+		t.Fatalf("gc orphan link sets %v", gc.Orphans)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("orphan link set still there after gc through the SMP: %v", err)
 	}
 	r = smp(t, "gc", "--store", srv.url, "--token", tok)
 	if r.code != exitError || !strings.Contains(r.stderr, "admin token") {

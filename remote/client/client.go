@@ -261,9 +261,10 @@ func (c *Client) Remove(ctx context.Context, id cas.ID) error {
 	return resp.Body.Close()
 }
 
-// Stats decodes the store's figures (admin only), with per-computer and
-// per-record usage when usage is set, into v.
-func (c *Client) Stats(ctx context.Context, usage bool, retention time.Duration, v any) error {
+// Stats returns the store's figures (admin only), with per-computer and
+// per-record usage when usage is set, and the count of released records
+// past retention when it is positive.
+func (c *Client) Stats(ctx context.Context, usage bool, retention time.Duration) (*wire.StatsReply, error) {
 	q := url.Values{}
 	if usage {
 		q.Set("usage", "1")
@@ -271,13 +272,28 @@ func (c *Client) Stats(ctx context.Context, usage bool, retention time.Duration,
 	if retention > 0 {
 		q.Set("retention", retention.String())
 	}
-	return c.getJSON(ctx, "/stats?"+q.Encode(), v)
+	var out wire.StatsReply
+	if err := c.getJSON(ctx, "/stats?"+q.Encode(), &out); err != nil {
+		return nil, err
+	}
+	if out.Stats == nil {
+		return nil, fmt.Errorf("SMP sent no statistics")
+	}
+	return &out, nil
 }
 
 // Sum returns the store's ID of a data chunk.
 func (c *Client) Sum(b []byte) cas.ID { return c.hasher.Sum(b) }
 
-// GC asks the SMP to run gc (admin only) and decodes its report into v.
-func (c *Client) GC(ctx context.Context, req wire.GCRequest, v any) error {
-	return c.postJSON(ctx, "/gc", req, v)
+// GC asks the SMP to run its maintenance (admin only): retention, orphan
+// link sets, gc.
+func (c *Client) GC(ctx context.Context, req wire.GCRequest) (*wire.GCReply, error) {
+	var out wire.GCReply
+	if err := c.postJSON(ctx, "/gc", req, &out); err != nil {
+		return nil, err
+	}
+	if out.GCReport == nil {
+		return nil, fmt.Errorf("SMP sent no gc report")
+	}
+	return &out, nil
 }

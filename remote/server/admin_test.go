@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,7 +135,7 @@ func TestGCKeepsPinnedChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Set(t0.Add(time.Hour))
-	res, err := e.srv.GC(context.Background(), repo.GCOptions{RepackBelow: 1}, 0)
+	res, err := e.srv.GC(context.Background(), repo.MaintainOptions{GCOptions: repo.GCOptions{RepackBelow: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +176,7 @@ func TestGCRacesCaptures(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := e.srv.GC(context.Background(), repo.GCOptions{RepackBelow: 0.9}, 0); err != nil {
+			if _, err := e.srv.GC(context.Background(), repo.MaintainOptions{GCOptions: repo.GCOptions{RepackBelow: 0.9}}); err != nil {
 				t.Errorf("gc: %v", err)
 				return
 			}
@@ -212,7 +214,7 @@ func TestGCRacesCaptures(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if _, err := e.srv.GC(context.Background(), repo.GCOptions{RepackBelow: 0.9}, 0); err != nil {
+	if _, err := e.srv.GC(context.Background(), repo.MaintainOptions{GCOptions: repo.GCOptions{RepackBelow: 0.9}}); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := e.repo.Records()
@@ -246,7 +248,7 @@ func TestGCEndpointAndRetention(t *testing.T) {
 	e.clock.Set(t0.Add(8 * 24 * time.Hour))
 	r = e.postJSON("/v1/gc", e.admin, wire.GCRequest{RetentionSeconds: (7 * 24 * time.Hour).Seconds(), NoGrace: true, RepackBelow: 0.5})
 	b := wantOK(t, "admin gc", r, http.StatusOK)
-	var res server.GCResult
+	var res repo.MaintainReport
 	if err := jsonUnmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
@@ -359,5 +361,59 @@ func TestReservationOncePerBlob(t *testing.T) {
 	clientError(t, "plan over quota", got, http.StatusInsufficientStorage, "quota")
 	if cp2.SentBytes.Load() != 0 {
 		t.Fatalf("a plan sent %d bytes", cp2.SentBytes.Load())
+	}
+}
+
+// TestGCRemovesOrphanLinkSets: the server's gc is the store's one
+// maintenance routine, so like smp gc on a directory it removes the link
+// sets no record names (left by a hard-link capture killed before its
+// commit, before the server started) and keeps those a record names.
+func TestGCRemovesOrphanLinkSets(t *testing.T) {
+	e := newEnv(t)
+	chunks := e.makeChunks(13, 2)
+	for _, c := range chunks {
+		if _, _, err := e.repo.PutBlob(cas.BlobData, c.plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := e.repo.PutTree(fileTree(map[string][]chunk{"f": chunks}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record("PC01", root, t0)
+	rec.LinkSet = "live-set"
+	if _, err := e.repo.CommitRecord(rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{"live-set", "orphan-set"} {
+		if err := os.MkdirAll(filepath.Join(e.repo.LinkDir(), set, "0"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(set string) bool {
+		_, err := os.Stat(filepath.Join(e.repo.LinkDir(), set))
+		return err == nil
+	}
+	gc := func(dry bool) repo.MaintainReport {
+		b := wantOK(t, "admin gc", e.postJSON("/v1/gc", e.admin, wire.GCRequest{DryRun: dry}), http.StatusOK)
+		var res repo.MaintainReport
+		if err := jsonUnmarshal(b, &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.OrphanLinkSets) != 1 || res.OrphanLinkSets[0] != "orphan-set" || res.GCReport == nil {
+			t.Fatalf("gc (dry run %v) result %s", dry, b)
+		}
+		return res
+	}
+	gc(true)
+	if !exists("orphan-set") || !exists("live-set") {
+		t.Fatal("a dry run removed a link set")
+	}
+	gc(false)
+	if exists("orphan-set") {
+		t.Fatal("the orphan link set survived the server's gc")
+	}
+	if !exists("live-set") {
+		t.Fatal("the server's gc removed the link set of a live record")
 	}
 }

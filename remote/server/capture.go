@@ -284,7 +284,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err := rp.FlushSince(mark); err != nil {
 		return err
 	}
-	if err := s.checkRefs(c, sess, rec.Tree); err != nil {
+	if err := s.checkRefs(r.Context(), c, sess, rec.Tree); err != nil {
 		return err
 	}
 	rec.StoredBytes = uint64(sess.stored.Load()) // what this capture really added

@@ -2,11 +2,13 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"net/http"
 	"slices"
 
 	"smp/cas"
+	"smp/cas/manifest"
 	"smp/repo"
 )
 
@@ -19,63 +21,51 @@ import (
 // the store is never looked at, so the answer (409, the same line either
 // way) tells nothing about other computers' data; a tree is read only once
 // the session may name it.
-func (s *Server) checkRefs(c *call, sess *session, root cas.ID) error {
+func (s *Server) checkRefs(ctx context.Context, c *call, sess *session, root cas.ID) error {
 	ck := &refChecker{s: s, c: c, sess: sess}
-	seen := map[blobKey]bool{}
 	refuse := func(t cas.BlobType, id cas.ID) error {
 		return fail(http.StatusConflict, "record references %s %s, which this session neither uploaded nor proved it holds and no record it may restore contains (or the SMP does not hold it): upload it before committing", t, id.Short())
 	}
-	var walk func(id cas.ID) error
-	walk = func(id cas.ID) error {
-		if k := (blobKey{Type: cas.BlobTree, ID: id}); seen[k] {
+	w := manifest.Walker{Load: s.opts.Repo, Seen: map[cas.BlobKey]struct{}{},
+		Enter: func(id cas.ID, _ string) error {
+			if ok, err := ck.mayName(cas.BlobTree, id); err != nil {
+				return err
+			} else if !ok {
+				return refuse(cas.BlobTree, id)
+			}
 			return nil
-		} else {
-			seen[k] = true
-		}
-		if ok, err := ck.mayName(cas.BlobTree, id); err != nil {
-			return err
-		} else if !ok {
-			return refuse(cas.BlobTree, id)
-		}
-		tr, err := s.opts.Repo.LoadTree(id)
-		if errors.Is(err, cas.ErrNotFound) {
-			return refuse(cas.BlobTree, id)
-		}
-		if err != nil {
-			return fail(http.StatusConflict, "record's trees cannot be read: %v", err)
-		}
-		for i := range tr.Entries {
-			e := &tr.Entries[i]
+		},
+		Tree: func(id cas.ID, _ string, _ *manifest.Tree, err error) error {
+			if errors.Is(err, cas.ErrNotFound) {
+				return refuse(cas.BlobTree, id)
+			}
+			if err != nil {
+				return fail(http.StatusConflict, "record's trees cannot be read: %v", err)
+			}
+			return nil
+		},
+		Entry: func(_ string, e *manifest.Entry) error {
 			if e.Link != nil {
 				// A linked file has no chunks: its data is not in the store.
 				return fail(http.StatusBadRequest, "file %q is held by a hard link: a remote SMP takes chunked files only", e.Name)
 			}
-			if e.Subtree != (cas.ID{}) {
-				if err := walk(e.Subtree); err != nil {
-					return err
-				}
+			return nil
+		},
+		Chunk: func(id cas.ID, _ *manifest.Entry) error {
+			ok, err := ck.mayName(cas.BlobData, id)
+			if err == nil && ok {
+				ok, err = s.holdsBlob(cas.BlobData, id)
 			}
-			for _, ch := range e.Chunks {
-				k := blobKey{Type: cas.BlobData, ID: ch.ID}
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				ok, err := ck.mayName(cas.BlobData, ch.ID)
-				if err == nil && ok {
-					ok, err = s.holdsBlob(cas.BlobData, ch.ID)
-				}
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return refuse(cas.BlobData, ch.ID)
-				}
+			if err != nil {
+				return err
 			}
-		}
-		return nil
+			if !ok {
+				return refuse(cas.BlobData, id)
+			}
+			return nil
+		},
 	}
-	return walk(root)
+	return w.Walk(ctx, root)
 }
 
 // refChecker answers whether a session may name a blob in its record. The

@@ -292,7 +292,7 @@ func TestGCBesideSlowUpload(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.srv.GC(context.Background(), repo.GCOptions{}, 0) // no grace: only pins keep young packs
+		_, err := e.srv.GC(context.Background(), repo.MaintainOptions{GCOptions: repo.GCOptions{}}) // no grace: only pins keep young packs
 		done <- err
 	}()
 	select {

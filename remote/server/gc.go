@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -12,45 +11,24 @@ import (
 	"smp/repo"
 )
 
-// GCResult is what a gc run by the server did.
-type GCResult struct {
-	Expired []string `json:"expired"` // records removed because their retention ran out
-	*repo.GCReport
-}
-
-// GC removes released records older than retention (0: none), then
-// garbage-collects the store while the server keeps serving: it waits for
-// the requests that touch blobs in flight, holds new ones until it is
-// done, and keeps every chunk an open capture session was told the store
-// holds, so that capture's commit cannot reference a deleted chunk.
-func (s *Server) GC(ctx context.Context, opts repo.GCOptions, retention time.Duration) (*GCResult, error) {
+// GC runs the store's maintenance (repo.Maintain: retention, orphan link
+// sets, gc) while the server keeps serving: it waits for the requests that
+// touch blobs in flight, holds new ones until it is done, and keeps every
+// chunk an open capture session was told the store holds, so that
+// capture's commit cannot reference a deleted chunk.
+func (s *Server) GC(ctx context.Context, opts repo.MaintainOptions) (*repo.MaintainReport, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	res := &GCResult{Expired: []string{}}
 	rp := s.opts.Repo
 	// Uploads hold gcMu per frame, so one may be between two frames with
 	// blobs in an open pack: commit them, pinned by their sessions, so gc
 	// finds nothing pending. A pack that fails is reported to the uploads
 	// whose blobs it held, and leaves nothing pending either.
 	_ = rp.FlushSince(rp.Mark())
-	if retention > 0 {
-		expired, err := rp.Expired(retention, s.opts.Now())
-		if err != nil {
-			return nil, err
-		}
-		for _, rec := range expired {
-			if !opts.DryRun {
-				if err := rp.Drop(rec); err != nil {
-					return nil, fmt.Errorf("drop expired record %s: %w", rec.ID.Short(), err)
-				}
-				s.reach.forget(rec.ID)
-			}
-			res.Expired = append(res.Expired, rec.ID.String())
-		}
-	}
 	if opts.Now == nil {
 		opts.Now = s.opts.Now
 	}
+	opts.Dropped = func(rec repo.RecordInfo) { s.reach.forget(rec.ID) }
 	opts.Pinned = func(keep func(cas.BlobKey)) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -63,17 +41,13 @@ func (s *Server) GC(ctx context.Context, opts repo.GCOptions, retention time.Dur
 		}
 	}
 	start := time.Now()
-	rep, err := rp.GC(ctx, opts)
+	rep, err := rp.Maintain(ctx, opts)
 	var freed int64
 	if rep != nil {
 		freed = rep.BytesFreed
 	}
 	s.metrics.GCRun(freed, time.Since(start), err)
-	if err != nil {
-		return nil, err
-	}
-	res.GCReport = rep
-	return res, nil
+	return rep, err
 }
 
 func (s *Server) gcHandler(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -91,8 +65,10 @@ func (s *Server) gcHandler(w http.ResponseWriter, r *http.Request, c *call) erro
 	if req.GraceSeconds == 0 && !req.NoGrace {
 		grace = s.opts.GCGrace
 	}
-	res, err := s.GC(r.Context(), repo.GCOptions{DryRun: req.DryRun, RepackBelow: req.RepackBelow, Grace: grace},
-		time.Duration(req.RetentionSeconds*float64(time.Second)))
+	retention := time.Duration(req.RetentionSeconds * float64(time.Second))
+	res, err := s.GC(r.Context(), repo.MaintainOptions{
+		GCOptions: repo.GCOptions{DryRun: req.DryRun, RepackBelow: req.RepackBelow, Grace: grace},
+		Expire:    req.RetentionSeconds > 0, Retention: retention})
 	if err != nil {
 		return err
 	}
@@ -111,12 +87,13 @@ func (s *Server) Maintain(ctx context.Context, every, retention time.Duration, r
 		case <-t.C:
 		}
 		start := time.Now()
-		res, err := s.GC(ctx, repo.GCOptions{RepackBelow: repackBelow, Grace: s.opts.GCGrace}, retention)
+		res, err := s.GC(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{RepackBelow: repackBelow, Grace: s.opts.GCGrace},
+			Expire: retention > 0, Retention: retention})
 		if err != nil {
 			s.opts.Log.Error("scheduled gc", "error", err)
 			continue
 		}
-		s.opts.Log.Info("scheduled gc", "expired_records", len(res.Expired), "packs_deleted", res.PacksDeleted,
+		s.opts.Log.Info("scheduled gc", "expired_records", len(res.Expired), "orphan_link_sets", len(res.OrphanLinkSets), "packs_deleted", res.PacksDeleted,
 			"packs_rewritten", res.PacksRewritten, "bytes_freed", res.BytesFreed, "duration_ms", time.Since(start).Milliseconds())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -271,12 +272,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	out := struct {
-		*repo.Stats
-		Expired   *int                 `json:"expired,omitempty"`
-		Computers []repo.ComputerUsage `json:"computers,omitempty"`
-		Records   []repo.RecordUsage   `json:"per_record,omitempty"`
-	}{Stats: st}
+	out := wire.StatsReply{Stats: st}
 	if v := r.URL.Query().Get("retention"); v != "" {
 		retention, err := time.ParseDuration(v)
 		if err != nil || retention < 0 {
@@ -289,7 +285,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 		out.Expired = new(len(expired))
 	}
 	if r.URL.Query().Get("usage") != "" {
-		if out.Records, out.Computers, err = s.opts.Repo.Usage(); err != nil {
+		if out.PerRecord, out.Computers, err = s.opts.Repo.Usage(); err != nil {
 			return err
 		}
 	}
@@ -332,10 +328,8 @@ func (rc *reachCache) get(rec repo.RecordInfo) (map[cas.BlobKey]struct{}, error)
 	rc.mu.Unlock()
 	set.once.Do(func() {
 		ids := map[cas.BlobKey]struct{}{}
-		set.err = rc.repo.WalkTree(rec.Tree, func(t cas.BlobType, id cas.ID, _ *manifest.Entry) error {
-			ids[cas.BlobKey{Type: t, ID: id}] = struct{}{}
-			return nil
-		})
+		w := manifest.Walker{Load: rc.repo, Seen: ids}
+		set.err = w.Walk(context.Background(), rec.Tree)
 		set.ids = ids
 	})
 	if set.err != nil {

@@ -898,9 +898,10 @@ func TestStats(t *testing.T) {
 	tok := e.token("PC01", access.RoleClient, 0)
 	e.captureAll(e.client(tok), "PC01", map[string][]chunk{"f": e.makeChunks(15, 2)}, t0)
 	wantError(t, "stats by a client", e.do(http.MethodGet, "/v1/stats", tok, nil), http.StatusForbidden, false, "admin")
-	var st map[string]any
-	if err := e.client(e.admin).Stats(context.Background(), false, 0, &st); err != nil || len(st) == 0 {
-		t.Fatalf("admin stats %v, %v", st, err)
+	st, err := e.client(e.admin).Stats(context.Background(), true, time.Hour)
+	if err != nil || st.Records != 1 || st.Chunks != 2 || st.Expired == nil || *st.Expired != 0 ||
+		len(st.Computers) != 1 || st.Computers[0].Computer != "PC01" || len(st.PerRecord) != 1 {
+		t.Fatalf("admin stats %+v, %v", st, err)
 	}
 }
 
