@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pkg/xattr"
@@ -113,6 +114,15 @@ func (n *nameCache) group(id uint32) string {
 // maxAttempts bounds how often a file that changes while being read is
 // read again before it is reported instead of stored torn.
 const maxAttempts = 3
+
+// racyWindow is how recent a file's ctime may be, at the end of a read,
+// for the read to count as possibly torn. The kernel stamps writes with
+// its coarse clock, which advances one tick (1 to 10 ms) at a time, so a
+// write during the read can leave the ctime equal to the one seen before
+// it; a ctime older than the read's start by more than a tick proves no
+// write happened during the read. A possibly torn read is tried again
+// once the file has been quiet for the window.
+const racyWindow = 20 * time.Millisecond
 
 func (c *capturer) fileWorker(ctx context.Context) error {
 	// The chunker's buffer (8x the average chunk: 8 MiB by default) is made
@@ -246,6 +256,11 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 			return nil
 		}
 		lastErr = fmt.Errorf("file changed while being read (tried %d times); capture it again when it is not in use", maxAttempts)
+		select {
+		case <-time.After(racyWindow):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	c.report(Problem{Path: job.abs, Err: lastErr})
 	job.failed = true
@@ -366,6 +381,7 @@ func (s storeError) Error() string { return s.err.Error() }
 // read may be torn.
 func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *fileJob, fd int) (changed bool, err error) {
 	e := job.entry
+	start := time.Now()
 	var before unix.Stat_t
 	if err := fstat(fd, &before); err != nil {
 		return false, err
@@ -411,7 +427,8 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 	if err := fstat(fd, &after); err != nil {
 		return false, err
 	}
-	if total != uint64(after.Size) || after.Mtim.Nano() != e.MTimeNs || uint64(after.Size) != e.Size {
+	if total != uint64(after.Size) || after.Mtim.Nano() != e.MTimeNs || uint64(after.Size) != e.Size ||
+		after.Ctim.Nano() > start.Add(-racyWindow).UnixNano() {
 		return true, nil
 	}
 	e.CTimeNs = after.Ctim.Nano()
