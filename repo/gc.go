@@ -14,7 +14,7 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
-	"smp/remote/wire"
+	"smp/repo/report"
 )
 
 // Garbage collection frees the blobs no live record reaches: chunks, trees
@@ -93,8 +93,8 @@ type GCOptions struct {
 }
 
 // GCReport is what GC did (or, with DryRun, would do): the report of
-// POST /v1/gc and smp gc --json, defined in remote/wire.
-type GCReport = wire.GCReport
+// POST /v1/gc and smp gc --json, defined in remote/report.
+type GCReport = report.GCReport
 
 // gcPack is the accounting of one indexed pack.
 type gcPack struct {

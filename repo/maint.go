@@ -10,12 +10,12 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
-	"smp/remote/wire"
+	"smp/repo/report"
 )
 
 // Stats are a store's size figures, as GET /v1/stats and smp stats --json
-// give them (defined in remote/wire).
-type Stats = wire.Stats
+// give them (defined in package report).
+type Stats = report.Stats
 
 // Stats computes the store's figures from the index and the pack files.
 func (r *Repo) Stats() (*Stats, error) {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"smp/remote/wire"
+	"smp/repo/report"
 )
 
 // MaintainOptions tune Maintain.
@@ -22,8 +22,8 @@ type MaintainOptions struct {
 }
 
 // MaintainReport is what Maintain did (or, with DryRun, would do): the
-// reply of POST /v1/gc, defined in remote/wire.
-type MaintainReport = wire.GCReply
+// reply of POST /v1/gc, defined in remote/report.
+type MaintainReport = report.GCReply
 
 // Maintain is the store's one maintenance routine, run by smp gc and by
 // smp serve (--gc-every, POST /v1/gc): it removes released records past

@@ -5,14 +5,14 @@ import (
 
 	"smp/cas"
 	"smp/cas/manifest"
-	"smp/remote/wire"
+	"smp/repo/report"
 )
 
 // RecordUsage is what one record costs the store; ComputerUsage groups a
-// computer's records (defined in remote/wire, GET /v1/stats?usage=1).
+// computer's records (defined in package report, GET /v1/stats?usage=1).
 type (
-	RecordUsage   = wire.RecordUsage
-	ComputerUsage = wire.ComputerUsage
+	RecordUsage   = report.RecordUsage
+	ComputerUsage = report.ComputerUsage
 )
 
 // Usage computes per-record and per-computer exclusive bytes. It walks

@@ -1,87 +1,14 @@
 package wire
 
-// The replies of the admin endpoints GET /v1/stats and POST /v1/gc. The
-// local commands print the same structs (smp stats --json, smp gc --json),
-// so their JSON field names are an interface: add fields, never rename or
-// remove one.
+import "smp/repo/report"
 
-// Stats are a store's size figures: GET /v1/stats and smp stats --json.
-type Stats struct {
-	Records      int     `json:"records"`
-	Captured     int     `json:"captured"`      // records not yet restored (released)
-	Released     int     `json:"released"`      // records restored, retention clock running
-	FreeBytes    uint64  `json:"free_bytes"`    // free space on the store's filesystem for an unprivileged writer
-	LogicalBytes uint64  `json:"logical_bytes"` // sum of every record's file bytes
-	UniqueBytes  uint64  `json:"unique_bytes"`  // plaintext of distinct data chunks
-	StoredBytes  uint64  `json:"stored_bytes"`  // pack files on disk
-	Chunks       uint64  `json:"chunks"`
-	Trees        uint64  `json:"trees"`
-	Packs        uint64  `json:"packs"`
-	DedupeRatio  float64 `json:"dedupe_ratio"`      // logical bytes of chunked records / stored
-	Compression  float64 `json:"compression_ratio"` // unique / stored data
-	// Hard-link records hold their files by links (or clones) in links/,
-	// not in packs: their bytes are part of LogicalBytes but left out of
-	// DedupeRatio, which would otherwise credit packs with them.
-	LinkRecords     int    `json:"link_records"`
-	LinkedFiles     uint64 `json:"linked_files"`      // files held by link or clone
-	LinkRecordBytes uint64 `json:"link_record_bytes"` // logical bytes of the hard-link records
-}
-
-// StatsReply is GET /v1/stats: the figures, the released records past the
-// retention asked for (?retention=), and with ?usage=1 what each computer
-// and record costs the store.
-type StatsReply struct {
-	*Stats
-	Expired   *int            `json:"expired,omitempty"` // released records past ?retention
-	Computers []ComputerUsage `json:"computers,omitempty"`
-	PerRecord []RecordUsage   `json:"per_record,omitempty"`
-}
-
-// RecordUsage is what one record costs the store.
-type RecordUsage struct {
-	ID       string `json:"id"`
-	Computer string `json:"computer"`
-	Files    uint64 `json:"files"`
-	Bytes    uint64 `json:"logical_bytes"`
-	// OnlyBytes are the stored bytes of chunks no other live record
-	// references: what removing this record (and a gc) would free.
-	OnlyBytes uint64 `json:"only_bytes"`
-}
-
-// ComputerUsage groups a computer's records.
-type ComputerUsage struct {
-	Computer  string `json:"computer"`
-	Records   int    `json:"records"`
-	Bytes     uint64 `json:"logical_bytes"`
-	OnlyBytes uint64 `json:"only_bytes"` // chunks no other computer references
-}
-
-// GCReport is what a gc did (or, with DryRun, would do): the gc part of
-// POST /v1/gc's reply and of smp gc --json.
-type GCReport struct {
-	DryRun            bool     `json:"dry_run"`
-	RepackBelow       float64  `json:"repack_below"`
-	Records           int      `json:"records"`            // live records
-	LiveBlobs         int      `json:"live_blobs"`         // blobs kept (records, trees, chunks, tombstones)
-	PacksScanned      int      `json:"packs_scanned"`      // indexed packs examined
-	PacksDeleted      int      `json:"packs_deleted"`      // deleted: no live blob (or left over by an interrupted gc)
-	PacksRewritten    int      `json:"packs_rewritten"`    // live blobs copied out, then deleted
-	PacksWritten      int      `json:"packs_written"`      // new packs holding the copies
-	BlobsRemoved      int      `json:"blobs_removed"`      // dead blobs dropped from the index
-	BlobsCopied       int      `json:"blobs_copied"`       // live blobs moved to new packs
-	BytesDeleted      int64    `json:"bytes_deleted"`      // pack files deleted
-	BytesWritten      int64    `json:"bytes_written"`      // new pack files
-	BytesFreed        int64    `json:"bytes_freed"`        // bytes_deleted - bytes_written
-	TombstonesWritten int      `json:"tombstones_written"` // for record blobs that were never live
-	UnindexedPacks    int      `json:"unindexed_packs"`    // pack files kept that the index does not list
-	Problems          []string `json:"problems"`           // packs left alone, with the reason
-	GraceSeconds      float64  `json:"grace_seconds"`      // packs younger than this were kept whole
-	Seconds           float64  `json:"seconds"`
-}
-
-// GCReply is POST /v1/gc: the store's maintenance run (repo.Maintain).
-type GCReply struct {
-	Expired        []string `json:"expired"`          // records removed because their retention ran out
-	OrphanLinkSets []string `json:"orphan_link_sets"` // link sets no record names, removed
-	*GCReport
-}
+// The replies of GET /v1/stats and POST /v1/gc are the store's own report
+// shapes (package report), sent as JSON.
+type (
+	Stats         = report.Stats
+	StatsReply    = report.StatsReply
+	RecordUsage   = report.RecordUsage
+	ComputerUsage = report.ComputerUsage
+	GCReport      = report.GCReport
+	GCReply       = report.GCReply
+)
