@@ -160,7 +160,7 @@ func runTokenList(_ context.Context, args []string) error {
 		rows = append(rows, rw)
 	}
 	if *asJSON {
-		return printJSON(map[string]any{"tokens": rows})
+		return printJSON(os.Stdout, map[string]any{"tokens": rows})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCOMPUTER\tROLE\tCREATED\tEXPIRES\tSTATE")
@@ -261,7 +261,7 @@ func listAssociations(store string, asJSON bool) error {
 	}
 	assocs := sn.Associations()
 	if asJSON {
-		return printJSON(map[string]any{"associations": assocs})
+		return printJSON(os.Stdout, map[string]any{"associations": assocs})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tDEST\tCREATED")
@@ -313,7 +313,7 @@ func runAdmin(_ context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(map[string]bool{"restore_only": sn.RestoreOnly()})
+		return printJSON(os.Stdout, map[string]bool{"restore_only": sn.RestoreOnly()})
 	}
 	state := "off"
 	if sn.RestoreOnly() {

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strings"
 
-	"smp/repo"
+	"smp/store"
 )
 
 func runIndex(_ context.Context, args []string) error {
@@ -14,24 +14,20 @@ func runIndex(_ context.Context, args []string) error {
 		return usagef("want: smp index rebuild --store DIR [--json]")
 	}
 	fs := newFlags("index rebuild", "--store DIR [--json]")
-	store := storeFlag(fs)
+	storeDir := storeFlag(fs)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if err := needStore(*store); err != nil {
+	if err := needStore(*storeDir); err != nil {
 		return err
 	}
-	dir, err := filepath.Abs(*store)
-	if err != nil {
-		return err
-	}
-	rep, err := repo.RebuildIndex(dir)
+	rep, err := store.RebuildIndex(*storeDir)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		if err := printJSON(rep); err != nil {
+		if err := printJSON(os.Stdout, rep); err != nil {
 			return err
 		}
 	} else {

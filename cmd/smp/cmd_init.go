@@ -8,17 +8,17 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"smp/cas"
-	"smp/repo"
+	"smp/store"
 )
 
 func runInit(_ context.Context, args []string) error {
 	fs := newFlags("init", "--store DIR [--chunk-avg SIZE]")
-	store := storeFlag(fs)
+	storeDir := storeFlag(fs)
 	avg := fs.String("chunk-avg", "1MiB", "average chunk size, a power of two from 64KiB to 64MiB")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := needStore(*store); err != nil {
+	if err := needStore(*storeDir); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -32,11 +32,11 @@ func runInit(_ context.Context, args []string) error {
 	if err != nil {
 		return usagef("--chunk-avg %q: %v", *avg, err)
 	}
-	dir, err := filepath.Abs(*store)
+	dir, err := filepath.Abs(*storeDir)
 	if err != nil {
 		return err
 	}
-	cfg, err := repo.Init(dir, params)
+	cfg, err := store.Init(dir, params)
 	if err != nil {
 		return err
 	}
