@@ -120,6 +120,12 @@ type recordRefOptions struct {
 	storeFlags
 	Record, Computer string
 	JSON             bool
+	AllowUnreachable bool
+}
+
+// addUnreachableFlag adds --allow-unreachable, for a group of SMPs.
+func (o *recordRefOptions) addUnreachableFlag(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.AllowUnreachable, "allow-unreachable", false, "with several SMPs in --store: when some do not answer, look for the record on the others (default: refuse, one of them may hold it or a newer one)")
 }
 
 func cmdFiles(ctx context.Context, args []string) error {
@@ -129,6 +135,7 @@ func cmdFiles(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Record, "record", "", "record ID or unique prefix")
 	fs.StringVar(&o.Computer, "computer", "", "this computer's newest record")
 	fs.BoolVar(&o.JSON, "json", false, "print as JSON")
+	o.addUnreachableFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -149,7 +156,7 @@ func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error 
 	if o.Record == "" && o.Computer == "" {
 		return usagef("give --record ID or --computer NAME")
 	}
-	st, err := o.open(ctx, store.Options{ReadOnly: true})
+	st, err := o.open(ctx, store.Options{ReadOnly: true, AllowUnreachable: o.AllowUnreachable})
 	if err != nil {
 		return err
 	}
@@ -236,6 +243,7 @@ func parseRecordRef(name string, args []string) (*recordRefOptions, error) {
 	fs := newFlags(name, "--store DIR --record ID")
 	o.storeFlags.AddFlags(fs)
 	fs.StringVar(&o.Record, "record", "", "record ID or unique prefix (required)")
+	o.addUnreachableFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -249,7 +257,7 @@ func parseRecordRef(name string, args []string) (*recordRefOptions, error) {
 // the first error: success is printed only once the store is closed, when
 // its writes are durable and nothing is left for Close to fail on.
 func onRecord(ctx context.Context, o *recordRefOptions, do func(store.Store, store.Record) error) (store.Record, error) {
-	st, err := o.open(ctx, store.Options{})
+	st, err := o.open(ctx, store.Options{AllowUnreachable: o.AllowUnreachable})
 	if err != nil {
 		return store.Record{}, err
 	}
