@@ -3,37 +3,58 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+
+	"github.com/spf13/pflag"
 
 	"smp/store"
 )
 
-func runIngest(ctx context.Context, args []string) error {
+// ingestOptions are the flags of smp ingest.
+type ingestOptions struct {
+	Store, Record string
+	JSON          bool
+}
+
+func (o *ingestOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Store, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+	fs.StringVar(&o.Record, "record", "", "hard-link record to convert (ID or unique prefix)")
+	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+}
+
+func cmdIngest(ctx context.Context, args []string) error {
+	var o ingestOptions
 	fs := newFlags("ingest", "--store DIR --record ID [--json]")
-	storeDir := storeFlag(fs)
-	recordRef := fs.String("record", "", "hard-link record to convert (ID or unique prefix)")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *recordRef == "" {
+	return runIngest(ctx, &o, os.Stdout)
+}
+
+func runIngest(ctx context.Context, o *ingestOptions, stdout io.Writer) error {
+	if o.Record == "" {
 		return usagef("--record ID is required")
 	}
-	d, err := store.OpenDir("ingest", *storeDir, false)
+	if err := needStore(o.Store); err != nil {
+		return err
+	}
+	d, err := store.OpenDir("ingest", o.Store, false)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	res, err := d.Ingest(ctx, *recordRef)
+	res, err := d.Ingest(ctx, o.Record)
 	if err != nil {
 		return err
 	}
 	old := res.Old
-	if *asJSON {
-		return printJSON(os.Stdout, map[string]any{"record": res.ID.String(), "replaces": old.ID.String(),
+	if o.JSON {
+		return printJSON(stdout, map[string]any{"record": res.ID.String(), "replaces": old.ID.String(),
 			"ingested_files": res.Ingested, "new_bytes": res.Record.NewBytes, "stored_bytes": res.Record.StoredBytes})
 	}
-	fmt.Printf("record %s of %s replaced by %s: %d linked files now stored as chunks (%s new, %s stored)\n",
+	fmt.Fprintf(stdout, "record %s of %s replaced by %s: %d linked files now stored as chunks (%s new, %s stored)\n",
 		old.ID.Short(), old.Computer, res.ID.Short(), res.Ingested, bytesStr(res.Record.NewBytes), bytesStr(res.Record.StoredBytes))
 	return nil
 }

@@ -50,7 +50,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", runInit},
+	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", cmdInit},
 	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", cmdCapture},
 	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", cmdRestore},
 	{"records", "--store DIR [--computer NAME]", "list state records", cmdRecords},
@@ -58,9 +58,9 @@ var commands = []command{
 	{"stats", "--store DIR", "show store size and dedupe figures", cmdStats},
 	{"release", "--store DIR --record ID", "mark a record restored: its retention clock starts", cmdRelease},
 	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", cmdRm},
-	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", runIngest},
+	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", cmdIngest},
 	{"gc", gcArgs, "free data that no live record uses", cmdGC},
-	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", runIndex},
+	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", cmdIndex},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", cmdVerify},
 	{"serve", serveArgs, "serve the store over HTTPS to many computers (the State Migration Point)", cmdServe},
 	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", runToken},
