@@ -172,7 +172,10 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	if co.ReserveFirst {
 		return nil, usagef("--reserve-first reserves room on an SMP server: use it with --store https://...")
 	}
-	if d.r != nil || d.readOnly {
+	if d.readOnly {
+		return nil, fmt.Errorf("capture into %s: the store was opened read-only", d.dir)
+	}
+	if d.r != nil {
 		return nil, fmt.Errorf("capture into %s: the store is already open", d.dir)
 	}
 	def, err := repo.OpenDeferred(d.dir)

@@ -103,10 +103,10 @@ func (r remoteReader) Sum(b []byte) cas.ID { return r.cl.Sum(b) }
 
 func (r remoteReader) Close() error { r.Reader.Close(); return nil }
 
+// Reader reads the record's trees and chunks. A hard-link record's files
+// are links in the store directory, not chunks: its trees can be listed,
+// but only a LinkReader restores it.
 func (s *Remote) Reader(ctx context.Context, rec Record) (Reader, error) {
-	if rec.LinkSet != "" {
-		return nil, fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
-	}
 	cl, err := s.client(ctx)
 	if err != nil {
 		return nil, err

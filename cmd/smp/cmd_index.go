@@ -18,7 +18,7 @@ type indexOptions struct {
 }
 
 func (o *indexOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Store, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+	storeDirVar(fs, &o.Store)
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 }
 

@@ -18,7 +18,7 @@ type ingestOptions struct {
 }
 
 func (o *ingestOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Store, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+	storeDirVar(fs, &o.Store)
 	fs.StringVar(&o.Record, "record", "", "hard-link record to convert (ID or unique prefix)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 }

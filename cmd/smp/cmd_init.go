@@ -20,7 +20,7 @@ type initOptions struct {
 }
 
 func (o *initOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Store, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+	storeDirVar(fs, &o.Store)
 	fs.StringVar(&o.ChunkAvg, "chunk-avg", "1MiB", "average chunk size, a power of two from 64KiB to 64MiB")
 }
 

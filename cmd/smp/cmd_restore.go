@@ -128,6 +128,8 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 	opts.Hash = rd.Sum
 	if lr, ok := rd.(store.LinkReader); ok {
 		opts.LinkDir = lr.LinkDir()
+	} else if rec.LinkSet != "" {
+		return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
 	}
 	probs := newProblems(o.JSON)
 	opts.Report = func(p restore.Problem) {

@@ -46,7 +46,7 @@ type serveOptions struct {
 }
 
 func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Store, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+	storeDirVar(fs, &o.Store)
 	fs.StringVar(&o.Listen, "listen", ":8443", "address to listen on (HOST:PORT; port 0 picks a free one)")
 	fs.StringVar(&o.CertFile, "tls-cert", "", "PEM certificate (chain) to serve")
 	fs.StringVar(&o.KeyFile, "tls-key", "", "PEM private key of --tls-cert")

@@ -21,7 +21,7 @@ type verifyOptions struct {
 }
 
 func (o *verifyOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Store, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+	storeDirVar(fs, &o.Store)
 	fs.StringVar(&o.Record, "record", "", "verify only this record")
 	fs.StringVar(&o.Computer, "computer", "", "verify only this computer's records")
 	fs.BoolVar(&o.ReadData, "read-data", false, "read and re-hash every chunk (slow: reads the whole store)")

@@ -63,9 +63,9 @@ var commands = []command{
 	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", cmdIndex},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", cmdVerify},
 	{"serve", serveArgs, "serve the store over HTTPS to many computers (the State Migration Point)", cmdServe},
-	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", runToken},
-	{"associate", associateArgs, "let one computer restore another's records through a remote server", runAssociate},
-	{"admin", adminArgs, "switch a remote server to restore-only, or show whether it is", runAdmin},
+	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", cmdToken},
+	{"associate", associateArgs, "let one computer restore another's records through a remote server", cmdAssociate},
+	{"admin", adminArgs, "switch a remote server to restore-only, or show whether it is", cmdAdmin},
 	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd and restic", runBench},
 	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},
 }
@@ -206,9 +206,10 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
-// storeFlag adds --store, defaulting to $SMP_STORE.
-func storeFlag(fs *pflag.FlagSet) *string {
-	return fs.String("store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+// storeDirVar adds --store DIR, defaulting to $SMP_STORE, for the
+// commands that work on a store directory only.
+func storeDirVar(fs *pflag.FlagSet, p *string) {
+	fs.StringVar(p, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
 }
 
 func needStore(dir string) error {
