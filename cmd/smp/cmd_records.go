@@ -156,19 +156,11 @@ func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error 
 	if o.Record == "" && o.Computer == "" {
 		return usagef("give --record ID or --computer NAME")
 	}
-	st, err := o.open(ctx, store.Options{ReadOnly: true, AllowUnreachable: o.AllowUnreachable})
+	st, rec, rd, err := o.openRecord(ctx, store.Options{ReadOnly: true, AllowUnreachable: o.AllowUnreachable}, o.Record, o.Computer)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	rec, err := st.FindRecord(ctx, o.Record, o.Computer)
-	if err != nil {
-		return err
-	}
-	rd, err := st.Reader(ctx, rec)
-	if err != nil {
-		return err
-	}
 	defer rd.Close()
 	rows := []fileRow{}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -195,6 +187,26 @@ func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error 
 		return printJSON(stdout, map[string]any{"record": rec.ID.String(), "files": rows})
 	}
 	return tw.Flush()
+}
+
+// openRecord opens the store and a reader of the record ref names (or
+// with ref empty, computer's newest); the caller closes both.
+func (sf *storeFlags) openRecord(ctx context.Context, o store.Options, ref, computer string) (store.Store, store.Record, store.Reader, error) {
+	st, err := sf.open(ctx, o)
+	if err != nil {
+		return nil, store.Record{}, nil, err
+	}
+	rec, err := st.FindRecord(ctx, ref, computer)
+	if err != nil {
+		st.Close()
+		return nil, store.Record{}, nil, err
+	}
+	rd, err := st.Reader(ctx, rec)
+	if err != nil {
+		st.Close()
+		return nil, store.Record{}, nil, err
+	}
+	return st, rec, rd, nil
 }
 
 // walkTree calls fn for every entry below tree id in depth-first order.

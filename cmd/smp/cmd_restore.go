@@ -111,19 +111,11 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 		return err
 	}
 	// A restore that keeps its record writes nothing to the store.
-	st, err := o.open(ctx, store.Options{ReadOnly: o.Keep, AllowUnreachable: o.AllowUnreachable})
+	st, rec, rd, err := o.openRecord(ctx, store.Options{ReadOnly: o.Keep, AllowUnreachable: o.AllowUnreachable}, o.Record, o.Computer)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	rec, err := st.FindRecord(ctx, o.Record, o.Computer)
-	if err != nil {
-		return err
-	}
-	rd, err := st.Reader(ctx, rec)
-	if err != nil {
-		return err
-	}
 	defer rd.Close()
 	opts.Hash = rd.Sum
 	if lr, ok := rd.(store.LinkReader); ok {
