@@ -130,6 +130,10 @@ func TestParseLocation(t *testing.T) {
 		{"s3://bucket/x", "", 0, "does not know the scheme \"s3\""},
 		{"https://a:1,/srv/store", "", 0, "must all be https:// URLs"},
 		{"", "", 0, "--store DIR is required"},
+		{"http://[::1]:8443", "", 1, ""},
+		{"http://localhost:8443", "", 1, ""},
+		{"https://a:1,http://smp.example:8443", "", 0, "allowed only to a loopback address"},
+		{"http://10.0.0.5:8443", "", 0, "allowed only to a loopback address"},
 	} {
 		dir, smps, err := parseLocation(c.loc)
 		if c.err != "" {

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -156,6 +158,8 @@ func parseLocation(location string) (dir string, smps []string, err error) {
 			return "", nil, usagef("--store %q: smp does not know the scheme %q: give a store directory or https://HOST:PORT", s, strings.TrimSuffix(m, "://"))
 		case m == "":
 			return "", nil, usagef("--store %q: a list of SMPs must all be https:// URLs", s)
+		case strings.HasPrefix(s, "http://") && !loopbackURL(s):
+			return "", nil, usagef("--store %q: plain http:// would send the token unencrypted: it is allowed only to a loopback address; use https://", s)
 		}
 		smps = append(smps, s)
 	}
@@ -163,6 +167,21 @@ func parseLocation(location string) (dir string, smps []string, err error) {
 		return "", nil, usagef("--store DIR is required (or set SMP_STORE)")
 	}
 	return "", smps, nil
+}
+
+// loopbackURL reports whether the URL's host is a loopback address, the
+// only place a plain-HTTP SMP (smp serve --insecure) may be.
+func loopbackURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CheckLocation refuses a location Open could not open: an unknown URL
