@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -37,18 +38,18 @@ func noArgs(fs *pflag.FlagSet) error {
 	return nil
 }
 
-func runToken(ctx context.Context, args []string) error {
+func cmdToken(ctx context.Context, args []string) error {
 	sub := ""
 	if len(args) > 0 {
 		sub = args[0]
 	}
 	switch sub {
 	case "create":
-		return runTokenCreate(ctx, args[1:])
+		return cmdTokenCreate(ctx, args[1:])
 	case "list":
-		return runTokenList(ctx, args[1:])
+		return cmdTokenList(ctx, args[1:])
 	case "revoke":
-		return runTokenRevoke(ctx, args[1:])
+		return cmdTokenRevoke(ctx, args[1:])
 	case "-h", "--help":
 		fmt.Fprintf(os.Stderr, "Usage:\n  smp token create --store DIR [--computer NAME] [--role client|admin] [--expires DURATION]\n"+
 			"  smp token list --store DIR [--json]\n  smp token revoke --store DIR --id ID\n")
@@ -57,45 +58,65 @@ func runToken(ctx context.Context, args []string) error {
 	return usagef("want: smp token create|list|revoke --store DIR ... (see smp token --help)")
 }
 
-func runTokenCreate(_ context.Context, args []string) error {
-	fs := newFlags("token create", "--store DIR [--computer NAME] [--role client|admin] [--expires DURATION]")
-	store := storeFlag(fs)
-	computer := fs.String("computer", "", "the computer this token captures as and restores to (required for a client; an admin token without it acts for any computer)")
-	role := fs.String("role", string(access.RoleClient), "client (one computer) or admin (every computer)")
-	expiresFlag := fs.String("expires", "", "lifetime, like 90d or 36h (default: never expires)")
+// tokenOptions are the flags of the smp token subcommands.
+type tokenOptions struct {
+	Store, Computer, Role, Expires, ID string
+	JSON                               bool
+}
+
+// parseAccessFlags parses a subcommand's flags, added by add, refusing
+// positional arguments.
+func parseAccessFlags(name, usage string, args []string, add func(fs *pflag.FlagSet)) error {
+	fs := newFlags(name, usage)
+	add(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
+	return noArgs(fs)
+}
+
+func cmdTokenCreate(ctx context.Context, args []string) error {
+	var o tokenOptions
+	err := parseAccessFlags("token create", "--store DIR [--computer NAME] [--role client|admin] [--expires DURATION]", args, func(fs *pflag.FlagSet) {
+		storeDirVar(fs, &o.Store)
+		fs.StringVar(&o.Computer, "computer", "", "the computer this token captures as and restores to (required for a client; an admin token without it acts for any computer)")
+		fs.StringVar(&o.Role, "role", string(access.RoleClient), "client (one computer) or admin (every computer)")
+		fs.StringVar(&o.Expires, "expires", "", "lifetime, like 90d or 36h (default: never expires)")
+	})
+	if err != nil {
 		return err
 	}
-	r := access.Role(*role)
+	return runTokenCreate(ctx, &o, os.Stdout)
+}
+
+func runTokenCreate(_ context.Context, o *tokenOptions, stdout io.Writer) error {
+	r := access.Role(o.Role)
 	if r != access.RoleClient && r != access.RoleAdmin {
-		return usagef("--role: want client or admin, not %q", *role)
+		return usagef("--role: want client or admin, not %q", o.Role)
 	}
-	if r == access.RoleClient && *computer == "" {
+	if r == access.RoleClient && o.Computer == "" {
 		return usagef("--computer NAME is required for a client token")
 	}
 	var expires time.Duration
-	if *expiresFlag != "" {
-		d, err := parseDays(*expiresFlag)
+	if o.Expires != "" {
+		d, err := parseDays(o.Expires)
 		if err != nil {
 			return usagef("--expires: %v", err)
 		}
 		if d == 0 {
-			return usagef("--expires: %q: give a positive duration, or leave --expires out for a token that never expires", *expiresFlag)
+			return usagef("--expires: %q: give a positive duration, or leave --expires out for a token that never expires", o.Expires)
 		}
 		expires = d
 	}
-	a, err := openAccess(*store)
+	a, err := openAccess(o.Store)
 	if err != nil {
 		return err
 	}
-	secret, t, err := a.CreateToken(*computer, r, expires, time.Now())
+	secret, t, err := a.CreateToken(o.Computer, r, expires, time.Now())
 	if err != nil {
 		return err
 	}
-	fmt.Println(secret)
+	fmt.Fprintln(stdout, secret)
 	who := "computer " + t.Computer
 	if t.Computer == "" {
 		who = "any computer"
@@ -120,17 +141,31 @@ func tokenState(t access.Token, now time.Time) string {
 	return "active"
 }
 
-func runTokenList(_ context.Context, args []string) error {
-	fs := newFlags("token list", "--store DIR [--json]")
-	store := storeFlag(fs)
-	asJSON := fs.Bool("json", false, "print as JSON")
-	if err := parse(fs, args); err != nil {
+func cmdTokenList(ctx context.Context, args []string) error {
+	var o tokenOptions
+	err := parseAccessFlags("token list", "--store DIR [--json]", args, func(fs *pflag.FlagSet) {
+		storeDirVar(fs, &o.Store)
+		fs.BoolVar(&o.JSON, "json", false, "print as JSON")
+	})
+	if err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	a, err := openAccess(*store)
+	return runTokenList(ctx, &o, os.Stdout)
+}
+
+// tokenRow is one line of smp token list.
+type tokenRow struct {
+	ID       string     `json:"id"`
+	Computer string     `json:"computer"` // "" for an admin token of any computer
+	Role     string     `json:"role"`
+	Created  time.Time  `json:"created"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	Revoked  *time.Time `json:"revoked,omitempty"`
+	State    string     `json:"state"` // active, expired or revoked
+}
+
+func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
+	a, err := openAccess(o.Store)
 	if err != nil {
 		return err
 	}
@@ -138,19 +173,10 @@ func runTokenList(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	type row struct {
-		ID       string     `json:"id"`
-		Computer string     `json:"computer"` // "" for an admin token of any computer
-		Role     string     `json:"role"`
-		Created  time.Time  `json:"created"`
-		Expires  *time.Time `json:"expires,omitempty"`
-		Revoked  *time.Time `json:"revoked,omitempty"`
-		State    string     `json:"state"` // active, expired or revoked
-	}
 	now := time.Now()
-	rows := []row{}
+	rows := []tokenRow{}
 	for _, t := range sn.Tokens() {
-		rw := row{ID: t.ID, Computer: t.Computer, Role: string(t.Role), Created: t.Created, State: tokenState(t, now)}
+		rw := tokenRow{ID: t.ID, Computer: t.Computer, Role: string(t.Role), Created: t.Created, State: tokenState(t, now)}
 		if !t.Expires.IsZero() {
 			rw.Expires = &t.Expires
 		}
@@ -159,10 +185,10 @@ func runTokenList(_ context.Context, args []string) error {
 		}
 		rows = append(rows, rw)
 	}
-	if *asJSON {
-		return printJSON(map[string]any{"tokens": rows})
+	if o.JSON {
+		return printJSON(stdout, map[string]any{"tokens": rows})
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCOMPUTER\tROLE\tCREATED\tEXPIRES\tSTATE")
 	for _, r := range rows {
 		computer, expires, state := r.Computer, "never", r.State
@@ -180,77 +206,90 @@ func runTokenList(_ context.Context, args []string) error {
 	return tw.Flush()
 }
 
-func runTokenRevoke(_ context.Context, args []string) error {
-	fs := newFlags("token revoke", "--store DIR --id ID")
-	store := storeFlag(fs)
-	id := fs.String("id", "", "the token's ID, as smp token list shows it")
-	if err := parse(fs, args); err != nil {
+func cmdTokenRevoke(ctx context.Context, args []string) error {
+	var o tokenOptions
+	err := parseAccessFlags("token revoke", "--store DIR --id ID", args, func(fs *pflag.FlagSet) {
+		storeDirVar(fs, &o.Store)
+		fs.StringVar(&o.ID, "id", "", "the token's ID, as smp token list shows it")
+	})
+	if err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if *id == "" {
+	return runTokenRevoke(ctx, &o, os.Stdout)
+}
+
+func runTokenRevoke(_ context.Context, o *tokenOptions, stdout io.Writer) error {
+	if o.ID == "" {
 		return usagef("--id ID is required (see smp token list)")
 	}
-	a, err := openAccess(*store)
+	a, err := openAccess(o.Store)
 	if err != nil {
 		return err
 	}
-	if err := a.RevokeToken(*id, time.Now()); err != nil {
+	if err := a.RevokeToken(o.ID, time.Now()); err != nil {
 		return err
 	}
-	fmt.Printf("revoked token %s: a running server refuses it from its next request\n", *id)
+	fmt.Fprintf(stdout, "revoked token %s: a running server refuses it from its next request\n", o.ID)
 	return nil
 }
 
-func runAssociate(_ context.Context, args []string) error {
-	fs := newFlags("associate", associateArgs)
-	store := storeFlag(fs)
-	source := fs.String("source", "", "the computer whose records may be restored (e.g. the old machine)")
-	dest := fs.String("dest", "", "the computer that may restore them (e.g. its replacement)")
-	remove := fs.Bool("remove", false, "remove the association instead")
-	list := fs.Bool("list", false, "list the associations")
-	asJSON := fs.Bool("json", false, "print the list as JSON")
-	if err := parse(fs, args); err != nil {
+// associateOptions are the flags of smp associate.
+type associateOptions struct {
+	Store, Source, Dest string
+	Remove, List, JSON  bool
+}
+
+func (o *associateOptions) AddFlags(fs *pflag.FlagSet) {
+	storeDirVar(fs, &o.Store)
+	fs.StringVar(&o.Source, "source", "", "the computer whose records may be restored (e.g. the old machine)")
+	fs.StringVar(&o.Dest, "dest", "", "the computer that may restore them (e.g. its replacement)")
+	fs.BoolVar(&o.Remove, "remove", false, "remove the association instead")
+	fs.BoolVar(&o.List, "list", false, "list the associations")
+	fs.BoolVar(&o.JSON, "json", false, "print the list as JSON")
+}
+
+func cmdAssociate(ctx context.Context, args []string) error {
+	var o associateOptions
+	if err := parseAccessFlags("associate", associateArgs, args, o.AddFlags); err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if *list {
-		if *source != "" || *dest != "" || *remove {
+	return runAssociate(ctx, &o, os.Stdout)
+}
+
+func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) error {
+	if o.List {
+		if o.Source != "" || o.Dest != "" || o.Remove {
 			return usagef("--list takes no --source, --dest or --remove")
 		}
-		return listAssociations(*store, *asJSON)
+		return listAssociations(o.Store, o.JSON, stdout)
 	}
 	switch {
-	case *asJSON:
+	case o.JSON:
 		return usagef("--json goes with --list")
-	case *source == "" || *dest == "":
+	case o.Source == "" || o.Dest == "":
 		return usagef("give --source NAME and --dest NAME, or --list")
-	case *source == *dest:
-		return usagef("--source and --dest are both %s: a computer may always restore its own records", *source)
+	case o.Source == o.Dest:
+		return usagef("--source and --dest are both %s: a computer may always restore its own records", o.Source)
 	}
-	a, err := openAccess(*store)
+	a, err := openAccess(o.Store)
 	if err != nil {
 		return err
 	}
-	if *remove {
-		if err := a.Dissociate(*source, *dest); err != nil {
+	if o.Remove {
+		if err := a.Dissociate(o.Source, o.Dest); err != nil {
 			return err
 		}
-		fmt.Printf("%s may no longer restore the records of %s\n", *dest, *source)
+		fmt.Fprintf(stdout, "%s may no longer restore the records of %s\n", o.Dest, o.Source)
 		return nil
 	}
-	if err := a.Associate(*source, *dest, time.Now()); err != nil {
+	if err := a.Associate(o.Source, o.Dest, time.Now()); err != nil {
 		return err
 	}
-	fmt.Printf("%s may now restore the records of %s\n", *dest, *source)
+	fmt.Fprintf(stdout, "%s may now restore the records of %s\n", o.Dest, o.Source)
 	return nil
 }
 
-func listAssociations(store string, asJSON bool) error {
+func listAssociations(store string, asJSON bool, stdout io.Writer) error {
 	a, err := openAccess(store)
 	if err != nil {
 		return err
@@ -261,9 +300,9 @@ func listAssociations(store string, asJSON bool) error {
 	}
 	assocs := sn.Associations()
 	if asJSON {
-		return printJSON(map[string]any{"associations": assocs})
+		return printJSON(stdout, map[string]any{"associations": assocs})
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tDEST\tCREATED")
 	for _, as := range assocs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", as.Source, as.Dest, as.Created.Local().Format(time.DateTime))
@@ -271,7 +310,14 @@ func listAssociations(store string, asJSON bool) error {
 	return tw.Flush()
 }
 
-func runAdmin(_ context.Context, args []string) error {
+// adminOptions are the flags of smp admin restore-only.
+type adminOptions struct {
+	Store string
+	JSON  bool
+	Set   string // "on", "off", or "" to show the state
+}
+
+func cmdAdmin(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "restore-only" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintf(os.Stderr, "Usage: smp admin %s\n", adminArgs)
@@ -279,32 +325,32 @@ func runAdmin(_ context.Context, args []string) error {
 		}
 		return usagef("want: smp admin %s", adminArgs)
 	}
+	var o adminOptions
 	fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
-	store := storeFlag(fs)
-	asJSON := fs.Bool("json", false, "print the state as JSON")
+	storeDirVar(fs, &o.Store)
+	fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	set, on := false, false
 	switch {
 	case fs.NArg() > 1:
 		return usagef("want one of on or off, not %q", fs.Args())
 	case fs.NArg() == 1:
-		switch fs.Arg(0) {
-		case "on":
-			set, on = true, true
-		case "off":
-			set = true
-		default:
-			return usagef("want on or off, not %q", fs.Arg(0))
-		}
+		o.Set = fs.Arg(0)
 	}
-	a, err := openAccess(*store)
+	return runAdmin(ctx, &o, os.Stdout)
+}
+
+func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {
+	if o.Set != "" && o.Set != "on" && o.Set != "off" {
+		return usagef("want on or off, not %q", o.Set)
+	}
+	a, err := openAccess(o.Store)
 	if err != nil {
 		return err
 	}
-	if set {
-		if err := a.SetRestoreOnly(on); err != nil {
+	if o.Set != "" {
+		if err := a.SetRestoreOnly(o.Set == "on"); err != nil {
 			return err
 		}
 	}
@@ -312,13 +358,13 @@ func runAdmin(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(map[string]bool{"restore_only": sn.RestoreOnly()})
+	if o.JSON {
+		return printJSON(stdout, map[string]bool{"restore_only": sn.RestoreOnly()})
 	}
 	state := "off"
 	if sn.RestoreOnly() {
 		state = "on: a running server refuses captures"
 	}
-	fmt.Printf("restore-only %s\n", state)
+	fmt.Fprintf(stdout, "restore-only %s\n", state)
 	return nil
 }

@@ -110,7 +110,7 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(info)
+		return printJSON(os.Stdout, info)
 	}
 	ratio := ""
 	if info.ZstdRatio > 0 {
@@ -179,7 +179,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "chart written to %s\n", *plot)
 	}
 	if *asJSON {
-		if err := printJSON(rep); err != nil {
+		if err := printJSON(os.Stdout, rep); err != nil {
 			return errors.Join(runErr, err)
 		}
 	} else if err := rep.WriteMarkdown(os.Stdout); err != nil {
@@ -230,7 +230,7 @@ func runBenchGC(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(rep)
+		return printJSON(os.Stdout, rep)
 	}
 	fmt.Printf("store: %d chunks in %d records, %d removed (built in %.1fs)\n", rep.Chunks, rep.Records, rep.Removed, rep.BuildSeconds)
 	fmt.Printf("smp gc: %.1fs wall, %.1fs CPU, peak RSS %.0f MiB: %d blobs removed, %d live, %d packs scanned, %s freed\n",

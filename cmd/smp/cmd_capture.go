@@ -2,316 +2,219 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"smp/capture"
-	"smp/cas"
 	"smp/cas/manifest"
 	"smp/filter"
-	"smp/remote/client"
-	"smp/repo"
+	"smp/store"
 )
 
-func runCapture(ctx context.Context, args []string) error {
-	fs := newFlags("capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [--json] [PATH...]")
-	store := storeFlag(fs)
-	rf := addRemoteFlags(fs)
-	computer := fs.String("computer", "", "name of the computer being captured (required)")
-	root := fs.String("root", "/", "source root: PATHs and stored paths are relative to it")
-	users := fs.StringArray("user", nil, "capture only this user's profile (repeatable)")
-	excludes := fs.StringArray("exclude", nil, "skip paths matching GLOB (repeatable; rsync pattern rules)")
-	rulesFile := fs.String("rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	full := fs.Bool("full", false, "read every file even if unchanged since this computer's last record")
-	hardlink := fs.String("hardlink", capture.HardlinkAuto, "auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked; never: always chunk")
-	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
-	hardlinkDedupe := fs.Bool("hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
-	reserveFirst := fs.Bool("reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
+const captureArgs = "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [--json] [PATH...]"
+
+// captureOptions are the flags of smp capture.
+type captureOptions struct {
+	storeFlags
+	Computer, Root  string
+	Users, Excludes []string
+	RulesFile       string
+	JSON, Full      bool
+	Hardlink        string
+	ProgressLog     string
+	HardlinkDedupe  bool
+	ReserveFirst    bool
+	Paths           []string // PATH arguments, relative to Root
+}
+
+func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
+	o.storeFlags.AddFlags(fs)
+	fs.StringVar(&o.Computer, "computer", "", "name of the computer being captured (required)")
+	fs.StringVar(&o.Root, "root", "/", "source root: PATHs and stored paths are relative to it")
+	fs.StringArrayVar(&o.Users, "user", nil, "capture only this user's profile (repeatable)")
+	fs.StringArrayVar(&o.Excludes, "exclude", nil, "skip paths matching GLOB (repeatable; rsync pattern rules)")
+	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
+	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&o.Full, "full", false, "read every file even if unchanged since this computer's last record")
+	fs.StringVar(&o.Hardlink, "hardlink", capture.HardlinkAuto, "auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked; never: always chunk")
+	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
+	fs.BoolVar(&o.HardlinkDedupe, "hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
+	fs.BoolVar(&o.ReserveFirst, "reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
+}
+
+func cmdCapture(ctx context.Context, args []string) error {
+	var o captureOptions
+	fs := newFlags("capture", captureArgs)
+	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *computer == "" {
-		return usagef("--computer NAME is required")
+	o.Paths = fs.Args()
+	return runCapture(ctx, &o, os.Stdout)
+}
+
+// options checks the flags and turns them into what to capture.
+func (o *captureOptions) options() (capture.Options, error) {
+	var none capture.Options
+	if o.Computer == "" {
+		return none, usagef("--computer NAME is required")
 	}
-	if err := manifest.CheckName("computer", *computer); err != nil {
-		return usagef("--computer: %v", err)
+	if err := manifest.CheckName("computer", o.Computer); err != nil {
+		return none, usagef("--computer: %v", err)
 	}
-	for _, u := range *users {
+	for _, u := range o.Users {
 		if err := manifest.CheckName("user", u); err != nil {
-			return usagef("--user: %v", err)
+			return none, usagef("--user: %v", err)
 		}
 	}
-	for _, p := range fs.Args() {
+	for _, p := range o.Paths {
 		if c := path.Clean(filepath.ToSlash(p)); c == ".." || strings.HasPrefix(c, "../") {
-			return usagef("PATH %q leaves the source root: give paths relative to --root", p)
+			return none, usagef("PATH %q leaves the source root: give paths relative to --root", p)
 		}
 	}
-	switch *hardlink {
+	switch o.Hardlink {
 	case capture.HardlinkAuto, capture.HardlinkAlways, capture.HardlinkNever:
 	default:
-		return usagef("--hardlink %q: want auto, always or never", *hardlink)
+		return none, usagef("--hardlink %q: want auto, always or never", o.Hardlink)
 	}
-	if *reserveFirst && !isRemoteStore(*store) {
-		return usagef("--reserve-first reserves room on an SMP server: use it with --store https://...")
-	}
-	rootAbs, err := filepath.Abs(*root)
+	rootAbs, err := filepath.Abs(o.Root)
 	if err != nil {
-		return err
+		return none, err
 	}
 	if st, err := os.Stat(rootAbs); err != nil || !st.IsDir() {
-		return usagef("--root %s is not a directory", *root)
+		return none, usagef("--root %s is not a directory", o.Root)
 	}
+	set, ruleLines, err := o.filter()
+	if err != nil {
+		return none, err
+	}
+	return capture.Options{
+		Computer: o.Computer, Root: rootAbs, Paths: o.Paths, Users: o.Users,
+		Filter: set, Rules: ruleLines, Version: version,
+		Progress: &capture.Progress{},
+		Hardlink: o.Hardlink, HardlinkDedupe: o.HardlinkDedupe,
+	}, nil
+}
+
+// filter builds the capture filter of --exclude and --rules, and the rule
+// lines the record keeps.
+func (o *captureOptions) filter() (*filter.Set, []string, error) {
 	set := filter.NewSet()
 	var ruleLines []string
-	for _, g := range *excludes {
+	for _, g := range o.Excludes {
 		r, err := filter.Exclude(g)
 		if err != nil {
-			return usagef("--exclude: %v", err)
+			return nil, nil, usagef("--exclude: %v", err)
 		}
 		set.Append(r)
 		ruleLines = append(ruleLines, "- "+g)
 	}
-	if *rulesFile != "" {
-		f, err := os.Open(*rulesFile)
-		if err != nil {
-			return usagef("--rules: %v", err)
-		}
-		rules, err := filter.ParseRules(f)
-		f.Close()
-		if err != nil {
-			return usagef("--rules %s: %v", *rulesFile, err)
-		}
-		set.Append(rules...)
-		for _, r := range rules {
-			sign := "-"
-			if r.Include {
-				sign = "+"
-			}
-			ruleLines = append(ruleLines, sign+" "+r.Pattern)
-		}
+	if o.RulesFile == "" {
+		return set, ruleLines, nil
 	}
-	opts := capture.Options{
-		Computer: *computer, Root: rootAbs, Paths: fs.Args(), Users: *users,
-		Filter: set, Rules: ruleLines, Version: version,
-		Progress: &capture.Progress{},
-		Hardlink: *hardlink, HardlinkDedupe: *hardlinkDedupe,
+	f, err := os.Open(o.RulesFile)
+	if err != nil {
+		return nil, nil, usagef("--rules: %v", err)
 	}
-	var st capture.Store
-	var remote *client.Capture
-	var deferred *repo.Deferred // a local store
-	var planned int64 = -1      // new bytes the plan reserved; -1: no plan
-	if isRemoteStore(*store) {
-		// Hard links only make sense into a store on the same filesystem.
-		if *hardlink == capture.HardlinkAlways {
-			return usagef("--hardlink always needs a local store on the same filesystem, not an SMP server")
-		}
-		opts.Hardlink = capture.HardlinkNever
-		cl, err := rf.dialEach(ctx, *store, func(cl *client.Client) error {
-			var parent cas.ID
-			opts.Parent, opts.ParentID = nil, cas.ID{}
-			if !*full {
-				if id, e, err := cl.FindRecord(ctx, "", *computer); err == nil {
-					opts.Parent, opts.ParentID, parent = e.Record, id, id
-				}
-			}
-			cp, err := cl.StartCapture(ctx, *computer, parent)
-			if err != nil {
-				return err
-			}
-			if *reserveFirst {
-				if planned, err = planCapture(ctx, cp, opts); err != nil {
-					cp.Close()
-					return err
-				}
-			}
-			remote = cp
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		defer remote.Close()
-		st = remote
-	} else {
-		// The index opens while the capture starts: a hard-link capture
-		// walks and links without it (see capture.Options.ParentLookup).
-		d, err := openStoreWith(*store, repo.OpenDeferred)
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		deferred = d
-		opts.SkipDirs, opts.LinkDir = []string{d.Dir}, d.LinkDir()
-		if !*full {
-			opts.ParentLookup = func() (*manifest.Record, cas.ID) {
-				r, err := d.Repo()
-				if err != nil {
-					return nil, cas.ID{} // Run's first store call reports it
-				}
-				if prev, err := r.FindRecord("", *computer); err == nil {
-					return prev.Record, prev.ID
-				}
-				return nil, cas.ID{}
-			}
-		}
-		st = deferredStore{d}
+	rules, err := filter.ParseRules(f)
+	f.Close()
+	if err != nil {
+		return nil, nil, usagef("--rules %s: %v", o.RulesFile, err)
 	}
-	var mu sync.Mutex
-	var problems []string
+	set.Append(rules...)
+	for _, r := range rules {
+		sign := "-"
+		if r.Include {
+			sign = "+"
+		}
+		ruleLines = append(ruleLines, sign+" "+r.Pattern)
+	}
+	return set, ruleLines, nil
+}
+
+func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error {
+	opts, err := o.options()
+	if err != nil {
+		return err
+	}
+	st, err := o.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	probs := newProblems(o.JSON)
 	opts.Report = func(p capture.Problem) {
 		kind := "error"
 		if p.Warning {
 			kind = "warning"
 		}
-		line := fmt.Sprintf("%s: %s: %v", kind, p.Path, p.Err)
-		mu.Lock()
-		problems = append(problems, line)
-		mu.Unlock()
-		if !*asJSON {
-			printProblem(line)
-		}
+		probs.add(kind, p.Path, p.Err, "skipped", p.Warning)
 	}
-	plog, err := openProgressLog(*progressPath, "Capture", func() (uint64, uint64) {
+	if probs.log, err = openProgressLog(o.ProgressLog, "Capture", func() (uint64, uint64) {
 		return opts.Progress.BytesDone.Load(), opts.Progress.BytesSeen.Load()
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	report := opts.Report
-	opts.Report = func(p capture.Problem) {
-		report(p)
-		plog.problem(p.Path, p.Err, "skipped", p.Warning)
-	}
 	start := time.Now()
-	stopBar := liveBar(!*asJSON && isTerminal(), func() (uint64, uint64, string) {
+	stopBar := liveBar(!o.JSON && isTerminal(), func() (uint64, uint64, string) {
 		p := opts.Progress
 		return p.BytesDone.Load(), p.BytesSeen.Load(), fmt.Sprintf("%d/%d files", p.FilesDone.Load(), p.FilesSeen.Load())
 	})
-	res, err := capture.Run(ctx, st, opts)
+	res, err := st.Capture(ctx, store.CaptureOptions{Options: opts, Full: o.Full, ReserveFirst: o.ReserveFirst})
 	stopBar()
-	if deferred != nil {
-		if _, openErr := deferred.Repo(); openErr != nil {
-			err = openErr // what Run failed on, said as opening the store says it
-		}
-	}
-	if errors.Is(err, syscall.ENOSPC) {
-		err = fmt.Errorf("%w: the store's filesystem is full; nothing of this capture was committed: free space (smp gc) or use another store, then run it again", err)
-	}
-	plog.finish(err)
+	probs.log.finish(err)
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
-	rec := res.Record
-	var uploaded, held int64
-	if remote != nil {
-		uploaded, held = remote.SentBytes.Load(), remote.HeldBlobs.Load()
+	if err := printCapture(stdout, o, opts.Progress, res, probs.list(), time.Since(start)); err != nil {
+		return err
 	}
-	if *asJSON {
-		if problems == nil {
-			problems = []string{}
-		}
-		err = printJSON(map[string]any{
-			"record": res.ID.String(), "computer": rec.Computer, "users": rec.Users,
-			"files": rec.Files, "dirs": rec.Dirs, "symlinks": rec.Symlinks,
-			"bytes": rec.Bytes, "new_bytes": rec.NewBytes, "stored_bytes": rec.StoredBytes,
-			"unchanged_files": opts.Progress.Unchanged.Load(),
-			"linked_files":    rec.LinkedFiles, "cloned_files": rec.ClonedFiles,
-			"link_fallback_files": opts.Progress.LinkFallback.Load(),
-			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
-			"uploaded_bytes": uploaded, "chunks_already_on_smp": held,
-			"reserved_first_bytes": planned,
-		})
-		if err != nil {
-			return err
-		}
-	} else {
-		dedupe := "-"
-		if rec.StoredBytes > 0 {
-			dedupe = fmt.Sprintf("%.1fx", float64(rec.Bytes)/float64(rec.StoredBytes))
-		}
-		fmt.Printf("record %s  computer %s  users %s\n", res.ID, rec.Computer, strings.Join(rec.Users, ","))
-		fmt.Printf("%d files, %d dirs, %d symlinks, %s (%d unchanged files not read)\n", rec.Files, rec.Dirs, rec.Symlinks, bytesStr(rec.Bytes), opts.Progress.Unchanged.Load())
-		if opts.Hardlink != capture.HardlinkNever {
-			fmt.Printf("hard-link mode: %d files hard-linked, %d cloned, %d chunked (no link possible)\n",
-				rec.LinkedFiles, rec.ClonedFiles, opts.Progress.LinkFallback.Load())
-		}
-		fmt.Printf("new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
-			bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
-		if remote != nil {
-			fmt.Printf("sent %s to the SMP; it already held %d of the chunks\n", bytesStr(uint64(uploaded)), held)
-		}
-		if planned >= 0 {
-			fmt.Printf("room for %s of new data was reserved before the upload (--reserve-first)\n", bytesStr(uint64(planned)))
-		}
-	}
-	if rec.Errors > 0 {
+	if rec := res.Record; rec.Errors > 0 {
 		return partialError{fmt.Sprintf("completed with errors: %d path(s) not captured (listed above); record %s holds the rest", rec.Errors, res.ID.Short())}
 	}
 	return nil
 }
 
-// planCapture runs the capture once against cp's plan, so the SMP reserves
-// room for every blob it lacks before anything is uploaded, and returns
-// the plaintext bytes reserved. Problems are reported by the real capture
-// that follows, not twice.
-func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) (int64, error) {
-	plan := cp.Plan()
-	opts.Progress, opts.Report = &capture.Progress{}, nil
-	if _, err := capture.Run(ctx, plan, opts); err != nil {
-		return 0, fmt.Errorf("reserve room on the SMP first (--reserve-first): %w", err)
+// printCapture prints a committed capture, as text or one JSON object.
+func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *store.CaptureResult, problems []string, elapsed time.Duration) error {
+	rec := res.Record
+	if o.JSON {
+		return printJSON(w, map[string]any{
+			"record": res.ID.String(), "computer": rec.Computer, "users": rec.Users,
+			"files": rec.Files, "dirs": rec.Dirs, "symlinks": rec.Symlinks,
+			"bytes": rec.Bytes, "new_bytes": rec.NewBytes, "stored_bytes": rec.StoredBytes,
+			"unchanged_files": prog.Unchanged.Load(),
+			"linked_files":    rec.LinkedFiles, "cloned_files": rec.ClonedFiles,
+			"link_fallback_files": prog.LinkFallback.Load(),
+			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
+			"uploaded_bytes": res.Sent, "chunks_already_on_smp": res.Held,
+			"reserved_first_bytes": res.Reserved, "smp": res.SMP,
+		})
 	}
-	return plan.NewBytes.Load(), nil
-}
-
-// deferredStore is a capture.Store over a local store whose index may
-// still be opening (repo.OpenDeferred): what needs the index waits for it.
-type deferredStore struct{ d *repo.Deferred }
-
-// withRepo runs f on the store once its index is open.
-func withRepo[T any](d *repo.Deferred, f func(*repo.Repo) (T, error)) (T, error) {
-	r, err := d.Repo()
-	if err != nil {
-		var zero T
-		return zero, err
+	dedupe := "-"
+	if rec.StoredBytes > 0 {
+		dedupe = fmt.Sprintf("%.1fx", float64(rec.Bytes)/float64(rec.StoredBytes))
 	}
-	return f(r)
-}
-
-func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.Chunker }
-
-func (s deferredStore) Sum(b []byte) cas.ID { return s.d.Hasher.Sum(b) }
-
-func (s deferredStore) Reserve(t cas.BlobType, id cas.ID) (bool, error) {
-	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Reserve(t, id) })
-}
-
-func (s deferredStore) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
-	_, err := withRepo(s.d, func(r *repo.Repo) (struct{}, error) { return struct{}{}, r.AddBlob(t, id, c, stored, rawLen) })
-	return err
-}
-
-func (s deferredStore) PutTree(t *manifest.Tree) (cas.ID, error) {
-	return withRepo(s.d, func(r *repo.Repo) (cas.ID, error) { return r.PutTree(t) })
-}
-
-func (s deferredStore) LoadTree(id cas.ID) (*manifest.Tree, error) {
-	return withRepo(s.d, func(r *repo.Repo) (*manifest.Tree, error) { return r.LoadTree(id) })
-}
-
-func (s deferredStore) Has(t cas.BlobType, id cas.ID) (bool, error) {
-	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Has(t, id) })
-}
-
-func (s deferredStore) CommitRecord(rec *manifest.Record) (cas.ID, error) {
-	return withRepo(s.d, func(r *repo.Repo) (cas.ID, error) { return r.CommitRecord(rec) })
+	fmt.Fprintf(w, "record %s  computer %s  users %s\n", res.ID, rec.Computer, strings.Join(rec.Users, ","))
+	fmt.Fprintf(w, "%d files, %d dirs, %d symlinks, %s (%d unchanged files not read)\n", rec.Files, rec.Dirs, rec.Symlinks, bytesStr(rec.Bytes), prog.Unchanged.Load())
+	if res.Hardlink != capture.HardlinkNever {
+		fmt.Fprintf(w, "hard-link mode: %d files hard-linked, %d cloned, %d chunked (no link possible)\n",
+			rec.LinkedFiles, rec.ClonedFiles, prog.LinkFallback.Load())
+	}
+	fmt.Fprintf(w, "new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
+		bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
+	if res.SMP != "" {
+		fmt.Fprintf(w, "sent %s to the SMP %s; it already held %d of the chunks\n", bytesStr(uint64(res.Sent)), res.SMP, res.Held)
+	}
+	if res.Reserved >= 0 {
+		fmt.Fprintf(w, "room for %s of new data was reserved before the upload (--reserve-first)\n", bytesStr(uint64(res.Reserved)))
+	}
+	return nil
 }

@@ -3,125 +3,128 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
-	"smp/remote/client"
-	"smp/remote/wire"
 	"strconv"
 	"strings"
 	"time"
 
-	"smp/repo"
+	"github.com/spf13/pflag"
+
+	"smp/store"
 )
 
 const gcArgs = "--store DIR [--retention DURATION] [--grace DURATION] [--dry-run] [--repack-below F] [--json]"
 
-func runGC(ctx context.Context, args []string) error {
+// gcOptions are the flags of smp gc.
+type gcOptions struct {
+	storeFlags
+	DryRun           bool
+	RepackBelow      float64
+	JSON             bool
+	Retention, Grace string
+}
+
+func (o *gcOptions) AddFlags(fs *pflag.FlagSet) {
+	o.storeFlags.AddFlags(fs)
+	fs.BoolVar(&o.DryRun, "dry-run", false, "compute and print what gc would free; change nothing")
+	fs.Float64Var(&o.RepackBelow, "repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
+	fs.BoolVar(&o.JSON, "json", false, "print as JSON")
+	fs.StringVar(&o.Retention, "retention", "", "first remove released records whose retention ran out, e.g. 7d or 36h (records never released are kept)")
+	fs.StringVar(&o.Grace, "grace", "1h", "keep whole every pack written less than this ago: the uploads of a capture not committed yet, reused when it is run again (0 keeps none)")
+}
+
+func cmdGC(ctx context.Context, args []string) error {
+	var o gcOptions
 	fs := newFlags("gc", gcArgs)
-	store := storeFlag(fs)
-	rf := addRemoteFlags(fs)
-	dryRun := fs.Bool("dry-run", false, "compute and print what gc would free; change nothing")
-	below := fs.Float64("repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
-	asJSON := fs.Bool("json", false, "print as JSON")
-	retentionFlag := fs.String("retention", "", "first remove released records whose retention ran out, e.g. 7d or 36h (records never released are kept)")
-	graceFlag := fs.String("grace", "1h", "keep whole every pack written less than this ago: the uploads of a capture not committed yet, reused when it is run again (0 keeps none)")
+	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (see smp gc --help)", fs.Arg(0))
 	}
-	if math.IsNaN(*below) || *below < 0 || *below > 1 {
-		return usagef("--repack-below %v: give a fraction from 0 to 1", *below)
+	return runGC(ctx, &o, os.Stdout)
+}
+
+// options checks the flags and turns them into the gc run.
+func (o *gcOptions) options() (store.GCOptions, error) {
+	if math.IsNaN(o.RepackBelow) || o.RepackBelow < 0 || o.RepackBelow > 1 {
+		return store.GCOptions{}, usagef("--repack-below %v: give a fraction from 0 to 1", o.RepackBelow)
 	}
-	var retention time.Duration
-	var err error
-	if *retentionFlag != "" {
-		if retention, err = parseDays(*retentionFlag); err != nil {
-			return usagef("--retention: %v", err)
+	gco := store.GCOptions{DryRun: o.DryRun, RepackBelow: o.RepackBelow}
+	if o.Retention != "" {
+		retention, err := parseDays(o.Retention)
+		if err != nil {
+			return gco, usagef("--retention: %v", err)
 		}
+		gco.Retention = &retention
 	}
-	grace, err := parseDays(*graceFlag)
+	grace, err := parseDays(o.Grace)
 	if err != nil {
-		return usagef("--grace: %v", err)
+		return gco, usagef("--grace: %v", err)
 	}
-	var res *wire.GCReply
-	if isRemoteStore(*store) {
-		// The server runs it beside its captures and restores.
-		req := wire.GCRequest{DryRun: *dryRun, RepackBelow: *below, GraceSeconds: grace.Seconds(), NoGrace: grace == 0}
-		if *retentionFlag != "" {
-			req.RetentionSeconds = retention.Seconds()
-			if retention == 0 {
-				req.RetentionSeconds = 1e-9 // "0s": every released record
-			}
-		}
-		cl, err := rf.dialEach(ctx, *store, func(*client.Client) error { return nil })
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		if res, err = cl.GC(ctx, req); err != nil {
-			return err
-		}
-	} else {
-		r, err := openStore(*store)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		res, err = r.Maintain(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: *dryRun, RepackBelow: *below, Grace: grace},
-			Expire: *retentionFlag != "", Retention: retention})
-		if err != nil {
-			return err
-		}
+	gco.Grace = grace
+	return gco, nil
+}
+
+func runGC(ctx context.Context, o *gcOptions, stdout io.Writer) error {
+	gco, err := o.options()
+	if err != nil {
+		return err
 	}
-	rep := res.GCReport
-	if *asJSON {
-		if err := printJSON(struct {
-			*wire.GCReport
-			Expired []string `json:"expired_records"`
-			Orphans []string `json:"orphan_link_sets"`
-		}{rep, res.Expired, res.OrphanLinkSets}); err != nil {
+	st, err := o.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := st.GC(ctx, gco)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		if err := printJSON(stdout, res); err != nil {
 			return err
 		}
 	} else {
 		if len(res.Expired) > 0 {
 			verb := "removed"
-			if *dryRun {
+			if o.DryRun {
 				verb = "would remove"
 			}
-			fmt.Printf("retention %s: %s %d released records\n", *retentionFlag, verb, len(res.Expired))
+			fmt.Fprintf(stdout, "retention %s: %s %d released records\n", o.Retention, verb, len(res.Expired))
 		}
-		for _, set := range res.OrphanLinkSets {
-			fmt.Printf("link set %s belongs to no record (a capture killed before it committed): removed\n", set)
+		for _, set := range res.Orphans {
+			fmt.Fprintf(stdout, "link set %s belongs to no record (a capture killed before it committed): removed\n", set)
 		}
-		printGC(rep)
+		printGC(stdout, res.GCReport)
 	}
-	if len(rep.Problems) > 0 {
-		for _, p := range rep.Problems {
+	if len(res.Problems) > 0 {
+		for _, p := range res.Problems {
 			fmt.Fprintf(os.Stderr, "smp gc: %s\n", p)
 		}
-		return partialError{fmt.Sprintf("%d packs were left in place because they hold damaged live data; run smp verify --read-data", len(rep.Problems))}
+		return partialError{fmt.Sprintf("%d packs were left in place because they hold damaged live data; run smp verify --read-data", len(res.Problems))}
 	}
 	return nil
 }
 
-func printGC(rep *wire.GCReport) {
+func printGC(w io.Writer, rep *store.GCReport) {
 	verb, freed := "", "freed"
 	if rep.DryRun {
 		verb, freed = "would be ", "would free"
-		fmt.Println("dry run: nothing was changed")
+		fmt.Fprintln(w, "dry run: nothing was changed")
 	}
-	fmt.Printf("scanned %d packs: %d live blobs of %d records\n", rep.PacksScanned, rep.LiveBlobs, rep.Records)
-	fmt.Printf("%d packs %sdeleted, %d %srewritten into %d new (%d blobs copied)\n",
+	fmt.Fprintf(w, "scanned %d packs: %d live blobs of %d records\n", rep.PacksScanned, rep.LiveBlobs, rep.Records)
+	fmt.Fprintf(w, "%d packs %sdeleted, %d %srewritten into %d new (%d blobs copied)\n",
 		rep.PacksDeleted, verb, rep.PacksRewritten, verb, rep.PacksWritten, rep.BlobsCopied)
-	fmt.Printf("%d unused blobs %sremoved; %s %s (%s deleted, %s written) in %.1fs\n",
+	fmt.Fprintf(w, "%d unused blobs %sremoved; %s %s (%s deleted, %s written) in %.1fs\n",
 		rep.BlobsRemoved, verb, freed, signedBytes(rep.BytesFreed), bytesStr(uint64(rep.BytesDeleted)), bytesStr(uint64(rep.BytesWritten)), rep.Seconds)
 	if rep.TombstonesWritten > 0 {
-		fmt.Printf("%d tombstones %swritten for record blobs that were never committed\n", rep.TombstonesWritten, verb)
+		fmt.Fprintf(w, "%d tombstones %swritten for record blobs that were never committed\n", rep.TombstonesWritten, verb)
 	}
 	if rep.UnindexedPacks > 0 {
-		fmt.Printf("%d pack files missing from the index hold data found nowhere else and were kept\n", rep.UnindexedPacks)
+		fmt.Fprintf(w, "%d pack files missing from the index hold data found nowhere else and were kept\n", rep.UnindexedPacks)
 	}
 }
 

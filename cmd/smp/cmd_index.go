@@ -3,55 +3,68 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"strings"
+	"io"
+	"os"
 
-	"smp/repo"
+	"github.com/spf13/pflag"
+
+	"smp/store"
 )
 
-func runIndex(_ context.Context, args []string) error {
+// indexOptions are the flags of smp index rebuild.
+type indexOptions struct {
+	Store string
+	JSON  bool
+}
+
+func (o *indexOptions) AddFlags(fs *pflag.FlagSet) {
+	storeDirVar(fs, &o.Store)
+	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+}
+
+func cmdIndex(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "rebuild" {
 		return usagef("want: smp index rebuild --store DIR [--json]")
 	}
+	var o indexOptions
 	fs := newFlags("index rebuild", "--store DIR [--json]")
-	store := storeFlag(fs)
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	o.AddFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if err := needStore(*store); err != nil {
+	return runIndexRebuild(ctx, &o, os.Stdout)
+}
+
+func runIndexRebuild(_ context.Context, o *indexOptions, stdout io.Writer) error {
+	if err := needStore(o.Store); err != nil {
 		return err
 	}
-	dir, err := filepath.Abs(*store)
+	rep, err := store.RebuildIndex(o.Store)
 	if err != nil {
 		return err
 	}
-	rep, err := repo.RebuildIndex(dir)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		if err := printJSON(rep); err != nil {
+	if o.JSON {
+		if err := printJSON(stdout, rep); err != nil {
 			return err
 		}
 	} else {
-		fmt.Printf("rebuilt the index from %d packs (%d blobs): %d records live, %d removed records left out\n",
+		fmt.Fprintf(stdout, "rebuilt the index from %d packs (%d blobs): %d records live, %d removed records left out\n",
 			rep.Packs, rep.Blobs, rep.Records, rep.Removed)
 		for _, p := range rep.DamagedPacks {
-			fmt.Printf("damaged pack skipped: %s\n", p)
+			fmt.Fprintf(stdout, "damaged pack skipped: %s\n", p)
 		}
 		for _, r := range rep.Incomplete {
-			fmt.Printf("record left out (incomplete): %s\n", r)
+			fmt.Fprintf(stdout, "record left out (incomplete): %s\n", r)
 		}
 		if rep.Duplicates > 0 {
-			fmt.Printf("%d blobs found in several packs: each indexed at a copy that reads back\n", rep.Duplicates)
+			fmt.Fprintf(stdout, "%d blobs found in several packs: each indexed at a copy that reads back\n", rep.Duplicates)
 		}
 		for _, u := range rep.Unreadable {
-			fmt.Printf("no copy reads back: %s\n", u)
+			fmt.Fprintf(stdout, "no copy reads back: %s\n", u)
 		}
 	}
 	if n := len(rep.DamagedPacks) + len(rep.Incomplete) + len(rep.Unreadable); n > 0 {
-		return partialError{fmt.Sprintf("index rebuilt with problems: %s", strings.TrimSpace(fmt.Sprintf("%d damaged packs, %d incomplete records, %d blobs without a readable copy (listed above); run smp verify", len(rep.DamagedPacks), len(rep.Incomplete), len(rep.Unreadable))))}
+		return partialError{fmt.Sprintf("index rebuilt with problems: %d damaged packs, %d incomplete records, %d blobs without a readable copy (listed above); run smp verify", len(rep.DamagedPacks), len(rep.Incomplete), len(rep.Unreadable))}
 	}
 	return nil
 }

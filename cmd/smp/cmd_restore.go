@@ -3,153 +3,150 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"smp/filter"
-	"smp/remote/client"
-	"smp/repo"
 	"smp/restore"
+	"smp/store"
 )
 
-func runRestore(ctx context.Context, args []string) error {
-	fs := newFlags("restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system] [--json]")
-	store := storeFlag(fs)
-	rf := addRemoteFlags(fs)
-	recordRef := fs.String("record", "", "record ID or unique prefix")
-	computer := fs.String("computer", "", "restore this computer's newest record")
-	target := fs.String("root", "/", "target root: stored paths are written under it")
-	maps := fs.StringArray("map", nil, "rewrite a stored path prefix, e.g. home/alice=home/bob (repeatable)")
-	includes := fs.StringArray("include", nil, "restore only paths matching GLOB (repeatable)")
-	excludes := fs.StringArray("exclude", nil, "do not restore paths matching GLOB (repeatable)")
-	overwrite := fs.String("overwrite", "never", "existing files: never (report them), always, or older (replace older files); existing directories keep their mode, owner and times unless always")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	workers := fs.Int("workers", 0, "files restored in parallel (0: twice the CPU count)")
-	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
-	keep := fs.Bool("keep", false, "do not release the record after a successful restore (its retention clock does not start)")
-	allowUnreachable := fs.Bool("allow-unreachable", false, "with several SMPs in --store: when some do not answer, restore the newest record of the others (default: refuse, one of them may hold a newer record)")
-	allowSystem := fs.Bool("allow-system", false, "restore the record as it is: paths outside home/USER and root, setuid bits, privileged xattrs and root ownership in user profiles (trust the record's source)")
+const restoreArgs = "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system] [--json]"
+
+// restoreOptions are the flags of smp restore.
+type restoreOptions struct {
+	storeFlags
+	Record, Computer, Root   string
+	Maps, Includes, Excludes []string
+	Overwrite                string
+	JSON                     bool
+	Workers                  int
+	ProgressLog              string
+	Keep                     bool
+	AllowUnreachable         bool
+	AllowSystem              bool
+}
+
+func (o *restoreOptions) AddFlags(fs *pflag.FlagSet) {
+	o.storeFlags.AddFlags(fs)
+	fs.StringVar(&o.Record, "record", "", "record ID or unique prefix")
+	fs.StringVar(&o.Computer, "computer", "", "restore this computer's newest record")
+	fs.StringVar(&o.Root, "root", "/", "target root: stored paths are written under it")
+	fs.StringArrayVar(&o.Maps, "map", nil, "rewrite a stored path prefix, e.g. home/alice=home/bob (repeatable)")
+	fs.StringArrayVar(&o.Includes, "include", nil, "restore only paths matching GLOB (repeatable)")
+	fs.StringArrayVar(&o.Excludes, "exclude", nil, "do not restore paths matching GLOB (repeatable)")
+	fs.StringVar(&o.Overwrite, "overwrite", "never", "existing files: never (report them), always, or older (replace older files); existing directories keep their mode, owner and times unless always")
+	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+	fs.IntVar(&o.Workers, "workers", 0, "files restored in parallel (0: twice the CPU count)")
+	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
+	fs.BoolVar(&o.Keep, "keep", false, "do not release the record after a successful restore (its retention clock does not start)")
+	fs.BoolVar(&o.AllowUnreachable, "allow-unreachable", false, "with several SMPs in --store: when some do not answer, restore the newest record of the others (default: refuse, one of them may hold a newer record)")
+	fs.BoolVar(&o.AllowSystem, "allow-system", false, "restore the record as it is: paths outside home/USER and root, setuid bits, privileged xattrs and root ownership in user profiles (trust the record's source)")
+}
+
+func cmdRestore(ctx context.Context, args []string) error {
+	var o restoreOptions
+	fs := newFlags("restore", restoreArgs)
+	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *recordRef == "" && *computer == "" {
-		return usagef("give --record ID or --computer NAME")
+	return runRestore(ctx, &o, os.Stdout)
+}
+
+// options checks the flags and turns them into how to restore.
+func (o *restoreOptions) options() (restore.Options, error) {
+	var none restore.Options
+	if o.Record == "" && o.Computer == "" {
+		return none, usagef("give --record ID or --computer NAME")
 	}
-	ow, err := restore.ParseOverwrite(*overwrite)
+	ow, err := restore.ParseOverwrite(o.Overwrite)
 	if err != nil {
-		return usagef("%v", err)
+		return none, usagef("%v", err)
 	}
-	if *workers < 0 || *workers > 256 {
-		return usagef("--workers %d: want 0 to 256", *workers)
+	if o.Workers < 0 || o.Workers > 256 {
+		return none, usagef("--workers %d: want 0 to 256", o.Workers)
 	}
-	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}, Workers: *workers, AllowSystem: *allowSystem}
-	for _, m := range *maps {
+	opts := restore.Options{Overwrite: ow, Owners: os.Geteuid() == 0, Progress: &restore.Progress{}, Workers: o.Workers, AllowSystem: o.AllowSystem}
+	for _, m := range o.Maps {
 		mp, err := restore.ParseMapping(m)
 		if err != nil {
-			return usagef("%v", err)
+			return none, usagef("%v", err)
 		}
 		opts.Maps = append(opts.Maps, mp)
 	}
 	set := filter.NewSet()
-	for _, g := range *excludes {
+	for _, g := range o.Excludes {
 		r, err := filter.Exclude(g)
 		if err != nil {
-			return usagef("--exclude: %v", err)
+			return none, usagef("--exclude: %v", err)
 		}
 		set.Append(r)
 	}
-	for _, g := range *includes {
+	for _, g := range o.Includes {
 		r, err := filter.Include(g)
 		if err != nil {
-			return usagef("--include: %v", err)
+			return none, usagef("--include: %v", err)
 		}
 		set.Append(r)
 	}
 	opts.Filter = set
-	if opts.Target, err = filepath.Abs(*target); err != nil {
-		return err
+	if opts.Target, err = filepath.Abs(o.Root); err != nil {
+		return none, err
 	}
-	var st restore.Store
-	var rec repo.RecordInfo
-	var release func() error
-	if isRemoteStore(*store) {
-		var cl *client.Client
-		cl, rec, err = rf.findRecord(ctx, *store, recordQuery{ref: *recordRef, computer: *computer, allowUnreachable: *allowUnreachable})
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		reader := cl.Reader(rec.ID)
-		defer reader.Close()
-		if rec.LinkSet != "" {
-			return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
-		}
-		st, opts.Hash = reader, cl.Sum
-		release = func() error { return cl.Release(ctx, rec.ID) }
-	} else {
-		// A restore that keeps its record writes nothing to the store.
-		open := openStore
-		if *keep {
-			open = openStoreReadOnly
-		}
-		r, err := open(*store)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		if rec, err = r.FindRecord(*recordRef, *computer); err != nil {
-			return err
-		}
-		st, opts.LinkDir, opts.Hash = r, r.LinkDir(), r.Sum
-		release = func() error { return r.Release(rec.ID, time.Now()) }
-	}
-	var mu sync.Mutex
-	problems := []string{}
-	opts.Report = func(p restore.Problem) {
-		kind := "error"
-		if p.Warning {
-			kind = "skipped"
-		}
-		line := fmt.Sprintf("%s: %s: %v", kind, filepath.Join(opts.Target, p.Path), p.Err)
-		mu.Lock()
-		problems = append(problems, line)
-		mu.Unlock()
-		if !*asJSON {
-			printProblem(line)
-		}
-	}
-	plog, err := openProgressLog(*progressPath, "Restore", func() (uint64, uint64) {
-		return opts.Progress.BytesDone.Load(), rec.Bytes
-	})
+	return opts, nil
+}
+
+func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error {
+	opts, err := o.options()
 	if err != nil {
 		return err
 	}
-	report := opts.Report
+	// A restore that keeps its record writes nothing to the store.
+	st, rec, rd, err := o.openRecord(ctx, store.Options{ReadOnly: o.Keep, AllowUnreachable: o.AllowUnreachable}, o.Record, o.Computer)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	defer rd.Close()
+	opts.Hash = rd.Sum
+	if lr, ok := rd.(store.LinkReader); ok {
+		opts.LinkDir = lr.LinkDir()
+	} else if rec.LinkSet != "" {
+		return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
+	}
+	probs := newProblems(o.JSON)
 	opts.Report = func(p restore.Problem) {
-		report(p)
-		action := "not restored"
+		kind, action := "error", "not restored"
 		if p.Warning {
-			action = "left alone"
+			kind, action = "skipped", "left alone"
 		}
-		plog.problem(filepath.Join(opts.Target, p.Path), p.Err, action, p.Warning)
+		probs.add(kind, filepath.Join(opts.Target, p.Path), p.Err, action, p.Warning)
+	}
+	if probs.log, err = openProgressLog(o.ProgressLog, "Restore", func() (uint64, uint64) {
+		return opts.Progress.BytesDone.Load(), rec.Bytes
+	}); err != nil {
+		return err
 	}
 	start := time.Now()
-	stopBar := liveBar(!*asJSON && isTerminal(), func() (uint64, uint64, string) {
+	stopBar := liveBar(!o.JSON && isTerminal(), func() (uint64, uint64, string) {
 		p := opts.Progress
 		return p.BytesDone.Load(), rec.Bytes, fmt.Sprintf("%d/%d files", p.FilesDone.Load(), rec.Files)
 	})
-	res, err := restore.Run(ctx, st, rec.Record, opts)
+	res, err := restore.Run(ctx, rd, rec.Record, opts)
 	stopBar()
-	if err == nil && res.Dropped > 0 && plog != nil {
-		plog.line(0x080000, "warning", "policy, "+strings.ReplaceAll(droppedLine(res), ",", ";"))
+	if err == nil && res.Dropped > 0 && probs.log != nil {
+		probs.log.line(0x080000, "warning", "policy, "+strings.ReplaceAll(droppedLine(res), ",", ";"))
 	}
-	plog.finish(err)
+	probs.log.finish(err)
 	if err != nil {
 		return err
 	}
@@ -157,35 +154,56 @@ func runRestore(ctx context.Context, args []string) error {
 	released := false
 	// A restore that left paths of the record out (the policy) is not
 	// complete either: the record stays unreleased for a rerun.
-	if res.Errors == 0 && res.Outside == 0 && !*keep {
-		if err := release(); err != nil {
+	if res.Errors == 0 && res.Outside == 0 && !o.Keep {
+		if err := st.Release(ctx, rec); err != nil {
 			return err
 		}
 		released = true
 	}
-	if *asJSON {
-		if err := printJSON(map[string]any{
-			"record": rec.ID.String(), "target": opts.Target, "files": res.Files, "dirs": res.Dirs,
-			"bytes": res.Bytes, "skipped": res.Skipped, "dirs_kept": res.DirsKept, "errors": res.Errors, "problems": problems,
-			"linked_files": opts.Progress.Linked.Load(), "cloned_files": opts.Progress.Cloned.Load(),
-			"dropped": res.Dropped, "dropped_outside": res.Outside, "dropped_paths": res.DroppedPaths,
-			"seconds": elapsed.Seconds(), "released": released,
-		}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Printf("restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, opts.Target)
-		// Existing directories are restored into but keep their own mode,
-		// owner and times: they count as left alone.
-		fmt.Printf("%d files, %d dirs, %s in %.1fs (%s); %d existing left alone\n",
-			res.Files, res.Dirs, bytesStr(res.Bytes), elapsed.Seconds(), rate(res.Bytes, elapsed), res.Skipped+res.DirsKept)
-		if rec.LinkSet != "" {
-			fmt.Printf("hard-link record: %d files linked into place, %d cloned, the rest copied\n", opts.Progress.Linked.Load(), opts.Progress.Cloned.Load())
-		}
-		if res.Dropped > 0 {
-			fmt.Println(droppedLine(res))
-		}
+	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released}
+	if err := out.print(stdout, o.JSON); err != nil {
+		return err
 	}
+	return restoreOutcome(res)
+}
+
+// restoreOutput is what a finished restore prints.
+type restoreOutput struct {
+	rec      store.Record
+	opts     *restore.Options
+	res      *restore.Result
+	problems []string
+	elapsed  time.Duration
+	released bool
+}
+
+func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
+	res, rec, prog := r.res, r.rec, r.opts.Progress
+	if asJSON {
+		return printJSON(w, map[string]any{
+			"record": rec.ID.String(), "target": r.opts.Target, "files": res.Files, "dirs": res.Dirs,
+			"bytes": res.Bytes, "skipped": res.Skipped, "dirs_kept": res.DirsKept, "errors": res.Errors, "problems": r.problems,
+			"linked_files": prog.Linked.Load(), "cloned_files": prog.Cloned.Load(),
+			"dropped": res.Dropped, "dropped_outside": res.Outside, "dropped_paths": res.DroppedPaths,
+			"seconds": r.elapsed.Seconds(), "released": r.released, "smp": rec.SMP,
+		})
+	}
+	fmt.Fprintf(w, "restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, r.opts.Target)
+	// Existing directories are restored into but keep their own mode,
+	// owner and times: they count as left alone.
+	fmt.Fprintf(w, "%d files, %d dirs, %s in %.1fs (%s); %d existing left alone\n",
+		res.Files, res.Dirs, bytesStr(res.Bytes), r.elapsed.Seconds(), rate(res.Bytes, r.elapsed), res.Skipped+res.DirsKept)
+	if rec.LinkSet != "" {
+		fmt.Fprintf(w, "hard-link record: %d files linked into place, %d cloned, the rest copied\n", prog.Linked.Load(), prog.Cloned.Load())
+	}
+	if res.Dropped > 0 {
+		fmt.Fprintln(w, droppedLine(res))
+	}
+	return nil
+}
+
+// restoreOutcome is the partial error of a restore that left paths out.
+func restoreOutcome(res *restore.Result) error {
 	var msgs []string
 	if res.Errors > 0 {
 		msgs = append(msgs, fmt.Sprintf("completed with errors: %d path(s) not restored (listed above)", res.Errors))

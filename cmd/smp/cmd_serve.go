@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -22,168 +23,238 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/google/renameio/v2"
+	"github.com/spf13/pflag"
 
-	"smp/remote/access"
 	"smp/remote/server"
+	"smp/store"
 )
 
 const serveArgs = "--store DIR [--listen ADDR] (--tls-cert FILE --tls-key FILE | --tls-self-signed | --insecure) [--restore-only]"
 
-func runServe(ctx context.Context, args []string) error {
+// serveOptions are the flags of smp serve.
+type serveOptions struct {
+	Store, Listen, CertFile, KeyFile  string
+	SelfSigned, Insecure, RestoreOnly bool
+	Hosts                             []string
+	LogFormat                         string
+	SessionIdle                       time.Duration
+	MaxRecords                        int
+	MinFree, Quota                    string
+	Retention, GCEvery, GCGrace       string
+	HeaderTimeout, RequestTimeout     time.Duration
+	MetricsListen                     string
+}
+
+func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
+	storeDirVar(fs, &o.Store)
+	fs.StringVar(&o.Listen, "listen", ":8443", "address to listen on (HOST:PORT; port 0 picks a free one)")
+	fs.StringVar(&o.CertFile, "tls-cert", "", "PEM certificate (chain) to serve")
+	fs.StringVar(&o.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&o.SelfSigned, "tls-self-signed", false, "create (once) and keep a self-signed certificate in DIR/tls; clients pin its printed fingerprint")
+	fs.StringArrayVar(&o.Hosts, "tls-host", nil, "extra DNS name or IP for the self-signed certificate (repeatable)")
+	fs.BoolVar(&o.Insecure, "insecure", false, "serve plain HTTP; allowed only on a loopback address (tests, a local TLS proxy)")
+	fs.BoolVar(&o.RestoreOnly, "restore-only", false, "refuse new captures; restores go on (also: smp admin restore-only on)")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "request log format on stderr: text or json")
+	fs.DurationVar(&o.SessionIdle, "session-idle", time.Hour, "forget a capture session unused for this long")
+	fs.IntVar(&o.MaxRecords, "max-records", 0, "refuse captures once the store holds this many records (plus captures in progress); 0: no limit")
+	fs.StringVar(&o.MinFree, "min-free", "", "refuse captures that would leave less free space than this on the store's filesystem, e.g. 50GiB")
+	fs.StringVar(&o.Quota, "quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB")
+	fs.StringVar(&o.Retention, "retention", "", "with --gc-every: remove released records this long after their release, e.g. 7d")
+	fs.StringVar(&o.GCEvery, "gc-every", "", "run gc (and retention) at this interval while serving, e.g. 24h")
+	fs.DurationVar(&o.HeaderTimeout, "read-header-timeout", 10*time.Second, "close a connection whose request headers take longer (slow or stalled clients)")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", 10*time.Minute, "longest time to read one request (a 64 MiB upload batch must arrive within it)")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "also serve Prometheus /metrics without a token, in plain HTTP, on this address (e.g. 127.0.0.1:9464); /metrics on the main address needs an admin token")
+	fs.StringVar(&o.GCGrace, "gc-grace", "1h", "gc keeps packs younger than this: uploads of captures not committed yet")
+}
+
+func cmdServe(ctx context.Context, args []string) error {
+	var o serveOptions
 	fs := newFlags("serve", serveArgs)
-	store := storeFlag(fs)
-	listen := fs.String("listen", ":8443", "address to listen on (HOST:PORT; port 0 picks a free one)")
-	certFile := fs.String("tls-cert", "", "PEM certificate (chain) to serve")
-	keyFile := fs.String("tls-key", "", "PEM private key of --tls-cert")
-	selfSigned := fs.Bool("tls-self-signed", false, "create (once) and keep a self-signed certificate in DIR/tls; clients pin its printed fingerprint")
-	hosts := fs.StringArray("tls-host", nil, "extra DNS name or IP for the self-signed certificate (repeatable)")
-	insecure := fs.Bool("insecure", false, "serve plain HTTP; allowed only on a loopback address (tests, a local TLS proxy)")
-	restoreOnly := fs.Bool("restore-only", false, "refuse new captures; restores go on (also: smp admin restore-only on)")
-	logFormat := fs.String("log-format", "text", "request log format on stderr: text or json")
-	sessionIdle := fs.Duration("session-idle", time.Hour, "forget a capture session unused for this long")
-	maxRecords := fs.Int("max-records", 0, "refuse captures once the store holds this many records (plus captures in progress); 0: no limit")
-	minFreeFlag := fs.String("min-free", "", "refuse captures that would leave less free space than this on the store's filesystem, e.g. 50GiB")
-	quotaFlag := fs.String("quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB")
-	retentionFlag := fs.String("retention", "", "with --gc-every: remove released records this long after their release, e.g. 7d")
-	gcEvery := fs.String("gc-every", "", "run gc (and retention) at this interval while serving, e.g. 24h")
-	headerTimeout := fs.Duration("read-header-timeout", 10*time.Second, "close a connection whose request headers take longer (slow or stalled clients)")
-	requestTimeout := fs.Duration("request-timeout", 10*time.Minute, "longest time to read one request (a 64 MiB upload batch must arrive within it)")
-	metricsListen := fs.String("metrics-listen", "", "also serve Prometheus /metrics without a token, in plain HTTP, on this address (e.g. 127.0.0.1:9464); /metrics on the main address needs an admin token")
-	gcGraceFlag := fs.String("gc-grace", "1h", "gc keeps packs younger than this: uploads of captures not committed yet")
+	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := needStore(*store); err != nil {
-		return err
-	}
-	if isRemoteStore(*store) {
-		return usagef("smp serve serves a local store directory, not %s", *store)
+	return runServe(ctx, &o, os.Stdout)
+}
+
+// serveLimits are the parsed capacity and maintenance flags.
+type serveLimits struct {
+	minFree, quota          uint64
+	retention, every, grace time.Duration
+}
+
+// check validates the flags and parses the limits.
+func (o *serveOptions) check() (serveLimits, error) {
+	var limits serveLimits
+	if err := needStore(o.Store); err != nil {
+		return limits, err
 	}
 	tlsModes := 0
-	for _, on := range []bool{*certFile != "" || *keyFile != "", *selfSigned, *insecure} {
+	for _, on := range []bool{o.CertFile != "" || o.KeyFile != "", o.SelfSigned, o.Insecure} {
 		if on {
 			tlsModes++
 		}
 	}
 	if tlsModes != 1 {
-		return usagef("give exactly one of --tls-cert/--tls-key, --tls-self-signed or --insecure (loopback only)")
+		return limits, usagef("give exactly one of --tls-cert/--tls-key, --tls-self-signed or --insecure (loopback only)")
 	}
-	if (*certFile == "") != (*keyFile == "") {
-		return usagef("--tls-cert and --tls-key go together")
-	}
-	var limits struct {
-		minFree, quota          uint64
-		retention, every, grace time.Duration
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return limits, usagef("--tls-cert and --tls-key go together")
 	}
 	for _, f := range []struct {
 		name, val string
 		dst       *uint64
-	}{{"--min-free", *minFreeFlag, &limits.minFree}, {"--quota", *quotaFlag, &limits.quota}} {
+	}{{"--min-free", o.MinFree, &limits.minFree}, {"--quota", o.Quota, &limits.quota}} {
 		if f.val == "" {
 			continue
 		}
 		n, err := humanize.ParseBytes(f.val)
 		if err != nil || n == 0 {
-			return usagef("%s %q: want a size like 50GiB", f.name, f.val)
+			return limits, usagef("%s %q: want a size like 50GiB", f.name, f.val)
 		}
 		*f.dst = n
 	}
 	for _, f := range []struct {
 		name, val string
 		dst       *time.Duration
-	}{{"--retention", *retentionFlag, &limits.retention}, {"--gc-every", *gcEvery, &limits.every}, {"--gc-grace", *gcGraceFlag, &limits.grace}} {
+	}{{"--retention", o.Retention, &limits.retention}, {"--gc-every", o.GCEvery, &limits.every}, {"--gc-grace", o.GCGrace, &limits.grace}} {
 		if f.val == "" {
 			continue
 		}
 		d, err := parseDays(f.val)
 		if err != nil {
-			return usagef("%s: %v", f.name, err)
+			return limits, usagef("%s: %v", f.name, err)
 		}
 		*f.dst = d
 	}
 	if limits.retention > 0 && limits.every == 0 {
-		return usagef("--retention needs --gc-every (how often to apply it), e.g. --gc-every 24h")
+		return limits, usagef("--retention needs --gc-every (how often to apply it), e.g. --gc-every 24h")
 	}
-	if *maxRecords < 0 {
-		return usagef("--max-records %d: want 0 (no limit) or more", *maxRecords)
+	if o.MaxRecords < 0 {
+		return limits, usagef("--max-records %d: want 0 (no limit) or more", o.MaxRecords)
 	}
-	if *insecure && !loopback(*listen) {
-		return usagef("--insecure serves plain HTTP and is allowed only on a loopback address such as 127.0.0.1:8443, not %q", *listen)
+	if o.Insecure && !loopback(o.Listen) {
+		return limits, usagef("--insecure serves plain HTTP and is allowed only on a loopback address such as 127.0.0.1:8443, not %q", o.Listen)
 	}
-	var handler slog.Handler
-	switch *logFormat {
+	return limits, nil
+}
+
+// logHandler is the request log handler of --log-format.
+func (o *serveOptions) logHandler() (slog.Handler, error) {
+	switch o.LogFormat {
 	case "text":
-		handler = slog.NewTextHandler(os.Stderr, nil)
+		return slog.NewTextHandler(os.Stderr, nil), nil
 	case "json":
-		handler = slog.NewJSONHandler(os.Stderr, nil)
-	default:
-		return usagef("--log-format %q: want text or json", *logFormat)
+		return slog.NewJSONHandler(os.Stderr, nil), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", o.LogFormat)
+}
+
+// tlsConfig loads (or with --tls-self-signed creates in dir) the server
+// certificate and prints its fingerprint; nil with --insecure.
+func (o *serveOptions) tlsConfig(dir string, stdout io.Writer) (*tls.Config, error) {
+	if o.Insecure {
+		return nil, nil
+	}
+	certFile, keyFile := o.CertFile, o.KeyFile
+	if o.SelfSigned {
+		var err error
+		if certFile, keyFile, err = selfSignedCert(dir, o.Hosts); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	fp := sha256.Sum256(cert.Certificate[0])
+	fmt.Fprintf(stdout, "tls fingerprint %x\n", fp)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
+	limits, err := o.check()
+	if err != nil {
+		return err
+	}
+	handler, err := o.logHandler()
+	if err != nil {
+		return err
 	}
 	logger := slog.New(handler)
-
-	r, err := openStore(*store)
+	d, err := store.OpenDir("serve", o.Store, false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	acc, err := access.Open(r.Dir)
+	defer d.Close()
+	tlsConf, err := o.tlsConfig(d.Location(), stdout)
 	if err != nil {
 		return err
 	}
-	var tlsConf *tls.Config
-	scheme := "http"
-	if !*insecure {
-		scheme = "https"
-		if *selfSigned {
-			*certFile, *keyFile, err = selfSignedCert(r.Dir, *hosts)
-			if err != nil {
-				return err
-			}
-		}
-		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
-		if err != nil {
-			return fmt.Errorf("load TLS certificate: %w", err)
-		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		fp := sha256.Sum256(cert.Certificate[0])
-		fmt.Printf("tls fingerprint %x\n", fp)
-	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *listen, err)
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	srv := server.New(server.Options{Repo: r, Access: acc, Log: logger, RestoreOnly: *restoreOnly, SessionIdle: *sessionIdle,
-		MaxRecords: *maxRecords, MinFree: limits.minFree, Quota: limits.quota, GCGrace: limits.grace})
+	srv, err := d.NewServer(server.Options{Log: logger, RestoreOnly: o.RestoreOnly, SessionIdle: o.SessionIdle,
+		MaxRecords: o.MaxRecords, MinFree: limits.minFree, Quota: limits.quota, GCGrace: limits.grace})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	if limits.every > 0 {
 		go srv.Maintain(ctx, limits.every, limits.retention, 0.5)
 	}
-	if *metricsListen != "" {
-		mln, err := net.Listen("tcp", *metricsListen)
+	if o.MetricsListen != "" {
+		stop, err := serveMetrics(o.MetricsListen, srv, stdout)
 		if err != nil {
-			return fmt.Errorf("--metrics-listen %s: %w", *metricsListen, err)
+			ln.Close()
+			return err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", srv.Metrics().Handler())
-		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = ms.Serve(mln) }()
-		defer ms.Close()
-		fmt.Printf("smp serve: metrics on http://%s/metrics\n", mln.Addr())
+		defer stop()
 	}
 	hs := &http.Server{
 		Handler:   srv,
 		TLSConfig: tlsConf,
 		// Slow or stalled clients cannot hold connections for ever.
-		ReadHeaderTimeout: *headerTimeout,
-		ReadTimeout:       *requestTimeout,
+		ReadHeaderTimeout: o.HeaderTimeout,
+		ReadTimeout:       o.RequestTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
-	fmt.Printf("smp serve: store %s listening on %s://%s\n", r.Dir, scheme, ln.Addr())
-	os.Stdout.Sync()
+	scheme := "https"
+	if tlsConf == nil {
+		scheme = "http"
+	}
+	fmt.Fprintf(stdout, "smp serve: store %s listening on %s://%s\n", d.Location(), scheme, ln.Addr())
+	if f, ok := stdout.(*os.File); ok {
+		f.Sync()
+	}
+	return serveUntilDone(ctx, hs, ln, logger)
+}
+
+// serveMetrics serves /metrics without a token on addr; stop closes it.
+func serveMetrics(addr string, srv *server.Server, stdout io.Writer) (stop func(), err error) {
+	mln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", srv.Metrics().Handler())
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = ms.Serve(mln) }()
+	fmt.Fprintf(stdout, "smp serve: metrics on http://%s/metrics\n", mln.Addr())
+	return func() { ms.Close() }, nil
+}
+
+// serveUntilDone serves on ln until ctx ends, then shuts down: in-flight
+// requests finish (an upload's blobs are committed before its answer);
+// after the grace period the rest are cut, and what they had not
+// committed is discarded with the open packs on close.
+func serveUntilDone(ctx context.Context, hs *http.Server, ln net.Listener, logger *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() {
-		if tlsConf != nil {
+		if hs.TLSConfig != nil {
 			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
@@ -194,9 +265,6 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// In-flight requests finish (an upload's blobs are committed before
-	// its answer); after the grace period the rest are cut, and what they
-	// had not committed is discarded with the open packs on close.
 	logger.Info("shutting down: waiting for requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

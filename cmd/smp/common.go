@@ -3,41 +3,54 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
-
-	"smp/repo"
 )
 
-func openStore(dir string) (*repo.Repo, error) { return openStoreWith(dir, repo.Open) }
-
-// openStoreReadOnly opens a local store for a command that only reads it.
-func openStoreReadOnly(dir string) (*repo.Repo, error) {
-	return openStoreWith(dir, repo.OpenReadOnly)
-}
-
-func openStoreWith[S any](dir string, open func(string) (S, error)) (S, error) {
-	if err := needStore(dir); err != nil {
-		var zero S
-		return zero, err
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		var zero S
-		return zero, err
-	}
-	return open(abs)
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// problems collects the problem lines of a capture, restore or verify
+// repair, the one place they are said: each is printed on stderr as it
+// happens (erasing the progress bar on a terminal) unless the output is
+// JSON, where the command lists them under "problems", and goes to the
+// progress log with the action taken. Safe for concurrent use.
+type problems struct {
+	mu    sync.Mutex
+	lines []string
+	quiet bool         // --json: collect only
+	log   *progressLog // nil: none
+}
+
+func newProblems(quiet bool) *problems { return &problems{lines: []string{}, quiet: quiet} }
+
+// add reports one path: kind is the line's first word (error, warning,
+// skipped), action what was done about it (for the progress log).
+func (p *problems) add(kind, path string, err error, action string, warning bool) {
+	line := fmt.Sprintf("%s: %s: %v", kind, path, err)
+	p.mu.Lock()
+	p.lines = append(p.lines, line)
+	p.mu.Unlock()
+	if !p.quiet {
+		printProblem(line)
+	}
+	p.log.problem(path, err, action, warning)
+}
+
+// list returns the lines reported so far (never nil).
+func (p *problems) list() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string{}, p.lines...)
 }
 
 // isTerminal reports whether stderr, where the progress bar and the

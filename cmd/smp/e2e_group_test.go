@@ -94,3 +94,82 @@ func TestE2EServeGroupNewest(t *testing.T) {
 		t.Errorf("all down: want exit 1 and one line\n%s", r)
 	}
 }
+
+// TestE2EGroupRecords: smp records over a group of SMPs lists the records
+// of every SMP, each with the SMP that holds it (a field in --json, a
+// column in text), oldest first; an SMP that does not answer is named on
+// stderr and its records are left out, and only when none answers does
+// the listing fail.
+func TestE2EGroupRecords(t *testing.T) {
+	t.Parallel()
+	storeA, storeB := newStore(t), newStore(t)
+	srvA, srvB := startServer(t, storeA), launchServer(t, storeB, "--insecure")
+	t.Cleanup(func() { srvB.stop(t) })
+	adminA := newToken(t, storeA, "--role", "admin")
+	adminB := newToken(t, storeB, "--role", "admin")
+	src := tmpDir(t)
+	serveProfile(t, src, 31, 1)
+	// PC01 captures to A, PC02 to B, PC03 to A: three records on two SMPs.
+	want := map[string]string{} // record ID -> URL of its SMP
+	for _, c := range []struct{ url, tok, computer string }{
+		{srvA.url, adminA, "PC01"}, {srvB.url, adminB, "PC02"}, {srvA.url, adminA, "PC03"},
+	} {
+		out := remoteCapture(t, exitOK, c.url, c.tok, c.computer, "--root", src)
+		want[out.Record] = c.url
+	}
+	group, tokens := srvA.url+","+srvB.url, adminA+","+adminB
+
+	var got struct {
+		Records []struct {
+			ID       string    `json:"id"`
+			Computer string    `json:"computer"`
+			Created  time.Time `json:"created"`
+			SMP      string    `json:"smp"`
+		} `json:"records"`
+	}
+	smpJSON(t, exitOK, &got, "records", "--store", group, "--token", tokens, "--json")
+	if len(got.Records) != len(want) {
+		t.Fatalf("records over the group listed %d records, want %d", len(got.Records), len(want))
+	}
+	for i, r := range got.Records {
+		if want[r.ID] != r.SMP {
+			t.Errorf("record %s of %s: smp %q, want %q", r.ID[:12], r.Computer, r.SMP, want[r.ID])
+		}
+		if i > 0 && r.Created.Before(got.Records[i-1].Created) {
+			t.Errorf("record %s listed after a newer one: want oldest first", r.ID[:12])
+		}
+	}
+
+	// Text: an SMP column naming the SMP on each record's line.
+	r := mustSMP(t, "records", "--store", group, "--token", tokens)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != len(want)+1 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "SMP") {
+		t.Fatalf("records text: want a header ending in SMP and %d lines\n%s", len(want), r.stdout)
+	}
+	for id, url := range want {
+		found := false
+		for _, l := range lines[1:] {
+			found = found || (strings.HasPrefix(l, id[:12]) && strings.HasSuffix(strings.TrimSpace(l), url))
+		}
+		if !found {
+			t.Errorf("records text has no line for %s ending in %s\n%s", id[:12], url, r.stdout)
+		}
+	}
+
+	// B down: A's records are listed and B is named, once, on stderr.
+	srvB.stop(t)
+	got.Records = nil
+	r = smpJSON(t, exitOK, &got, "records", "--store", group, "--token", tokens, "--json")
+	if len(got.Records) != 2 {
+		t.Errorf("B down: listed %d records, want A's 2", len(got.Records))
+	}
+	if lines := r.stderrLines(); len(lines) != 1 || !strings.Contains(lines[0], srvB.url) {
+		t.Errorf("B down: want one stderr line naming B\n%s", r)
+	}
+	// Every SMP down: an error.
+	srvA.stop(t)
+	r = smp(t, "records", "--store", group, "--token", tokens)
+	if r.code != exitError || len(r.stderrLines()) != 1 || !strings.Contains(r.stderr, "no SMP of the group answered") {
+		t.Errorf("all down: want exit 1 and one line\n%s", r)
+	}
+}

@@ -11,16 +11,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"regexp"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
-	"smp/remote/client"
+	"smp/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -52,22 +50,22 @@ type command struct {
 }
 
 var commands = []command{
-	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", runInit},
-	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", runCapture},
-	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", runRestore},
-	{"records", "--store DIR [--computer NAME]", "list state records", runRecords},
-	{"files", "--store DIR --record ID", "list the files of a record", runFiles},
-	{"stats", "--store DIR", "show store size and dedupe figures", runStats},
-	{"release", "--store DIR --record ID", "mark a record restored: its retention clock starts", runRelease},
-	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", runRm},
-	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", runIngest},
-	{"gc", gcArgs, "free data that no live record uses", runGC},
-	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", runIndex},
-	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", runVerify},
-	{"serve", serveArgs, "serve the store over HTTPS to many computers (the State Migration Point)", runServe},
-	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", runToken},
-	{"associate", associateArgs, "let one computer restore another's records through a remote server", runAssociate},
-	{"admin", adminArgs, "switch a remote server to restore-only, or show whether it is", runAdmin},
+	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", cmdInit},
+	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", cmdCapture},
+	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", cmdRestore},
+	{"records", "--store DIR [--computer NAME]", "list state records", cmdRecords},
+	{"files", "--store DIR --record ID", "list the files of a record", cmdFiles},
+	{"stats", "--store DIR", "show store size and dedupe figures", cmdStats},
+	{"release", "--store DIR --record ID", "mark a record restored: its retention clock starts", cmdRelease},
+	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", cmdRm},
+	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", cmdIngest},
+	{"gc", gcArgs, "free data that no live record uses", cmdGC},
+	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", cmdIndex},
+	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", cmdVerify},
+	{"serve", serveArgs, "serve the store over HTTPS to many computers (the State Migration Point)", cmdServe},
+	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", cmdToken},
+	{"associate", associateArgs, "let one computer restore another's records through a remote server", cmdAssociate},
+	{"admin", adminArgs, "switch a remote server to restore-only, or show whether it is", cmdAdmin},
 	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd and restic", runBench},
 	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},
 }
@@ -156,13 +154,14 @@ func setMemoryLimit() {
 
 func exitCode(name string, err error) int {
 	var u usageError
+	var su *store.UsageError
 	var p partialError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, pflag.ErrHelp):
 		return exitOK
-	case errors.As(err, &u):
+	case errors.As(err, &u) || errors.As(err, &su):
 		fmt.Fprintf(os.Stderr, "smp %s: %v\n", name, err)
 		return exitUsage
 	case errors.As(err, &p):
@@ -195,41 +194,22 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		}
 		return usagef("%v (see smp %s --help)", err, fs.Name())
 	}
-	if f := fs.Lookup("store"); f != nil {
-		// Commands that can reach an SMP register --token with --store.
-		return checkStoreScheme(fs.Name(), f.Value.String(), fs.Lookup("token") != nil)
-	}
-	return nil
-}
-
-// schemePrefix matches a location that names a URL scheme.
-var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
-
-// checkStoreScheme refuses a --store (or $SMP_STORE) entry that names a
-// URL scheme smp does not speak, or an SMP given to a command that works
-// only on a store directory: without this, "s3://host/bucket" would be
-// taken for a relative directory path and "smp init" would create "./s3:".
-// Every command that takes --store parses its flags here, so this is the
-// one place a store location is classified before anything opens it.
-func checkStoreScheme(cmd, store string, remoteOK bool) error {
-	var smp string
-	for _, s := range strings.Split(store, ",") {
-		s = strings.TrimSpace(s)
-		if m := schemePrefix.FindString(s); m != "" && !client.IsRemote(s) {
-			return usagef("--store %q: smp does not know the scheme %q: give a store directory or https://HOST:PORT", s, strings.TrimSuffix(m, "://"))
-		} else if m != "" && smp == "" {
-			smp = s
+	if f := fs.Lookup("store"); f != nil && f.Value.String() != "" {
+		// Every command that takes --store parses its flags here, so this
+		// is the one place a store location is checked before anything
+		// opens it. Commands that can reach an SMP register --token.
+		if fs.Lookup("token") != nil {
+			return store.CheckLocation(f.Value.String())
 		}
-	}
-	if smp != "" && !remoteOK {
-		return usagef("--store %q names an SMP server, but smp %s works on a store directory: run it where the store is", smp, cmd)
+		return store.CheckDir(fs.Name(), f.Value.String())
 	}
 	return nil
 }
 
-// storeFlag adds --store, defaulting to $SMP_STORE.
-func storeFlag(fs *pflag.FlagSet) *string {
-	return fs.String("store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+// storeDirVar adds --store DIR, defaulting to $SMP_STORE, for the
+// commands that work on a store directory only.
+func storeDirVar(fs *pflag.FlagSet, p *string) {
+	fs.StringVar(p, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
 }
 
 func needStore(dir string) error {

@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func TestGroupPickRecord(t *testing.T) {
 		return x
 	}
 	found := func(url string, i cas.ID, at time.Time) groupAnswer {
-		return groupAnswer{url: url, rec: repo.RecordInfo{ID: i, Record: &manifest.Record{Computer: "PC01", Created: at}}}
+		return groupAnswer{url: url, rec: Record{RecordInfo: repo.RecordInfo{ID: i, Record: &manifest.Record{Computer: "PC01", Created: at}}}}
 	}
 	failed := func(url string, err error) groupAnswer { return groupAnswer{url: url, err: err} }
 	notFound := &client.Error{Status: http.StatusNotFound, Msg: "computer \"PC01\" has no record"}

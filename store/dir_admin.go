@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"smp/capture"
+	"smp/cas"
+	"smp/remote/access"
+	"smp/remote/server"
+	"smp/repo"
+)
+
+// Init creates a new store directory.
+func Init(dir string, params cas.ChunkerParams) (*Config, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.Init(abs, params)
+}
+
+// RebuildIndex recreates the index of the store directory from its packs.
+func RebuildIndex(dir string) (*RebuildReport, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.RebuildIndex(abs)
+}
+
+// GC runs the store's maintenance (repo.Maintain, the routine smp serve
+// runs too): retention, the link sets of no record (left by a capture
+// killed before it committed), then gc, in that order, so the data of what
+// the first two remove is freed.
+func (d *Dir) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
+	r, err := d.repo()
+	if err != nil {
+		return nil, err
+	}
+	mo := repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Grace: opts.Grace}}
+	if opts.Retention != nil {
+		mo.Expire, mo.Retention = true, *opts.Retention
+	}
+	rep, err := r.Maintain(ctx, mo)
+	if err != nil {
+		return nil, err
+	}
+	return &GCResult{GCReport: rep.GCReport, Expired: rep.Expired, Orphans: rep.OrphanLinkSets}, nil
+}
+
+// VerifyOptions select what Verify checks.
+type VerifyOptions struct {
+	Ref, Computer string // one record, or one computer's; neither: all
+	ReadData      bool   // read and re-hash every chunk
+	// RepairFrom, when set, rewrites damaged data chunks found in the
+	// files under these directories (implies ReadData).
+	RepairFrom []string
+	// Warn is told of each file under RepairFrom that cannot be read.
+	Warn func(path string, err error)
+}
+
+// VerifyResult is what Verify found, and repaired.
+type VerifyResult struct {
+	Report    *VerifyReport
+	Repair    *RepairReport // nil without RepairFrom
+	Remaining []*Damage     // damaged blobs a repair did not fix
+}
+
+// Verify checks that the chosen records are complete and, with ReadData,
+// that their chunks read back intact; with RepairFrom it then repairs.
+func (d *Dir) Verify(opts VerifyOptions) (*VerifyResult, error) {
+	r, err := d.repo()
+	if err != nil {
+		return nil, err
+	}
+	var records []repo.RecordInfo
+	if opts.Ref != "" {
+		rec, err := r.FindRecord(opts.Ref, "")
+		if err != nil {
+			return nil, err
+		}
+		records = []repo.RecordInfo{rec}
+	} else {
+		all, err := r.Records()
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range all {
+			if opts.Computer == "" || rec.Computer == opts.Computer {
+				records = append(records, rec)
+			}
+		}
+		if opts.Computer != "" && len(records) == 0 {
+			return nil, fmt.Errorf("computer %q has no record: %w (list them with smp records)", opts.Computer, repo.ErrNoRecord)
+		}
+	}
+	repairing := len(opts.RepairFrom) > 0
+	rep, err := r.Verify(records, opts.ReadData || repairing, nil)
+	if err != nil {
+		return nil, err
+	}
+	res := &VerifyResult{Report: rep, Remaining: rep.Damaged}
+	if !repairing {
+		return res, nil
+	}
+	res.Repair, err = r.Repair(rep.DamagedData(), repo.OfferFiles(opts.RepairFrom, r.ChunkerParams(), []string{r.Dir}, opts.Warn))
+	if err != nil {
+		return nil, err
+	}
+	repaired := map[string]bool{}
+	for _, id := range res.Repair.Repaired {
+		repaired[id] = true
+	}
+	res.Remaining = []*Damage{}
+	for _, dm := range rep.Damaged {
+		if !repaired[dm.Blob] {
+			res.Remaining = append(res.Remaining, dm)
+		}
+	}
+	return res, nil
+}
+
+// IngestResult is a hard-link record turned into a chunked one.
+type IngestResult struct {
+	Old Record
+	*capture.IngestResult
+}
+
+// Ingest turns the hard-link record ref into a normal deduplicated
+// record, then removes the old record and its links.
+func (d *Dir) Ingest(ctx context.Context, ref string) (*IngestResult, error) {
+	r, err := d.repo()
+	if err != nil {
+		return nil, err
+	}
+	old, err := r.FindRecord(ref, "")
+	if err != nil {
+		return nil, err
+	}
+	if old.LinkSet == "" {
+		return nil, fmt.Errorf("record %s holds no hard-linked files: nothing to ingest", old.ID.Short())
+	}
+	res, err := capture.Ingest(ctx, r, old.Record, r.LinkDir())
+	if err != nil {
+		return nil, fmt.Errorf("ingest record %s: %w (the record and its links are unchanged)", old.ID.Short(), err)
+	}
+	// The new record is committed: only now may the old one and its links go.
+	if err := r.RemoveRecord(old.ID); err != nil {
+		return nil, fmt.Errorf("ingested as %s, but removing the old record: %w", res.ID.Short(), err)
+	}
+	if err := r.RemoveLinks(old.LinkSet); err != nil {
+		return nil, fmt.Errorf("ingested as %s, but removing the old links: %w", res.ID.Short(), err)
+	}
+	return &IngestResult{Old: Record{RecordInfo: old}, IngestResult: res}, nil
+}
+
+// NewServer returns the SMP server of this store: o with the store and
+// its access file filled in.
+func (d *Dir) NewServer(o server.Options) (*server.Server, error) {
+	r, err := d.repo()
+	if err != nil {
+		return nil, err
+	}
+	acc, err := access.Open(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	o.Repo, o.Access = r, acc
+	return server.New(o), nil
+}

@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"smp/capture"
+	"smp/cas"
+	"smp/remote/client"
+	"smp/remote/wire"
+)
+
+// Remote is one SMP server reached over HTTPS (package remote/client).
+type Remote struct {
+	url  string
+	opts Options
+
+	mu sync.Mutex
+	cl *client.Client // dialled on first use
+}
+
+var _ Store = (*Remote)(nil)
+
+func newRemote(url string, opts Options) *Remote { return &Remote{url: url, opts: opts} }
+
+// client dials the SMP on first use; a failed dial is tried again on the
+// next call.
+func (s *Remote) client(ctx context.Context) (*client.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cl != nil {
+		return s.cl, nil
+	}
+	cl, err := client.Dial(ctx, client.Options{URL: s.url, Token: s.opts.Token, Fingerprint: s.opts.Fingerprint, CAFile: s.opts.CAFile})
+	if err != nil {
+		return nil, err
+	}
+	s.cl = cl
+	return cl, nil
+}
+
+// Location is the SMP's URL.
+func (s *Remote) Location() string { return s.url }
+
+func (s *Remote) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cl != nil {
+		s.cl.Close()
+		s.cl = nil
+	}
+	return nil
+}
+
+func (s *Remote) record(id cas.ID, e wire.RecordEntry) Record {
+	rec := Record{Released: e.Released, SMP: s.url}
+	rec.ID, rec.Record = id, e.Record
+	return rec
+}
+
+func (s *Remote) Records(ctx context.Context) ([]Record, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := cl.Records(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Record, 0, len(entries))
+	for _, e := range entries {
+		id, err := cas.ParseID(e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("SMP listed record %q: %w", e.ID, err)
+		}
+		out = append(out, s.record(id, e))
+	}
+	return out, nil
+}
+
+func (s *Remote) FindRecord(ctx context.Context, ref, computer string) (Record, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	id, e, err := cl.FindRecord(ctx, ref, computer)
+	if err != nil {
+		return Record{}, err
+	}
+	return s.record(id, e), nil
+}
+
+// remoteReader reads a record through the SMP; it fetches chunks many per
+// request (a restore.Prefetcher, through the embedded client.Reader).
+type remoteReader struct {
+	*client.Reader
+	cl *client.Client
+}
+
+func (r remoteReader) Sum(b []byte) cas.ID { return r.cl.Sum(b) }
+
+func (r remoteReader) Close() error { r.Reader.Close(); return nil }
+
+// Reader reads the record's trees and chunks. A hard-link record's files
+// are links in the store directory, not chunks: its trees can be listed,
+// but only a LinkReader restores it.
+func (s *Remote) Reader(ctx context.Context, rec Record) (Reader, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return remoteReader{cl.Reader(rec.ID), cl}, nil
+}
+
+func (s *Remote) Release(ctx context.Context, rec Record) error {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	return cl.Release(ctx, rec.ID)
+}
+
+func (s *Remote) Remove(ctx context.Context, rec Record) error {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	return cl.Remove(ctx, rec.ID)
+}
+
+func (s *Remote) Stats(ctx context.Context, opts StatsOptions) (*StatsReport, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var retention time.Duration
+	if opts.Retention != nil {
+		retention = *opts.Retention
+	}
+	rep, err := cl.Stats(ctx, opts.Usage, retention)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Stats == nil {
+		return nil, errNoStats
+	}
+	return rep, nil
+}
+
+// GC asks the SMP to run gc beside its captures and restores.
+func (s *Remote) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := wire.GCRequest{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, GraceSeconds: opts.Grace.Seconds(), NoGrace: opts.Grace == 0}
+	if opts.Retention != nil {
+		req.RetentionSeconds = opts.Retention.Seconds()
+		if *opts.Retention == 0 {
+			req.RetentionSeconds = 1e-9 // "0s": every released record
+		}
+	}
+	res, err := cl.GC(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.GCReport == nil {
+		return nil, fmt.Errorf("SMP sent no gc report")
+	}
+	out := &GCResult{GCReport: res.GCReport, Expired: res.Expired, Orphans: res.OrphanLinkSets}
+	if out.Expired == nil {
+		out.Expired = []string{}
+	}
+	if out.Orphans == nil {
+		out.Orphans = []string{}
+	}
+	return out, nil
+}
+
+// Capture captures into the SMP.
+func (s *Remote) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, error) {
+	if err := checkRemoteCapture(co); err != nil {
+		return nil, err
+	}
+	rc, err := s.startCapture(ctx, co)
+	if err != nil {
+		return nil, err
+	}
+	return rc.run(ctx)
+}
+
+// checkRemoteCapture refuses what an SMP cannot do: hard links only make
+// sense into a store on the same filesystem.
+func checkRemoteCapture(co CaptureOptions) error {
+	if co.Hardlink == capture.HardlinkAlways {
+		return usagef("--hardlink always needs a local store on the same filesystem, not an SMP server")
+	}
+	return nil
+}
+
+// remoteCapture is a capture session the SMP accepted.
+type remoteCapture struct {
+	s        *Remote
+	cp       *client.Capture
+	opts     capture.Options
+	reserved int64
+}
+
+// startCapture opens a capture session and, with ReserveFirst, reserves
+// room for all of its new data: everything an SMP may refuse for
+// capacity is refused here, before any upload, so a group can try the
+// next SMP.
+func (s *Remote) startCapture(ctx context.Context, co CaptureOptions) (*remoteCapture, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := co.Options
+	opts.Hardlink = capture.HardlinkNever
+	var parent cas.ID
+	if !co.Full {
+		if id, e, err := cl.FindRecord(ctx, "", opts.Computer); err == nil {
+			opts.Parent, opts.ParentID, parent = e.Record, id, id
+		}
+	}
+	cp, err := cl.StartCapture(ctx, opts.Computer, parent)
+	if err != nil {
+		return nil, err
+	}
+	rc := &remoteCapture{s: s, cp: cp, opts: opts, reserved: -1}
+	if co.ReserveFirst {
+		if rc.reserved, err = planCapture(ctx, cp, opts); err != nil {
+			cp.Close()
+			return nil, err
+		}
+	}
+	return rc, nil
+}
+
+func (rc *remoteCapture) run(ctx context.Context) (*CaptureResult, error) {
+	defer rc.cp.Close()
+	res, err := capture.Run(ctx, rc.cp, rc.opts)
+	if err != nil {
+		return nil, err
+	}
+	return &CaptureResult{Result: res, SMP: rc.s.url, Hardlink: rc.opts.Hardlink,
+		Sent: rc.cp.SentBytes.Load(), Held: rc.cp.HeldBlobs.Load(), Reserved: rc.reserved}, nil
+}
+
+// planCapture runs the capture once against cp's plan, so the SMP reserves
+// room for every blob it lacks before anything is uploaded, and returns
+// the plaintext bytes reserved. Problems are reported by the real capture
+// that follows, not twice.
+func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) (int64, error) {
+	plan := cp.Plan()
+	opts.Progress, opts.Report = &capture.Progress{}, nil
+	if _, err := capture.Run(ctx, plan, opts); err != nil {
+		return 0, fmt.Errorf("reserve room on the SMP first (--reserve-first): %w", err)
+	}
+	return plan.NewBytes.Load(), nil
+}
