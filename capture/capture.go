@@ -72,9 +72,9 @@ type Options struct {
 	Report   func(Problem)
 	Progress *Progress
 	Now      func() time.Time
-	// Hardlink is HardlinkNever (""), HardlinkAuto or HardlinkAlways: hard
-	// link or clone files into LinkDir instead of chunking them.
-	Hardlink       string
+	// Hardlink, when HardlinkAuto or HardlinkAlways, hard-links or clones
+	// files into LinkDir instead of chunking them; the zero value chunks.
+	Hardlink       HardlinkMode
 	LinkDir        string // the store's links/ directory
 	HardlinkDedupe bool   // hash files so identical ones share one object
 }
@@ -264,7 +264,7 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 			c.skip[devIno{uint64(sys.Dev), sys.Ino}] = true
 		}
 	}
-	if opts.Hardlink != "" && opts.Hardlink != HardlinkNever {
+	if opts.Hardlink.links() {
 		var set [8]byte
 		_, _ = rand.Read(set[:])
 		c.linker, err = newLinker(opts.LinkDir, opts.Now().UTC().Format("20060102T150405Z")+"-"+hex.EncodeToString(set[:]), opts.HardlinkDedupe, store.Sum)

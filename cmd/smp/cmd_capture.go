@@ -31,7 +31,7 @@ func runCapture(ctx context.Context, args []string) error {
 	rulesFile := fs.String("rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	full := fs.Bool("full", false, "read every file even if unchanged since this computer's last record")
-	hardlink := fs.String("hardlink", capture.HardlinkAuto, "auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked; never: always chunk")
+	hardlinkFlag := fs.String("hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
 	progressPath := fs.String("progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	hardlinkDedupe := fs.Bool("hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
 	reserveFirst := fs.Bool("reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
@@ -54,10 +54,12 @@ func runCapture(ctx context.Context, args []string) error {
 			return usagef("PATH %q leaves the source root: give paths relative to --root", p)
 		}
 	}
-	switch *hardlink {
-	case capture.HardlinkAuto, capture.HardlinkAlways, capture.HardlinkNever:
-	default:
-		return usagef("--hardlink %q: want auto, always or never", *hardlink)
+	hardlink, err := capture.ParseHardlink(*hardlinkFlag)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if *hardlinkDedupe && hardlink == capture.HardlinkNever {
+		return usagef("--hardlink-dedupe applies to hard links: add --hardlink auto or --hardlink always")
 	}
 	if *reserveFirst && !isRemoteStore(*store) {
 		return usagef("--reserve-first reserves room on an SMP server: use it with --store https://...")
@@ -102,7 +104,7 @@ func runCapture(ctx context.Context, args []string) error {
 		Computer: *computer, Root: rootAbs, Paths: fs.Args(), Users: *users,
 		Filter: set, Rules: ruleLines, Version: version,
 		Progress: &capture.Progress{},
-		Hardlink: *hardlink, HardlinkDedupe: *hardlinkDedupe,
+		Hardlink: hardlink, HardlinkDedupe: *hardlinkDedupe,
 	}
 	var st capture.Store
 	var remote *client.Capture
@@ -110,7 +112,7 @@ func runCapture(ctx context.Context, args []string) error {
 	var planned int64 = -1      // new bytes the plan reserved; -1: no plan
 	if isRemoteStore(*store) {
 		// Hard links only make sense into a store on the same filesystem.
-		if *hardlink == capture.HardlinkAlways {
+		if hardlink == capture.HardlinkAlways {
 			return usagef("--hardlink always needs a local store on the same filesystem, not an SMP server")
 		}
 		opts.Hardlink = capture.HardlinkNever
