@@ -116,7 +116,7 @@ func Run(ctx context.Context, store Store, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return run(ctx, store, opts, sel, users)
+	return runCapture(ctx, store, opts, sel, users)
 }
 
 // setDefaults fills the options a caller may leave zero.

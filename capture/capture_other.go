@@ -10,9 +10,10 @@ import (
 	"smp/cas/manifest"
 )
 
-// run is not implemented here: the walker opens every name relative to its
-// parent's descriptor with Linux calls (openat2, getdents, listxattrat).
-func run(context.Context, Store, Options, *selection, []string) (*Result, error) {
+// runCapture is not implemented here: the walker opens every name relative
+// to its parent's descriptor with Linux calls (openat2, getdents,
+// listxattrat).
+func runCapture(context.Context, Store, Options, *selection, []string) (*Result, error) {
 	return nil, fmt.Errorf("capture is not supported on %s yet", runtime.GOOS)
 }
 

@@ -137,8 +137,8 @@ type dirNode struct {
 	dev, ino uint64
 }
 
-// run captures the selection with the Linux walker and file workers.
-func run(ctx context.Context, store Store, opts Options, sel *selection, users []string) (*Result, error) {
+// runCapture captures the selection with the Linux walker and file workers.
+func runCapture(ctx context.Context, store Store, opts Options, sel *selection, users []string) (*Result, error) {
 	c, err := newCapturer(store, opts)
 	if err != nil {
 		return nil, err

@@ -90,8 +90,8 @@ type fileJob struct {
 	ok     bool
 }
 
-// runRestore restores with the Linux walker: every target name is created relative
-// to its parent directory's descriptor.
+// runRestore restores with the Linux walker: every target name is created
+// relative to its parent directory's descriptor.
 func runRestore(ctx context.Context, store Store, rec *manifest.Record, opts Options) (*Result, error) {
 	pol, err := newPolicy(store, rec, opts)
 	if err != nil {
