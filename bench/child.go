@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -41,7 +40,7 @@ func tail(b *bytes.Buffer) string {
 // tool starts from the same warm page cache (this machine evicts pages
 // idle for about a minute).
 func (r *runner) settle(paths ...string) error {
-	syscall.Sync()
+	syncDisks()
 	buf := make([]byte, 1<<20)
 	for _, p := range paths {
 		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
@@ -91,9 +90,7 @@ func (r *runner) exec(ctx context.Context, s execSpec) (child, error) {
 	c := child{wall: time.Since(start), stdout: stdout.Bytes()}
 	if ps := cmd.ProcessState; ps != nil {
 		c.cpu = ps.UserTime() + ps.SystemTime()
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			c.maxRSS = ru.Maxrss
-		}
+		c.maxRSS = maxRSSKiB(ps)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -4,7 +4,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 func copySmallFile(src, dst string) error {
@@ -57,19 +56,14 @@ func diskUsage(roots ...string) []int64 {
 			if err != nil {
 				return nil
 			}
-			st, ok := info.Sys().(*syscall.Stat_t)
-			if !ok {
-				out[i] += info.Size()
-				return nil
-			}
-			key := [2]uint64{uint64(st.Dev), st.Ino}
-			if st.Nlink > 1 && !info.IsDir() {
+			used, key, shared := fileUsage(info)
+			if shared {
 				if seen[key] {
 					return nil
 				}
 				seen[key] = true
 			}
-			out[i] += st.Blocks * 512
+			out[i] += used
 			return nil
 		})
 	}

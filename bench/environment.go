@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"golang.org/x/sys/unix"
 
 	"smp/bench/corpus"
 )
@@ -150,24 +149,6 @@ func (r *runner) pinned(cpus, name string, args ...string) execSpec {
 		return execSpec{name: name, args: args}
 	}
 	return execSpec{name: r.tools["taskset"], args: append([]string{"-c", cpus, name}, args...)}
-}
-
-// twoCPUs returns two CPUs this process may run on, or false.
-func twoCPUs() (a, b string, ok bool) {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return "", "", false
-	}
-	var cpus []string
-	for i := 0; i < len(set)*64 && len(cpus) < 2; i++ {
-		if set.IsSet(i) {
-			cpus = append(cpus, strconv.Itoa(i))
-		}
-	}
-	if len(cpus) < 2 {
-		return "", "", false
-	}
-	return cpus[0], cpus[1], true
 }
 
 func machineInfo() Machine {

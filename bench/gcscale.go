@@ -16,7 +16,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"smp/cas"
@@ -143,10 +142,7 @@ func RunGCScale(ctx context.Context, bin, work string, chunks int, log io.Writer
 		}
 		wall := time.Since(start)
 		ps := cmd.ProcessState
-		var rss int64
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			rss = ru.Maxrss
-		}
+		rss := maxRSSKiB(ps)
 		var m map[string]any
 		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
 			return nil, 0, 0, 0, fmt.Errorf("smp gc output: %w", err)

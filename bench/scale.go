@@ -28,7 +28,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -474,10 +473,7 @@ func compareScaleSparse(src, dst string, regions []scaleRange) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var alloc int64
-	if st, ok := sb.Sys().(*syscall.Stat_t); ok {
-		alloc = st.Blocks * 512
-	}
+	alloc := allocatedBytes(sb)
 	if sa.Size() != sb.Size() {
 		return alloc, fmt.Errorf("sparse file: size %d, restored %d", sa.Size(), sb.Size())
 	}

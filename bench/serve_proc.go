@@ -91,9 +91,7 @@ func (p *serveProc) stop() (child, error) {
 	p.res = child{wall: time.Since(p.start)}
 	if ps := p.cmd.ProcessState; ps != nil {
 		p.res.cpu = ps.UserTime() + ps.SystemTime()
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			p.res.maxRSS = ru.Maxrss
-		}
+		p.res.maxRSS = maxRSSKiB(ps)
 	}
 	if err != nil {
 		p.err = &childError{cmd: "smp serve", err: err, stderr: tail(p.stderr)}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -196,5 +197,18 @@ func TestCaptureReportsUnreadableAndSpecialFiles(t *testing.T) {
 	}
 	if res.Record.Errors != 0 || res.Record.Files != 1 {
 		t.Fatalf("errors %d files %d", res.Record.Errors, res.Record.Files)
+	}
+}
+
+func TestParseHardlink(t *testing.T) {
+	for _, s := range []string{"never", "auto", "always"} {
+		if m, err := capture.ParseHardlink(s); err != nil || string(m) != s {
+			t.Errorf("ParseHardlink(%q) = %q, %v", s, m, err)
+		}
+	}
+	for _, s := range []string{"", "yes", "Auto", "/home"} {
+		if _, err := capture.ParseHardlink(s); err == nil || !strings.Contains(err.Error(), "want never, auto or always") {
+			t.Errorf("ParseHardlink(%q): %v, want a usage error", s, err)
+		}
 	}
 }

@@ -28,7 +28,11 @@
 // parent's descriptor, never by path, and never through a symlink; what is
 // recorded of a name (type, metadata, xattrs, contents or link) comes from
 // the one inode opened there: a name replaced between the walk and the open
-// is reported as changed during capture (ErrChanged). See walk.go.
+// is reported as changed during capture (ErrChanged). See walk_linux.go.
+//
+// The API (Options, Run, Ingest, ParseHardlink) builds on every system; the
+// walker and file workers are Linux-only (the _linux.go files), and Run
+// returns a "not supported" error elsewhere.
 //
 // Change detection: with a parent record, a file whose type, size, mtime,
 // ctime and inode are unchanged reuses the parent's chunk list unread.

@@ -99,12 +99,6 @@ func fstat(fd int, st *unix.Stat_t) error {
 	}
 }
 
-// ErrChanged is matched by the error reported for a name whose file was
-// replaced (another inode, or another type) between the walk that listed it
-// and the open that reads it. Nothing of either file is captured under that
-// name: metadata and contents always come from one inode.
-var ErrChanged = errors.New("changed during capture")
-
 type changedError struct{ what string }
 
 func (e changedError) Error() string {

@@ -10,9 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"smp/cas"
+	"smp/internal/sysfile"
 )
 
 // Store format versions this smp reads and writes; see docs/FORMAT.md.
@@ -99,7 +98,7 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := renameio.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
+	if err := sysfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	if _, err := cas.NewPackDir(filepath.Join(dir, "packs")); err != nil {

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"syscall"
 
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/internal/sysfile"
 	"smp/repo/report"
 )
 
@@ -79,13 +79,7 @@ func (r *Repo) Stats() (*Stats, error) {
 
 // FreeBytes returns the space an unprivileged writer may still use on the
 // filesystem holding dir.
-func FreeBytes(dir string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return st.Bavail * uint64(st.Bsize), nil
-}
+func FreeBytes(dir string) (uint64, error) { return sysfile.FreeBytes(dir) }
 
 // Damage is a blob that a record needs and the store cannot deliver.
 type Damage struct {

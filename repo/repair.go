@@ -253,7 +253,7 @@ func OfferFiles(roots []string, p cas.ChunkerParams, skip []string, warn func(pa
 }
 
 func offerFile(path string, chunker *cas.Chunker, yield func([]byte) error, warn func(string, error)) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoAtime|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrPermission) {
 		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // O_NOATIME needs ownership
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -536,7 +535,7 @@ func TestRepairOfferFiles(t *testing.T) {
 	if err := os.Symlink(filepath.Join(src, "big.bin"), filepath.Join(decoy, "link")); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(filepath.Join(decoy, "fifo"), 0o644); err != nil {
+	if err := mkfifo(filepath.Join(decoy, "fifo")); err != nil {
 		t.Fatal(err)
 	}
 	skipped := filepath.Join(decoy, "skipped")

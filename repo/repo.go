@@ -15,6 +15,7 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/internal/sysfile"
 )
 
 // ErrLocked is returned when another process holds the store.
@@ -299,9 +300,9 @@ func lockStore(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store lock: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := sysfile.Lock(lock, false); err != nil {
 		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, sysfile.ErrWouldBlock) {
 			return nil, fmt.Errorf("%s: %w; wait for it to finish", dir, ErrLocked)
 		}
 		return nil, fmt.Errorf("lock store: %w", err)

@@ -249,7 +249,7 @@ type CaptureOptions struct {
 type CaptureResult struct {
 	*capture.Result
 	SMP      string // the SMP that took it ("" for a store directory)
-	Hardlink string // the hard-link mode the capture ran with
+	Hardlink capture.HardlinkMode // the hard-link mode the capture ran with
 	Sent     int64  // bytes uploaded to the SMP
 	Held     int64  // chunks the SMP already held
 	Reserved int64  // new bytes reserved by ReserveFirst; -1 without it

@@ -16,7 +16,6 @@ import (
 
 	kgzip "github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 )
 
 func (p *corpusPlan) write(c *material, out string, seed uint64) error {
@@ -75,14 +74,6 @@ func (p *corpusPlan) write(c *material, out string, seed uint64) error {
 		if err := os.Chtimes(name, p.dirs[d].mtime, p.dirs[d].mtime); err != nil {
 			return fmt.Errorf("corpus: %w", err)
 		}
-	}
-	return nil
-}
-
-func lchtimes(name string, t time.Time) error {
-	ts := unix.NsecToTimespec(t.UnixNano())
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, name, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("corpus: set times of %s: %w", name, err)
 	}
 	return nil
 }

@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/google/renameio/v2"
 	"github.com/spf13/pflag"
 
+	"smp/internal/sysfile"
 	"smp/remote/server"
 	"smp/store"
 )
@@ -336,10 +336,10 @@ func selfSignedCert(dir string, extraHosts []string) (string, string, error) {
 	}
 	// Key first: a crash between the two leaves no certificate, so the
 	// next start makes a fresh pair rather than a mismatched one.
-	if err := renameio.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := sysfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return "", "", err
 	}
-	if err := renameio.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := sysfile.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return "", "", err
 	}
 	return certPath, keyPath, nil

@@ -52,6 +52,36 @@ type hardlinkCapture struct {
 	Fallback uint64 `json:"link_fallback_files"`
 }
 
+// TestE2ECaptureChunksUnlessAskedToLink: a capture is a chunked copy unless
+// the user asks for hard links, even with the store on the same filesystem
+// as the data; --hardlink auto links there.
+func TestE2ECaptureChunksUnlessAskedToLink(t *testing.T) {
+	t.Parallel()
+	dir := tmpDir(t)
+	root := filepath.Join(dir, "root")
+	hardlinkTree(t, root)
+	store := newStore(t) // in the test's temp dir, beside the data
+	var c hardlinkCapture
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	if c.Files != 4 || c.Linked+c.Cloned != 0 || c.NewBytes == 0 {
+		t.Fatalf("capture without --hardlink: %d files, %d linked, %d cloned, %d new bytes; want all 4 chunked", c.Files, c.Linked, c.Cloned, c.NewBytes)
+	}
+	if sets, _ := os.ReadDir(filepath.Join(store, "links")); len(sets) != 0 {
+		t.Fatalf("capture without --hardlink left %d link sets", len(sets))
+	}
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc2", "--root", root, "--json", "--hardlink", "auto")
+	if c.Files != 4 || c.Linked+c.Cloned != c.Files {
+		t.Fatalf("--hardlink auto on the same filesystem: %d files, %d linked, %d cloned; want all 4 placed by link", c.Files, c.Linked, c.Cloned)
+	}
+	if sets, _ := os.ReadDir(filepath.Join(store, "links")); len(sets) != 1 {
+		t.Fatalf("--hardlink auto made %d link sets, want 1", len(sets))
+	}
+	r := smp(t, "capture", "--store", store, "--computer", "pc3", "--root", root, "--hardlink-dedupe")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--hardlink auto") {
+		t.Fatalf("--hardlink-dedupe without a link mode: %v", r)
+	}
+}
+
 func TestE2EHardlinkCaptureRestoreRm(t *testing.T) {
 	t.Parallel()
 	dir := tmpDir(t)
@@ -60,7 +90,7 @@ func TestE2EHardlinkCaptureRestoreRm(t *testing.T) {
 	store := newStore(t)
 	// The store and the data share one filesystem (the test's temp dir).
 	var c hardlinkCapture
-	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "auto")
 	if c.Linked+c.Cloned != c.Files || c.Files != 4 || c.Fallback != 0 {
 		t.Fatalf("capture: %d files, %d linked, %d cloned, %d chunked; want all 4 linked or cloned", c.Files, c.Linked, c.Cloned, c.Fallback)
 	}
@@ -128,7 +158,7 @@ func TestE2EHardlinkDetectsModifiedFile(t *testing.T) {
 	hardlinkTree(t, root)
 	store := newStore(t)
 	for _, dedupe := range []bool{false, true} {
-		args := []string{"capture", "--store", store, "--computer", "pc1", "--root", root, "--json"}
+		args := []string{"capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "auto"}
 		if dedupe {
 			args = append(args, "--hardlink-dedupe")
 		}
@@ -185,7 +215,7 @@ func TestE2EHardlinkAcrossFilesystems(t *testing.T) {
 		t.Fatalf("failed capture left %d records", len(recs))
 	}
 	var c hardlinkCapture
-	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "auto")
 	if c.Linked+c.Cloned != 0 || c.Fallback != c.Files || c.NewBytes == 0 {
 		t.Fatalf("auto across filesystems: %+v; want every file chunked", c)
 	}
@@ -194,7 +224,7 @@ func TestE2EHardlinkAcrossFilesystems(t *testing.T) {
 	mustSMP(t, "init", "--store", store2)
 	src := filepath.Join(dir, "src2")
 	hardlinkTree(t, src)
-	smpJSON(t, 0, &c, "capture", "--store", store2, "--computer", "pc2", "--root", src, "--json")
+	smpJSON(t, 0, &c, "capture", "--store", store2, "--computer", "pc2", "--root", src, "--json", "--hardlink", "auto")
 	target := filepath.Join(mnt, "restored")
 	out, _ := restoreJSON(t, 0, store2, "--computer", "pc2", "--root", target)
 	if out.Files != 4 {
@@ -219,7 +249,7 @@ func TestE2EHardlinkIngest(t *testing.T) {
 	hardlinkTree(t, root)
 	store := newStore(t)
 	var c hardlinkCapture
-	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "auto")
 	var in struct {
 		Record   string `json:"record"`
 		Replaces string `json:"replaces"`
@@ -315,7 +345,7 @@ func TestE2EGCRemovesOrphanLinkSets(t *testing.T) {
 	hardlinkTree(t, root)
 	store := newStore(t)
 	var c hardlinkCapture
-	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "auto")
 	orphan := filepath.Join(store, "links", "20260101T000000Z-0000000000000000", "0")
 	if err := os.MkdirAll(orphan, 0o700); err != nil {
 		t.Fatal(err)
@@ -347,7 +377,7 @@ func TestE2EHardlinkRestoreOverExisting(t *testing.T) {
 	hardlinkTree(t, root)
 	store := newStore(t)
 	var c hardlinkCapture
-	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json")
+	smpJSON(t, 0, &c, "capture", "--store", store, "--computer", "pc1", "--root", root, "--json", "--hardlink", "auto")
 	if c.Linked == 0 {
 		t.Skip("the filesystem cloned instead of linking; the link fast path is not used")
 	}

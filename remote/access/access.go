@@ -17,13 +17,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/renameio/v2"
-	"golang.org/x/sys/unix"
+	"smp/internal/sysfile"
 )
 
 // Version is the access file format version this package reads and writes.
@@ -256,10 +254,7 @@ type statKey struct {
 
 func keyOf(fi fs.FileInfo) statKey {
 	k := statKey{size: fi.Size(), mtimeNsec: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		k.dev, k.ino = uint64(st.Dev), st.Ino
-		k.ctimeNsec = st.Ctim.Nano()
-	}
+	k.dev, k.ino, k.ctimeNsec = fileIdentity(fi)
 	return k
 }
 
@@ -356,13 +351,7 @@ func (s *Store) update(fn func(*file) error) error {
 		return fmt.Errorf("open access lock: %w", err)
 	}
 	defer lock.Close() // releases the flock
-	for {
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := sysfile.Lock(lock, true); err != nil {
 		return fmt.Errorf("lock %s: %w", s.lockPath, err)
 	}
 	f, _, err := s.read()
@@ -379,25 +368,10 @@ func (s *Store) update(fn func(*file) error) error {
 	if err != nil {
 		return fmt.Errorf("access file %s: %w", s.path, err)
 	}
-	// Not renameio.WriteFile: it keeps the mode of an existing file, and
-	// access.json must stay 0600 even if someone loosened it.
-	pf, err := renameio.NewPendingFile(s.path, renameio.WithTempDir(s.dir), renameio.WithStaticPermissions(0o600))
-	if err != nil {
+	// access.json stays 0600 even if someone loosened the file it
+	// replaces; the rename is made durable.
+	if err := sysfile.WriteFile(s.path, b, 0o600); err != nil {
 		return fmt.Errorf("write access file: %w", err)
-	}
-	defer pf.Cleanup()
-	if _, err := pf.Write(b); err != nil {
-		return fmt.Errorf("write access file: %w", err)
-	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("write access file: %w", err)
-	}
-	if d, err := os.Open(s.dir); err == nil { // make the rename durable
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("write access file: sync %s: %w", s.dir, err)
-		}
 	}
 	s.mu.Lock()
 	s.loaded = false

@@ -15,17 +15,6 @@ import (
 	"smp/cas/manifest"
 )
 
-// Hard-link modes for Options.Hardlink.
-const (
-	HardlinkNever  = "never"
-	HardlinkAuto   = "auto"
-	HardlinkAlways = "always"
-)
-
-// ErrLinkImpossible is returned in --hardlink always mode when a file can be
-// neither cloned nor hard-linked into the store.
-var ErrLinkImpossible = errors.New("cannot hard-link or clone into the store")
-
 // linker places files into links/<set>/ by clone or hard link, reading no
 // file contents (unless dedupe asks for hashes). Objects are numbered, at
 // most 1000 per bucket directory (see bucketOf), so no directory grows

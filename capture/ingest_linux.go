@@ -15,13 +15,6 @@ import (
 	"smp/cas/manifest"
 )
 
-// IngestResult describes a hard-link record turned into a chunked one.
-type IngestResult struct {
-	ID       cas.ID
-	Record   *manifest.Record
-	Ingested uint64 // files read from the store's links and chunked
-}
-
 // Ingest converts a hard-link record into a normal deduplicated record:
 // every linked file is read from its store object (after the same checks a
 // restore makes), chunked and stored, and a new record with the same

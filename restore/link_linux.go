@@ -165,9 +165,6 @@ func (r *restorer) linkInPlace(job *fileJob, objPath string, objects *objectDir)
 	return true, nil
 }
 
-// ErrChangedSinceCapture marks a linked file modified after its capture.
-var ErrChangedSinceCapture = errors.New("changed since capture")
-
 func (r *restorer) checkObject(e *manifest.Entry, obj *os.File, st *unix.Stat_t) error {
 	if !e.Link.Hash.IsZero() {
 		if obj == nil {

@@ -1,0 +1,58 @@
+package bench
+
+import (
+	"io/fs"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// syncDisks flushes every filesystem's dirty pages.
+func syncDisks() { syscall.Sync() }
+
+// maxRSSKiB returns the peak resident set of a finished child, in KiB.
+func maxRSSKiB(ps *os.ProcessState) int64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss
+	}
+	return 0
+}
+
+// fileUsage returns the bytes info's file occupies on disk, and its inode
+// identity when it has other names (to count it once).
+func fileUsage(info fs.FileInfo) (used int64, key [2]uint64, shared bool) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return info.Size(), key, false
+	}
+	return st.Blocks * 512, [2]uint64{uint64(st.Dev), st.Ino}, st.Nlink > 1 && !info.IsDir()
+}
+
+// allocatedBytes returns the bytes info's file occupies on disk, or 0 when
+// unknown.
+func allocatedBytes(info fs.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return 0
+}
+
+// twoCPUs returns two CPUs this process may run on, or false.
+func twoCPUs() (a, b string, ok bool) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return "", "", false
+	}
+	var cpus []string
+	for i := 0; i < len(set)*64 && len(cpus) < 2; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, strconv.Itoa(i))
+		}
+	}
+	if len(cpus) < 2 {
+		return "", "", false
+	}
+	return cpus[0], cpus[1], true
+}

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package bench
+
+import (
+	"io/fs"
+	"os"
+)
+
+// The benchmark harness measures with Linux facilities (rusage peak RSS,
+// block counts, CPU affinity); elsewhere these report nothing, and a run's
+// figures lack them.
+
+func syncDisks() {}
+
+func maxRSSKiB(*os.ProcessState) int64 { return 0 }
+
+func fileUsage(info fs.FileInfo) (used int64, key [2]uint64, shared bool) {
+	return info.Size(), key, false
+}
+
+func allocatedBytes(fs.FileInfo) int64 { return 0 }
+
+func twoCPUs() (a, b string, ok bool) { return "", "", false }

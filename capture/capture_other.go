@@ -1,0 +1,23 @@
+//go:build !linux
+
+package capture
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"smp/cas/manifest"
+)
+
+// runCapture is not implemented here: the walker opens every name relative
+// to its parent's descriptor with Linux calls (openat2, getdents,
+// listxattrat).
+func runCapture(context.Context, Store, Options, *selection, []string) (*Result, error) {
+	return nil, fmt.Errorf("capture is not supported on %s yet", runtime.GOOS)
+}
+
+// Ingest is not implemented here: it checks store objects with Linux calls.
+func Ingest(context.Context, Store, *manifest.Record, string) (*IngestResult, error) {
+	return nil, fmt.Errorf("ingest is not supported on %s yet", runtime.GOOS)
+}
