@@ -1,5 +1,10 @@
 package repo
 
+import (
+	"smp/cas"
+	"smp/index"
+)
+
 // SetRebuildHook sets the hook RebuildIndex calls at named points (an
 // error there stops it, as a crash would) and returns a function that
 // clears it.
@@ -7,3 +12,9 @@ func SetRebuildHook(f func(point string) error) func() {
 	rebuildHook = f
 	return func() { rebuildHook = nil }
 }
+
+// Index is the store's index, for tests that inspect it.
+func (r *Repo) Index() *index.Index { return r.ix }
+
+// Packs is the store's packs, for tests that inspect or damage them.
+func (r *Repo) Packs() *cas.PackDir { return r.packs }

@@ -5,15 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"slices"
 	"time"
 
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/storage"
 )
 
 // Garbage collection frees the blobs no live record reaches: chunks, trees
@@ -338,11 +337,11 @@ func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.I
 		now = opts.Now()
 	}
 	for id := range packs {
-		st, err := os.Stat(r.packs.Path(id))
+		info, err := r.packs.Info(id)
 		if err != nil {
 			continue // a missing pack holds nothing to keep; gcDeleteRetired and verify report it
 		}
-		if now.Sub(st.ModTime()) < opts.Grace {
+		if now.Sub(info.Created) < opts.Grace {
 			young[id] = true
 		}
 	}
@@ -430,9 +429,9 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{})
 	if err != nil {
 		return problem(err)
 	}
-	var f *os.File
+	var f storage.Object
 	if !w.dry {
-		if f, err = os.Open(r.packs.Path(id)); err != nil {
+		if f, err = r.packs.Open(id); err != nil {
 			return problem(err)
 		}
 		defer f.Close()
@@ -540,7 +539,7 @@ func (r *Repo) gcDeleteRetired(rep *GCReport, rewritten map[cas.ID]bool) error {
 				continue
 			}
 			if !rep.DryRun {
-				if err := os.Remove(r.packs.Path(p.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if err := r.packs.Remove(p.id); err != nil && !errors.Is(err, cas.ErrNotFound) {
 					return fmt.Errorf("gc: delete pack: %w", err)
 				}
 			}
@@ -602,7 +601,7 @@ func (r *Repo) gcUnindexed(rep *GCReport, packs map[cas.ID]*gcPack) error {
 			continue
 		}
 		if !rep.DryRun {
-			if err := os.Remove(r.packs.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := r.packs.Remove(id); err != nil && !errors.Is(err, cas.ErrNotFound) {
 				return fmt.Errorf("gc: delete pack: %w", err)
 			}
 		}
