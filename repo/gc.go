@@ -78,11 +78,12 @@ type GCOptions struct {
 	// live blobs / bytes of its data area) is below it, 0 to 1. A pack with
 	// no live blob is always deleted; 0 rewrites nothing.
 	RepackBelow float64
-	// Grace keeps every blob of a pack younger than this (by its file's
-	// mtime), live or not: the uploads of a capture that has not committed
+	// Grace keeps every blob of a pack younger than this (by its creation
+	// time in the storage), live or not: the uploads of a capture that has not committed
 	// yet, which a re-run of an interrupted capture reuses. 0 keeps none.
 	Grace time.Duration
-	// Now is the clock Grace is measured with (default time.Now).
+	// Now is the clock Grace is measured with (default the storage's,
+	// which stamped the packs).
 	Now func() time.Time
 	// Pinned, when set, is called once after marking: every blob it yields
 	// is kept, as chunks an open capture session was told the store holds
@@ -332,9 +333,13 @@ func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.I
 	if opts.Grace <= 0 {
 		return young, nil
 	}
-	now := time.Now()
+	var now time.Time
 	if opts.Now != nil {
 		now = opts.Now()
+	} else if t, err := r.st.Now(context.Background()); err == nil {
+		now = t // ages are read by the storage's clock: compare with it
+	} else {
+		return nil, fmt.Errorf("gc: read the storage's clock: %w", err)
 	}
 	for id := range packs {
 		info, err := r.packs.Info(id)

@@ -19,7 +19,8 @@ import (
 // packPrefix is where packs are named in the storage.
 const packPrefix = "packs/"
 
-// openStorage opens the objects of the store in dir.
-func openStorage(dir string) (storage.Storage, error) {
+// openStorage opens the objects of the store in dir; a test replaces it
+// to run a store over another storage (see export_test.go).
+var openStorage = func(dir string) (storage.Storage, error) {
 	return local.Open(dir, local.Options{TempDir: packPrefix + "tmp"})
 }
