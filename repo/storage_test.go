@@ -119,3 +119,37 @@ func TestStoreOverPlainStorage(t *testing.T) {
 		t.Fatalf("Verify after reopen = %+v, %v", rep, err)
 	}
 }
+
+// TestPackSymlinkNotFollowed: a pack replaced by a symbolic link (someone
+// with write access to the store's directory pointing it at a file of
+// their choice) is not read through the link: the blob is unreadable, and
+// verify reports it damaged, instead of serving the link target's bytes.
+func TestPackSymlinkNotFollowed(t *testing.T) {
+	dir := newStore(t)
+	r := openStore(t, dir)
+	f := newFixture(t, r, "PC1", time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC))
+	loc := mustLookup(t, r, f.b1)
+	path := r.Packs().Path(loc.Pack)
+	outside := filepath.Join(t.TempDir(), "planted.pack")
+	if err := os.Rename(path, outside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, path); err != nil {
+		t.Fatal(err)
+	}
+	r.Packs().Close() // no descriptor of the file opened before
+	if got, err := r.ReadChunk(f.b1, nil); err == nil {
+		t.Fatalf("ReadChunk read %d bytes through a symbolic link", len(got))
+	}
+	recs, err := r.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify(recs, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damaged) == 0 {
+		t.Error("verify does not report the blobs of a symlinked pack")
+	}
+}
