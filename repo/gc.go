@@ -79,8 +79,9 @@ type GCOptions struct {
 	// no live blob is always deleted; 0 rewrites nothing.
 	RepackBelow float64
 	// Grace keeps every blob of a pack younger than this (by its creation
-	// time in the storage), live or not: the uploads of a capture that has not committed
-	// yet, which a re-run of an interrupted capture reuses. 0 keeps none.
+	// time in the storage), live or not: the uploads of a capture that has
+	// not committed yet, which a re-run of an interrupted capture reuses.
+	// 0 keeps none.
 	Grace time.Duration
 	// Now is the clock Grace is measured with (default the storage's,
 	// which stamped the packs).
