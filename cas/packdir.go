@@ -3,27 +3,30 @@ package cas
 import (
 	"bufio"
 	"container/list"
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
+
+	"smp/storage"
+	"smp/storage/local"
 )
 
-// PackDir is the directory of pack files of a store:
+// PackDir is the pack files of a store, kept in a storage.Storage:
 //
 //	packs/<first two hex digits>/<pack id>.pack
-//	packs/tmp/<random>.tmp   (packs being written; never read)
 //
-// A pack becomes visible under its final name only after its trailer is
-// written and the file and its directory are fsynced, so a crash leaves at
-// most a stray temporary file. PackDir is safe for concurrent use.
+// (the names are relative to the storage, under the PackDir's prefix). A
+// pack is written as a stream (storage.NewWriter: on a local directory a
+// temporary file, fsynced and renamed) and becomes visible under its final
+// name only after its trailer is written and it is durable, so a crash
+// leaves at most a stray temporary object. PackDir is safe for concurrent
+// use. Its methods take no context: the local storage ignores it.
 type PackDir struct {
-	dir string
+	st     storage.Storage
+	prefix string
 
 	mu    sync.Mutex
 	open  map[ID]*list.Element // of *openPack, LRU bounded by maxOpen
@@ -33,105 +36,101 @@ type PackDir struct {
 
 type openPack struct {
 	id   ID
-	f    *os.File
+	obj  storage.Object
 	size int64
 	refs int
 }
 
-// NewPackDir returns the pack directory at dir, creating it when missing.
+// NewPacks returns the packs kept in st under prefix ("packs/" in a store).
+// Close drops cached handles but leaves st open: its owner closes it.
+func NewPacks(st storage.Storage, prefix string) *PackDir {
+	return &PackDir{st: st, prefix: prefix, open: map[ID]*list.Element{}, lru: list.New(), limit: 64}
+}
+
+// NewPackDir returns the packs of the local directory dir (packs at
+// dir/xx/id.pack, temporary files in dir/tmp), creating it when missing:
+// for tools and tests that look at a store's pack directory alone.
 func NewPackDir(dir string) (*PackDir, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pack directory: %w", err)
 	}
-	return &PackDir{dir: dir, open: map[ID]*list.Element{}, lru: list.New(), limit: 64}, nil
+	st, err := local.Open(dir, local.Options{TempDir: "tmp"})
+	if err != nil {
+		return nil, fmt.Errorf("create pack directory: %w", err)
+	}
+	return NewPacks(st, ""), nil
 }
 
-// Path returns where pack id lives.
-func (d *PackDir) Path(id ID) string {
+// Name returns the storage name of pack id.
+func (d *PackDir) Name(id ID) string {
 	s := id.String()
-	return filepath.Join(d.dir, s[:2], s+".pack")
+	return d.prefix + s[:2] + "/" + s + ".pack"
 }
 
-// PendingPack is a pack being written to a temporary file.
+// Path returns the local file of pack id, for tests and for messages that
+// name a damaged file; "" when the storage is not a local directory.
+func (d *PackDir) Path(id ID) string {
+	if l, ok := d.st.(interface{ Path(string) string }); ok {
+		return l.Path(d.Name(id))
+	}
+	return ""
+}
+
+// missing maps the storage's not-found to ErrNotFound, naming the pack.
+func missing(id ID, op string, err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("pack %s is missing: %w", id.Short(), ErrNotFound)
+	}
+	return fmt.Errorf("%s pack %s: %w", op, id.Short(), err)
+}
+
+// PendingPack is a pack being written.
 type PendingPack struct {
 	*PackWriter
 	dir *PackDir
-	f   *os.File
+	w   storage.Writer
 	buf *bufio.Writer
 }
 
-// Create starts a new pack in a temporary file.
+// Create starts a new pack.
 func (d *PackDir) Create() (*PendingPack, error) {
-	var rnd [12]byte
-	_, _ = rand.Read(rnd[:])
-	f, err := os.OpenFile(filepath.Join(d.dir, "tmp", hex.EncodeToString(rnd[:])+".tmp"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	sw, err := storage.NewWriter(context.Background(), d.st)
 	if err != nil {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}
-	buf := bufio.NewWriterSize(f, 1<<20)
+	buf := bufio.NewWriterSize(sw, 1<<20)
 	w, err := NewPackWriter(buf)
 	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		sw.Abort()
 		return nil, err
 	}
-	return &PendingPack{PackWriter: w, dir: d, f: f, buf: buf}, nil
+	return &PendingPack{PackWriter: w, dir: d, w: sw, buf: buf}, nil
 }
 
 // Unwritten returns an upper bound of the bytes Commit still writes to
-// the file: what is buffered, and the trailer.
+// the storage's writer: what is buffered, and the trailer.
 func (p *PendingPack) Unwritten() int64 {
 	return int64(p.buf.Buffered()) + int64(p.Count())*PackEntrySize + PackFooterSize
 }
 
 // Abort discards the pack.
-func (p *PendingPack) Abort() {
-	p.f.Close()
-	os.Remove(p.f.Name())
-}
+func (p *PendingPack) Abort() { p.w.Abort() }
 
-// Commit writes the trailer, fsyncs and renames the pack to its final name.
-// Only after Commit returns may the pack's blobs be indexed.
+// Commit writes the trailer and stores the pack durably under its final
+// name. Only after Commit returns may the pack's blobs be indexed.
 func (p *PendingPack) Commit() (ID, []PackEntry, int64, error) {
 	id, entries, err := p.Finish()
 	if err == nil {
 		err = p.buf.Flush()
 	}
-	if err == nil {
-		err = p.f.Sync()
-	}
-	if cerr := p.f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		os.Remove(p.f.Name())
+		p.w.Abort()
 		return ID{}, nil, 0, fmt.Errorf("write pack: %w", err)
 	}
-	final := p.dir.Path(id)
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		os.Remove(p.f.Name())
-		return ID{}, nil, 0, fmt.Errorf("create pack directory: %w", err)
-	}
-	if err := os.Rename(p.f.Name(), final); err != nil {
-		os.Remove(p.f.Name())
-		return ID{}, nil, 0, fmt.Errorf("rename pack into place: %w", err)
-	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		return ID{}, nil, 0, err
+	if err := p.w.Commit(context.Background(), p.dir.Name(id)); err != nil {
+		return ID{}, nil, 0, fmt.Errorf("write pack: %w", err)
 	}
 	return id, entries, int64(p.Size()), nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // acquire returns an open handle to pack id from a small LRU of descriptors,
@@ -146,27 +145,19 @@ func (d *PackDir) acquire(id ID) (*openPack, error) {
 		return op, nil
 	}
 	d.mu.Unlock()
-	f, err := os.Open(d.Path(id))
+	obj, err := storage.Open(context.Background(), d.st, d.Name(id))
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("pack %s is missing: %w", id.Short(), ErrNotFound)
-		}
-		return nil, fmt.Errorf("open pack %s: %w", id.Short(), err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat pack %s: %w", id.Short(), err)
+		return nil, missing(id, "open", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if el, ok := d.open[id]; ok { // lost a race; use the winner's handle
-		f.Close()
+		obj.Close()
 		op := el.Value.(*openPack)
 		op.refs++
 		return op, nil
 	}
-	op := &openPack{id: id, f: f, size: st.Size(), refs: 1}
+	op := &openPack{id: id, obj: obj, size: obj.Size(), refs: 1}
 	d.open[id] = d.lru.PushFront(op)
 	for d.lru.Len() > d.limit {
 		back := d.lru.Back()
@@ -176,7 +167,7 @@ func (d *PackDir) acquire(id ID) (*openPack, error) {
 		}
 		d.lru.Remove(back)
 		delete(d.open, victim.id)
-		victim.f.Close()
+		victim.obj.Close()
 	}
 	return op, nil
 }
@@ -197,7 +188,7 @@ func (d *PackDir) ReadBlob(id ID, e PackEntry, h *Hasher, buf []byte) ([]byte, e
 	if e.Offset+uint64(e.StoredLen) > uint64(op.size) {
 		return nil, fmt.Errorf("blob %s lies beyond the end of pack %s (truncated pack): %w", e.ID.Short(), id.Short(), ErrCorrupt)
 	}
-	return ReadBlob(op.f, e, h, buf)
+	return ReadBlob(op.obj, e, h, buf)
 }
 
 // ReadStored reads blob e of pack id as stored (compressed or raw) without
@@ -219,7 +210,7 @@ func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
 		buf = make([]byte, e.StoredLen)
 	}
 	buf = buf[:e.StoredLen]
-	if err := readFull(op.f, buf, e); err != nil {
+	if err := readFull(op.obj, buf, e); err != nil {
 		return nil, err
 	}
 	return buf, nil
@@ -227,31 +218,45 @@ func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
 
 // Stat returns the size of pack id.
 func (d *PackDir) Stat(id ID) (int64, error) {
-	st, err := os.Stat(d.Path(id))
+	info, err := d.Info(id)
+	return info.Size, err
+}
+
+// Info returns the size of pack id and when it was written, by the
+// storage's clock.
+func (d *PackDir) Info(id ID) (storage.Info, error) {
+	info, err := d.st.Stat(context.Background(), d.Name(id))
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, fmt.Errorf("pack %s is missing: %w", id.Short(), ErrNotFound)
-		}
-		return 0, fmt.Errorf("stat pack %s: %w", id.Short(), err)
+		return storage.Info{}, missing(id, "stat", err)
 	}
-	return st.Size(), nil
+	return info, nil
+}
+
+// Open returns a handle for reading pack id, which the caller closes.
+func (d *PackDir) Open(id ID) (storage.Object, error) {
+	obj, err := storage.Open(context.Background(), d.st, d.Name(id))
+	if err != nil {
+		return nil, missing(id, "open", err)
+	}
+	return obj, nil
+}
+
+// Remove deletes pack id; a missing pack is ErrNotFound.
+func (d *PackDir) Remove(id ID) error {
+	if err := d.st.Delete(context.Background(), d.Name(id)); err != nil {
+		return missing(id, "delete", err)
+	}
+	return nil
 }
 
 // ReadTrailer reads the trailer of pack id.
 func (d *PackDir) ReadTrailer(id ID) ([]PackEntry, error) {
-	f, err := os.Open(d.Path(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("pack %s is missing: %w", id.Short(), ErrNotFound)
-	}
+	obj, err := d.Open(id)
 	if err != nil {
-		return nil, fmt.Errorf("open pack %s: %w", id.Short(), err)
+		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat pack %s: %w", id.Short(), err)
-	}
-	entries, got, err := ReadTrailer(f, st.Size())
+	defer obj.Close()
+	entries, got, err := ReadTrailer(obj, obj.Size())
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}
@@ -261,40 +266,31 @@ func (d *PackDir) ReadTrailer(id ID) ([]PackEntry, error) {
 	return entries, nil
 }
 
-// Walk calls fn for every committed pack with its size, in no set order.
+// Walk calls fn for every committed pack with its size, in ascending ID
+// order. Objects under the prefix that are not named as packs are skipped
+// (verify reports stray files separately).
 func (d *PackDir) Walk(fn func(id ID, size int64) error) error {
-	return filepath.WalkDir(d.dir, func(path string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if de.IsDir() {
-			if de.Name() == "tmp" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		name, ok := strings.CutSuffix(de.Name(), ".pack")
+	return storage.Walk(context.Background(), d.st, d.prefix, func(info storage.Info) error {
+		base := info.Name[strings.LastIndexByte(info.Name, '/')+1:]
+		name, ok := strings.CutSuffix(base, ".pack")
 		if !ok {
 			return nil
 		}
 		id, err := ParseID(name)
 		if err != nil {
-			return nil // not ours; verify reports stray files separately
+			return nil
 		}
-		info, err := de.Info()
-		if err != nil {
-			return err
-		}
-		return fn(id, info.Size())
+		return fn(id, info.Size)
 	})
 }
 
-// Close closes every cached descriptor.
+// Close closes every cached handle (the PackDir stays usable: handles
+// are opened again as needed), not the storage.
 func (d *PackDir) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, el := range d.open {
-		el.Value.(*openPack).f.Close()
+		el.Value.(*openPack).obj.Close()
 		delete(d.open, id)
 	}
 	d.lru.Init()

@@ -101,9 +101,11 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 	if err := sysfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
-	if _, err := cas.NewPackDir(filepath.Join(dir, "packs")); err != nil {
+	st, err := openStorage(dir) // creates packs/ and packs/tmp
+	if err != nil {
 		return nil, err
 	}
+	st.Close()
 	return cfg, nil
 }
 

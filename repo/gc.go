@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"slices"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"smp/cas/manifest"
 	"smp/index"
 	"smp/repo/report"
+	"smp/storage"
 )
 
 // Garbage collection frees the blobs no live record reaches: chunks, trees
@@ -80,11 +79,13 @@ type GCOptions struct {
 	// live blobs / bytes of its data area) is below it, 0 to 1. A pack with
 	// no live blob is always deleted; 0 rewrites nothing.
 	RepackBelow float64
-	// Grace keeps every blob of a pack younger than this (by its file's
-	// mtime), live or not: the uploads of a capture that has not committed
-	// yet, which a re-run of an interrupted capture reuses. 0 keeps none.
+	// Grace keeps every blob of a pack younger than this (by its creation
+	// time in the storage), live or not: the uploads of a capture that has
+	// not committed yet, which a re-run of an interrupted capture reuses.
+	// 0 keeps none.
 	Grace time.Duration
-	// Now is the clock Grace is measured with (default time.Now).
+	// Now is the clock Grace is measured with (default the storage's,
+	// which stamped the packs).
 	Now func() time.Time
 	// Pinned, when set, is called once after marking: every blob it yields
 	// is kept, as chunks an open capture session was told the store holds
@@ -356,16 +357,20 @@ func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.I
 	if opts.Grace <= 0 {
 		return young, nil
 	}
-	now := time.Now()
+	var now time.Time
 	if opts.Now != nil {
 		now = opts.Now()
+	} else if t, err := r.st.Now(context.Background()); err == nil {
+		now = t // ages are read by the storage's clock: compare with it
+	} else {
+		return nil, fmt.Errorf("gc: read the storage's clock: %w", err)
 	}
 	for id := range packs {
-		st, err := os.Stat(r.packs.Path(id))
+		info, err := r.packs.Info(id)
 		if err != nil {
 			continue // a missing pack holds nothing to keep; gcDeleteRetired and verify report it
 		}
-		if now.Sub(st.ModTime()) < opts.Grace {
+		if now.Sub(info.Created) < opts.Grace {
 			young[id] = true
 		}
 	}
@@ -429,9 +434,9 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{})
 	if err != nil {
 		return problem(err)
 	}
-	var f *os.File
+	var f storage.Object
 	if !w.dry {
-		if f, err = os.Open(r.packs.Path(id)); err != nil {
+		if f, err = r.packs.Open(id); err != nil {
 			return problem(err)
 		}
 		defer f.Close()
@@ -539,7 +544,7 @@ func (r *Repo) gcDeleteRetired(rep *GCReport, rewritten map[cas.ID]bool) error {
 				continue
 			}
 			if !rep.DryRun {
-				if err := os.Remove(r.packs.Path(p.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if err := r.packs.Remove(p.id); err != nil && !errors.Is(err, cas.ErrNotFound) {
 					return fmt.Errorf("gc: delete pack: %w", err)
 				}
 			}
@@ -601,7 +606,7 @@ func (r *Repo) gcUnindexed(rep *GCReport, packs map[cas.ID]*gcPack) error {
 			continue
 		}
 		if !rep.DryRun {
-			if err := os.Remove(r.packs.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := r.packs.Remove(id); err != nil && !errors.Is(err, cas.ErrNotFound) {
 				return fmt.Errorf("gc: delete pack: %w", err)
 			}
 		}

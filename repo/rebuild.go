@@ -68,10 +68,12 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 	if err := os.RemoveAll(newDir); err != nil { // left by an interrupted rebuild
 		return nil, fmt.Errorf("remove an unfinished rebuild: %w", err)
 	}
-	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
+	st, err := openStorage(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer st.Close()
+	packs := cas.NewPacks(st, packPrefix)
 	defer packs.Close()
 	ix, err := index.Open(newDir)
 	if err != nil {

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"smp/cas/manifest"
 	"smp/index"
 	"smp/internal/sysfile"
+	"smp/storage"
 )
 
 // ErrLocked is returned when another process holds the store.
@@ -28,6 +30,7 @@ type Repo struct {
 	Hasher *cas.Hasher
 
 	lock     *os.File
+	st       storage.Storage // the store's objects; see storage.go
 	packs    *cas.PackDir
 	ix       *index.Index
 	readOnly bool // opened by OpenReadOnly: AddBlob refuses
@@ -92,16 +95,16 @@ func Open(dir string) (*Repo, error) { return open(dir, false) }
 func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
 
 func open(dir string, readOnly bool) (*Repo, error) {
-	cfg, lock, packs, err := openLocked(dir)
+	cfg, lock, st, err := openLocked(dir)
 	if err != nil {
 		return nil, err
 	}
-	return finishOpen(dir, cfg, lock, packs, readOnly)
+	return finishOpen(dir, cfg, lock, st, readOnly)
 }
 
 // openLocked reads the store's config and takes its lock: everything of
 // an open but the index.
-func openLocked(dir string) (*Config, *os.File, *cas.PackDir, error) {
+func openLocked(dir string) (*Config, *os.File, storage.Storage, error) {
 	cfg, err := readConfig(dir)
 	if err != nil {
 		return nil, nil, nil, err
@@ -110,29 +113,31 @@ func openLocked(dir string) (*Config, *os.File, *cas.PackDir, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	packs, err := cas.NewPackDir(filepath.Join(dir, "packs"))
+	st, err := openStorage(dir)
 	if err != nil {
 		lock.Close()
 		return nil, nil, nil, err
 	}
-	return cfg, lock, packs, nil
+	return cfg, lock, st, nil
 }
 
 // finishOpen opens the index of a store openLocked opened and returns the
-// Repo, which then owns lock and packs; on error it releases them.
-func finishOpen(dir string, cfg *Config, lock *os.File, packs *cas.PackDir, readOnly bool) (*Repo, error) {
+// Repo, which then owns lock and st; on error it releases them.
+func finishOpen(dir string, cfg *Config, lock *os.File, st storage.Storage, readOnly bool) (*Repo, error) {
 	// Before the index: an index open refused for lack of space must not
 	// keep the space a killed writer's packs hold.
-	removeStaleTemp(dir)
+	removeStaleTemp(st)
+	packs := cas.NewPacks(st, packPrefix)
 	ix, err := openIndex(dir, packs, readOnly)
 	if err != nil {
 		packs.Close()
+		st.Close()
 		lock.Close()
 		return nil, err
 	}
 	r := &Repo{
 		Dir: dir, Config: cfg, Hasher: hasherOf(cfg),
-		lock: lock, packs: packs, ix: ix, readOnly: readOnly,
+		lock: lock, st: st, packs: packs, ix: ix, readOnly: readOnly,
 		pending: map[cas.BlobKey]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
 		doneSet: map[uint64]bool{},
@@ -176,14 +181,14 @@ type Deferred struct {
 // waiting for Badger first (about 20 ms, a tenth of such a capture on the
 // bench corpus). Repo waits for the open; Close must be called either way.
 func OpenDeferred(dir string) (*Deferred, error) {
-	cfg, lock, packs, err := openLocked(dir)
+	cfg, lock, st, err := openLocked(dir)
 	if err != nil {
 		return nil, err
 	}
 	d := &Deferred{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
-		d.repo, d.err = finishOpen(dir, cfg, lock, packs, false)
+		d.repo, d.err = finishOpen(dir, cfg, lock, st, false)
 	}()
 	return d, nil
 }
@@ -312,14 +317,11 @@ func lockStore(dir string) (*os.File, error) {
 
 // removeStaleTemp deletes packs that a killed process left half-written;
 // holding the store's lock proves no one is still writing them (every
-// writer holds it from open to close).
-func removeStaleTemp(dir string) {
-	tmp := filepath.Join(dir, "packs", "tmp")
-	entries, _ := os.ReadDir(tmp)
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".tmp") {
-			os.Remove(filepath.Join(tmp, e.Name()))
-		}
+// writer holds it from open to close). What cannot be removed now is
+// tried again at the next open.
+func removeStaleTemp(st storage.Storage) {
+	if sw, ok := st.(storage.Sweeper); ok {
+		_ = sw.RemoveTemporary(context.Background())
 	}
 }
 
@@ -332,6 +334,7 @@ func (r *Repo) Close() error {
 	r.abortOpen()
 	err := r.ix.Close()
 	r.packs.Close()
+	r.st.Close()
 	r.lock.Close()
 	return err
 }
@@ -739,11 +742,13 @@ func (r *Repo) RemoveRecord(id cas.ID) error {
 	return nil
 }
 
-// Index exposes the index to maintenance commands (stats, verify).
-func (r *Repo) Index() *index.Index { return r.ix }
-
-// Packs exposes the pack directory to maintenance commands.
-func (r *Repo) Packs() *cas.PackDir { return r.packs }
+// ReadStored reads the blob at loc as stored (compressed or raw), neither
+// decompressed nor verified: a server passes it on to a client, which
+// verifies what it receives. Reading many in pack order (loc.Pack, then
+// loc.Offset) keeps the reads sequential. The result may alias buf.
+func (r *Repo) ReadStored(loc index.Location, buf []byte) ([]byte, error) {
+	return r.packs.ReadStored(loc.Pack, loc.PackEntry, buf)
+}
 
 // Has reports whether blob id of type t is indexed.
 func (r *Repo) Has(t cas.BlobType, id cas.ID) (bool, error) { return r.ix.Has(t, id) }

@@ -182,21 +182,25 @@ func (f *corruptFix) readLayout(t *testing.T) {
 	defer r.Close()
 	f.hasher, f.params = r.Hasher, r.ChunkerParams()
 	f.loc = map[cas.ID]index.Location{}
-	if err := r.Index().Blobs(func(l index.Location) error { f.loc[l.ID] = l; return nil }); err != nil {
+	f.packs = map[cas.ID]corruptPack{}
+	pd, err := cas.NewPackDir(filepath.Join(f.store, "packs"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	f.packs = map[cas.ID]corruptPack{}
-	err = r.Packs().Walk(func(id cas.ID, size int64) error {
-		entries, err := r.Packs().ReadTrailer(id)
+	defer pd.Close()
+	err = pd.Walk(func(id cas.ID, size int64) error {
+		entries, err := pd.ReadTrailer(id)
 		if err != nil {
 			return err
 		}
 		p := corruptPack{size: size, entries: entries}
 		for _, e := range entries {
 			p.meta = p.meta || e.Type != cas.BlobData
-			if l, ok := f.loc[e.ID]; !ok || l.Pack != id {
-				return fmt.Errorf("blob %s of pack %s is indexed elsewhere", e.ID.Short(), id.Short())
+			l, err := r.Lookup(e.Type, e.ID)
+			if err != nil || l.Pack != id {
+				return fmt.Errorf("blob %s of pack %s is indexed elsewhere (%v)", e.ID.Short(), id.Short(), err)
 			}
+			f.loc[e.ID] = l
 		}
 		f.packs[id] = p
 		return nil

@@ -213,7 +213,7 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 	var served int64
 	defer func() { s.metrics.Served(served) }()
 	for _, loc := range locs {
-		stored, err := s.opts.Repo.Packs().ReadStored(loc.Pack, loc.PackEntry, buf)
+		stored, err := s.opts.Repo.ReadStored(loc, buf)
 		if err != nil {
 			// The answer has begun: cut it so the client sees a truncated
 			// stream rather than a short, well-formed one.
