@@ -431,3 +431,75 @@ func TestEncryptedVerifyReportsFlippedByte(t *testing.T) {
 		t.Errorf("damage %+v does not name victim.bin or the failed authentication", dmg)
 	}
 }
+
+// TestEncryptedIngestAndRepair: on an encrypted store, smp ingest turns a
+// hard-link record into a sealed one (after which, its links gone, no file
+// of the store holds a sentinel), and verify --repair-from rewrites a
+// chunk whose ciphertext was damaged, sealed, from the user's files.
+func TestEncryptedIngestAndRepair(t *testing.T) {
+	ctx := context.Background()
+	kr := testKeyring(t)
+	dir := initEncrypted(t)
+	sec := &secrets{}
+	src, pc := sentinelTree(t, sec)
+	st, err := Open(ctx, dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Capture(ctx, CaptureOptions{Options: capture.Options{Computer: pc, Root: src, Hardlink: capture.HardlinkAlways}})
+	if err != nil {
+		t.Fatalf("hard-link capture: %v", err)
+	}
+	st.Close()
+	d, err := OpenDirWith("ingest", dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := d.Ingest(ctx, res.ID.String())
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	rec, err := d.FindRecord(ctx, ir.ID.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreAndCompare(t, d, rec, src)
+	d.Close()
+	checkNoPlaintext(t, "after ingest", dir, sec)
+
+	// Damage the largest pack (a data pack: the random blocks) inside its
+	// first blob's ciphertext.
+	var largest string
+	var size int64
+	filepath.WalkDir(filepath.Join(dir, "packs"), func(p string, e fs.DirEntry, err error) error {
+		if info, ierr := e.Info(); err == nil && ierr == nil && strings.HasSuffix(p, ".pack") && info.Size() > size {
+			largest, size = p, info.Size()
+		}
+		return nil
+	})
+	b, err := os.ReadFile(largest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[cas.PackHeaderSize+cas.SealOverhead+100] ^= 0x10
+	if err := os.WriteFile(largest, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err = OpenDirWith("verify", dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	v, err := d.Verify(VerifyOptions{RepairFrom: []string{src}})
+	if err != nil {
+		t.Fatalf("verify --repair-from: %v", err)
+	}
+	if len(v.Report.Damaged) != 1 || v.Repair == nil || len(v.Repair.Repaired) != 1 || len(v.Remaining) != 0 {
+		t.Fatalf("damaged %+v, repair %+v, remaining %+v: want one chunk damaged and repaired", v.Report.Damaged, v.Repair, v.Remaining)
+	}
+	v, err = d.Verify(VerifyOptions{ReadData: true})
+	if err != nil || len(v.Report.Damaged) != 0 {
+		t.Fatalf("verify after repair: %v, %+v", err, v.Report.Damaged)
+	}
+	restoreAndCompare(t, d, rec, src)
+}
