@@ -45,6 +45,10 @@ type Index struct {
 // ErrReadOnly is returned by every write to an index opened read-only.
 var ErrReadOnly = errors.New("the index was opened read-only")
 
+// ErrWrongKey is returned when an index is encrypted under another key
+// than Options.EncryptionKey (or is encrypted and none was given).
+var ErrWrongKey = errors.New("the index is encrypted under another key")
+
 // ReadOnly reports whether ix was opened with OpenReadOnly.
 func (ix *Index) ReadOnly() bool { return ix.readOnly }
 
@@ -117,6 +121,9 @@ func open(dir string, create, readOnly bool, o Options) (*Index, error) {
 		opts = opts.WithEncryptionKey(o.EncryptionKey)
 	}
 	db, err := badger.Open(withChecks(opts))
+	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		return nil, fmt.Errorf("open index: %w", ErrWrongKey)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}

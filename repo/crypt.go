@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"smp/cas"
 	"smp/index"
@@ -26,6 +27,23 @@ type Options struct {
 type crypt struct {
 	sealer *cas.Sealer
 	index  index.Options
+	// older are the index options of the keyring's other master keys: an
+	// index stays under the key that was current when it was built until
+	// it is rebuilt (smp index rebuild), so a rotation does not lock it.
+	older []index.Options
+}
+
+// openIndexWith opens an index with open under the current key, or under
+// the key it was built with when that is an older one of the keyring.
+func (c crypt) openIndexWith(open func(index.Options) (*index.Index, error)) (*index.Index, error) {
+	ix, err := open(c.index)
+	for _, o := range c.older {
+		if !errors.Is(err, index.ErrWrongKey) {
+			break
+		}
+		ix, err = open(o)
+	}
+	return ix, err
 }
 
 // cryptOf returns the sealer and index options of the store cfg describes.
@@ -45,5 +63,18 @@ func cryptOf(dir string, cfg *Config, o Options) (crypt, error) {
 	if err != nil {
 		return crypt{}, fmt.Errorf("%s: %w", dir, err)
 	}
-	return crypt{sealer: s, index: index.Options{EncryptionKey: k[:]}}, nil
+	c := crypt{sealer: s, index: index.Options{EncryptionKey: k[:]}}
+	ids := o.Keyring.IDs()
+	slices.Sort(ids)
+	for _, id := range slices.Backward(ids) { // newest first
+		if id == cur {
+			continue
+		}
+		k, err := o.Keyring.Subkey(id, "index")
+		if err != nil {
+			return crypt{}, fmt.Errorf("%s: %w", dir, err)
+		}
+		c.older = append(c.older, index.Options{EncryptionKey: k[:]})
+	}
+	return c, nil
 }

@@ -138,7 +138,7 @@ func finishOpen(dir string, cfg *Config, c crypt, lock *os.File, st storage.Stor
 	// keep the space a killed writer's packs hold.
 	removeStaleTemp(st)
 	packs := cas.NewPacks(st, packPrefix).Seal(c.sealer)
-	ix, err := openIndex(dir, packs, readOnly, c.index)
+	ix, err := openIndex(dir, packs, readOnly, c)
 	if err != nil {
 		packs.Close()
 		st.Close()
@@ -235,14 +235,14 @@ var ErrIndexLost = errors.New("index is missing")
 // written only through an open Repo), so packs beside a missing or new
 // index mean the index was lost (deleted, or an interrupted rebuild). Its
 // errors are one line and say how to recover.
-func openIndex(dir string, packs *cas.PackDir, readOnly bool, o index.Options) (*index.Index, error) {
+func openIndex(dir string, packs *cas.PackDir, readOnly bool, c crypt) (*index.Index, error) {
 	ixDir := filepath.Join(dir, "index")
 	if readOnly {
-		if ix, err := index.OpenReadOnly(ixDir, o); err == nil {
+		if ix, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenReadOnly(ixDir, o) }); err == nil {
 			return ix, nil
 		} // a writable open creates, repairs or explains it
 	}
-	ix, err := index.OpenExisting(ixDir, o)
+	ix, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenExisting(ixDir, o) })
 	if errors.Is(err, index.ErrNoIndex) {
 		var found bool
 		found, err = hasPacks(packs)
@@ -252,13 +252,15 @@ func openIndex(dir string, packs *cas.PackDir, readOnly bool, o index.Options) (
 		case found:
 			return nil, fmt.Errorf("%s holds packs but its index is missing or empty, so the store would look empty: run smp index rebuild --store %s: %w", dir, dir, ErrIndexLost)
 		}
-		ix, err = index.Open(ixDir, o)
+		ix, err = index.Open(ixDir, c.index)
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, oneLineError{err} // names the store's index; no rebuild advice
 		}
-		if errors.Is(err, index.ErrDamaged) {
+		if errors.Is(err, index.ErrWrongKey) {
+			err = fmt.Errorf("%s: %w: open it with the store's own key", dir, err)
+		} else if errors.Is(err, index.ErrDamaged) {
 			err = fmt.Errorf("%w: run smp index rebuild --store %s (it rebuilds the index from the packs)", err, dir)
 		} else {
 			err = fmt.Errorf("%w (if the index is damaged or lost, run smp index rebuild --store %s)", err, dir)
