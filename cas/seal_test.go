@@ -2,7 +2,9 @@ package cas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"testing"
 
 	"smp/keys"
@@ -249,4 +251,47 @@ func BenchmarkOpenBlob(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzSealedTrailerEntries: entries that authenticate (sealed here with
+// the store's key, as a writer with the key could forge them) are still
+// checked before use: known type and compression, a seal's worth of bytes,
+// lengths within bounds, ranges inside the data area and in order.
+func FuzzSealedTrailerEntries(f *testing.F) {
+	s := testSealer(f, "store-a", 1, false)
+	_, _, entries := buildSealedPack(f, s, mixedBlobs())
+	var body []byte
+	for _, e := range entries {
+		body = e.appendBinary(body)
+	}
+	f.Add(body, int64(1<<20))
+	f.Add(body[:PackEntrySize], int64(PackHeaderSize+200))
+	f.Fuzz(func(t *testing.T, body []byte, dataSize int64) {
+		if len(body) > 64*PackEntrySize || dataSize < 0 || dataSize > 1<<30 {
+			return
+		}
+		trailer := s.SealTrailer(nil, body)
+		sum := crc32.Checksum(trailer, castagnoli)
+		trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(trailer)))
+		trailer = binary.LittleEndian.AppendUint32(trailer, sum)
+		trailer = append(trailer, trailerMagic...)
+		packSize := PackHeaderSize + dataSize + int64(len(trailer))
+		got, err := DecodeSealedTrailer(s, trailer, packSize)
+		if err != nil {
+			return
+		}
+		if len(body)%PackEntrySize != 0 || len(got) != len(body)/PackEntrySize {
+			t.Fatalf("accepted %d entries from %d bytes", len(got), len(body))
+		}
+		next := uint64(PackHeaderSize)
+		for i, e := range got {
+			if !e.Type.valid() || e.StoredLen < SealOverhead || e.Offset < next || e.Offset+uint64(e.StoredLen) > uint64(PackHeaderSize+dataSize) {
+				t.Fatalf("accepted entry %d: %+v", i, e)
+			}
+			if e.Compression == CompressionNone && e.StoredLen-SealOverhead != e.RawLen {
+				t.Fatalf("accepted raw entry %d with lengths %d/%d", i, e.StoredLen, e.RawLen)
+			}
+			next = e.Offset + uint64(e.StoredLen)
+		}
+	})
 }
