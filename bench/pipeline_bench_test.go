@@ -47,6 +47,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -65,6 +66,7 @@ import (
 
 	"smp/capture"
 	"smp/cas"
+	"smp/keys"
 	"smp/repo"
 	"smp/restore"
 )
@@ -83,10 +85,38 @@ func freshDir(b *testing.B, prefix string) string {
 }
 
 // initStore creates an empty store at dir.
-func initStore(b *testing.B, dir string) {
-	if _, err := repo.Init(dir, cas.DefaultChunkerParams()); err != nil {
+func initStore(b *testing.B, dir string) { initStoreEnc(b, dir, false) }
+
+// benchKeyring is the keyring of every encrypted bench store.
+var benchKeyring = func() *keys.Keyring {
+	var k [32]byte
+	rand.Read(k[:])
+	kr, err := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: k})
+	if err != nil {
+		panic(err)
+	}
+	return kr
+}()
+
+// encryptedStores holds the directories of the encrypted bench stores.
+var encryptedStores sync.Map
+
+// initStoreEnc creates a bench store, encrypted when enc is set.
+func initStoreEnc(b *testing.B, dir string, enc bool) {
+	if _, err := repo.InitWith(dir, repo.InitOptions{Chunker: cas.DefaultChunkerParams(), Encrypted: enc}); err != nil {
 		b.Fatal(err)
 	}
+	if enc {
+		encryptedStores.Store(dir, true)
+	}
+}
+
+// openStore opens a bench store, with its keyring when it is encrypted.
+func openStore(dir string) (*repo.Repo, error) {
+	if _, ok := encryptedStores.Load(dir); ok {
+		return repo.OpenWith(dir, repo.Options{Keyring: benchKeyring})
+	}
+	return repo.Open(dir)
 }
 
 func captureOptions(t *tree, computer, user string) capture.Options {
@@ -110,7 +140,7 @@ func timedCapture(b *testing.B, m *meter, label, dir string, opts capture.Option
 			b.StartTimer()
 		}
 		var r *repo.Repo
-		r, err = repo.Open(dir)
+		r, err = openStore(dir)
 		if err != nil {
 			return
 		}
@@ -140,7 +170,13 @@ func checkRecord(b *testing.B, t *tree, res *capture.Result) {
 // new, so it is read, chunked, hashed, compressed and written.
 func BenchmarkCaptureNew(b *testing.B) { benchCaptureNew(b, 0) }
 
-func benchCaptureNew(b *testing.B, workers int) {
+// BenchmarkCaptureNewEncrypted is BenchmarkCaptureNew into an encrypted
+// store (sealed packs, encrypted index, keyed gear table).
+func BenchmarkCaptureNewEncrypted(b *testing.B) { benchCaptureNewEnc(b, 0, true) }
+
+func benchCaptureNew(b *testing.B, workers int) { benchCaptureNewEnc(b, workers, false) }
+
+func benchCaptureNewEnc(b *testing.B, workers int, enc bool) {
 	b.StopTimer() // setup (generating the tree) is not timed
 	t := benchTree(b, false)
 	benchBytes(b, t)
@@ -149,7 +185,7 @@ func benchCaptureNew(b *testing.B, workers int) {
 	var cached float64
 	for i := 0; i < b.N; i++ {
 		dir := freshDir(b, "store-new")
-		initStore(b, dir)
+		initStoreEnc(b, dir, enc)
 		cached += cachedFraction(b, t.alice())
 		opts := captureOptions(t, "A", "alice")
 		opts.Workers = workers
@@ -172,17 +208,20 @@ var (
 
 // storeWithA returns a store that holds t captured as computer A
 // (home/alice), created once per tree and process.
-func storeWithA(b *testing.B, t *tree) string {
+func storeWithA(b *testing.B, t *tree) string { return storeWithAEnc(b, t, false) }
+
+func storeWithAEnc(b *testing.B, t *tree, enc bool) string {
 	storeAMu.Lock()
 	defer storeAMu.Unlock()
-	if dir, ok := storeAPath[t.root]; ok {
+	key := t.root + "|" + strconv.FormatBool(enc)
+	if dir, ok := storeAPath[key]; ok {
 		return dir
 	}
 	dir := freshDir(b, "store-a")
-	initStore(b, dir)
+	initStoreEnc(b, dir, enc)
 	res := timedCapture(b, nil, "setup", dir, captureOptions(t, "A", "alice"))
 	checkRecord(b, t, res)
-	storeAPath[t.root] = dir
+	storeAPath[key] = dir
 	return dir
 }
 
@@ -225,12 +264,19 @@ func BenchmarkCaptureDuplicate(b *testing.B) {
 }
 
 func benchRestore(b *testing.B, label string, synced bool, workers int) {
-	t, dir := benchWithStore(b, false)
+	benchRestoreEnc(b, label, synced, workers, false)
+}
+
+func benchRestoreEnc(b *testing.B, label string, synced bool, workers int, enc bool) {
+	b.StopTimer()
+	t := benchTree(b, false)
+	dir := storeWithAEnc(b, t, enc)
+	benchBytes(b, t)
 	var m meter
 	var cached float64
 	for i := 0; i < b.N; i++ {
 		target := freshDir(b, "restore")
-		r, err := repo.Open(dir)
+		r, err := openStore(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -279,6 +325,9 @@ func BenchmarkRestore(b *testing.B) { benchRestore(b, "restore", false, 0) }
 // BenchmarkRestoreSynced is BenchmarkRestore including a syncfs of the
 // target at the end: the time to have the files on disk.
 func BenchmarkRestoreSynced(b *testing.B) { benchRestore(b, "restore-synced", true, 0) }
+
+// BenchmarkRestoreEncrypted is BenchmarkRestore from an encrypted store.
+func BenchmarkRestoreEncrypted(b *testing.B) { benchRestoreEnc(b, "restore", false, 0, true) }
 
 // BenchmarkSweep runs CaptureNew and Restore with 1, 2, 4 and 8 file
 // workers (the default is 2 x GOMAXPROCS), in one process so that no

@@ -1,6 +1,8 @@
 package cas
 
 import (
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -76,6 +78,44 @@ var gearTable = func() (t [256]uint64) {
 // ChunkerParams are the content-defined chunking parameters, fixed per store at init.
 type ChunkerParams struct {
 	Min, Avg, Max int // bytes; Avg a power of two; Min < Avg < Max
+
+	// KeyedGear says the gear table is keyed from the store's hash key
+	// (KeyedGearTable) instead of the fixed table, so chunk boundaries do
+	// not fingerprint a known file to someone without the key. Set for
+	// new encrypted stores; kept in config.json and sent in /v1/info.
+	KeyedGear bool `json:"keyed_gear,omitempty"`
+
+	// Gear is the keyed table when KeyedGear is set; whoever holds the
+	// hash key fills it in (WithGearKey) before chunking. Never stored.
+	Gear *[256]uint64 `json:"-"`
+}
+
+// WithGearKey returns p ready to chunk for a store with hash key key: with
+// its keyed gear table when p.KeyedGear is set, unchanged otherwise.
+func (p ChunkerParams) WithGearKey(key [32]byte) ChunkerParams {
+	if p.KeyedGear {
+		p.Gear = KeyedGearTable(key)
+	} else {
+		p.Gear = nil
+	}
+	return p
+}
+
+// KeyedGearTable derives a store's gear table from its hash key:
+// gear[i] is bytes 8i..8i+7, read little endian, of HKDF-SHA256 with the
+// hash key as secret, no salt, and info "smp keyed gear v1", 2048 bytes.
+// Every client that chunks for a store already holds its hash key (it
+// computes the chunks' IDs), so the table needs no secret of its own.
+func KeyedGearTable(key [32]byte) *[256]uint64 {
+	b, err := hkdf.Key(sha256.New, key[:], nil, "smp keyed gear v1", 256*8)
+	if err != nil {
+		panic(err) // 2048 bytes is within HKDF-SHA256's limit
+	}
+	var t [256]uint64
+	for i := range t {
+		t[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return &t
 }
 
 // DefaultChunkerParams returns the parameters of a new store: Avg 1 MiB,
@@ -175,6 +215,9 @@ func NewChunker(r io.Reader, p ChunkerParams) *Chunker {
 	if err := p.Validate(); err != nil {
 		panic(err)
 	}
+	if p.KeyedGear && p.Gear == nil {
+		panic("chunker: keyed gear table not derived (ChunkerParams.WithGearKey)")
+	}
 	maskS, maskL := chunkerMasks(p.Avg)
 	// 2*Max lets each refill read at least Max bytes, so the tail moved down
 	// on a refill is amortized over at least as many freshly read bytes.
@@ -216,7 +259,11 @@ func (c *Chunker) Next() ([]byte, error) {
 		c.err = io.EOF
 		return nil, io.EOF
 	}
-	n := cutPoint(data, c.p.Min, c.p.Avg, c.p.Max, c.maskS, c.maskL, &gearTable)
+	gear := &gearTable
+	if c.p.Gear != nil {
+		gear = c.p.Gear
+	}
+	n := cutPoint(data, c.p.Min, c.p.Avg, c.p.Max, c.maskS, c.maskL, gear)
 	c.start += n
 	// Cap the capacity so a caller's append cannot scribble over the
 	// buffered bytes of the following chunks.

@@ -38,12 +38,15 @@ func (t BlobType) valid() bool { return t >= BlobData && t <= BlobTombstone }
 
 // Pack format constants; see docs/FORMAT.md.
 const (
-	PackVersion    = 1
-	packMagic      = "SMPPACK\x00"
-	trailerMagic   = "SMPTRAIL"
-	PackHeaderSize = 16
-	PackFooterSize = 16
-	PackEntrySize  = 52
+	PackVersion = 1 // blobs and trailer in clear
+	// PackVersionSealed is the pack of an encrypted store: every blob and
+	// the trailer's entries sealed (see seal.go).
+	PackVersionSealed = 2
+	packMagic         = "SMPPACK\x00"
+	trailerMagic      = "SMPTRAIL"
+	PackHeaderSize    = 16
+	PackFooterSize    = 16
+	PackEntrySize     = 52
 	// MaxBlobSize bounds every blob's plaintext and stored length; lengths
 	// read from disk or the network above it are corrupt.
 	MaxBlobSize = 256 << 20
@@ -76,24 +79,33 @@ func (e PackEntry) appendBinary(b []byte) []byte {
 	return b
 }
 
-// PackHeader returns the fixed header every pack starts with.
-func PackHeader() []byte {
+// PackHeader returns the fixed header every unsealed pack starts with.
+func PackHeader() []byte { return packHeader(PackVersion) }
+
+func packHeader(version uint16) []byte {
 	h := make([]byte, 0, PackHeaderSize)
 	h = append(h, packMagic...)
-	h = binary.LittleEndian.AppendUint16(h, PackVersion)
+	h = binary.LittleEndian.AppendUint16(h, version)
 	h = append(h, 0, 0, 0, 0, 0, 0)
 	return h
 }
 
 // CheckPackHeader validates a pack's first PackHeaderSize bytes.
 func CheckPackHeader(h []byte) error {
+	_, err := packVersion(h)
+	return err
+}
+
+// packVersion validates a pack header and returns its format version.
+func packVersion(h []byte) (uint16, error) {
 	if len(h) < PackHeaderSize || string(h[:8]) != packMagic {
-		return fmt.Errorf("not an smp pack (bad magic): %w", ErrCorrupt)
+		return 0, fmt.Errorf("not an smp pack (bad magic): %w", ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(h[8:10]); v != PackVersion {
-		return fmt.Errorf("pack format version %d is not supported (this smp reads version %d): %w", v, PackVersion, ErrCorrupt)
+	v := binary.LittleEndian.Uint16(h[8:10])
+	if v != PackVersion && v != PackVersionSealed {
+		return 0, fmt.Errorf("pack format version %d is not supported (this smp reads versions %d and %d): %w", v, PackVersion, PackVersionSealed, ErrCorrupt)
 	}
-	return nil
+	return v, nil
 }
 
 // EncodeTrailer returns the trailer (entries then footer) for entries.
@@ -144,7 +156,16 @@ func DecodeTrailer(trailer []byte, packSize int64) ([]PackEntry, error) {
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(trailer[len(body)+4:]) {
 		return nil, fmt.Errorf("pack trailer checksum mismatch: %w", ErrCorrupt)
 	}
-	dataEnd := uint64(packSize - n)
+	return decodeEntries(body, uint64(packSize-n), 0)
+}
+
+// decodeEntries decodes and checks the entries of a trailer whose pack's
+// data area ends at dataEnd; each stored blob carries overhead bytes of
+// sealing beyond its stored (compressed) form.
+func decodeEntries(body []byte, dataEnd uint64, overhead uint32) ([]PackEntry, error) {
+	if len(body)%PackEntrySize != 0 || len(body)/PackEntrySize > MaxPackEntries {
+		return nil, fmt.Errorf("pack trailer of %d bytes is not a whole number of entries: %w", len(body), ErrCorrupt)
+	}
 	next := uint64(PackHeaderSize)
 	entries := make([]PackEntry, 0, len(body)/PackEntrySize)
 	for off := 0; off < len(body); off += PackEntrySize {
@@ -157,7 +178,7 @@ func DecodeTrailer(trailer []byte, packSize int64) ([]PackEntry, error) {
 			RawLen:      binary.LittleEndian.Uint32(raw[48:52]),
 		}
 		copy(e.ID[:], raw[4:36])
-		if err := e.check(next, dataEnd); err != nil {
+		if err := e.check(next, dataEnd, overhead); err != nil {
 			return nil, fmt.Errorf("pack trailer entry %d: %w", len(entries), err)
 		}
 		next = e.Offset + uint64(e.StoredLen)
@@ -166,15 +187,17 @@ func DecodeTrailer(trailer []byte, packSize int64) ([]PackEntry, error) {
 	return entries, nil
 }
 
-func (e PackEntry) check(minOffset, dataEnd uint64) error {
+func (e PackEntry) check(minOffset, dataEnd uint64, overhead uint32) error {
 	switch {
 	case !e.Type.valid():
 		return fmt.Errorf("unknown blob type %d: %w", e.Type, ErrCorrupt)
 	case e.Compression != CompressionNone && e.Compression != CompressionZstd:
 		return fmt.Errorf("unknown compression %d: %w", e.Compression, ErrCorrupt)
-	case e.StoredLen > MaxBlobSize || e.RawLen > MaxBlobSize:
+	case e.StoredLen < overhead:
+		return fmt.Errorf("sealed blob of %d bytes is shorter than its seal: %w", e.StoredLen, ErrCorrupt)
+	case e.StoredLen-overhead > MaxBlobSize || e.RawLen > MaxBlobSize:
 		return fmt.Errorf("blob length over %d: %w", MaxBlobSize, ErrCorrupt)
-	case e.Compression == CompressionNone && e.StoredLen != e.RawLen:
+	case e.Compression == CompressionNone && e.StoredLen-overhead != e.RawLen:
 		return fmt.Errorf("raw blob with stored %d != raw %d: %w", e.StoredLen, e.RawLen, ErrCorrupt)
 	case e.Offset < minOffset || e.Offset > dataEnd || uint64(e.StoredLen) > dataEnd-e.Offset:
 		return fmt.Errorf("blob range [%d,+%d) outside data area or overlapping: %w", e.Offset, e.StoredLen, ErrCorrupt)
@@ -189,14 +212,24 @@ type PackWriter struct {
 	offset  uint64
 	entries []PackEntry
 	trailer []byte
+	sealer  *Sealer // nil: an unsealed (version 1) pack
+	sealed  []byte  // scratch for one sealed blob
 }
 
 // NewPackWriter writes the pack header to w and returns a writer.
-func NewPackWriter(w io.Writer) (*PackWriter, error) {
-	if _, err := w.Write(PackHeader()); err != nil {
+func NewPackWriter(w io.Writer) (*PackWriter, error) { return NewSealedPackWriter(w, nil) }
+
+// NewSealedPackWriter is NewPackWriter for a pack whose blobs and trailer
+// s seals (a version 2 pack); a nil s writes an unsealed pack.
+func NewSealedPackWriter(w io.Writer, s *Sealer) (*PackWriter, error) {
+	v := uint16(PackVersion)
+	if s != nil {
+		v = PackVersionSealed
+	}
+	if _, err := w.Write(packHeader(v)); err != nil {
 		return nil, fmt.Errorf("write pack header: %w", err)
 	}
-	return &PackWriter{w: w, offset: PackHeaderSize}, nil
+	return &PackWriter{w: w, offset: PackHeaderSize, sealer: s}, nil
 }
 
 // Add appends an already compressed blob.
@@ -204,10 +237,16 @@ func (p *PackWriter) Add(t BlobType, id ID, c Compression, stored []byte, rawLen
 	if len(stored) > MaxBlobSize || rawLen > MaxBlobSize {
 		return fmt.Errorf("blob %s of %d bytes is over the %d byte limit", id.Short(), rawLen, MaxBlobSize)
 	}
+	e := PackEntry{Type: t, Compression: c, ID: id, Offset: p.offset, RawLen: uint32(rawLen)}
+	if p.sealer != nil {
+		p.sealed = p.sealer.SealBlob(p.sealed[:0], e, stored)
+		stored = p.sealed
+	}
 	if _, err := p.w.Write(stored); err != nil {
 		return fmt.Errorf("write blob %s: %w", id.Short(), err)
 	}
-	p.entries = append(p.entries, PackEntry{Type: t, Compression: c, ID: id, Offset: p.offset, StoredLen: uint32(len(stored)), RawLen: uint32(rawLen)})
+	e.StoredLen = uint32(len(stored))
+	p.entries = append(p.entries, e)
 	p.offset += uint64(len(stored))
 	return nil
 }
@@ -224,7 +263,11 @@ func (p *PackWriter) Entries() []PackEntry { return p.entries }
 // Finish writes the trailer and returns the pack's ID and entries. The pack
 // ID is the unkeyed BLAKE3 of the trailer, which names every blob it holds.
 func (p *PackWriter) Finish() (ID, []PackEntry, error) {
-	p.trailer = EncodeTrailer(p.entries)
+	if p.sealer != nil {
+		p.trailer = EncodeSealedTrailer(p.sealer, p.entries)
+	} else {
+		p.trailer = EncodeTrailer(p.entries)
+	}
 	if _, err := p.w.Write(p.trailer); err != nil {
 		return ID{}, nil, fmt.Errorf("write pack trailer: %w", err)
 	}
@@ -240,8 +283,16 @@ func PackIDOf(trailer []byte) ID {
 	return id
 }
 
-// ReadTrailer reads and decodes the trailer of a pack of size bytes.
+// ReadTrailer reads and decodes the trailer of an unsealed pack of size bytes.
 func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
+	return ReadTrailerWith(r, size, nil)
+}
+
+// ReadTrailerWith reads and decodes the trailer of a pack of size bytes,
+// opening it with s. A sealer reads only sealed packs and no sealer only
+// unsealed ones: an encrypted store takes no blob it did not seal, and an
+// unencrypted store has no key to open one.
+func ReadTrailerWith(r io.ReaderAt, size int64, s *Sealer) ([]PackEntry, ID, error) {
 	if size < PackHeaderSize+PackFooterSize {
 		return nil, ID{}, fmt.Errorf("pack of %d bytes is too short: %w", size, ErrCorrupt)
 	}
@@ -249,14 +300,26 @@ func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
 	if _, err := r.ReadAt(header, 0); err != nil {
 		return nil, ID{}, fmt.Errorf("read pack header: %w", err)
 	}
-	if err := CheckPackHeader(header); err != nil {
+	v, err := packVersion(header)
+	if err != nil {
 		return nil, ID{}, err
+	}
+	switch {
+	case v == PackVersionSealed && s == nil:
+		return nil, ID{}, fmt.Errorf("pack is encrypted but the store is not: %w", ErrCorrupt)
+	case v == PackVersion && s != nil:
+		return nil, ID{}, fmt.Errorf("pack is not encrypted but the store is: %w", ErrCorrupt)
 	}
 	footer := make([]byte, PackFooterSize)
 	if _, err := r.ReadAt(footer, size-PackFooterSize); err != nil {
 		return nil, ID{}, fmt.Errorf("read pack footer: %w", err)
 	}
-	n, err := TrailerLen(footer, size)
+	var n int64
+	if s != nil {
+		n, err = SealedTrailerLen(footer, size)
+	} else {
+		n, err = TrailerLen(footer, size)
+	}
 	if err != nil {
 		return nil, ID{}, err
 	}
@@ -264,7 +327,12 @@ func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
 	if _, err := r.ReadAt(trailer, size-n); err != nil {
 		return nil, ID{}, fmt.Errorf("read pack trailer: %w", err)
 	}
-	entries, err := DecodeTrailer(trailer, size)
+	var entries []PackEntry
+	if s != nil {
+		entries, err = DecodeSealedTrailer(s, trailer, size)
+	} else {
+		entries, err = DecodeTrailer(trailer, size)
+	}
 	if err != nil {
 		return nil, ID{}, err
 	}
@@ -274,6 +342,14 @@ func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
 // ReadBlob reads the blob e from r, decompresses it into buf and verifies
 // its ID with h. The returned slice may alias buf (it is grown when short).
 func ReadBlob(r io.ReaderAt, e PackEntry, h *Hasher, buf []byte) ([]byte, error) {
+	return ReadBlobWith(r, e, h, nil, buf)
+}
+
+// ReadBlobWith is ReadBlob for a pack that s sealed (nil: unsealed).
+func ReadBlobWith(r io.ReaderAt, e PackEntry, h *Hasher, s *Sealer, buf []byte) ([]byte, error) {
+	if s != nil {
+		return readSealedBlob(r, e, h, s, buf)
+	}
 	if e.StoredLen > MaxBlobSize || e.RawLen > MaxBlobSize {
 		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
 	}

@@ -27,6 +27,7 @@ import (
 type PackDir struct {
 	st     storage.Storage
 	prefix string
+	sealer *Sealer // an encrypted store's; nil: packs in clear
 
 	mu    sync.Mutex
 	open  map[ID]*list.Element // of *openPack, LRU bounded by maxOpen
@@ -46,6 +47,17 @@ type openPack struct {
 func NewPacks(st storage.Storage, prefix string) *PackDir {
 	return &PackDir{st: st, prefix: prefix, open: map[ID]*list.Element{}, lru: list.New(), limit: 64}
 }
+
+// Seal makes d write sealed packs with s and read only sealed packs
+// (a nil s: unsealed packs, as for an unencrypted store). It must be
+// called before d is used. It returns d.
+func (d *PackDir) Seal(s *Sealer) *PackDir {
+	d.sealer = s
+	return d
+}
+
+// Sealer returns the sealer of d's packs, nil when they are in clear.
+func (d *PackDir) Sealer() *Sealer { return d.sealer }
 
 // NewPackDir returns the packs of the local directory dir (packs at
 // dir/xx/id.pack, temporary files in dir/tmp), creating it when missing:
@@ -99,7 +111,7 @@ func (d *PackDir) Create() (*PendingPack, error) {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}
 	buf := bufio.NewWriterSize(sw, 1<<20)
-	w, err := NewPackWriter(buf)
+	w, err := NewSealedPackWriter(buf, d.sealer)
 	if err != nil {
 		sw.Abort()
 		return nil, err
@@ -110,7 +122,7 @@ func (d *PackDir) Create() (*PendingPack, error) {
 // Unwritten returns an upper bound of the bytes Commit still writes to
 // the storage's writer: what is buffered, and the trailer.
 func (p *PendingPack) Unwritten() int64 {
-	return int64(p.buf.Buffered()) + int64(p.Count())*PackEntrySize + PackFooterSize
+	return int64(p.buf.Buffered()) + int64(p.Count())*PackEntrySize + PackFooterSize + SealOverhead
 }
 
 // Abort discards the pack.
@@ -188,13 +200,25 @@ func (d *PackDir) ReadBlob(id ID, e PackEntry, h *Hasher, buf []byte) ([]byte, e
 	if e.Offset+uint64(e.StoredLen) > uint64(op.size) {
 		return nil, fmt.Errorf("blob %s lies beyond the end of pack %s (truncated pack): %w", e.ID.Short(), id.Short(), ErrCorrupt)
 	}
-	return ReadBlob(op.obj, e, h, buf)
+	return ReadBlobWith(op.obj, e, h, d.sealer, buf)
 }
 
 // ReadStored reads blob e of pack id as stored (compressed or raw) without
 // decompressing or verifying it: a server passes it on to a client, which
-// verifies what it receives anyway. The result may alias buf.
+// verifies what it receives anyway. A sealed blob is authenticated and
+// opened: the result is its compressed form. The result may alias buf.
 func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
+	if d.sealer != nil {
+		op, err := d.acquire(id)
+		if err != nil {
+			return nil, err
+		}
+		defer d.release(op)
+		if e.StoredLen < SealOverhead || e.StoredLen-SealOverhead > MaxBlobSize || e.Offset+uint64(e.StoredLen) > uint64(op.size) {
+			return nil, fmt.Errorf("blob %s lies beyond the end of pack %s or has a bad length: %w", e.ID.Short(), id.Short(), ErrCorrupt)
+		}
+		return readUnseal(op.obj, e, d.sealer, buf[:0])
+	}
 	if e.StoredLen > MaxBlobSize {
 		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
 	}
@@ -214,6 +238,16 @@ func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf, nil
+}
+
+// Unseal returns the stored (compressed) form of blob e read as raw bytes
+// from its pack, authenticating it when the packs are sealed; in clear
+// packs it returns raw itself. The result may alias buf.
+func (d *PackDir) Unseal(e PackEntry, raw, buf []byte) ([]byte, error) {
+	if d.sealer == nil {
+		return raw, nil
+	}
+	return d.sealer.OpenBlob(buf[:0], e, raw)
 }
 
 // Stat returns the size of pack id.
@@ -256,7 +290,7 @@ func (d *PackDir) ReadTrailer(id ID) ([]PackEntry, error) {
 		return nil, err
 	}
 	defer obj.Close()
-	entries, got, err := ReadTrailer(obj, obj.Size())
+	entries, got, err := ReadTrailerWith(obj, obj.Size(), d.sealer)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}

@@ -35,7 +35,7 @@ var ErrDamaged = errors.New("index is damaged")
 // caller decides whether an empty index is acceptable (OpenExisting).
 // Tables the MANIFEST does not list are not checked: Badger deletes them
 // (a kill during a flush or compaction leaves such half-written files).
-func checkTables(dir string) error {
+func checkTables(dir string, encrypted bool) error {
 	fp, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -56,6 +56,16 @@ func checkTables(dir string) error {
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, id := range ids {
 		tm := mf.Tables[id]
+		if encrypted {
+			// The tables' data keys are sealed in KEYREGISTRY by the
+			// index key: Badger checks each block's checksum as it
+			// reads it (withChecks), and the blobs' AEAD and ID re-hash
+			// catch a location that is wrong all the same.
+			if tm.KeyID == 0 {
+				errs[i] = errors.New("table of an encrypted index is in clear")
+			}
+			continue
+		}
 		if tm.KeyID != 0 {
 			// smp never encrypts its index: a key ID is a garbled entry
 			// that still passed the MANIFEST's checksum.
@@ -132,13 +142,15 @@ var ErrNoIndex = errors.New("no index")
 // refused with ErrNoIndex, and nothing is created or written. The caller
 // decides whether a new, empty index is right (a new store) or would hide
 // the store's contents (an index lost while packs exist).
-func OpenExisting(dir string) (*Index, error) { return openExisting(dir, false) }
+func OpenExisting(dir string, o ...Options) (*Index, error) {
+	return openExisting(dir, false, optionsOf(o))
+}
 
-func openExisting(dir string, readOnly bool) (*Index, error) {
+func openExisting(dir string, readOnly bool, o Options) (*Index, error) {
 	if _, err := os.Stat(filepath.Join(dir, badger.ManifestFilename)); errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoIndex
 	}
-	return open(dir, false, readOnly)
+	return open(dir, false, readOnly, o)
 }
 
 // OpenReadOnly opens an existing index for reading only, like
@@ -148,4 +160,6 @@ func openExisting(dir string, readOnly bool) (*Index, error) {
 // machine). Writes fail with ErrReadOnly. An index Badger cannot open
 // read-only (a torn write-ahead log that only a writable open repairs)
 // fails here; callers then open it writable.
-func OpenReadOnly(dir string) (*Index, error) { return openExisting(dir, true) }
+func OpenReadOnly(dir string, o ...Options) (*Index, error) {
+	return openExisting(dir, true, optionsOf(o))
+}

@@ -45,6 +45,10 @@ type Index struct {
 // ErrReadOnly is returned by every write to an index opened read-only.
 var ErrReadOnly = errors.New("the index was opened read-only")
 
+// ErrWrongKey is returned when an index is encrypted under another key
+// than Options.EncryptionKey (or is encrypted and none was given).
+var ErrWrongKey = errors.New("the index is encrypted under another key")
+
 // ReadOnly reports whether ix was opened with OpenReadOnly.
 func (ix *Index) ReadOnly() bool { return ix.readOnly }
 
@@ -59,17 +63,35 @@ const (
 	valueThreshold = 1 << 10
 )
 
+// Options are how an index is opened.
+type Options struct {
+	// EncryptionKey, when set (32 bytes), makes Badger encrypt every
+	// table, log and value log at rest (AES-256-CTR, with data keys it
+	// keeps in KEYREGISTRY sealed by this key). It must be the key the
+	// index was created with: an index is never converted in place, it is
+	// rebuilt (smp index rebuild). The encryption is unauthenticated; the
+	// blobs' AEAD and ID re-hash give integrity.
+	EncryptionKey []byte
+}
+
+func optionsOf(o []Options) Options {
+	if len(o) > 0 {
+		return o[0]
+	}
+	return Options{}
+}
+
 // Open opens (creating when missing) the index in dir.
-func Open(dir string) (*Index, error) { return open(dir, true, false) }
+func Open(dir string, o ...Options) (*Index, error) { return open(dir, true, false, optionsOf(o)) }
 
 // open opens the index in dir; unless create is set, an index without a
 // schema key (a new one) is refused with ErrNoIndex before anything is
 // written to it. A read-only index never creates one.
-func open(dir string, create, readOnly bool) (*Index, error) {
+func open(dir string, create, readOnly bool, o Options) (*Index, error) {
 	if err := removeUnwrittenLogs(dir); err != nil {
 		return nil, err
 	}
-	if err := checkTables(dir); err != nil {
+	if err := checkTables(dir, o.EncryptionKey != nil); err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
 	if !readOnly {
@@ -93,7 +115,15 @@ func open(dir string, create, readOnly bool) (*Index, error) {
 		WithSyncWrites(true).
 		WithDetectConflicts(false).
 		WithReadOnly(readOnly)
+	if o.EncryptionKey != nil {
+		// Badger requires an index cache with encryption (set above); data
+		// keys rotate every ten days by default, kept in KEYREGISTRY.
+		opts = opts.WithEncryptionKey(o.EncryptionKey)
+	}
 	db, err := badger.Open(withChecks(opts))
+	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		return nil, fmt.Errorf("open index: %w", ErrWrongKey)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}

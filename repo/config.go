@@ -15,10 +15,15 @@ import (
 )
 
 // Store format versions this smp reads and writes; see docs/FORMAT.md.
+//
+// Version 1 is a store in clear; version 2 an encrypted store (Encrypted
+// set: sealed packs, encrypted index, keyed gear table). An unencrypted
+// store is still written as version 1, so older smp keep reading it.
 const (
-	FormatVersion    = 1
-	minFormatVersion = 1
-	maxFormatVersion = 1
+	FormatVersion          = 1
+	FormatVersionEncrypted = 2
+	minFormatVersion       = 1
+	maxFormatVersion       = 2
 )
 
 // ErrNotStore is returned when a directory holds no smp store.
@@ -35,6 +40,10 @@ type Config struct {
 	HashKey     []byte            `json:"hash_key"`
 	Compression string            `json:"compression"`
 	PackSize    int64             `json:"pack_size"`
+	// Encrypted is set at init and never changes: every pack is sealed
+	// (cas.PackVersionSealed) and the index encrypted at rest, with keys
+	// from the store's keyring (Options.Keyring).
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 const (
@@ -51,6 +60,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("unknown chunker %q in config.json", c.ChunkerAlgo)
 	case c.HashAlgo != hashAlgo || len(c.HashKey) != 32:
 		return fmt.Errorf("unknown hash %q or bad key in config.json", c.HashAlgo)
+	case c.Encrypted != (c.Version >= FormatVersionEncrypted):
+		return fmt.Errorf("config.json: format version %d does not match encrypted=%v", c.Version, c.Encrypted)
+	case c.Encrypted && !c.Chunker.KeyedGear:
+		return fmt.Errorf("config.json: an encrypted store must key its gear table")
 	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
 		return fmt.Errorf("pack size %d in config.json out of range", c.PackSize)
 	}
@@ -60,8 +73,24 @@ func (c *Config) check() error {
 	return nil
 }
 
-// Init creates a new store in dir, which must be missing or empty.
+// InitOptions are the choices fixed when a store is created.
+type InitOptions struct {
+	Chunker cas.ChunkerParams
+	// Encrypted creates an encrypted store (format version 2): its packs
+	// are sealed and its index encrypted with keys from the keyring every
+	// open must then be given, and its gear table is keyed.
+	Encrypted bool
+}
+
+// Init creates a new unencrypted store in dir, which must be missing or empty.
 func Init(dir string, params cas.ChunkerParams) (*Config, error) {
+	return InitWith(dir, InitOptions{Chunker: params})
+}
+
+// InitWith creates a new store in dir, which must be missing or empty.
+func InitWith(dir string, o InitOptions) (*Config, error) {
+	params := o.Chunker
+	params.KeyedGear, params.Gear = o.Encrypted, nil
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
@@ -85,6 +114,10 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 		HashKey:     make([]byte, 32),
 		Compression: "zstd",
 		PackSize:    defaultPackSize,
+		Encrypted:   o.Encrypted,
+	}
+	if o.Encrypted {
+		cfg.Version = FormatVersionEncrypted
 	}
 	var sid [16]byte
 	if _, err := rand.Read(sid[:]); err != nil {
@@ -107,6 +140,14 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 	}
 	st.Close()
 	return cfg, nil
+}
+
+// ChunkerParams returns the store's chunking parameters, ready to chunk:
+// with the keyed gear table derived when the store keys it.
+func (c *Config) ChunkerParams() cas.ChunkerParams {
+	var key [32]byte
+	copy(key[:], c.HashKey)
+	return c.Chunker.WithGearKey(key)
 }
 
 func readConfig(dir string) (*Config, error) {

@@ -441,7 +441,7 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{})
 		}
 		defer f.Close()
 	}
-	var stored, plain []byte
+	var stored, unsealed, plain []byte
 	copied := 0
 	for _, e := range entries {
 		if _, ok := live[e.Key()]; !ok {
@@ -465,7 +465,12 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{})
 			if _, err := f.ReadAt(stored, int64(loc.Offset)); err != nil {
 				return problem(fmt.Errorf("read blob %s: %w", loc.ID.Short(), err))
 			}
-			plain, err = cas.Decompress(plain, stored, loc.Compression, int(loc.RawLen))
+			// A sealed blob is opened (authenticated) here and sealed
+			// anew by the pack it is copied to, under the current key.
+			if unsealed, err = r.packs.Unseal(loc.PackEntry, stored, unsealed); err != nil {
+				return problem(err)
+			}
+			plain, err = cas.Decompress(plain, unsealed, loc.Compression, int(loc.RawLen))
 			if err == nil {
 				err = r.Hasher.Verify(loc.Type, loc.ID, plain)
 			}
@@ -473,7 +478,7 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{})
 				return problem(fmt.Errorf("blob %s: %w", loc.ID.Short(), err))
 			}
 		}
-		if err := w.add(loc.PackEntry, stored); err != nil {
+		if err := w.add(loc.PackEntry, unsealed); err != nil {
 			return false, err
 		}
 		copied++

@@ -52,8 +52,16 @@ var rebuildHook func(point string) error
 // complete: an interrupted rebuild leaves either the old index or no index
 // at all (which every command refuses, saying to rebuild), never a partial
 // one that would look like a store with fewer records.
-func RebuildIndex(dir string) (*RebuildReport, error) {
+func RebuildIndex(dir string) (*RebuildReport, error) { return RebuildIndexWith(dir, Options{}) }
+
+// RebuildIndexWith is RebuildIndex with options: an encrypted store's
+// index is rebuilt encrypted under the keyring's current index key.
+func RebuildIndexWith(dir string, o Options) (*RebuildReport, error) {
 	cfg, err := readConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cryptOf(dir, cfg, o)
 	if err != nil {
 		return nil, err
 	}
@@ -73,9 +81,9 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 		return nil, err
 	}
 	defer st.Close()
-	packs := cas.NewPacks(st, packPrefix)
+	packs := cas.NewPacks(st, packPrefix).Seal(c.sealer)
 	defer packs.Close()
-	ix, err := index.Open(newDir)
+	ix, err := index.Open(newDir, c.index)
 	if err != nil {
 		return nil, err
 	}

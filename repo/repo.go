@@ -84,7 +84,13 @@ type packSlot struct {
 }
 
 // Open opens the store in dir and takes its lock.
-func Open(dir string) (*Repo, error) { return open(dir, false) }
+func Open(dir string) (*Repo, error) { return open(dir, false, Options{}) }
+
+// OpenWith is Open with options (the keyring of an encrypted store).
+func OpenWith(dir string, o Options) (*Repo, error) { return open(dir, false, o) }
+
+// OpenReadOnlyWith is OpenReadOnly with options.
+func OpenReadOnlyWith(dir string, o Options) (*Repo, error) { return open(dir, true, o) }
 
 // OpenReadOnly opens the store in dir, and takes its lock, for commands
 // that only read it (a restore that keeps its record). Its index is opened
@@ -92,43 +98,47 @@ func Open(dir string) (*Repo, error) { return open(dir, false) }
 // index open and close; otherwise, as for a store whose index must first
 // be created or repaired, it is opened as by Open. Either way nothing is
 // added to the store through it: AddBlob fails.
-func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
+func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true, Options{}) }
 
-func open(dir string, readOnly bool) (*Repo, error) {
-	cfg, lock, st, err := openLocked(dir)
+func open(dir string, readOnly bool, o Options) (*Repo, error) {
+	cfg, c, lock, st, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	return finishOpen(dir, cfg, lock, st, readOnly)
+	return finishOpen(dir, cfg, c, lock, st, readOnly)
 }
 
 // openLocked reads the store's config and takes its lock: everything of
 // an open but the index.
-func openLocked(dir string) (*Config, *os.File, storage.Storage, error) {
+func openLocked(dir string, o Options) (*Config, crypt, *os.File, storage.Storage, error) {
 	cfg, err := readConfig(dir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, crypt{}, nil, nil, err
+	}
+	c, err := cryptOf(dir, cfg, o)
+	if err != nil {
+		return nil, crypt{}, nil, nil, err
 	}
 	lock, err := lockStore(dir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, crypt{}, nil, nil, err
 	}
 	st, err := openStorage(dir)
 	if err != nil {
 		lock.Close()
-		return nil, nil, nil, err
+		return nil, crypt{}, nil, nil, err
 	}
-	return cfg, lock, st, nil
+	return cfg, c, lock, st, nil
 }
 
 // finishOpen opens the index of a store openLocked opened and returns the
 // Repo, which then owns lock and st; on error it releases them.
-func finishOpen(dir string, cfg *Config, lock *os.File, st storage.Storage, readOnly bool) (*Repo, error) {
+func finishOpen(dir string, cfg *Config, c crypt, lock *os.File, st storage.Storage, readOnly bool) (*Repo, error) {
 	// Before the index: an index open refused for lack of space must not
 	// keep the space a killed writer's packs hold.
 	removeStaleTemp(st)
-	packs := cas.NewPacks(st, packPrefix)
-	ix, err := openIndex(dir, packs, readOnly)
+	packs := cas.NewPacks(st, packPrefix).Seal(c.sealer)
+	ix, err := openIndex(dir, packs, readOnly, c)
 	if err != nil {
 		packs.Close()
 		st.Close()
@@ -180,15 +190,18 @@ type Deferred struct {
 // hard-link capture's walk and links) does it meanwhile, instead of
 // waiting for Badger first (about 20 ms, a tenth of such a capture on the
 // bench corpus). Repo waits for the open; Close must be called either way.
-func OpenDeferred(dir string) (*Deferred, error) {
-	cfg, lock, st, err := openLocked(dir)
+func OpenDeferred(dir string) (*Deferred, error) { return OpenDeferredWith(dir, Options{}) }
+
+// OpenDeferredWith is OpenDeferred with options.
+func OpenDeferredWith(dir string, o Options) (*Deferred, error) {
+	cfg, c, lock, st, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
 	d := &Deferred{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
-		d.repo, d.err = finishOpen(dir, cfg, lock, st, false)
+		d.repo, d.err = finishOpen(dir, cfg, c, lock, st, false)
 	}()
 	return d, nil
 }
@@ -222,14 +235,14 @@ var ErrIndexLost = errors.New("index is missing")
 // written only through an open Repo), so packs beside a missing or new
 // index mean the index was lost (deleted, or an interrupted rebuild). Its
 // errors are one line and say how to recover.
-func openIndex(dir string, packs *cas.PackDir, readOnly bool) (*index.Index, error) {
+func openIndex(dir string, packs *cas.PackDir, readOnly bool, c crypt) (*index.Index, error) {
 	ixDir := filepath.Join(dir, "index")
 	if readOnly {
-		if ix, err := index.OpenReadOnly(ixDir); err == nil {
+		if ix, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenReadOnly(ixDir, o) }); err == nil {
 			return ix, nil
 		} // a writable open creates, repairs or explains it
 	}
-	ix, err := index.OpenExisting(ixDir)
+	ix, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenExisting(ixDir, o) })
 	if errors.Is(err, index.ErrNoIndex) {
 		var found bool
 		found, err = hasPacks(packs)
@@ -239,13 +252,15 @@ func openIndex(dir string, packs *cas.PackDir, readOnly bool) (*index.Index, err
 		case found:
 			return nil, fmt.Errorf("%s holds packs but its index is missing or empty, so the store would look empty: run smp index rebuild --store %s: %w", dir, dir, ErrIndexLost)
 		}
-		ix, err = index.Open(ixDir)
+		ix, err = index.Open(ixDir, c.index)
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return nil, oneLineError{err} // names the store's index; no rebuild advice
 		}
-		if errors.Is(err, index.ErrDamaged) {
+		if errors.Is(err, index.ErrWrongKey) {
+			err = fmt.Errorf("%s: %w: open it with the store's own key", dir, err)
+		} else if errors.Is(err, index.ErrDamaged) {
 			err = fmt.Errorf("%w: run smp index rebuild --store %s (it rebuilds the index from the packs)", err, dir)
 		} else {
 			err = fmt.Errorf("%w (if the index is damaged or lost, run smp index rebuild --store %s)", err, dir)
@@ -351,7 +366,7 @@ func (r *Repo) abortOpen() {
 }
 
 // ChunkerParams returns the store's fixed chunking parameters.
-func (r *Repo) ChunkerParams() cas.ChunkerParams { return r.Config.Chunker }
+func (r *Repo) ChunkerParams() cas.ChunkerParams { return r.Config.ChunkerParams() }
 
 // Reserve reports whether blob id of type t must be stored: false when it
 // is indexed or another goroutine already reserved it. A blob of another

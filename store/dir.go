@@ -18,27 +18,33 @@ import (
 type Dir struct {
 	dir      string // absolute
 	readOnly bool
+	ropts    repo.Options
 	r        *repo.Repo // opened on first use
 }
 
 var _ Store = (*Dir)(nil)
 
-func openDir(dir string, readOnly bool) (*Dir, error) {
+func openDir(dir string, readOnly bool, ro repo.Options) (*Dir, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{dir: abs, readOnly: readOnly}, nil
+	return &Dir{dir: abs, readOnly: readOnly, ropts: ro}, nil
 }
 
 // OpenDir opens the store directory at location for the commands that
 // administer one (verify, ingest, serve); an SMP location is refused.
 // With readOnly the index is never written.
 func OpenDir(cmd, location string, readOnly bool) (*Dir, error) {
+	return OpenDirWith(cmd, location, Options{ReadOnly: readOnly})
+}
+
+// OpenDirWith is OpenDir with options (ReadOnly and Keyring are used).
+func OpenDirWith(cmd, location string, opts Options) (*Dir, error) {
 	if err := CheckDir(cmd, location); err != nil {
 		return nil, err
 	}
-	d, err := openDir(location, readOnly)
+	d, err := openDir(location, opts.ReadOnly, repo.Options{Keyring: opts.Keyring})
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +59,11 @@ func (d *Dir) repo() (*repo.Repo, error) {
 	if d.r != nil {
 		return d.r, nil
 	}
-	open := repo.Open
+	open := repo.OpenWith
 	if d.readOnly {
-		open = repo.OpenReadOnly
+		open = repo.OpenReadOnlyWith
 	}
-	r, err := open(d.dir)
+	r, err := open(d.dir, d.ropts)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +184,7 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	if d.r != nil {
 		return nil, fmt.Errorf("capture into %s: the store is already open", d.dir)
 	}
-	def, err := repo.OpenDeferred(d.dir)
+	def, err := repo.OpenDeferredWith(d.dir, d.ropts)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +231,7 @@ func withRepo[T any](d *repo.Deferred, f func(*repo.Repo) (T, error)) (T, error)
 	return f(r)
 }
 
-func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.Chunker }
+func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.ChunkerParams() }
 
 func (s deferredStore) Sum(b []byte) cas.ID { return s.d.Hasher.Sum(b) }
 

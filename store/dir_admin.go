@@ -21,6 +21,16 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 	return repo.Init(abs, params)
 }
 
+// InitWith creates a new store directory with the given choices
+// (repo.InitOptions: an encrypted store).
+func InitWith(dir string, o repo.InitOptions) (*Config, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.InitWith(abs, o)
+}
+
 // RebuildIndex recreates the index of the store directory from its packs.
 func RebuildIndex(dir string) (*RebuildReport, error) {
 	abs, err := filepath.Abs(dir)
@@ -28,6 +38,16 @@ func RebuildIndex(dir string) (*RebuildReport, error) {
 		return nil, err
 	}
 	return repo.RebuildIndex(abs)
+}
+
+// RebuildIndexWith is RebuildIndex for an encrypted store (o.Keyring): the
+// index is rebuilt encrypted under the keyring's current key.
+func RebuildIndexWith(dir string, o repo.Options) (*RebuildReport, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.RebuildIndexWith(abs, o)
 }
 
 // GC runs the store's maintenance (repo.Maintain, the routine smp serve

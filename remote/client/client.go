@@ -110,6 +110,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	var key [32]byte
 	copy(key[:], c.info.HashKey)
 	c.hasher = cas.NewHasher(key)
+	// A store with a keyed gear table (keyed_gear in /v1/info) chunks with
+	// the table derived from its hash key: the client must cut the same
+	// chunks as the server's own captures, or dedupe is lost.
+	c.info.Chunker = c.info.Chunker.WithGearKey(key)
 	return c, nil
 }
 

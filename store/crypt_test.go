@@ -1,0 +1,505 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"smp/capture"
+	"smp/cas"
+	"smp/keys"
+	"smp/remote/access"
+	"smp/remote/server"
+	"smp/repo"
+	"smp/restore"
+)
+
+// testKeyring returns a keyring of one random master key.
+func testKeyring(t *testing.T) *keys.Keyring {
+	t.Helper()
+	var k [32]byte
+	rand.Read(k[:])
+	kr, err := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// initEncrypted creates an encrypted store with 64 KiB chunks.
+func initEncrypted(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	params, err := cas.ChunkerParamsForAvg(64 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InitWith(dir, repo.InitOptions{Chunker: params, Encrypted: true}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// secrets is what must never appear in an encrypted store's files.
+type secrets struct {
+	strings []string // sentinels
+	blocks  [][]byte // random blocks: no 64-byte window of them may appear
+}
+
+func sentinel(kind string) string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	return "sntl" + kind + hex.EncodeToString(b)
+}
+
+// sentinelTree writes a user profile holding sentinels in file contents,
+// file and directory names, a symlink target and an xattr (name and
+// value), and random blocks in file contents; it returns its root, the
+// computer name (a sentinel too) and what must stay secret.
+func sentinelTree(t *testing.T, sec *secrets) (root, computer string) {
+	t.Helper()
+	root = t.TempDir()
+	add := func(kind string) string { s := sentinel(kind); sec.strings = append(sec.strings, s); return s }
+	dir := filepath.Join(root, "home", "alice", "dir-"+add("dirname"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("a line of a letter: "+add("content")+"\n", 2000)
+	if err := os.WriteFile(filepath.Join(dir, "file-"+add("filename")+".txt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		blk := make([]byte, 300<<10)
+		rand.Read(blk)
+		sec.blocks = append(sec.blocks, blk)
+		// Random data between compressible text: compression alone hides
+		// neither.
+		content := append([]byte(strings.Repeat("padding ", 5000)), blk...)
+		if err := os.WriteFile(filepath.Join(dir, "blob"+string(rune('0'+i))+".bin"), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../target-"+add("symlink"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	xf := filepath.Join(dir, "with-xattr")
+	if err := os.WriteFile(xf, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	xname, xval := "user."+sentinel("xattrname"), sentinel("xattrvalue")
+	if err := unix.Setxattr(xf, xname, []byte(xval), 0); err == nil {
+		sec.strings = append(sec.strings, xname[len("user."):], xval)
+	} else {
+		t.Logf("no user xattrs on this filesystem (%v): the xattr sentinels are left out", err)
+	}
+	return root, add("computer")
+}
+
+// checkNoPlaintext fails if any file under dir holds a sentinel or any
+// 64-byte window of a random block.
+func checkNoPlaintext(t *testing.T, when, dir string, sec *secrets) {
+	t.Helper()
+	const window = 64
+	// Every 8-byte word at every offset of the blocks, to find candidate
+	// windows in one pass over each file.
+	words := map[uint64][]int{} // word -> block*1<<24 + offset
+	for bi, blk := range sec.blocks {
+		for off := 0; off+window <= len(blk); off++ {
+			w := binary.LittleEndian.Uint64(blk[off:])
+			words[w] = append(words[w], bi<<24|off)
+		}
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		rel, _ := filepath.Rel(dir, path)
+		for _, s := range sec.strings {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s: %s holds sentinel %s", when, rel, s)
+			}
+		}
+		for i := 0; i+window <= len(b); i++ {
+			for _, c := range words[binary.LittleEndian.Uint64(b[i:])] {
+				blk, off := sec.blocks[c>>24], c&(1<<24-1)
+				if bytes.Equal(b[i:i+window], blk[off:off+window]) {
+					t.Errorf("%s: %s holds 64 bytes of a random block at %d", when, rel, i)
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 5 {
+		t.Fatalf("%s: only %d files under the store", when, files)
+	}
+}
+
+// restoreAndCompare restores rec from st and compares it to the tree at src.
+func restoreAndCompare(t *testing.T, st Store, rec Record, src string) {
+	t.Helper()
+	ctx := context.Background()
+	rd, err := st.Reader(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	target := t.TempDir()
+	if _, err := restore.Run(ctx, rd, rec.Record, restore.Options{Target: target}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	compared := 0
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		got := filepath.Join(target, rel)
+		if d.Type()&fs.ModeSymlink != 0 {
+			want, _ := os.Readlink(path)
+			if l, err := os.Readlink(got); err != nil || l != want {
+				t.Errorf("symlink %s restored as %q, %v; want %q", rel, l, err, want)
+			}
+			compared++
+			return nil
+		}
+		want, _ := os.ReadFile(path)
+		if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
+			t.Errorf("file %s restored differs (%v)", rel, err)
+		}
+		compared++
+		return nil
+	})
+	if err != nil || compared < 6 {
+		t.Fatalf("compared %d entries: %v", compared, err)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// serveForTest serves the encrypted store dir in process and returns its
+// URL, an admin token and a function that stops it.
+func serveForTest(t *testing.T, dir string, kr *keys.Keyring) (url, token string, stop func()) {
+	t.Helper()
+	r, err := repo.OpenWith(dir, repo.Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := access.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err = acc.CreateToken("", access.RoleAdmin, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(server.New(server.Options{Repo: r, Access: acc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	return hs.URL, token, func() { hs.Close(); r.Close() }
+}
+
+// TestEncryptedStoreHoldsNoPlaintext is issue 16's sentinel test: after a
+// local capture, captures through smp serve, gc with repack, and an index
+// rebuild, no file under an encrypted store (packs, index tables, value
+// log, everything) holds a sentinel or 64 bytes of a random block; and
+// every record still restores byte-identical. The SMP's clients chunk
+// with the store's keyed gear table: a tree captured locally and again
+// through the SMP adds no data.
+func TestEncryptedStoreHoldsNoPlaintext(t *testing.T) {
+	ctx := context.Background()
+	kr := testKeyring(t)
+	dir := initEncrypted(t)
+	sec := &secrets{}
+	srcA, pcA := sentinelTree(t, sec)
+	srcB, pcB := sentinelTree(t, sec)
+
+	st, err := Open(ctx, dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resA, err := st.Capture(ctx, CaptureOptions{Options: capture.Options{Computer: pcA, Root: srcA}})
+	if err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	st.Close()
+	checkNoPlaintext(t, "after a capture", dir, sec)
+
+	url, token, stop := serveForTest(t, dir, kr)
+	rst, err := Open(ctx, url, Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dirSize(t, filepath.Join(dir, "packs"))
+	if _, err := rst.Capture(ctx, CaptureOptions{Options: capture.Options{Computer: pcA + "x", Root: srcA}}); err != nil {
+		t.Fatalf("capture through the SMP: %v", err)
+	}
+	if grown := dirSize(t, filepath.Join(dir, "packs")) - before; grown > 64<<10 {
+		t.Errorf("capturing the same tree through the SMP added %d bytes of packs: the client did not chunk as the store does", grown)
+	}
+	resB, err := rst.Capture(ctx, CaptureOptions{Options: capture.Options{Computer: pcB, Root: srcB}})
+	if err != nil {
+		t.Fatalf("capture through the SMP: %v", err)
+	}
+	recB, err := rst.FindRecord(ctx, resB.ID.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreAndCompare(t, rst, recB, srcB) // blobs unsealed by the SMP
+	rst.Close()
+	stop()
+	checkNoPlaintext(t, "after captures through smp serve", dir, sec)
+
+	d, err := OpenDirWith("gc", dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recA, err := d.FindRecord(ctx, resA.ID.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(ctx, recA); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := d.GC(ctx, GCOptions{RepackBelow: 1, Grace: -1})
+	if err != nil {
+		t.Fatalf("gc: %v", err)
+	}
+	if gc.PacksWritten == 0 {
+		t.Errorf("gc rewrote no pack: %+v", gc.GCReport)
+	}
+	d.Close()
+	checkNoPlaintext(t, "after gc and repack", dir, sec)
+
+	if _, err := RebuildIndexWith(dir, repo.Options{Keyring: kr}); err != nil {
+		t.Fatalf("index rebuild: %v", err)
+	}
+	checkNoPlaintext(t, "after index rebuild", dir, sec)
+
+	d, err = OpenDirWith("verify", dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	v, err := d.Verify(VerifyOptions{ReadData: true})
+	if err != nil || len(v.Report.Damaged) != 0 || v.Report.Records != 2 {
+		t.Fatalf("verify: %v, %+v", err, v)
+	}
+	recB, err = d.FindRecord(ctx, resB.ID.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreAndCompare(t, d, recB, srcB)
+}
+
+// TestEncryptedStoreNeedsItsKey: an encrypted store opens with its keyring
+// only; without it the open fails before anything is written, and with
+// another store's keyring the index does not open.
+func TestEncryptedStoreNeedsItsKey(t *testing.T) {
+	dir := initEncrypted(t)
+	kr := testKeyring(t)
+	r, err := repo.OpenWith(dir, repo.Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.PutBlob(cas.BlobData, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := repo.Open(dir); !errors.Is(err, repo.ErrKeyRequired) {
+		t.Errorf("open without a key: %v", err)
+	}
+	if r, err := repo.OpenWith(dir, repo.Options{Keyring: testKeyring(t)}); err == nil {
+		r.Close()
+		t.Error("an encrypted store opened with another keyring")
+	}
+}
+
+// TestEncryptedVerifyReportsFlippedByte: one flipped ciphertext byte of a
+// sealed data chunk is found by verify --read-data (the AEAD fails it)
+// and reported with the file it breaks; restoring that file fails.
+func TestEncryptedVerifyReportsFlippedByte(t *testing.T) {
+	ctx := context.Background()
+	kr := testKeyring(t)
+	dir := initEncrypted(t)
+	src := t.TempDir()
+	home := filepath.Join(src, "home", "alice")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 100<<10)
+	rand.Read(content)
+	if err := os.WriteFile(filepath.Join(home, "victim.bin"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(ctx, dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Capture(ctx, CaptureOptions{Options: capture.Options{Computer: "PC01", Root: src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	r, err := repo.OpenWith(dir, repo.Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunk cas.ID
+	var walk func(id cas.ID)
+	walk = func(id cas.ID) {
+		tree, err := r.LoadTree(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range tree.Entries {
+			if e.Name == "victim.bin" {
+				chunk = e.Chunks[len(e.Chunks)/2].ID
+			}
+			if !e.Subtree.IsZero() {
+				walk(e.Subtree)
+			}
+		}
+	}
+	walk(res.Record.Tree)
+	loc, err := r.Lookup(cas.BlobData, chunk)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := loc.Pack.String()
+	pack := filepath.Join(dir, "packs", p[:2], p+".pack")
+	b, err := os.ReadFile(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[loc.Offset+uint64(loc.StoredLen)/2] ^= 0x04
+	if err := os.WriteFile(pack, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := OpenDirWith("verify", dir, Options{Keyring: kr, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	v, err := d.Verify(VerifyOptions{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Report.Damaged) != 1 || v.Report.Damaged[0].Blob != chunk.String() {
+		t.Fatalf("verify found %+v, want chunk %s damaged", v.Report.Damaged, chunk.Short())
+	}
+	dmg := v.Report.Damaged[0]
+	if !strings.Contains(strings.Join(dmg.Users, " "), "victim.bin") || !strings.Contains(dmg.Reason, "authenticate") {
+		t.Errorf("damage %+v does not name victim.bin or the failed authentication", dmg)
+	}
+}
+
+// TestEncryptedIngestAndRepair: on an encrypted store, smp ingest turns a
+// hard-link record into a sealed one (after which, its links gone, no file
+// of the store holds a sentinel), and verify --repair-from rewrites a
+// chunk whose ciphertext was damaged, sealed, from the user's files.
+func TestEncryptedIngestAndRepair(t *testing.T) {
+	ctx := context.Background()
+	kr := testKeyring(t)
+	dir := initEncrypted(t)
+	sec := &secrets{}
+	src, pc := sentinelTree(t, sec)
+	st, err := Open(ctx, dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Capture(ctx, CaptureOptions{Options: capture.Options{Computer: pc, Root: src, Hardlink: capture.HardlinkAlways}})
+	if err != nil {
+		t.Fatalf("hard-link capture: %v", err)
+	}
+	st.Close()
+	d, err := OpenDirWith("ingest", dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := d.Ingest(ctx, res.ID.String())
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	rec, err := d.FindRecord(ctx, ir.ID.String(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreAndCompare(t, d, rec, src)
+	d.Close()
+	checkNoPlaintext(t, "after ingest", dir, sec)
+
+	// Damage the largest pack (a data pack: the random blocks) inside its
+	// first blob's ciphertext.
+	var largest string
+	var size int64
+	filepath.WalkDir(filepath.Join(dir, "packs"), func(p string, e fs.DirEntry, err error) error {
+		if info, ierr := e.Info(); err == nil && ierr == nil && strings.HasSuffix(p, ".pack") && info.Size() > size {
+			largest, size = p, info.Size()
+		}
+		return nil
+	})
+	b, err := os.ReadFile(largest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[cas.PackHeaderSize+cas.SealOverhead+100] ^= 0x10
+	if err := os.WriteFile(largest, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err = OpenDirWith("verify", dir, Options{Keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	v, err := d.Verify(VerifyOptions{RepairFrom: []string{src}})
+	if err != nil {
+		t.Fatalf("verify --repair-from: %v", err)
+	}
+	if len(v.Report.Damaged) != 1 || v.Repair == nil || len(v.Repair.Repaired) != 1 || len(v.Remaining) != 0 {
+		t.Fatalf("damaged %+v, repair %+v, remaining %+v: want one chunk damaged and repaired", v.Report.Damaged, v.Repair, v.Remaining)
+	}
+	v, err = d.Verify(VerifyOptions{ReadData: true})
+	if err != nil || len(v.Report.Damaged) != 0 {
+		t.Fatalf("verify after repair: %v, %+v", err, v.Report.Damaged)
+	}
+	restoreAndCompare(t, d, rec, src)
+}
