@@ -98,9 +98,9 @@ func ParseKeyFile(b []byte) ([]byte, error) {
 // EncodeKeyFile is a key file's contents as smp writes it.
 func EncodeKeyFile(k []byte) []byte { return []byte(hex.EncodeToString(k) + "\n") }
 
-// passphraseLine is a passphrase file's first line: a trailing newline is
+// PassphraseLine is a passphrase file's first line: a trailing newline is
 // not part of the passphrase.
-func passphraseLine(b []byte) ([]byte, error) {
+func PassphraseLine(b []byte) ([]byte, error) {
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if s == "" {
 		return nil, errors.New("empty")
@@ -152,7 +152,7 @@ func (s *Sources) Unlock(desc string, f *File) (*Unlocked, error) {
 			if err != nil {
 				return Secret{}, trimPathErr(err)
 			}
-			p, err := passphraseLine(b)
+			p, err := PassphraseLine(b)
 			return Secret{Passphrase: p}, err
 		}
 	}
@@ -208,9 +208,15 @@ func (s *Sources) Unlock(desc string, f *File) (*Unlocked, error) {
 	for i, a := range tried {
 		parts[i] = a.name + " (" + a.outcome + ")"
 	}
-	return nil, fmt.Errorf("store %s is encrypted and no key opened it; tried %s: pass --key-file FILE or --passphrase-file FILE (a passphrase or recovery key), or set SMP_KEY_FILE or SMP_PASSPHRASE_FILE: %w",
-		desc, strings.Join(parts, ", "), ErrWrongKey)
+	return nil, unlockError{fmt.Sprintf("store %s is encrypted and no key opened it; tried %s: pass --key-file FILE or --passphrase-file FILE (a passphrase or recovery key), or set SMP_KEY_FILE or SMP_PASSPHRASE_FILE",
+		desc, strings.Join(parts, ", "))}
 }
+
+// unlockError is Sources.Unlock's error: errors.Is(err, ErrWrongKey).
+type unlockError struct{ msg string }
+
+func (e unlockError) Error() string { return e.msg }
+func (e unlockError) Unwrap() error { return ErrWrongKey }
 
 // trimPathErr shortens an *fs.PathError to its cause: the source's name
 // already carries the path.

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -12,13 +13,18 @@ import (
 
 	"smp/cas"
 	"smp/internal/sysfile"
+	"smp/keys"
+	"smp/storage"
 )
 
 // Store format versions this smp reads and writes; see docs/FORMAT.md.
+// Version 2 is an encrypted store: its keys are in keys.json (package
+// keys) and config.json holds no hash key.
 const (
-	FormatVersion    = 1
-	minFormatVersion = 1
-	maxFormatVersion = 1
+	FormatVersion          = 1
+	FormatVersionEncrypted = 2
+	minFormatVersion       = 1
+	maxFormatVersion       = 2
 )
 
 // ErrNotStore is returned when a directory holds no smp store.
@@ -32,9 +38,14 @@ type Config struct {
 	Chunker     cas.ChunkerParams `json:"chunker"`
 	ChunkerAlgo string            `json:"chunker_algo"`
 	HashAlgo    string            `json:"hash_algo"`
-	HashKey     []byte            `json:"hash_key"`
-	Compression string            `json:"compression"`
-	PackSize    int64             `json:"pack_size"`
+	// HashKey is the content hash key of an unencrypted store; an
+	// encrypted store keeps it wrapped in keys.json and has none here.
+	HashKey []byte `json:"hash_key,omitempty"`
+	// Encrypted is set (with version 2) for a store whose keys are in
+	// keys.json.
+	Encrypted   bool   `json:"encrypted,omitempty"`
+	Compression string `json:"compression"`
+	PackSize    int64  `json:"pack_size"`
 }
 
 const (
@@ -49,7 +60,9 @@ func (c *Config) check() error {
 		return fmt.Errorf("store format version %d is not supported by this smp (reads %d-%d)", c.Version, minFormatVersion, maxFormatVersion)
 	case c.ChunkerAlgo != chunkerAlgo:
 		return fmt.Errorf("unknown chunker %q in config.json", c.ChunkerAlgo)
-	case c.HashAlgo != hashAlgo || len(c.HashKey) != 32:
+	case c.Encrypted != (c.Version == FormatVersionEncrypted):
+		return fmt.Errorf("config.json says encrypted=%v with format version %d", c.Encrypted, c.Version)
+	case c.HashAlgo != hashAlgo || c.Encrypted && len(c.HashKey) != 0 || !c.Encrypted && len(c.HashKey) != 32:
 		return fmt.Errorf("unknown hash %q or bad key in config.json", c.HashAlgo)
 	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
 		return fmt.Errorf("pack size %d in config.json out of range", c.PackSize)
@@ -60,8 +73,24 @@ func (c *Config) check() error {
 	return nil
 }
 
-// Init creates a new store in dir, which must be missing or empty.
+// Init creates a new, unencrypted store in dir, which must be missing or
+// empty.
 func Init(dir string, params cas.ChunkerParams) (*Config, error) {
+	return InitWith(dir, InitOptions{Params: params})
+}
+
+// InitOptions configure InitWith.
+type InitOptions struct {
+	Params cas.ChunkerParams
+	// Keys, when set, makes an encrypted store with these keys (made by
+	// keys.Create, with at least one slot): the store takes its ID, and
+	// its hash key stays wrapped in keys.json.
+	Keys *keys.Unlocked
+}
+
+// InitWith creates a new store in dir, which must be missing or empty.
+func InitWith(dir string, o InitOptions) (*Config, error) {
+	params := o.Params
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
@@ -82,31 +111,82 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 		Chunker:     params,
 		ChunkerAlgo: chunkerAlgo,
 		HashAlgo:    hashAlgo,
-		HashKey:     make([]byte, 32),
 		Compression: "zstd",
 		PackSize:    defaultPackSize,
 	}
-	var sid [16]byte
-	if _, err := rand.Read(sid[:]); err != nil {
-		return nil, fmt.Errorf("init store: %w", err)
-	}
-	cfg.StoreID = fmt.Sprintf("%x", sid)
-	if _, err := rand.Read(cfg.HashKey); err != nil {
-		return nil, fmt.Errorf("init store: %w", err)
+	if o.Keys != nil {
+		cfg.Version, cfg.Encrypted, cfg.StoreID = FormatVersionEncrypted, true, o.Keys.File.StoreID
+	} else {
+		var sid [16]byte
+		if _, err := rand.Read(sid[:]); err != nil {
+			return nil, fmt.Errorf("init store: %w", err)
+		}
+		cfg.StoreID = fmt.Sprintf("%x", sid)
+		cfg.HashKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.HashKey); err != nil {
+			return nil, fmt.Errorf("init store: %w", err)
+		}
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := sysfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
-	}
 	st, err := openStorage(dir) // creates packs/ and packs/tmp
 	if err != nil {
 		return nil, err
 	}
-	st.Close()
+	defer st.Close()
+	// The keys before config.json: a store is one once its config is
+	// there, and an encrypted one cannot open without its keys.
+	if o.Keys != nil {
+		if err := keys.Save(context.Background(), st, o.Keys.File, storage.NoVersion); err != nil {
+			return nil, fmt.Errorf("write %s: %w", keys.FileName, err)
+		}
+	}
+	if err := sysfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
 	return cfg, nil
+}
+
+// ErrKeys is wrapped by the errors of an encrypted store whose keys could
+// not be unlocked (missing, wrong, or a damaged key slot file).
+var ErrKeys = errors.New("store keys not unlocked")
+
+// keysError is an error of unlocking a store: its text as is, and
+// errors.Is(err, ErrKeys).
+type keysError struct{ err error }
+
+func (e keysError) Error() string   { return e.err.Error() }
+func (e keysError) Unwrap() []error { return []error{e.err, ErrKeys} }
+
+// unlockStore returns the keyring of an encrypted store, nil for an
+// unencrypted one. It only reads.
+func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*keys.Keyring, error) {
+	if !cfg.Encrypted {
+		return nil, nil
+	}
+	if o.Keyring != nil {
+		if _, ok := o.Keyring.HashKey(); !ok {
+			return nil, keysError{fmt.Errorf("store %s: the keyring given has no hash key", dir)}
+		}
+		return o.Keyring, nil
+	}
+	if o.Unlock == nil {
+		return nil, keysError{fmt.Errorf("store %s is encrypted and no key was given", dir)}
+	}
+	f, _, err := keys.Load(context.Background(), st)
+	if err != nil {
+		return nil, keysError{oneLineError{fmt.Errorf("store %s: %w (restore %s from a backup of the store)", dir, err, keys.FileName)}}
+	}
+	if f.StoreID != cfg.StoreID {
+		return nil, keysError{fmt.Errorf("store %s: %s belongs to store %s, not %s (restore it from a backup of this store)", dir, keys.FileName, f.StoreID, cfg.StoreID)}
+	}
+	u, err := o.Unlock(cfg.StoreID, f)
+	if err != nil {
+		return nil, keysError{err}
+	}
+	return u.Keyring(), nil
 }
 
 func readConfig(dir string) (*Config, error) {

@@ -17,6 +17,7 @@ import (
 	"smp/cas/manifest"
 	"smp/index"
 	"smp/internal/sysfile"
+	"smp/keys"
 	"smp/storage"
 )
 
@@ -28,6 +29,9 @@ type Repo struct {
 	Dir    string
 	Config *Config
 	Hasher *cas.Hasher
+	// Keyring is the unlocked keys of an encrypted store (nil for an
+	// unencrypted one): the blob codec seals with its current master key.
+	Keyring *keys.Keyring
 
 	lock     *os.File
 	st       storage.Storage // the store's objects; see storage.go
@@ -83,8 +87,20 @@ type packSlot struct {
 	pack *cas.PendingPack
 }
 
+// OpenOptions configure OpenWith.
+type OpenOptions struct {
+	// ReadOnly opens as OpenReadOnly does.
+	ReadOnly bool
+	// Keyring is the unlocked keys of an encrypted store, when the caller
+	// has them already (a test, a server reopening its store).
+	Keyring *keys.Keyring
+	// Unlock finds the keys of an encrypted store from its key slot file
+	// when Keyring is nil. An unencrypted store needs neither.
+	Unlock keys.UnlockFunc
+}
+
 // Open opens the store in dir and takes its lock.
-func Open(dir string) (*Repo, error) { return open(dir, false) }
+func Open(dir string) (*Repo, error) { return OpenWith(dir, OpenOptions{}) }
 
 // OpenReadOnly opens the store in dir, and takes its lock, for commands
 // that only read it (a restore that keeps its record). Its index is opened
@@ -92,38 +108,55 @@ func Open(dir string) (*Repo, error) { return open(dir, false) }
 // index open and close; otherwise, as for a store whose index must first
 // be created or repaired, it is opened as by Open. Either way nothing is
 // added to the store through it: AddBlob fails.
-func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true) }
+func OpenReadOnly(dir string) (*Repo, error) { return OpenWith(dir, OpenOptions{ReadOnly: true}) }
 
-func open(dir string, readOnly bool) (*Repo, error) {
-	cfg, lock, st, err := openLocked(dir)
+// OpenWith opens the store in dir as o says and takes its lock.
+func OpenWith(dir string, o OpenOptions) (*Repo, error) {
+	lo, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	return finishOpen(dir, cfg, lock, st, readOnly)
+	return finishOpen(dir, lo, o.ReadOnly)
 }
 
-// openLocked reads the store's config and takes its lock: everything of
-// an open but the index.
-func openLocked(dir string) (*Config, *os.File, storage.Storage, error) {
+// locked is what openLocked opened.
+type locked struct {
+	cfg  *Config
+	kr   *keys.Keyring
+	lock *os.File
+	st   storage.Storage
+}
+
+// openLocked reads the store's config, unlocks its keys and takes its
+// lock: everything of an open but the index. The keys are unlocked before
+// anything is written (the lock file, a swept temporary pack), so a
+// missing or wrong key leaves the store's bytes as they were.
+func openLocked(dir string, o OpenOptions) (*locked, error) {
 	cfg, err := readConfig(dir)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	lock, err := lockStore(dir)
-	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	st, err := openStorage(dir)
 	if err != nil {
-		lock.Close()
-		return nil, nil, nil, err
+		return nil, err
 	}
-	return cfg, lock, st, nil
+	kr, err := unlockStore(dir, cfg, st, o)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	lock, err := lockStore(dir)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &locked{cfg: cfg, kr: kr, lock: lock, st: st}, nil
 }
 
 // finishOpen opens the index of a store openLocked opened and returns the
 // Repo, which then owns lock and st; on error it releases them.
-func finishOpen(dir string, cfg *Config, lock *os.File, st storage.Storage, readOnly bool) (*Repo, error) {
+func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
+	cfg, lock, st := lo.cfg, lo.lock, lo.st
 	// Before the index: an index open refused for lack of space must not
 	// keep the space a killed writer's packs hold.
 	removeStaleTemp(st)
@@ -136,7 +169,7 @@ func finishOpen(dir string, cfg *Config, lock *os.File, st storage.Storage, read
 		return nil, err
 	}
 	r := &Repo{
-		Dir: dir, Config: cfg, Hasher: hasherOf(cfg),
+		Dir: dir, Config: cfg, Hasher: hasherOf(cfg, lo.kr), Keyring: lo.kr,
 		lock: lock, st: st, packs: packs, ix: ix, readOnly: readOnly,
 		pending: map[cas.BlobKey]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
@@ -157,10 +190,14 @@ func finishOpen(dir string, cfg *Config, lock *os.File, st storage.Storage, read
 	return r, nil
 }
 
-// hasherOf returns the store's keyed hasher.
-func hasherOf(cfg *Config) *cas.Hasher {
+// hasherOf returns the store's keyed hasher: its key is in config.json
+// for an unencrypted store, in the keyring for an encrypted one.
+func hasherOf(cfg *Config, kr *keys.Keyring) *cas.Hasher {
 	var key [32]byte
 	copy(key[:], cfg.HashKey)
+	if kr != nil {
+		key, _ = kr.HashKey()
+	}
 	return cas.NewHasher(key)
 }
 
@@ -180,15 +217,19 @@ type Deferred struct {
 // hard-link capture's walk and links) does it meanwhile, instead of
 // waiting for Badger first (about 20 ms, a tenth of such a capture on the
 // bench corpus). Repo waits for the open; Close must be called either way.
-func OpenDeferred(dir string) (*Deferred, error) {
-	cfg, lock, st, err := openLocked(dir)
+func OpenDeferred(dir string) (*Deferred, error) { return OpenDeferredWith(dir, OpenOptions{}) }
+
+// OpenDeferredWith is OpenDeferred with the keys of o (o.ReadOnly is
+// ignored: a deferred open is for writing).
+func OpenDeferredWith(dir string, o OpenOptions) (*Deferred, error) {
+	lo, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	d := &Deferred{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), done: make(chan struct{})}
+	d := &Deferred{Dir: dir, Config: lo.cfg, Hasher: hasherOf(lo.cfg, lo.kr), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
-		d.repo, d.err = finishOpen(dir, cfg, lock, st, false)
+		d.repo, d.err = finishOpen(dir, lo, false)
 	}()
 	return d, nil
 }

@@ -11,6 +11,7 @@ import (
 	"smp/capture"
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/keys"
 	"smp/repo"
 )
 
@@ -18,27 +19,34 @@ import (
 type Dir struct {
 	dir      string // absolute
 	readOnly bool
+	unlock   keys.UnlockFunc
 	r        *repo.Repo // opened on first use
 }
 
 var _ Store = (*Dir)(nil)
 
-func openDir(dir string, readOnly bool) (*Dir, error) {
+func openDir(dir string, o Options) (*Dir, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{dir: abs, readOnly: readOnly}, nil
+	return &Dir{dir: abs, readOnly: o.ReadOnly, unlock: o.Unlock}, nil
+}
+
+// openOptions are the repo open options of d.
+func (d *Dir) openOptions() repo.OpenOptions {
+	return repo.OpenOptions{ReadOnly: d.readOnly, Unlock: d.unlock}
 }
 
 // OpenDir opens the store directory at location for the commands that
 // administer one (verify, ingest, serve); an SMP location is refused.
-// With readOnly the index is never written.
-func OpenDir(cmd, location string, readOnly bool) (*Dir, error) {
+// With o.ReadOnly the index is never written; o.Unlock finds the keys of
+// an encrypted store. The SMP options of o are ignored.
+func OpenDir(cmd, location string, o Options) (*Dir, error) {
 	if err := CheckDir(cmd, location); err != nil {
 		return nil, err
 	}
-	d, err := openDir(location, readOnly)
+	d, err := openDir(location, o)
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +61,7 @@ func (d *Dir) repo() (*repo.Repo, error) {
 	if d.r != nil {
 		return d.r, nil
 	}
-	open := repo.Open
-	if d.readOnly {
-		open = repo.OpenReadOnly
-	}
-	r, err := open(d.dir)
+	r, err := repo.OpenWith(d.dir, d.openOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +182,7 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	if d.r != nil {
 		return nil, fmt.Errorf("capture into %s: the store is already open", d.dir)
 	}
-	def, err := repo.OpenDeferred(d.dir)
+	def, err := repo.OpenDeferredWith(d.dir, d.openOptions())
 	if err != nil {
 		return nil, err
 	}

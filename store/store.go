@@ -29,6 +29,7 @@ import (
 	"smp/capture"
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/keys"
 	"smp/remote/client"
 	"smp/repo"
 )
@@ -116,6 +117,10 @@ type Options struct {
 	// Log receives one-line notes (a fallback to the next SMP, an SMP
 	// skipped); nil discards them.
 	Log io.Writer
+	// Unlock finds the keys of an encrypted store directory (an SMP
+	// unlocks its own store: clients never hold its keys). An unencrypted
+	// store needs none.
+	Unlock keys.UnlockFunc
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -213,7 +218,7 @@ func Open(ctx context.Context, location string, opts Options) (Store, error) {
 		return nil, err
 	}
 	if dir != "" {
-		return openDir(dir, opts.ReadOnly)
+		return openDir(dir, opts)
 	}
 	tokens := strings.Split(opts.Token, ",")
 	if len(tokens) != 1 && len(tokens) != len(smps) {
@@ -248,11 +253,11 @@ type CaptureOptions struct {
 // CaptureResult is a committed capture.
 type CaptureResult struct {
 	*capture.Result
-	SMP      string // the SMP that took it ("" for a store directory)
+	SMP      string               // the SMP that took it ("" for a store directory)
 	Hardlink capture.HardlinkMode // the hard-link mode the capture ran with
-	Sent     int64  // bytes uploaded to the SMP
-	Held     int64  // chunks the SMP already held
-	Reserved int64  // new bytes reserved by ReserveFirst; -1 without it
+	Sent     int64                // bytes uploaded to the SMP
+	Held     int64                // chunks the SMP already held
+	Reserved int64                // new bytes reserved by ReserveFirst; -1 without it
 }
 
 // StatsOptions select the figures of Stats.

@@ -43,10 +43,12 @@ type serveOptions struct {
 	Retention, GCEvery, GCGrace       string
 	HeaderTimeout, RequestTimeout     time.Duration
 	MetricsListen                     string
+	keyFlags
 }
 
 func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
+	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Listen, "listen", ":8443", "address to listen on (HOST:PORT; port 0 picks a free one)")
 	fs.StringVar(&o.CertFile, "tls-cert", "", "PEM certificate (chain) to serve")
 	fs.StringVar(&o.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
@@ -182,7 +184,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 		return err
 	}
 	logger := slog.New(handler)
-	d, err := store.OpenDir("serve", o.Store, false)
+	d, err := store.OpenDir("serve", o.Store, store.Options{Unlock: o.unlock()})
 	if err != nil {
 		return err
 	}
