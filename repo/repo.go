@@ -193,12 +193,24 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 // hasherOf returns the store's keyed hasher: its key is in config.json
 // for an unencrypted store, in the keyring for an encrypted one.
 func hasherOf(cfg *Config, kr *keys.Keyring) *cas.Hasher {
+	return cas.NewHasher(hashKeyOf(cfg, kr))
+}
+
+func hashKeyOf(cfg *Config, kr *keys.Keyring) [32]byte {
 	var key [32]byte
 	copy(key[:], cfg.HashKey)
 	if kr != nil {
 		key, _ = kr.HashKey()
 	}
-	return cas.NewHasher(key)
+	return key
+}
+
+// HashKey is the store's content hash key, which an SMP hands its clients
+// so they compute the same IDs (for an encrypted store it is not in
+// config.json).
+func (r *Repo) HashKey() []byte {
+	k := hashKeyOf(r.Config, r.Keyring)
+	return k[:]
 }
 
 // Deferred is a store whose lock is held and whose config is read, while

@@ -74,7 +74,11 @@ func runKeyList(_ context.Context, o *keyOptions, stdout io.Writer) error {
 		return err
 	}
 	if o.JSON {
-		type slot struct{ ID, Kind, Created string }
+		type slot struct {
+			ID      string `json:"id"`
+			Kind    string `json:"kind"`
+			Created string `json:"created"`
+		}
 		type master struct {
 			ID      keys.KeyID `json:"id"`
 			Created string     `json:"created"`
