@@ -351,3 +351,44 @@ func TestE2EKeysNoClearKeyMaterial(t *testing.T) {
 		}
 	}
 }
+
+func TestE2EKeysSources(t *testing.T) {
+	t.Parallel()
+	e := newEncStore(t)
+	// A new key file slot: written outside the store, never inside it.
+	inside := filepath.Join(e.dir, "k2.key")
+	r := e.run(t, "key", "add", "--store", e.dir, "--new-key-file", inside)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "inside the store") {
+		t.Fatalf("key file inside the store:\n%s", r)
+	}
+	k2 := filepath.Join(tmpDir(t), "k2.key")
+	if r := e.run(t, "key", "add", "--store", e.dir, "--new-key-file", k2); r.code != exitOK {
+		t.Fatalf("key add --new-key-file:\n%s", r)
+	}
+	if st, err := os.Stat(k2); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("new key file: %v %v", st, err)
+	}
+	// $SMP_KEY_FILE, and systemd credentials ($CREDENTIALS_DIRECTORY/smp-key).
+	if r := smpWith(t, runOpts{env: append(keyEnv(tmpDir(t)), "SMP_KEY_FILE="+k2)}, "records", "--store", e.dir); r.code != exitOK {
+		t.Fatalf("records with $SMP_KEY_FILE:\n%s", r)
+	}
+	creds := tmpDir(t)
+	writeFile(t, filepath.Join(creds, "smp-key"), []byte(readFile(t, k2)), 0o600)
+	if r := smpWith(t, runOpts{env: append(keyEnv(tmpDir(t)), "CREDENTIALS_DIRECTORY="+creds)}, "records", "--store", e.dir); r.code != exitOK {
+		t.Fatalf("records with a systemd credential:\n%s", r)
+	}
+	// A key file other users may read is refused, saying how to fix it.
+	if err := os.Chmod(k2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantKeyRefusal(t, e.runBare(t, "records", "--store", e.dir, "--key-file", k2), "chmod 600")
+	// An unencrypted store needs no key and ignores the key flags.
+	plain := newStore(t)
+	if r := e.runBare(t, "records", "--store", plain, "--key-file", "/nonexistent"); r.code != exitOK {
+		t.Fatalf("unencrypted store with a key flag:\n%s", r)
+	}
+	r = e.run(t, "key", "list", "--store", plain)
+	if r.code != exitError || !strings.Contains(r.stderr, "not encrypted") {
+		t.Fatalf("key list of an unencrypted store:\n%s", r)
+	}
+}
