@@ -240,3 +240,41 @@ func FuzzDecode(f *testing.F) {
 		kf.Unlock(Secret{Passphrase: []byte("p"), KeyFile: make([]byte, 32)}) // bounded work, no panic
 	})
 }
+
+// TestRotateRevoking: after a revoking rotation, a removed slot's secret
+// applied to a copy of the old file yields only the old master keys, never
+// the new one, and the opening slot still opens the new file.
+func TestRotateRevoking(t *testing.T) {
+	u, kf, rk := newFile(t)
+	old := reload(t, u.File)
+	opened, err := reload(t, u.File).Unlock(Secret{KeyFile: kf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, removed, err := opened.RotateRevoking()
+	if err != nil || id != 2 || len(removed) != 1 || len(opened.File.Slots) != 1 {
+		t.Fatalf("RotateRevoking: %d %v %v", id, removed, err)
+	}
+	now := reload(t, opened.File)
+	got, err := now.Unlock(Secret{KeyFile: kf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m2 := got.Keyring().Current()
+	h1, _ := u.Keyring().HashKey()
+	if h2, _ := got.Keyring().HashKey(); h2 != h1 {
+		t.Fatal("the hash key changed")
+	}
+	if _, err := now.Unlock(Secret{Passphrase: []byte(rk)}); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("a revoked slot opens the new file: %v", err)
+	}
+	// The old file's recovery slot still yields the old wrapping key;
+	// grafting the new masters onto it must not give the new master key.
+	graft := *old
+	graft.Masters, graft.Current, graft.HashKey = now.Masters, now.Current, now.HashKey
+	if g, err := graft.Unlock(Secret{Passphrase: []byte(rk)}); err == nil {
+		if _, m := g.Keyring().Current(); m == m2 {
+			t.Fatal("a revoked secret and an old file open the new master key")
+		}
+	}
+}

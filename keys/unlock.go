@@ -28,6 +28,7 @@ type Unlocked struct {
 	File *File
 	// Slot is the ID of the slot that opened it ("" when just created).
 	Slot    string
+	slotKey [32]byte // of Slot, to re-wrap it (RotateRevoking)
 	wrapKey [32]byte
 	masters map[KeyID][32]byte
 	hashKey [32]byte
@@ -95,6 +96,47 @@ func (u *Unlocked) Rotate() (KeyID, error) {
 		return 0, fmt.Errorf("the store has %d master keys, the most it may: retire one first", maxMasters)
 	}
 	return u.addMaster(next + 1)
+}
+
+// RotateRevoking rotates as Rotate does and also replaces the wrapping
+// key, keeping only the slot that opened the file: every other slot is
+// removed. A removed slot's secret then opens nothing of the new file,
+// even for someone who kept a copy of the old one: such a copy gives the
+// old wrapping key and the master keys of then (the data sealed until
+// now), never the new master key. It needs an opened file (not Create).
+func (u *Unlocked) RotateRevoking() (KeyID, []string, error) {
+	i := slices.IndexFunc(u.File.Slots, func(s Slot) bool { return s.ID == u.Slot })
+	if i < 0 {
+		return 0, nil, errors.New("the slot that opened the keys is gone: open them again")
+	}
+	var wk [32]byte
+	if _, err := rand.Read(wk[:]); err != nil {
+		return 0, nil, err
+	}
+	keep := u.File.Slots[i]
+	w, err := seal(u.slotKey, wk, slotAD(u.File.StoreID, keep.ID, keep.Kind))
+	if err != nil {
+		return 0, nil, err
+	}
+	var removed []string
+	for _, s := range u.File.Slots {
+		if s.ID != keep.ID {
+			removed = append(removed, s.ID)
+		}
+	}
+	masters := make([]Master, 0, len(u.File.Masters))
+	for _, m := range u.File.Masters {
+		mw, err := seal(wk, u.masters[m.ID], masterAD(u.File.StoreID, m.ID))
+		if err != nil {
+			return 0, nil, err
+		}
+		m.Wrapped = mw
+		masters = append(masters, m)
+	}
+	keep.Wrapped = w
+	u.File.Slots, u.File.Masters, u.wrapKey = []Slot{keep}, masters, wk
+	id, err := u.Rotate()
+	return id, removed, err
 }
 
 func newSlotID(f *File) (string, error) {
@@ -217,7 +259,12 @@ func (f *File) Unlock(s Secret) (*Unlocked, error) {
 		if err != nil {
 			continue
 		}
-		return f.unlockWith(wk, slot.ID)
+		u, err := f.unlockWith(wk, slot.ID)
+		if err != nil {
+			return nil, err
+		}
+		u.slotKey = k
+		return u, nil
 	}
 	return nil, ErrWrongKey
 }

@@ -26,6 +26,9 @@ type keyOptions struct {
 	// remove: the slot.
 	Slot string
 	JSON bool
+	// rotate: also replace the wrapping key, keeping only the slot whose
+	// secret was given.
+	Revoke bool
 }
 
 func (o *keyOptions) AddFlags(fs *pflag.FlagSet) {
@@ -37,6 +40,8 @@ func (o *keyOptions) AddFlags(fs *pflag.FlagSet) {
 		fs.StringVar(&o.NewPassphraseFile, "new-passphrase-file", "", "add a passphrase slot: the passphrase is the first line of FILE (mode 0600, or a pipe such as /dev/stdin)")
 	case "key remove":
 		fs.StringVar(&o.Slot, "slot", "", "ID of the key slot to remove (see smp key list)")
+	case "key rotate":
+		fs.BoolVar(&o.Revoke, "revoke-other-slots", false, "also replace the store's wrapping key and remove every key slot but the one whose secret is given: a removed or leaked secret then opens no new data, even with an old copy of keys.json")
 	case "key list":
 		fs.BoolVar(&o.JSON, "json", false, "print as JSON")
 	}
@@ -165,13 +170,21 @@ func runKeyRemove(_ context.Context, o *keyOptions, stdout io.Writer) error {
 
 func runKeyRotate(_ context.Context, o *keyOptions, stdout io.Writer) error {
 	var id keys.KeyID
+	var removed []string
 	err := store.EditKeys(o.Store, o.unlock(), func(u *keys.Unlocked) error {
 		var err error
-		id, err = u.Rotate()
+		if o.Revoke {
+			id, removed, err = u.RotateRevoking()
+		} else {
+			id, err = u.Rotate()
+		}
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	for _, s := range removed {
+		fmt.Fprintf(stdout, "removed key slot %s\n", s)
 	}
 	fmt.Fprintf(stdout, "master key %d now seals new data; older master keys stay until the data they sealed is re-encrypted\n", id)
 	return nil

@@ -377,6 +377,17 @@ func TestE2EKeysSources(t *testing.T) {
 	if r := smpWith(t, runOpts{env: append(keyEnv(tmpDir(t)), "CREDENTIALS_DIRECTORY="+creds)}, "records", "--store", e.dir); r.code != exitOK {
 		t.Fatalf("records with a systemd credential:\n%s", r)
 	}
+	// A revoking rotation keeps only k2's slot: the stored key and the
+	// recovery key open nothing any more.
+	r = smpWith(t, runOpts{env: keyEnv(tmpDir(t))}, "key", "rotate", "--store", e.dir, "--revoke-other-slots", "--key-file", k2)
+	if r.code != exitOK || strings.Count(r.stdout, "removed key slot") != 2 || !strings.Contains(r.stdout, "master key 2") {
+		t.Fatalf("key rotate --revoke-other-slots:\n%s", r)
+	}
+	wantKeyRefusal(t, e.run(t, "records", "--store", e.dir), "stored key "+e.keyFile+" (wrong key)")
+	wantKeyRefusal(t, e.runBare(t, "records", "--store", e.dir, "--passphrase-file", secretFile(t, e.recovery)), "(wrong key)")
+	if r := e.runBare(t, "records", "--store", e.dir, "--key-file", k2); r.code != exitOK {
+		t.Fatalf("records with the kept slot:\n%s", r)
+	}
 	// A key file other users may read is refused, saying how to fix it.
 	if err := os.Chmod(k2, 0o644); err != nil {
 		t.Fatal(err)
