@@ -49,7 +49,12 @@ func Save(ctx context.Context, st storage.Storage, f *File, old storage.Version)
 	return nil
 }
 
-// UnlockFunc opens a store's keys: given the store's ID and its decoded
-// key slot file, it finds a secret that opens a slot. The store and repo
-// open options take one, so the command decides where secrets come from.
-type UnlockFunc func(storeID string, f *File) (*Unlocked, error)
+// UnlockFunc opens a store's keys: given the store as errors and prompts
+// name it (its directory and ID) and its decoded key slot file (whose
+// StoreID is the store's), it finds a secret that opens a slot. The store
+// and repo open options take one, so the command decides where secrets
+// come from.
+type UnlockFunc func(desc string, f *File) (*Unlocked, error)
+
+// Describe is how a store is named to UnlockFunc.
+func Describe(dir, storeID string) string { return dir + " (id " + storeID + ")" }

@@ -182,7 +182,7 @@ func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*k
 	if f.StoreID != cfg.StoreID {
 		return nil, keysError{fmt.Errorf("store %s: %s belongs to store %s, not %s (restore it from a backup of this store)", dir, keys.FileName, f.StoreID, cfg.StoreID)}
 	}
-	u, err := o.Unlock(cfg.StoreID, f)
+	u, err := o.Unlock(keys.Describe(dir, cfg.StoreID), f)
 	if err != nil {
 		return nil, keysError{err}
 	}

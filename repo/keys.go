@@ -56,7 +56,7 @@ func EditKeys(dir string, unlock keys.UnlockFunc, edit func(*keys.Unlocked) erro
 	if f.StoreID != cfg.StoreID {
 		return fmt.Errorf("store %s: %s belongs to store %s, not %s", dir, keys.FileName, f.StoreID, cfg.StoreID)
 	}
-	u, err := unlock(cfg.StoreID, f)
+	u, err := unlock(keys.Describe(dir, cfg.StoreID), f)
 	if err != nil {
 		return err
 	}

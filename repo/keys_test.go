@@ -45,9 +45,9 @@ func TestEncryptedStoreOpen(t *testing.T) {
 	if _, err := OpenWith(dir, OpenOptions{Unlock: wrong}); !errors.Is(err, ErrKeys) || !errors.Is(err, keys.ErrWrongKey) {
 		t.Fatalf("open with a wrong key: %v", err)
 	}
-	unlock := func(id string, f *keys.File) (*keys.Unlocked, error) {
-		if id != cfg.StoreID {
-			t.Errorf("unlock asked for store %s, want %s", id, cfg.StoreID)
+	unlock := func(desc string, f *keys.File) (*keys.Unlocked, error) {
+		if want := keys.Describe(dir, cfg.StoreID); desc != want {
+			t.Errorf("unlock asked for store %s, want %s", desc, want)
 		}
 		return f.Unlock(keys.Secret{KeyFile: kf})
 	}

@@ -51,6 +51,10 @@ func cmdKey(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usagef("want: smp key %s", keyArgs)
 	}
+	if args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(os.Stderr, "Usage: smp key %s\n\nRun smp key COMMAND --help for a command's flags.\n", keyArgs)
+		return pflag.ErrHelp
+	}
 	run := map[string]func(context.Context, *keyOptions, io.Writer) error{
 		"list": runKeyList, "add": runKeyAdd, "remove": runKeyRemove,
 		"rotate": runKeyRotate, "add-recovery": runKeyAddRecovery,

@@ -177,7 +177,7 @@ func TestE2EKeysWrongMissingCorrupt(t *testing.T) {
 	}
 	for _, c := range cmds {
 		// Missing: no source at all.
-		wantKeyRefusal(t, e.runBare(t, c...), "store "+e.id, "--key-file (not given)", "stored key", "(not found)", "prompt (no terminal)", "pass --key-file FILE")
+		wantKeyRefusal(t, e.runBare(t, c...), "store "+e.dir+" (id "+e.id+")", "--key-file (not given)", "stored key", "(not found)", "prompt (no terminal)", "pass --key-file FILE")
 		// Wrong key file, wrong passphrase.
 		wantKeyRefusal(t, e.runBare(t, append(c, "--key-file", wrongKey)...), "--key-file "+wrongKey+" (wrong key)")
 		wantKeyRefusal(t, e.runBare(t, append(c, "--passphrase-file", wrongPass)...), "--passphrase-file "+wrongPass+" (wrong key)")
@@ -333,7 +333,7 @@ func TestE2EKeysNoClearKeyMaterial(t *testing.T) {
 	compareTrees(t, src, dst, compareOpts{})
 	// Without a key the server does not start: one line, exit 1.
 	r := e.runBare(t, "serve", "--store", e.dir, "--listen", "127.0.0.1:0", "--tls-self-signed")
-	wantKeyRefusal(t, r, "store "+e.id, "no key opened it")
+	wantKeyRefusal(t, r, "store "+e.dir+" (id "+e.id+")", "no key opened it")
 
 	// No file of the store holds the key file's key or the recovery key.
 	kb, err := os.ReadFile(e.keyFile)

@@ -47,5 +47,5 @@ func (kf *keyFlags) sources() *keys.Sources {
 // unlock is the store open options' Unlock of these flags.
 func (kf *keyFlags) unlock() keys.UnlockFunc {
 	s := kf.sources()
-	return func(storeID string, f *keys.File) (*keys.Unlocked, error) { return s.Unlock(storeID, f) }
+	return func(desc string, f *keys.File) (*keys.Unlocked, error) { return s.Unlock(desc, f) }
 }
