@@ -219,6 +219,9 @@ type Deferred struct {
 	Dir    string
 	Config *Config
 	Hasher *cas.Hasher
+	// Keyring is the store's unlocked keys (nil when unencrypted), known
+	// before the index is open, as Repo.Keyring.
+	Keyring *keys.Keyring
 	done   chan struct{}
 	repo   *Repo
 	err    error
@@ -238,7 +241,7 @@ func OpenDeferredWith(dir string, o OpenOptions) (*Deferred, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Deferred{Dir: dir, Config: lo.cfg, Hasher: hasherOf(lo.cfg, lo.kr), done: make(chan struct{})}
+	d := &Deferred{Dir: dir, Config: lo.cfg, Hasher: hasherOf(lo.cfg, lo.kr), Keyring: lo.kr, done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
 		d.repo, d.err = finishOpen(dir, lo, false)
