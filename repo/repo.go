@@ -222,9 +222,9 @@ type Deferred struct {
 	// Keyring is the store's unlocked keys (nil when unencrypted), known
 	// before the index is open, as Repo.Keyring.
 	Keyring *keys.Keyring
-	done   chan struct{}
-	repo   *Repo
-	err    error
+	done    chan struct{}
+	repo    *Repo
+	err     error
 }
 
 // OpenDeferred takes the store's lock and reads its config, then opens the
