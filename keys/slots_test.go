@@ -185,7 +185,7 @@ func TestSourcesOrderAndError(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("want a one-line error, got %v", err)
 	}
-	for _, w := range []string{"store S", "--key-file " + wrong + " (wrong key)", "--passphrase-file (not given)", "$CREDENTIALS_DIRECTORY (not given)", "stored key " + StoredKeyPath(cfgDir, testStore) + " (not found)", "prompt (no terminal)"} {
+	for _, w := range []string{"store S", "--key-file " + wrong + " (wrong key)", "--passphrase-file (not set)", "$CREDENTIALS_DIRECTORY (not set)", "stored key " + StoredKeyPath(cfgDir, testStore) + " (not found)", "prompt (no terminal)"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q: %v", w, err)
 		}

@@ -156,7 +156,7 @@ func (s *Sources) Unlock(desc string, f *File) (*Unlocked, error) {
 			return Secret{Passphrase: p}, err
 		}
 	}
-	notSet := func() (Secret, error) { return Secret{}, errors.New("not given") }
+	notSet := func() (Secret, error) { return Secret{}, errors.New("not set") }
 	var u *Unlocked
 	pick := func(name, path string, get func(string) func() (Secret, error)) {
 		if u != nil {

@@ -177,7 +177,7 @@ func TestE2EKeysWrongMissingCorrupt(t *testing.T) {
 	}
 	for _, c := range cmds {
 		// Missing: no source at all.
-		wantKeyRefusal(t, e.runBare(t, c...), "store "+e.dir+" (id "+e.id+")", "--key-file (not given)", "stored key", "(not found)", "prompt (no terminal)", "pass --key-file FILE")
+		wantKeyRefusal(t, e.runBare(t, c...), "store "+e.dir+" (id "+e.id+")", "--key-file (not set)", "stored key", "(not found)", "prompt (no terminal)", "pass --key-file FILE")
 		// Wrong key file, wrong passphrase.
 		wantKeyRefusal(t, e.runBare(t, append(c, "--key-file", wrongKey)...), "--key-file "+wrongKey+" (wrong key)")
 		wantKeyRefusal(t, e.runBare(t, append(c, "--passphrase-file", wrongPass)...), "--passphrase-file "+wrongPass+" (wrong key)")
