@@ -48,6 +48,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -87,34 +88,37 @@ func freshDir(b *testing.B, prefix string) string {
 // initStore creates an empty store at dir.
 func initStore(b *testing.B, dir string) { initStoreEnc(b, dir, false) }
 
-// benchKeyring is the keyring of every encrypted bench store.
-var benchKeyring = func() *keys.Keyring {
-	var k [32]byte
-	rand.Read(k[:])
-	kr, err := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: k})
-	if err != nil {
-		panic(err)
-	}
-	return kr
-}()
-
-// encryptedStores holds the directories of the encrypted bench stores.
+// encryptedStores maps the directory of each encrypted bench store to
+// its keyring.
 var encryptedStores sync.Map
 
 // initStoreEnc creates a bench store, encrypted when enc is set.
 func initStoreEnc(b *testing.B, dir string, enc bool) {
-	if _, err := repo.InitWith(dir, repo.InitOptions{Chunker: cas.DefaultChunkerParams(), Encrypted: enc}); err != nil {
+	o := repo.InitOptions{Params: cas.DefaultChunkerParams()}
+	if enc {
+		var sid [16]byte
+		rand.Read(sid[:])
+		u, err := keys.Create(hex.EncodeToString(sid[:]))
+		if err == nil {
+			_, _, err = u.AddKeyFile()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Keys = u
+	}
+	if _, err := repo.InitWith(dir, o); err != nil {
 		b.Fatal(err)
 	}
 	if enc {
-		encryptedStores.Store(dir, true)
+		encryptedStores.Store(dir, o.Keys.Keyring())
 	}
 }
 
 // openStore opens a bench store, with its keyring when it is encrypted.
 func openStore(dir string) (*repo.Repo, error) {
-	if _, ok := encryptedStores.Load(dir); ok {
-		return repo.OpenWith(dir, repo.Options{Keyring: benchKeyring})
+	if kr, ok := encryptedStores.Load(dir); ok {
+		return repo.OpenWith(dir, repo.OpenOptions{Keyring: kr.(*keys.Keyring)})
 	}
 	return repo.Open(dir)
 }

@@ -21,7 +21,16 @@ type KeyID uint32
 type Keyring struct {
 	current KeyID
 	masters map[KeyID][32]byte
+	// hashKey is the store's content hash key, unwrapped with the master
+	// keys (see File); hasHash is false for a keyring built without one.
+	hashKey [32]byte
+	hasHash bool
 }
+
+// HashKey returns the store's content hash key, which the key slot file
+// keeps wrapped by a master key (not derived from one: a rotation keeps
+// every ID).
+func (k *Keyring) HashKey() ([32]byte, bool) { return k.hashKey, k.hasHash }
 
 // NewKeyring returns a keyring sealing with masters[current].
 func NewKeyring(current KeyID, masters map[KeyID][32]byte) (*Keyring, error) {

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -12,13 +13,17 @@ import (
 
 	"smp/cas"
 	"smp/internal/sysfile"
+	"smp/keys"
+	"smp/storage"
 )
 
 // Store format versions this smp reads and writes; see docs/FORMAT.md.
 //
 // Version 1 is a store in clear; version 2 an encrypted store (Encrypted
-// set: sealed packs, encrypted index, keyed gear table). An unencrypted
-// store is still written as version 1, so older smp keep reading it.
+// set: sealed packs, encrypted index, keyed gear table), whose keys are in
+// keys.json (package keys) and whose config.json holds no hash key. An
+// unencrypted store is still written as version 1, so older smp keep
+// reading it.
 const (
 	FormatVersion          = 1
 	FormatVersionEncrypted = 2
@@ -37,13 +42,17 @@ type Config struct {
 	Chunker     cas.ChunkerParams `json:"chunker"`
 	ChunkerAlgo string            `json:"chunker_algo"`
 	HashAlgo    string            `json:"hash_algo"`
-	HashKey     []byte            `json:"hash_key"`
-	Compression string            `json:"compression"`
-	PackSize    int64             `json:"pack_size"`
-	// Encrypted is set at init and never changes: every pack is sealed
-	// (cas.PackVersionSealed) and the index encrypted at rest, with keys
-	// from the store's keyring (Options.Keyring).
-	Encrypted bool `json:"encrypted,omitempty"`
+	// HashKey is the content hash key of an unencrypted store; an
+	// encrypted store keeps it wrapped in keys.json and has none here
+	// (keys.Keyring.HashKey).
+	HashKey []byte `json:"hash_key,omitempty"`
+	// Encrypted is set at init (with version 2) and never changes: every
+	// pack is sealed (cas.PackVersionSealed) and the index encrypted at
+	// rest, with keys from the store's keyring, unlocked from keys.json
+	// (OpenOptions).
+	Encrypted   bool   `json:"encrypted,omitempty"`
+	Compression string `json:"compression"`
+	PackSize    int64  `json:"pack_size"`
 }
 
 const (
@@ -58,10 +67,10 @@ func (c *Config) check() error {
 		return fmt.Errorf("store format version %d is not supported by this smp (reads %d-%d)", c.Version, minFormatVersion, maxFormatVersion)
 	case c.ChunkerAlgo != chunkerAlgo:
 		return fmt.Errorf("unknown chunker %q in config.json", c.ChunkerAlgo)
-	case c.HashAlgo != hashAlgo || len(c.HashKey) != 32:
+	case c.Encrypted != (c.Version == FormatVersionEncrypted):
+		return fmt.Errorf("config.json says encrypted=%v with format version %d", c.Encrypted, c.Version)
+	case c.HashAlgo != hashAlgo || c.Encrypted && len(c.HashKey) != 0 || !c.Encrypted && len(c.HashKey) != 32:
 		return fmt.Errorf("unknown hash %q or bad key in config.json", c.HashAlgo)
-	case c.Encrypted != (c.Version >= FormatVersionEncrypted):
-		return fmt.Errorf("config.json: format version %d does not match encrypted=%v", c.Version, c.Encrypted)
 	case c.Encrypted && !c.Chunker.KeyedGear:
 		return fmt.Errorf("config.json: an encrypted store must key its gear table")
 	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
@@ -73,24 +82,27 @@ func (c *Config) check() error {
 	return nil
 }
 
-// InitOptions are the choices fixed when a store is created.
-type InitOptions struct {
-	Chunker cas.ChunkerParams
-	// Encrypted creates an encrypted store (format version 2): its packs
-	// are sealed and its index encrypted with keys from the keyring every
-	// open must then be given, and its gear table is keyed.
-	Encrypted bool
+// Init creates a new, unencrypted store in dir, which must be missing or
+// empty.
+func Init(dir string, params cas.ChunkerParams) (*Config, error) {
+	return InitWith(dir, InitOptions{Params: params})
 }
 
-// Init creates a new unencrypted store in dir, which must be missing or empty.
-func Init(dir string, params cas.ChunkerParams) (*Config, error) {
-	return InitWith(dir, InitOptions{Chunker: params})
+// InitOptions are the choices fixed when a store is created.
+type InitOptions struct {
+	Params cas.ChunkerParams
+	// Keys, when set, makes an encrypted store (format version 2) with
+	// these keys (made by keys.Create, with at least one slot): the store
+	// takes its ID, its hash key stays wrapped in keys.json, its packs are
+	// sealed and its index encrypted with the keyring every open must then
+	// unlock, and its gear table is keyed from the hash key.
+	Keys *keys.Unlocked
 }
 
 // InitWith creates a new store in dir, which must be missing or empty.
 func InitWith(dir string, o InitOptions) (*Config, error) {
-	params := o.Chunker
-	params.KeyedGear, params.Gear = o.Encrypted, nil
+	params := o.Params
+	params.KeyedGear, params.Gear = o.Keys != nil, nil
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
@@ -111,43 +123,91 @@ func InitWith(dir string, o InitOptions) (*Config, error) {
 		Chunker:     params,
 		ChunkerAlgo: chunkerAlgo,
 		HashAlgo:    hashAlgo,
-		HashKey:     make([]byte, 32),
 		Compression: "zstd",
 		PackSize:    defaultPackSize,
-		Encrypted:   o.Encrypted,
 	}
-	if o.Encrypted {
-		cfg.Version = FormatVersionEncrypted
-	}
-	var sid [16]byte
-	if _, err := rand.Read(sid[:]); err != nil {
-		return nil, fmt.Errorf("init store: %w", err)
-	}
-	cfg.StoreID = fmt.Sprintf("%x", sid)
-	if _, err := rand.Read(cfg.HashKey); err != nil {
-		return nil, fmt.Errorf("init store: %w", err)
+	if o.Keys != nil {
+		cfg.Version, cfg.Encrypted, cfg.StoreID = FormatVersionEncrypted, true, o.Keys.File.StoreID
+	} else {
+		var sid [16]byte
+		if _, err := rand.Read(sid[:]); err != nil {
+			return nil, fmt.Errorf("init store: %w", err)
+		}
+		cfg.StoreID = fmt.Sprintf("%x", sid)
+		cfg.HashKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.HashKey); err != nil {
+			return nil, fmt.Errorf("init store: %w", err)
+		}
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	if err := sysfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
-	}
 	st, err := openStorage(dir) // creates packs/ and packs/tmp
 	if err != nil {
 		return nil, err
 	}
-	st.Close()
+	defer st.Close()
+	// The keys before config.json: a store is one once its config is
+	// there, and an encrypted one cannot open without its keys.
+	if o.Keys != nil {
+		if err := keys.Save(context.Background(), st, o.Keys.File, storage.NoVersion); err != nil {
+			return nil, fmt.Errorf("write %s: %w", keys.FileName, err)
+		}
+	}
+	if err := sysfile.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
 	return cfg, nil
 }
 
-// ChunkerParams returns the store's chunking parameters, ready to chunk:
-// with the keyed gear table derived when the store keys it.
-func (c *Config) ChunkerParams() cas.ChunkerParams {
-	var key [32]byte
-	copy(key[:], c.HashKey)
-	return c.Chunker.WithGearKey(key)
+// ErrKeys is wrapped by the errors of an encrypted store whose keys could
+// not be unlocked (missing, wrong, or a damaged key slot file).
+var ErrKeys = errors.New("store keys not unlocked")
+
+// keysError is an error of unlocking a store: its text as is, and
+// errors.Is(err, ErrKeys).
+type keysError struct{ err error }
+
+func (e keysError) Error() string   { return e.err.Error() }
+func (e keysError) Unwrap() []error { return []error{e.err, ErrKeys} }
+
+// keyRequiredError is the error of opening an encrypted store with
+// neither a keyring nor a way to unlock one: errors.Is(err, ErrKeyRequired).
+type keyRequiredError struct{ dir string }
+
+func (e keyRequiredError) Error() string {
+	return fmt.Sprintf("store %s is encrypted and no key was given", e.dir)
+}
+func (e keyRequiredError) Unwrap() error { return ErrKeyRequired }
+
+// unlockStore returns the keyring of an encrypted store, nil for an
+// unencrypted one. It only reads.
+func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*keys.Keyring, error) {
+	if !cfg.Encrypted {
+		return nil, nil
+	}
+	if o.Keyring != nil {
+		if _, ok := o.Keyring.HashKey(); !ok {
+			return nil, keysError{fmt.Errorf("store %s: the keyring given has no hash key", dir)}
+		}
+		return o.Keyring, nil
+	}
+	if o.Unlock == nil {
+		return nil, keysError{keyRequiredError{dir}}
+	}
+	f, _, err := keys.Load(context.Background(), st)
+	if err != nil {
+		return nil, keysError{oneLineError{fmt.Errorf("store %s: %w (restore %s from a backup of the store)", dir, err, keys.FileName)}}
+	}
+	if f.StoreID != cfg.StoreID {
+		return nil, keysError{fmt.Errorf("store %s: %s belongs to store %s, not %s (restore it from a backup of this store)", dir, keys.FileName, f.StoreID, cfg.StoreID)}
+	}
+	u, err := o.Unlock(keys.Describe(dir, cfg.StoreID), f)
+	if err != nil {
+		return nil, keysError{err}
+	}
+	return u.Keyring(), nil
 }
 
 func readConfig(dir string) (*Config, error) {

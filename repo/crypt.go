@@ -14,14 +14,6 @@ import (
 // its keyring.
 var ErrKeyRequired = errors.New("store is encrypted: its key is required")
 
-// Options are how a store is opened.
-type Options struct {
-	// Keyring holds the master keys of an encrypted store (Config.Encrypted):
-	// packs are sealed with its current key and the index is encrypted
-	// with the current key's "index" subkey. An unencrypted store needs none.
-	Keyring *keys.Keyring
-}
-
 // crypt is what an open store seals and encrypts with; zero for a store
 // in clear.
 type crypt struct {
@@ -46,31 +38,32 @@ func (c crypt) openIndexWith(open func(index.Options) (*index.Index, error)) (*i
 	return ix, err
 }
 
-// cryptOf returns the sealer and index options of the store cfg describes.
-func cryptOf(dir string, cfg *Config, o Options) (crypt, error) {
+// cryptOf returns the sealer and index options of the store cfg
+// describes, whose unlocked keys are kr (nil when it is unencrypted).
+func cryptOf(dir string, cfg *Config, kr *keys.Keyring) (crypt, error) {
 	if !cfg.Encrypted {
 		return crypt{}, nil
 	}
-	if o.Keyring == nil {
+	if kr == nil {
 		return crypt{}, fmt.Errorf("%s: %w", dir, ErrKeyRequired)
 	}
-	s, err := cas.NewSealer(cfg.StoreID, o.Keyring)
+	s, err := cas.NewSealer(cfg.StoreID, kr)
 	if err != nil {
 		return crypt{}, fmt.Errorf("%s: %w", dir, err)
 	}
-	cur, _ := o.Keyring.Current()
-	k, err := o.Keyring.Subkey(cur, "index")
+	cur, _ := kr.Current()
+	k, err := kr.Subkey(cur, "index")
 	if err != nil {
 		return crypt{}, fmt.Errorf("%s: %w", dir, err)
 	}
 	c := crypt{sealer: s, index: index.Options{EncryptionKey: k[:]}}
-	ids := o.Keyring.IDs()
+	ids := kr.IDs()
 	slices.Sort(ids)
 	for _, id := range slices.Backward(ids) { // newest first
 		if id == cur {
 			continue
 		}
-		k, err := o.Keyring.Subkey(id, "index")
+		k, err := kr.Subkey(id, "index")
 		if err != nil {
 			return crypt{}, fmt.Errorf("%s: %w", dir, err)
 		}

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -12,10 +13,20 @@ import (
 	"smp/keys"
 )
 
-func randomKey() [32]byte {
-	var k [32]byte
-	rand.Read(k[:])
-	return k
+// testKeys returns the keys of a new encrypted store, with one key file
+// slot (a key slot file needs one to be saved).
+func testKeys(t *testing.T) *keys.Unlocked {
+	t.Helper()
+	var sid [16]byte
+	rand.Read(sid[:])
+	u, err := keys.Create(hex.EncodeToString(sid[:]))
+	if err == nil {
+		_, _, err = u.AddKeyFile()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // TestEncryptedStoreRotatedKeyring: after a rotation (a keyring whose
@@ -27,15 +38,18 @@ func randomKey() [32]byte {
 func TestEncryptedStoreRotatedKeyring(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	params, _ := cas.ChunkerParamsForAvg(64 << 10)
-	if _, err := InitWith(dir, InitOptions{Chunker: params, Encrypted: true}); err != nil {
+	u := testKeys(t)
+	if _, err := InitWith(dir, InitOptions{Params: params, Keys: u}); err != nil {
 		t.Fatal(err)
 	}
-	k1, k2 := randomKey(), randomKey()
-	old, _ := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: k1})
-	rotated, _ := keys.NewKeyring(2, map[keys.KeyID][32]byte{1: k1, 2: k2})
+	old := u.Keyring()
+	if _, err := u.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	rotated := u.Keyring()
 	put := func(kr *keys.Keyring, b []byte) cas.ID {
 		t.Helper()
-		r, err := OpenWith(dir, Options{Keyring: kr})
+		r, err := OpenWith(dir, OpenOptions{Keyring: kr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +68,7 @@ func TestEncryptedStoreRotatedKeyring(t *testing.T) {
 	idB := put(rotated, b)
 	check := func(kr *keys.Keyring) {
 		t.Helper()
-		r, err := OpenWith(dir, Options{Keyring: kr})
+		r, err := OpenWith(dir, OpenOptions{Keyring: kr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,11 +80,11 @@ func TestEncryptedStoreRotatedKeyring(t *testing.T) {
 		}
 	}
 	check(rotated)
-	if _, err := RebuildIndexWith(dir, Options{Keyring: rotated}); err != nil {
+	if _, err := RebuildIndexWith(dir, OpenOptions{Keyring: rotated}); err != nil {
 		t.Fatal(err)
 	}
 	check(rotated)
-	if _, err := OpenWith(dir, Options{Keyring: old}); !errors.Is(err, index.ErrWrongKey) {
+	if _, err := OpenWith(dir, OpenOptions{Keyring: old}); !errors.Is(err, index.ErrWrongKey) {
 		t.Errorf("the rebuilt index opened under the old key alone: %v", err)
 	}
 	if _, err := Open(dir); !errors.Is(err, ErrKeyRequired) {

@@ -52,23 +52,17 @@ var rebuildHook func(point string) error
 // complete: an interrupted rebuild leaves either the old index or no index
 // at all (which every command refuses, saying to rebuild), never a partial
 // one that would look like a store with fewer records.
-func RebuildIndex(dir string) (*RebuildReport, error) { return RebuildIndexWith(dir, Options{}) }
+func RebuildIndex(dir string) (*RebuildReport, error) { return RebuildIndexWith(dir, OpenOptions{}) }
 
-// RebuildIndexWith is RebuildIndex with options: an encrypted store's
-// index is rebuilt encrypted under the keyring's current index key.
-func RebuildIndexWith(dir string, o Options) (*RebuildReport, error) {
-	cfg, err := readConfig(dir)
+// RebuildIndexWith is RebuildIndex with the keys of o: an encrypted
+// store's index is rebuilt encrypted under the keyring's current index key.
+func RebuildIndexWith(dir string, o OpenOptions) (*RebuildReport, error) {
+	lo, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	c, err := cryptOf(dir, cfg, o)
-	if err != nil {
-		return nil, err
-	}
-	lock, err := lockStore(dir)
-	if err != nil {
-		return nil, err
-	}
+	lo.st.Close()
+	cfg, c, lock := lo.cfg, lo.c, lo.lock
 	defer lock.Close()
 	rep := &RebuildReport{DamagedPacks: []string{}, Incomplete: []string{}, Unreadable: []string{}}
 	ixDir := filepath.Join(dir, "index")
@@ -87,7 +81,7 @@ func RebuildIndexWith(dir string, o Options) (*RebuildReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), packs: packs, ix: ix}
+	r := &Repo{Dir: dir, Config: cfg, Hasher: hasherOf(cfg, lo.kr), Keyring: lo.kr, packs: packs, ix: ix}
 	if err := r.rebuildInto(rep); err != nil {
 		ix.Close()
 		return nil, fmt.Errorf("rebuild index: %w", err)

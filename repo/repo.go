@@ -17,6 +17,7 @@ import (
 	"smp/cas/manifest"
 	"smp/index"
 	"smp/internal/sysfile"
+	"smp/keys"
 	"smp/storage"
 )
 
@@ -28,6 +29,9 @@ type Repo struct {
 	Dir    string
 	Config *Config
 	Hasher *cas.Hasher
+	// Keyring is the unlocked keys of an encrypted store (nil for an
+	// unencrypted one): the blob codec seals with its current master key.
+	Keyring *keys.Keyring
 
 	lock     *os.File
 	st       storage.Storage // the store's objects; see storage.go
@@ -83,14 +87,20 @@ type packSlot struct {
 	pack *cas.PendingPack
 }
 
+// OpenOptions configure OpenWith.
+type OpenOptions struct {
+	// ReadOnly opens as OpenReadOnly does.
+	ReadOnly bool
+	// Keyring is the unlocked keys of an encrypted store, when the caller
+	// has them already (a test, a server reopening its store).
+	Keyring *keys.Keyring
+	// Unlock finds the keys of an encrypted store from its key slot file
+	// when Keyring is nil. An unencrypted store needs neither.
+	Unlock keys.UnlockFunc
+}
+
 // Open opens the store in dir and takes its lock.
-func Open(dir string) (*Repo, error) { return open(dir, false, Options{}) }
-
-// OpenWith is Open with options (the keyring of an encrypted store).
-func OpenWith(dir string, o Options) (*Repo, error) { return open(dir, false, o) }
-
-// OpenReadOnlyWith is OpenReadOnly with options.
-func OpenReadOnlyWith(dir string, o Options) (*Repo, error) { return open(dir, true, o) }
+func Open(dir string) (*Repo, error) { return OpenWith(dir, OpenOptions{}) }
 
 // OpenReadOnly opens the store in dir, and takes its lock, for commands
 // that only read it (a restore that keeps its record). Its index is opened
@@ -98,42 +108,61 @@ func OpenReadOnlyWith(dir string, o Options) (*Repo, error) { return open(dir, t
 // index open and close; otherwise, as for a store whose index must first
 // be created or repaired, it is opened as by Open. Either way nothing is
 // added to the store through it: AddBlob fails.
-func OpenReadOnly(dir string) (*Repo, error) { return open(dir, true, Options{}) }
+func OpenReadOnly(dir string) (*Repo, error) { return OpenWith(dir, OpenOptions{ReadOnly: true}) }
 
-func open(dir string, readOnly bool, o Options) (*Repo, error) {
-	cfg, c, lock, st, err := openLocked(dir, o)
+// OpenWith opens the store in dir as o says and takes its lock.
+func OpenWith(dir string, o OpenOptions) (*Repo, error) {
+	lo, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	return finishOpen(dir, cfg, c, lock, st, readOnly)
+	return finishOpen(dir, lo, o.ReadOnly)
 }
 
-// openLocked reads the store's config and takes its lock: everything of
-// an open but the index.
-func openLocked(dir string, o Options) (*Config, crypt, *os.File, storage.Storage, error) {
+// locked is what openLocked opened.
+type locked struct {
+	cfg  *Config
+	kr   *keys.Keyring
+	c    crypt
+	lock *os.File
+	st   storage.Storage
+}
+
+// openLocked reads the store's config, unlocks its keys and takes its
+// lock: everything of an open but the index. The keys are unlocked before
+// anything is written (the lock file, a swept temporary pack), so a
+// missing or wrong key leaves the store's bytes as they were.
+func openLocked(dir string, o OpenOptions) (*locked, error) {
 	cfg, err := readConfig(dir)
 	if err != nil {
-		return nil, crypt{}, nil, nil, err
-	}
-	c, err := cryptOf(dir, cfg, o)
-	if err != nil {
-		return nil, crypt{}, nil, nil, err
-	}
-	lock, err := lockStore(dir)
-	if err != nil {
-		return nil, crypt{}, nil, nil, err
+		return nil, err
 	}
 	st, err := openStorage(dir)
 	if err != nil {
-		lock.Close()
-		return nil, crypt{}, nil, nil, err
+		return nil, err
 	}
-	return cfg, c, lock, st, nil
+	kr, err := unlockStore(dir, cfg, st, o)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	c, err := cryptOf(dir, cfg, kr)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	lock, err := lockStore(dir)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &locked{cfg: cfg, kr: kr, c: c, lock: lock, st: st}, nil
 }
 
 // finishOpen opens the index of a store openLocked opened and returns the
 // Repo, which then owns lock and st; on error it releases them.
-func finishOpen(dir string, cfg *Config, c crypt, lock *os.File, st storage.Storage, readOnly bool) (*Repo, error) {
+func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
+	cfg, c, lock, st := lo.cfg, lo.c, lo.lock, lo.st
 	// Before the index: an index open refused for lack of space must not
 	// keep the space a killed writer's packs hold.
 	removeStaleTemp(st)
@@ -146,7 +175,7 @@ func finishOpen(dir string, cfg *Config, c crypt, lock *os.File, st storage.Stor
 		return nil, err
 	}
 	r := &Repo{
-		Dir: dir, Config: cfg, Hasher: hasherOf(cfg),
+		Dir: dir, Config: cfg, Hasher: hasherOf(cfg, lo.kr), Keyring: lo.kr,
 		lock: lock, st: st, packs: packs, ix: ix, readOnly: readOnly,
 		pending: map[cas.BlobKey]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
@@ -167,11 +196,27 @@ func finishOpen(dir string, cfg *Config, c crypt, lock *os.File, st storage.Stor
 	return r, nil
 }
 
-// hasherOf returns the store's keyed hasher.
-func hasherOf(cfg *Config) *cas.Hasher {
+// hasherOf returns the store's keyed hasher: its key is in config.json
+// for an unencrypted store, in the keyring for an encrypted one.
+func hasherOf(cfg *Config, kr *keys.Keyring) *cas.Hasher {
+	return cas.NewHasher(hashKeyOf(cfg, kr))
+}
+
+func hashKeyOf(cfg *Config, kr *keys.Keyring) [32]byte {
 	var key [32]byte
 	copy(key[:], cfg.HashKey)
-	return cas.NewHasher(key)
+	if kr != nil {
+		key, _ = kr.HashKey()
+	}
+	return key
+}
+
+// HashKey is the store's content hash key, which an SMP hands its clients
+// so they compute the same IDs (for an encrypted store it is not in
+// config.json).
+func (r *Repo) HashKey() []byte {
+	k := hashKeyOf(r.Config, r.Keyring)
+	return k[:]
 }
 
 // Deferred is a store whose lock is held and whose config is read, while
@@ -180,28 +225,36 @@ type Deferred struct {
 	Dir    string
 	Config *Config
 	Hasher *cas.Hasher
-	done   chan struct{}
-	repo   *Repo
-	err    error
+	// Keyring is the store's unlocked keys (nil when unencrypted), known
+	// before the index is open, as Repo.Keyring.
+	Keyring *keys.Keyring
+	done    chan struct{}
+	repo    *Repo
+	err     error
 }
+
+// ChunkerParams returns the store's chunking parameters, ready to chunk
+// (Repo.ChunkerParams), before its index is open.
+func (d *Deferred) ChunkerParams() cas.ChunkerParams { return chunkerParamsOf(d.Config, d.Keyring) }
 
 // OpenDeferred takes the store's lock and reads its config, then opens the
 // index in the background: a caller with work that needs no index (a
 // hard-link capture's walk and links) does it meanwhile, instead of
 // waiting for Badger first (about 20 ms, a tenth of such a capture on the
 // bench corpus). Repo waits for the open; Close must be called either way.
-func OpenDeferred(dir string) (*Deferred, error) { return OpenDeferredWith(dir, Options{}) }
+func OpenDeferred(dir string) (*Deferred, error) { return OpenDeferredWith(dir, OpenOptions{}) }
 
-// OpenDeferredWith is OpenDeferred with options.
-func OpenDeferredWith(dir string, o Options) (*Deferred, error) {
-	cfg, c, lock, st, err := openLocked(dir, o)
+// OpenDeferredWith is OpenDeferred with the keys of o (o.ReadOnly is
+// ignored: a deferred open is for writing).
+func OpenDeferredWith(dir string, o OpenOptions) (*Deferred, error) {
+	lo, err := openLocked(dir, o)
 	if err != nil {
 		return nil, err
 	}
-	d := &Deferred{Dir: dir, Config: cfg, Hasher: hasherOf(cfg), done: make(chan struct{})}
+	d := &Deferred{Dir: dir, Config: lo.cfg, Hasher: hasherOf(lo.cfg, lo.kr), Keyring: lo.kr, done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
-		d.repo, d.err = finishOpen(dir, cfg, c, lock, st, false)
+		d.repo, d.err = finishOpen(dir, lo, false)
 	}()
 	return d, nil
 }
@@ -365,8 +418,16 @@ func (r *Repo) abortOpen() {
 	}
 }
 
-// ChunkerParams returns the store's fixed chunking parameters.
-func (r *Repo) ChunkerParams() cas.ChunkerParams { return r.Config.ChunkerParams() }
+// ChunkerParams returns the store's chunking parameters, ready to chunk:
+// with the keyed gear table derived from the hash key when the store keys
+// it (the hash key is the keyring's for an encrypted store).
+func (r *Repo) ChunkerParams() cas.ChunkerParams { return chunkerParamsOf(r.Config, r.Keyring) }
+
+// chunkerParamsOf returns the chunking parameters of the store cfg
+// describes, whose keys (nil when unencrypted) are kr.
+func chunkerParamsOf(cfg *Config, kr *keys.Keyring) cas.ChunkerParams {
+	return cfg.Chunker.WithGearKey(hashKeyOf(cfg, kr))
+}
 
 // Reserve reports whether blob id of type t must be stored: false when it
 // is indexed or another goroutine already reserved it. A blob of another

@@ -28,30 +28,36 @@ import (
 	"smp/restore"
 )
 
-// testKeyring returns a keyring of one random master key.
-func testKeyring(t *testing.T) *keys.Keyring {
+// testKeys returns the keys of a new encrypted store (keys.Create), with
+// one key file slot so that its key slot file can be saved.
+func testKeys(t *testing.T) *keys.Unlocked {
 	t.Helper()
-	var k [32]byte
-	rand.Read(k[:])
-	kr, err := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: k})
+	var sid [16]byte
+	rand.Read(sid[:])
+	u, err := keys.Create(hex.EncodeToString(sid[:]))
+	if err == nil {
+		_, _, err = u.AddKeyFile()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kr
+	return u
 }
 
-// initEncrypted creates an encrypted store with 64 KiB chunks.
-func initEncrypted(t *testing.T) string {
+// initEncrypted creates an encrypted store with 64 KiB chunks and returns
+// it with its keyring (master keys and hash key).
+func initEncrypted(t *testing.T) (string, *keys.Keyring) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
 	params, err := cas.ChunkerParamsForAvg(64 << 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := InitWith(dir, repo.InitOptions{Chunker: params, Encrypted: true}); err != nil {
+	u := testKeys(t)
+	if _, err := InitWith(dir, repo.InitOptions{Params: params, Keys: u}); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return dir, u.Keyring()
 }
 
 // secrets is what must never appear in an encrypted store's files.
@@ -215,7 +221,7 @@ func dirSize(t *testing.T, dir string) int64 {
 // URL, an admin token and a function that stops it.
 func serveForTest(t *testing.T, dir string, kr *keys.Keyring) (url, token string, stop func()) {
 	t.Helper()
-	r, err := repo.OpenWith(dir, repo.Options{Keyring: kr})
+	r, err := repo.OpenWith(dir, repo.OpenOptions{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,8 +246,7 @@ func serveForTest(t *testing.T, dir string, kr *keys.Keyring) (url, token string
 // through the SMP adds no data.
 func TestEncryptedStoreHoldsNoPlaintext(t *testing.T) {
 	ctx := context.Background()
-	kr := testKeyring(t)
-	dir := initEncrypted(t)
+	dir, kr := initEncrypted(t)
 	sec := &secrets{}
 	srcA, pcA := sentinelTree(t, sec)
 	srcB, pcB := sentinelTree(t, sec)
@@ -282,7 +287,7 @@ func TestEncryptedStoreHoldsNoPlaintext(t *testing.T) {
 	stop()
 	checkNoPlaintext(t, "after captures through smp serve", dir, sec)
 
-	d, err := OpenDirWith("gc", dir, Options{Keyring: kr})
+	d, err := OpenDir("gc", dir, Options{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,12 +308,12 @@ func TestEncryptedStoreHoldsNoPlaintext(t *testing.T) {
 	d.Close()
 	checkNoPlaintext(t, "after gc and repack", dir, sec)
 
-	if _, err := RebuildIndexWith(dir, repo.Options{Keyring: kr}); err != nil {
+	if _, err := RebuildIndexWith(dir, repo.OpenOptions{Keyring: kr}); err != nil {
 		t.Fatalf("index rebuild: %v", err)
 	}
 	checkNoPlaintext(t, "after index rebuild", dir, sec)
 
-	d, err = OpenDirWith("verify", dir, Options{Keyring: kr})
+	d, err = OpenDir("verify", dir, Options{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,9 +333,8 @@ func TestEncryptedStoreHoldsNoPlaintext(t *testing.T) {
 // only; without it the open fails before anything is written, and with
 // another store's keyring the index does not open.
 func TestEncryptedStoreNeedsItsKey(t *testing.T) {
-	dir := initEncrypted(t)
-	kr := testKeyring(t)
-	r, err := repo.OpenWith(dir, repo.Options{Keyring: kr})
+	dir, kr := initEncrypted(t)
+	r, err := repo.OpenWith(dir, repo.OpenOptions{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +348,7 @@ func TestEncryptedStoreNeedsItsKey(t *testing.T) {
 	if _, err := repo.Open(dir); !errors.Is(err, repo.ErrKeyRequired) {
 		t.Errorf("open without a key: %v", err)
 	}
-	if r, err := repo.OpenWith(dir, repo.Options{Keyring: testKeyring(t)}); err == nil {
+	if r, err := repo.OpenWith(dir, repo.OpenOptions{Keyring: testKeys(t).Keyring()}); err == nil {
 		r.Close()
 		t.Error("an encrypted store opened with another keyring")
 	}
@@ -355,8 +359,7 @@ func TestEncryptedStoreNeedsItsKey(t *testing.T) {
 // and reported with the file it breaks; restoring that file fails.
 func TestEncryptedVerifyReportsFlippedByte(t *testing.T) {
 	ctx := context.Background()
-	kr := testKeyring(t)
-	dir := initEncrypted(t)
+	dir, kr := initEncrypted(t)
 	src := t.TempDir()
 	home := filepath.Join(src, "home", "alice")
 	if err := os.MkdirAll(home, 0o755); err != nil {
@@ -377,7 +380,7 @@ func TestEncryptedVerifyReportsFlippedByte(t *testing.T) {
 	}
 	st.Close()
 
-	r, err := repo.OpenWith(dir, repo.Options{Keyring: kr})
+	r, err := repo.OpenWith(dir, repo.OpenOptions{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +417,7 @@ func TestEncryptedVerifyReportsFlippedByte(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d, err := OpenDirWith("verify", dir, Options{Keyring: kr, ReadOnly: true})
+	d, err := OpenDir("verify", dir, Options{Keyring: kr, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,8 +441,7 @@ func TestEncryptedVerifyReportsFlippedByte(t *testing.T) {
 // chunk whose ciphertext was damaged, sealed, from the user's files.
 func TestEncryptedIngestAndRepair(t *testing.T) {
 	ctx := context.Background()
-	kr := testKeyring(t)
-	dir := initEncrypted(t)
+	dir, kr := initEncrypted(t)
 	sec := &secrets{}
 	src, pc := sentinelTree(t, sec)
 	st, err := Open(ctx, dir, Options{Keyring: kr})
@@ -451,7 +453,7 @@ func TestEncryptedIngestAndRepair(t *testing.T) {
 		t.Fatalf("hard-link capture: %v", err)
 	}
 	st.Close()
-	d, err := OpenDirWith("ingest", dir, Options{Keyring: kr})
+	d, err := OpenDir("ingest", dir, Options{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +487,7 @@ func TestEncryptedIngestAndRepair(t *testing.T) {
 	if err := os.WriteFile(largest, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d, err = OpenDirWith("verify", dir, Options{Keyring: kr})
+	d, err = OpenDir("verify", dir, Options{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"smp/capture"
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/keys"
 	"smp/repo"
 )
 
@@ -18,33 +19,35 @@ import (
 type Dir struct {
 	dir      string // absolute
 	readOnly bool
-	ropts    repo.Options
+	keyring  *keys.Keyring
+	unlock   keys.UnlockFunc
 	r        *repo.Repo // opened on first use
 }
 
 var _ Store = (*Dir)(nil)
 
-func openDir(dir string, readOnly bool, ro repo.Options) (*Dir, error) {
+func openDir(dir string, o Options) (*Dir, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{dir: abs, readOnly: readOnly, ropts: ro}, nil
+	return &Dir{dir: abs, readOnly: o.ReadOnly, keyring: o.Keyring, unlock: o.Unlock}, nil
+}
+
+// openOptions are the repo open options of d.
+func (d *Dir) openOptions() repo.OpenOptions {
+	return repo.OpenOptions{ReadOnly: d.readOnly, Keyring: d.keyring, Unlock: d.unlock}
 }
 
 // OpenDir opens the store directory at location for the commands that
 // administer one (verify, ingest, serve); an SMP location is refused.
-// With readOnly the index is never written.
-func OpenDir(cmd, location string, readOnly bool) (*Dir, error) {
-	return OpenDirWith(cmd, location, Options{ReadOnly: readOnly})
-}
-
-// OpenDirWith is OpenDir with options (ReadOnly and Keyring are used).
-func OpenDirWith(cmd, location string, opts Options) (*Dir, error) {
+// With o.ReadOnly the index is never written; o.Keyring, or else o.Unlock,
+// gives the keys of an encrypted store. The SMP options of o are ignored.
+func OpenDir(cmd, location string, o Options) (*Dir, error) {
 	if err := CheckDir(cmd, location); err != nil {
 		return nil, err
 	}
-	d, err := openDir(location, opts.ReadOnly, repo.Options{Keyring: opts.Keyring})
+	d, err := openDir(location, o)
 	if err != nil {
 		return nil, err
 	}
@@ -59,11 +62,7 @@ func (d *Dir) repo() (*repo.Repo, error) {
 	if d.r != nil {
 		return d.r, nil
 	}
-	open := repo.OpenWith
-	if d.readOnly {
-		open = repo.OpenReadOnlyWith
-	}
-	r, err := open(d.dir, d.ropts)
+	r, err := repo.OpenWith(d.dir, d.openOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +183,7 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	if d.r != nil {
 		return nil, fmt.Errorf("capture into %s: the store is already open", d.dir)
 	}
-	def, err := repo.OpenDeferredWith(d.dir, d.ropts)
+	def, err := repo.OpenDeferredWith(d.dir, d.openOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +230,7 @@ func withRepo[T any](d *repo.Deferred, f func(*repo.Repo) (T, error)) (T, error)
 	return f(r)
 }
 
-func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.Config.ChunkerParams() }
+func (s deferredStore) ChunkerParams() cas.ChunkerParams { return s.d.ChunkerParams() }
 
 func (s deferredStore) Sum(b []byte) cas.ID { return s.d.Hasher.Sum(b) }
 

@@ -7,23 +7,22 @@ import (
 
 	"smp/capture"
 	"smp/cas"
+	"smp/keys"
 	"smp/remote/access"
 	"smp/remote/server"
 	"smp/repo"
 )
 
-// Init creates a new store directory.
+// Init creates a new, unencrypted store directory.
 func Init(dir string, params cas.ChunkerParams) (*Config, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	return repo.Init(abs, params)
+	return InitWith(dir, repo.InitOptions{Params: params})
 }
 
-// InitWith creates a new store directory with the given choices
-// (repo.InitOptions: an encrypted store).
-func InitWith(dir string, o repo.InitOptions) (*Config, error) {
+// InitOptions configure InitWith (repo.InitOptions).
+type InitOptions = repo.InitOptions
+
+// InitWith creates a new store directory; with o.Keys, an encrypted one.
+func InitWith(dir string, o InitOptions) (*Config, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -31,18 +30,48 @@ func InitWith(dir string, o repo.InitOptions) (*Config, error) {
 	return repo.InitWith(abs, o)
 }
 
-// RebuildIndex recreates the index of the store directory from its packs.
-func RebuildIndex(dir string) (*RebuildReport, error) {
+// ReadKeys returns the key slot file of the encrypted store directory.
+func ReadKeys(dir string) (*Config, *keys.File, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo.ReadKeys(abs)
+}
+
+// EditKeys unlocks the keys of the encrypted store directory and saves
+// what edit changes (repo.EditKeys).
+func EditKeys(dir string, unlock keys.UnlockFunc, edit func(*keys.Unlocked) error) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	return repo.EditKeys(abs, unlock, edit)
+}
+
+// Keyring is the unlocked keys of the store, nil when it is unencrypted.
+func (d *Dir) Keyring() (*keys.Keyring, string, error) {
+	r, err := d.repo()
+	if err != nil {
+		return nil, "", err
+	}
+	return r.Keyring, r.Config.StoreID, nil
+}
+
+// RebuildIndex recreates the index of the store directory from its packs;
+// unlock finds the keys of an encrypted store.
+func RebuildIndex(dir string, unlock keys.UnlockFunc) (*RebuildReport, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return repo.RebuildIndex(abs)
+	return repo.RebuildIndexWith(abs, repo.OpenOptions{Unlock: unlock})
 }
 
-// RebuildIndexWith is RebuildIndex for an encrypted store (o.Keyring): the
-// index is rebuilt encrypted under the keyring's current key.
-func RebuildIndexWith(dir string, o repo.Options) (*RebuildReport, error) {
+// RebuildIndexWith is RebuildIndex with the open options of an encrypted
+// store (its Keyring or Unlock): the index is rebuilt encrypted under the
+// keyring's current key.
+func RebuildIndexWith(dir string, o repo.OpenOptions) (*RebuildReport, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

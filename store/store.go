@@ -117,9 +117,14 @@ type Options struct {
 	// Log receives one-line notes (a fallback to the next SMP, an SMP
 	// skipped); nil discards them.
 	Log io.Writer
-	// Keyring unlocks an encrypted store directory (repo.Options); an SMP
-	// and an unencrypted directory ignore it.
+	// Keyring is the unlocked keys of an encrypted store directory, when
+	// the caller has them already (repo.OpenOptions); Unlock is used
+	// when it is nil. An SMP and an unencrypted directory ignore both.
 	Keyring *keys.Keyring
+	// Unlock finds the keys of an encrypted store directory (an SMP
+	// unlocks its own store: clients never hold its keys). An unencrypted
+	// store needs none.
+	Unlock keys.UnlockFunc
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -217,7 +222,7 @@ func Open(ctx context.Context, location string, opts Options) (Store, error) {
 		return nil, err
 	}
 	if dir != "" {
-		return openDir(dir, opts.ReadOnly, repo.Options{Keyring: opts.Keyring})
+		return openDir(dir, opts)
 	}
 	tokens := strings.Split(opts.Token, ",")
 	if len(tokens) != 1 && len(tokens) != len(smps) {

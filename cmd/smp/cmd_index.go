@@ -15,10 +15,12 @@ import (
 type indexOptions struct {
 	Store string
 	JSON  bool
+	keyFlags
 }
 
 func (o *indexOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
+	o.keyFlags.AddFlags(fs)
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 }
 
@@ -39,7 +41,7 @@ func runIndexRebuild(_ context.Context, o *indexOptions, stdout io.Writer) error
 	if err := needStore(o.Store); err != nil {
 		return err
 	}
-	rep, err := store.RebuildIndex(o.Store)
+	rep, err := store.RebuildIndex(o.Store, o.unlock())
 	if err != nil {
 		return err
 	}

@@ -15,10 +15,12 @@ import (
 type ingestOptions struct {
 	Store, Record string
 	JSON          bool
+	keyFlags
 }
 
 func (o *ingestOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
+	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Record, "record", "", "hard-link record to convert (ID or unique prefix)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 }
@@ -40,7 +42,7 @@ func runIngest(ctx context.Context, o *ingestOptions, stdout io.Writer) error {
 	if err := needStore(o.Store); err != nil {
 		return err
 	}
-	d, err := store.OpenDir("ingest", o.Store, false)
+	d, err := store.OpenDir("ingest", o.Store, store.Options{Unlock: o.unlock()})
 	if err != nil {
 		return err
 	}

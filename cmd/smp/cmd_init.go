@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -11,22 +13,35 @@ import (
 	"github.com/spf13/pflag"
 
 	"smp/cas"
+	"smp/keys"
 	"smp/store"
 )
 
 // initOptions are the flags of smp init.
 type initOptions struct {
 	Store, ChunkAvg string
+	// Encrypt makes an encrypted store (keys in keys.json, see package
+	// keys): a key file slot, whose key goes to KeyFile or the user's
+	// config directory, a recovery key printed once, and a passphrase
+	// slot with PassphraseFile.
+	Encrypt                 bool
+	KeyFile, PassphraseFile string
+	// ConfigDir is where the key file goes without KeyFile; "" is
+	// keys.DefaultConfigDir() (tests set it).
+	ConfigDir string
 }
 
 func (o *initOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
 	fs.StringVar(&o.ChunkAvg, "chunk-avg", "1MiB", "average chunk size, a power of two from 64KiB to 64MiB")
+	fs.BoolVar(&o.Encrypt, "encrypt", false, "make an encrypted store: its key file goes to the user's config directory ($XDG_CONFIG_HOME/smp/keys/STORE-ID.key) or --key-file, and a recovery key is printed once")
+	fs.StringVar(&o.KeyFile, "key-file", "", "with --encrypt: write the store's key file here (a new file, outside the store) instead of the config directory")
+	fs.StringVar(&o.PassphraseFile, "passphrase-file", "", "with --encrypt: also add a passphrase slot, the first line of FILE (mode 0600, or a pipe such as /dev/stdin)")
 }
 
 func cmdInit(ctx context.Context, args []string) error {
 	var o initOptions
-	fs := newFlags("init", "--store DIR [--chunk-avg SIZE]")
+	fs := newFlags("init", "--store DIR [--chunk-avg SIZE] [--encrypt [--key-file FILE] [--passphrase-file FILE]]")
 	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -56,11 +71,87 @@ func runInit(_ context.Context, o *initOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := store.Init(dir, params)
+	if !o.Encrypt {
+		if o.KeyFile != "" || o.PassphraseFile != "" {
+			return usagef("--key-file and --passphrase-file go with --encrypt")
+		}
+		cfg, err := store.Init(dir, params)
+		if err != nil {
+			return err
+		}
+		printInit(stdout, dir, cfg, params)
+		return nil
+	}
+	return initEncrypted(o, dir, params, stdout)
+}
+
+func printInit(stdout io.Writer, dir string, cfg *store.Config, params cas.ChunkerParams) {
+	fmt.Fprintf(stdout, "initialised store %s (id %s, chunks %s average, %s-%s)\n", dir, cfg.StoreID,
+		humanize.IBytes(uint64(params.Avg)), humanize.IBytes(uint64(params.Min)), humanize.IBytes(uint64(params.Max)))
+}
+
+// initEncrypted makes the keys of a new encrypted store, writes its key
+// file outside the store, then the store; a failure of the store removes
+// the key file again.
+func initEncrypted(o *initOptions, dir string, params cas.ChunkerParams, stdout io.Writer) error {
+	var pass []byte
+	if o.PassphraseFile != "" {
+		var err error
+		if pass, err = readPassphrase("--passphrase-file", o.PassphraseFile); err != nil {
+			return err
+		}
+	}
+	var sid [16]byte
+	if _, err := rand.Read(sid[:]); err != nil {
+		return err
+	}
+	u, err := keys.Create(hex.EncodeToString(sid[:]))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "initialised store %s (id %s, chunks %s average, %s-%s)\n", dir, cfg.StoreID,
-		humanize.IBytes(uint64(params.Avg)), humanize.IBytes(uint64(params.Min)), humanize.IBytes(uint64(params.Max)))
+	k, _, err := u.AddKeyFile()
+	if err != nil {
+		return err
+	}
+	rk, _, err := u.AddRecovery()
+	if err != nil {
+		return err
+	}
+	if pass != nil {
+		if _, err := u.AddPassphrase(pass); err != nil {
+			return err
+		}
+	}
+	path := o.KeyFile
+	if path == "" {
+		cd := o.ConfigDir
+		if cd == "" {
+			cd = keys.DefaultConfigDir()
+		}
+		if cd == "" {
+			return usagef("no user config directory ($XDG_CONFIG_HOME or $HOME) for the key file: give --key-file FILE")
+		}
+		path = keys.StoredKeyPath(cd, u.File.StoreID)
+	}
+	written, err := writeNewKeyFile(path, dir, k)
+	if err != nil {
+		return err
+	}
+	cfg, err := store.InitWith(dir, store.InitOptions{Params: params, Keys: u})
+	if err != nil {
+		os.Remove(written)
+		return err
+	}
+	printInit(stdout, dir, cfg, params)
+	fmt.Fprintf(stdout, "encrypted; key file %s %s\n", written, keyFileHint(o.KeyFile))
+	fmt.Fprintf(stdout, "recovery key: %s\n", rk)
+	fmt.Fprintln(stdout, "the recovery key is shown only now: keep it apart from the store (it opens the store alone; give it through --passphrase-file or at the prompt)")
 	return nil
+}
+
+func keyFileHint(given string) string {
+	if given != "" {
+		return "(give it to later commands with --key-file or $SMP_KEY_FILE)"
+	}
+	return "(later commands find it there by store ID)"
 }

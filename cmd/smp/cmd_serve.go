@@ -2,29 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
-	"smp/internal/sysfile"
 	"smp/remote/server"
 	"smp/store"
 )
@@ -43,10 +34,12 @@ type serveOptions struct {
 	Retention, GCEvery, GCGrace       string
 	HeaderTimeout, RequestTimeout     time.Duration
 	MetricsListen                     string
+	keyFlags
 }
 
 func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
+	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Listen, "listen", ":8443", "address to listen on (HOST:PORT; port 0 picks a free one)")
 	fs.StringVar(&o.CertFile, "tls-cert", "", "PEM certificate (chain) to serve")
 	fs.StringVar(&o.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
@@ -151,19 +144,23 @@ func (o *serveOptions) logHandler() (slog.Handler, error) {
 }
 
 // tlsConfig loads (or with --tls-self-signed creates in dir) the server
-// certificate and prints its fingerprint; nil with --insecure.
-func (o *serveOptions) tlsConfig(dir string, stdout io.Writer) (*tls.Config, error) {
+// certificate and prints its fingerprint; nil with --insecure. An
+// encrypted store's self-signed key is sealed with its keys (sk).
+func (o *serveOptions) tlsConfig(dir string, sk *storeKeys, stdout io.Writer) (*tls.Config, error) {
 	if o.Insecure {
 		return nil, nil
 	}
-	certFile, keyFile := o.CertFile, o.KeyFile
+	var cert tls.Certificate
+	var err error
 	if o.SelfSigned {
-		var err error
-		if certFile, keyFile, err = selfSignedCert(dir, o.Hosts); err != nil {
+		var certPEM, keyPEM []byte
+		if certPEM, keyPEM, err = selfSignedCert(dir, o.Hosts, sk); err != nil {
 			return nil, err
 		}
+		cert, err = tls.X509KeyPair(certPEM, keyPEM)
+	} else {
+		cert, err = tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load TLS certificate: %w", err)
 	}
@@ -182,12 +179,20 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 		return err
 	}
 	logger := slog.New(handler)
-	d, err := store.OpenDir("serve", o.Store, false)
+	d, err := store.OpenDir("serve", o.Store, store.Options{Unlock: o.unlock()})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	tlsConf, err := o.tlsConfig(d.Location(), stdout)
+	kr, storeID, err := d.Keyring()
+	if err != nil {
+		return err
+	}
+	var sk *storeKeys
+	if kr != nil {
+		sk = &storeKeys{kr: kr, storeID: storeID}
+	}
+	tlsConf, err := o.tlsConfig(d.Location(), sk, stdout)
 	if err != nil {
 		return err
 	}
@@ -285,62 +290,4 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// selfSignedCert returns DIR/tls/cert.pem and key.pem, creating them the
-// first time: the same certificate (and fingerprint) on every start.
-func selfSignedCert(dir string, extraHosts []string) (string, string, error) {
-	tdir := filepath.Join(dir, "tls")
-	certPath, keyPath := filepath.Join(tdir, "cert.pem"), filepath.Join(tdir, "key.pem")
-	if _, err := os.Stat(certPath); err == nil {
-		return certPath, keyPath, nil
-	}
-	if err := os.MkdirAll(tdir, 0o700); err != nil {
-		return "", "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return "", "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "smp state migration point"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(10, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	if h, err := os.Hostname(); err == nil {
-		tmpl.DNSNames = append(tmpl.DNSNames, h)
-	}
-	for _, h := range extraHosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return "", "", err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", err
-	}
-	// Key first: a crash between the two leaves no certificate, so the
-	// next start makes a fresh pair rather than a mismatched one.
-	if err := sysfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return "", "", err
-	}
-	if err := sysfile.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
-	}
-	return certPath, keyPath, nil
 }

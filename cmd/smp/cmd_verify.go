@@ -18,10 +18,12 @@ type verifyOptions struct {
 	Store, Record, Computer string
 	ReadData, Repair, JSON  bool
 	From                    []string
+	keyFlags
 }
 
 func (o *verifyOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
+	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Record, "record", "", "verify only this record")
 	fs.StringVar(&o.Computer, "computer", "", "verify only this computer's records")
 	fs.BoolVar(&o.ReadData, "read-data", false, "read and re-hash every chunk (slow: reads the whole store)")
@@ -67,7 +69,7 @@ func runVerify(_ context.Context, o *verifyOptions, stdout io.Writer) error {
 	}
 	// Only a repair writes: a plain verify opens the store read-only, so it
 	// works (and never makes Badger write) on a full filesystem.
-	d, err := store.OpenDir("verify", o.Store, !o.Repair)
+	d, err := store.OpenDir("verify", o.Store, store.Options{ReadOnly: !o.Repair, Unlock: o.unlock()})
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,7 @@ var commands = []command{
 	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", cmdRm},
 	{"ingest", "--store DIR --record ID", "turn a hard-link record into a normal deduplicated one", cmdIngest},
 	{"gc", gcArgs, "free data that no live record uses", cmdGC},
+	{"key", keyArgs, "list, add, remove and rotate the keys of an encrypted store", cmdKey},
 	{"index", "rebuild --store DIR [--json]", "recreate the index from the pack files alone", cmdIndex},
 	{"verify", "--store DIR [--record ID] [--read-data]", "check that records are complete and chunks intact", cmdVerify},
 	{"serve", serveArgs, "serve the store over HTTPS to many computers (the State Migration Point)", cmdServe},

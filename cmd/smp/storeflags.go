@@ -17,6 +17,7 @@ import (
 type storeFlags struct {
 	Location                          string
 	Token, TokenFile, Fingerprint, CA string
+	keyFlags
 
 	fs     *pflag.FlagSet // to tell a --token given on the command line
 	warned bool
@@ -30,6 +31,7 @@ func (sf *storeFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&sf.TokenFile, "token-file", "", "with --store https://...: read the token(s) of --token from FILE (mode 0600, or a pipe such as /dev/stdin)")
 	fs.StringVar(&sf.Fingerprint, "tls-fingerprint", os.Getenv("SMP_TLS_FINGERPRINT"), "with --store https://...: trust the server certificate with this SHA-256 (as smp serve printed it)")
 	fs.StringVar(&sf.CA, "ca", os.Getenv("SMP_CA"), "with --store https://...: PEM file of the CA that signed the server certificate")
+	sf.keyFlags.AddFlags(fs)
 }
 
 // open opens the store; o carries what the command decides (read-only,
@@ -43,6 +45,7 @@ func (sf *storeFlags) open(ctx context.Context, o store.Options) (store.Store, e
 		return nil, err
 	}
 	o.Token, o.Fingerprint, o.CAFile, o.Log = secret, sf.Fingerprint, sf.CA, os.Stderr
+	o.Unlock = sf.unlock()
 	return store.Open(ctx, sf.Location, o)
 }
 

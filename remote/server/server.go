@@ -297,7 +297,7 @@ func (s *Server) restoreOnly(snap *access.Snapshot) bool {
 func (s *Server) info(w http.ResponseWriter, r *http.Request, c *call) error {
 	cfg := s.opts.Repo.Config
 	return writeJSON(w, wire.Info{
-		Protocol: wire.Version, StoreID: cfg.StoreID, Chunker: cfg.Chunker, HashKey: cfg.HashKey,
+		Protocol: wire.Version, StoreID: cfg.StoreID, Chunker: cfg.Chunker, HashKey: s.opts.Repo.HashKey(),
 		RestoreOnly: s.restoreOnly(c.snap), Computer: c.tok.Computer, Role: string(c.tok.Role),
 	})
 }

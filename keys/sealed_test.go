@@ -1,0 +1,59 @@
+package keys
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestSealedSecret(t *testing.T) {
+	u, _, _ := newFile(t)
+	kr := u.Keyring()
+	plain := []byte("-----BEGIN PRIVATE KEY----- secret")
+	b, err := SealSecret(kr, testStore, "tls key", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("secret")) {
+		t.Fatal("sealed file holds the plaintext")
+	}
+	got, err := OpenSecret(kr, testStore, "tls key", b)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("open: %v", err)
+	}
+	// Still opens after a rotation (sealed by key 1), not as another purpose
+	// or store, nor with a flipped byte.
+	if _, err := u.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSecret(u.Keyring(), testStore, "tls key", b); err != nil {
+		t.Fatalf("after rotation: %v", err)
+	}
+	b2 := bytes.Clone(b)
+	b2[len(b2)-1] ^= 1
+	for name, c := range map[string]func() error{
+		"purpose": func() error { _, err := OpenSecret(kr, testStore, "other", b); return err },
+		"store":   func() error { _, err := OpenSecret(kr, "ffffffffffffffffffffffffffffffff", "tls key", b); return err },
+		"flipped": func() error { _, err := OpenSecret(kr, testStore, "tls key", b2); return err },
+	} {
+		if err := c(); !errors.Is(err, ErrSealed) {
+			t.Errorf("%s: want ErrSealed, got %v", name, err)
+		}
+	}
+}
+
+func FuzzOpenSecret(f *testing.F) {
+	u, err := Create(testStore)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kr := u.Keyring()
+	b, _ := SealSecret(kr, testStore, "tls key", []byte("x"))
+	f.Add(b)
+	f.Add([]byte(sealedMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := OpenSecret(kr, testStore, "tls key", b); err != nil && !errors.Is(err, ErrSealed) {
+			t.Fatalf("error not ErrSealed: %v", err)
+		}
+	})
+}
