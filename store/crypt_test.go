@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -17,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"smp/capture"
 	"smp/cas"
+	"smp/internal/leaktest"
 	"smp/keys"
 	"smp/remote/access"
 	"smp/remote/server"
@@ -60,108 +58,19 @@ func initEncrypted(t *testing.T) (string, *keys.Keyring) {
 	return dir, u.Keyring()
 }
 
-// secrets is what must never appear in an encrypted store's files.
-type secrets struct {
-	strings []string // sentinels
-	blocks  [][]byte // random blocks: no 64-byte window of them may appear
-}
+type secrets = leaktest.Secrets
 
-func sentinel(kind string) string {
-	b := make([]byte, 10)
-	rand.Read(b)
-	return "sntl" + kind + hex.EncodeToString(b)
-}
-
-// sentinelTree writes a user profile holding sentinels in file contents,
-// file and directory names, a symlink target and an xattr (name and
-// value), and random blocks in file contents; it returns its root, the
-// computer name (a sentinel too) and what must stay secret.
+// sentinelTree writes a sentinel user profile (leaktest.Tree) in a new
+// directory and returns it with the computer name.
 func sentinelTree(t *testing.T, sec *secrets) (root, computer string) {
 	t.Helper()
 	root = t.TempDir()
-	add := func(kind string) string { s := sentinel(kind); sec.strings = append(sec.strings, s); return s }
-	dir := filepath.Join(root, "home", "alice", "dir-"+add("dirname"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Repeat("a line of a letter: "+add("content")+"\n", 2000)
-	if err := os.WriteFile(filepath.Join(dir, "file-"+add("filename")+".txt"), []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		blk := make([]byte, 300<<10)
-		rand.Read(blk)
-		sec.blocks = append(sec.blocks, blk)
-		// Random data between compressible text: compression alone hides
-		// neither.
-		content := append([]byte(strings.Repeat("padding ", 5000)), blk...)
-		if err := os.WriteFile(filepath.Join(dir, "blob"+string(rune('0'+i))+".bin"), content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("../target-"+add("symlink"), filepath.Join(dir, "link")); err != nil {
-		t.Fatal(err)
-	}
-	xf := filepath.Join(dir, "with-xattr")
-	if err := os.WriteFile(xf, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	xname, xval := "user."+sentinel("xattrname"), sentinel("xattrvalue")
-	if err := unix.Setxattr(xf, xname, []byte(xval), 0); err == nil {
-		sec.strings = append(sec.strings, xname[len("user."):], xval)
-	} else {
-		t.Logf("no user xattrs on this filesystem (%v): the xattr sentinels are left out", err)
-	}
-	return root, add("computer")
+	return root, leaktest.Tree(t, root, sec)
 }
 
-// checkNoPlaintext fails if any file under dir holds a sentinel or any
-// 64-byte window of a random block.
 func checkNoPlaintext(t *testing.T, when, dir string, sec *secrets) {
 	t.Helper()
-	const window = 64
-	// Every 8-byte word at every offset of the blocks, to find candidate
-	// windows in one pass over each file.
-	words := map[uint64][]int{} // word -> block*1<<24 + offset
-	for bi, blk := range sec.blocks {
-		for off := 0; off+window <= len(blk); off++ {
-			w := binary.LittleEndian.Uint64(blk[off:])
-			words[w] = append(words[w], bi<<24|off)
-		}
-	}
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		rel, _ := filepath.Rel(dir, path)
-		for _, s := range sec.strings {
-			if bytes.Contains(b, []byte(s)) {
-				t.Errorf("%s: %s holds sentinel %s", when, rel, s)
-			}
-		}
-		for i := 0; i+window <= len(b); i++ {
-			for _, c := range words[binary.LittleEndian.Uint64(b[i:])] {
-				blk, off := sec.blocks[c>>24], c&(1<<24-1)
-				if bytes.Equal(b[i:i+window], blk[off:off+window]) {
-					t.Errorf("%s: %s holds 64 bytes of a random block at %d", when, rel, i)
-					return nil
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files < 5 {
-		t.Fatalf("%s: only %d files under the store", when, files)
-	}
+	leaktest.CheckNoPlaintext(t, when, dir, sec)
 }
 
 // restoreAndCompare restores rec from st and compares it to the tree at src.

@@ -1,0 +1,123 @@
+//go:build linux
+
+package leaktest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Secrets is what must never appear in an encrypted store's files.
+type Secrets struct {
+	Strings []string // sentinels
+	Blocks  [][]byte // random blocks: no 64-byte window of them may appear
+}
+
+// Sentinel returns a new unique sentinel naming kind and records it.
+func (s *Secrets) Sentinel(kind string) string {
+	b := make([]byte, 10)
+	rand.Read(b)
+	v := "sntl" + kind + hex.EncodeToString(b)
+	s.Strings = append(s.Strings, v)
+	return v
+}
+
+// Tree writes under root a user profile (home/alice) holding sentinels in
+// file contents, file and directory names, a symlink target and an xattr
+// (name and value), and random blocks in file contents; it returns the
+// computer name to capture it as (a sentinel too).
+func Tree(t testing.TB, root string, sec *Secrets) (computer string) {
+	t.Helper()
+	dir := filepath.Join(root, "home", "alice", "dir-"+sec.Sentinel("dirname"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("a line of a letter: "+sec.Sentinel("content")+"\n", 2000)
+	if err := os.WriteFile(filepath.Join(dir, "file-"+sec.Sentinel("filename")+".txt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		blk := make([]byte, 300<<10)
+		rand.Read(blk)
+		sec.Blocks = append(sec.Blocks, blk)
+		// Random data between compressible text: compression alone hides
+		// neither.
+		content := append([]byte(strings.Repeat("padding ", 5000)), blk...)
+		if err := os.WriteFile(filepath.Join(dir, "blob"+string(rune('0'+i))+".bin"), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../target-"+sec.Sentinel("symlink"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	xf := filepath.Join(dir, "with-xattr")
+	if err := os.WriteFile(xf, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var probe Secrets
+	xname, xval := "user."+probe.Sentinel("xattrname"), probe.Sentinel("xattrvalue")
+	if err := unix.Setxattr(xf, xname, []byte(xval), 0); err == nil {
+		sec.Strings = append(sec.Strings, probe.Strings...)
+	} else {
+		t.Logf("no user xattrs on this filesystem (%v): the xattr sentinels are left out", err)
+	}
+	return sec.Sentinel("computer")
+}
+
+// CheckNoPlaintext fails t if any file under dir holds a sentinel or any
+// 64-byte window of a random block of sec.
+func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
+	t.Helper()
+	const window = 64
+	// Every 8-byte word at every offset of the blocks, to find candidate
+	// windows in one pass over each file.
+	words := map[uint64][]int{} // word -> block*1<<24 + offset
+	for bi, blk := range sec.Blocks {
+		for off := 0; off+window <= len(blk); off++ {
+			w := binary.LittleEndian.Uint64(blk[off:])
+			words[w] = append(words[w], bi<<24|off)
+		}
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		rel, _ := filepath.Rel(dir, path)
+		for _, s := range sec.Strings {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s: %s holds sentinel %s", when, rel, s)
+			}
+		}
+		for i := 0; i+window <= len(b); i++ {
+			for _, c := range words[binary.LittleEndian.Uint64(b[i:])] {
+				blk, off := sec.Blocks[c>>24], c&(1<<24-1)
+				if bytes.Equal(b[i:i+window], blk[off:off+window]) {
+					t.Errorf("%s: %s holds 64 bytes of a random block at %d", when, rel, i)
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 5 {
+		t.Fatalf("%s: only %d files under the store", when, files)
+	}
+}
