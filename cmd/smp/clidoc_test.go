@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -103,6 +105,7 @@ func generateCLIDoc(t *testing.T) string {
 
 func TestCLIDoc(t *testing.T) {
 	generated := generateCLIDoc(t)
+	t.Run("flags named in the docs exist", func(t *testing.T) { checkDocFlags(t, generated) })
 	old, err := os.ReadFile(cliDocPath)
 	if err != nil && !(*update && errors.Is(err, os.ErrNotExist)) {
 		t.Fatalf("%v: run go test ./cmd/smp -run TestCLIDoc -update to create it", err)
@@ -161,6 +164,41 @@ func firstDiffLine(a, b string) (int, string, string) {
 		}
 		if x != y || i >= len(al) && i >= len(bl) {
 			return i + 1, x, y
+		}
+	}
+}
+
+// flagName matches a long flag such as --hardlink-dedupe in running text.
+var flagName = regexp.MustCompile(`(?:^|[^\w-])(--[a-z][a-z0-9-]*)`)
+
+// otherToolFlags are flags of other programs that the docs show next to
+// smp's (diff in the README's quick start).
+var otherToolFlags = []string{"--no-dereference"}
+
+// checkDocFlags fails for every --flag that README.md or the hand-written
+// part of docs/CLI.md names but no command's --help lists, so a renamed or
+// removed flag cannot live on in the prose.
+func checkDocFlags(t *testing.T, generated string) {
+	known := map[string]bool{}
+	for _, m := range flagName.FindAllStringSubmatch(generated, -1) {
+		known[m[1]] = true
+	}
+	cli, err := os.ReadFile(cliDocPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand, _, _ := strings.Cut(string(cli), cliDocBegin)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"README.md": string(readme), "docs/CLI.md": hand} {
+		for i, line := range strings.Split(text, "\n") {
+			for _, m := range flagName.FindAllStringSubmatch(line, -1) {
+				if !known[m[1]] && !slices.Contains(otherToolFlags, m[1]) {
+					t.Errorf("%s:%d names %s, which no smp command has", name, i+1, m[1])
+				}
+			}
 		}
 	}
 }
