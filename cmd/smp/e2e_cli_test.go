@@ -138,6 +138,13 @@ func TestE2ETokenFile(t *testing.T) {
 	ok("no newline", runOpts{}, "records", "--store", srv.url, "--token-file", file("bare", tok, 0o600))
 	ok("pipe", runOpts{stdin: tok + "\n"}, "records", "--store", srv.url, "--token-file", "/dev/stdin")
 	ok("SMP_TOKEN", runOpts{env: []string{"SMP_TOKEN=" + tok}}, "records", "--store", srv.url)
+	// --help prints flag defaults: the secret of $SMP_TOKEN must not be one.
+	for _, cmd := range []string{"records", "capture", "restore", "files", "rm", "release", "gc", "stats"} {
+		h := smpWith(t, runOpts{env: []string{"SMP_TOKEN=" + tok}}, cmd, "--help")
+		if strings.Contains(h.stdout+h.stderr, tok) {
+			t.Errorf("smp %s --help prints the token of $SMP_TOKEN:\n%s", cmd, h)
+		}
+	}
 	ok("--token-file over SMP_TOKEN", runOpts{env: []string{"SMP_TOKEN=smp_wrong"}}, "records", "--store", srv.url, "--token-file", good)
 
 	// On the command line: it works, with one warning line.

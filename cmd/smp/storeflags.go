@@ -27,7 +27,9 @@ type storeFlags struct {
 func (sf *storeFlags) AddFlags(fs *pflag.FlagSet) {
 	sf.fs = fs
 	fs.StringVar(&sf.Location, "store", os.Getenv("SMP_STORE"), "store directory, https://SMP, or several SMPs separated by commas (or $SMP_STORE)")
-	fs.StringVar(&sf.Token, "token", os.Getenv("SMP_TOKEN"), "with --store https://...: access token; with several SMPs, one per SMP separated by commas. Every local user can read a command line (ps): prefer --token-file or $SMP_TOKEN")
+	// No default from $SMP_TOKEN: a flag's default is printed by --help,
+	// and a secret must never be; secret() reads the variable itself.
+	fs.StringVar(&sf.Token, "token", "", "with --store https://...: access token (default $SMP_TOKEN); with several SMPs, one per SMP separated by commas. Every local user can read a command line (ps): prefer --token-file or $SMP_TOKEN")
 	fs.StringVar(&sf.TokenFile, "token-file", "", "with --store https://...: read the token(s) of --token from FILE (mode 0600, or a pipe such as /dev/stdin)")
 	fs.StringVar(&sf.Fingerprint, "tls-fingerprint", os.Getenv("SMP_TLS_FINGERPRINT"), "with --store https://...: trust the server certificate with this SHA-256 (as smp serve printed it)")
 	fs.StringVar(&sf.CA, "ca", os.Getenv("SMP_CA"), "with --store https://...: PEM file of the CA that signed the server certificate")
@@ -63,6 +65,9 @@ func (sf *storeFlags) secret() (string, error) {
 			return "", usagef("give --token or --token-file, not both")
 		}
 		return readTokenFile(sf.TokenFile)
+	}
+	if sf.Token == "" {
+		return os.Getenv("SMP_TOKEN"), nil
 	}
 	if onCmdline && !sf.warned {
 		sf.warned = true
