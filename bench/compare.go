@@ -58,8 +58,8 @@ func (r *Report) Compare() []Comparison {
 	return append(out, r.compareServe()...)
 }
 
-// compareServe is "84% of local capture throughput" for serve and "16
-// clients: 410 MB/s aggregate (1.1x one client at a time)" for serve-16.
+// compareServe is "N% of local capture throughput" for serve and "16
+// clients: R MB/s aggregate (Kx one client at a time)" for serve-16.
 func (r *Report) compareServe() []Comparison {
 	var out []Comparison
 	ok := func(row Row, found bool) bool { return found && row.OK() && row.MBps > 0 }
