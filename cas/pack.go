@@ -108,6 +108,19 @@ func packVersion(h []byte) (uint16, error) {
 	return v, nil
 }
 
+// PackVersionOf reads the header of the pack r and returns its format
+// version (PackVersion or PackVersionSealed).
+func PackVersionOf(r io.ReaderAt) (uint16, error) {
+	h := make([]byte, PackHeaderSize)
+	if _, err := r.ReadAt(h, 0); err != nil {
+		if err == io.EOF {
+			return 0, fmt.Errorf("pack too short for its header: %w", ErrCorrupt)
+		}
+		return 0, fmt.Errorf("read pack header: %w", err)
+	}
+	return packVersion(h)
+}
+
 // EncodeTrailer returns the trailer (entries then footer) for entries.
 func EncodeTrailer(entries []PackEntry) []byte {
 	b := make([]byte, 0, len(entries)*PackEntrySize+PackFooterSize)

@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"container/list"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
+
+	"smp/keys"
 
 	"smp/storage"
 	"smp/storage/local"
@@ -28,6 +32,10 @@ type PackDir struct {
 	st     storage.Storage
 	prefix string
 	sealer *Sealer // an encrypted store's; nil: packs in clear
+	// clear, with a sealer, reads unsealed (version 1) packs too: a store
+	// being converted to encryption (smp encrypt) holds both until every
+	// clear pack is rewritten. Packs are still written sealed.
+	clear bool
 
 	mu    sync.Mutex
 	open  map[ID]*list.Element // of *openPack, LRU bounded by maxOpen
@@ -36,10 +44,11 @@ type PackDir struct {
 }
 
 type openPack struct {
-	id   ID
-	obj  storage.Object
-	size int64
-	refs int
+	id     ID
+	obj    storage.Object
+	size   int64
+	refs   int
+	sealer *Sealer // what opens its blobs: d.sealer, or nil for a clear pack of a mixed store
 }
 
 // NewPacks returns the packs kept in st under prefix ("packs/" in a store).
@@ -58,6 +67,60 @@ func (d *PackDir) Seal(s *Sealer) *PackDir {
 
 // Sealer returns the sealer of d's packs, nil when they are in clear.
 func (d *PackDir) Sealer() *Sealer { return d.sealer }
+
+// AcceptClear makes a sealing d read unsealed (version 1) packs as well,
+// each pack as its header says: the mixed state of a store being
+// converted to encryption. It must be called before d is used. It
+// returns d.
+func (d *PackDir) AcceptClear() *PackDir {
+	d.clear = d.sealer != nil
+	return d
+}
+
+// sealerOf returns what opens the blobs and trailer of the pack r (of
+// that size): d's sealer, or nil for a clear pack d accepts.
+func (d *PackDir) sealerOf(r io.ReaderAt) (*Sealer, error) {
+	if !d.clear {
+		return d.sealer, nil
+	}
+	v, err := PackVersionOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if v == PackVersion {
+		return nil, nil
+	}
+	return d.sealer, nil
+}
+
+// KeyOf reports whether pack id is sealed and with which master key (the
+// key that sealed its trailer, which is the key that sealed every blob in
+// it: a pack writer seals with one sealer's current key throughout).
+func (d *PackDir) KeyOf(id ID) (sealed bool, kid keys.KeyID, err error) {
+	obj, err := d.Open(id)
+	if err != nil {
+		return false, 0, err
+	}
+	defer obj.Close()
+	v, err := PackVersionOf(obj)
+	if err != nil || v == PackVersion {
+		return false, 0, err
+	}
+	size := obj.Size()
+	footer := make([]byte, PackFooterSize)
+	if _, err := obj.ReadAt(footer, size-PackFooterSize); err != nil {
+		return false, 0, fmt.Errorf("pack %s: read footer: %w", id.Short(), err)
+	}
+	n, err := SealedTrailerLen(footer, size)
+	if err != nil {
+		return false, 0, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	var b [4]byte
+	if _, err := obj.ReadAt(b[:], size-n); err != nil {
+		return false, 0, fmt.Errorf("pack %s: read trailer: %w", id.Short(), err)
+	}
+	return true, keys.KeyID(binary.LittleEndian.Uint32(b[:])), nil
+}
 
 // NewPackDir returns the packs of the local directory dir (packs at
 // dir/xx/id.pack, temporary files in dir/tmp), creating it when missing:
@@ -169,7 +232,12 @@ func (d *PackDir) acquire(id ID) (*openPack, error) {
 		op.refs++
 		return op, nil
 	}
-	op := &openPack{id: id, obj: obj, size: obj.Size(), refs: 1}
+	s, err := d.sealerOf(obj)
+	if err != nil {
+		obj.Close()
+		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	op := &openPack{id: id, obj: obj, size: obj.Size(), refs: 1, sealer: s}
 	d.open[id] = d.lru.PushFront(op)
 	for d.lru.Len() > d.limit {
 		back := d.lru.Back()
@@ -200,7 +268,7 @@ func (d *PackDir) ReadBlob(id ID, e PackEntry, h *Hasher, buf []byte) ([]byte, e
 	if e.Offset+uint64(e.StoredLen) > uint64(op.size) {
 		return nil, fmt.Errorf("blob %s lies beyond the end of pack %s (truncated pack): %w", e.ID.Short(), id.Short(), ErrCorrupt)
 	}
-	return ReadBlobWith(op.obj, e, h, d.sealer, buf)
+	return ReadBlobWith(op.obj, e, h, op.sealer, buf)
 }
 
 // ReadStored reads blob e of pack id as stored (compressed or raw) without
@@ -208,25 +276,20 @@ func (d *PackDir) ReadBlob(id ID, e PackEntry, h *Hasher, buf []byte) ([]byte, e
 // verifies what it receives anyway. A sealed blob is authenticated and
 // opened: the result is its compressed form. The result may alias buf.
 func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
-	if d.sealer != nil {
-		op, err := d.acquire(id)
-		if err != nil {
-			return nil, err
-		}
-		defer d.release(op)
-		if e.StoredLen < SealOverhead || e.StoredLen-SealOverhead > MaxBlobSize || e.Offset+uint64(e.StoredLen) > uint64(op.size) {
-			return nil, fmt.Errorf("blob %s lies beyond the end of pack %s or has a bad length: %w", e.ID.Short(), id.Short(), ErrCorrupt)
-		}
-		return readUnseal(op.obj, e, d.sealer, buf[:0])
-	}
-	if e.StoredLen > MaxBlobSize {
-		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
-	}
 	op, err := d.acquire(id)
 	if err != nil {
 		return nil, err
 	}
 	defer d.release(op)
+	if op.sealer != nil {
+		if e.StoredLen < SealOverhead || e.StoredLen-SealOverhead > MaxBlobSize || e.Offset+uint64(e.StoredLen) > uint64(op.size) {
+			return nil, fmt.Errorf("blob %s lies beyond the end of pack %s or has a bad length: %w", e.ID.Short(), id.Short(), ErrCorrupt)
+		}
+		return readUnseal(op.obj, e, op.sealer, buf[:0])
+	}
+	if e.StoredLen > MaxBlobSize {
+		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
+	}
 	if e.Offset+uint64(e.StoredLen) > uint64(op.size) {
 		return nil, fmt.Errorf("blob %s lies beyond the end of pack %s (truncated pack): %w", e.ID.Short(), id.Short(), ErrCorrupt)
 	}
@@ -241,13 +304,22 @@ func (d *PackDir) ReadStored(id ID, e PackEntry, buf []byte) ([]byte, error) {
 }
 
 // Unseal returns the stored (compressed) form of blob e read as raw bytes
-// from its pack, authenticating it when the packs are sealed; in clear
-// packs it returns raw itself. The result may alias buf.
-func (d *PackDir) Unseal(e PackEntry, raw, buf []byte) ([]byte, error) {
-	if d.sealer == nil {
+// from pack id, authenticating it when that pack is sealed; for a pack in
+// clear it returns raw itself. The result may alias buf.
+func (d *PackDir) Unseal(id ID, e PackEntry, raw, buf []byte) ([]byte, error) {
+	s := d.sealer
+	if d.clear {
+		op, err := d.acquire(id)
+		if err != nil {
+			return nil, err
+		}
+		s = op.sealer
+		d.release(op)
+	}
+	if s == nil {
 		return raw, nil
 	}
-	return d.sealer.OpenBlob(buf[:0], e, raw)
+	return s.OpenBlob(buf[:0], e, raw)
 }
 
 // Stat returns the size of pack id.
@@ -290,7 +362,11 @@ func (d *PackDir) ReadTrailer(id ID) ([]PackEntry, error) {
 		return nil, err
 	}
 	defer obj.Close()
-	entries, got, err := ReadTrailerWith(obj, obj.Size(), d.sealer)
+	s, err := d.sealerOf(obj)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	entries, got, err := ReadTrailerWith(obj, obj.Size(), s)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}

@@ -62,7 +62,10 @@ func checkTables(dir string, encrypted bool) error {
 			// reads it (withChecks), and the blobs' AEAD and ID re-hash
 			// catch a location that is wrong all the same.
 			if tm.KeyID == 0 {
-				errs[i] = errors.New("table of an encrypted index is in clear")
+				// An index in clear opened with a key: the key is
+				// wrong for it (a store being converted to
+				// encryption still has one), not damage.
+				return fmt.Errorf("its tables are in clear: %w", ErrWrongKey)
 			}
 			continue
 		}

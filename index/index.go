@@ -46,7 +46,8 @@ type Index struct {
 var ErrReadOnly = errors.New("the index was opened read-only")
 
 // ErrWrongKey is returned when an index is encrypted under another key
-// than Options.EncryptionKey (or is encrypted and none was given).
+// than Options.EncryptionKey (or is encrypted and none was given, or is
+// in clear and one was given).
 var ErrWrongKey = errors.New("the index is encrypted under another key")
 
 // ReadOnly reports whether ix was opened with OpenReadOnly.

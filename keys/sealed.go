@@ -24,6 +24,18 @@ const (
 	MaxSealed = 64 << 10
 )
 
+// PurposeTLSKey is the purpose of the sealed TLS private key smp serve
+// --tls-self-signed keeps in the store (tls/key.sealed).
+const PurposeTLSKey = "tls private key"
+
+// SealedKeyID returns the master key that sealed b, a sealed file.
+func SealedKeyID(b []byte) (KeyID, error) {
+	if len(b) > MaxSealed || len(b) < sealedHeader+16 || string(b[:len(sealedMagic)]) != sealedMagic {
+		return 0, ErrSealed
+	}
+	return KeyID(binary.BigEndian.Uint32(b[len(sealedMagic):])), nil
+}
+
 // ErrSealed is wrapped by the errors of OpenSecret.
 var ErrSealed = errors.New("sealed file is damaged or not of this store")
 

@@ -46,14 +46,21 @@ func (u *Unlocked) Keyring() *Keyring {
 // key 1 and a hash key, all random. The file has no slot yet: add at
 // least one before encoding it.
 func Create(storeID string) (*Unlocked, error) {
+	var hk [32]byte
+	if _, err := rand.Read(hk[:]); err != nil {
+		return nil, err
+	}
+	return CreateWithHashKey(storeID, hk)
+}
+
+// CreateWithHashKey is Create keeping the hash key of an existing store
+// (smp encrypt converting it): its IDs stay the same.
+func CreateWithHashKey(storeID string, hashKey [32]byte) (*Unlocked, error) {
 	if !validStoreID(storeID) {
 		return nil, fmt.Errorf("store ID %q is not 32 hex digits", storeID)
 	}
-	u := &Unlocked{File: &File{Version: FileVersion, StoreID: storeID}, masters: map[KeyID][32]byte{}}
+	u := &Unlocked{File: &File{Version: FileVersion, StoreID: storeID}, masters: map[KeyID][32]byte{}, hashKey: hashKey}
 	if _, err := rand.Read(u.wrapKey[:]); err != nil {
-		return nil, err
-	}
-	if _, err := rand.Read(u.hashKey[:]); err != nil {
 		return nil, err
 	}
 	if _, err := u.addMaster(1); err != nil {
@@ -178,10 +185,47 @@ func (u *Unlocked) AddKeyFile() ([]byte, string, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, "", err
 	}
-	id, err := u.addSlot(KindKeyFile, nil, func(id string) ([32]byte, error) {
+	id, err := u.AddKeyFileWith(secret)
+	return secret, id, err
+}
+
+// AddKeyFileWith adds a key file slot opened by an existing key file's
+// 32 bytes (a re-run of smp encrypt finding the key file its first run
+// wrote). The slot key is derived with the store and slot IDs, so one key
+// file opening several stores gives each its own slot key.
+func (u *Unlocked) AddKeyFileWith(secret []byte) (string, error) {
+	if len(secret) != 32 {
+		return "", fmt.Errorf("a key file holds 32 bytes, not %d", len(secret))
+	}
+	return u.addSlot(KindKeyFile, nil, func(id string) ([32]byte, error) {
 		return randomSlotKey(secret, u.File.StoreID, id, KindKeyFile)
 	})
-	return secret, id, err
+}
+
+// CheckRetire tells whether master key id could be retired as far as the
+// file goes: it is one of the store's, and not the current one (which
+// also wraps the hash key).
+func (f *File) CheckRetire(id KeyID) error {
+	switch {
+	case !slices.ContainsFunc(f.Masters, func(m Master) bool { return m.ID == id }):
+		return fmt.Errorf("the store has no master key %d: see smp key list", id)
+	case id == f.Current || f.HashKey.KeyID == id:
+		return fmt.Errorf("master key %d is the current one: rotate first (smp key rotate), then smp gc --rekey", id)
+	}
+	return nil
+}
+
+// Retire removes master key id from the file: what it sealed can no
+// longer be opened, so the caller first makes sure nothing still uses it
+// (repo.RetireKey). The current key is never retired.
+func (u *Unlocked) Retire(id KeyID) error {
+	if err := u.File.CheckRetire(id); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(u.File.Masters, func(m Master) bool { return m.ID == id })
+	u.File.Masters = slices.Delete(u.File.Masters, i, i+1)
+	delete(u.masters, id)
+	return nil
 }
 
 // AddRecovery adds a recovery key slot and returns the recovery key, in

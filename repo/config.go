@@ -23,13 +23,36 @@ import (
 // set: sealed packs, encrypted index, keyed gear table), whose keys are in
 // keys.json (package keys) and whose config.json holds no hash key. An
 // unencrypted store is still written as version 1, so older smp keep
-// reading it.
+// reading it. Version 3 is a store smp encrypt is converting (Conversion
+// ConversionMixed): encrypted as version 2, but packs in clear and an
+// index in clear may remain, and are read; older smp refuse it rather
+// than misread it. A finished conversion is version 2 again, with
+// Conversion ConversionDone.
 const (
-	FormatVersion          = 1
-	FormatVersionEncrypted = 2
-	minFormatVersion       = 1
-	maxFormatVersion       = 2
+	FormatVersion           = 1
+	FormatVersionEncrypted  = 2
+	FormatVersionConverting = 3
+	minFormatVersion        = 1
+	maxFormatVersion        = 3
 )
+
+// Conversion is how an encrypted store came to be: "" made encrypted by
+// smp init, else converted in place by smp encrypt.
+type Conversion string
+
+const (
+	// ConversionMixed: smp encrypt has started. The hash key is wrapped
+	// in keys.json and new packs are sealed, but packs in clear (version
+	// 1) and an index in clear may remain; every smp reads both.
+	ConversionMixed Conversion = "mixed"
+	// ConversionDone: every pack is sealed, the index encrypted and the
+	// TLS key sealed. The gear table may be unkeyed (Chunker.KeyedGear
+	// false): the chunks cut before the conversion were cut unkeyed, and
+	// keeping the table keeps new captures deduplicating against them.
+	ConversionDone Conversion = "done"
+)
+
+func (c Conversion) valid() bool { return c == "" || c == ConversionMixed || c == ConversionDone }
 
 // ErrNotStore is returned when a directory holds no smp store.
 var ErrNotStore = errors.New("not an smp store")
@@ -50,9 +73,12 @@ type Config struct {
 	// pack is sealed (cas.PackVersionSealed) and the index encrypted at
 	// rest, with keys from the store's keyring, unlocked from keys.json
 	// (OpenOptions).
-	Encrypted   bool   `json:"encrypted,omitempty"`
-	Compression string `json:"compression"`
-	PackSize    int64  `json:"pack_size"`
+	Encrypted bool `json:"encrypted,omitempty"`
+	// Conversion is set by smp encrypt on a store it converts in place
+	// (version 3 while it is ConversionMixed).
+	Conversion  Conversion `json:"conversion,omitempty"`
+	Compression string     `json:"compression"`
+	PackSize    int64      `json:"pack_size"`
 }
 
 const (
@@ -67,11 +93,13 @@ func (c *Config) check() error {
 		return fmt.Errorf("store format version %d is not supported by this smp (reads %d-%d)", c.Version, minFormatVersion, maxFormatVersion)
 	case c.ChunkerAlgo != chunkerAlgo:
 		return fmt.Errorf("unknown chunker %q in config.json", c.ChunkerAlgo)
-	case c.Encrypted != (c.Version == FormatVersionEncrypted):
+	case c.Encrypted != (c.Version >= FormatVersionEncrypted):
 		return fmt.Errorf("config.json says encrypted=%v with format version %d", c.Encrypted, c.Version)
+	case !c.Conversion.valid() || (c.Version == FormatVersionConverting) != (c.Conversion == ConversionMixed) || c.Conversion != "" && !c.Encrypted:
+		return fmt.Errorf("config.json says conversion %q with format version %d", c.Conversion, c.Version)
 	case c.HashAlgo != hashAlgo || c.Encrypted && len(c.HashKey) != 0 || !c.Encrypted && len(c.HashKey) != 32:
 		return fmt.Errorf("unknown hash %q or bad key in config.json", c.HashAlgo)
-	case c.Encrypted && !c.Chunker.KeyedGear:
+	case c.Encrypted && !c.Chunker.KeyedGear && c.Conversion == "":
 		return fmt.Errorf("config.json: an encrypted store must key its gear table")
 	case c.PackSize < 1<<20 || c.PackSize > 1<<30:
 		return fmt.Errorf("pack size %d in config.json out of range", c.PackSize)
@@ -209,6 +237,10 @@ func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*k
 	}
 	return u.Keyring(), nil
 }
+
+// Mixed reports whether the store is being converted to encryption:
+// packs and an index in clear may remain beside sealed ones.
+func (c *Config) Mixed() bool { return c.Conversion == ConversionMixed }
 
 func readConfig(dir string) (*Config, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))

@@ -91,6 +91,12 @@ type GCOptions struct {
 	// is kept, as chunks an open capture session was told the store holds
 	// (smp serve) and will reference when it commits.
 	Pinned func(keep func(cas.BlobKey))
+	// Rekey also rewrites every pack not sealed under the keyring's
+	// current master key (packs in clear too, in a store being converted)
+	// and then copies the index under the current key and re-seals the
+	// store's sealed files: afterwards the older master keys seal nothing
+	// and can be retired (see rekey.go). Encrypted stores only.
+	Rekey bool
 }
 
 // GCReport is what GC did (or, with DryRun, would do): the report of
@@ -131,6 +137,9 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	if err := r.gcIdle(); err != nil {
 		return nil, err
 	}
+	if opts.Rekey && r.Keyring == nil {
+		return nil, fmt.Errorf("gc --rekey: store %s is not encrypted (smp encrypt converts it)", r.Dir)
+	}
 	g := &gcRun{r: r, opts: opts, rewritten: map[cas.ID]bool{},
 		rep: &GCReport{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Problems: []string{}, GraceSeconds: opts.Grace.Seconds()}}
 	rep := g.rep
@@ -152,6 +161,9 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		return nil, err
 	}
 	empty, sparse := g.plan()
+	if opts.Rekey {
+		sparse = g.planRekey(empty, sparse)
+	}
 
 	// Steps 1 and 2.
 	if err := g.rewrite(ctx, empty, sparse); err != nil {
@@ -179,6 +191,11 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	}
 	// Drop cached descriptors, which would keep deleted packs' space.
 	r.packs.Close()
+	if opts.Rekey {
+		if err := r.finishRekey(rep); err != nil {
+			return nil, err
+		}
+	}
 	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
@@ -467,7 +484,7 @@ func (r *Repo) gcCopyLive(w *gcWriter, p *gcPack, live map[cas.BlobKey]struct{})
 			}
 			// A sealed blob is opened (authenticated) here and sealed
 			// anew by the pack it is copied to, under the current key.
-			if unsealed, err = r.packs.Unseal(loc.PackEntry, stored, unsealed); err != nil {
+			if unsealed, err = r.packs.Unseal(id, loc.PackEntry, stored, unsealed); err != nil {
 				return problem(err)
 			}
 			plain, err = cas.Decompress(plain, unsealed, loc.Compression, int(loc.RawLen))

@@ -75,7 +75,7 @@ func RebuildIndexWith(dir string, o OpenOptions) (*RebuildReport, error) {
 		return nil, err
 	}
 	defer st.Close()
-	packs := cas.NewPacks(st, packPrefix).Seal(c.sealer)
+	packs := c.packs(st)
 	defer packs.Close()
 	ix, err := index.Open(newDir, c.index)
 	if err != nil {

@@ -35,6 +35,8 @@ type Repo struct {
 	st       storage.Storage // the store's objects; see storage.go
 	packs    *cas.PackDir
 	ix       *index.Index
+	ixKey    keys.KeyID // the master key the index is encrypted under (0: in clear)
+	crypt    crypt
 	readOnly bool // opened by OpenReadOnly: AddBlob refuses
 
 	mu        sync.Mutex
@@ -164,8 +166,8 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 	// Before the index: an index open refused for lack of space must not
 	// keep the space a killed writer's packs hold.
 	removeStaleTemp(st)
-	packs := cas.NewPacks(st, packPrefix).Seal(c.sealer)
-	ix, err := openIndex(dir, packs, readOnly, c)
+	packs := c.packs(st)
+	ix, ixKey, err := openIndex(dir, packs, readOnly, c)
 	if err != nil {
 		packs.Close()
 		st.Close()
@@ -174,7 +176,7 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 	}
 	r := &Repo{
 		Dir: dir, Config: cfg, Hasher: hasherOf(cfg, lo.kr), Keyring: lo.kr,
-		lock: lock, st: st, packs: packs, ix: ix, readOnly: readOnly,
+		lock: lock, st: st, packs: packs, ix: ix, ixKey: ixKey, readOnly: readOnly, crypt: c,
 		pending: map[cas.BlobKey]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
 		doneSet: map[uint64]bool{},
@@ -286,28 +288,29 @@ var ErrIndexLost = errors.New("index is missing")
 // written only through an open Repo), so packs beside a missing or new
 // index mean the index was lost (deleted, or an interrupted rebuild). Its
 // errors are one line and say how to recover.
-func openIndex(dir string, packs *cas.PackDir, readOnly bool, c crypt) (*index.Index, error) {
+func openIndex(dir string, packs *cas.PackDir, readOnly bool, c crypt) (*index.Index, keys.KeyID, error) {
 	ixDir := filepath.Join(dir, "index")
 	if readOnly {
-		if ix, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenReadOnly(ixDir, o) }); err == nil {
-			return ix, nil
+		if ix, kid, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenReadOnly(ixDir, o) }); err == nil {
+			return ix, kid, nil
 		} // a writable open creates, repairs or explains it
 	}
-	ix, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenExisting(ixDir, o) })
+	ix, kid, err := c.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenExisting(ixDir, o) })
 	if errors.Is(err, index.ErrNoIndex) {
 		var found bool
 		found, err = hasPacks(packs)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("open index: list packs: %w", err)
+			return nil, 0, fmt.Errorf("open index: list packs: %w", err)
 		case found:
-			return nil, fmt.Errorf("%s holds packs but its index is missing or empty, so the store would look empty: run smp index rebuild --store %s: %w", dir, dir, ErrIndexLost)
+			return nil, 0, fmt.Errorf("%s holds packs but its index is missing or empty, so the store would look empty: run smp index rebuild --store %s: %w", dir, dir, ErrIndexLost)
 		}
 		ix, err = index.Open(ixDir, c.index)
+		kid = c.current
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
-			return nil, oneLineError{err} // names the store's index; no rebuild advice
+			return nil, 0, oneLineError{err} // names the store's index; no rebuild advice
 		}
 		if errors.Is(err, index.ErrWrongKey) {
 			err = fmt.Errorf("%s: %w: open it with the store's own key", dir, err)
@@ -316,9 +319,9 @@ func openIndex(dir string, packs *cas.PackDir, readOnly bool, c crypt) (*index.I
 		} else {
 			err = fmt.Errorf("%w (if the index is damaged or lost, run smp index rebuild --store %s)", err, dir)
 		}
-		return nil, oneLineError{err}
+		return nil, 0, oneLineError{err}
 	}
-	return ix, nil
+	return ix, kid, nil
 }
 
 var errFound = errors.New("found")

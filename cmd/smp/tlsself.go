@@ -28,7 +28,7 @@ type storeKeys struct {
 }
 
 // tlsKeyPurpose names the sealed TLS key (keys.SealSecret).
-const tlsKeyPurpose = "tls private key"
+const tlsKeyPurpose = keys.PurposeTLSKey
 
 // selfSignedCert returns the PEM certificate and private key kept in
 // DIR/tls, creating them the first time: the same certificate (and

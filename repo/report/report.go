@@ -60,24 +60,30 @@ type ComputerUsage struct {
 // GCReport is what a gc did (or, with DryRun, would do): the gc part of
 // POST /v1/gc's reply and of smp gc --json.
 type GCReport struct {
-	DryRun            bool     `json:"dry_run"`
-	RepackBelow       float64  `json:"repack_below"`
-	Records           int      `json:"records"`            // live records
-	LiveBlobs         int      `json:"live_blobs"`         // blobs kept (records, trees, chunks, tombstones)
-	PacksScanned      int      `json:"packs_scanned"`      // indexed packs examined
-	PacksDeleted      int      `json:"packs_deleted"`      // deleted: no live blob (or left over by an interrupted gc)
-	PacksRewritten    int      `json:"packs_rewritten"`    // live blobs copied out, then deleted
-	PacksWritten      int      `json:"packs_written"`      // new packs holding the copies
-	BlobsRemoved      int      `json:"blobs_removed"`      // dead blobs dropped from the index
-	BlobsCopied       int      `json:"blobs_copied"`       // live blobs moved to new packs
-	BytesDeleted      int64    `json:"bytes_deleted"`      // pack files deleted
-	BytesWritten      int64    `json:"bytes_written"`      // new pack files
-	BytesFreed        int64    `json:"bytes_freed"`        // bytes_deleted - bytes_written
-	TombstonesWritten int      `json:"tombstones_written"` // for record blobs that were never live
-	UnindexedPacks    int      `json:"unindexed_packs"`    // pack files kept that the index does not list
-	Problems          []string `json:"problems"`           // packs left alone, with the reason
-	GraceSeconds      float64  `json:"grace_seconds"`      // packs younger than this were kept whole
-	Seconds           float64  `json:"seconds"`
+	DryRun            bool    `json:"dry_run"`
+	RepackBelow       float64 `json:"repack_below"`
+	Records           int     `json:"records"`            // live records
+	LiveBlobs         int     `json:"live_blobs"`         // blobs kept (records, trees, chunks, tombstones)
+	PacksScanned      int     `json:"packs_scanned"`      // indexed packs examined
+	PacksDeleted      int     `json:"packs_deleted"`      // deleted: no live blob (or left over by an interrupted gc)
+	PacksRewritten    int     `json:"packs_rewritten"`    // live blobs copied out, then deleted
+	PacksWritten      int     `json:"packs_written"`      // new packs holding the copies
+	BlobsRemoved      int     `json:"blobs_removed"`      // dead blobs dropped from the index
+	BlobsCopied       int     `json:"blobs_copied"`       // live blobs moved to new packs
+	BytesDeleted      int64   `json:"bytes_deleted"`      // pack files deleted
+	BytesWritten      int64   `json:"bytes_written"`      // new pack files
+	BytesFreed        int64   `json:"bytes_freed"`        // bytes_deleted - bytes_written
+	TombstonesWritten int     `json:"tombstones_written"` // for record blobs that were never live
+	UnindexedPacks    int     `json:"unindexed_packs"`    // pack files kept that the index does not list
+	// PacksRekeyed is how many of the rewritten packs were rewritten
+	// because they were not sealed under the current master key (gc
+	// --rekey; smp encrypt), and IndexRekeyed whether the index was then
+	// copied under the current key.
+	PacksRekeyed int      `json:"packs_rekeyed,omitempty"`
+	IndexRekeyed bool     `json:"index_rekeyed,omitempty"`
+	Problems     []string `json:"problems"`      // packs left alone, with the reason
+	GraceSeconds float64  `json:"grace_seconds"` // packs younger than this were kept whole
+	Seconds      float64  `json:"seconds"`
 }
 
 // GCReply is POST /v1/gc: the store's maintenance run (repo.Maintain).

@@ -1,0 +1,267 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"smp/cas"
+	"smp/index"
+	"smp/internal/sysfile"
+	"smp/keys"
+)
+
+// Rekeying (GC with GCOptions.Rekey, smp gc --rekey; also the core of smp
+// encrypt) moves everything an encrypted store keeps sealed under its
+// keyring's current master key, so that the older ones seal nothing and
+// can be retired (RetireKey):
+//
+//  1. every pack not sealed under the current key (a pack in clear, in a
+//     store being converted, counts) is rewritten by gc's own steps: its
+//     live blobs are opened, re-sealed into new packs, indexed, and the
+//     old pack retired, then deleted. A crash anywhere leaves what gc's
+//     crash leaves: every record readable, and the next run finishes;
+//  2. the index is copied, entry by entry, into index.rekey under the
+//     current key's subkey (Badger encrypts a database only when it is
+//     created, and its own key rotation keeps the old data keys), then
+//     swapped with index in one atomic rename (RENAME_EXCHANGE) and the
+//     old one, now index.rekey, deleted. A crash before the swap leaves
+//     the old index in place and a partial index.rekey the next run
+//     deletes first; after it, the new index in place and the old one in
+//     index.rekey, deleted the same way;
+//  3. the sealed files (tls/key.sealed) are opened and sealed anew under
+//     the current key; a TLS key still in clear (tls/key.pem) is sealed
+//     and the clear file removed.
+//
+// Finally KeyUsage is read back and anything still under another key is
+// reported as a problem (a damaged pack gc kept, an unindexed pack).
+
+// rekeyDir is where the index is copied under the current key.
+const rekeyDir = "index.rekey"
+
+// planRekey adds to sparse every pack with live blobs not sealed under
+// the current key that is not already in empty or sparse.
+func (g *gcRun) planRekey(empty, sparse []cas.ID) []cas.ID {
+	cur, _ := g.r.Keyring.Current()
+	planned := map[cas.ID]bool{}
+	for _, id := range slices.Concat(empty, sparse) {
+		planned[id] = true
+	}
+	ids := make([]cas.ID, 0, len(g.packs))
+	for id := range g.packs {
+		if !planned[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b cas.ID) int { return strings.Compare(a.String(), b.String()) })
+	for _, id := range ids {
+		sealed, kid, err := g.r.packs.KeyOf(id)
+		if err != nil {
+			g.rep.Problems = append(g.rep.Problems, fmt.Sprintf("pack %s not rekeyed: %v", id.Short(), err))
+			continue
+		}
+		if !sealed || kid != cur {
+			sparse = append(sparse, id)
+			g.rep.PacksRekeyed++
+		}
+	}
+	return sparse
+}
+
+// finishRekey does steps 2 and 3 and reports what still is not under the
+// current key.
+func (r *Repo) finishRekey(rep *GCReport) error {
+	if err := r.rekeyIndex(); err != nil {
+		return fmt.Errorf("gc --rekey: %w", err)
+	}
+	rep.IndexRekeyed = true
+	if err := r.resealFiles(); err != nil {
+		return fmt.Errorf("gc --rekey: %w", err)
+	}
+	u, err := r.KeyUsage()
+	if err != nil {
+		return fmt.Errorf("gc --rekey: %w", err)
+	}
+	cur, _ := r.Keyring.Current()
+	for _, id := range r.Keyring.IDs() {
+		if id == cur {
+			continue
+		}
+		if uses := u.Uses(id); len(uses) > 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("master key %d still seals %s", id, strings.Join(uses, ", ")))
+		}
+	}
+	if uses := u.Uses(0); len(uses) > 0 {
+		rep.Problems = append(rep.Problems, "still in clear: "+strings.Join(uses, ", "))
+	}
+	return nil
+}
+
+// rekeyIndex copies the index under the current key and swaps it in.
+func (r *Repo) rekeyIndex() error {
+	ixDir, tmp := filepath.Join(r.Dir, "index"), filepath.Join(r.Dir, rekeyDir)
+	if err := os.RemoveAll(tmp); err != nil { // an interrupted run's, either copy
+		return fmt.Errorf("remove %s: %w", tmp, err)
+	}
+	if err := r.ix.CopyTo(tmp, r.crypt.index); err != nil {
+		return fmt.Errorf("copy the index under the current key: %w", err)
+	}
+	if err := r.ix.Close(); err != nil {
+		return fmt.Errorf("close the index: %w", err)
+	}
+	swapErr := exchangeDirs(ixDir, tmp)
+	if swapErr == nil {
+		swapErr = syncDir(r.Dir)
+	}
+	ix, kid, err := r.crypt.openIndexWith(func(o index.Options) (*index.Index, error) { return index.OpenExisting(ixDir, o) })
+	if err != nil {
+		return fmt.Errorf("reopen the index: %w", err)
+	}
+	r.ix, r.ixKey = ix, kid
+	if swapErr != nil {
+		return fmt.Errorf("swap in the rekeyed index: %w", swapErr)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("remove the old index: %w", err)
+	}
+	return syncDir(r.Dir)
+}
+
+// tlsFiles are the TLS key files of smp serve --tls-self-signed.
+func (r *Repo) tlsFiles() (plain, sealed string) {
+	d := filepath.Join(r.Dir, "tls")
+	return filepath.Join(d, "key.pem"), filepath.Join(d, "key.sealed")
+}
+
+// resealFiles seals the store's sealed files under the current key.
+func (r *Repo) resealFiles() error {
+	plain, sealed := r.tlsFiles()
+	cur, _ := r.Keyring.Current()
+	b, err := os.ReadFile(plain)
+	if err == nil {
+		// Sealed first, then the clear file removed: a crash between
+		// leaves both, and the next run (or smp serve) seals again.
+		return r.sealTLSKey(b, sealed, plain)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	b, err = os.ReadFile(sealed)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if kid, err := keys.SealedKeyID(b); err == nil && kid == cur {
+		return nil
+	}
+	key, err := keys.OpenSecret(r.Keyring, r.Config.StoreID, keys.PurposeTLSKey, b)
+	if err != nil {
+		return fmt.Errorf("TLS key %s: %w", sealed, err)
+	}
+	return r.sealTLSKey(key, sealed, "")
+}
+
+// sealTLSKey writes key sealed under the current key to sealed, then
+// removes plain when given.
+func (r *Repo) sealTLSKey(key []byte, sealed, plain string) error {
+	b, err := keys.SealSecret(r.Keyring, r.Config.StoreID, keys.PurposeTLSKey, key)
+	if err != nil {
+		return err
+	}
+	if err := sysfile.WriteFile(sealed, b, 0o600); err != nil {
+		return err
+	}
+	if plain == "" {
+		return nil
+	}
+	if err := os.Remove(plain); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(plain))
+}
+
+// KeyUsage is what each master key of an encrypted store still seals.
+type KeyUsage struct {
+	// Packs counts the pack files on disk by the master key that sealed
+	// them; key 0 counts packs in clear.
+	Packs map[keys.KeyID]int
+	// Index is the master key the index is encrypted under (0: in clear).
+	Index keys.KeyID
+	// Sealed maps the store's sealed files to their key; a file that is
+	// kept sealed but found in clear (tls/key.pem) maps to 0.
+	Sealed map[string]keys.KeyID
+	// OldIndexes are copies of an index an interrupted rekey left.
+	OldIndexes []string
+	// Unknown are packs whose key could not be read (damaged).
+	Unknown []string
+}
+
+// Uses lists, one phrase each, what still uses master key id (0: what is
+// in clear). Copies of an old index and packs whose key cannot be read
+// count for every key.
+func (u *KeyUsage) Uses(id keys.KeyID) []string {
+	var out []string
+	if n := u.Packs[id]; n > 0 {
+		out = append(out, fmt.Sprintf("%d pack(s)", n))
+	}
+	if u.Index == id {
+		out = append(out, "the index")
+	}
+	for _, f := range slices.Sorted(maps.Keys(u.Sealed)) {
+		if u.Sealed[f] == id {
+			out = append(out, f)
+		}
+	}
+	for _, d := range u.OldIndexes {
+		out = append(out, "an old index copy "+d)
+	}
+	if len(u.Unknown) > 0 {
+		out = append(out, fmt.Sprintf("%d pack(s) whose key cannot be read (%s)", len(u.Unknown), strings.Join(u.Unknown, ", ")))
+	}
+	return out
+}
+
+// KeyUsage reads what each master key still seals: every pack file's
+// header and trailer key, the index's key, the sealed files'. It only
+// reads.
+func (r *Repo) KeyUsage() (*KeyUsage, error) {
+	u := &KeyUsage{Packs: map[keys.KeyID]int{}, Index: r.ixKey, Sealed: map[string]keys.KeyID{}}
+	err := r.packs.Walk(func(id cas.ID, _ int64) error {
+		sealed, kid, err := r.packs.KeyOf(id)
+		switch {
+		case errors.Is(err, cas.ErrNotFound):
+		case err != nil:
+			u.Unknown = append(u.Unknown, id.Short())
+		case !sealed:
+			u.Packs[0]++
+		default:
+			u.Packs[kid]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	plain, sealed := r.tlsFiles()
+	if _, err := os.Stat(plain); err == nil {
+		u.Sealed["tls/key.pem"] = 0
+	}
+	if b, err := os.ReadFile(sealed); err == nil {
+		kid, err := keys.SealedKeyID(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sealed, err)
+		}
+		u.Sealed["tls/key.sealed"] = kid
+	}
+	if _, err := os.Stat(filepath.Join(r.Dir, rekeyDir)); err == nil {
+		u.OldIndexes = append(u.OldIndexes, rekeyDir)
+	}
+	return u, nil
+}
