@@ -58,6 +58,32 @@ func (d *Dir) Keyring() (*keys.Keyring, string, error) {
 	return r.Keyring, r.Config.StoreID, nil
 }
 
+// EncryptOptions configure Encrypt (repo.EncryptOptions).
+type EncryptOptions = repo.EncryptOptions
+
+// EncryptReport is what Encrypt did.
+type EncryptReport = repo.EncryptReport
+
+// Encrypt converts the unencrypted store directory dir in place, or
+// finishes a conversion an interrupted run began (repo.Encrypt).
+func Encrypt(ctx context.Context, dir string, o EncryptOptions) (*EncryptReport, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return repo.Encrypt(ctx, abs, o)
+}
+
+// RetireKey removes an old master key from the encrypted store directory
+// dir, refusing while anything in it still uses that key (repo.RetireKey).
+func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	return repo.RetireKey(abs, unlock, id)
+}
+
 // RebuildIndex recreates the index of the store directory from its packs;
 // unlock finds the keys of an encrypted store.
 func RebuildIndex(dir string, unlock keys.UnlockFunc) (*RebuildReport, error) {
@@ -88,7 +114,7 @@ func (d *Dir) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	mo := repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Grace: opts.Grace}}
+	mo := repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Grace: opts.Grace, Rekey: opts.Rekey}}
 	if opts.Retention != nil {
 		mo.Expire, mo.Retention = true, *opts.Retention
 	}

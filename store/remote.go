@@ -151,6 +151,9 @@ func (s *Remote) Stats(ctx context.Context, opts StatsOptions) (*StatsReport, er
 
 // GC asks the SMP to run gc beside its captures and restores.
 func (s *Remote) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
+	if opts.Rekey {
+		return nil, fmt.Errorf("gc --rekey runs on the SMP's own store directory (smp gc --rekey --store DIR, with smp serve stopped)")
+	}
 	cl, err := s.client(ctx)
 	if err != nil {
 		return nil, err

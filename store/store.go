@@ -283,6 +283,9 @@ type GCOptions struct {
 	// Retention, when set, first removes released records released longer
 	// ago than it (0: every released record).
 	Retention *time.Duration
+	// Rekey also moves everything under the current master key (smp gc
+	// --rekey; a local encrypted store only).
+	Rekey bool
 }
 
 // GCResult is what a gc run did.
