@@ -15,12 +15,13 @@ import (
 	"smp/store"
 )
 
-const gcArgs = "--store DIR [--retention DURATION] [--grace DURATION] [--dry-run] [--repack-below F] [--json]"
+const gcArgs = "--store DIR [--retention DURATION] [--grace DURATION] [--dry-run] [--repack-below F] [--rekey] [--json]"
 
 // gcOptions are the flags of smp gc.
 type gcOptions struct {
 	storeFlags
 	DryRun           bool
+	Rekey            bool
 	RepackBelow      float64
 	JSON             bool
 	Retention, Grace string
@@ -30,6 +31,7 @@ func (o *gcOptions) AddFlags(fs *pflag.FlagSet) {
 	o.storeFlags.AddFlags(fs)
 	fs.BoolVar(&o.DryRun, "dry-run", false, "compute and print what gc would free; change nothing")
 	fs.Float64Var(&o.RepackBelow, "repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
+	fs.BoolVar(&o.Rekey, "rekey", false, "encrypted store directory: also rewrite every pack not sealed under the current master key (see smp key rotate), copy the index under it and reseal the TLS key, so older master keys can be retired (smp key retire)")
 	fs.BoolVar(&o.JSON, "json", false, "print as JSON")
 	fs.StringVar(&o.Retention, "retention", "", "first remove released records whose retention ran out, e.g. 7d or 36h (records never released are kept)")
 	fs.StringVar(&o.Grace, "grace", "1h", "keep whole every pack written less than this ago: the uploads of a capture not committed yet, reused when it is run again (0 keeps none)")
@@ -53,7 +55,7 @@ func (o *gcOptions) options() (store.GCOptions, error) {
 	if math.IsNaN(o.RepackBelow) || o.RepackBelow < 0 || o.RepackBelow > 1 {
 		return store.GCOptions{}, usagef("--repack-below %v: give a fraction from 0 to 1", o.RepackBelow)
 	}
-	gco := store.GCOptions{DryRun: o.DryRun, RepackBelow: o.RepackBelow}
+	gco := store.GCOptions{DryRun: o.DryRun, RepackBelow: o.RepackBelow, Rekey: o.Rekey}
 	if o.Retention != "" {
 		retention, err := parseDays(o.Retention)
 		if err != nil {
@@ -104,7 +106,7 @@ func runGC(ctx context.Context, o *gcOptions, stdout io.Writer) error {
 		for _, p := range res.Problems {
 			fmt.Fprintf(os.Stderr, "smp gc: %s\n", p)
 		}
-		return partialError{fmt.Sprintf("%d packs were left in place because they hold damaged live data; run smp verify --read-data", len(res.Problems))}
+		return partialError{fmt.Sprintf("%d problems left data in place (damaged live data, or still under an old key); run smp verify --read-data", len(res.Problems))}
 	}
 	return nil
 }
@@ -122,6 +124,9 @@ func printGC(w io.Writer, rep *store.GCReport) {
 		rep.BlobsRemoved, verb, freed, signedBytes(rep.BytesFreed), bytesStr(uint64(rep.BytesDeleted)), bytesStr(uint64(rep.BytesWritten)), rep.Seconds)
 	if rep.TombstonesWritten > 0 {
 		fmt.Fprintf(w, "%d tombstones %swritten for record blobs that were never committed\n", rep.TombstonesWritten, verb)
+	}
+	if rep.PacksRekeyed > 0 || rep.IndexRekeyed {
+		fmt.Fprintf(w, "rekey: %d packs %srewritten under the current master key; index copied under it: %v\n", rep.PacksRekeyed, verb, rep.IndexRekeyed)
 	}
 	if rep.UnindexedPacks > 0 {
 		fmt.Fprintf(w, "%d pack files missing from the index hold data found nowhere else and were kept\n", rep.UnindexedPacks)

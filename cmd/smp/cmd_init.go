@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"smp/cas"
-	"smp/keys"
 	"smp/store"
 )
 
@@ -94,58 +93,21 @@ func printInit(stdout io.Writer, dir string, cfg *store.Config, params cas.Chunk
 // file outside the store, then the store; a failure of the store removes
 // the key file again.
 func initEncrypted(o *initOptions, dir string, params cas.ChunkerParams, stdout io.Writer) error {
-	var pass []byte
-	if o.PassphraseFile != "" {
-		var err error
-		if pass, err = readPassphrase("--passphrase-file", o.PassphraseFile); err != nil {
-			return err
-		}
-	}
 	var sid [16]byte
 	if _, err := rand.Read(sid[:]); err != nil {
 		return err
 	}
-	u, err := keys.Create(hex.EncodeToString(sid[:]))
+	nk, err := newStoreKeys(newKeysOptions{KeyFile: o.KeyFile, PassphraseFile: o.PassphraseFile, ConfigDir: o.ConfigDir}, dir, hex.EncodeToString(sid[:]), nil)
 	if err != nil {
 		return err
 	}
-	k, _, err := u.AddKeyFile()
+	cfg, err := store.InitWith(dir, store.InitOptions{Params: params, Keys: nk.u})
 	if err != nil {
-		return err
-	}
-	rk, _, err := u.AddRecovery()
-	if err != nil {
-		return err
-	}
-	if pass != nil {
-		if _, err := u.AddPassphrase(pass); err != nil {
-			return err
-		}
-	}
-	path := o.KeyFile
-	if path == "" {
-		cd := o.ConfigDir
-		if cd == "" {
-			cd = keys.DefaultConfigDir()
-		}
-		if cd == "" {
-			return usagef("no user config directory ($XDG_CONFIG_HOME or $HOME) for the key file: give --key-file FILE")
-		}
-		path = keys.StoredKeyPath(cd, u.File.StoreID)
-	}
-	written, err := writeNewKeyFile(path, dir, k)
-	if err != nil {
-		return err
-	}
-	cfg, err := store.InitWith(dir, store.InitOptions{Params: params, Keys: u})
-	if err != nil {
-		os.Remove(written)
+		nk.undo()
 		return err
 	}
 	printInit(stdout, dir, cfg, params)
-	fmt.Fprintf(stdout, "encrypted; key file %s %s\n", written, keyFileHint(o.KeyFile))
-	fmt.Fprintf(stdout, "recovery key: %s\n", rk)
-	fmt.Fprintln(stdout, "the recovery key is shown only now: keep it apart from the store (it opens the store alone; give it through --passphrase-file or at the prompt)")
+	nk.print(stdout, o.KeyFile)
 	return nil
 }
 

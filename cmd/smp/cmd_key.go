@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -15,7 +16,7 @@ import (
 	"smp/store"
 )
 
-const keyArgs = "list|add|remove|rotate|add-recovery --store DIR [flags]"
+const keyArgs = "list|add|remove|rotate|add-recovery|retire --store DIR [flags]"
 
 // keyOptions are the flags of smp key.
 type keyOptions struct {
@@ -29,6 +30,8 @@ type keyOptions struct {
 	// rotate: also replace the wrapping key, keeping only the slot whose
 	// secret was given.
 	Revoke bool
+	// retire: the master key.
+	Retire keys.KeyID
 }
 
 func (o *keyOptions) AddFlags(fs *pflag.FlagSet) {
@@ -57,18 +60,28 @@ func cmdKey(ctx context.Context, args []string) error {
 	}
 	run := map[string]func(context.Context, *keyOptions, io.Writer) error{
 		"list": runKeyList, "add": runKeyAdd, "remove": runKeyRemove,
-		"rotate": runKeyRotate, "add-recovery": runKeyAddRecovery,
+		"rotate": runKeyRotate, "add-recovery": runKeyAddRecovery, "retire": runKeyRetire,
 	}[args[0]]
 	if run == nil {
 		return usagef("unknown key command %q: want %s", args[0], keyArgs)
 	}
 	var o keyOptions
-	fs := newFlags("key "+args[0], "--store DIR [flags]")
+	usageArgs := "--store DIR [flags]"
+	if args[0] == "retire" {
+		usageArgs = "ID --store DIR [flags]"
+	}
+	fs := newFlags("key "+args[0], usageArgs)
 	o.AddFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
+	if args[0] == "retire" {
+		id, err := strconv.ParseUint(fs.Arg(0), 10, 32)
+		if fs.NArg() != 1 || err != nil || id == 0 {
+			return usagef("want: smp key retire ID --store DIR, ID a master key number (see smp key list)")
+		}
+		o.Retire = keys.KeyID(id)
+	} else if err := noArgs(fs); err != nil {
 		return err
 	}
 	if err := needStore(o.Store); err != nil {
@@ -209,6 +222,16 @@ func runKeyAddRecovery(_ context.Context, o *keyOptions, stdout io.Writer) error
 	return nil
 }
 
+// runKeyRetire removes an old master key, refused while anything in the
+// store still uses it.
+func runKeyRetire(_ context.Context, o *keyOptions, stdout io.Writer) error {
+	if err := store.RetireKey(o.Store, o.unlock(), o.Retire); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "retired master key %d: nothing in the store used it, and keys.json no longer holds it\n", o.Retire)
+	return nil
+}
+
 // readPassphrase reads a passphrase file's first line.
 func readPassphrase(flag, path string) ([]byte, error) {
 	b, err := keys.ReadSecretFile(path)
@@ -240,26 +263,34 @@ func writeNewKeyFile(path, storeDir string, k []byte) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole to a temporary file, then linked to its name (which
+	// fails if the name exists): a kill never leaves a partial key file
+	// under the name, which a re-run (smp encrypt) would take as the key.
+	f, err := os.CreateTemp(filepath.Dir(abs), ".smp-key-*")
 	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(keys.EncodeKeyFile(k))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := os.Link(tmp, abs); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return "", usagef("key file %s already exists: give a new path", abs)
 		}
 		return "", err
 	}
-	if _, err := f.Write(keys.EncodeKeyFile(k)); err != nil {
-		f.Close()
-		os.Remove(abs)
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(abs)
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(abs)
-		return "", err
+	if d, err := os.Open(filepath.Dir(abs)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return abs, nil
 }
