@@ -113,6 +113,18 @@ func (c *encryptCopy) checkFinished(t *testing.T, when string) {
 	leaktest.CheckNoPlaintext(t, when, c.store, c.sec)
 }
 
+// finish runs smp encrypt on a copy left unfinished by kills, which must
+// finish the job, and checks the result; it returns 1.
+func (c *encryptCopy) finish(t *testing.T) int {
+	t.Helper()
+	r := c.run(t, "encrypt", "--store", c.store)
+	if r.code != exitOK {
+		t.Fatalf("re-run after %d killed runs:\n%s", c.runs, r)
+	}
+	c.checkFinished(t, fmt.Sprintf("re-run after %d killed runs", c.runs))
+	return 1
+}
+
 // TestE2EEncryptCrash: see the comment at the top of this file.
 func TestE2EEncryptCrash(t *testing.T) {
 	rounds := encryptCrashRounds(t)
@@ -142,12 +154,23 @@ func TestE2EEncryptCrash(t *testing.T) {
 	kills, late, finishedByRerun, fresh := 0, 0, 0, 0
 	var cur *encryptCopy
 	for round := range rounds {
-		if cur == nil || conversionPhase(t, cur.store) == "done" {
+		// A fresh copy every fourth round too, so that several
+		// conversions start from a store in clear and are finished by
+		// re-runs.
+		if cur == nil || round%4 == 0 || conversionPhase(t, cur.store) == "done" {
+			if cur != nil && conversionPhase(t, cur.store) != "done" {
+				finishedByRerun += cur.finish(t)
+			}
 			cur, fresh = copyFixture(t, f), fresh+1
 		}
 		limit := total
-		if cur.runs > 0 {
+		switch {
+		case cur.runs > 0:
 			limit = total / 2 // a re-run has less left to do
+		case rng.IntN(2) == 0:
+			// The keys and config.json are written within the first
+			// tens of milliseconds: aim there half of the time.
+			limit = min(total, 80*time.Millisecond)
 		}
 		delay := time.Duration(rng.Float64() * float64(limit))
 		point := fmt.Sprintf("round %d (run %d on this copy, kill after %v)", round, cur.runs+1, delay)
@@ -178,12 +201,7 @@ func TestE2EEncryptCrash(t *testing.T) {
 		}
 	}
 	if conversionPhase(t, cur.store) != "done" {
-		r := cur.run(t, "encrypt", "--store", cur.store)
-		if r.code != exitOK {
-			t.Fatalf("the final re-run:\n%s", r)
-		}
-		finishedByRerun++
-		cur.checkFinished(t, "after the final re-run")
+		finishedByRerun += cur.finish(t)
 	}
 	if kills == 0 {
 		t.Errorf("no kill landed while smp encrypt ran")
