@@ -51,9 +51,20 @@ func FuzzOpenSecret(f *testing.F) {
 	b, _ := SealSecret(kr, testStore, "tls key", []byte("x"))
 	f.Add(b)
 	f.Add([]byte(sealedMagic))
+	cur, _ := kr.Current()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := OpenSecret(kr, testStore, "tls key", b); err != nil && !errors.Is(err, ErrSealed) {
+		_, err := OpenSecret(kr, testStore, "tls key", b)
+		if err != nil && !errors.Is(err, ErrSealed) {
 			t.Fatalf("error not ErrSealed: %v", err)
+		}
+		// SealedKeyID (what smp key retire reads) accepts what opens,
+		// and names the key that opened it.
+		kid, kerr := SealedKeyID(b)
+		if kerr != nil && !errors.Is(kerr, ErrSealed) {
+			t.Fatalf("SealedKeyID error not ErrSealed: %v", kerr)
+		}
+		if err == nil && (kerr != nil || kid != cur) {
+			t.Fatalf("opened, but SealedKeyID says %d, %v", kid, kerr)
 		}
 	})
 }

@@ -333,3 +333,36 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// TestEncryptEmptyStoreKeysGear: a store that holds no pack yet loses no
+// deduplication by keying its gear table, so Encrypt keys it, and the
+// store then chunks as one made by smp init --encrypt.
+func TestEncryptEmptyStoreKeysGear(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "store")
+	params, _ := cas.ChunkerParamsForAvg(64 << 10)
+	if _, err := Init(dir, params); err != nil {
+		t.Fatal(err)
+	}
+	var unlock keys.UnlockFunc
+	rep, err := Encrypt(ctx, dir, EncryptOptions{NewKeys: func(id string, h [32]byte) (*keys.Unlocked, error) {
+		var u *keys.Unlocked
+		u, unlock = keyFileKeys(t, id, h)
+		return u, nil
+	}})
+	if err != nil || !rep.KeyedGear {
+		t.Fatalf("encrypt: %+v, %v", rep, err)
+	}
+	m := readConfigJSON(t, dir)
+	if ch, _ := m["chunker"].(map[string]any); ch["keyed_gear"] != true || m["conversion"] != "done" {
+		t.Errorf("config.json: %v", m)
+	}
+	d, err := OpenDir("check", dir, Options{Unlock: unlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Records(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -23,7 +24,7 @@ type encryptOptions struct {
 
 func (o *encryptOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
-	fs.StringVar(&o.KeyFile, "key-file", os.Getenv("SMP_KEY_FILE"), "write the store's new key file here (a new file, outside the store) instead of the user's config directory; when finishing an interrupted run, the key file it wrote (or $SMP_KEY_FILE)")
+	fs.StringVar(&o.KeyFile, "key-file", os.Getenv("SMP_KEY_FILE"), "the store's key file: written here (outside the store; a key file already there is used as is) instead of the user's config directory; when finishing an interrupted run, the key file it wrote (or $SMP_KEY_FILE)")
 	fs.StringVar(&o.PassphraseFile, "passphrase-file", os.Getenv("SMP_PASSPHRASE_FILE"), "also add a passphrase slot, the first line of FILE (mode 0600, or a pipe); when finishing an interrupted run, a passphrase or recovery key that opens it (or $SMP_PASSPHRASE_FILE)")
 }
 
@@ -47,6 +48,9 @@ func cmdEncrypt(ctx context.Context, args []string) error {
 func runEncrypt(ctx context.Context, o *encryptOptions, stdout io.Writer) error {
 	if err := needStore(o.Store); err != nil {
 		return err
+	}
+	if strings.Contains(o.Store, "://") {
+		return usagef("smp encrypt converts a store directory: stop smp serve and give its --store DIR")
 	}
 	dir, err := filepath.Abs(o.Store)
 	if err != nil {
