@@ -106,6 +106,9 @@ func Encrypt(ctx context.Context, dir string, o EncryptOptions) (*EncryptReport,
 		return nil, fmt.Errorf("encrypt %s: not finished, still in clear or under an old key: %s; problems: %s (see smp verify; then run smp encrypt again)",
 			dir, strings.Join(left, ", "), strings.Join(rep.GC.Problems, "; "))
 	}
+	if err := rekeyPoint("before done"); err != nil {
+		return nil, err
+	}
 	done := *r.Config
 	done.Version, done.Conversion = FormatVersionEncrypted, ConversionDone
 	if err := writeConfig(dir, &done); err != nil {
@@ -145,6 +148,9 @@ func encryptStart(ctx context.Context, dir string, o EncryptOptions, rep *Encryp
 		if err := keys.Save(ctx, st, u.File, storage.NoVersion); err != nil {
 			return nil, fmt.Errorf("write %s: %w", keys.FileName, err)
 		}
+		if err := rekeyPoint("keys saved"); err != nil {
+			return nil, err
+		}
 	} else if err != nil {
 		return nil, err
 	} else {
@@ -175,6 +181,9 @@ func encryptStart(ctx context.Context, dir string, o EncryptOptions, rep *Encryp
 	next.Version, next.Encrypted, next.Conversion, next.HashKey = FormatVersionConverting, true, ConversionMixed, nil
 	next.Chunker.KeyedGear = !found
 	if err := writeConfig(dir, &next); err != nil {
+		return nil, err
+	}
+	if err := rekeyPoint("mixed"); err != nil {
 		return nil, err
 	}
 	return kr, nil

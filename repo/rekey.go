@@ -44,6 +44,17 @@ import (
 // rekeyDir is where the index is copied under the current key.
 const rekeyDir = "index.rekey"
 
+// rekeyHook, when set by a test, runs at named points of a rekey and of a
+// conversion (convert.go); an error stops it there, as a crash would.
+var rekeyHook func(point string) error
+
+func rekeyPoint(point string) error {
+	if rekeyHook != nil {
+		return rekeyHook(point)
+	}
+	return nil
+}
+
 // planRekey adds to sparse every pack with live blobs not sealed under
 // the current key that is not already in empty or sparse.
 func (g *gcRun) planRekey(empty, sparse []cas.ID) []cas.ID {
@@ -111,6 +122,9 @@ func (r *Repo) rekeyIndex() error {
 	if err := r.ix.CopyTo(tmp, r.crypt.index); err != nil {
 		return fmt.Errorf("copy the index under the current key: %w", err)
 	}
+	if err := rekeyPoint("index copied"); err != nil {
+		return err
+	}
 	if err := r.ix.Close(); err != nil {
 		return fmt.Errorf("close the index: %w", err)
 	}
@@ -125,6 +139,9 @@ func (r *Repo) rekeyIndex() error {
 	r.ix, r.ixKey = ix, kid
 	if swapErr != nil {
 		return fmt.Errorf("swap in the rekeyed index: %w", swapErr)
+	}
+	if err := rekeyPoint("index swapped"); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("remove the old index: %w", err)
@@ -176,6 +193,9 @@ func (r *Repo) sealTLSKey(key []byte, sealed, plain string) error {
 		return err
 	}
 	if err := sysfile.WriteFile(sealed, b, 0o600); err != nil {
+		return err
+	}
+	if err := rekeyPoint("tls key sealed"); err != nil {
 		return err
 	}
 	if plain == "" {
