@@ -53,6 +53,7 @@ func checkTables(dir string, encrypted bool) error {
 	// Tables are checked in parallel, as Badger opens them: each check
 	// recovers its own panics.
 	var wg sync.WaitGroup
+	var wrongKey error // the index is not under the key given: not damage
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, id := range ids {
 		tm := mf.Tables[id]
@@ -65,15 +66,16 @@ func checkTables(dir string, encrypted bool) error {
 				// An index in clear opened with a key: the key is
 				// wrong for it (a store being converted to
 				// encryption still has one), not damage.
-				return fmt.Errorf("its tables are in clear: %w", ErrWrongKey)
+				wrongKey = fmt.Errorf("its tables are in clear: %w", ErrWrongKey)
+				break
 			}
 			continue
 		}
 		if tm.KeyID != 0 {
-			// smp never encrypts its index: a key ID is a garbled entry
-			// that still passed the MANIFEST's checksum.
-			errs[i] = errors.New("table claims an encryption key")
-			continue
+			// An encrypted index opened without a key (the MANIFEST's
+			// checksum held, so the key ID is Badger's own).
+			wrongKey = fmt.Errorf("its tables are encrypted: %w", ErrWrongKey)
+			break
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -84,6 +86,9 @@ func checkTables(dir string, encrypted bool) error {
 		}()
 	}
 	wg.Wait()
+	if wrongKey != nil {
+		return wrongKey
+	}
 	for i, err := range errs {
 		if err != nil {
 			return damaged(filepath.Base(table.NewFilename(ids[i], dir)), err)
