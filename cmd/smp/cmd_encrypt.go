@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -49,9 +48,6 @@ func runEncrypt(ctx context.Context, o *encryptOptions, stdout io.Writer) error 
 	if err := needStore(o.Store); err != nil {
 		return err
 	}
-	if strings.Contains(o.Store, "://") {
-		return usagef("smp encrypt converts a store directory: stop smp serve and give its --store DIR")
-	}
 	dir, err := filepath.Abs(o.Store)
 	if err != nil {
 		return err
@@ -85,7 +81,7 @@ func runEncrypt(ctx context.Context, o *encryptOptions, stdout io.Writer) error 
 		if rep.Resumed {
 			fmt.Fprintln(stdout, "(finished the conversion an earlier run began, with the keys it made)")
 		}
-		fmt.Fprintln(stdout, "the pack files in clear were deleted (unlinked), not scrubbed: their disk blocks may hold the plaintext until overwritten (docs/SECURITY.md)")
+		fmt.Fprintln(stdout, "the files in clear (packs, the old index, config.json with the hash key, tls/key.pem) were deleted or replaced (unlinked), not scrubbed: their disk blocks may hold the plaintext until overwritten (docs/SECURITY.md)")
 	}
 	if !rep.KeyedGear {
 		fmt.Fprintln(stdout, "chunk boundaries: the gear table stays unkeyed, as the existing chunks were cut with it, so new captures still deduplicate against them (docs/SECURITY.md)")
