@@ -21,6 +21,10 @@ func TestEncryptCrashPoints(t *testing.T) {
 	type point struct {
 		name   string
 		gcStep int
+		// rebuild runs smp index rebuild in the state the crash left,
+		// before the re-run: it reads the packs in clear and the sealed
+		// ones, and builds the index encrypted.
+		rebuild bool
 	}
 	points := []point{
 		{name: "keys saved"}, {name: "mixed"},
@@ -28,9 +32,15 @@ func TestEncryptCrashPoints(t *testing.T) {
 		{name: "old packs retired", gcStep: gcStepRetired},
 		{name: "one old pack deleted", gcStep: gcStepFileDeleted},
 		{name: "index copied"}, {name: "index swapped"}, {name: "tls key sealed"}, {name: "before done"},
+		{name: "mixed", rebuild: true},
+		{name: "new pack written", gcStep: gcStepPackWritten, rebuild: true},
 	}
 	for _, p := range points {
-		t.Run(p.name, func(t *testing.T) {
+		name := p.name
+		if p.rebuild {
+			name += ", then index rebuild"
+		}
+		t.Run(name, func(t *testing.T) {
 			f, r := newGCFix(t)
 			gcClose(t, r)
 			tlsKey := []byte("-----BEGIN EC PRIVATE KEY-----\nsecret\n")
@@ -71,6 +81,21 @@ func TestEncryptCrashPoints(t *testing.T) {
 			f.checkKept(t, r)
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
+			}
+			if p.rebuild {
+				rep, err := RebuildIndexWith(f.dir, OpenOptions{Unlock: unlock})
+				if err != nil || len(rep.DamagedPacks) != 0 || rep.Records != 2 {
+					t.Fatalf("index rebuild in the mixed state: %+v, %v", rep, err)
+				}
+				r, err = OpenWith(f.dir, OpenOptions{Unlock: unlock})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cur, _ := r.Keyring.Current(); r.ixKey != cur {
+					t.Errorf("rebuilt index under key %d", r.ixKey)
+				}
+				f.checkKept(t, r)
+				r.Close()
 			}
 
 			rep, err := Encrypt(context.Background(), f.dir, EncryptOptions{NewKeys: newKeys, Unlock: unlock})
