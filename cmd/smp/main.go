@@ -55,6 +55,7 @@ var commands = []command{
 	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", cmdRestore},
 	{"records", "--store DIR [--computer NAME]", "list state records", cmdRecords},
 	{"files", "--store DIR --record ID", "list the files of a record", cmdFiles},
+	{"diff", "--store DIR (REC1 REC2 | --computer NAME)", "list the files added, removed, modified and renamed between two records", cmdDiff},
 	{"stats", "--store DIR", "show store size and dedupe figures", cmdStats},
 	{"release", "--store DIR --record ID", "mark a record restored: its retention clock starts", cmdRelease},
 	{"rm", "--store DIR --record ID", "remove a record (data is freed by gc)", cmdRm},
