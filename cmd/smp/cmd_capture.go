@@ -40,7 +40,7 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Root, "root", "/", "source root: PATHs and stored paths are relative to it")
 	fs.StringArrayVar(&o.Users, "user", nil, "capture only this user's profile (repeatable)")
 	fs.StringArrayVar(&o.Excludes, "exclude", nil, "skip paths matching GLOB (repeatable; rsync pattern rules)")
-	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
+	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins, paths relative to --root (docs/RULES.md); or a built-in set: builtin:documents, builtin:everything (smp rules show NAME prints one)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.Full, "full", false, "read every file even if unchanged since this computer's last record")
 	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
@@ -121,14 +121,9 @@ func (o *captureOptions) filter() (*filter.Set, []string, error) {
 	if o.RulesFile == "" {
 		return set, ruleLines, nil
 	}
-	f, err := os.Open(o.RulesFile)
+	rules, err := readRules(o.RulesFile)
 	if err != nil {
-		return nil, nil, usagef("--rules: %v", err)
-	}
-	rules, err := filter.ParseRules(f)
-	f.Close()
-	if err != nil {
-		return nil, nil, usagef("--rules %s: %v", o.RulesFile, err)
+		return nil, nil, err
 	}
 	set.Append(rules...)
 	for _, r := range rules {
@@ -139,6 +134,27 @@ func (o *captureOptions) filter() (*filter.Set, []string, error) {
 		ruleLines = append(ruleLines, sign+" "+r.Pattern)
 	}
 	return set, ruleLines, nil
+}
+
+// readRules reads the rules of --rules: a file, or builtin:NAME.
+func readRules(name string) ([]filter.Rule, error) {
+	if strings.HasPrefix(name, filter.BuiltinPrefix) {
+		rules, err := filter.BuiltinRules(name)
+		if err != nil {
+			return nil, usagef("--rules: %v", err)
+		}
+		return rules, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, usagef("--rules: %v", err)
+	}
+	defer f.Close()
+	rules, err := filter.ParseRules(f)
+	if err != nil {
+		return nil, usagef("--rules %s: %v", name, err)
+	}
+	return rules, nil
 }
 
 func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error {

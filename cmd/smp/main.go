@@ -53,6 +53,7 @@ var commands = []command{
 	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", cmdInit},
 	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", cmdCapture},
 	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", cmdRestore},
+	{"rules", rulesArgs, "list the built-in rule sets, or print one as a starting rules file", cmdRules},
 	{"records", "--store DIR [--computer NAME]", "list state records", cmdRecords},
 	{"files", "--store DIR --record ID", "list the files of a record", cmdFiles},
 	{"diff", "--store DIR (REC1 REC2 | --computer NAME)", "list the files added, removed, modified and renamed between two records", cmdDiff},
