@@ -25,6 +25,8 @@ type captureOptions struct {
 	storeFlags
 	Computer, Root  string
 	Users, Excludes []string
+	ExcludeUsers    []string
+	InactiveFor     string
 	RulesFile       string
 	JSON, Full      bool
 	Hardlink        string
@@ -32,6 +34,8 @@ type captureOptions struct {
 	HardlinkDedupe  bool
 	ReserveFirst    bool
 	Paths           []string // PATH arguments, relative to Root
+
+	profiles []capture.ProfileChoice // what selectProfiles decided
 }
 
 func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
@@ -39,6 +43,8 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Computer, "computer", "", "name of the computer being captured (required)")
 	fs.StringVar(&o.Root, "root", "/", "source root: PATHs and stored paths are relative to it")
 	fs.StringArrayVar(&o.Users, "user", nil, "capture only this user's profile (repeatable)")
+	fs.StringArrayVar(&o.ExcludeUsers, "exclude-user", nil, "leave out the profiles of users matching PATTERN (a glob: svc-*; repeatable; USMT /ue)")
+	fs.StringVar(&o.InactiveFor, "inactive-for", "", "leave out the profiles whose owner has not logged in for DURATION (90d, 36h): the last login in <root>/var/log/wtmp* and lastlog, else the profile's newest mtime (USMT /uel)")
 	fs.StringArrayVar(&o.Excludes, "exclude", nil, "skip paths matching GLOB (repeatable; rsync pattern rules)")
 	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins, paths relative to --root (docs/RULES.md); or a built-in set: builtin:documents, builtin:everything (smp rules show NAME prints one)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
@@ -97,12 +103,58 @@ func (o *captureOptions) options() (capture.Options, error) {
 	if err != nil {
 		return none, err
 	}
+	users, err := o.selectProfiles(rootAbs)
+	if err != nil {
+		return none, err
+	}
 	return capture.Options{
-		Computer: o.Computer, Root: rootAbs, Paths: o.Paths, Users: o.Users,
+		Computer: o.Computer, Root: rootAbs, Paths: o.Paths, Users: users,
 		Filter: set, Rules: ruleLines, Version: version,
 		Progress: &capture.Progress{},
 		Hardlink: hardlink, HardlinkDedupe: o.HardlinkDedupe,
 	}, nil
+}
+
+// selectProfiles applies --exclude-user and --inactive-for, keeping the
+// decisions for the output (o.profiles), and returns the users to
+// capture: o.Users as given when neither is set.
+func (o *captureOptions) selectProfiles(root string) ([]string, error) {
+	var inactive time.Duration
+	if o.InactiveFor != "" {
+		d, err := parseDays(o.InactiveFor)
+		if err != nil || d <= 0 {
+			return nil, usagef("--inactive-for %q: want a duration such as 90d or 36h", o.InactiveFor)
+		}
+		inactive = d
+	}
+	for _, p := range o.ExcludeUsers {
+		if err := capture.CheckUserPattern(p); err != nil {
+			return nil, usagef("--exclude-user: %v", err)
+		}
+	}
+	if len(o.ExcludeUsers) == 0 && inactive == 0 {
+		return o.Users, nil
+	}
+	choices, err := capture.SelectProfiles(capture.ProfileOptions{Root: root, Users: o.Users,
+		ExcludeUsers: o.ExcludeUsers, InactiveFor: inactive, Now: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	o.profiles = choices
+	taken := []string{}
+	for _, c := range choices {
+		if c.Taken {
+			taken = append(taken, c.User)
+		}
+	}
+	if len(taken) == 0 {
+		why := []string{}
+		for _, c := range choices {
+			why = append(why, c.User+": "+c.Reason)
+		}
+		return nil, fmt.Errorf("every profile under %s was left out (%s): %w", root, strings.Join(why, "; "), capture.ErrNothingSelected)
+	}
+	return taken, nil
 }
 
 // filter builds the capture filter of --exclude and --rules, and the rule
@@ -214,8 +266,10 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
 			"uploaded_bytes": res.Sent, "chunks_already_on_smp": res.Held,
 			"reserved_first_bytes": res.Reserved, "smp": res.SMP,
+			"profiles": o.profiles,
 		})
 	}
+	printProfiles(w, o.profiles)
 	dedupe := "-"
 	if rec.StoredBytes > 0 {
 		dedupe = fmt.Sprintf("%.1fx", float64(rec.Bytes)/float64(rec.StoredBytes))
@@ -235,4 +289,17 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 		fmt.Fprintf(w, "room for %s of new data was reserved before the upload (--reserve-first)\n", bytesStr(uint64(res.Reserved)))
 	}
 	return nil
+}
+
+// printProfiles says which profiles --exclude-user and --inactive-for
+// left out, and where each one's last activity came from.
+func printProfiles(w io.Writer, choices []capture.ProfileChoice) {
+	for _, c := range choices {
+		switch {
+		case !c.Taken:
+			fmt.Fprintf(w, "profile %s (%s) left out: %s\n", c.User, c.Path, c.Reason)
+		case c.LastActive != nil:
+			fmt.Fprintf(w, "profile %s (%s) taken: last active %s, from %s\n", c.User, c.Path, c.LastActive.Local().Format(time.DateTime), c.Source)
+		}
+	}
 }
