@@ -294,3 +294,8 @@ func (g *group) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	}
 	return m.GC(ctx, opts)
 }
+
+// Estimate is not possible through an SMP yet: see errNoRemoteEstimate.
+func (g *group) Estimate(context.Context, CaptureOptions) (*CaptureResult, error) {
+	return nil, errNoRemoteEstimate(g.location)
+}

@@ -261,3 +261,8 @@ func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) 
 	}
 	return plan.NewBytes.Load(), nil
 }
+
+// Estimate is not possible through an SMP yet: see errNoRemoteEstimate.
+func (s *Remote) Estimate(context.Context, CaptureOptions) (*CaptureResult, error) {
+	return nil, errNoRemoteEstimate(s.url)
+}

@@ -33,6 +33,8 @@ type captureOptions struct {
 	ProgressLog     string
 	HardlinkDedupe  bool
 	ReserveFirst    bool
+	Estimate        bool
+	EstimateFile    string
 	Paths           []string // PATH arguments, relative to Root
 
 	profiles []capture.ProfileChoice // what selectProfiles decided
@@ -52,6 +54,8 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
 	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	fs.BoolVar(&o.HardlinkDedupe, "hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
+	fs.BoolVar(&o.Estimate, "estimate", false, "store nothing: walk, select, chunk and compress as this capture would, and print its files, bytes, the bytes new to the store and the bytes it would store (USMT scanstate /p); needs a store directory")
+	fs.StringVar(&o.EstimateFile, "estimate-file", "", "with --estimate (implied): also write the estimate to FILE as USMT's /p size XML, for task sequences")
 	fs.BoolVar(&o.ReserveFirst, "reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
 }
 
@@ -213,6 +217,9 @@ func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error 
 	opts, err := o.options()
 	if err != nil {
 		return err
+	}
+	if o.Estimate || o.EstimateFile != "" {
+		return runEstimate(ctx, o, opts, stdout)
 	}
 	st, err := o.open(ctx, store.Options{})
 	if err != nil {
