@@ -66,10 +66,48 @@ func ParseMapping(s string) (Mapping, error) {
 	return m, nil
 }
 
+// ParseUserMapping parses --map-user OLD=NEW, two account names.
+func ParseUserMapping(s string) (from, to string, err error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("--map-user %q: want OLD=NEW, e.g. alice=alice.smith", s)
+	}
+	for _, n := range []string{from, to} {
+		if err := CheckAccountName(n); err != nil {
+			return "", "", fmt.Errorf("--map-user %q: %v", s, err)
+		}
+	}
+	if from == to {
+		return "", "", fmt.Errorf("--map-user %q maps a user to itself", s)
+	}
+	return from, to, nil
+}
+
+// CheckAccountName refuses a name that cannot be a local account: the
+// portable user name characters (letters, digits, '.', '_', '-', a
+// trailing '$' for machine accounts), not starting with '-' (useradd
+// would take it for an option), at most 32 bytes.
+func CheckAccountName(n string) error {
+	if n == "" || len(n) > 32 || n[0] == '-' {
+		return fmt.Errorf("%q is not an account name", n)
+	}
+	for i, c := range n {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-' ||
+			c == '$' && i == len(n)-1
+		if !ok {
+			return fmt.Errorf("%q is not an account name (letters, digits, '.', '_', '-')", n)
+		}
+	}
+	return nil
+}
+
 // Options control a restore.
 type Options struct {
-	Target    string // absolute directory; created when missing
-	Maps      []Mapping
+	Target string // absolute directory; created when missing
+	Maps   []Mapping
+	// Users maps identities without moving paths (--map-user OLD=NEW):
+	// what the record gives OLD, the target gives NEW.
+	Users     map[string]string
 	Filter    *filter.Set // applied to stored paths with Selected
 	Overwrite Overwrite
 	Owners    bool // restore uid/gid (needs root)

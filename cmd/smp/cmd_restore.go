@@ -23,6 +23,9 @@ type restoreOptions struct {
 	storeFlags
 	Record, Computer, Root   string
 	Maps, Includes, Excludes []string
+	UserMaps                 []string
+	CreateUsers              bool
+	CreateUsersDisabled      bool
 	Overwrite                string
 	JSON                     bool
 	Workers                  int
@@ -38,6 +41,9 @@ func (o *restoreOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Computer, "computer", "", "restore this computer's newest record")
 	fs.StringVar(&o.Root, "root", "/", "target root: stored paths are written under it")
 	fs.StringArrayVar(&o.Maps, "map", nil, "rewrite a stored path prefix, e.g. home/alice=home/bob (repeatable)")
+	fs.StringArrayVar(&o.UserMaps, "map-user", nil, "give OLD's files to the account NEW without moving them, e.g. alice=alice.smith (repeatable; USMT /mu); NEW must exist on the target unless --create-users")
+	fs.BoolVar(&o.CreateUsers, "create-users", false, "as root: create the accounts the restored files go to that the target lacks (useradd --root TARGET; home where the profile is restored, password locked; USMT /lac)")
+	fs.BoolVar(&o.CreateUsersDisabled, "create-users-disabled", false, "as --create-users, with the new accounts disabled (expired) until an administrator enables them (USMT /lae)")
 	fs.StringArrayVar(&o.Includes, "include", nil, "restore only paths matching GLOB (repeatable)")
 	fs.StringArrayVar(&o.Excludes, "exclude", nil, "do not restore paths matching GLOB (repeatable)")
 	fs.StringVar(&o.Overwrite, "overwrite", "never", "existing files: never (report them), always, or older (replace older files); existing directories keep their mode, owner and times unless always")
@@ -82,6 +88,19 @@ func (o *restoreOptions) options() (restore.Options, error) {
 			return none, usagef("%v", err)
 		}
 		opts.Maps = append(opts.Maps, mp)
+	}
+	for _, m := range o.UserMaps {
+		from, to, err := restore.ParseUserMapping(m)
+		if err != nil {
+			return none, usagef("%v", err)
+		}
+		if opts.Users == nil {
+			opts.Users = map[string]string{}
+		}
+		opts.Users[from] = to
+	}
+	if (o.CreateUsers || o.CreateUsersDisabled) && !opts.Owners {
+		return none, usagef("--create-users adds accounts to the target's etc/passwd and needs root: run the restore as root, or create the accounts first")
 	}
 	set := filter.NewSet()
 	for _, g := range o.Excludes {
@@ -136,6 +155,15 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 	}); err != nil {
 		return err
 	}
+	created, err := o.createUsers(ctx, rec, &opts, stdout)
+	if err != nil {
+		return err
+	}
+	if !opts.Owners {
+		// Said once, before the first file: what a non-root restore does
+		// with owners is not an error per file.
+		fmt.Fprintf(os.Stderr, "smp: restoring as uid %d, not root: every restored file is owned by you, not by the owners the record names (--map-user has no effect); run as root to restore ownership\n", os.Geteuid())
+	}
 	start := time.Now()
 	stopBar := liveBar(!o.JSON && isTerminal(), func() (uint64, uint64, string) {
 		p := opts.Progress
@@ -160,7 +188,7 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 		}
 		released = true
 	}
-	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released}
+	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released, created: created}
 	if err := out.print(stdout, o.JSON); err != nil {
 		return err
 	}
@@ -175,6 +203,7 @@ type restoreOutput struct {
 	problems []string
 	elapsed  time.Duration
 	released bool
+	created  []restore.NewAccount
 }
 
 func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
@@ -186,6 +215,7 @@ func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
 			"linked_files": prog.Linked.Load(), "cloned_files": prog.Cloned.Load(),
 			"dropped": res.Dropped, "dropped_outside": res.Outside, "dropped_paths": res.DroppedPaths,
 			"seconds": r.elapsed.Seconds(), "released": r.released, "smp": rec.SMP,
+			"owners_restored": r.opts.Owners, "created_users": r.created,
 		})
 	}
 	fmt.Fprintf(w, "restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, r.opts.Target)
@@ -226,4 +256,32 @@ func droppedLine(res *restore.Result) string {
 	}
 	return fmt.Sprintf("dropped by the restore policy (pass --allow-system to restore as recorded): %d: %s%s",
 		res.Dropped, strings.Join(res.DroppedPaths, ", "), more)
+}
+
+// createUsers creates, with --create-users, the accounts the restore's
+// files go to that the target lacks, before any file is written; it
+// says which. Without it, a missing destination of --map or --map-user
+// fails the restore before anything is written (the policy's check).
+func (o *restoreOptions) createUsers(ctx context.Context, rec store.Record, opts *restore.Options, stdout io.Writer) ([]restore.NewAccount, error) {
+	created := []restore.NewAccount{}
+	if !o.CreateUsers && !o.CreateUsersDisabled {
+		return created, nil
+	}
+	accts, err := restore.AccountsToCreate(rec.Record, *opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := restore.CreateAccounts(ctx, accts, restore.CreateOptions{Target: opts.Target, Disabled: o.CreateUsersDisabled}); err != nil {
+		return nil, err
+	}
+	if !o.JSON {
+		for _, a := range accts {
+			state := "password locked"
+			if o.CreateUsersDisabled {
+				state = "disabled"
+			}
+			fmt.Fprintf(stdout, "created account %s on %s (home %s, %s)\n", a.Name, opts.Target, a.Home, state)
+		}
+	}
+	return append(created, accts...), nil
 }
