@@ -91,9 +91,3 @@ func (s *estimateStore) LoadTree(id cas.ID) (*manifest.Tree, error) { return s.r
 func (s *estimateStore) Has(t cas.BlobType, id cas.ID) (bool, error) { return s.r.Has(t, id) }
 
 func (s *estimateStore) CommitRecord(*manifest.Record) (cas.ID, error) { return cas.ID{}, nil }
-
-// errNoRemoteEstimate: an SMP has no session that answers which chunks it
-// holds without reserving room or pinning them.
-func errNoRemoteEstimate(url string) error {
-	return usagef("--estimate needs a store directory: the SMP protocol has no estimate session yet (one that neither reserves, pins, uploads nor commits), so %s cannot tell which chunks are new; estimate against the store directory on the SMP host, or capture", url)
-}

@@ -54,7 +54,7 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
 	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	fs.BoolVar(&o.HardlinkDedupe, "hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
-	fs.BoolVar(&o.Estimate, "estimate", false, "store nothing: walk, select, chunk and compress as this capture would, and print its files, bytes, the bytes new to the store and the bytes it would store (USMT scanstate /p); needs a store directory")
+	fs.BoolVar(&o.Estimate, "estimate", false, "store nothing: walk, select, chunk and compress as this capture would, and print its files, bytes, the bytes new to the store and the bytes it would store (USMT scanstate /p); through an SMP it uses an estimate session, which reserves, pins, uploads and commits nothing")
 	fs.StringVar(&o.EstimateFile, "estimate-file", "", "with --estimate (implied): also write the estimate to FILE as USMT's /p size XML, for task sequences")
 	fs.BoolVar(&o.ReserveFirst, "reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
 }

@@ -108,22 +108,52 @@ func TestE2EEstimateMatchesCapture(t *testing.T) {
 	}
 }
 
-// TestE2EEstimateRemoteRefused: through an SMP, --estimate is refused
-// with a message saying why and what to do, before anything is sent: the
-// protocol has no estimate session yet.
-func TestE2EEstimateRemoteRefused(t *testing.T) {
+// TestE2EEstimateRemote: through smp serve, --estimate runs on an
+// estimate session: it agrees with the capture that follows within 2% on
+// the bench corpus, before and after the mutation, with no pack written
+// (nothing uploaded) and no record committed; and it reserves nothing, so
+// an SMP whose quota refuses the capture still answers the estimate.
+func TestE2EEstimateRemote(t *testing.T) {
+	dir := filepath.Join(tmpDir(t), "corpus")
+	mustSMP(t, "bench", "corpus", "--out", dir, "--users", "3", "--size", "24MiB", "--seed", "13")
 	st := newStore(t)
-	srv := startServer(t, st)
-	defer srv.stop(t)
-	token := newToken(t, st, "--computer", "pc1")
-	root := tmpDir(t)
-	serveProfile(t, root, 1, 1)
-	before := storeFiles(t, st)
-	r := smp(t, "capture", "--store", srv.url, "--token", token, "--tls-fingerprint", srv.fingerprint, "--computer", "pc1", "--root", root, "--estimate")
-	if r.code != exitUsage || !strings.Contains(r.stderr, "no estimate session") {
-		t.Fatalf("remote --estimate: %s", r)
+	srv := startServer(t, st, "--insecure")
+	token := newToken(t, st, "--computer", "fleet")
+	for round, mutate := range []bool{false, true} {
+		if mutate {
+			mustSMP(t, "bench", "corpus", "--mutate", "--out", dir, "--seed", "13")
+		}
+		before := storeFiles(t, st)
+		var est estimateOut
+		smpJSON(t, exitOK, &est, "capture", "--store", srv.url, "--token", token, "--computer", "fleet", "--root", dir, "--estimate", "--json")
+		if after := storeFiles(t, st); !maps.Equal(before, after) {
+			t.Fatalf("round %d: the estimate changed the store:\nbefore %v\nafter  %v", round, before, after)
+		}
+		real := remoteCapture(t, exitOK, srv.url, token, "fleet", "--root", dir)
+		t.Logf("round %d: estimate %d files, %d bytes, %d new, %d stored; capture %d new, %d stored, %d uploaded",
+			round, est.Files, est.Bytes, est.NewBytes, est.StoredBytes, real.NewBytes, real.StoredBytes, real.Uploaded)
+		if !est.Estimate || est.Files != real.Files || est.Bytes != real.Bytes || !within(est.NewBytes, real.NewBytes) ||
+			!within(est.StoredBytes, real.StoredBytes) || est.UnchangedFiles != real.UnchangedFiles {
+			t.Errorf("round %d: estimate %+v, capture %+v", round, est, real.captureOut)
+		}
 	}
-	if after := storeFiles(t, st); !maps.Equal(before, after) {
-		t.Errorf("the refused estimate changed the store")
+	var recs recordsOut
+	smpJSON(t, exitOK, &recs, "records", "--store", srv.url, "--token", token, "--json")
+	if len(recs.Records) != 2 {
+		t.Errorf("%d records, want the 2 captures'", len(recs.Records))
+	}
+
+	// Under a quota the capture cannot meet, the estimate still answers:
+	// it reserved nothing.
+	q := newStore(t)
+	qsrv := startServer(t, q, "--insecure", "--quota", "1MiB")
+	qtok := newToken(t, q, "--computer", "fleet")
+	var est estimateOut
+	smpJSON(t, exitOK, &est, "capture", "--store", qsrv.url, "--token", qtok, "--computer", "fleet", "--root", dir, "--estimate", "--json")
+	if est.NewBytes < 2<<20 {
+		t.Errorf("estimate under quota: %+v", est)
+	}
+	if r := smp(t, "capture", "--store", qsrv.url, "--token", qtok, "--computer", "fleet", "--root", dir); r.code != exitError || !strings.Contains(r.stderr, "quota") {
+		t.Errorf("capture over the quota: %s", r)
 	}
 }
