@@ -48,7 +48,9 @@ func (e *Estimate) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, e
 }
 
 // AddBlob drops the compressed blob the capture counted.
-func (e *Estimate) AddBlob(cas.BlobType, cas.ID, cas.Compression, []byte, int) error { return e.cp.Err() }
+func (e *Estimate) AddBlob(cas.BlobType, cas.ID, cas.Compression, []byte, int) error {
+	return e.cp.Err()
+}
 
 // PutTree returns the tree's ID, as the store would name it.
 func (e *Estimate) PutTree(t *manifest.Tree) (cas.ID, error) {
