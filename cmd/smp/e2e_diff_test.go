@@ -130,6 +130,22 @@ func TestE2EDiffKinds(t *testing.T) {
 	if r := smp(t, "diff", "--store", st, "--computer", "pc2"); r.code == exitOK || !strings.Contains(r.stderr, "diff needs two") {
 		t.Errorf("diff of a computer with one record: %s", r)
 	}
+	// Through an SMP, and a group of two SMPs, the same changes.
+	srv := startServer(t, st, "--insecure")
+	token := newToken(t, st, "--computer", "pc1")
+	var dr diffJSON
+	smpJSON(t, exitOK, &dr, "diff", "--store", srv.url, "--token", token, "--json", "--computer", "pc1")
+	if !slices.Equal(dr.lines(), want) {
+		t.Errorf("diff through the SMP: %q", dr.lines())
+	}
+	other := newStore(t)
+	srv2 := startServer(t, other, "--insecure")
+	token2 := newToken(t, other, "--computer", "pc1")
+	var dg diffJSON
+	smpJSON(t, exitOK, &dg, "diff", "--store", srv2.url+","+srv.url, "--token", token2+","+token, "--json", first.Record[:12], second.Record)
+	if !slices.Equal(dg.lines(), want) {
+		t.Errorf("diff through a group: %q", dg.lines())
+	}
 }
 
 // TestE2EDiffMutatedCorpus: smp diff between captures before and after
