@@ -1,14 +1,17 @@
 package restore
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-
-	"smp/cas/manifest"
 	"strings"
 	"syscall"
 	"testing"
+
+	"smp/cas/manifest"
 )
 
 func TestParsePasswd(t *testing.T) {
@@ -194,5 +197,23 @@ func TestAccountsToCreate(t *testing.T) {
 	want := []NewAccount{{"alice.smith", "/home/alice"}, {"dave", "/home/dave"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestProblemReason(t *testing.T) {
+	for _, c := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Err: errors.New("exists"), Warning: true, Exists: true}, ReasonExists},
+		{Problem{Err: errors.New("partial"), Warning: true}, ReasonWarning},
+		{Problem{Err: fmt.Errorf("x: %w", ErrChangedSinceCapture)}, ReasonChanged},
+		{Problem{Err: &fs.PathError{Op: "write", Err: syscall.ENOSPC}}, ReasonDiskFull},
+		{Problem{Err: &fs.PathError{Op: "open", Err: syscall.EACCES}}, ReasonPermission},
+		{Problem{Err: errors.New("other")}, ReasonOther},
+	} {
+		if got := c.p.Reason(); got != c.want {
+			t.Errorf("%v: %s, want %s", c.p.Err, got, c.want)
+		}
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -130,6 +132,36 @@ type Problem struct {
 	Path    string
 	Err     error
 	Warning bool
+	// Exists is set for a path left alone because the target has one
+	// (--overwrite never or older).
+	Exists bool
+}
+
+// Reasons a path was not restored, as a restore's summary groups them.
+const (
+	ReasonExists     = "exists"                // left alone by --overwrite never or older
+	ReasonChanged    = "changed since capture" // a hard-link record's file was edited after it
+	ReasonPermission = "permission denied"
+	ReasonDiskFull   = "disk full"
+	ReasonOther      = "error"
+	ReasonWarning    = "left alone" // a leftover of an interrupted restore
+)
+
+// Reason classifies a problem for the restore's summary.
+func (p Problem) Reason() string {
+	switch {
+	case p.Exists:
+		return ReasonExists
+	case p.Warning:
+		return ReasonWarning
+	case errors.Is(p.Err, ErrChangedSinceCapture):
+		return ReasonChanged
+	case errors.Is(p.Err, syscall.ENOSPC) || errors.Is(p.Err, syscall.EDQUOT):
+		return ReasonDiskFull
+	case errors.Is(p.Err, fs.ErrPermission):
+		return ReasonPermission
+	}
+	return ReasonOther
 }
 
 // Progress is updated atomically while a restore runs.

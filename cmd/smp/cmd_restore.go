@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -143,12 +145,15 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 		return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
 	}
 	probs := newProblems(o.JSON)
+	var missed notRestored
 	opts.Report = func(p restore.Problem) {
 		kind, action := "error", "not restored"
 		if p.Warning {
 			kind, action = "skipped", "left alone"
 		}
-		probs.add(kind, filepath.Join(opts.Target, p.Path), p.Err, action, p.Warning)
+		path := filepath.Join(opts.Target, p.Path)
+		probs.add(kind, path, p.Err, action, p.Warning)
+		missed.add(path, p.Reason())
 	}
 	if probs.log, err = openProgressLog(o.ProgressLog, "Restore", func() (uint64, uint64) {
 		return opts.Progress.BytesDone.Load(), rec.Bytes
@@ -174,6 +179,11 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 	if err == nil && res.Dropped > 0 && probs.log != nil {
 		probs.log.line(0x080000, "warning", "policy, "+strings.ReplaceAll(droppedLine(res), ",", ";"))
 	}
+	if err == nil && probs.log != nil {
+		for _, l := range missed.counts() {
+			probs.log.line(0x080000, "notRestored", l)
+		}
+	}
 	probs.log.finish(err)
 	if err != nil {
 		return err
@@ -188,7 +198,7 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 		}
 		released = true
 	}
-	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released, created: created}
+	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released, created: created, missed: missed.list()}
 	if err := out.print(stdout, o.JSON); err != nil {
 		return err
 	}
@@ -204,6 +214,7 @@ type restoreOutput struct {
 	elapsed  time.Duration
 	released bool
 	created  []restore.NewAccount
+	missed   []missedPath
 }
 
 func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
@@ -215,7 +226,7 @@ func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
 			"linked_files": prog.Linked.Load(), "cloned_files": prog.Cloned.Load(),
 			"dropped": res.Dropped, "dropped_outside": res.Outside, "dropped_paths": res.DroppedPaths,
 			"seconds": r.elapsed.Seconds(), "released": r.released, "smp": rec.SMP,
-			"owners_restored": r.opts.Owners, "created_users": r.created,
+			"owners_restored": r.opts.Owners, "created_users": r.created, "not_restored": r.missed,
 		})
 	}
 	fmt.Fprintf(w, "restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, r.opts.Target)
@@ -229,7 +240,63 @@ func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
 	if res.Dropped > 0 {
 		fmt.Fprintln(w, droppedLine(res))
 	}
+	if len(r.missed) > 0 {
+		// The loadstate-style summary: every path not restored, by reason,
+		// after the lines that reported each as it happened.
+		fmt.Fprintf(w, "not restored: %d path(s)\n", len(r.missed))
+		for _, m := range r.missed {
+			fmt.Fprintf(w, "  %s: %s\n", m.Reason, m.Path)
+		}
+	}
 	return nil
+}
+
+// missedPath is a path a restore did not write, with its reason
+// (restore.Reason*).
+type missedPath struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// notRestored collects the paths a restore did not write. Safe for
+// concurrent use (restore reports from its workers).
+type notRestored struct {
+	mu    sync.Mutex
+	paths []missedPath
+}
+
+func (n *notRestored) add(path, reason string) {
+	n.mu.Lock()
+	n.paths = append(n.paths, missedPath{path, reason})
+	n.mu.Unlock()
+}
+
+// list returns the paths sorted by reason, then path (never nil).
+func (n *notRestored) list() []missedPath {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := append([]missedPath{}, n.paths...)
+	slices.SortFunc(out, func(a, b missedPath) int {
+		if c := strings.Compare(a.Reason, b.Reason); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return out
+}
+
+// counts returns one "REASON, N" line per reason, for the progress log.
+func (n *notRestored) counts() []string {
+	by := map[string]int{}
+	for _, m := range n.list() {
+		by[m.Reason]++
+	}
+	var out []string
+	for r, c := range by {
+		out = append(out, fmt.Sprintf("%s, %d", r, c))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // restoreOutcome is the partial error of a restore that left paths out.

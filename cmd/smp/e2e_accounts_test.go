@@ -182,3 +182,43 @@ func TestE2ERestoreNonRoot(t *testing.T) {
 		t.Errorf("a.txt owned by %d, want nobody's %d", s.Uid, id)
 	}
 }
+
+// TestE2ERestoreNotRestoredSummary: like loadstate, a restore ends with
+// every path it did not write and why, in its text, its JSON and its
+// progress log: a file the target already has (exists), and the files
+// below a directory the target has as a file (error).
+func TestE2ERestoreNotRestoredSummary(t *testing.T) {
+	src := tmpDir(t)
+	writeFile(t, filepath.Join(src, "home", "alice", "keep.txt"), []byte("record\n"), 0o644)
+	writeFile(t, filepath.Join(src, "home", "alice", "docs", "a.txt"), []byte("a\n"), 0o644)
+	writeFile(t, filepath.Join(src, "home", "alice", "new.txt"), []byte("new\n"), 0o644)
+	st := newStore(t)
+	c := doCapture(t, exitOK, st, "pc", "--root", src)
+	prepare := func() string {
+		target := tmpDir(t)
+		writeFile(t, filepath.Join(target, "home", "alice", "keep.txt"), []byte("local\n"), 0o644)
+		writeFile(t, filepath.Join(target, "home", "alice", "docs"), []byte("a file in the way\n"), 0o644)
+		return target
+	}
+	target := prepare()
+	var out struct {
+		NotRestored []struct{ Path, Reason string } `json:"not_restored"`
+	}
+	smpJSON(t, exitPartial, &out, "restore", "--store", st, "--record", c.Record, "--root", target, "--keep", "--json")
+	got := map[string]string{}
+	for _, m := range out.NotRestored {
+		got[strings.TrimPrefix(m.Path, target+"/")] = m.Reason
+	}
+	if got["home/alice/keep.txt"] != "exists" || got["home/alice/docs"] == "" || got["home/alice/new.txt"] != "" {
+		t.Errorf("not_restored %+v", out.NotRestored)
+	}
+	target = prepare()
+	log := filepath.Join(tmpDir(t), "progress.log")
+	r := smp(t, "restore", "--store", st, "--record", c.Record, "--root", target, "--keep", "--progress-log", log)
+	if r.code != exitPartial || !strings.Contains(r.stdout, "not restored: ") || !strings.Contains(r.stdout, "  exists: "+filepath.Join(target, "home/alice/keep.txt")) {
+		t.Errorf("text summary:\n%s", r)
+	}
+	if l := readFile(t, log); !strings.Contains(l, "[0x080000] notRestored, exists, 1") {
+		t.Errorf("progress log:\n%s", l)
+	}
+}
