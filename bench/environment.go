@@ -133,6 +133,7 @@ func (r *runner) mutate(ctx context.Context) string {
 		r.rep.Corpus.MutateError = err.Error()
 		return fmt.Sprintf("corpus mutation output: %v", err)
 	}
+	info.Changes = nil // the report keeps the counts, not every path
 	r.rep.Corpus.Mutated = &info
 	_, bytes, err := treeSize(filepath.Join(r.root, "home"))
 	if err != nil {

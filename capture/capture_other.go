@@ -21,3 +21,9 @@ func runCapture(context.Context, Store, Options, *selection, []string) (*Result,
 func Ingest(context.Context, Store, *manifest.Record, string) (*IngestResult, error) {
 	return nil, fmt.Errorf("ingest is not supported on %s yet", runtime.GOOS)
 }
+
+// SelectProfiles is not implemented here: it opens the root's files with
+// Linux calls.
+func SelectProfiles(ProfileOptions) ([]ProfileChoice, error) {
+	return nil, fmt.Errorf("profile selection is not supported on %s yet", runtime.GOOS)
+}

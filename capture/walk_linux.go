@@ -180,7 +180,11 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 		var childSel *selection
 		if partial != nil {
 			childSel = partial(name)
-		} else if !c.allowed(rel, isDir) {
+		}
+		// The rules decide selected paths too (a default profile such as
+		// root, or a PATH argument): "- *" after the includes of a rules
+		// file drops every profile those includes do not name.
+		if !c.allowed(rel, isDir) {
 			continue
 		}
 		if isDir && c.skip[devIno{st.Dev, st.Ino}] {

@@ -18,7 +18,11 @@
 // matches only one level below the root ("root/.cache"). The sample files
 // under testdata are written this way, and cmd/smp's
 // TestE2ERulesShippedSamples checks each of their patterns in a real
-// capture from the root.
+// capture from the root, as it does for the built-in sets (builtin/,
+// --rules builtin:NAME) and the example of docs/RULES.md. A capture
+// applies the rules to every path below the root, the profiles it takes
+// by default (home/alice, root) and its PATH arguments included, so
+// "- *" after a file's includes drops every profile they do not name.
 //
 // # Rules
 //

@@ -1,11 +1,17 @@
 package restore
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"smp/cas/manifest"
 )
 
 func TestParsePasswd(t *testing.T) {
@@ -158,5 +164,56 @@ func TestLoadAccountsOfSlashUsesTheHost(t *testing.T) {
 	}
 	if _, _, ok := acc.user("no-such-user-smp-test"); ok {
 		t.Error("a missing host user resolved")
+	}
+}
+
+func TestParseUserMapping(t *testing.T) {
+	if f, to, err := ParseUserMapping("alice=alice.smith"); err != nil || f != "alice" || to != "alice.smith" {
+		t.Fatalf("%q %q %v", f, to, err)
+	}
+	for _, bad := range []string{"alice", "=bob", "alice=", "alice=alice", "alice=-o", "alice=a/b", "alice=a b", "alice=" + strings.Repeat("x", 33), "alice=ro$ot"} {
+		if _, _, err := ParseUserMapping(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if err := CheckAccountName("pc01$"); err != nil {
+		t.Errorf("machine account: %v", err)
+	}
+}
+
+func TestAccountsToCreate(t *testing.T) {
+	target := t.TempDir()
+	os.MkdirAll(filepath.Join(target, "etc"), 0o755)
+	os.WriteFile(filepath.Join(target, "etc", "passwd"), []byte("root:x:0:0::/root:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(target, "etc", "group"), []byte("root:x:0:\n"), 0o644)
+	rec := &manifest.Record{Users: []string{"alice", "bob", "carol", "root"}}
+	got, err := AccountsToCreate(rec, Options{Target: target, Maps: []Mapping{{From: "home/carol", To: "home/dave"}},
+		Users: map[string]string{"alice": "alice.smith"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice's files go to alice.smith in place, carol's to dave under
+	// home/dave; bob exists; root is never created.
+	want := []NewAccount{{"alice.smith", "/home/alice"}, {"dave", "/home/dave"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestProblemReason(t *testing.T) {
+	for _, c := range []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Err: errors.New("exists"), Warning: true, Exists: true}, ReasonExists},
+		{Problem{Err: errors.New("partial"), Warning: true}, ReasonWarning},
+		{Problem{Err: fmt.Errorf("x: %w", ErrChangedSinceCapture)}, ReasonChanged},
+		{Problem{Err: &fs.PathError{Op: "write", Err: syscall.ENOSPC}}, ReasonDiskFull},
+		{Problem{Err: &fs.PathError{Op: "open", Err: syscall.EACCES}}, ReasonPermission},
+		{Problem{Err: errors.New("other")}, ReasonOther},
+	} {
+		if got := c.p.Reason(); got != c.want {
+			t.Errorf("%v: %s, want %s", c.p.Err, got, c.want)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]
 	e := job.entry
 	dir := job.dir
 	if ok, why := r.replaceable(dir, job.name, e); !ok {
-		r.skip(job.rel, why)
+		r.skipExisting(job.rel, why)
 		return buf, nil
 	}
 	if job.linkOf != nil {

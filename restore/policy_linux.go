@@ -324,6 +324,9 @@ func (r *restorer) passedThrough(dir string) bool {
 // old code kept the old uid without a word).
 func newPolicy(store Store, rec *manifest.Record, opts Options) (*policy, error) {
 	p := &policy{allowSystem: opts.AllowSystem, owners: opts.Owners, users: userMaps(opts.Maps), primary: map[string]string{}}
+	for from, to := range opts.Users {
+		p.users[from] = to
+	}
 	if !p.owners {
 		return p, nil // nothing is chowned: names need no resolving
 	}
@@ -332,6 +335,14 @@ func newPolicy(store Store, rec *manifest.Record, opts Options) (*policy, error)
 		return nil, err
 	}
 	p.acc = acc
+	for from, to := range opts.Users {
+		if _, _, ok := acc.user(to); !ok {
+			return nil, fmt.Errorf("--map-user %s=%s: no user %q in %s: create the account on the target first (or restore with --create-users), or map to one that exists", from, to, to, acc.where())
+		}
+		if e := findEntry(store, rec.Tree, profilePath(from)); e != nil {
+			p.primary[from] = e.Group
+		}
+	}
 	for _, m := range opts.Maps {
 		_, from := classify(m.From)
 		to, ok := p.users[from]
@@ -339,7 +350,7 @@ func newPolicy(store Store, rec *manifest.Record, opts Options) (*policy, error)
 			continue
 		}
 		if _, _, ok := acc.user(to); !ok {
-			return nil, fmt.Errorf("--map %s=%s: no user %q in %s: create the account on the target first, or map to one that exists", m.From, m.To, to, acc.where())
+			return nil, fmt.Errorf("--map %s=%s: no user %q in %s: create the account on the target first (or restore with --create-users), or map to one that exists", m.From, m.To, to, acc.where())
 		}
 		if e := findEntry(store, rec.Tree, m.From); e != nil {
 			p.primary[from] = e.Group

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -66,10 +68,48 @@ func ParseMapping(s string) (Mapping, error) {
 	return m, nil
 }
 
+// ParseUserMapping parses --map-user OLD=NEW, two account names.
+func ParseUserMapping(s string) (from, to string, err error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("--map-user %q: want OLD=NEW, e.g. alice=alice.smith", s)
+	}
+	for _, n := range []string{from, to} {
+		if err := CheckAccountName(n); err != nil {
+			return "", "", fmt.Errorf("--map-user %q: %v", s, err)
+		}
+	}
+	if from == to {
+		return "", "", fmt.Errorf("--map-user %q maps a user to itself", s)
+	}
+	return from, to, nil
+}
+
+// CheckAccountName refuses a name that cannot be a local account: the
+// portable user name characters (letters, digits, '.', '_', '-', a
+// trailing '$' for machine accounts), not starting with '-' (useradd
+// would take it for an option), at most 32 bytes.
+func CheckAccountName(n string) error {
+	if n == "" || len(n) > 32 || n[0] == '-' {
+		return fmt.Errorf("%q is not an account name", n)
+	}
+	for i, c := range n {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-' ||
+			c == '$' && i == len(n)-1
+		if !ok {
+			return fmt.Errorf("%q is not an account name (letters, digits, '.', '_', '-')", n)
+		}
+	}
+	return nil
+}
+
 // Options control a restore.
 type Options struct {
-	Target    string // absolute directory; created when missing
-	Maps      []Mapping
+	Target string // absolute directory; created when missing
+	Maps   []Mapping
+	// Users maps identities without moving paths (--map-user OLD=NEW):
+	// what the record gives OLD, the target gives NEW.
+	Users     map[string]string
 	Filter    *filter.Set // applied to stored paths with Selected
 	Overwrite Overwrite
 	Owners    bool // restore uid/gid (needs root)
@@ -92,6 +132,36 @@ type Problem struct {
 	Path    string
 	Err     error
 	Warning bool
+	// Exists is set for a path left alone because the target has one
+	// (--overwrite never or older).
+	Exists bool
+}
+
+// Reasons a path was not restored, as a restore's summary groups them.
+const (
+	ReasonExists     = "exists"                // left alone by --overwrite never or older
+	ReasonChanged    = "changed since capture" // a hard-link record's file was edited after it
+	ReasonPermission = "permission denied"
+	ReasonDiskFull   = "disk full"
+	ReasonOther      = "error"
+	ReasonWarning    = "left alone" // a leftover of an interrupted restore
+)
+
+// Reason classifies a problem for the restore's summary.
+func (p Problem) Reason() string {
+	switch {
+	case p.Exists:
+		return ReasonExists
+	case p.Warning:
+		return ReasonWarning
+	case errors.Is(p.Err, ErrChangedSinceCapture):
+		return ReasonChanged
+	case errors.Is(p.Err, syscall.ENOSPC) || errors.Is(p.Err, syscall.EDQUOT):
+		return ReasonDiskFull
+	case errors.Is(p.Err, fs.ErrPermission):
+		return ReasonPermission
+	}
+	return ReasonOther
 }
 
 // Progress is updated atomically while a restore runs.

@@ -166,6 +166,13 @@ func (r *restorer) skip(rel string, why string) {
 	r.opts.Report(Problem{Path: rel, Err: errors.New(why), Warning: true})
 }
 
+// skipExisting leaves a path alone that the target already has.
+func (r *restorer) skipExisting(rel string, why string) {
+	r.skipped.Add(1)
+	r.opts.Progress.Skipped.Add(1)
+	r.opts.Report(Problem{Path: rel, Err: errors.New(why), Warning: true, Exists: true})
+}
+
 // mapPath applies the longest matching --map prefix to a stored path.
 func (r *restorer) mapPath(stored string) (string, error) {
 	best := -1
@@ -255,7 +262,7 @@ func timespecs(ns int64) []unix.Timespec {
 
 func (r *restorer) symlink(dir *dirHandle, name, rel string, e manifest.Entry) error {
 	if ok, why := r.replaceable(dir, name, e); !ok {
-		r.skip(rel, why)
+		r.skipExisting(rel, why)
 		return nil
 	}
 	tmp := tempName()

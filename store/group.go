@@ -294,3 +294,21 @@ func (g *group) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	}
 	return m.GC(ctx, opts)
 }
+
+// Estimate estimates against the first SMP that opens an estimate
+// session, in --store order, as a capture goes to the first that takes it.
+func (g *group) Estimate(ctx context.Context, co CaptureOptions) (*CaptureResult, error) {
+	var errs []error
+	for _, m := range g.members {
+		res, err := m.Estimate(ctx, co)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		g.opts.logf("estimate on %s failed (%s), trying the next SMP", m.url, oneLine(err))
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}

@@ -264,3 +264,34 @@ func planCapture(ctx context.Context, cp *client.Capture, opts capture.Options) 
 	}
 	return plan.NewBytes.Load(), nil
 }
+
+// Estimate runs the capture on an estimate session of the SMP, which
+// answers which chunks it holds and reserves, pins, receives and commits
+// nothing (client.StartEstimate).
+func (s *Remote) Estimate(ctx context.Context, co CaptureOptions) (*CaptureResult, error) {
+	if co.ReserveFirst {
+		return nil, usagef("--reserve-first reserves room for a capture: an estimate reserves nothing")
+	}
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := co.Options
+	opts.Hardlink = capture.HardlinkNever
+	var parent cas.ID
+	if !co.Full {
+		if id, e, err := cl.FindRecord(ctx, "", opts.Computer); err == nil {
+			opts.Parent, opts.ParentID, parent = e.Record, id, id
+		}
+	}
+	cp, err := cl.StartEstimate(ctx, opts.Computer, parent)
+	if err != nil {
+		return nil, err
+	}
+	defer cp.Close()
+	res, err := capture.Run(ctx, cp.Estimate(), opts)
+	if err != nil {
+		return nil, err
+	}
+	return &CaptureResult{Result: res, SMP: s.url, Hardlink: opts.Hardlink, Reserved: -1}, nil
+}

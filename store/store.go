@@ -51,6 +51,9 @@ type Store interface {
 	Remove(ctx context.Context, rec Record) error
 	// Capture runs a capture into the store and commits its record.
 	Capture(ctx context.Context, opts CaptureOptions) (*CaptureResult, error)
+	// Estimate runs the capture opts describe without storing anything
+	// and returns the record it would commit (smp capture --estimate).
+	Estimate(ctx context.Context, opts CaptureOptions) (*CaptureResult, error)
 	// Stats returns the store's size and dedupe figures.
 	Stats(ctx context.Context, opts StatsOptions) (*StatsReport, error)
 	// GC applies retention and frees data no live record uses.

@@ -47,9 +47,12 @@ var (
 // rewritten whole, as office suites do); log files and shell history
 // appended to in place; a database with a few 4 KiB pages overwritten in
 // place (same size); 1-3 downloads or pictures deleted; new documents,
-// downloads and photos filling the rest. Touched directories get the
-// mtime of their newest change. The same tree and seed give the same
-// result. ZstdRatio is not measured (0).
+// downloads and photos filling the rest; then 1-2 documents renamed in
+// their directory, contents and mtime untouched (drawn from a random
+// stream of their own, so the steps before give the bytes they always
+// gave). Touched directories get the mtime of their newest change. The
+// same tree and seed give the same result, and Changes lists every file
+// changed. ZstdRatio is not measured (0).
 func MutateOrg(dir string, seed uint64) (*OrgInfo, error) {
 	c, err := loadMaterial()
 	if err != nil {
@@ -87,6 +90,7 @@ func MutateOrg(dir string, seed uint64) (*OrgInfo, error) {
 	for _, u := range users {
 		mu.res.Users = append(mu.res.Users, u.name)
 	}
+	slices.SortFunc(mu.res.Changes, func(a, b OrgChange) int { return strings.Compare(a.Path, b.Path) })
 	return mu.res, nil
 }
 
@@ -124,13 +128,27 @@ func (mu *mutation) profile(u int, rel string) string {
 	return filepath.Join(mu.home, mu.users[u].name, filepath.FromSlash(rel))
 }
 
-func (mu *mutation) count(added, modified, deleted int, bytes int64) {
+func (mu *mutation) count(added, modified, deleted, renamed int, bytes int64) {
 	mu.mu.Lock()
 	mu.res.Added += added
 	mu.res.Modified += modified
 	mu.res.Deleted += deleted
+	mu.res.Renamed += renamed
 	mu.res.ChangedBytes += bytes
 	mu.mu.Unlock()
+}
+
+// record adds changes of user u (profile-relative paths) to Changes.
+func (mu *mutation) record(u int, chs []OrgChange) {
+	mu.mu.Lock()
+	defer mu.mu.Unlock()
+	for _, c := range chs {
+		c.Path = "home/" + mu.users[u].name + "/" + c.Path
+		if c.From != "" {
+			c.From = "home/" + mu.users[u].name + "/" + c.From
+		}
+		mu.res.Changes = append(mu.res.Changes, c)
+	}
 }
 
 // orgUpdate writes the org-wide update of orgSize bytes once, into the
@@ -169,8 +187,9 @@ func (mu *mutation) orgUpdate(r *rand.Rand, orgSize int64) error {
 				return fmt.Errorf("mutate: %w", err)
 			}
 			mu.touch(u, rel, t)
+			mu.record(u, []OrgChange{{Kind: "added", Path: rel}})
 		}
-		mu.count(len(mu.users), 0, 0, it.size*int64(len(mu.users)))
+		mu.count(len(mu.users), 0, 0, 0, it.size*int64(len(mu.users)))
 	}
 	return nil
 }
@@ -187,12 +206,14 @@ func (mu *mutation) userWeeks(budget int64) error {
 		g.Go(func() error {
 			cw := pool.Get().(*corpusWriter)
 			defer pool.Put(cw)
-			m := &mutator{c: mu.c, cw: cw, r: ur, seed: mu.seed, u: mu.users[u], prof: func(rel string) string { return mu.profile(u, rel) },
+			rr := rand.New(rand.NewPCG(mu.seed, 0x72656e616d65<<8|uint64(u))) // "rename"
+			m := &mutator{c: mu.c, cw: cw, r: ur, rr: rr, seed: mu.seed, u: mu.users[u], prof: func(rel string) string { return mu.profile(u, rel) },
 				when: mu.when, touch: func(rel string, t time.Time) { mu.touch(u, rel, t) }, date: mu.date}
 			if err := m.run(budget); err != nil {
 				return fmt.Errorf("mutate %s: %w", mu.users[u].name, err)
 			}
-			mu.count(m.added, m.modified, m.deleted, m.changed)
+			mu.count(m.added, m.modified, m.deleted, m.renamed, m.changed)
+			mu.record(u, m.changes)
 			return nil
 		})
 	}
@@ -293,6 +314,7 @@ type mutator struct {
 	c     *material
 	cw    *corpusWriter
 	r     *rand.Rand
+	rr    *rand.Rand // the renames' own stream
 	seed  uint64
 	u     *mutUser
 	prof  func(rel string) string
@@ -300,9 +322,15 @@ type mutator struct {
 	touch func(rel string, t time.Time)
 	date  string
 
-	done                     map[string]bool
-	added, modified, deleted int
-	changed                  int64
+	done                              map[string]bool
+	added, modified, deleted, renamed int
+	changed                           int64
+	changes                           []OrgChange // profile-relative paths
+}
+
+// note records a change of kind to rel.
+func (m *mutator) note(kind, rel, from string) {
+	m.changes = append(m.changes, OrgChange{Kind: kind, Path: rel, From: from})
 }
 
 func (m *mutator) candidates(ok func(f mutFile) bool) []mutFile {
@@ -337,7 +365,32 @@ func (m *mutator) run(budget int64) error {
 		}
 		left -= n
 	}
-	return m.addNew(left)
+	if err := m.addNew(left); err != nil {
+		return err
+	}
+	return m.renameSome()
+}
+
+// renameSome renames 1-2 documents in their directory, as a user tidying
+// up does: same contents, same mtime, a new name.
+func (m *mutator) renameSome() error {
+	r := m.rr
+	docs := m.candidates(func(f mutFile) bool { return under(f.rel, "Documents", "Desktop") && f.size > 0 })
+	for range min(len(docs), 1+r.IntN(2)) {
+		k := r.IntN(len(docs))
+		f := docs[k]
+		docs = slices.Delete(docs, k, k+1)
+		ext := path.Ext(f.rel)
+		rel := freeIn(m.prof, strings.TrimSuffix(f.rel, ext)+" (old)"+ext)
+		if err := os.Rename(m.prof(f.rel), m.prof(rel)); err != nil {
+			return err
+		}
+		m.touch(rel, m.when(r))
+		m.done[f.rel], m.done[rel] = true, true
+		m.renamed++
+		m.note("renamed", rel, f.rel)
+	}
+	return nil
 }
 
 // editDocs edits 2-5 documents, for up to 35% of the budget; it returns
@@ -398,6 +451,7 @@ func (m *mutator) growLogs(budget int64) (int64, error) {
 		}
 		m.done[f.rel] = true
 		m.modified++
+		m.note("modified", f.rel, "")
 		m.changed += f.size + add
 		used += f.size + add
 	}
@@ -440,6 +494,7 @@ func (m *mutator) changeDB(budget int64) (int64, error) {
 	}
 	m.done[f.rel] = true
 	m.modified++
+	m.note("modified", f.rel, "")
 	m.changed += f.size
 	return f.size, nil
 }
@@ -458,6 +513,7 @@ func (m *mutator) deleteSome(budget int64) (int64, error) {
 		m.touch(f.rel, m.when(r))
 		m.done[f.rel] = true
 		m.deleted++
+		m.note("deleted", f.rel, "")
 	}
 	return 0, nil
 }
@@ -500,6 +556,7 @@ func (m *mutator) addNew(left int64) error {
 		m.touch(rel, t)
 		m.done[rel] = true
 		m.added++
+		m.note("added", rel, "")
 		m.changed += size
 		left -= size
 	}
@@ -557,6 +614,7 @@ func (m *mutator) edit(f mutFile) (int64, error) {
 	m.touch(f.rel, s.t)
 	m.done[f.rel] = true
 	m.modified++
+	m.note("modified", f.rel, "")
 	m.changed += size
 	return size, nil
 }

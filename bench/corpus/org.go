@@ -36,7 +36,18 @@ type OrgInfo struct {
 	Added        int   `json:"added,omitempty"`         // files created
 	Modified     int   `json:"modified,omitempty"`      // files edited, appended to or rewritten
 	Deleted      int   `json:"deleted,omitempty"`       // files removed
+	Renamed      int   `json:"renamed,omitempty"`       // files moved to a new name, contents untouched
 	ChangedBytes int64 `json:"changed_bytes,omitempty"` // bytes of the added and modified files (what a capture re-reads)
+	// Changes lists every file MutateOrg added, modified, deleted or
+	// renamed, sorted by path.
+	Changes []OrgChange `json:"changes,omitempty"`
+}
+
+// OrgChange is one file MutateOrg changed.
+type OrgChange struct {
+	Kind string `json:"kind"` // added, modified, deleted or renamed
+	Path string `json:"path"` // slash path relative to DIR (home/userNN/...)
+	From string `json:"from,omitempty"`
 }
 
 // Now is the corpus' "now": generated modification times fall in the

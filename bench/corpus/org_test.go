@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -525,6 +526,10 @@ func TestCorpusMutate(t *testing.T) {
 		t.Fatalf("infos differ: %+v vs %+v", m, m2)
 	}
 
+	renameTo := map[string]bool{} // a renamed file keeps its mtime
+	for _, c := range m.Changes {
+		renameTo[c.Path] = c.Kind == "renamed"
+	}
 	var added, modified, deleted, sameSize, grown []string
 	var files int
 	var bytes, changed int64
@@ -550,7 +555,7 @@ func TestCorpusMutate(t *testing.T) {
 		case old.MTime != e.MTime || old.Mode != e.Mode:
 			t.Errorf("%s: metadata changed, bytes did not", p)
 		}
-		if (!ok || old.Sum != e.Sum) && !e.MTime.After(newest) {
+		if (!ok || old.Sum != e.Sum) && !e.MTime.After(newest) && !renameTo[p] {
 			t.Errorf("%s changed but its mtime %v is not after the corpus' newest %v", p, e.MTime, newest)
 		}
 	}
@@ -558,6 +563,39 @@ func TestCorpusMutate(t *testing.T) {
 		if _, ok := after[p]; !ok && e.Type == "f" {
 			deleted = append(deleted, p)
 		}
+	}
+	// A renamed file is on disk an addition and a deletion of the same
+	// bytes and mtime; Changes names both ends.
+	var renamed int
+	for _, c := range m.Changes {
+		if c.Kind != "renamed" {
+			continue
+		}
+		renamed++
+		if a, b := after[c.Path], before[c.From]; a.Type != "f" || a.Sum != b.Sum || !a.MTime.Equal(b.MTime) || b.Type != "f" {
+			t.Errorf("rename %s -> %s: not the same file", c.From, c.Path)
+		}
+		if _, ok := after[c.From]; ok {
+			t.Errorf("rename %s -> %s: the old name is still there", c.From, c.Path)
+		}
+		added = slices.DeleteFunc(added, func(p string) bool { return p == c.Path })
+		deleted = slices.DeleteFunc(deleted, func(p string) bool { return p == c.From })
+		changed -= after[c.Path].Size
+	}
+	var fromChanges [3][]string
+	for _, c := range m.Changes {
+		if k := slices.Index([]string{"added", "modified", "deleted"}, c.Kind); k >= 0 {
+			fromChanges[k] = append(fromChanges[k], c.Path)
+		}
+	}
+	for k, disk := range [][]string{added, modified, deleted} {
+		slices.Sort(disk)
+		if !slices.Equal(disk, fromChanges[k]) {
+			t.Errorf("Changes of kind %d: %v, on disk %v", k, fromChanges[k], disk)
+		}
+	}
+	if renamed != m.Renamed || renamed < o.Users {
+		t.Errorf("%d renames listed, %d counted, want one per user at least", renamed, m.Renamed)
 	}
 	t.Logf("mutated in %v: %d added, %d modified (%d same size, %d logs or histories grown), %d deleted; %.1f%% of %d bytes changed",
 		elapsed.Round(time.Millisecond), len(added), len(modified), len(sameSize), len(grown), len(deleted), 100*float64(changed)/float64(m.Bytes), m.Bytes)

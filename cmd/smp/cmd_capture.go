@@ -25,13 +25,19 @@ type captureOptions struct {
 	storeFlags
 	Computer, Root  string
 	Users, Excludes []string
+	ExcludeUsers    []string
+	InactiveFor     string
 	RulesFile       string
 	JSON, Full      bool
 	Hardlink        string
 	ProgressLog     string
 	HardlinkDedupe  bool
 	ReserveFirst    bool
+	Estimate        bool
+	EstimateFile    string
 	Paths           []string // PATH arguments, relative to Root
+
+	profiles []capture.ProfileChoice // what selectProfiles decided
 }
 
 func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
@@ -39,13 +45,17 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Computer, "computer", "", "name of the computer being captured (required)")
 	fs.StringVar(&o.Root, "root", "/", "source root: PATHs and stored paths are relative to it")
 	fs.StringArrayVar(&o.Users, "user", nil, "capture only this user's profile (repeatable)")
+	fs.StringArrayVar(&o.ExcludeUsers, "exclude-user", nil, "leave out the profiles of users matching PATTERN (a glob: svc-*; repeatable; USMT /ue)")
+	fs.StringVar(&o.InactiveFor, "inactive-for", "", "leave out the profiles whose owner has not logged in for DURATION (90d, 36h): the last login in <root>/var/log/wtmp* and lastlog, else the profile's newest mtime (USMT /uel)")
 	fs.StringArrayVar(&o.Excludes, "exclude", nil, "skip paths matching GLOB (repeatable; rsync pattern rules)")
-	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
+	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins, paths relative to --root (docs/RULES.md); or a built-in set: builtin:documents, builtin:everything (smp rules show NAME prints one)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.Full, "full", false, "read every file even if unchanged since this computer's last record")
 	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
 	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	fs.BoolVar(&o.HardlinkDedupe, "hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
+	fs.BoolVar(&o.Estimate, "estimate", false, "store nothing: walk, select, chunk and compress as this capture would, and print its files, bytes, the bytes new to the store and the bytes it would store (USMT scanstate /p); through an SMP it uses an estimate session, which reserves, pins, uploads and commits nothing")
+	fs.StringVar(&o.EstimateFile, "estimate-file", "", "with --estimate (implied): also write the estimate to FILE as USMT's /p size XML, for task sequences")
 	fs.BoolVar(&o.ReserveFirst, "reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
 }
 
@@ -97,12 +107,58 @@ func (o *captureOptions) options() (capture.Options, error) {
 	if err != nil {
 		return none, err
 	}
+	users, err := o.selectProfiles(rootAbs)
+	if err != nil {
+		return none, err
+	}
 	return capture.Options{
-		Computer: o.Computer, Root: rootAbs, Paths: o.Paths, Users: o.Users,
+		Computer: o.Computer, Root: rootAbs, Paths: o.Paths, Users: users,
 		Filter: set, Rules: ruleLines, Version: version,
 		Progress: &capture.Progress{},
 		Hardlink: hardlink, HardlinkDedupe: o.HardlinkDedupe,
 	}, nil
+}
+
+// selectProfiles applies --exclude-user and --inactive-for, keeping the
+// decisions for the output (o.profiles), and returns the users to
+// capture: o.Users as given when neither is set.
+func (o *captureOptions) selectProfiles(root string) ([]string, error) {
+	var inactive time.Duration
+	if o.InactiveFor != "" {
+		d, err := parseDays(o.InactiveFor)
+		if err != nil || d <= 0 {
+			return nil, usagef("--inactive-for %q: want a duration such as 90d or 36h", o.InactiveFor)
+		}
+		inactive = d
+	}
+	for _, p := range o.ExcludeUsers {
+		if err := capture.CheckUserPattern(p); err != nil {
+			return nil, usagef("--exclude-user: %v", err)
+		}
+	}
+	if len(o.ExcludeUsers) == 0 && inactive == 0 {
+		return o.Users, nil
+	}
+	choices, err := capture.SelectProfiles(capture.ProfileOptions{Root: root, Users: o.Users,
+		ExcludeUsers: o.ExcludeUsers, InactiveFor: inactive, Now: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	o.profiles = choices
+	taken := []string{}
+	for _, c := range choices {
+		if c.Taken {
+			taken = append(taken, c.User)
+		}
+	}
+	if len(taken) == 0 {
+		why := []string{}
+		for _, c := range choices {
+			why = append(why, c.User+": "+c.Reason)
+		}
+		return nil, fmt.Errorf("every profile under %s was left out (%s): %w", root, strings.Join(why, "; "), capture.ErrNothingSelected)
+	}
+	return taken, nil
 }
 
 // filter builds the capture filter of --exclude and --rules, and the rule
@@ -121,14 +177,9 @@ func (o *captureOptions) filter() (*filter.Set, []string, error) {
 	if o.RulesFile == "" {
 		return set, ruleLines, nil
 	}
-	f, err := os.Open(o.RulesFile)
+	rules, err := readRules(o.RulesFile)
 	if err != nil {
-		return nil, nil, usagef("--rules: %v", err)
-	}
-	rules, err := filter.ParseRules(f)
-	f.Close()
-	if err != nil {
-		return nil, nil, usagef("--rules %s: %v", o.RulesFile, err)
+		return nil, nil, err
 	}
 	set.Append(rules...)
 	for _, r := range rules {
@@ -141,10 +192,34 @@ func (o *captureOptions) filter() (*filter.Set, []string, error) {
 	return set, ruleLines, nil
 }
 
+// readRules reads the rules of --rules: a file, or builtin:NAME.
+func readRules(name string) ([]filter.Rule, error) {
+	if strings.HasPrefix(name, filter.BuiltinPrefix) {
+		rules, err := filter.BuiltinRules(name)
+		if err != nil {
+			return nil, usagef("--rules: %v", err)
+		}
+		return rules, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, usagef("--rules: %v", err)
+	}
+	defer f.Close()
+	rules, err := filter.ParseRules(f)
+	if err != nil {
+		return nil, usagef("--rules %s: %v", name, err)
+	}
+	return rules, nil
+}
+
 func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error {
 	opts, err := o.options()
 	if err != nil {
 		return err
+	}
+	if o.Estimate || o.EstimateFile != "" {
+		return runEstimate(ctx, o, opts, stdout)
 	}
 	st, err := o.open(ctx, store.Options{})
 	if err != nil {
@@ -198,8 +273,10 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
 			"uploaded_bytes": res.Sent, "chunks_already_on_smp": res.Held,
 			"reserved_first_bytes": res.Reserved, "smp": res.SMP,
+			"profiles": o.profiles,
 		})
 	}
+	printProfiles(w, o.profiles)
 	dedupe := "-"
 	if rec.StoredBytes > 0 {
 		dedupe = fmt.Sprintf("%.1fx", float64(rec.Bytes)/float64(rec.StoredBytes))
@@ -219,4 +296,17 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 		fmt.Fprintf(w, "room for %s of new data was reserved before the upload (--reserve-first)\n", bytesStr(uint64(res.Reserved)))
 	}
 	return nil
+}
+
+// printProfiles says which profiles --exclude-user and --inactive-for
+// left out, and where each one's last activity came from.
+func printProfiles(w io.Writer, choices []capture.ProfileChoice) {
+	for _, c := range choices {
+		switch {
+		case !c.Taken:
+			fmt.Fprintf(w, "profile %s (%s) left out: %s\n", c.User, c.Path, c.Reason)
+		case c.LastActive != nil:
+			fmt.Fprintf(w, "profile %s (%s) taken: last active %s, from %s\n", c.User, c.Path, c.LastActive.Local().Format(time.DateTime), c.Source)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -120,6 +121,7 @@ type recordRefOptions struct {
 	storeFlags
 	Record, Computer string
 	JSON             bool
+	Long             bool // smp files --long
 	AllowUnreachable bool
 }
 
@@ -130,10 +132,11 @@ func (o *recordRefOptions) addUnreachableFlag(fs *pflag.FlagSet) {
 
 func cmdFiles(ctx context.Context, args []string) error {
 	var o recordRefOptions
-	fs := newFlags("files", "--store DIR (--record ID | --computer NAME) [--json]")
+	fs := newFlags("files", "--store DIR (--record ID | --computer NAME) [--long] [--json]")
 	o.storeFlags.AddFlags(fs)
 	fs.StringVar(&o.Record, "record", "", "record ID or unique prefix")
 	fs.StringVar(&o.Computer, "computer", "", "this computer's newest record")
+	fs.BoolVar(&o.Long, "long", false, "print as ls -l does: mode, owner, group, size in bytes, mtime, path")
 	fs.BoolVar(&o.JSON, "json", false, "print as JSON")
 	o.addUnreachableFlag(fs)
 	if err := parse(fs, args); err != nil {
@@ -150,6 +153,10 @@ type fileRow struct {
 	Mode   string `json:"mode"`
 	MTime  string `json:"mtime"`
 	Target string `json:"target,omitempty"`
+	UID    uint32 `json:"uid"`
+	GID    uint32 `json:"gid"`
+	User   string `json:"user,omitempty"`
+	Group  string `json:"group,omitempty"`
 }
 
 func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error {
@@ -166,7 +173,8 @@ func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	err = walkTree(ctx, rd, rec.Tree, func(p string, e *manifest.Entry) error {
 		row := fileRow{Path: p, Type: string(e.Type), Size: e.Size, Mode: fmt.Sprintf("%04o", e.Mode),
-			MTime: time.Unix(0, e.MTimeNs).UTC().Format(time.RFC3339Nano), Target: e.Target}
+			MTime: time.Unix(0, e.MTimeNs).UTC().Format(time.RFC3339Nano), Target: e.Target,
+			UID: e.UID, GID: e.GID, User: e.User, Group: e.Group}
 		if o.JSON {
 			rows = append(rows, row)
 			return nil
@@ -176,6 +184,11 @@ func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error 
 			name += "/"
 		} else if e.Type == manifest.TypeSymlink {
 			name += " -> " + e.Target
+		}
+		if o.Long {
+			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", lsMode(e), ownerName(e.User, e.UID), ownerName(e.Group, e.GID),
+				e.Size, time.Unix(0, e.MTimeNs).Local().Format(time.DateTime), name)
+			return err
 		}
 		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Mode, bytesStr(e.Size), time.Unix(0, e.MTimeNs).Local().Format(time.DateTime), name)
 		return err
@@ -187,6 +200,45 @@ func runFiles(ctx context.Context, o *recordRefOptions, stdout io.Writer) error 
 		return printJSON(stdout, map[string]any{"record": rec.ID.String(), "files": rows})
 	}
 	return tw.Flush()
+}
+
+// lsMode is an entry's mode as ls -l prints it: the type, then rwx for
+// user, group and others, with s/S for setuid and setgid, t/T for sticky
+// (a record keeps the Unix permission bits, 07777).
+func lsMode(e *manifest.Entry) string {
+	b := []byte("----------")
+	switch e.Type {
+	case manifest.TypeDir:
+		b[0] = 'd'
+	case manifest.TypeSymlink:
+		b[0] = 'l'
+	}
+	for i, c := range "rwxrwxrwx" {
+		if e.Mode&(1<<(8-i)) != 0 {
+			b[1+i] = byte(c)
+		}
+	}
+	special := func(bit uint32, pos int, set, unset byte) {
+		if e.Mode&bit != 0 {
+			if b[pos] == 'x' {
+				b[pos] = set
+			} else {
+				b[pos] = unset
+			}
+		}
+	}
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
+}
+
+// ownerName is the name a record gives an owner, or its number.
+func ownerName(name string, id uint32) string {
+	if name != "" {
+		return name
+	}
+	return strconv.FormatUint(uint64(id), 10)
 }
 
 // openRecord opens the store and a reader of the record ref names (or

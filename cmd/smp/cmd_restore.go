@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,6 +25,9 @@ type restoreOptions struct {
 	storeFlags
 	Record, Computer, Root   string
 	Maps, Includes, Excludes []string
+	UserMaps                 []string
+	CreateUsers              bool
+	CreateUsersDisabled      bool
 	Overwrite                string
 	JSON                     bool
 	Workers                  int
@@ -38,6 +43,9 @@ func (o *restoreOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Computer, "computer", "", "restore this computer's newest record")
 	fs.StringVar(&o.Root, "root", "/", "target root: stored paths are written under it")
 	fs.StringArrayVar(&o.Maps, "map", nil, "rewrite a stored path prefix, e.g. home/alice=home/bob (repeatable)")
+	fs.StringArrayVar(&o.UserMaps, "map-user", nil, "give OLD's files to the account NEW without moving them, e.g. alice=alice.smith (repeatable; USMT /mu); NEW must exist on the target unless --create-users")
+	fs.BoolVar(&o.CreateUsers, "create-users", false, "as root: create the accounts the restored files go to that the target lacks (useradd --root TARGET; home where the profile is restored, password locked; USMT /lac)")
+	fs.BoolVar(&o.CreateUsersDisabled, "create-users-disabled", false, "as --create-users, with the new accounts disabled (expired) until an administrator enables them (USMT /lae)")
 	fs.StringArrayVar(&o.Includes, "include", nil, "restore only paths matching GLOB (repeatable)")
 	fs.StringArrayVar(&o.Excludes, "exclude", nil, "do not restore paths matching GLOB (repeatable)")
 	fs.StringVar(&o.Overwrite, "overwrite", "never", "existing files: never (report them), always, or older (replace older files); existing directories keep their mode, owner and times unless always")
@@ -83,6 +91,19 @@ func (o *restoreOptions) options() (restore.Options, error) {
 		}
 		opts.Maps = append(opts.Maps, mp)
 	}
+	for _, m := range o.UserMaps {
+		from, to, err := restore.ParseUserMapping(m)
+		if err != nil {
+			return none, usagef("%v", err)
+		}
+		if opts.Users == nil {
+			opts.Users = map[string]string{}
+		}
+		opts.Users[from] = to
+	}
+	if (o.CreateUsers || o.CreateUsersDisabled) && !opts.Owners {
+		return none, usagef("--create-users adds accounts to the target's etc/passwd and needs root: run the restore as root, or create the accounts first")
+	}
 	set := filter.NewSet()
 	for _, g := range o.Excludes {
 		r, err := filter.Exclude(g)
@@ -124,17 +145,29 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 		return fmt.Errorf("record %s is a hard-link record: restore it from the local store it was captured to", rec.ID.Short())
 	}
 	probs := newProblems(o.JSON)
+	var missed notRestored
 	opts.Report = func(p restore.Problem) {
 		kind, action := "error", "not restored"
 		if p.Warning {
 			kind, action = "skipped", "left alone"
 		}
-		probs.add(kind, filepath.Join(opts.Target, p.Path), p.Err, action, p.Warning)
+		path := filepath.Join(opts.Target, p.Path)
+		probs.add(kind, path, p.Err, action, p.Warning)
+		missed.add(path, p.Reason())
 	}
 	if probs.log, err = openProgressLog(o.ProgressLog, "Restore", func() (uint64, uint64) {
 		return opts.Progress.BytesDone.Load(), rec.Bytes
 	}); err != nil {
 		return err
+	}
+	created, err := o.createUsers(ctx, rec, &opts, stdout)
+	if err != nil {
+		return err
+	}
+	if !opts.Owners {
+		// Said once, before the first file: what a non-root restore does
+		// with owners is not an error per file.
+		fmt.Fprintf(os.Stderr, "smp: restoring as uid %d, not root: every restored file is owned by you, not by the owners the record names (--map-user has no effect); run as root to restore ownership\n", os.Geteuid())
 	}
 	start := time.Now()
 	stopBar := liveBar(!o.JSON && isTerminal(), func() (uint64, uint64, string) {
@@ -145,6 +178,11 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 	stopBar()
 	if err == nil && res.Dropped > 0 && probs.log != nil {
 		probs.log.line(0x080000, "warning", "policy, "+strings.ReplaceAll(droppedLine(res), ",", ";"))
+	}
+	if err == nil && probs.log != nil {
+		for _, l := range missed.counts() {
+			probs.log.line(0x080000, "notRestored", l)
+		}
 	}
 	probs.log.finish(err)
 	if err != nil {
@@ -160,7 +198,7 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 		}
 		released = true
 	}
-	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released}
+	out := restoreOutput{rec: rec, opts: &opts, res: res, problems: probs.list(), elapsed: elapsed, released: released, created: created, missed: missed.list()}
 	if err := out.print(stdout, o.JSON); err != nil {
 		return err
 	}
@@ -175,6 +213,8 @@ type restoreOutput struct {
 	problems []string
 	elapsed  time.Duration
 	released bool
+	created  []restore.NewAccount
+	missed   []missedPath
 }
 
 func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
@@ -186,6 +226,7 @@ func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
 			"linked_files": prog.Linked.Load(), "cloned_files": prog.Cloned.Load(),
 			"dropped": res.Dropped, "dropped_outside": res.Outside, "dropped_paths": res.DroppedPaths,
 			"seconds": r.elapsed.Seconds(), "released": r.released, "smp": rec.SMP,
+			"owners_restored": r.opts.Owners, "created_users": r.created, "not_restored": r.missed,
 		})
 	}
 	fmt.Fprintf(w, "restored record %s of %s to %s\n", rec.ID.Short(), rec.Computer, r.opts.Target)
@@ -199,7 +240,63 @@ func (r *restoreOutput) print(w io.Writer, asJSON bool) error {
 	if res.Dropped > 0 {
 		fmt.Fprintln(w, droppedLine(res))
 	}
+	if len(r.missed) > 0 {
+		// The loadstate-style summary: every path not restored, by reason,
+		// after the lines that reported each as it happened.
+		fmt.Fprintf(w, "not restored: %d path(s)\n", len(r.missed))
+		for _, m := range r.missed {
+			fmt.Fprintf(w, "  %s: %s\n", m.Reason, m.Path)
+		}
+	}
 	return nil
+}
+
+// missedPath is a path a restore did not write, with its reason
+// (restore.Reason*).
+type missedPath struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// notRestored collects the paths a restore did not write. Safe for
+// concurrent use (restore reports from its workers).
+type notRestored struct {
+	mu    sync.Mutex
+	paths []missedPath
+}
+
+func (n *notRestored) add(path, reason string) {
+	n.mu.Lock()
+	n.paths = append(n.paths, missedPath{path, reason})
+	n.mu.Unlock()
+}
+
+// list returns the paths sorted by reason, then path (never nil).
+func (n *notRestored) list() []missedPath {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := append([]missedPath{}, n.paths...)
+	slices.SortFunc(out, func(a, b missedPath) int {
+		if c := strings.Compare(a.Reason, b.Reason); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return out
+}
+
+// counts returns one "REASON, N" line per reason, for the progress log.
+func (n *notRestored) counts() []string {
+	by := map[string]int{}
+	for _, m := range n.list() {
+		by[m.Reason]++
+	}
+	var out []string
+	for r, c := range by {
+		out = append(out, fmt.Sprintf("%s, %d", r, c))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // restoreOutcome is the partial error of a restore that left paths out.
@@ -226,4 +323,32 @@ func droppedLine(res *restore.Result) string {
 	}
 	return fmt.Sprintf("dropped by the restore policy (pass --allow-system to restore as recorded): %d: %s%s",
 		res.Dropped, strings.Join(res.DroppedPaths, ", "), more)
+}
+
+// createUsers creates, with --create-users, the accounts the restore's
+// files go to that the target lacks, before any file is written; it
+// says which. Without it, a missing destination of --map or --map-user
+// fails the restore before anything is written (the policy's check).
+func (o *restoreOptions) createUsers(ctx context.Context, rec store.Record, opts *restore.Options, stdout io.Writer) ([]restore.NewAccount, error) {
+	created := []restore.NewAccount{}
+	if !o.CreateUsers && !o.CreateUsersDisabled {
+		return created, nil
+	}
+	accts, err := restore.AccountsToCreate(rec.Record, *opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := restore.CreateAccounts(ctx, accts, restore.CreateOptions{Target: opts.Target, Disabled: o.CreateUsersDisabled}); err != nil {
+		return nil, err
+	}
+	if !o.JSON {
+		for _, a := range accts {
+			state := "password locked"
+			if o.CreateUsersDisabled {
+				state = "disabled"
+			}
+			fmt.Fprintf(stdout, "created account %s on %s (home %s, %s)\n", a.Name, opts.Target, a.Home, state)
+		}
+	}
+	return append(created, accts...), nil
 }

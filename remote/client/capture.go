@@ -73,8 +73,34 @@ type haveAns struct {
 // the computer's last record (zero for none): its trees are read for
 // change detection.
 func (c *Client) StartCapture(ctx context.Context, computer string, parent cas.ID) (*Capture, error) {
+	return c.startSession(ctx, wire.StartCapture{Computer: computer}, parent)
+}
+
+// StartEstimate opens an estimate session (smp capture --estimate): its
+// have-queries are answered as a capture's are, but the SMP reserves, pins
+// and records nothing for them, and refuses uploads and a commit. Run the
+// capture against Estimate(). An SMP that does not know estimate sessions
+// refuses the request, or answers a session that does not say it is one:
+// both are an error here, before anything is offered.
+func (c *Client) StartEstimate(ctx context.Context, computer string, parent cas.ID) (*Capture, error) {
+	cp, err := c.startSession(ctx, wire.StartCapture{Computer: computer, Estimate: true}, parent)
+	if err != nil {
+		var se *Error
+		if errors.As(err, &se) && se.Status == http.StatusBadRequest {
+			return nil, fmt.Errorf("this SMP does not know estimate sessions (smp capture --estimate): upgrade it, or estimate against its store directory: %w", err)
+		}
+		return nil, err
+	}
+	if !cp.sess.Estimate {
+		cp.Close()
+		return nil, fmt.Errorf("this SMP answered a capture session, not an estimate session: upgrade it, or estimate against its store directory")
+	}
+	return cp, nil
+}
+
+func (c *Client) startSession(ctx context.Context, req wire.StartCapture, parent cas.ID) (*Capture, error) {
 	var sess wire.Session
-	if err := c.postJSON(ctx, "/captures", wire.StartCapture{Computer: computer}, &sess); err != nil {
+	if err := c.postJSON(ctx, "/captures", req, &sess); err != nil {
 		return nil, err
 	}
 	if len(sess.Nonce) != 32 || sess.ID == "" {

@@ -88,6 +88,9 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	return err
 }
 
+// errEstimateOnly refuses an upload or a commit on an estimate session.
+var errEstimateOnly = fail(http.StatusForbidden, "an estimate session (smp capture --estimate) uploads and commits nothing: start a capture session")
+
 // frameBufs holds the frame buffers of finished uploads, and plainBufs the
 // plaintext buffers of finished frames, for the next ones: growing fresh
 // multi-MiB buffers per request showed up as a tenth of the server's CPU.
@@ -123,6 +126,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 	sess, err := s.session(r, c)
 	if err != nil {
 		return err
+	}
+	if sess.estimate {
+		return errEstimateOnly
 	}
 	rp := s.opts.Repo
 	mark := rp.Mark()
@@ -259,6 +265,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	sess, err := s.session(r, c)
 	if err != nil {
 		return err
+	}
+	if sess.estimate {
+		return errEstimateOnly
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxRecordBytes))
 	if err != nil {

@@ -94,6 +94,7 @@ type session struct {
 	received              atomic.Int64 // stored bytes uploaded in this session
 	stored                atomic.Int64 // of which new to the store
 	limited               bool         // a client token's session: counts against maxTokenSessions
+	estimate              bool         // an estimate session: answers have-queries, keeps nothing
 	// Guarded by Server.mu:
 	reserved  uint64 // bytes asked for and not yet uploaded
 	quotaBase uint64 // stored bytes of the computer's live records at start
@@ -320,14 +321,14 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 			msg: "this SMP is in restore-only mode and refuses new captures: capture to another SMP or ask its admin"}
 	}
 	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now(),
-		limited: c.tok.Role != access.RoleAdmin, blobs: map[blobKey]blobState{}}
+		limited: c.tok.Role != access.RoleAdmin, blobs: map[blobKey]blobState{}, estimate: req.Estimate}
 	sess.prover = wire.NewProver(sess.nonce)
 	sess.id = hex.EncodeToString(randomBytes(16))
 	if err := s.admit(sess); err != nil {
 		return err
 	}
 	s.metrics.CaptureStarted()
-	return writeJSON(w, wire.Session{ID: sess.id, Nonce: sess.nonce})
+	return writeJSON(w, wire.Session{ID: sess.id, Nonce: sess.nonce, Estimate: sess.estimate})
 }
 
 // expireSessions forgets idle sessions and their reservations. Caller

@@ -20,9 +20,17 @@ func (s *Server) tooManyBlobs(sess *session) error {
 // not named is reserved (with limits) and expected. An entry the session
 // already named changes nothing, however often it comes again: it takes no
 // memory, reserves nothing and does not refresh the idle timer.
+//
+// An estimate session keeps nothing: its answers reserve no room, make no
+// blob held (gc does not keep them for it, a commit could not name them)
+// and take no memory; each answered query refreshes its idle timer.
 func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveBitmap) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sess.estimate {
+		s.touch(sess)
+		return nil
+	}
 	var add map[blobKey]blobState // new states, at most one per entry
 	var want uint64
 	fresh := 0 // keys new to the session

@@ -59,12 +59,19 @@ type Error struct {
 // StartCapture is POST /v1/captures.
 type StartCapture struct {
 	Computer string `json:"computer"`
+	// Estimate asks for an estimate session (smp capture --estimate): its
+	// have-queries are answered, but reserve, pin and record nothing, and
+	// it may neither upload nor commit.
+	Estimate bool `json:"estimate,omitempty"`
 }
 
 // Session is the answer to StartCapture.
 type Session struct {
 	ID    string `json:"session"`
 	Nonce []byte `json:"nonce"` // 32 bytes: the key of every proof in this session
+	// Estimate echoes an estimate session's request: a client asking for
+	// one refuses a session without it.
+	Estimate bool `json:"estimate,omitempty"`
 }
 
 // Committed is the answer to a commit.
