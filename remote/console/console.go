@@ -186,7 +186,10 @@ func (c *Console) headers(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser sends
+	// "Origin: null" on the console's own form posts, which crossSite
+	// must refuse.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 }
 
@@ -280,10 +283,12 @@ func (c *Console) check(r *http.Request) (*req, int, string) {
 }
 
 // crossSite reports whether the browser marked the request as coming from
-// another site.
+// another origin: Sec-Fetch-Site when the browser sends it, else Origin.
+// A same-site but cross-origin page (another port of the same host) counts:
+// SameSite=Strict lets the cookie through from it, the CSRF token does not.
 func crossSite(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return true
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return s != "same-origin" && s != "none"
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)

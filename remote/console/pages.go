@@ -45,7 +45,10 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 	if err := c.hist.maybeSample(c.opts.Now(), func() (*report.Stats, error) { return st, nil }); err != nil {
 		c.opts.Log.Warn("console history sample", "error", err)
 	}
-	d := overviewData{Stats: st, Chart: buildChart(c.hist.samples()), RestoreOnly: c.opts.RestoreOnly(q.snap)}
+	// The chart ends with the figures of now, beside the kept samples.
+	now := c.opts.Now()
+	points := append(c.hist.samples(), sample{At: now.Unix(), Stored: st.StoredBytes, Logical: st.LogicalBytes, Records: st.Records})
+	d := overviewData{Stats: st, Chart: buildChart(points), RestoreOnly: c.opts.RestoreOnly(q.snap)}
 	if c.opts.Capacity != nil {
 		d.Cap = c.opts.Capacity()
 	}
@@ -53,7 +56,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 		d.LastGC = c.opts.LastGC()
 	}
 	d.Bar = buildBar(st.StoredBytes, d.Cap.Reserved, st.FreeBytes, d.Cap.MinFree)
-	now := c.opts.Now()
 	if c.opts.Captures != nil {
 		for _, cp := range c.opts.Captures() {
 			v := captureView{Capture: cp}
