@@ -39,12 +39,13 @@ type historyFile struct {
 type history struct {
 	path  string
 	every time.Duration
+	limit int // samples kept: maxHistory (a test lowers it)
 	mu    sync.Mutex
 	file  *historyFile
 }
 
 func newHistory(dir string, every time.Duration) *history {
-	return &history{path: filepath.Join(dir, HistoryFile), every: every}
+	return &history{path: filepath.Join(dir, HistoryFile), every: every, limit: maxHistory}
 }
 
 func (h *history) load() (*historyFile, error) {
@@ -87,8 +88,8 @@ func (h *history) maybeSample(now time.Time, stats func() (*report.Stats, error)
 		return err
 	}
 	hf.Samples = append(hf.Samples, sample{At: now.Unix(), Stored: st.StoredBytes, Logical: st.LogicalBytes, Records: st.Records})
-	if len(hf.Samples) > maxHistory {
-		hf.Samples = hf.Samples[len(hf.Samples)-maxHistory:]
+	if len(hf.Samples) > h.limit {
+		hf.Samples = hf.Samples[len(hf.Samples)-h.limit:]
 	}
 	b, err := json.Marshal(hf)
 	if err != nil {
