@@ -67,6 +67,14 @@ type Capture struct {
 	ExpectedBytes uint64
 }
 
+// Restore is a record being restored: fetched from within the last
+// minute. The server sees fetches, not a restore's plan, so there is no
+// total to show progress against.
+type Restore struct {
+	Record string // record ID
+	Last   time.Time
+}
+
 // GCStatus is the last gc the server ran.
 type GCStatus struct {
 	At    time.Time
@@ -96,6 +104,8 @@ type Options struct {
 	Remove func(id cas.ID) error
 	// Captures lists the capture sessions in progress.
 	Captures func() []Capture
+	// Restores lists the records fetched recently.
+	Restores func() []Restore
 	// LastGC is the last gc the server ran (zero At: none since it started).
 	LastGC   func() GCStatus
 	Capacity func() Capacity

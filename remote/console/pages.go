@@ -25,8 +25,15 @@ type overviewData struct {
 	Bar         bar
 	Chart       chart
 	Captures    []captureView
+	Restores    []restoreView
 	LastGC      GCStatus
 	RestoreOnly bool
+}
+
+type restoreView struct {
+	Restore
+	Computer string
+	Logical  uint64
 }
 
 type captureView struct {
@@ -72,6 +79,27 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 			d.Captures = append(d.Captures, v)
 		}
 	}
+	if c.opts.Restores != nil {
+		if rs := c.opts.Restores(); len(rs) > 0 {
+			recs, err := c.opts.Repo.Records()
+			if err != nil {
+				return err
+			}
+			byID := map[string]repo.RecordInfo{}
+			for _, r := range recs {
+				byID[r.ID.String()] = r
+			}
+			for _, r := range rs {
+				v := restoreView{Restore: r}
+				if ri, ok := byID[r.Record]; ok {
+					v.Computer, v.Logical = ri.Computer, ri.Bytes
+				}
+				d.Restores = append(d.Restores, v)
+			}
+			slices.SortFunc(d.Restores, func(a, b restoreView) int { return strings.Compare(a.Record, b.Record) })
+		}
+	}
+	slices.SortFunc(d.Captures, func(a, b captureView) int { return a.Started.Compare(b.Started) })
 	return c.show(w, q, "overview", "Overview", d)
 }
 

@@ -28,6 +28,7 @@ func (s *Server) newConsole() http.Handler {
 		},
 		Remove:   s.removeRecord,
 		Captures: s.captures,
+		Restores: s.metrics.recentRestores,
 		LastGC: func() console.GCStatus {
 			if g := s.lastGC.Load(); g != nil {
 				return *g
@@ -132,4 +133,18 @@ func apiPath(p string) bool {
 		}
 	}
 	return true
+}
+
+// recentRestores lists the records fetched within restoreWindow: the
+// restores in progress (smp_restores_in_flight counts the same set).
+func (m *Metrics) recentRestores() []console.Restore {
+	now := m.now()
+	m.restoreMu.Lock()
+	defer m.restoreMu.Unlock()
+	m.pruneRestores(now)
+	out := make([]console.Restore, 0, len(m.restoreLast))
+	for rec, at := range m.restoreLast {
+		out = append(out, console.Restore{Record: rec, Last: at})
+	}
+	return out
 }

@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"smp/cas"
 	"smp/remote/access"
 	"smp/remote/server"
+	"smp/remote/wire"
 	"smp/repo"
 )
 
@@ -282,9 +284,15 @@ func TestConsoleActions(t *testing.T) {
 // which GET /v1/stats answers.
 func TestConsoleSameFiguresAsStats(t *testing.T) {
 	e := newEnv(t)
-	e.directRecord("PC01", e.makeChunks(2, 4), t0)
+	chunks := e.makeChunks(2, 4)
+	id := e.directRecord("PC01", chunks, t0)
 	b := &browser{t: t, base: e.hs.URL}
 	b.login(e.admin)
+	wantPage(t, "overview before a restore", b.do(http.MethodGet, "/", nil, nil), http.StatusOK, `id="no-restores"`)
+	// A record being fetched is a restore in progress.
+	r, _ := e.fetchRaw(e.admin, id, []wire.FetchEntry{{Type: cas.BlobData, ID: chunks[0].id}})
+	wantOK(t, "fetch", r, http.StatusOK)
+	wantPage(t, "overview during a restore", b.do(http.MethodGet, "/", nil, nil), http.StatusOK, `id="restores"`, id.String(), "PC01")
 	st, err := e.repo.Stats()
 	if err != nil {
 		t.Fatal(err)
