@@ -33,7 +33,6 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
-	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -100,6 +99,9 @@ type Options struct {
 	RestoreOnly func(*access.Snapshot) bool
 	// GC runs the server's maintenance (server.GC) as a dry run or for real.
 	GC func(ctx context.Context, dryRun bool) (*repo.MaintainReport, error)
+	// Reading holds off gc (it may repack) while the console reads trees,
+	// as a fetch does; it returns the release. Nil: no lock.
+	Reading func() (release func())
 	// Remove drops a record the way DELETE /v1/records/{id} does.
 	Remove func(id cas.ID) error
 	// Captures lists the capture sessions in progress.
@@ -397,5 +399,3 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
-
-var _ = fmt.Sprintf

@@ -273,6 +273,9 @@ func (c *Console) record(w http.ResponseWriter, r *http.Request, q *req) error {
 	dir := path.Clean("/" + r.URL.Query().Get("dir"))[1:]
 	d := recordData{ID: rec.ID.String(), Computer: rec.Computer, Dir: dir}
 	errStop := errors.New("listed")
+	if c.opts.Reading != nil {
+		defer c.opts.Reading()()
+	}
 	walker := manifest.Walker{Load: c.opts.Repo, Entry: func(parent string, e *manifest.Entry) error {
 		p := path.Join(parent, e.Name)
 		if parent == dir {

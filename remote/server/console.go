@@ -26,6 +26,10 @@ func (s *Server) newConsole() http.Handler {
 		GC: func(ctx context.Context, dryRun bool) (*repo.MaintainReport, error) {
 			return s.GC(ctx, repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: dryRun, RepackBelow: 0.5, Grace: s.opts.GCGrace}})
 		},
+		Reading: func() func() {
+			s.gcMu.RLock()
+			return s.gcMu.RUnlock
+		},
 		Remove:   s.removeRecord,
 		Captures: s.captures,
 		Restores: s.metrics.recentRestores,

@@ -337,3 +337,38 @@ func tokenIDOf(t *testing.T, e *env, secret string) string {
 	}
 	return tok.ID
 }
+
+// TestConsoleEscapesNames: file and computer names are data; the pages
+// carry them escaped (the browser test shows nothing runs).
+func TestConsoleEscapesNames(t *testing.T) {
+	e := newEnv(t)
+	chunks := e.makeChunks(3, 1)
+	for _, c := range chunks {
+		if _, _, err := e.repo.PutBlob(cas.BlobData, c.plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const evilFile = `<script>alert(1)<`
+	const evilPC = `<img src=x onerror=alert(2)>`
+	root, err := e.repo.PutTree(fileTree(map[string][]chunk{evilFile: chunks, "bad\xffname": chunks}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.repo.CommitRecord(record(evilPC, root, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, base: e.hs.URL}
+	b.login(e.admin)
+	for _, path := range []string{"/computers", "/computer?name=" + url.QueryEscape(evilPC), "/record?id=" + id.String()} {
+		p := b.do(http.MethodGet, path, nil, nil)
+		wantPage(t, path, p, http.StatusOK)
+		if strings.Contains(p.body, "<script>alert") || strings.Contains(p.body, "<img src=x") || strings.Contains(p.body, "\xff") {
+			t.Errorf("%s carries a name unescaped:\n%s", path, p.body)
+		}
+	}
+	wantPage(t, "record", b.do(http.MethodGet, "/record?id="+id.String(), nil, nil), http.StatusOK,
+		"&lt;script&gt;alert(1)&lt;", "bad\ufffdname", "name not UTF-8")
+	wantPage(t, "computers", b.do(http.MethodGet, "/computers", nil, nil), http.StatusOK, "&lt;img src=x onerror=alert(2)&gt;")
+	wantPage(t, "unknown record", b.do(http.MethodGet, "/record?id="+strings.Repeat("0", 64), nil, nil), http.StatusNotFound, "no such record")
+}
