@@ -171,7 +171,16 @@ func (c *Console) do(r *http.Request, q *req, a actionArgs) (actionResult, int, 
 		if err := c.opts.Access.SetRestoreOnly(a.On); err != nil {
 			return res, http.StatusInternalServerError, err
 		}
-		res.Message = fmt.Sprintf("Restore-only is now %v.", map[bool]string{true: "on", false: "off"}[a.On])
+		snap, err := c.opts.Access.Snapshot()
+		if err != nil {
+			return res, http.StatusInternalServerError, err
+		}
+		if c.opts.RestoreOnly(snap) != a.On {
+			// The server's --restore-only flag is not the access file's switch.
+			res.Message = "Restore-only stays on: the server was started with --restore-only."
+		} else {
+			res.Message = fmt.Sprintf("Restore-only is now %v.", map[bool]string{true: "on", false: "off"}[a.On])
+		}
 	case OpGCDryRun, OpGC:
 		start := time.Now()
 		rep, err := c.opts.GC(r.Context(), a.Op == OpGCDryRun)
