@@ -372,3 +372,13 @@ func TestConsoleEscapesNames(t *testing.T) {
 	wantPage(t, "computers", b.do(http.MethodGet, "/computers", nil, nil), http.StatusOK, "&lt;img src=x onerror=alert(2)&gt;")
 	wantPage(t, "unknown record", b.do(http.MethodGet, "/record?id="+strings.Repeat("0", 64), nil, nil), http.StatusNotFound, "no such record")
 }
+
+// TestConsoleRestoreOnlyFlag: the access file's switch cannot turn off a
+// server started with --restore-only, and the console says so.
+func TestConsoleRestoreOnlyFlag(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.RestoreOnly = true })
+	b := &browser{t: t, base: e.hs.URL}
+	b.login(e.admin)
+	wantPage(t, "overview", b.do(http.MethodGet, "/", nil, nil), http.StatusOK, `id="restore-only"`)
+	wantPage(t, "switch off", b.action(url.Values{"op": {"restore-only"}}), http.StatusOK, "stays on")
+}
