@@ -9,6 +9,8 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 start=$(date +%s)
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }
+# A fresh container may have no package lists yet: update once and retry.
+install || { apt-get update -qq >/dev/null 2>&1 && install; } ||
   { echo "note: apt-get install chromium failed; the console browser tests will skip" >&2; exit 0; }
 echo "chromium installed in $(( $(date +%s) - start ))s" >&2
