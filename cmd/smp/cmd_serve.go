@@ -206,6 +206,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 		ln.Close()
 		return err
 	}
+	go srv.RunConsole(ctx)
 	if limits.every > 0 {
 		go srv.Maintain(ctx, limits.every, limits.retention, 0.5)
 	}

@@ -47,6 +47,9 @@ func (s *Server) GC(ctx context.Context, opts repo.MaintainOptions) (*repo.Maint
 		freed = rep.BytesFreed
 	}
 	s.metrics.GCRun(freed, time.Since(start), err)
+	if !opts.DryRun {
+		s.noteGC(s.opts.Now(), rep, err)
+	}
 	return rep, err
 }
 

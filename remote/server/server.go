@@ -18,6 +18,7 @@ import (
 
 	"smp/cas"
 	"smp/remote/access"
+	"smp/remote/console"
 	"smp/remote/wire"
 	"smp/repo"
 )
@@ -81,6 +82,11 @@ type Server struct {
 	// maxBlobs is maxSessionBlobs (a test lowers it).
 	maxBlobs int
 
+	// console is the web console at / (console.go); lastGC its "last gc".
+	console        *console.Console
+	consoleHandler http.Handler
+	lastGC         atomic.Pointer[gcStatus]
+
 	// Counters for logs and tests.
 	BlobsReceived, BytesReceived, BlobsStored atomic.Int64
 }
@@ -95,6 +101,8 @@ type session struct {
 	stored                atomic.Int64 // of which new to the store
 	limited               bool         // a client token's session: counts against maxTokenSessions
 	estimate              bool         // an estimate session: answers have-queries, keeps nothing
+	started               time.Time
+	expectedBytes         uint64 // the client's walk total (wire.StartCapture.Expected), 0 if none
 	// Guarded by Server.mu:
 	reserved  uint64 // bytes asked for and not yet uploaded
 	quotaBase uint64 // stored bytes of the computer's live records at start
@@ -182,9 +190,8 @@ func New(opts Options) *Server {
 		s.metrics.Handler().ServeHTTP(w, r)
 		return nil
 	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s: this server speaks protocol v%d (docs/PROTOCOL.md)", r.Method, r.URL.Path, wire.Version))
-	})
+	s.consoleHandler = s.newConsole()
+	s.mux.HandleFunc("/", s.serveRoot)
 	return s
 }
 
@@ -320,8 +327,11 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 		return &httpError{status: http.StatusServiceUnavailable, capacity: true,
 			msg: "this SMP is in restore-only mode and refuses new captures: capture to another SMP or ask its admin"}
 	}
-	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now(),
+	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now(), started: s.opts.Now(),
 		limited: c.tok.Role != access.RoleAdmin, blobs: map[blobKey]blobState{}, estimate: req.Estimate}
+	if req.Expected != nil {
+		sess.expectedBytes = req.Expected.Bytes
+	}
 	sess.prover = wire.NewProver(sess.nonce)
 	sess.id = hex.EncodeToString(randomBytes(16))
 	if err := s.admit(sess); err != nil {

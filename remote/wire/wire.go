@@ -63,6 +63,17 @@ type StartCapture struct {
 	// have-queries are answered, but reserve, pin and record nothing, and
 	// it may neither upload nor commit.
 	Estimate bool `json:"estimate,omitempty"`
+	// Expected, optional, is what the client expects to send: the server
+	// shows the session's progress and ETA against it (the web console).
+	// A server that predates it refuses the field, so a client sends it
+	// only when it has a total.
+	Expected *CaptureTotals `json:"expected,omitempty"`
+}
+
+// CaptureTotals are a capture's expected size, from the client's walk.
+type CaptureTotals struct {
+	Files uint64 `json:"files"`
+	Bytes uint64 `json:"bytes"` // stored bytes the client expects to upload
 }
 
 // Session is the answer to StartCapture.

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package console
+
+const syscallNoFollow = 0
