@@ -61,6 +61,34 @@ func (d *Dir) Keyring() (*keys.Keyring, string, error) {
 // RebuildIndex recreates the index of the store directory from its packs;
 // unlock finds the keys of an encrypted store.
 func RebuildIndex(dir string, unlock keys.UnlockFunc) (*RebuildReport, error) {
+	return RebuildIndexAt(dir, S3Options{}, unlock)
+}
+
+// RebuildIndexAt is RebuildIndex of a store directory or, at an s3://
+// location, of the cache directory of the store on S3, from the bucket.
+func RebuildIndexAt(dir string, so S3Options, unlock keys.UnlockFunc) (*RebuildReport, error) {
+	if IsS3(dir) {
+		l, err := s3Location(dir, so)
+		if err != nil {
+			return nil, err
+		}
+		cache := so.Cache
+		if cache == "" {
+			cfg, err := repo.ReadRemoteConfig(&l)
+			if err != nil {
+				return nil, err
+			}
+			base, err := defaultCacheBase()
+			if err != nil {
+				return nil, err
+			}
+			cache = filepath.Join(base, cfg.StoreID)
+		}
+		if err := repo.WriteLocation(cache, l); err != nil {
+			return nil, err
+		}
+		dir = cache
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

@@ -213,6 +213,13 @@ func storeDirVar(fs *pflag.FlagSet, p *string) {
 	fs.StringVar(p, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
 }
 
+// storeLocVar registers --store for the commands that take a store
+// directory or a store on S3, and the flags of S3 (s3Flags).
+func storeLocVar(fs *pflag.FlagSet, p *string, s3 *s3Flags) {
+	fs.StringVar(p, "store", os.Getenv("SMP_STORE"), "store directory or s3://ENDPOINT/BUCKET/PREFIX (or $SMP_STORE)")
+	s3.AddFlags(fs)
+}
+
 func needStore(dir string) error {
 	if dir == "" {
 		return usagef("--store DIR is required (or set SMP_STORE)")

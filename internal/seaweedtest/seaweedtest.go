@@ -121,10 +121,16 @@ func skipOrFail(t testing.TB, err error) {
 // service after them: call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}
+
+// StopShared stops the service Shared started, if it did (for a TestMain
+// that does more than Main).
+func StopShared() {
 	if shared != nil {
 		shared.Stop()
 	}
-	os.Exit(code)
 }
 
 // freePorts returns n distinct loopback ports free at the time of the call.

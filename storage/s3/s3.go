@@ -511,3 +511,46 @@ func (s *Storage) Close() error {
 	s.http.CloseIdleConnections()
 	return nil
 }
+
+// Scheme is the prefix of an S3 location.
+const Scheme = "s3://"
+
+// IsURL reports whether location names an S3 store (s3://...).
+func IsURL(location string) bool { return strings.HasPrefix(location, Scheme) }
+
+// ParseURL reads s3://ENDPOINT/BUCKET[/PREFIX] into the Endpoint, Bucket
+// and Prefix of Options. ENDPOINT is host[:port]; the prefix is any
+// valid object name path (the store's keys go under PREFIX/).
+func ParseURL(location string) (Options, error) {
+	rest, ok := strings.CutPrefix(location, Scheme)
+	if !ok {
+		return Options{}, fmt.Errorf("%q is not an s3://ENDPOINT/BUCKET/PREFIX location", location)
+	}
+	endpoint, path, _ := strings.Cut(rest, "/")
+	bucket, prefix, _ := strings.Cut(path, "/")
+	prefix = strings.TrimSuffix(prefix, "/")
+	switch {
+	case endpoint == "" || strings.ContainsAny(endpoint, "@?#"):
+		return Options{}, fmt.Errorf("%q: give s3://ENDPOINT/BUCKET/PREFIX with ENDPOINT as host or host:port (credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the AWS credentials file)", location)
+	case !validBucket(bucket):
+		return Options{}, fmt.Errorf("%q: bucket %q is not a valid S3 bucket name (3-63 lower-case letters, digits, '-' and '.')", location, bucket)
+	case prefix != "" && (storage.CheckName(prefix) != nil || strings.ContainsAny(prefix, "?#")):
+		return Options{}, fmt.Errorf("%q: invalid key prefix %q", location, prefix)
+	}
+	if prefix != "" {
+		prefix += "/"
+	}
+	return Options{Endpoint: endpoint, Bucket: bucket, Prefix: prefix}, nil
+}
+
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 || b[0] == '-' || b[0] == '.' || b[len(b)-1] == '-' || b[len(b)-1] == '.' {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

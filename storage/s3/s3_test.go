@@ -143,3 +143,22 @@ func TestInsecureOnlyLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestParseURL(t *testing.T) {
+	good := map[string]s3.Options{
+		"s3://127.0.0.1:8333/smp":             {Endpoint: "127.0.0.1:8333", Bucket: "smp"},
+		"s3://s3.example.com/smp-store/a/b/":  {Endpoint: "s3.example.com", Bucket: "smp-store", Prefix: "a/b/"},
+		"s3://[::1]:9000/bucket.one/stores/x": {Endpoint: "[::1]:9000", Bucket: "bucket.one", Prefix: "stores/x/"},
+	}
+	for in, want := range good {
+		got, err := s3.ParseURL(in)
+		if err != nil || got.Endpoint != want.Endpoint || got.Bucket != want.Bucket || got.Prefix != want.Prefix {
+			t.Errorf("ParseURL(%s) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"s3://", "s3://host", "s3://host/", "s3://host/UPPER", "s3://host/ab", "s3://user:pw@host/bucket", "s3://host/bucket/a/../b", "https://host/bucket"} {
+		if _, err := s3.ParseURL(in); err == nil {
+			t.Errorf("ParseURL(%s) accepted", in)
+		}
+	}
+}

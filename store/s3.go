@@ -1,0 +1,156 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"smp/repo"
+	"smp/storage/s3"
+)
+
+// A store on S3-compatible object storage (s3://ENDPOINT/BUCKET/PREFIX)
+// keeps its objects (config, key slots, packs with their records and
+// tombstones) in the bucket and opens as a store directory through a
+// local cache directory (repo.LocationFile): the Badger index, the lock
+// and nothing else. A missing cache is rebuilt from the bucket.
+
+// S3Options are the choices of an s3:// location.
+type S3Options struct {
+	// Cache is the cache directory; "" is the user's cache directory's
+	// smp/stores/STORE-ID.
+	Cache string
+	// Insecure speaks plain http to the endpoint: only to loopback.
+	Insecure bool
+}
+
+// IsS3 reports whether location names a store on S3.
+func IsS3(location string) bool { return s3.IsURL(strings.TrimSpace(location)) }
+
+// s3Location checks an s3:// location and its options.
+func s3Location(location string, so S3Options) (repo.Location, error) {
+	location = strings.TrimSpace(location)
+	o, err := s3.ParseURL(location)
+	if err != nil {
+		return repo.Location{}, usagef("--store %v", err)
+	}
+	if so.Insecure {
+		host := o.Endpoint
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !s3.IsLoopback(host) {
+			return repo.Location{}, usagef("--s3-insecure with %s: plain http is only allowed to a loopback address; use https", o.Endpoint)
+		}
+	}
+	canon := "s3://" + o.Endpoint + "/" + o.Bucket
+	if o.Prefix != "" {
+		canon += "/" + strings.TrimSuffix(o.Prefix, "/")
+	}
+	return repo.Location{URL: canon, Insecure: so.Insecure}, nil
+}
+
+// defaultCacheBase is where cache directories go without --cache.
+func defaultCacheBase() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory (%v): give --cache DIR", err)
+	}
+	return filepath.Join(dir, "smp", "stores"), nil
+}
+
+// openS3Cache returns the cache directory of the S3 store at location,
+// ready for package repo: its location file written and its index built
+// from the bucket when it has none (a new cache, a deleted one).
+func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, error) {
+	l, err := s3Location(location, so)
+	if err != nil {
+		return "", err
+	}
+	cache := so.Cache
+	if cache == "" {
+		cfg, err := repo.ReadRemoteConfig(&l)
+		if err != nil {
+			return "", err
+		}
+		base, err := defaultCacheBase()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(base, cfg.StoreID)
+	}
+	if cache, err = filepath.Abs(cache); err != nil {
+		return "", err
+	}
+	if err := repo.WriteLocation(cache, l); err != nil {
+		return "", err
+	}
+	o.ReadOnly = false
+	if _, err := os.Stat(filepath.Join(cache, "index")); errors.Is(err, fs.ErrNotExist) {
+		if _, err := repo.RebuildIndexWith(cache, o); err != nil {
+			return "", fmt.Errorf("build the cache %s from %s: %w", cache, l.URL, err)
+		}
+		return cache, nil
+	}
+	// What other writers stored since this cache was last refreshed.
+	r, err := repo.OpenWith(cache, o)
+	if err != nil {
+		return "", err
+	}
+	_, err = r.Refresh()
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("refresh the cache %s from %s: %w", cache, l.URL, err)
+	}
+	return cache, nil
+}
+
+// InitS3 creates a new store at the s3:// location (the bucket is made
+// when missing; its prefix must be empty) and its cache directory, which
+// it returns.
+func InitS3(location string, so S3Options, o InitOptions) (*Config, string, error) {
+	l, err := s3Location(location, so)
+	if err != nil {
+		return nil, "", err
+	}
+	cache, final := so.Cache, ""
+	if cache == "" {
+		// Named by the store ID once init has made one.
+		base, err := defaultCacheBase()
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return nil, "", err
+		}
+		if cache, err = os.MkdirTemp(base, "init-"); err != nil {
+			return nil, "", err
+		}
+		defer os.RemoveAll(cache) // gone once renamed
+	}
+	if cache, err = filepath.Abs(cache); err != nil {
+		return nil, "", err
+	}
+	if err := repo.WriteLocation(cache, l); err != nil {
+		return nil, "", err
+	}
+	cfg, err := repo.InitWith(cache, o)
+	if err != nil {
+		return nil, "", err
+	}
+	if so.Cache == "" {
+		base := filepath.Dir(cache)
+		final = filepath.Join(base, cfg.StoreID)
+		if err := os.Rename(cache, final); err != nil {
+			return nil, "", fmt.Errorf("cache directory: %w", err)
+		}
+		cache = final
+	}
+	return cfg, cache, nil
+}
