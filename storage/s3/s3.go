@@ -23,10 +23,8 @@
 // the request was sent) is ambiguous: retried, it meets its own object and
 // fails its condition. The retry then reads the object back: if it holds
 // exactly the bytes written, the write is taken as done. Two writers of
-// identical bytes cannot be told apart this way; for PutIfAbsent of
-// content-named objects that is harmless (the object holds what either
-// wrote), and the mutable objects that go through Swap carry a writer's
-// nonce or a counter, so two writers never write identical bytes.
+// identical bytes cannot be told apart this way, and may both be told they
+// won; the object then holds exactly what each wrote, so no write is lost.
 //
 // # Versions and time
 //
