@@ -1,13 +1,16 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"smp/repo"
 	"smp/storage/s3"
@@ -153,4 +156,39 @@ func InitS3(location string, so S3Options, o InitOptions) (*Config, string, erro
 		cache = final
 	}
 	return cfg, cache, nil
+}
+
+// S3RefreshEvery is how often a server on a store on S3 refreshes its
+// cache with what other writers stored: the bound on how long a record
+// committed through another smp takes to be listed here (plus one LIST
+// of the bucket's packs and one trailer read per new pack).
+const S3RefreshEvery = 2 * time.Second
+
+// KeepFresh refreshes the open store's cache every interval until ctx ends
+// (smp serve on a store on S3); on a store directory it returns at once.
+// Failures are logged and retried at the next tick.
+func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if !d.s3() {
+		return
+	}
+	r, err := d.repo()
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := r.Refresh()
+		switch {
+		case err != nil:
+			log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
+		case rep.Packs > 0:
+			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "records", rep.Records, "removed", rep.Removed)
+		}
+	}
 }

@@ -210,6 +210,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 	if limits.every > 0 {
 		go srv.Maintain(ctx, limits.every, limits.retention, 0.5)
 	}
+	go d.KeepFresh(ctx, store.S3RefreshEvery, logger) // a store on S3 only
 	if o.MetricsListen != "" {
 		stop, err := serveMetrics(o.MetricsListen, srv, stdout)
 		if err != nil {
