@@ -68,23 +68,8 @@ func RebuildIndex(dir string, unlock keys.UnlockFunc) (*RebuildReport, error) {
 // location, of the cache directory of the store on S3, from the bucket.
 func RebuildIndexAt(dir string, so S3Options, unlock keys.UnlockFunc) (*RebuildReport, error) {
 	if IsS3(dir) {
-		l, err := s3Location(dir, so)
+		cache, err := CacheDir(dir, so)
 		if err != nil {
-			return nil, err
-		}
-		cache := so.Cache
-		if cache == "" {
-			cfg, err := repo.ReadRemoteConfig(&l)
-			if err != nil {
-				return nil, err
-			}
-			base, err := defaultCacheBase()
-			if err != nil {
-				return nil, err
-			}
-			cache = filepath.Join(base, cfg.StoreID)
-		}
-		if err := repo.WriteLocation(cache, l); err != nil {
 			return nil, err
 		}
 		dir = cache

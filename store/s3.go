@@ -66,14 +66,19 @@ func defaultCacheBase() (string, error) {
 	return filepath.Join(dir, "smp", "stores"), nil
 }
 
-// openS3Cache returns the cache directory of the S3 store at location,
-// ready for package repo: its location file written and its index built
-// from the bucket when it has none (a new cache, a deleted one).
-func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, error) {
+// CacheDir returns the cache directory of the store at an s3:// location
+// (made if missing), for what is this machine's own: the access file of
+// its smp serve.
+func CacheDir(location string, so S3Options) (string, error) {
 	l, err := s3Location(location, so)
 	if err != nil {
 		return "", err
 	}
+	return cacheOf(l, so)
+}
+
+// cacheOf is the cache directory of l, its location file written.
+func cacheOf(l repo.Location, so S3Options) (string, error) {
 	cache := so.Cache
 	if cache == "" {
 		cfg, err := repo.ReadRemoteConfig(&l)
@@ -86,10 +91,26 @@ func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, err
 		}
 		cache = filepath.Join(base, cfg.StoreID)
 	}
-	if cache, err = filepath.Abs(cache); err != nil {
+	cache, err := filepath.Abs(cache)
+	if err != nil {
 		return "", err
 	}
 	if err := repo.WriteLocation(cache, l); err != nil {
+		return "", err
+	}
+	return cache, nil
+}
+
+// openS3Cache returns the cache directory of the S3 store at location,
+// ready for package repo: its location file written and its index built
+// from the bucket when it has none (a new cache, a deleted one).
+func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, error) {
+	l, err := s3Location(location, so)
+	if err != nil {
+		return "", err
+	}
+	cache, err := cacheOf(l, so)
+	if err != nil {
 		return "", err
 	}
 	o.ReadOnly = false

@@ -193,7 +193,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 	if kr != nil {
 		sk = &storeKeys{kr: kr, storeID: storeID}
 	}
-	tlsConf, err := o.tlsConfig(d.Location(), sk, stdout)
+	tlsConf, err := o.tlsConfig(d.CacheDir(), sk, stdout) // tls/ is this machine's
 	if err != nil {
 		return err
 	}
