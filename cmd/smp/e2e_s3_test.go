@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -139,5 +141,62 @@ func TestE2ES3Store(t *testing.T) {
 	}
 	if packs == 0 {
 		t.Error("no pack in the bucket")
+	}
+}
+
+// TestE2ES3TwoServers: two smp serve share one store on S3, each with its
+// own cache directory (and, for now, its own access file). A record
+// captured through A is listed through B within the refresh bound
+// (store.S3RefreshEvery, 2 s, plus slack for a loaded machine) and
+// restores byte-identical through B; a second computer capturing the same
+// files through B sends only what A did not store.
+func TestE2ES3TwoServers(t *testing.T) {
+	srv := seaweedtest.Shared(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey) // for the smp serve processes
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("SMP_CACHE", "")
+	dir := tmpDir(t)
+	loc := "s3://" + srv.Endpoint + "/" + srv.NewBucket(t) + "/two"
+	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
+	mustSMP(t, "init", "--store", loc, "--s3-insecure", "--cache", cacheA)
+	token := func(cache, computer string) string {
+		t.Helper()
+		r := mustSMP(t, "token", "create", "--store", loc, "--s3-insecure", "--cache", cache, "--computer", computer)
+		return strings.TrimSpace(r.stdout)
+	}
+	tokA1, tokB1, tokB2 := token(cacheA, "PC01"), token(cacheB, "PC01"), token(cacheB, "PC02")
+	a := startServer(t, loc, "--insecure", "--s3-insecure", "--cache", cacheA)
+	b := startServer(t, loc, "--insecure", "--s3-insecure", "--cache", cacheB)
+
+	src1, src2 := tmpDir(t), tmpDir(t)
+	serveProfile(t, src1, 11, 4)
+	serveProfile(t, src2, 11, 4)
+	writeFile(t, filepath.Join(src2, "home", "alice", "mine"), rnd(98, 1<<20), 0o644)
+	first := remoteCapture(t, exitOK, a.url, tokA1, "PC01", "--root", src1)
+	committed := time.Now()
+	var seenAfter time.Duration
+	for {
+		var recs recordsOut
+		smpJSON(t, exitOK, &recs, "records", "--store", b.url, "--token", tokB1, "--json")
+		if slices.Contains(recs.ids(), first.Record) {
+			seenAfter = time.Since(committed)
+			break
+		}
+		if time.Since(committed) > 20*time.Second {
+			t.Fatalf("B does not list A's record %s after 20 s", first.Record)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("A's record listed on B after %v", seenAfter)
+	if seenAfter > 8*time.Second {
+		t.Errorf("A's record took %v to be listed on B; the bound is 2 s", seenAfter)
+	}
+	dst := tmpDir(t)
+	restoreJSON(t, exitOK, b.url, "--token", tokB1, "--computer", "PC01", "--root", dst)
+	compareTrees(t, src1, dst, compareOpts{})
+
+	second := remoteCapture(t, exitOK, b.url, tokB2, "PC02", "--root", src2)
+	if second.Uploaded > 1<<20+64<<10 || second.Held < 4 {
+		t.Fatalf("PC02 through B sent %d bytes (held %d chunks); want about its own 1 MiB", second.Uploaded, second.Held)
 	}
 }
