@@ -7,7 +7,8 @@
 // Without a weed binary the tests are skipped with a message saying how to
 // get one, unless SMP_S3_REQUIRED is set (CI sets it): then they fail.
 // SMP_S3_ENDPOINT (with SMP_S3_ACCESS_KEY and SMP_S3_SECRET_KEY) points the
-// tests at a running S3 service instead of starting one.
+// tests at a running S3 service instead of starting one; SMP_WEED_KEEP
+// keeps a started one's data directory and log.
 package seaweedtest
 
 import (
@@ -101,7 +102,11 @@ func Shared(t testing.TB) *Server {
 			sharedErr = err
 			return
 		}
+		start := time.Now()
 		shared, sharedErr = Start(bin, dir)
+		if sharedErr == nil {
+			fmt.Fprintf(os.Stderr, "seaweedtest: SeaweedFS answered S3 %.1fs after its start\n", time.Since(start).Seconds())
+		}
 	})
 	if sharedErr != nil {
 		skipOrFail(t, sharedErr)
@@ -174,6 +179,13 @@ func Start(bin, dir string) (*Server, error) {
 	if err := os.WriteFile(cfg, b, 0o600); err != nil {
 		return nil, err
 	}
+	// Every bucket is a collection with volumes of its own: grow two at a
+	// time (not seven), with room for hundreds of test buckets, and with
+	// no hold on the first allocation of a new topology (a test setup).
+	masterToml := "[master.volume_growth]\ncopy_1 = 2\ncopy_2 = 2\ncopy_3 = 1\nallocation_deferral = \"0s\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "master.toml"), []byte(masterToml), 0o600); err != nil {
+		return nil, err
+	}
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
@@ -189,7 +201,7 @@ func Start(bin, dir string) (*Server, error) {
 		"-filer", "-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
 		"-s3", "-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + cfg,
-		"-master.volumeSizeLimitMB=64", "-volume.max=64",
+		"-master.volumeSizeLimitMB=64", "-volume.max=1000",
 	}
 	s.log = filepath.Join(dir, "weed.log")
 	logf, err := os.Create(s.log)
@@ -199,6 +211,7 @@ func Start(bin, dir string) (*Server, error) {
 	defer logf.Close()
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.Dir = dir // where weed reads master.toml
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -282,6 +295,10 @@ func (s *Server) Stop() {
 		s.cmd.Process.Kill()
 		<-s.done
 	}
-	os.RemoveAll(s.dir)
+	if os.Getenv("SMP_WEED_KEEP") != "" {
+		fmt.Fprintf(os.Stderr, "seaweedtest: kept the data and log (weed.log) in %s\n", s.dir)
+	} else {
+		os.RemoveAll(s.dir)
+	}
 	s.cmd = nil
 }

@@ -116,7 +116,7 @@ func TestEnvCredentials(t *testing.T) {
 // makes it.
 func TestMissingBucket(t *testing.T) {
 	srv := seaweedtest.Shared(t)
-	o := s3.Options{Endpoint: srv.Endpoint, Bucket: "missing-bucket-" + strings.ToLower(t.Name()[4:8]), Insecure: true,
+	o := s3.Options{Endpoint: srv.Endpoint, Bucket: "missing-" + strings.ToLower(strings.TrimPrefix(srv.NewBucket(t), "t-")), Insecure: true,
 		Creds: credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, "")}
 	if _, err := s3.Open(ctx, o); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Open of a missing bucket = %v, want ErrNotFound", err)
