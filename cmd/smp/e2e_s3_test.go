@@ -29,6 +29,8 @@ func s3Env(srv *seaweedtest.Server) []string {
 // bucket is config, packs and nothing of the local cache.
 func TestE2ES3Store(t *testing.T) {
 	srv := seaweedtest.Shared(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey) // for smpJSON too
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	dir := tmpDir(t)
 	bucket := srv.NewBucket(t)
 	loc := "s3://" + srv.Endpoint + "/" + bucket + "/stores/e2e"
@@ -52,7 +54,7 @@ func TestE2ES3Store(t *testing.T) {
 	stampTimes(t, root)
 
 	// Plain http to a non-loopback endpoint is refused before any request.
-	r := run(exitUsage, "init", "--store", "s3://192.0.2.1:8333/b/x", "--s3-insecure", "--cache", filepath.Join(dir, "nope"))
+	r := run(exitUsage, "init", "--store", "s3://192.0.2.1:8333/bkt/x", "--s3-insecure", "--cache", filepath.Join(dir, "nope"))
 	if !strings.Contains(r.stderr, "loopback") {
 		t.Fatalf("--s3-insecure to a remote host: %v", r)
 	}
@@ -89,6 +91,9 @@ func TestE2ES3Store(t *testing.T) {
 
 	// A capture through B is seen through A's existing cache (refresh).
 	writeFile(t, filepath.Join(root, "home/alice/Docs/new.txt"), []byte("written on B\n"), 0o600)
+	if os.Geteuid() == 0 {
+		chownTree(t, filepath.Join(root, "home/alice"), 1000, 1000)
+	}
 	var c2 captureOut
 	smpJSON(t, 0, &c2, "capture", "--store", loc, "--s3-insecure", "--cache", cacheB, "--computer", "pc-2", "--root", root, "--user", "alice", "--json")
 	r = run(exitOK, "records", "--store", loc, "--s3-insecure", "--cache", cacheA)
