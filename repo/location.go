@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"smp/internal/sysfile"
+	"smp/keys"
 	"smp/storage"
 	"smp/storage/s3"
 )
@@ -105,4 +106,24 @@ func ReadRemoteConfig(l *Location) (*Config, error) {
 		return nil, fmt.Errorf("read store config: %w", err)
 	}
 	return decodeConfig(b, l.URL)
+}
+
+// UnlockKeys returns the keyring of the encrypted store in dir (nil for an
+// unencrypted one), unlocked as o says, without opening the store: a
+// caller that opens it more than once (the refresh of a cache directory,
+// then the command) asks for a passphrase once and passes the keyring on.
+func UnlockKeys(dir string, o OpenOptions) (*keys.Keyring, error) {
+	cfg, err := readConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Encrypted || o.Keyring != nil {
+		return o.Keyring, nil
+	}
+	st, err := openStorage(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return unlockStore(dir, cfg, st, o)
 }

@@ -31,11 +31,11 @@ var _ Store = (*Dir)(nil)
 func openDir(dir string, o Options) (*Dir, error) {
 	d := &Dir{readOnly: o.ReadOnly, keyring: o.Keyring, unlock: o.Unlock}
 	if IsS3(dir) {
-		cache, err := openS3Cache(dir, o.S3, d.openOptions())
+		cache, kr, err := openS3Cache(dir, o.S3, d.openOptions())
 		if err != nil {
 			return nil, err
 		}
-		d.dir, d.location = cache, strings.TrimSpace(dir)
+		d.dir, d.location, d.keyring = cache, strings.TrimSpace(dir), kr
 		return d, nil
 	}
 	abs, err := filepath.Abs(dir)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"smp/keys"
 	"smp/repo"
 	"smp/storage/s3"
 )
@@ -103,36 +104,47 @@ func cacheOf(l repo.Location, so S3Options) (string, error) {
 
 // openS3Cache returns the cache directory of the S3 store at location,
 // ready for package repo: its location file written and its index built
-// from the bucket when it has none (a new cache, a deleted one).
-func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, error) {
+// from the bucket when it has none (a new cache, a deleted one), or
+// refreshed. It returns the keyring it unlocked (nil for an unencrypted
+// store), for the caller's own open.
+func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, *keys.Keyring, error) {
 	l, err := s3Location(location, so)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cache, err := cacheOf(l, so)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	if o.Keyring, err = repo.UnlockKeys(cache, o); err != nil {
+		return "", nil, err
+	}
+	return cache, o.Keyring, refreshCache(cache, l, o)
+}
+
+// refreshCache builds the index of cache from the bucket, or brings it up
+// to date with what other writers stored.
+func refreshCache(cache string, l repo.Location, o repo.OpenOptions) error {
 	o.ReadOnly = false
 	if _, err := os.Stat(filepath.Join(cache, "index")); errors.Is(err, fs.ErrNotExist) {
 		if _, err := repo.RebuildIndexWith(cache, o); err != nil {
-			return "", fmt.Errorf("build the cache %s from %s: %w", cache, l.URL, err)
+			return fmt.Errorf("build the cache %s from %s: %w", cache, l.URL, err)
 		}
-		return cache, nil
+		return nil
 	}
 	// What other writers stored since this cache was last refreshed.
 	r, err := repo.OpenWith(cache, o)
 	if err != nil {
-		return "", err
+		return err
 	}
 	_, err = r.Refresh()
 	if cerr := r.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("refresh the cache %s from %s: %w", cache, l.URL, err)
+		return fmt.Errorf("refresh the cache %s from %s: %w", cache, l.URL, err)
 	}
-	return cache, nil
+	return nil
 }
 
 // InitS3 creates a new store at the s3:// location (the bucket is made
