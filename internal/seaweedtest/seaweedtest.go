@@ -43,10 +43,11 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 
-	cmd  *exec.Cmd
-	dir  string
-	log  string
-	done chan struct{}
+	cmd     *exec.Cmd
+	dir     string
+	log     string
+	sockets []string // patterns of what weed leaves in /tmp
+	done    chan struct{}
 }
 
 // Binary returns the path of the weed binary: $SMP_WEED, the cache of
@@ -202,6 +203,12 @@ func Start(bin, dir string) (*Server, error) {
 		"-s3", "-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + cfg,
 		"-master.volumeSizeLimitMB=64", "-volume.max=1000",
+		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"), "-s3.localSocket=" + filepath.Join(dir, "s3.sock"),
+	}
+	// weed puts its gRPC sockets in /tmp whatever it is told: Stop
+	// removes these.
+	for _, port := range []int{p[1], p[3], p[5], p[7]} {
+		s.sockets = append(s.sockets, fmt.Sprintf("/tmp/seaweedfs-*-grpc-%d.sock", port))
 	}
 	s.log = filepath.Join(dir, "weed.log")
 	logf, err := os.Create(s.log)
@@ -294,6 +301,13 @@ func (s *Server) Stop() {
 	case <-time.After(10 * time.Second):
 		s.cmd.Process.Kill()
 		<-s.done
+	}
+	for _, pat := range s.sockets {
+		if m, err := filepath.Glob(pat); err == nil {
+			for _, f := range m {
+				os.Remove(f)
+			}
+		}
 	}
 	if os.Getenv("SMP_WEED_KEEP") != "" {
 		fmt.Fprintf(os.Stderr, "seaweedtest: kept the data and log (weed.log) in %s\n", s.dir)
