@@ -134,7 +134,14 @@ func InitWith(dir string, o InitOptions) (*Config, error) {
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+	loc, err := ReadLocation(dir)
+	if err != nil {
+		return nil, err
+	}
+	if loc != nil {
+		// A cache directory: the bucket prefix must hold no store; the
+		// directory holds LocationFile and may hold a stale cache.
+	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 			return nil, fmt.Errorf("%s already holds an smp store", dir)
 		}
@@ -171,6 +178,9 @@ func InitWith(dir string, o InitOptions) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if loc != nil {
+		return cfg, initRemote(loc, b, o)
+	}
 	st, err := openStorage(dir) // creates packs/ and packs/tmp
 	if err != nil {
 		return nil, err
@@ -187,6 +197,40 @@ func InitWith(dir string, o InitOptions) (*Config, error) {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	return cfg, nil
+}
+
+// initRemote writes a new store's keys and config into the bucket of loc.
+// config.json is created by PutIfAbsent, so of two inits of one prefix
+// one fails, and a prefix holding a store is never overwritten.
+func initRemote(loc *Location, b []byte, o InitOptions) error {
+	st, err := openRemote(loc, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.Stat(ctx, "config.json"); err == nil {
+		return fmt.Errorf("%s already holds an smp store", loc.URL)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("init store: %w", err)
+	}
+	if page, _, err := st.List(ctx, "", "", 1); err != nil {
+		return fmt.Errorf("init store: %w", err)
+	} else if len(page) > 0 {
+		return fmt.Errorf("%s is not empty (it holds %s): give an empty bucket or a new prefix", loc.URL, page[0].Name)
+	}
+	if o.Keys != nil {
+		if err := keys.Save(ctx, st, o.Keys.File, storage.NoVersion); err != nil {
+			return fmt.Errorf("write %s: %w", keys.FileName, err)
+		}
+	}
+	if err := st.PutIfAbsent(ctx, "config.json", append(b, '\n')); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return fmt.Errorf("%s already holds an smp store", loc.URL)
+		}
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
 }
 
 // ErrKeys is wrapped by the errors of an encrypted store whose keys could
@@ -243,6 +287,12 @@ func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*k
 func (c *Config) Mixed() bool { return c.Conversion == ConversionMixed }
 
 func readConfig(dir string) (*Config, error) {
+	if l, err := ReadLocation(dir); err != nil || l != nil {
+		if err != nil {
+			return nil, err
+		}
+		return ReadRemoteConfig(l)
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(dir); serr != nil {
@@ -253,12 +303,17 @@ func readConfig(dir string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read store config: %w", err)
 	}
+	return decodeConfig(b, dir)
+}
+
+// decodeConfig decodes and checks config.json of the store at where.
+func decodeConfig(b []byte, where string) (*Config, error) {
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("store config %s is damaged: %v: %w", filepath.Join(dir, "config.json"), err, ErrNotStore)
+		return nil, fmt.Errorf("store config %s/config.json is damaged: %v: %w", where, err, ErrNotStore)
 	}
 	if err := cfg.check(); err != nil {
-		return nil, fmt.Errorf("store %s: %w", dir, err)
+		return nil, fmt.Errorf("store %s: %w", where, err)
 	}
 	return &cfg, nil
 }

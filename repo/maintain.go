@@ -32,6 +32,9 @@ type MaintainReport = report.GCReply
 // caller holds the store exclusively as GC requires: no capture may be
 // writing records or link sets meanwhile.
 func (r *Repo) Maintain(ctx context.Context, opts MaintainOptions) (*MaintainReport, error) {
+	if r.shared && !opts.DryRun {
+		return nil, ErrSharedGC
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -38,6 +38,10 @@ type Repo struct {
 	ixKey    keys.KeyID // the master key the index is encrypted under (0: in clear)
 	crypt    crypt
 	readOnly bool // opened by OpenReadOnly: AddBlob refuses
+	// shared: the store's objects are in a bucket other smp may write
+	// to (a cache directory, location.go); its lock excludes only the
+	// processes of this machine.
+	shared bool
 
 	mu        sync.Mutex
 	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack
@@ -180,6 +184,9 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 		pending: map[cas.BlobKey]struct{}{},
 		writers: map[cas.BlobType]*packSlot{cas.BlobData: {}, cas.BlobTree: {}},
 		doneSet: map[uint64]bool{},
+	}
+	if l, err := ReadLocation(dir); err == nil && l != nil {
+		r.shared = true
 	}
 	r.doneCond = sync.NewCond(&r.mu)
 	// Full packs are fsynced and indexed by one background goroutine, so the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 
 // Dir is a store directory on this machine (package repo).
 type Dir struct {
-	dir      string // absolute
+	dir      string // absolute; the cache directory of an S3 store
+	location string // as given: the directory, or s3://...
 	readOnly bool
 	keyring  *keys.Keyring
 	unlock   keys.UnlockFunc
@@ -27,12 +29,25 @@ type Dir struct {
 var _ Store = (*Dir)(nil)
 
 func openDir(dir string, o Options) (*Dir, error) {
+	d := &Dir{readOnly: o.ReadOnly, keyring: o.Keyring, unlock: o.Unlock}
+	if IsS3(dir) {
+		cache, kr, err := openS3Cache(dir, o.S3, d.openOptions())
+		if err != nil {
+			return nil, err
+		}
+		d.dir, d.location, d.keyring = cache, strings.TrimSpace(dir), kr
+		return d, nil
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{dir: abs, readOnly: o.ReadOnly, keyring: o.Keyring, unlock: o.Unlock}, nil
+	d.dir, d.location = abs, abs
+	return d, nil
 }
+
+// s3 reports whether the store is on S3 (d.dir is its cache).
+func (d *Dir) s3() bool { return d.location != d.dir }
 
 // openOptions are the repo open options of d.
 func (d *Dir) openOptions() repo.OpenOptions {
@@ -70,8 +85,13 @@ func (d *Dir) repo() (*repo.Repo, error) {
 	return r, nil
 }
 
-// Location is the absolute path of the store directory.
-func (d *Dir) Location() string { return d.dir }
+// Location is the absolute path of the store directory, or the s3://
+// location of a store on S3.
+func (d *Dir) Location() string { return d.location }
+
+// CacheDir is the directory of the store on this machine: the store
+// directory, or the cache directory of a store on S3.
+func (d *Dir) CacheDir() string { return d.dir }
 
 // Close closes the store if it was opened.
 func (d *Dir) Close() error {
@@ -189,6 +209,13 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	}
 	defer def.Close()
 	opts := co.Options
+	if d.s3() {
+		// Hard links need the store on the captured files' filesystem.
+		if opts.Hardlink == capture.HardlinkAlways || opts.Hardlink == capture.HardlinkAuto {
+			return nil, usagef("--hardlink %s: a store on S3 holds no hard links: capture with --hardlink never", opts.Hardlink)
+		}
+		opts.Hardlink = capture.HardlinkNever
+	}
 	opts.SkipDirs, opts.LinkDir = []string{def.Dir}, def.LinkDir()
 	if !co.Full {
 		computer := opts.Computer

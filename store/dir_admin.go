@@ -87,6 +87,19 @@ func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
 // RebuildIndex recreates the index of the store directory from its packs;
 // unlock finds the keys of an encrypted store.
 func RebuildIndex(dir string, unlock keys.UnlockFunc) (*RebuildReport, error) {
+	return RebuildIndexAt(dir, S3Options{}, unlock)
+}
+
+// RebuildIndexAt is RebuildIndex of a store directory or, at an s3://
+// location, of the cache directory of the store on S3, from the bucket.
+func RebuildIndexAt(dir string, so S3Options, unlock keys.UnlockFunc) (*RebuildReport, error) {
+	if IsS3(dir) {
+		cache, err := CacheDir(dir, so)
+		if err != nil {
+			return nil, err
+		}
+		dir = cache
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err

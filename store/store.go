@@ -128,6 +128,8 @@ type Options struct {
 	// unlocks its own store: clients never hold its keys). An unencrypted
 	// store needs none.
 	Unlock keys.UnlockFunc
+	// S3 are the options of an s3:// location.
+	S3 S3Options
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -160,6 +162,9 @@ func parseLocation(location string) (dir string, smps []string, err error) {
 	if !schemePrefix.MatchString(location) && !strings.Contains(location, "://") {
 		return location, nil, nil // a directory, commas and all
 	}
+	if IsS3(location) {
+		return location, nil, nil // a store directory through its cache (openDir)
+	}
 	for _, s := range strings.Split(location, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -168,7 +173,7 @@ func parseLocation(location string) (dir string, smps []string, err error) {
 		m := schemePrefix.FindString(s)
 		switch {
 		case m != "" && !client.IsRemote(s):
-			return "", nil, usagef("--store %q: smp does not know the scheme %q: give a store directory or https://HOST:PORT", s, strings.TrimSuffix(m, "://"))
+			return "", nil, usagef("--store %q: smp does not know the scheme %q: give a store directory, s3://ENDPOINT/BUCKET/PREFIX or https://HOST:PORT", s, strings.TrimSuffix(m, "://"))
 		case m == "":
 			return "", nil, usagef("--store %q: a list of SMPs must all be https:// URLs", s)
 		case strings.HasPrefix(s, "http://") && !loopbackURL(s):

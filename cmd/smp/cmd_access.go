@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"smp/remote/access"
+	"smp/store"
 )
 
 const (
@@ -23,9 +24,17 @@ const (
 	adminArgs     = "restore-only [on|off] --store DIR [--json]"
 )
 
-func openAccess(dir string) (*access.Store, error) {
+func openAccess(dir string, s3 *s3Flags) (*access.Store, error) {
 	if err := needStore(dir); err != nil {
 		return nil, err
+	}
+	if store.IsS3(dir) {
+		// This machine's access file, in the store's cache directory.
+		cache, err := store.CacheDir(dir, s3.opts())
+		if err != nil {
+			return nil, err
+		}
+		dir = cache
 	}
 	return access.Open(dir)
 }
@@ -62,6 +71,7 @@ func cmdToken(ctx context.Context, args []string) error {
 type tokenOptions struct {
 	Store, Computer, Role, Expires, ID string
 	JSON                               bool
+	S3                                 s3Flags
 }
 
 // parseAccessFlags parses a subcommand's flags, added by add, refusing
@@ -78,7 +88,7 @@ func parseAccessFlags(name, usage string, args []string, add func(fs *pflag.Flag
 func cmdTokenCreate(ctx context.Context, args []string) error {
 	var o tokenOptions
 	err := parseAccessFlags("token create", "--store DIR [--computer NAME] [--role client|admin] [--expires DURATION]", args, func(fs *pflag.FlagSet) {
-		storeDirVar(fs, &o.Store)
+		storeLocVar(fs, &o.Store, &o.S3)
 		fs.StringVar(&o.Computer, "computer", "", "the computer this token captures as and restores to (required for a client; an admin token without it acts for any computer)")
 		fs.StringVar(&o.Role, "role", string(access.RoleClient), "client (one computer) or admin (every computer)")
 		fs.StringVar(&o.Expires, "expires", "", "lifetime, like 90d or 36h (default: never expires)")
@@ -108,7 +118,7 @@ func runTokenCreate(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 		}
 		expires = d
 	}
-	a, err := openAccess(o.Store)
+	a, err := openAccess(o.Store, &o.S3)
 	if err != nil {
 		return err
 	}
@@ -144,7 +154,7 @@ func tokenState(t access.Token, now time.Time) string {
 func cmdTokenList(ctx context.Context, args []string) error {
 	var o tokenOptions
 	err := parseAccessFlags("token list", "--store DIR [--json]", args, func(fs *pflag.FlagSet) {
-		storeDirVar(fs, &o.Store)
+		storeLocVar(fs, &o.Store, &o.S3)
 		fs.BoolVar(&o.JSON, "json", false, "print as JSON")
 	})
 	if err != nil {
@@ -165,7 +175,7 @@ type tokenRow struct {
 }
 
 func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
-	a, err := openAccess(o.Store)
+	a, err := openAccess(o.Store, &o.S3)
 	if err != nil {
 		return err
 	}
@@ -209,7 +219,7 @@ func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
 func cmdTokenRevoke(ctx context.Context, args []string) error {
 	var o tokenOptions
 	err := parseAccessFlags("token revoke", "--store DIR --id ID", args, func(fs *pflag.FlagSet) {
-		storeDirVar(fs, &o.Store)
+		storeLocVar(fs, &o.Store, &o.S3)
 		fs.StringVar(&o.ID, "id", "", "the token's ID, as smp token list shows it")
 	})
 	if err != nil {
@@ -222,7 +232,7 @@ func runTokenRevoke(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 	if o.ID == "" {
 		return usagef("--id ID is required (see smp token list)")
 	}
-	a, err := openAccess(o.Store)
+	a, err := openAccess(o.Store, &o.S3)
 	if err != nil {
 		return err
 	}
@@ -237,10 +247,11 @@ func runTokenRevoke(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 type associateOptions struct {
 	Store, Source, Dest string
 	Remove, List, JSON  bool
+	S3                  s3Flags
 }
 
 func (o *associateOptions) AddFlags(fs *pflag.FlagSet) {
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	fs.StringVar(&o.Source, "source", "", "the computer whose records may be restored (e.g. the old machine)")
 	fs.StringVar(&o.Dest, "dest", "", "the computer that may restore them (e.g. its replacement)")
 	fs.BoolVar(&o.Remove, "remove", false, "remove the association instead")
@@ -261,7 +272,7 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 		if o.Source != "" || o.Dest != "" || o.Remove {
 			return usagef("--list takes no --source, --dest or --remove")
 		}
-		return listAssociations(o.Store, o.JSON, stdout)
+		return listAssociations(o.Store, &o.S3, o.JSON, stdout)
 	}
 	switch {
 	case o.JSON:
@@ -271,7 +282,7 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 	case o.Source == o.Dest:
 		return usagef("--source and --dest are both %s: a computer may always restore its own records", o.Source)
 	}
-	a, err := openAccess(o.Store)
+	a, err := openAccess(o.Store, &o.S3)
 	if err != nil {
 		return err
 	}
@@ -289,8 +300,8 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 	return nil
 }
 
-func listAssociations(store string, asJSON bool, stdout io.Writer) error {
-	a, err := openAccess(store)
+func listAssociations(store string, s3 *s3Flags, asJSON bool, stdout io.Writer) error {
+	a, err := openAccess(store, s3)
 	if err != nil {
 		return err
 	}
@@ -315,6 +326,7 @@ type adminOptions struct {
 	Store string
 	JSON  bool
 	Set   string // "on", "off", or "" to show the state
+	S3    s3Flags
 }
 
 func cmdAdmin(ctx context.Context, args []string) error {
@@ -327,7 +339,7 @@ func cmdAdmin(ctx context.Context, args []string) error {
 	}
 	var o adminOptions
 	fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
@@ -345,7 +357,7 @@ func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {
 	if o.Set != "" && o.Set != "on" && o.Set != "off" {
 		return usagef("want on or off, not %q", o.Set)
 	}
-	a, err := openAccess(o.Store)
+	a, err := openAccess(o.Store, &o.S3)
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,11 @@ type indexOptions struct {
 	Store string
 	JSON  bool
 	keyFlags
+	S3 s3Flags
 }
 
 func (o *indexOptions) AddFlags(fs *pflag.FlagSet) {
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	o.keyFlags.AddFlags(fs)
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 }
@@ -41,7 +42,7 @@ func runIndexRebuild(_ context.Context, o *indexOptions, stdout io.Writer) error
 	if err := needStore(o.Store); err != nil {
 		return err
 	}
-	rep, err := store.RebuildIndex(o.Store, o.unlock())
+	rep, err := store.RebuildIndexAt(o.Store, o.S3.opts(), o.unlock())
 	if err != nil {
 		return err
 	}

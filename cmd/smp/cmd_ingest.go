@@ -16,10 +16,11 @@ type ingestOptions struct {
 	Store, Record string
 	JSON          bool
 	keyFlags
+	S3 s3Flags
 }
 
 func (o *ingestOptions) AddFlags(fs *pflag.FlagSet) {
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Record, "record", "", "hard-link record to convert (ID or unique prefix)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
@@ -42,7 +43,7 @@ func runIngest(ctx context.Context, o *ingestOptions, stdout io.Writer) error {
 	if err := needStore(o.Store); err != nil {
 		return err
 	}
-	d, err := store.OpenDir("ingest", o.Store, store.Options{Unlock: o.unlock()})
+	d, err := store.OpenDir("ingest", o.Store, store.Options{Unlock: o.unlock(), S3: o.S3.opts()})
 	if err != nil {
 		return err
 	}

@@ -28,10 +28,11 @@ type initOptions struct {
 	// ConfigDir is where the key file goes without KeyFile; "" is
 	// keys.DefaultConfigDir() (tests set it).
 	ConfigDir string
+	S3        s3Flags
 }
 
 func (o *initOptions) AddFlags(fs *pflag.FlagSet) {
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	fs.StringVar(&o.ChunkAvg, "chunk-avg", "1MiB", "average chunk size, a power of two from 64KiB to 64MiB")
 	fs.BoolVar(&o.Encrypt, "encrypt", false, "make an encrypted store: its key file goes to the user's config directory ($XDG_CONFIG_HOME/smp/keys/STORE-ID.key) or --key-file, and a recovery key is printed once")
 	fs.StringVar(&o.KeyFile, "key-file", "", "with --encrypt: write the store's key file here (a new file, outside the store) instead of the config directory")
@@ -66,15 +67,17 @@ func runInit(_ context.Context, o *initOptions, stdout io.Writer) error {
 	if err != nil {
 		return usagef("--chunk-avg %q: %v", o.ChunkAvg, err)
 	}
-	dir, err := filepath.Abs(o.Store)
-	if err != nil {
-		return err
+	dir := o.Store
+	if !store.IsS3(dir) {
+		if dir, err = filepath.Abs(o.Store); err != nil {
+			return err
+		}
 	}
 	if !o.Encrypt {
 		if o.KeyFile != "" || o.PassphraseFile != "" {
 			return usagef("--key-file and --passphrase-file go with --encrypt")
 		}
-		cfg, err := store.Init(dir, params)
+		cfg, err := o.init(dir, store.InitOptions{Params: params}, stdout)
 		if err != nil {
 			return err
 		}
@@ -82,6 +85,20 @@ func runInit(_ context.Context, o *initOptions, stdout io.Writer) error {
 		return nil
 	}
 	return initEncrypted(o, dir, params, stdout)
+}
+
+// init creates the store at dir (a directory or s3://...), saying where
+// the cache directory of a store on S3 is.
+func (o *initOptions) init(dir string, initOpts store.InitOptions, stdout io.Writer) (*store.Config, error) {
+	if !store.IsS3(dir) {
+		return store.InitWith(dir, initOpts)
+	}
+	cfg, cache, err := store.InitS3(dir, o.S3.opts(), initOpts)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "cache directory %s (rebuilt from the bucket when missing)\n", cache)
+	return cfg, nil
 }
 
 func printInit(stdout io.Writer, dir string, cfg *store.Config, params cas.ChunkerParams) {
@@ -101,7 +118,7 @@ func initEncrypted(o *initOptions, dir string, params cas.ChunkerParams, stdout 
 	if err != nil {
 		return err
 	}
-	cfg, err := store.InitWith(dir, store.InitOptions{Params: params, Keys: nk.u})
+	cfg, err := o.init(dir, store.InitOptions{Params: params, Keys: nk.u}, stdout)
 	if err != nil {
 		nk.undo()
 		return err

@@ -28,6 +28,7 @@ type serveOptions struct {
 	SelfSigned, Insecure, RestoreOnly bool
 	Hosts                             []string
 	LogFormat                         string
+	S3                                s3Flags
 	SessionIdle                       time.Duration
 	MaxRecords                        int
 	MinFree, Quota                    string
@@ -38,7 +39,7 @@ type serveOptions struct {
 }
 
 func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Listen, "listen", ":8443", "address to listen on (HOST:PORT; port 0 picks a free one)")
 	fs.StringVar(&o.CertFile, "tls-cert", "", "PEM certificate (chain) to serve")
@@ -179,7 +180,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 		return err
 	}
 	logger := slog.New(handler)
-	d, err := store.OpenDir("serve", o.Store, store.Options{Unlock: o.unlock()})
+	d, err := store.OpenDir("serve", o.Store, store.Options{Unlock: o.unlock(), S3: o.S3.opts()})
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 	if kr != nil {
 		sk = &storeKeys{kr: kr, storeID: storeID}
 	}
-	tlsConf, err := o.tlsConfig(d.Location(), sk, stdout)
+	tlsConf, err := o.tlsConfig(d.CacheDir(), sk, stdout) // tls/ is this machine's
 	if err != nil {
 		return err
 	}
@@ -210,6 +211,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 	if limits.every > 0 {
 		go srv.Maintain(ctx, limits.every, limits.retention, 0.5)
 	}
+	go d.KeepFresh(ctx, store.S3RefreshEvery, logger) // a store on S3 only
 	if o.MetricsListen != "" {
 		stop, err := serveMetrics(o.MetricsListen, srv, stdout)
 		if err != nil {

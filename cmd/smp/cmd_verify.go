@@ -19,10 +19,11 @@ type verifyOptions struct {
 	ReadData, Repair, JSON  bool
 	From                    []string
 	keyFlags
+	S3 s3Flags
 }
 
 func (o *verifyOptions) AddFlags(fs *pflag.FlagSet) {
-	storeDirVar(fs, &o.Store)
+	storeLocVar(fs, &o.Store, &o.S3)
 	o.keyFlags.AddFlags(fs)
 	fs.StringVar(&o.Record, "record", "", "verify only this record")
 	fs.StringVar(&o.Computer, "computer", "", "verify only this computer's records")
@@ -69,7 +70,7 @@ func runVerify(_ context.Context, o *verifyOptions, stdout io.Writer) error {
 	}
 	// Only a repair writes: a plain verify opens the store read-only, so it
 	// works (and never makes Badger write) on a full filesystem.
-	d, err := store.OpenDir("verify", o.Store, store.Options{ReadOnly: !o.Repair, Unlock: o.unlock()})
+	d, err := store.OpenDir("verify", o.Store, store.Options{ReadOnly: !o.Repair, Unlock: o.unlock(), S3: o.S3.opts()})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func TestE2EInitStoreSchemeUnknown(t *testing.T) {
 		{"associate", "--list"},
 		{"admin", "restore-only"},
 	}
-	for _, store := range []string{"s3://host/bucket", "file:///srv/smp", "sftp://host/x", "ftp://h/x", "https://127.0.0.1:1,s3://host/bucket"} {
+	for _, store := range []string{"file:///srv/smp", "sftp://host/x", "ftp://h/x", "https://127.0.0.1:1,s3://host/bucket"} {
 		for _, c := range commands {
 			args := append(append([]string{}, c...), "--store", store)
 			r := smpWith(t, runOpts{dir: cwd}, args...)
@@ -47,6 +47,14 @@ func TestE2EInitStoreSchemeUnknown(t *testing.T) {
 		r := smpWith(t, runOpts{dir: cwd, env: []string{"SMP_STORE=" + store}}, "init")
 		if r.code != exitUsage || !strings.Contains(r.stderr, "does not know the scheme") {
 			t.Errorf("SMP_STORE=%s: want exit 2\n%s", store, r)
+		}
+	}
+	// Commands that do not work on a store on S3 say so.
+	for _, c := range [][]string{{"key", "list"}} {
+		r := smpWith(t, runOpts{dir: cwd}, append(append([]string{}, c...), "--store", "s3://host/bucket")...)
+		lines := r.stderrLines()
+		if r.code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], "does not work on a store on S3") {
+			t.Errorf("%s --store s3://...: want exit 2 and one line\n%s", c[0], r)
 		}
 	}
 	// Commands that work on a store directory refuse an SMP URL instead

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smp/internal/seaweedtest"
 )
 
 // smpBin is the smp binary built by TestMain.
@@ -62,6 +64,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: go build of smp failed:", err)
 		return 1
 	}
+	defer seaweedtest.StopShared()
 	return m.Run()
 }
 

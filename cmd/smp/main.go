@@ -201,7 +201,11 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	if f := fs.Lookup("store"); f != nil && f.Value.String() != "" {
 		// Every command that takes --store parses its flags here, so this
 		// is the one place a store location is checked before anything
-		// opens it. Commands that can reach an SMP register --token.
+		// opens it. Commands that can reach an SMP register --token, and
+		// those that work on a store on S3 --s3-insecure.
+		if store.IsS3(f.Value.String()) && fs.Lookup("s3-insecure") == nil {
+			return usagef("--store %s: smp %s does not work on a store on S3 yet: give a store directory", f.Value.String(), fs.Name())
+		}
 		if fs.Lookup("token") != nil {
 			return store.CheckLocation(f.Value.String())
 		}
@@ -214,6 +218,13 @@ func parse(fs *pflag.FlagSet, args []string) error {
 // commands that work on a store directory only.
 func storeDirVar(fs *pflag.FlagSet, p *string) {
 	fs.StringVar(p, "store", os.Getenv("SMP_STORE"), "store directory (or $SMP_STORE)")
+}
+
+// storeLocVar registers --store for the commands that take a store
+// directory or a store on S3, and the flags of S3 (s3Flags).
+func storeLocVar(fs *pflag.FlagSet, p *string, s3 *s3Flags) {
+	fs.StringVar(p, "store", os.Getenv("SMP_STORE"), "store directory or s3://ENDPOINT/BUCKET/PREFIX (or $SMP_STORE)")
+	s3.AddFlags(fs)
 }
 
 func needStore(dir string) error {

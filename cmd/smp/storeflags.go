@@ -18,6 +18,7 @@ type storeFlags struct {
 	Location                          string
 	Token, TokenFile, Fingerprint, CA string
 	keyFlags
+	S3 s3Flags
 
 	fs     *pflag.FlagSet // to tell a --token given on the command line
 	warned bool
@@ -26,7 +27,7 @@ type storeFlags struct {
 // AddFlags registers --store and the SMP flags on fs.
 func (sf *storeFlags) AddFlags(fs *pflag.FlagSet) {
 	sf.fs = fs
-	fs.StringVar(&sf.Location, "store", os.Getenv("SMP_STORE"), "store directory, https://SMP, or several SMPs separated by commas (or $SMP_STORE)")
+	fs.StringVar(&sf.Location, "store", os.Getenv("SMP_STORE"), "store directory, s3://ENDPOINT/BUCKET/PREFIX, https://SMP, or several SMPs separated by commas (or $SMP_STORE)")
 	// No default from $SMP_TOKEN: a flag's default is printed by --help,
 	// and a secret must never be; secret() reads the variable itself.
 	fs.StringVar(&sf.Token, "token", "", "with --store https://...: access token (default $SMP_TOKEN); with several SMPs, one per SMP separated by commas. Every local user can read a command line (ps): prefer --token-file or $SMP_TOKEN")
@@ -34,6 +35,7 @@ func (sf *storeFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&sf.Fingerprint, "tls-fingerprint", os.Getenv("SMP_TLS_FINGERPRINT"), "with --store https://...: trust the server certificate with this SHA-256 (as smp serve printed it)")
 	fs.StringVar(&sf.CA, "ca", os.Getenv("SMP_CA"), "with --store https://...: PEM file of the CA that signed the server certificate")
 	sf.keyFlags.AddFlags(fs)
+	sf.S3.AddFlags(fs)
 }
 
 // open opens the store; o carries what the command decides (read-only,
@@ -48,6 +50,7 @@ func (sf *storeFlags) open(ctx context.Context, o store.Options) (store.Store, e
 	}
 	o.Token, o.Fingerprint, o.CAFile, o.Log = secret, sf.Fingerprint, sf.CA, os.Stderr
 	o.Unlock = sf.unlock()
+	o.S3 = sf.S3.opts()
 	return store.Open(ctx, sf.Location, o)
 }
 

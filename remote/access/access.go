@@ -266,7 +266,13 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(abs, "config.json")); errors.Is(err, fs.ErrNotExist) {
+	// A store directory, or the cache directory of a store on S3
+	// (location.json, see package repo), whose access file is its own.
+	_, err = os.Stat(filepath.Join(abs, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		_, err = os.Stat(filepath.Join(abs, "location.json"))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s is not an smp store: run smp init --store %s first", dir, dir)
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)

@@ -1,0 +1,216 @@
+package s3_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"smp/internal/seaweedtest"
+	"smp/storage"
+	"smp/storage/s3"
+)
+
+// faulty returns a storage reaching the shared SeaweedFS through a fault
+// proxy, and a direct storage on the same bucket and prefix to check what
+// really is there.
+func faulty(t *testing.T, mod func(*s3.Options)) (*s3.Storage, *s3.Storage, *seaweedtest.FaultProxy) {
+	t.Helper()
+	srv := seaweedtest.Shared(t)
+	p, err := seaweedtest.NewFaultProxy(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	bucket := srv.NewBucket(t)
+	creds := credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, "")
+	o := s3.Options{Endpoint: p.Addr, Bucket: bucket, Prefix: "s/", Insecure: true, Creds: creds, ReadIdle: 2 * time.Second}
+	if mod != nil {
+		mod(&o)
+	}
+	via, err := s3.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := s3.Open(ctx, s3.Options{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "s/", Insecure: true, Creds: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { via.Close(); direct.Close() })
+	return via, direct, p
+}
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*31 + i>>9)
+	}
+	return b
+}
+
+// firstN faults the first n requests of each method and path with f.
+func firstN(n int, f seaweedtest.Fault) func(*http.Request) seaweedtest.Fault {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	return func(r *http.Request) seaweedtest.Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		k := r.Method + " " + r.URL.Path
+		seen[k]++
+		if seen[k] <= n {
+			return f
+		}
+		return seaweedtest.Fault{}
+	}
+}
+
+// TestRetry503: every request first meets two 503 SlowDown answers; each
+// operation retries through them and succeeds.
+func TestRetry503(t *testing.T) {
+	via, direct, p := faulty(t, nil)
+	p.SetDecide(firstN(2, seaweedtest.Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown"}))
+	want := payload(300 << 10)
+	if err := via.Put(ctx, "packs/aa/x.pack", want); err != nil {
+		t.Fatalf("Put through 503s: %v", err)
+	}
+	got, err := via.Get(ctx, "packs/aa/x.pack", 1000, 5000, nil)
+	if err != nil || !bytes.Equal(got, want[1000:6000]) {
+		t.Fatalf("Get through 503s: %d bytes, %v", len(got), err)
+	}
+	if err := via.PutIfAbsent(ctx, "records/r1", []byte("r1")); err != nil {
+		t.Fatalf("PutIfAbsent through 503s: %v", err)
+	}
+	v, err := via.Swap(ctx, "settings.json", storage.NoVersion, []byte("s1"))
+	if err != nil {
+		t.Fatalf("Swap through 503s: %v", err)
+	}
+	if _, err := via.Swap(ctx, "settings.json", v, []byte("s2")); err != nil {
+		t.Fatalf("second Swap through 503s: %v", err)
+	}
+	if page, _, err := via.List(ctx, "", "", 0); err != nil || len(page) != 3 {
+		t.Fatalf("List through 503s = %v, %v", page, err)
+	}
+	if b, _ := direct.Get(ctx, "settings.json", 0, -1, nil); string(b) != "s2" {
+		t.Fatalf("settings.json = %q after the swaps", b)
+	}
+	if p.Faults.Load() < 10 {
+		t.Fatalf("only %d faults injected", p.Faults.Load())
+	}
+	t.Logf("%d requests, %d answered 503", p.Requests.Load(), p.Faults.Load())
+}
+
+// TestPersistent503: an object store that keeps failing gives a clear
+// error in bounded time, and nothing is stored.
+func TestPersistent503(t *testing.T) {
+	via, direct, p := faulty(t, func(o *s3.Options) { o.MaxRetries = 3 })
+	p.SetDecide(func(r *http.Request) seaweedtest.Fault {
+		return seaweedtest.Fault{Status: http.StatusServiceUnavailable}
+	})
+	start := time.Now()
+	err := via.Put(ctx, "packs/bb/y.pack", payload(1000))
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "packs/bb/y.pack") {
+		t.Fatalf("Put against a failing store = %v, want a 503 error naming the object", err)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Fatalf("gave up after %v", el)
+	}
+	if _, err := via.Get(ctx, "packs/bb/y.pack", 0, -1, nil); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get against a failing store = %v, want a 503 error (not 'not found')", err)
+	}
+	if _, err := direct.Stat(ctx, "packs/bb/y.pack"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a failed Put left an object: %v", err)
+	}
+	t.Logf("failed after %v: %v", time.Since(start), err)
+}
+
+// TestResetMidBody: a GET whose connection is reset halfway through the
+// body is resumed from where it broke and returns the exact bytes.
+func TestResetMidBody(t *testing.T) {
+	via, direct, p := faulty(t, nil)
+	want := payload(1 << 20)
+	if err := direct.Put(ctx, "packs/cc/z.pack", want); err != nil {
+		t.Fatal(err)
+	}
+	p.SetDecide(firstN(1, seaweedtest.Fault{Reset: true}))
+	got, err := via.Get(ctx, "packs/cc/z.pack", 0, -1, nil)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Get over a reset = %d bytes, %v", len(got), err)
+	}
+	got, err = via.Get(ctx, "packs/cc/z.pack", 4096, 500000, nil)
+	if err != nil || !bytes.Equal(got, want[4096:504096]) {
+		t.Fatalf("ranged Get over a reset = %d bytes, %v", len(got), err)
+	}
+	if p.Faults.Load() != 1 {
+		t.Fatalf("%d faults, want 1", p.Faults.Load())
+	}
+	// Always reset: a clean error, no partial bytes.
+	p.SetDecide(func(*http.Request) seaweedtest.Fault { return seaweedtest.Fault{Reset: true} })
+	got, err = via.Get(ctx, "packs/cc/z.pack", 0, -1, nil)
+	if err == nil || got != nil || !strings.Contains(err.Error(), "packs/cc/z.pack") {
+		t.Fatalf("Get over resets every time = %d bytes, %v; want an error naming the object", len(got), err)
+	}
+	t.Logf("error: %v", err)
+}
+
+// TestSlowRead: a body that stalls longer than ReadIdle is abandoned and
+// read again; the Get returns the exact bytes well before the stall ends.
+func TestSlowRead(t *testing.T) {
+	via, direct, p := faulty(t, func(o *s3.Options) { o.ReadIdle = 300 * time.Millisecond })
+	want := payload(512 << 10)
+	if err := direct.Put(ctx, "packs/dd/w.pack", want); err != nil {
+		t.Fatal(err)
+	}
+	p.SetDecide(firstN(1, seaweedtest.Fault{Stall: 20 * time.Second}))
+	start := time.Now()
+	got, err := via.Get(ctx, "packs/dd/w.pack", 0, -1, nil)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Get over a stall = %d bytes, %v", len(got), err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("Get over a stall took %v", el)
+	}
+	// Slow but moving (delayed answers): no retry needed.
+	p.SetDecide(func(*http.Request) seaweedtest.Fault { return seaweedtest.Fault{Delay: 100 * time.Millisecond} })
+	if got, err := via.Get(ctx, "packs/dd/w.pack", 0, -1, nil); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Get with delays = %d bytes, %v", len(got), err)
+	}
+}
+
+// TestLostConditionalResponse: a PutIfAbsent or Swap whose request took
+// effect but whose answer was lost is retried, meets its own object, and
+// is reported as done; a competitor's object is still ErrExists.
+func TestLostConditionalResponse(t *testing.T) {
+	via, direct, p := faulty(t, nil)
+	p.SetDecide(firstN(1, seaweedtest.Fault{Drop: true}))
+	if err := via.PutIfAbsent(ctx, "records/lost", []byte("mine")); err != nil {
+		t.Fatalf("PutIfAbsent with a lost answer = %v", err)
+	}
+	if b, _ := direct.Get(ctx, "records/lost", 0, -1, nil); string(b) != "mine" {
+		t.Fatalf("object = %q", b)
+	}
+	if err := direct.Put(ctx, "records/theirs", []byte("theirs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := via.PutIfAbsent(ctx, "records/theirs", []byte("mine")); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("PutIfAbsent over another's object with a lost answer = %v, want ErrExists", err)
+	}
+	v, err := direct.Swap(ctx, "access.json", storage.NoVersion, []byte("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := via.Swap(ctx, "access.json", v, []byte("v2"))
+	if err != nil {
+		t.Fatalf("Swap with a lost answer = %v", err)
+	}
+	if b, cur, _ := direct.GetVersioned(ctx, "access.json"); string(b) != "v2" || cur != v2 {
+		t.Fatalf("after the swap: %q %q, want v2 %q", b, cur, v2)
+	}
+	if p.Faults.Load() < 3 {
+		t.Fatalf("only %d answers dropped", p.Faults.Load())
+	}
+}

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"smp/keys"
+	"smp/repo"
+	"smp/storage/s3"
+)
+
+// A store on S3-compatible object storage (s3://ENDPOINT/BUCKET/PREFIX)
+// keeps its objects (config, key slots, packs with their records and
+// tombstones) in the bucket and opens as a store directory through a
+// local cache directory (repo.LocationFile): the Badger index, the lock
+// and nothing else. A missing cache is rebuilt from the bucket.
+
+// S3Options are the choices of an s3:// location.
+type S3Options struct {
+	// Cache is the cache directory; "" is the user's cache directory's
+	// smp/stores/STORE-ID.
+	Cache string
+	// Insecure speaks plain http to the endpoint: only to loopback.
+	Insecure bool
+}
+
+// IsS3 reports whether location names a store on S3.
+func IsS3(location string) bool { return s3.IsURL(strings.TrimSpace(location)) }
+
+// s3Location checks an s3:// location and its options.
+func s3Location(location string, so S3Options) (repo.Location, error) {
+	location = strings.TrimSpace(location)
+	o, err := s3.ParseURL(location)
+	if err != nil {
+		return repo.Location{}, usagef("--store %v", err)
+	}
+	if so.Insecure {
+		host := o.Endpoint
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !s3.IsLoopback(host) {
+			return repo.Location{}, usagef("--s3-insecure with %s: plain http is only allowed to a loopback address; use https", o.Endpoint)
+		}
+	}
+	canon := "s3://" + o.Endpoint + "/" + o.Bucket
+	if o.Prefix != "" {
+		canon += "/" + strings.TrimSuffix(o.Prefix, "/")
+	}
+	return repo.Location{URL: canon, Insecure: so.Insecure}, nil
+}
+
+// defaultCacheBase is where cache directories go without --cache.
+func defaultCacheBase() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory (%v): give --cache DIR", err)
+	}
+	return filepath.Join(dir, "smp", "stores"), nil
+}
+
+// CacheDir returns the cache directory of the store at an s3:// location
+// (made if missing), for what is this machine's own: the access file of
+// its smp serve.
+func CacheDir(location string, so S3Options) (string, error) {
+	l, err := s3Location(location, so)
+	if err != nil {
+		return "", err
+	}
+	return cacheOf(l, so)
+}
+
+// cacheOf is the cache directory of l, its location file written.
+func cacheOf(l repo.Location, so S3Options) (string, error) {
+	cache := so.Cache
+	if cache == "" {
+		cfg, err := repo.ReadRemoteConfig(&l)
+		if err != nil {
+			return "", err
+		}
+		base, err := defaultCacheBase()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(base, cfg.StoreID)
+	}
+	cache, err := filepath.Abs(cache)
+	if err != nil {
+		return "", err
+	}
+	if err := repo.WriteLocation(cache, l); err != nil {
+		return "", err
+	}
+	return cache, nil
+}
+
+// openS3Cache returns the cache directory of the S3 store at location,
+// ready for package repo: its location file written and its index built
+// from the bucket when it has none (a new cache, a deleted one), or
+// refreshed. It returns the keyring it unlocked (nil for an unencrypted
+// store), for the caller's own open.
+func openS3Cache(location string, so S3Options, o repo.OpenOptions) (string, *keys.Keyring, error) {
+	l, err := s3Location(location, so)
+	if err != nil {
+		return "", nil, err
+	}
+	cache, err := cacheOf(l, so)
+	if err != nil {
+		return "", nil, err
+	}
+	if o.Keyring, err = repo.UnlockKeys(cache, o); err != nil {
+		return "", nil, err
+	}
+	return cache, o.Keyring, refreshCache(cache, l, o)
+}
+
+// refreshCache builds the index of cache from the bucket, or brings it up
+// to date with what other writers stored.
+func refreshCache(cache string, l repo.Location, o repo.OpenOptions) error {
+	o.ReadOnly = false
+	if _, err := os.Stat(filepath.Join(cache, "index")); errors.Is(err, fs.ErrNotExist) {
+		if _, err := repo.RebuildIndexWith(cache, o); err != nil {
+			return fmt.Errorf("build the cache %s from %s: %w", cache, l.URL, err)
+		}
+		return nil
+	}
+	// What other writers stored since this cache was last refreshed.
+	r, err := repo.OpenWith(cache, o)
+	if err != nil {
+		return err
+	}
+	_, err = r.Refresh()
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("refresh the cache %s from %s: %w", cache, l.URL, err)
+	}
+	return nil
+}
+
+// InitS3 creates a new store at the s3:// location (the bucket is made
+// when missing; its prefix must be empty) and its cache directory, which
+// it returns.
+func InitS3(location string, so S3Options, o InitOptions) (*Config, string, error) {
+	l, err := s3Location(location, so)
+	if err != nil {
+		return nil, "", err
+	}
+	cache, final := so.Cache, ""
+	if cache == "" {
+		// Named by the store ID once init has made one.
+		base, err := defaultCacheBase()
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return nil, "", err
+		}
+		if cache, err = os.MkdirTemp(base, "init-"); err != nil {
+			return nil, "", err
+		}
+		defer os.RemoveAll(cache) // gone once renamed
+	}
+	if cache, err = filepath.Abs(cache); err != nil {
+		return nil, "", err
+	}
+	if err := repo.WriteLocation(cache, l); err != nil {
+		return nil, "", err
+	}
+	cfg, err := repo.InitWith(cache, o)
+	if err != nil {
+		return nil, "", err
+	}
+	if so.Cache == "" {
+		base := filepath.Dir(cache)
+		final = filepath.Join(base, cfg.StoreID)
+		if err := os.Rename(cache, final); err != nil {
+			return nil, "", fmt.Errorf("cache directory: %w", err)
+		}
+		cache = final
+	}
+	return cfg, cache, nil
+}
+
+// S3RefreshEvery is how often a server on a store on S3 refreshes its
+// cache with what other writers stored: the bound on how long a record
+// committed through another smp takes to be listed here (plus one LIST
+// of the bucket's packs and one trailer read per new pack).
+const S3RefreshEvery = 2 * time.Second
+
+// KeepFresh refreshes the open store's cache every interval until ctx ends
+// (smp serve on a store on S3); on a store directory it returns at once.
+// Failures are logged and retried at the next tick.
+func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if !d.s3() {
+		return
+	}
+	r, err := d.repo()
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := r.Refresh()
+		switch {
+		case err != nil:
+			log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
+		case rep.Packs > 0:
+			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "records", rep.Records, "removed", rep.Removed)
+		}
+	}
+}
