@@ -122,7 +122,7 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 }
 
 func runBenchRun(ctx context.Context, args []string) error {
-	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S] [--quick] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
+	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S] [--quick] [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
 	corpus := fs.String("corpus", "", "use this corpus (DIR/home/USER) instead of generating one; the incremental scenario mutates it in place")
 	users := fs.Int("users", 8, "generated corpus: number of users")
 	size := fs.String("size", "1GiB", "generated corpus: total bytes of file data")
@@ -132,11 +132,15 @@ func runBenchRun(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
 	plot := fs.String("plot", "", "also write a bar chart of throughput and stored bytes to FILE.svg")
+	rounds := fs.Int("rounds", 3, "run the smp capture and restore scenarios N times, alternating an unencrypted and an encrypted store; their rows are the median rounds")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *rounds < 1 || *rounds > 99 {
+		return usagef("--rounds %d: want 1 to 99", *rounds)
 	}
 	if *quick {
 		if !fs.Changed("users") {
@@ -167,7 +171,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the smp binary: %w", err)
 	}
-	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Quick: *quick, Work: *work, Keep: *keep}
+	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Quick: *quick, Work: *work, Keep: *keep, Rounds: *rounds}
 	rep, runErr := bench.Run(ctx, opts, os.Stderr)
 	if rep == nil {
 		return runErr
