@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -73,10 +74,41 @@ func Tree(t testing.TB, root string, sec *Secrets) (computer string) {
 	return sec.Sentinel("computer")
 }
 
+// Leak is plaintext found in a file: a sentinel, or (Sentinel "") 64
+// bytes of a random block at Offset.
+type Leak struct {
+	File     string // relative to the scanned directory
+	Sentinel string
+	Offset   int
+}
+
+func (l Leak) String() string {
+	if l.Sentinel != "" {
+		return l.File + " holds sentinel " + l.Sentinel
+	}
+	return fmt.Sprintf("%s holds 64 bytes of a random block at %d", l.File, l.Offset)
+}
+
 // CheckNoPlaintext fails t if any file under dir holds a sentinel or any
 // 64-byte window of a random block of sec.
 func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
 	t.Helper()
+	leaks, files, err := Scan(dir, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range leaks {
+		t.Errorf("%s: %s", when, l)
+	}
+	if files < 5 {
+		t.Fatalf("%s: only %d files under the store", when, files)
+	}
+}
+
+// Scan returns every sentinel of sec that a file under dir holds, and the
+// first 64-byte window of a random block of sec in each file, with the
+// number of files it read.
+func Scan(dir string, sec *Secrets) (leaks []Leak, files int, err error) {
 	const window = 64
 	// Every 8-byte word at every offset of the blocks, to find candidate
 	// windows in one pass over each file.
@@ -87,8 +119,7 @@ func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
 			words[w] = append(words[w], bi<<24|off)
 		}
 	}
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
@@ -100,24 +131,19 @@ func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
 		rel, _ := filepath.Rel(dir, path)
 		for _, s := range sec.Strings {
 			if bytes.Contains(b, []byte(s)) {
-				t.Errorf("%s: %s holds sentinel %s", when, rel, s)
+				leaks = append(leaks, Leak{File: rel, Sentinel: s})
 			}
 		}
 		for i := 0; i+window <= len(b); i++ {
 			for _, c := range words[binary.LittleEndian.Uint64(b[i:])] {
 				blk, off := sec.Blocks[c>>24], c&(1<<24-1)
 				if bytes.Equal(b[i:i+window], blk[off:off+window]) {
-					t.Errorf("%s: %s holds 64 bytes of a random block at %d", when, rel, i)
+					leaks = append(leaks, Leak{File: rel, Offset: i})
 					return nil
 				}
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files < 5 {
-		t.Fatalf("%s: only %d files under the store", when, files)
-	}
+	return leaks, files, err
 }
