@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"smp/keys"
@@ -294,4 +297,113 @@ func FuzzSealedTrailerEntries(f *testing.F) {
 			next = e.Offset + uint64(e.StoredLen)
 		}
 	})
+}
+
+// TestAddSealed: blobs sealed before AddSealed (as repo.AddBlob seals
+// them outside its pack lock) read back like blobs Add sealed, in the
+// same pack; a blob sealed for another ID does not authenticate; a pack
+// in clear refuses sealed bytes, and bytes too short for a seal are
+// refused.
+func TestAddSealed(t *testing.T) {
+	s := testSealer(t, "store-a", 1, false)
+	h := testHasher()
+	blobs := mixedBlobs()
+	var buf bytes.Buffer
+	w, err := NewSealedPackWriter(&buf, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range blobs {
+		stored, c := Compress(nil, b.plain)
+		id := h.SumBlob(b.typ, b.plain)
+		if i%2 == 0 {
+			err = w.Add(b.typ, id, c, stored, len(b.plain))
+		} else {
+			sealed := s.SealBlob(nil, PackEntry{Type: b.typ, Compression: c, ID: id, RawLen: uint32(len(b.plain))}, stored)
+			err = w.AddSealed(b.typ, id, c, sealed, len(b.plain))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sealed for another ID: stored under this one, it fails its read.
+	wrong := h.SumBlob(BlobData, []byte("other"))
+	right := h.SumBlob(BlobData, []byte("blob"))
+	if err := w.AddSealed(BlobData, right, CompressionNone, s.SealBlob(nil, PackEntry{Type: BlobData, ID: wrong, RawLen: 4}, []byte("blob")), 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddSealed(BlobData, right, CompressionNone, make([]byte, SealOverhead-1), 0); err == nil {
+		t.Error("AddSealed took bytes shorter than a seal")
+	}
+	_, entries, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := buf.Bytes()
+	for i, e := range entries[:len(blobs)] {
+		plain, err := ReadBlobWith(bytes.NewReader(pack), e, h, s, nil)
+		if err != nil || !bytes.Equal(plain, blobs[i].plain) {
+			t.Fatalf("blob %d: %v", i, err)
+		}
+	}
+	if _, err := ReadBlobWith(bytes.NewReader(pack), entries[len(blobs)], h, s, nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a blob sealed for another ID read back: %v", err)
+	}
+	clear, err := NewPackWriter(&bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clear.AddSealed(BlobData, right, CompressionNone, make([]byte, SealOverhead+4), 4); err == nil {
+		t.Error("a pack in clear took a sealed blob")
+	}
+}
+
+// BenchmarkSealedPackParallel measures GOMAXPROCS goroutines adding 1 MiB
+// blobs to one sealed pack behind a mutex, as repo.AddBlob's callers do:
+// sealing inside the lock (Add) against sealing before it (SealBlob, then
+// AddSealed under the lock), with the pack written to io.Discard so that
+// the lock's hold time is the difference.
+func BenchmarkSealedPackParallel(b *testing.B) {
+	s := testSealer(b, "store-a", 1, false)
+	stored := randomBytes(1, 1<<20)
+	for _, outside := range []bool{false, true} {
+		name := "seal-in-lock"
+		if outside {
+			name = "seal-before-lock"
+		}
+		b.Run(name, func(b *testing.B) {
+			var mu sync.Mutex
+			w, err := NewSealedPackWriter(io.Discard, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n atomic.Uint64
+			b.SetBytes(int64(len(stored)))
+			b.RunParallel(func(pb *testing.PB) {
+				var sealed []byte
+				var err error
+				for pb.Next() {
+					var id ID
+					binary.LittleEndian.PutUint64(id[:], n.Add(1))
+					if outside {
+						sealed = s.SealBlob(sealed[:0], PackEntry{Type: BlobData, ID: id, RawLen: uint32(len(stored))}, stored)
+					}
+					mu.Lock()
+					if outside {
+						err = w.AddSealed(BlobData, id, CompressionNone, sealed, len(stored))
+					} else {
+						err = w.Add(BlobData, id, CompressionNone, stored, len(stored))
+					}
+					if w.Count() > 1000 {
+						w.entries = w.entries[:0]
+					}
+					mu.Unlock()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
