@@ -232,36 +232,16 @@ func NewSealedPackWriter(w io.Writer, s *Sealer) (*PackWriter, error) {
 	return &PackWriter{w: w, offset: PackHeaderSize, sealer: s}, nil
 }
 
-// Add appends an already compressed blob, sealing it first when the pack
-// is sealed.
+// Add appends an already compressed blob.
 func (p *PackWriter) Add(t BlobType, id ID, c Compression, stored []byte, rawLen int) error {
 	if len(stored) > MaxBlobSize || rawLen > MaxBlobSize {
 		return fmt.Errorf("blob %s of %d bytes is over the %d byte limit", id.Short(), rawLen, MaxBlobSize)
 	}
+	e := PackEntry{Type: t, Compression: c, ID: id, Offset: p.offset, RawLen: uint32(rawLen)}
 	if p.sealer != nil {
-		p.sealed = p.sealer.SealBlob(p.sealed[:0], PackEntry{Type: t, Compression: c, ID: id, RawLen: uint32(rawLen)}, stored)
+		p.sealed = p.sealer.SealBlob(p.sealed[:0], e, stored)
 		stored = p.sealed
 	}
-	return p.write(t, id, c, stored, rawLen)
-}
-
-// AddSealed appends a blob the pack's sealer has sealed already
-// (Sealer.SealBlob with this type, ID, compression and raw length), so
-// that callers can seal side by side, outside whatever serialises their
-// calls to the pack. Bytes sealed otherwise do not authenticate when read.
-func (p *PackWriter) AddSealed(t BlobType, id ID, c Compression, sealed []byte, rawLen int) error {
-	if p.sealer == nil {
-		return fmt.Errorf("blob %s: a sealed blob for a pack in clear", id.Short())
-	}
-	if len(sealed) < SealOverhead || len(sealed)-SealOverhead > MaxBlobSize || rawLen > MaxBlobSize {
-		return fmt.Errorf("blob %s of %d bytes (%d sealed) is over the %d byte limit or shorter than a seal", id.Short(), rawLen, len(sealed), MaxBlobSize)
-	}
-	return p.write(t, id, c, sealed, rawLen)
-}
-
-// write appends the bytes of blob id as they go into the pack.
-func (p *PackWriter) write(t BlobType, id ID, c Compression, stored []byte, rawLen int) error {
-	e := PackEntry{Type: t, Compression: c, ID: id, Offset: p.offset, RawLen: uint32(rawLen)}
 	if _, err := p.w.Write(stored); err != nil {
 		return fmt.Errorf("write blob %s: %w", id.Short(), err)
 	}

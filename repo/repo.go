@@ -459,24 +459,12 @@ func slotFor(t cas.BlobType) cas.BlobType {
 	return cas.BlobTree
 }
 
-// sealBufs are AddBlob's buffers for a sealed blob (*[]byte).
-var sealBufs = sync.Pool{New: func() any { return new([]byte) }}
-
 // AddBlob appends an already compressed blob to the open pack of its class,
 // committing the pack when it reaches the store's pack size. It returns the
 // bytes written.
 func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []byte, rawLen int) error {
 	if r.readOnly {
 		return fmt.Errorf("add blob %s: the store was opened read-only: %w", id.Short(), index.ErrReadOnly)
-	}
-	add := func(p *cas.PendingPack) error { return p.Add(t, id, c, stored, rawLen) }
-	if s := r.packs.Sealer(); s != nil && len(stored) <= cas.MaxBlobSize {
-		// Seal before taking the slot's lock: the compression workers
-		// seal side by side, the lock covers only the copy into the pack.
-		bp := sealBufs.Get().(*[]byte)
-		sealed := s.SealBlob((*bp)[:0], cas.PackEntry{Type: t, Compression: c, ID: id, RawLen: uint32(rawLen)}, stored)
-		defer func() { *bp = sealed[:0]; sealBufs.Put(bp) }()
-		add = func(p *cas.PendingPack) error { return p.AddSealed(t, id, c, sealed, rawLen) }
 	}
 	slot := r.writers[slotFor(t)]
 	slot.mu.Lock()
@@ -489,7 +477,7 @@ func (r *Repo) AddBlob(t cas.BlobType, id cas.ID, c cas.Compression, stored []by
 		}
 		slot.pack = p
 	}
-	if err := add(slot.pack); err != nil {
+	if err := slot.pack.Add(t, id, c, stored, rawLen); err != nil {
 		// The pack's file is broken (a short write): drop it with the
 		// blobs already in it, which fails the flushes that wait for
 		// them, and start the next blob in a new pack.
