@@ -21,6 +21,8 @@ import (
 type Secrets struct {
 	Strings []string // sentinels
 	Blocks  [][]byte // random blocks: no 64-byte window of them may appear
+
+	idx *blockIndex // of Blocks, built by Scan
 }
 
 // Sentinel returns a new unique sentinel naming kind and records it.
@@ -109,15 +111,8 @@ func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
 // first 64-byte window of a random block of sec in each file, with the
 // number of files it read.
 func Scan(dir string, sec *Secrets) (leaks []Leak, files int, err error) {
-	const window = 64
-	// Every 8-byte word at every offset of the blocks, to find candidate
-	// windows in one pass over each file.
-	words := map[uint64][]int{} // word -> block*1<<24 + offset
-	for bi, blk := range sec.Blocks {
-		for off := 0; off+window <= len(blk); off++ {
-			w := binary.LittleEndian.Uint64(blk[off:])
-			words[w] = append(words[w], bi<<24|off)
-		}
+	if sec.idx == nil || sec.idx.n != len(sec.Blocks) {
+		sec.idx = newBlockIndex(sec.Blocks)
 	}
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
@@ -134,16 +129,73 @@ func Scan(dir string, sec *Secrets) (leaks []Leak, files int, err error) {
 				leaks = append(leaks, Leak{File: rel, Sentinel: s})
 			}
 		}
-		for i := 0; i+window <= len(b); i++ {
-			for _, c := range words[binary.LittleEndian.Uint64(b[i:])] {
-				blk, off := sec.Blocks[c>>24], c&(1<<24-1)
-				if bytes.Equal(b[i:i+window], blk[off:off+window]) {
-					leaks = append(leaks, Leak{File: rel, Offset: i})
-					return nil
-				}
-			}
+		if off, ok := sec.idx.find(b); ok {
+			leaks = append(leaks, Leak{File: rel, Offset: off})
 		}
 		return nil
 	})
 	return leaks, files, err
+}
+
+// window is the length of a random block's run that counts as a leak.
+const window = 64
+
+// stride is the spacing of the block offsets a blockIndex keeps: every
+// window-long run of a block holds one such offset with at least
+// window-stride bytes of the run after it.
+const stride = 32
+
+// blockIndex finds window-long runs of random blocks in a file in one
+// pass: it maps the 8-byte word at every stride-th offset of the blocks
+// to where it is, behind a bitset of the words' hashes that rejects
+// almost every file position without a map lookup (a Badger memtable
+// file is tens of MiB, mostly zeros).
+type blockIndex struct {
+	n      int // blocks indexed
+	blocks [][]byte
+	words  map[uint64][]int // word -> block<<24 | offset
+	bits   []uint64
+}
+
+const indexBits = 24
+
+func wordHash(w uint64) uint64 { return (w * 0x9e3779b97f4a7c15) >> (64 - indexBits) }
+
+func newBlockIndex(blocks [][]byte) *blockIndex {
+	x := &blockIndex{n: len(blocks), blocks: blocks, words: map[uint64][]int{}, bits: make([]uint64, 1<<indexBits/64)}
+	for bi, blk := range blocks {
+		for off := 0; off+8 <= len(blk); off += stride {
+			w := binary.LittleEndian.Uint64(blk[off:])
+			x.words[w] = append(x.words[w], bi<<24|off)
+			h := wordHash(w)
+			x.bits[h/64] |= 1 << (h % 64)
+		}
+	}
+	return x
+}
+
+// find returns the offset in b of a window-long run of a block, if any.
+func (x *blockIndex) find(b []byte) (int, bool) {
+	for i := 0; i+8 <= len(b); i++ {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if h := wordHash(w); x.bits[h/64]&(1<<(h%64)) == 0 {
+			continue
+		}
+		for _, c := range x.words[w] {
+			blk, m := x.blocks[c>>24], c&(1<<24-1)
+			// The longest common run through b[i] and blk[m].
+			left := 0
+			for left < window && left < i && left < m && b[i-left-1] == blk[m-left-1] {
+				left++
+			}
+			right := 0
+			for left+right < window && i+right < len(b) && m+right < len(blk) && b[i+right] == blk[m+right] {
+				right++
+			}
+			if left+right >= window {
+				return i - left, true
+			}
+		}
+	}
+	return 0, false
 }
