@@ -24,10 +24,11 @@ func benchUsage() {
       write a generated organisation corpus (DIR/home/userNN), or with
       --mutate apply a deterministic week of changes to one
   smp bench run [--corpus DIR | --users N --size SIZE --seed S] [--quick]
-                [--work DIR] [--keep] [--json] [--plot FILE.svg]
+                [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]
       measure capture, restore and incremental re-capture of the corpus with
       this smp binary and with cp -a, tar|zstd, cp -al and restic (when
-      installed: bench/install-baselines.sh), each run as child processes
+      installed: bench/install-baselines.sh), each run as child processes;
+      capture and restore also on an encrypted store, alternating rounds
 
   smp bench gc [--chunks N] [--work DIR] [--json]
       build a synthetic store of N chunks (half of them garbage) and time
@@ -127,7 +128,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	users := fs.Int("users", 8, "generated corpus: number of users")
 	size := fs.String("size", "1GiB", "generated corpus: total bytes of file data")
 	seed := fs.Uint64("seed", 1, "generator and mutation seed")
-	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB unless --users/--size say otherwise), for a run of about a minute")
+	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB, 1 round unless --users/--size/--rounds say otherwise), for a run of about a minute")
 	work := fs.String("work", "", "put the scratch directory (stores, copies, generated corpus) under DIR, on the disk to measure (default: the temp dir); it is removed at the end")
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
@@ -148,6 +149,9 @@ func runBenchRun(ctx context.Context, args []string) error {
 		}
 		if !fs.Changed("size") {
 			*size = "96MiB"
+		}
+		if !fs.Changed("rounds") {
+			*rounds = 1
 		}
 	}
 	if *corpus != "" && (fs.Changed("users") || fs.Changed("size")) {
