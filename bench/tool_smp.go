@@ -170,7 +170,8 @@ func (r *runner) smpCaptureRow(ctx context.Context, v variant, rounds []agg, log
 	row.DedupeRatio = ratio(logical, st.StoredBytes)
 	var notes []string
 	if v.keyFile != "" {
-		notes = append(notes, "smp init "+strings.Join(initArgs(true), " ")+" --key-file (key in the scratch directory)")
+		initCmd := append(append([]string{"smp init"}, initArgs(true)...), "--key-file")
+		notes = append(notes, strings.Join(initCmd, " ")+" (key in the scratch directory)")
 	}
 	if r.smpHasHardlink {
 		notes = append(notes, "--hardlink never: chunked, deduplicated, compressed store")
