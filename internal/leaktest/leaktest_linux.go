@@ -151,11 +151,16 @@ const stride = 32
 // almost every file position without a map lookup (a Badger memtable
 // file is tens of MiB, mostly zeros).
 type blockIndex struct {
-	n      int // blocks indexed
-	blocks [][]byte
-	words  map[uint64][]int // word -> block<<24 | offset
-	bits   []uint64
+	n       int // blocks indexed
+	blocks  [][]byte
+	words   map[uint64][]int // word -> block<<24 | offset
+	bits    []uint64
+	hasZero bool // a zero word is indexed: zero pages must be read too
 }
+
+// zeroPage is compared with a file's pages to skip those of zeros (in
+// assembly, so also fast under the race detector).
+var zeroPage = make([]byte, 4096)
 
 const indexBits = 24
 
@@ -169,6 +174,7 @@ func newBlockIndex(blocks [][]byte) *blockIndex {
 			x.words[w] = append(x.words[w], bi<<24|off)
 			h := wordHash(w)
 			x.bits[h/64] |= 1 << (h % 64)
+			x.hasZero = x.hasZero || w == 0
 		}
 	}
 	return x
@@ -177,6 +183,12 @@ func newBlockIndex(blocks [][]byte) *blockIndex {
 // find returns the offset in b of a window-long run of a block, if any.
 func (x *blockIndex) find(b []byte) (int, bool) {
 	for i := 0; i+8 <= len(b); i++ {
+		if p := len(zeroPage); !x.hasZero && i%p == 0 && i+p <= len(b) && bytes.Equal(b[i:i+p], zeroPage) {
+			// Every word starting in this page, but for its last 7
+			// bytes, is zero: none of them is indexed.
+			i += p - 8
+			continue
+		}
 		w := binary.LittleEndian.Uint64(b[i:])
 		if h := wordHash(w); x.bits[h/64]&(1<<(h%64)) == 0 {
 			continue

@@ -58,6 +58,19 @@ func TestScanFindsEveryWindow(t *testing.T) {
 			t.Errorf("63 bytes at block offset %d reported: %v", start, leaks)
 		}
 	}
+	// Pages of zeros are skipped, not the runs beside or across them.
+	m := 100
+	for sec.Blocks[0][m-1] == 0 { // so that the run found starts at m
+		m++
+	}
+	for _, at := range []int{4096, 4090, 8192 - 1, 4096 - 64} {
+		run := sec.Blocks[0][m : m+64]
+		content := make([]byte, 3*4096)
+		copy(content[at:], run)
+		if leaks := scan(content); len(leaks) != 1 || leaks[0].Offset != at {
+			t.Errorf("run at %d among zero pages: %v", at, leaks)
+		}
+	}
 	if leaks := scan(make([]byte, 1<<20)); len(leaks) != 0 {
 		t.Errorf("zeros: %v", leaks)
 	}
