@@ -101,7 +101,9 @@ func TestRoundsMedian(t *testing.T) {
 	if got := [][]int{roundOrder(0, 2), roundOrder(1, 2), roundOrder(2, 2), roundOrder(1, 1)}; !slices.EqualFunc(got, [][]int{{0, 1}, {1, 0}, {0, 1}, {0}}, slices.Equal) {
 		t.Errorf("round orders %v", got)
 	}
-	s := func(f float64) agg { return agg{wall: time.Duration(f * float64(time.Second)), cpu: time.Second, runs: 1} }
+	s := func(f float64) agg {
+		return agg{wall: time.Duration(f * float64(time.Second)), cpu: time.Second, runs: 1}
+	}
 	m, walls := medianAgg([]agg{s(3), s(1), s(2)})
 	if m.wall != 2*time.Second || !slices.Equal(walls, []float64{3, 1, 2}) {
 		t.Errorf("median %v of %v", m.wall, walls)
