@@ -70,9 +70,9 @@ func TestRunEncrypted(t *testing.T) {
 			t.Errorf("%s: %+v", name, p)
 		}
 	}
-	cap, _ := r.rep.Row(ToolSMP, ScenarioCapture)
+	plainCap, _ := r.rep.Row(ToolSMP, ScenarioCapture)
 	encCap, _ := r.rep.Row(ToolSMPEncrypted, ScenarioCapture)
-	if got, want := e.Capture.Ratio, encCap.WallSeconds/cap.WallSeconds; got < want*0.999 || got > want*1.001 {
+	if got, want := e.Capture.Ratio, encCap.WallSeconds/plainCap.WallSeconds; got < want*0.999 || got > want*1.001 {
 		t.Errorf("capture ratio %v, rows give %v", got, want)
 	}
 	ratios := r.rep.Compare()
