@@ -45,6 +45,9 @@ func (r *Report) Compare() []Comparison {
 			c.Text = c.describe()
 			out = append(out, c)
 		}
+		if c, ok := r.compareEncrypted(sc, s); ok {
+			out = append(out, c)
+		}
 	}
 	// Restoring a hard-link record does what cp -al does: link every file
 	// into a new tree.
@@ -56,6 +59,32 @@ func (r *Report) Compare() []Comparison {
 		}
 	}
 	return append(out, r.compareServe()...)
+}
+
+// compareEncrypted is "encrypted store: 1.04x the unencrypted wall time
+// (CPU 1.06x)" for the capture and restore scenarios. Speedup is, as for
+// the baselines, the unencrypted wall time over the encrypted one; the
+// text gives its inverse, the cost.
+func (r *Report) compareEncrypted(scenario string, plain Row) (Comparison, bool) {
+	e, ok := r.Row(ToolSMPEncrypted, scenario)
+	if !ok || !e.OK() || e.WallSeconds <= 0 {
+		return Comparison{}, false
+	}
+	c := Comparison{Scenario: scenario, Baseline: ToolSMP + " (unencrypted)", Speedup: plain.WallSeconds / e.WallSeconds}
+	if e.CPUSeconds > 0 && plain.CPUSeconds > 0 {
+		c.CPURatio = e.CPUSeconds / plain.CPUSeconds
+	}
+	if e.PeakRSSMiB > 0 && plain.PeakRSSMiB > 0 {
+		c.RSSRatio = e.PeakRSSMiB / plain.PeakRSSMiB
+	}
+	if e.StoredBytes > 0 && plain.StoredBytes > 0 {
+		c.StoredRatio = float64(e.StoredBytes) / float64(plain.StoredBytes)
+	}
+	c.Text = fmt.Sprintf("encrypted store: %.3fx the unencrypted wall time", e.WallSeconds/plain.WallSeconds)
+	if c.CPURatio > 0 {
+		c.Text += fmt.Sprintf(" (CPU %.3fx)", c.CPURatio)
+	}
+	return c, true
 }
 
 // compareServe is "N% of local capture throughput" for serve and "16

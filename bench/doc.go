@@ -4,8 +4,10 @@
 //     binary and the cp -a, tar|zstd, cp -al and restic baselines as child
 //     processes on a corpus from smp/bench/corpus and reports a table, JSON
 //     and an SVG chart. run.go holds the scenarios in order; tool_smp.go,
-//     tool_smp_hardlink.go and tool_smp_serve.go (with serve_proc.go, a
-//     running `smp serve`) measure smp; tool_cp.go, tool_tar.go and
+//     tool_smp_encrypted.go (the same captures and restores on an
+//     encrypted store, in alternating rounds), tool_smp_hardlink.go and
+//     tool_smp_serve.go (with serve_proc.go, a running `smp serve`)
+//     measure smp; tool_cp.go, tool_tar.go and
 //     tool_restic.go one baseline each, on baseline.go's shared steps;
 //     child.go times a child process (wall, CPU, peak RSS); disk.go
 //     measures what a tool left on disk; verify.go compares a restored

@@ -381,7 +381,7 @@ func BenchmarkCaptureRSS(b *testing.B) {
 	var cached float64
 	for i := 0; i < b.N; i++ {
 		store := freshDir(b, "store-rss")
-		if out, err := exec.Command(bin, "init", "--store", store).CombinedOutput(); err != nil {
+		if out, err := exec.Command(bin, append([]string{"init", "--store", store}, initArgs(false)...)...).CombinedOutput(); err != nil {
 			b.Fatalf("smp init: %v\n%s", err, out)
 		}
 		syscall.Sync()

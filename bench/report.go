@@ -21,8 +21,9 @@ type Report struct {
 	Corpus          CorpusReport      `json:"corpus"`
 	Rows            []Row             `json:"rows"`
 	Ratios          []Comparison      `json:"ratios"`
-	RestoreVerified bool              `json:"restore_verified"` // smp's restore matched the corpus byte for byte
-	RSSFloorMiB     float64           `json:"rss_floor_mib"`    // peak RSS a trivial child reports (see Notes)
+	RestoreVerified bool              `json:"restore_verified"`     // smp's restore matched the corpus byte for byte
+	RSSFloorMiB     float64           `json:"rss_floor_mib"`        // peak RSS a trivial child reports (see Notes)
+	Encryption      *EncryptionCost   `json:"encryption,omitempty"` // encrypted vs unencrypted capture and restore
 	ToolVersions    map[string]string `json:"tool_versions"`
 	Notes           []string          `json:"notes"`
 }

@@ -50,6 +50,10 @@ type RunOptions struct {
 	Quick  bool   // recorded in the report only
 	Work   string // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
 	Keep   bool   // keep the scratch directory
+	// Rounds is how many times the capture and restore scenarios run,
+	// alternating the unencrypted and the encrypted store; their rows
+	// are the median rounds (0 is 1).
+	Rounds int
 }
 
 // Run generates (or uses) a corpus and measures every scenario, writing
@@ -109,8 +113,10 @@ type runner struct {
 	logical   int64    // regular-file bytes of the corpus (walked)
 
 	smpHasHardlink bool // smp capture has --hardlink auto|always|never
+	smpHasEncrypt  bool // smp init makes encrypted stores with --key-file
 	smpStore       string
 	smpRecords     map[string]string // user -> record ID
+	smpEncRecords  map[string]string // the same in the encrypted store
 	cpDir          string
 	tarDir         string
 	resticRepo     string
@@ -142,13 +148,15 @@ func (r *runner) note(format string, args ...any) {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	r.env = childEnv("SMP_STORE=", "SMP_CPUPROFILE=", "RESTIC_")
+	r.env = childEnv("SMP_STORE=", "SMP_CPUPROFILE=", "SMP_KEY_FILE=", "SMP_PASSPHRASE_FILE=", "CREDENTIALS_DIRECTORY=", "RESTIC_")
 	if v, err := r.output(ctx, r.opts.Bin, "version"); err == nil {
 		r.rep.Machine.SMPVersion = strings.TrimSpace(v)
 	}
 	r.findTools(ctx)
 	help, _ := r.combined(ctx, r.opts.Bin, "capture", "--help")
 	r.smpHasHardlink = strings.Contains(help, "--hardlink")
+	initHelp, _ := r.combined(ctx, r.opts.Bin, "init", "--help")
+	r.smpHasEncrypt = strings.Contains(initHelp, "--key-file")
 	r.measureFloor(ctx)
 	if err := r.prepareCorpus(ctx); err != nil {
 		return err

@@ -160,7 +160,7 @@ func (s *scaleRun) generate(ctx context.Context) error {
 // capture captures the tree into a new store and reads its stored bytes.
 func (s *scaleRun) capture(ctx context.Context) error {
 	r, rep, bin := s.r, s.rep, s.o.Bin
-	if _, err := r.exec(ctx, execSpec{name: bin, args: []string{"init", "--store", s.store}}); err != nil {
+	if _, err := r.exec(ctx, execSpec{name: bin, args: append([]string{"init", "--store", s.store}, initArgs(false)...)}); err != nil {
 		return err
 	}
 	r.logf("smp capture ...")

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,9 +30,10 @@ type smpStatsOut struct {
 	DedupeRatio  float64 `json:"dedupe_ratio"`
 }
 
-func (r *runner) smpStats(ctx context.Context, store string) (smpStatsOut, error) {
+// smpStats runs `smp stats --json` on store with extra flags (the key's).
+func (r *runner) smpStats(ctx context.Context, store string, extra ...string) (smpStatsOut, error) {
 	var s smpStatsOut
-	out, err := r.output(ctx, r.opts.Bin, "stats", "--store", store, "--json")
+	out, err := r.output(ctx, r.opts.Bin, append([]string{"stats", "--store", store, "--json"}, extra...)...)
 	if err != nil {
 		return s, err
 	}
@@ -44,7 +46,7 @@ func (r *runner) smpStats(ctx context.Context, store string) (smpStatsOut, error
 // captures report, and each user's record ID.
 func (r *runner) smpCaptureAll(ctx context.Context, store string, fresh bool, extra ...string) (a agg, bytes, files, unchanged int64, records map[string]string, err error) {
 	if fresh {
-		if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
+		if err := r.smpInit(ctx, store, ""); err != nil {
 			return a, 0, 0, 0, nil, err
 		}
 	}
@@ -106,28 +108,81 @@ func (r *runner) smpCaptureOneOn(ctx context.Context, cpus, store, computer, use
 	return c, out, nil
 }
 
+// smpCapture measures the capture scenario on a fresh unencrypted store
+// and, when this build has encrypted stores, on a fresh encrypted one,
+// alternating the two for r.rounds() rounds (each round into fresh
+// stores); each row is its median round. The last round's stores stay
+// for the restore scenario, the unencrypted one for the later ones.
 func (r *runner) smpCapture(ctx context.Context) error {
-	r.smpStore = filepath.Join(r.work, "smp-store")
-	a, logical, _, _, records, err := r.smpCaptureAll(ctx, r.smpStore, true, r.chunked()...)
-	if err != nil {
-		r.add(Row{Tool: ToolSMP, Scenario: ScenarioCapture, Status: StatusFailed, Note: err.Error()})
-		return fmt.Errorf("smp capture: %w", err)
+	vs := r.variants()
+	byTool := map[string][]agg{}
+	logical := map[string]int64{}
+	for k := range r.rounds() {
+		for _, i := range roundOrder(k, len(vs)) {
+			v := vs[i]
+			a, n, records, err := r.smpCaptureFresh(ctx, v)
+			if err != nil {
+				r.add(Row{Tool: v.tool, Scenario: ScenarioCapture, Status: StatusFailed, Note: err.Error()})
+				return fmt.Errorf("%s capture: %w", v.tool, err)
+			}
+			byTool[v.tool] = append(byTool[v.tool], a)
+			logical[v.tool] = n
+			if v.keyFile == "" {
+				r.smpStore, r.smpRecords = v.store, records
+			} else {
+				r.smpEncRecords = records
+			}
+		}
 	}
-	r.smpRecords = records
-	st, err := r.smpStats(ctx, r.smpStore)
+	for _, v := range vs {
+		if err := r.smpCaptureRow(ctx, v, byTool[v.tool], logical[v.tool], otherTool(vs, v)); err != nil {
+			return err
+		}
+	}
+	r.noEncryption(ScenarioCapture)
+	r.recordCost(ScenarioCapture, byTool)
+	return nil
+}
+
+// smpCaptureFresh makes v's store afresh and captures every user into it.
+func (r *runner) smpCaptureFresh(ctx context.Context, v variant) (a agg, logical int64, records map[string]string, err error) {
+	if err := removeAll(v.store); err != nil {
+		return a, 0, nil, err
+	}
+	if err := r.smpInit(ctx, v.store, v.keyFile); err != nil {
+		return a, 0, nil, err
+	}
+	a, logical, _, _, records, err = r.smpCaptureAll(ctx, v.store, false, append(r.chunked(), keyArgs(v.keyFile)...)...)
+	return a, logical, records, err
+}
+
+// smpCaptureRow adds v's capture row: its median round, and the store's
+// figures.
+func (r *runner) smpCaptureRow(ctx context.Context, v variant, rounds []agg, logical int64, other string) error {
+	st, err := r.smpStats(ctx, v.store, keyArgs(v.keyFile)...)
 	if err != nil {
 		return fmt.Errorf("smp stats: %w", err)
 	}
-	row := a.row(ToolSMP, ScenarioCapture, logical)
+	a, walls := medianAgg(rounds)
+	row := a.row(v.tool, ScenarioCapture, logical)
 	row.StoredBytes = st.StoredBytes
-	row.DiskBytes = du(r.smpStore)
+	row.DiskBytes = du(v.store)
 	row.DedupeRatio = ratio(logical, st.StoredBytes)
+	var notes []string
+	if v.keyFile != "" {
+		initCmd := append(append([]string{"smp init"}, initArgs(true)...), "--key-file")
+		notes = append(notes, strings.Join(initCmd, " ")+" (key in the scratch directory)")
+	}
 	if r.smpHasHardlink {
-		row.Note = "--hardlink never: chunked, deduplicated, compressed store"
+		notes = append(notes, "--hardlink never: chunked, deduplicated, compressed store")
+	}
+	if n := roundsNote(walls, other); n != "" {
+		notes = append(notes, n)
 	}
 	if logical != r.logical {
-		row.Note = strings.TrimPrefix(row.Note+fmt.Sprintf("; captured %d bytes, corpus holds %d", logical, r.logical), "; ")
+		notes = append(notes, fmt.Sprintf("captured %d bytes, corpus holds %d", logical, r.logical))
 	}
+	row.Note = strings.Join(notes, "; ")
 	r.add(row)
 	return nil
 }
@@ -141,30 +196,80 @@ func (r *runner) chunked() []string {
 	return nil
 }
 
+// smpRestore measures the restore of the first user from the capture
+// scenario's stores, alternating them for r.rounds() rounds; every
+// round's tree is compared with the corpus. The encrypted store is
+// removed afterwards: the later scenarios use the unencrypted one.
 func (r *runner) smpRestore(ctx context.Context) error {
 	u := r.users[0]
-	target := filepath.Join(r.work, "restore-smp")
-	if err := os.Mkdir(target, 0o755); err != nil {
-		return err
+	vs := r.variants()
+	byTool := map[string][]agg{}
+	r.rep.RestoreVerified = false
+	for k := range r.rounds() {
+		for _, i := range roundOrder(k, len(vs)) {
+			v := vs[i]
+			c, err := r.smpRestoreOnce(ctx, v, u)
+			if err != nil {
+				row := Row{Tool: v.tool, Scenario: ScenarioRestore, Status: StatusFailed, Note: err.Error()}
+				if errors.Is(err, errRestoreDiffers) {
+					row.Verified = new(bool)
+				}
+				r.add(row)
+				return fmt.Errorf("%s restore of %s: %w", v.tool, u, err)
+			}
+			var a agg
+			a.add(c)
+			byTool[v.tool] = append(byTool[v.tool], a)
+		}
 	}
-	defer removeAll(target)
-	if err := r.settle(r.smpStore); err != nil {
-		return err
+	_, logical, _ := treeSize(filepath.Join(r.root, "home", u))
+	for _, v := range vs {
+		a, walls := medianAgg(byTool[v.tool])
+		row := a.row(v.tool, ScenarioRestore, logical)
+		verified := true
+		row.Verified = &verified
+		row.Note = "restore of " + u + ", verified byte for byte"
+		if n := roundsNote(walls, otherTool(vs, v)); n != "" {
+			row.Note += "; " + n
+		}
+		r.add(row)
 	}
-	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: []string{"restore", "--store", r.smpStore, "--record", r.smpRecords[u], "--root", target, "--json"}})
-	if err != nil {
-		r.add(Row{Tool: ToolSMP, Scenario: ScenarioRestore, Status: StatusFailed, Note: err.Error()})
-		return fmt.Errorf("smp restore: %w", err)
-	}
-	var a agg
-	a.add(c)
-	row, verr := r.verifyRestore(a, ToolSMP, u, filepath.Join(target, "home", u))
-	r.add(row)
-	r.rep.RestoreVerified = verr == nil
-	if verr != nil {
-		return fmt.Errorf("smp restore of %s differs from the corpus: %w", u, verr)
+	r.noEncryption(ScenarioRestore)
+	r.rep.RestoreVerified = true
+	r.recordCost(ScenarioRestore, byTool)
+	for _, v := range vs[1:] {
+		removeAll(v.store)
 	}
 	return nil
+}
+
+// errRestoreDiffers marks a restore whose tree differs from the corpus.
+var errRestoreDiffers = errors.New("restored tree differs from the corpus")
+
+// smpRestoreOnce restores user's record from v's store into an empty
+// directory, compares it with the corpus and removes it.
+func (r *runner) smpRestoreOnce(ctx context.Context, v variant, user string) (child, error) {
+	records := r.smpRecords
+	if v.keyFile != "" {
+		records = r.smpEncRecords
+	}
+	target := filepath.Join(r.work, "restore-smp")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return child{}, err
+	}
+	defer removeAll(target)
+	if err := r.settle(v.store); err != nil {
+		return child{}, err
+	}
+	args := append([]string{"restore", "--store", v.store, "--record", records[user], "--root", target, "--json"}, keyArgs(v.keyFile)...)
+	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
+	if err != nil {
+		return c, err
+	}
+	if err := compareTrees(filepath.Join(r.root, "home", user), filepath.Join(target, "home", user)); err != nil {
+		return c, fmt.Errorf("%w: %w", errRestoreDiffers, err)
+	}
+	return c, nil
 }
 
 func (r *runner) smpIncremental(ctx context.Context) error {

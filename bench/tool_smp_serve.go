@@ -65,7 +65,7 @@ func (r *runner) smpServeSplit(ctx context.Context) error {
 	r.note("capture-1cpu and serve-split: the capture scenario's captures (after the incremental scenario's changes) with smp pinned by taskset to CPU %s, into a fresh local store, then through `smp serve --insecure` on 127.0.0.1 pinned to CPU %s (client and server on separate CPUs, as on two machines; serve-split's CPU s includes the server's)", clientCPU, serverCPU)
 	local := filepath.Join(r.work, "smp-1cpu-store")
 	defer removeAll(local)
-	if _, err := r.output(ctx, r.opts.Bin, "init", "--store", local); err != nil {
+	if err := r.smpInit(ctx, local, ""); err != nil {
 		return err
 	}
 	la, _, err := r.smpCaptureEachOn(ctx, clientCPU, local, func(int) []string { return r.chunked() })
@@ -319,7 +319,7 @@ func (r *runner) freshServer(ctx context.Context, cpus, store string, computers 
 
 // serveStore makes a fresh store and a client token for each computer.
 func (r *runner) serveStore(ctx context.Context, store string, computers []string) (tokens []string, err error) {
-	if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
+	if err := r.smpInit(ctx, store, ""); err != nil {
 		return nil, err
 	}
 	for _, c := range computers {

@@ -15,7 +15,7 @@ import (
 
 // testKeys returns the keys of a new encrypted store, with one key file
 // slot (a key slot file needs one to be saved).
-func testKeys(t *testing.T) *keys.Unlocked {
+func testKeys(t testing.TB) *keys.Unlocked {
 	t.Helper()
 	var sid [16]byte
 	rand.Read(sid[:])

@@ -106,6 +106,15 @@ func TestE2EBenchRunQuick(t *testing.T) {
 	if !rep.RestoreVerified {
 		t.Errorf("restore_verified is false")
 	}
+	// The same on an encrypted store, and its cost.
+	for _, sc := range []string{bench.ScenarioCapture, bench.ScenarioRestore} {
+		if r := row(bench.ToolSMPEncrypted, sc); !r.OK() || r.MBps <= 0 || r.LogicalBytes <= 0 {
+			t.Errorf("smp encrypted %s row: %+v", sc, r)
+		}
+	}
+	if e := rep.Encryption; e == nil || e.Rounds != 1 || e.Capture.Ratio <= 0 || e.Restore.Ratio <= 0 {
+		t.Errorf("encryption cost: %+v", e)
+	}
 
 	// Baselines: measured when installed, otherwise rows that say so.
 	for _, b := range []struct{ tool, bin string }{{"cp -a", "cp"}, {"tar|zstd", "zstd"}, {"restic", "restic"}} {

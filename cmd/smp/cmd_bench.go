@@ -24,10 +24,11 @@ func benchUsage() {
       write a generated organisation corpus (DIR/home/userNN), or with
       --mutate apply a deterministic week of changes to one
   smp bench run [--corpus DIR | --users N --size SIZE --seed S] [--quick]
-                [--work DIR] [--keep] [--json] [--plot FILE.svg]
+                [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]
       measure capture, restore and incremental re-capture of the corpus with
       this smp binary and with cp -a, tar|zstd, cp -al and restic (when
-      installed: bench/install-baselines.sh), each run as child processes
+      installed: bench/install-baselines.sh), each run as child processes;
+      capture and restore also on an encrypted store, alternating rounds
 
   smp bench gc [--chunks N] [--work DIR] [--json]
       build a synthetic store of N chunks (half of them garbage) and time
@@ -122,21 +123,25 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 }
 
 func runBenchRun(ctx context.Context, args []string) error {
-	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S] [--quick] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
+	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S] [--quick] [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
 	corpus := fs.String("corpus", "", "use this corpus (DIR/home/USER) instead of generating one; the incremental scenario mutates it in place")
 	users := fs.Int("users", 8, "generated corpus: number of users")
 	size := fs.String("size", "1GiB", "generated corpus: total bytes of file data")
 	seed := fs.Uint64("seed", 1, "generator and mutation seed")
-	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB unless --users/--size say otherwise), for a run of about a minute")
+	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB, 1 round unless --users/--size/--rounds say otherwise), for a run of about a minute")
 	work := fs.String("work", "", "put the scratch directory (stores, copies, generated corpus) under DIR, on the disk to measure (default: the temp dir); it is removed at the end")
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
 	plot := fs.String("plot", "", "also write a bar chart of throughput and stored bytes to FILE.svg")
+	rounds := fs.Int("rounds", 3, "run the smp capture and restore scenarios N times, alternating an unencrypted and an encrypted store; their rows are the median rounds")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *rounds < 1 || *rounds > 99 {
+		return usagef("--rounds %d: want 1 to 99", *rounds)
 	}
 	if *quick {
 		if !fs.Changed("users") {
@@ -144,6 +149,9 @@ func runBenchRun(ctx context.Context, args []string) error {
 		}
 		if !fs.Changed("size") {
 			*size = "96MiB"
+		}
+		if !fs.Changed("rounds") {
+			*rounds = 1
 		}
 	}
 	if *corpus != "" && (fs.Changed("users") || fs.Changed("size")) {
@@ -167,7 +175,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the smp binary: %w", err)
 	}
-	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Quick: *quick, Work: *work, Keep: *keep}
+	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Quick: *quick, Work: *work, Keep: *keep, Rounds: *rounds}
 	rep, runErr := bench.Run(ctx, opts, os.Stderr)
 	if rep == nil {
 		return runErr

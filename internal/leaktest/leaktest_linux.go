@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 type Secrets struct {
 	Strings []string // sentinels
 	Blocks  [][]byte // random blocks: no 64-byte window of them may appear
+
+	idx *blockIndex // of Blocks, built by Scan
 }
 
 // Sentinel returns a new unique sentinel naming kind and records it.
@@ -73,22 +76,45 @@ func Tree(t testing.TB, root string, sec *Secrets) (computer string) {
 	return sec.Sentinel("computer")
 }
 
+// Leak is plaintext found in a file: a sentinel, or (Sentinel "") 64
+// bytes of a random block at Offset.
+type Leak struct {
+	File     string // relative to the scanned directory
+	Sentinel string
+	Offset   int
+}
+
+func (l Leak) String() string {
+	if l.Sentinel != "" {
+		return l.File + " holds sentinel " + l.Sentinel
+	}
+	return fmt.Sprintf("%s holds 64 bytes of a random block at %d", l.File, l.Offset)
+}
+
 // CheckNoPlaintext fails t if any file under dir holds a sentinel or any
 // 64-byte window of a random block of sec.
 func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
 	t.Helper()
-	const window = 64
-	// Every 8-byte word at every offset of the blocks, to find candidate
-	// windows in one pass over each file.
-	words := map[uint64][]int{} // word -> block*1<<24 + offset
-	for bi, blk := range sec.Blocks {
-		for off := 0; off+window <= len(blk); off++ {
-			w := binary.LittleEndian.Uint64(blk[off:])
-			words[w] = append(words[w], bi<<24|off)
-		}
+	leaks, files, err := Scan(dir, sec)
+	if err != nil {
+		t.Fatal(err)
 	}
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	for _, l := range leaks {
+		t.Errorf("%s: %s", when, l)
+	}
+	if files < 5 {
+		t.Fatalf("%s: only %d files under the store", when, files)
+	}
+}
+
+// Scan returns every sentinel of sec that a file under dir holds, and the
+// first 64-byte window of a random block of sec in each file, with the
+// number of files it read.
+func Scan(dir string, sec *Secrets) (leaks []Leak, files int, err error) {
+	if sec.idx == nil || sec.idx.n != len(sec.Blocks) {
+		sec.idx = newBlockIndex(sec.Blocks)
+	}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
@@ -100,24 +126,88 @@ func CheckNoPlaintext(t testing.TB, when, dir string, sec *Secrets) {
 		rel, _ := filepath.Rel(dir, path)
 		for _, s := range sec.Strings {
 			if bytes.Contains(b, []byte(s)) {
-				t.Errorf("%s: %s holds sentinel %s", when, rel, s)
+				leaks = append(leaks, Leak{File: rel, Sentinel: s})
 			}
 		}
-		for i := 0; i+window <= len(b); i++ {
-			for _, c := range words[binary.LittleEndian.Uint64(b[i:])] {
-				blk, off := sec.Blocks[c>>24], c&(1<<24-1)
-				if bytes.Equal(b[i:i+window], blk[off:off+window]) {
-					t.Errorf("%s: %s holds 64 bytes of a random block at %d", when, rel, i)
-					return nil
-				}
-			}
+		if off, ok := sec.idx.find(b); ok {
+			leaks = append(leaks, Leak{File: rel, Offset: off})
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+	return leaks, files, err
+}
+
+// window is the length of a random block's run that counts as a leak.
+const window = 64
+
+// stride is the spacing of the block offsets a blockIndex keeps: every
+// window-long run of a block holds one such offset with at least
+// window-stride bytes of the run after it.
+const stride = 32
+
+// blockIndex finds window-long runs of random blocks in a file in one
+// pass: it maps the 8-byte word at every stride-th offset of the blocks
+// to where it is, behind a bitset of the words' hashes that rejects
+// almost every file position without a map lookup (a Badger memtable
+// file is tens of MiB, mostly zeros).
+type blockIndex struct {
+	n       int // blocks indexed
+	blocks  [][]byte
+	words   map[uint64][]int // word -> block<<24 | offset
+	bits    []uint64
+	hasZero bool // a zero word is indexed: zero pages must be read too
+}
+
+// zeroPage is compared with a file's pages to skip those of zeros (in
+// assembly, so also fast under the race detector).
+var zeroPage = make([]byte, 4096)
+
+const indexBits = 24
+
+func wordHash(w uint64) uint64 { return (w * 0x9e3779b97f4a7c15) >> (64 - indexBits) }
+
+func newBlockIndex(blocks [][]byte) *blockIndex {
+	x := &blockIndex{n: len(blocks), blocks: blocks, words: map[uint64][]int{}, bits: make([]uint64, 1<<indexBits/64)}
+	for bi, blk := range blocks {
+		for off := 0; off+8 <= len(blk); off += stride {
+			w := binary.LittleEndian.Uint64(blk[off:])
+			x.words[w] = append(x.words[w], bi<<24|off)
+			h := wordHash(w)
+			x.bits[h/64] |= 1 << (h % 64)
+			x.hasZero = x.hasZero || w == 0
+		}
 	}
-	if files < 5 {
-		t.Fatalf("%s: only %d files under the store", when, files)
+	return x
+}
+
+// find returns the offset in b of a window-long run of a block, if any.
+func (x *blockIndex) find(b []byte) (int, bool) {
+	for i := 0; i+8 <= len(b); i++ {
+		if p := len(zeroPage); !x.hasZero && i%p == 0 && i+p <= len(b) && bytes.Equal(b[i:i+p], zeroPage) {
+			// Every word starting in this page, but for its last 7
+			// bytes, is zero: none of them is indexed.
+			i += p - 8
+			continue
+		}
+		w := binary.LittleEndian.Uint64(b[i:])
+		if h := wordHash(w); x.bits[h/64]&(1<<(h%64)) == 0 {
+			continue
+		}
+		for _, c := range x.words[w] {
+			blk, m := x.blocks[c>>24], c&(1<<24-1)
+			// The longest common run through b[i] and blk[m].
+			left := 0
+			for left < window && left < i && left < m && b[i-left-1] == blk[m-left-1] {
+				left++
+			}
+			right := 0
+			for left+right < window && i+right < len(b) && m+right < len(blk) && b[i+right] == blk[m+right] {
+				right++
+			}
+			if left+right >= window {
+				return i - left, true
+			}
+		}
 	}
+	return 0, false
 }

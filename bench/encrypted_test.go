@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunEncrypted runs the capture and restore scenarios with the real
+// binary in two rounds: the smp and smp encrypted rows are each a median
+// round, the report carries their wall-time ratios, the encrypted store
+// holds its key slots and its key file stays in the scratch directory.
+func TestRunEncrypted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds smp and captures a corpus four times")
+	}
+	bin := buildSMP(t)
+	work := t.TempDir()
+	corpus := filepath.Join(work, "corpus")
+	if out, err := exec.Command(bin, "bench", "corpus", "--out", corpus, "--users", "2", "--size", "6MiB", "--seed", "5").CombinedOutput(); err != nil {
+		t.Fatalf("smp bench corpus: %v\n%s", err, out)
+	}
+	config := t.TempDir() // where smp init would keep a key file without --key-file
+	var log bytes.Buffer
+	env := append(childEnv("XDG_CONFIG_HOME=", "HOME=", "SMP_KEY_FILE="), "XDG_CONFIG_HOME="+config, "HOME="+config)
+	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus, Rounds: 2}, log: &log, work: work, tools: map[string]string{}, env: env}
+	r.rep = &Report{Corpus: CorpusReport{}}
+	ctx := context.Background()
+	r.smpHasEncrypt = true
+	if err := r.prepareCorpus(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.smpCapture(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	enc := filepath.Join(work, "smp-enc-store")
+	if _, err := os.Stat(filepath.Join(enc, "keys.json")); err != nil {
+		t.Errorf("the encrypted store has no key slots: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.smpStore, "keys.json")); err == nil {
+		t.Errorf("the unencrypted store %s has key slots", r.smpStore)
+	}
+	if err := r.smpRestore(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	t.Logf("\n%s", log.String())
+	for _, tool := range []string{ToolSMP, ToolSMPEncrypted} {
+		for _, sc := range []string{ScenarioCapture, ScenarioRestore} {
+			row, ok := r.rep.Row(tool, sc)
+			if !ok || !row.OK() || row.WallSeconds <= 0 || row.LogicalBytes <= 0 || !strings.Contains(row.Note, "median of 2 rounds") {
+				t.Errorf("%s %s: %+v", tool, sc, row)
+			}
+			if sc == ScenarioRestore && (row.Verified == nil || !*row.Verified) {
+				t.Errorf("%s restore not verified: %+v", tool, row)
+			}
+		}
+	}
+	e := r.rep.Encryption
+	if e == nil || e.Rounds != 2 {
+		t.Fatalf("encryption cost: %+v", e)
+	}
+	for name, p := range map[string]PairedWalls{"capture": e.Capture, "restore": e.Restore} {
+		if len(p.Unencrypted) != 2 || len(p.Encrypted) != 2 || len(p.PairRatios) != 2 || p.Ratio <= 0 {
+			t.Errorf("%s: %+v", name, p)
+		}
+	}
+	plainCap, _ := r.rep.Row(ToolSMP, ScenarioCapture)
+	encCap, _ := r.rep.Row(ToolSMPEncrypted, ScenarioCapture)
+	if got, want := e.Capture.Ratio, encCap.WallSeconds/plainCap.WallSeconds; got < want*0.999 || got > want*1.001 {
+		t.Errorf("capture ratio %v, rows give %v", got, want)
+	}
+	ratios := r.rep.Compare()
+	i := slices.IndexFunc(ratios, func(c Comparison) bool {
+		return c.Scenario == ScenarioRestore && strings.HasPrefix(c.Text, "encrypted store: ")
+	})
+	if i < 0 || ratios[i].Speedup <= 0 {
+		t.Errorf("no encrypted restore comparison in %+v", ratios)
+	}
+	// The key file went to the scratch directory, never the user's.
+	if ents, _ := os.ReadDir(config); len(ents) != 0 {
+		t.Errorf("smp init wrote to the config directory: %v", ents)
+	}
+	if st, err := os.Stat(filepath.Join(work, "smp-enc.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", st, err)
+	}
+	// The restore scenario removes the encrypted store; the unencrypted
+	// one stays for the later scenarios.
+	if _, err := os.Stat(enc); !os.IsNotExist(err) {
+		t.Errorf("encrypted store left behind: %v", err)
+	}
+}
+
+// TestRoundsMedian: rounds alternate ABBA and a row is the median round.
+func TestRoundsMedian(t *testing.T) {
+	if got := [][]int{roundOrder(0, 2), roundOrder(1, 2), roundOrder(2, 2), roundOrder(1, 1)}; !slices.EqualFunc(got, [][]int{{0, 1}, {1, 0}, {0, 1}, {0}}, slices.Equal) {
+		t.Errorf("round orders %v", got)
+	}
+	s := func(f float64) agg {
+		return agg{wall: time.Duration(f * float64(time.Second)), cpu: time.Second, runs: 1}
+	}
+	m, walls := medianAgg([]agg{s(3), s(1), s(2)})
+	if m.wall != 2*time.Second || !slices.Equal(walls, []float64{3, 1, 2}) {
+		t.Errorf("median %v of %v", m.wall, walls)
+	}
+	if m, _ := medianAgg([]agg{s(4), s(2)}); m.wall != 2*time.Second {
+		t.Errorf("lower median of two: %v", m.wall)
+	}
+	p := pair([]agg{s(2), s(4), s(3)}, []agg{s(2.2), s(4), s(3.3)})
+	if p.Ratio < 1.0999 || p.Ratio > 1.1001 || len(p.PairRatios) != 3 || p.PairRatios[1] != 1 || p.CPURatio != 1 {
+		t.Errorf("pair: %+v", p)
+	}
+	if n := roundsNote([]float64{1}, "x"); n != "" {
+		t.Errorf("one round's note %q", n)
+	}
+	if n := roundsNote([]float64{2, 1.5, 3}, ToolSMP); n != "median of 3 rounds (1.50-3.00 s), alternating with smp" {
+		t.Errorf("note %q", n)
+	}
+}
