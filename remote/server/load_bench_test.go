@@ -89,4 +89,3 @@ func loadData(seed uint64, n, size int) []chunk {
 	}
 	return out
 }
-
