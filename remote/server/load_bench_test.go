@@ -13,24 +13,35 @@ import (
 )
 
 // BenchmarkConcurrentCaptures runs loadClients captures at once through
-// one server, two clients for each of loadSets data sets, as the serve-16
-// scenario of smp bench run does (several computers sending the same data
-// together). Each chunk is a compressible frame of loadChunk bytes, larger
-// than the upload reader's buffer, so the server sees uploads of many
-// frames each. Besides the time it reports what was sent: the second
-// client of a pair finds a chunk held only once the first client's upload
-// of it is committed, so uploads that finish late make the clients send
-// (and the server decompress and verify) more.
+// one server, as the serve-16 scenario of smp bench run does: two clients
+// for each of loadSets data sets, and every set also holds loadCommon
+// chunks all sets share (the same application files in every profile),
+// each set meeting them in another order. Chunks are compressible and of
+// the default chunker's average size, larger than the upload reader's
+// buffer, so the server sees uploads of many frames each. Besides the
+// time it reports what was sent: a client finds a chunk held only once
+// another client's upload of it is committed, so uploads that finish late
+// make the clients send (and the server decompress and verify) more.
 func BenchmarkConcurrentCaptures(b *testing.B) {
 	const (
 		loadClients = 16
 		loadSets    = 8
-		loadChunks  = 24 // per set: three upload batches of the client
-		loadChunk   = 512 << 10
+		loadOwn     = 16 // chunks of one set only
+		loadCommon  = 24 // chunks of every set
+		loadChunk   = 1 << 20
 	)
+	common := loadData(1000, loadCommon, loadChunk)
 	sets := make([][]chunk, loadSets)
 	for s := range sets {
-		sets[s] = loadData(uint64(s), loadChunks, loadChunk)
+		own := loadData(uint64(s), loadOwn, loadChunk)
+		for i := range loadOwn + loadCommon {
+			if i%5 < 2 && len(own) > 0 {
+				sets[s], own = append(sets[s], own[0]), own[1:]
+				continue
+			}
+			sets[s] = append(sets[s], common[(i+5*s)%loadCommon])
+		}
+		sets[s] = append(sets[s], own...)
 	}
 	var sent, held int64
 	for range b.N {
@@ -38,10 +49,16 @@ func BenchmarkConcurrentCaptures(b *testing.B) {
 		e := newEnv(b)
 		clients := make([]*client.Client, loadClients)
 		files := make([]map[string][]chunk, loadSets)
+		ids := map[*byte]cas.ID{}
 		for s := range files {
 			named := make([]chunk, len(sets[s]))
 			for i, c := range sets[s] {
-				c.id = e.repo.Hasher.Sum(c.plain)
+				id, ok := ids[&c.plain[0]]
+				if !ok {
+					id = e.repo.Hasher.Sum(c.plain)
+					ids[&c.plain[0]] = id
+				}
+				c.id = id
 				named[i] = c
 			}
 			files[s] = map[string][]chunk{"data": named}
@@ -73,17 +90,27 @@ func BenchmarkConcurrentCaptures(b *testing.B) {
 	b.ReportMetric(float64(held)/float64(b.N), "held-chunks/op")
 }
 
-// loadData returns n chunks of size bytes drawn from 16 symbols, so zstd
-// halves them about as it does a profile's files, with the compressed
-// frame a client would send. IDs are left to the store's key.
+// loadData returns n chunks of size bytes of text (words of a small
+// vocabulary, so zstd shrinks them a few times, as it does a profile's
+// documents and configuration), with the compressed frame a client would
+// send. IDs are left to the store's key.
 func loadData(seed uint64, n, size int) []chunk {
 	rng := rand.New(rand.NewPCG(seed, 7))
+	words := make([][]byte, 512)
+	for i := range words {
+		w := make([]byte, 3+rng.IntN(8))
+		for j := range w {
+			w[j] = 'a' + byte(rng.IntN(26))
+		}
+		words[i] = append(w, ' ')
+	}
 	out := make([]chunk, n)
 	for i := range out {
-		plain := make([]byte, size)
-		for j := range plain {
-			plain[j] = 'a' + byte(rng.Uint32()&15)
+		plain := make([]byte, 0, size+16)
+		for len(plain) < size {
+			plain = append(plain, words[rng.IntN(len(words))]...)
 		}
+		plain = plain[:size]
 		stored, comp := cas.Compress(nil, plain)
 		out[i] = chunk{plain: plain, stored: bytes.Clone(stored), comp: comp}
 	}
