@@ -3,8 +3,19 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -153,5 +164,106 @@ func TestParseLocation(t *testing.T) {
 	}
 	if err := CheckDir("serve", "https://a:1"); err == nil || !strings.Contains(err.Error(), "smp serve works on a store directory") {
 		t.Errorf("CheckDir of an SMP: %v", err)
+	}
+}
+
+// tlsSMPForTest serves a new store directory over TLS with a self-signed
+// certificate of its own, and returns its URL, an admin token and the
+// certificate's SHA-256 fingerprint (what smp serve prints).
+func tlsSMPForTest(t *testing.T) (url, token, fingerprint string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	params, err := cas.ChunkerParamsForAvg(64 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(dir, params); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := access.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err = acc.CreateToken("", access.RoleAdmin, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smp test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Repo: r, Access: acc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	hs := httptest.NewUnstartedServer(srv)
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	hs.StartTLS()
+	t.Cleanup(func() { hs.Close(); r.Close() })
+	sum := sha256.Sum256(der)
+	return hs.URL, token, hex.EncodeToString(sum[:])
+}
+
+// TestGroupFingerprints: --tls-fingerprint takes one pin per SMP of a
+// group, in --store order, as --token does: each SMP is checked against
+// its own pin, one pin for all pins every SMP to that one certificate, and
+// a list of another length is refused before anything is reached.
+func TestGroupFingerprints(t *testing.T) {
+	ctx := context.Background()
+	urlA, tokA, fpA := tlsSMPForTest(t)
+	urlB, tokB, fpB := tlsSMPForTest(t)
+	if fpA == fpB {
+		t.Fatal("the two SMPs have the same certificate")
+	}
+	open := func(location, tokens, pins string, log io.Writer) Store {
+		t.Helper()
+		st, err := Open(ctx, location, Options{Token: tokens, Fingerprint: pins, Log: log})
+		if err != nil {
+			t.Fatalf("Open %s with pins %s: %v", location, pins, err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	// Each SMP is reached through its own pin: a capture lands on the
+	// first of each order.
+	for _, g := range []struct{ location, tokens, pins, want string }{
+		{urlA + "," + urlB, tokA + "," + tokB, fpA + "," + fpB, urlA},
+		{urlB + "," + urlA, tokB + "," + tokA, " " + fpB + " , " + fpA, urlB},
+	} {
+		var log bytes.Buffer
+		res, err := open(g.location, g.tokens, g.pins, &log).Capture(ctx, CaptureOptions{Options: capture.Options{Computer: "PC01", Root: profile(t, g.want)}})
+		if err != nil || res.SMP != g.want {
+			t.Fatalf("capture through %s with pins %s: on %s, %v; want %s (log %q)", g.location, g.pins, res.SMP, err, g.want, log.String())
+		}
+	}
+	var log bytes.Buffer
+	recs, err := open(urlA+","+urlB, tokA+","+tokB, fpA+","+fpB, &log).Records(ctx)
+	if err != nil || len(recs) != 2 || log.Len() != 0 {
+		t.Fatalf("records with a pin per SMP: %d records, %v, log %q; want one on each SMP", len(recs), err, log.String())
+	}
+	// One pin for all: B's certificate does not match it, so B is
+	// skipped and named.
+	log.Reset()
+	recs, err = open(urlA+","+urlB, tokA+","+tokB, fpA, &log).Records(ctx)
+	if err != nil || len(recs) != 1 || recs[0].SMP != urlA || !strings.Contains(log.String(), urlB) || !strings.Contains(log.String(), "does not match --tls-fingerprint") {
+		t.Fatalf("records with A's pin for both: %+v, %v, log %q; want A's record and B named as not matching", recs, err, log.String())
+	}
+	// Pins in the wrong order match neither SMP.
+	if _, err := open(urlA+","+urlB, tokA+","+tokB, fpB+","+fpA, io.Discard).Records(ctx); err == nil || !strings.Contains(err.Error(), "does not match --tls-fingerprint") {
+		t.Fatalf("records with the pins swapped: %v, want both SMPs refused", err)
+	}
+	_, err = Open(ctx, urlA+","+urlB, Options{Token: tokA, Fingerprint: fpA + "," + fpB + "," + fpA})
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "3 fingerprints for 2 SMPs") {
+		t.Fatalf("three pins for two SMPs: %v, want a usage error", err)
 	}
 }

@@ -111,8 +111,11 @@ type Options struct {
 	ReadOnly bool
 	// Token is the SMP access token; with a group, one for all or one per
 	// SMP separated by commas, in the order of the location.
-	Token       string
-	Fingerprint string // pin the SMP certificate's SHA-256
+	Token string
+	// Fingerprint pins the SMP certificate's SHA-256; with a group, one
+	// for all or one per SMP separated by commas, in the order of the
+	// location (an empty item pins nothing for that SMP).
+	Fingerprint string
 	CAFile      string // PEM bundle of the CA that signed the SMP certificate
 	// AllowUnreachable lets a group resolve a computer's newest record
 	// from the SMPs that answered when some did not.
@@ -232,23 +235,40 @@ func Open(ctx context.Context, location string, opts Options) (Store, error) {
 	if dir != "" {
 		return openDir(dir, opts)
 	}
-	tokens := strings.Split(opts.Token, ",")
-	if len(tokens) != 1 && len(tokens) != len(smps) {
-		return nil, usagef("the token list (--token, --token-file or $SMP_TOKEN) has %d tokens for %d SMPs: give one, or one per SMP in --store order", len(tokens), len(smps))
+	tokens, err := perSMP(opts.Token, len(smps), "the token list (--token, --token-file or $SMP_TOKEN) has %d tokens for %d SMPs")
+	if err != nil {
+		return nil, err
+	}
+	pins, err := perSMP(opts.Fingerprint, len(smps), "the certificate fingerprint list (--tls-fingerprint or $SMP_TLS_FINGERPRINT) has %d fingerprints for %d SMPs")
+	if err != nil {
+		return nil, err
 	}
 	members := make([]*Remote, len(smps))
 	for i, u := range smps {
 		o := opts
-		o.Token = strings.TrimSpace(tokens[0])
-		if len(tokens) > 1 {
-			o.Token = strings.TrimSpace(tokens[i])
-		}
+		o.Token, o.Fingerprint = tokens[i], pins[i]
 		members[i] = newRemote(u, o)
 	}
 	if len(members) == 1 {
 		return members[0], nil
 	}
 	return newGroup(location, members, opts), nil
+}
+
+// perSMP splits a comma-separated list of one value for every SMP, or one
+// per SMP in location order, into the value of each of n SMPs. An empty
+// item is an empty value (an SMP without a certificate pin, say). what
+// words the refusal of a list of another length, with its count and n.
+func perSMP(list string, n int, what string) ([]string, error) {
+	items := strings.Split(list, ",")
+	if len(items) != 1 && len(items) != n {
+		return nil, usagef(what+": give one, or one per SMP in --store order", len(items), n)
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strings.TrimSpace(items[min(i, len(items)-1)])
+	}
+	return out, nil
 }
 
 // CaptureOptions are a capture: what to read (capture.Options, whose

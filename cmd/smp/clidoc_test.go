@@ -45,6 +45,9 @@ func subcommands(args string) []string {
 	return strings.Split(first, "|")
 }
 
+// flagLine matches a line of pflag's flag listing.
+var flagLine = regexp.MustCompile(`(?m)^ +(-[a-z], )?--[a-z]`)
+
 // helpText runs smp with args in an environment without SMP_* variables
 // (flags take their defaults from them, and $SMP_TOKEN is a secret) and
 // returns what it printed and its exit status.
@@ -84,20 +87,24 @@ func generateCLIDoc(t *testing.T) string {
 	}
 	section("smp", top)
 	for _, c := range commands {
-		subs := subcommands(c.args)
 		text, code := helpText(t, c.name, "--help")
-		switch {
-		case code == exitOK:
-			section("smp "+c.name, text)
-		case subs == nil:
+		// Every command's --help succeeds, and one that takes flags lists
+		// them or says where its subcommands' flags are.
+		if code != exitOK {
 			t.Errorf("smp %s --help: exit %d\n%s", c.name, code, text)
 		}
-		for _, s := range subs {
-			text, code := helpText(t, c.name, s, "--help")
+		if strings.Contains(c.args, "--") && !flagLine.MatchString(text) && !strings.Contains(text, c.name+" COMMAND --help") {
+			t.Errorf("smp %s --help lists no flags and does not say where they are:\n%s", c.name, text)
+		}
+		section("smp "+c.name, text)
+		for _, s := range subcommands(c.args) {
+			sub, code := helpText(t, c.name, s, "--help")
 			if code != exitOK {
-				t.Errorf("smp %s %s --help: exit %d\n%s", c.name, s, code, text)
+				t.Errorf("smp %s %s --help: exit %d\n%s", c.name, s, code, sub)
 			}
-			section("smp "+c.name+" "+s, text)
+			if sub != text { // a lone subcommand's help is its command's
+				section("smp "+c.name+" "+s, sub)
+			}
 		}
 	}
 	return b.String()

@@ -61,7 +61,7 @@ func cmdToken(ctx context.Context, args []string) error {
 		return cmdTokenRevoke(ctx, args[1:])
 	case "-h", "--help":
 		fmt.Fprintf(os.Stderr, "Usage:\n  smp token create --store DIR [--computer NAME] [--role client|admin] [--expires DURATION]\n"+
-			"  smp token list --store DIR [--json]\n  smp token revoke --store DIR --id ID\n")
+			"  smp token list --store DIR [--json]\n  smp token revoke --store DIR --id ID\n\nRun smp token COMMAND --help for a command's flags.\n")
 		return pflag.ErrHelp
 	}
 	return usagef("want: smp token create|list|revoke --store DIR ... (see smp token --help)")
@@ -330,17 +330,18 @@ type adminOptions struct {
 }
 
 func cmdAdmin(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "restore-only" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(os.Stderr, "Usage: smp admin %s\n", adminArgs)
-			return pflag.ErrHelp
-		}
-		return usagef("want: smp admin %s", adminArgs)
-	}
 	var o adminOptions
 	fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
 	storeLocVar(fs, &o.Store, &o.S3)
 	fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
+	if len(args) > 0 && isHelpArg(args[0]) {
+		// smp admin has one subcommand: its help is the command's.
+		fs.Usage()
+		return pflag.ErrHelp
+	}
+	if len(args) == 0 || args[0] != "restore-only" {
+		return usagef("want: smp admin %s (see smp admin --help)", adminArgs)
+	}
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

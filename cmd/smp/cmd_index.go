@@ -26,12 +26,17 @@ func (o *indexOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 func cmdIndex(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "rebuild" {
-		return usagef("want: smp index rebuild --store DIR [--json]")
-	}
 	var o indexOptions
 	fs := newFlags("index rebuild", "--store DIR [--json]")
 	o.AddFlags(fs)
+	if len(args) > 0 && isHelpArg(args[0]) {
+		// smp index has one subcommand: its help is the command's.
+		fs.Usage()
+		return pflag.ErrHelp
+	}
+	if len(args) == 0 || args[0] != "rebuild" {
+		return usagef("want: smp index rebuild --store DIR [--json] (see smp index --help)")
+	}
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}

@@ -173,3 +173,42 @@ func TestE2EGroupRecords(t *testing.T) {
 		t.Errorf("all down: want exit 1 and one line\n%s", r)
 	}
 }
+
+// TestE2EGroupTLSFingerprints: two SMPs with self-signed certificates of
+// their own form a group when --tls-fingerprint gives each its own pin in
+// --store order; one pin for both reaches only the SMP it pins, and a
+// list of another length is a usage error.
+func TestE2EGroupTLSFingerprints(t *testing.T) {
+	t.Parallel()
+	storeA, storeB := newStore(t), newStore(t)
+	srvA := startServer(t, storeA, "--tls-self-signed")
+	srvB := startServer(t, storeB, "--tls-self-signed")
+	if srvA.fingerprint == srvB.fingerprint {
+		t.Fatal("both servers printed the same certificate fingerprint")
+	}
+	adminA := newToken(t, storeA, "--role", "admin")
+	adminB := newToken(t, storeB, "--role", "admin")
+	src := tmpDir(t)
+	serveProfile(t, src, 32, 1)
+	remoteCapture(t, exitOK, srvA.url, adminA, "PC01", "--root", src, "--tls-fingerprint="+srvA.fingerprint)
+	remoteCapture(t, exitOK, srvB.url, adminB, "PC02", "--root", src, "--tls-fingerprint="+srvB.fingerprint)
+	group, tokens := srvA.url+","+srvB.url, adminA+","+adminB
+
+	var got struct {
+		Records []struct {
+			SMP string `json:"smp"`
+		} `json:"records"`
+	}
+	smpJSON(t, exitOK, &got, "records", "--store", group, "--token", tokens, "--tls-fingerprint", srvA.fingerprint+","+srvB.fingerprint, "--json")
+	if len(got.Records) != 2 || got.Records[0].SMP == got.Records[1].SMP {
+		t.Fatalf("records over the group with a pin per SMP: %+v, want one record on each SMP", got.Records)
+	}
+	r := smp(t, "records", "--store", group, "--token", tokens, "--tls-fingerprint", srvA.fingerprint)
+	if r.code != exitOK || !strings.Contains(r.stderr, srvB.url) || !strings.Contains(r.stderr, "does not match --tls-fingerprint") {
+		t.Errorf("records with A's pin for both: want A's record and B named as not matching\n%s", r)
+	}
+	r = smp(t, "records", "--store", group, "--token", tokens, "--tls-fingerprint", srvA.fingerprint+","+srvB.fingerprint+","+srvA.fingerprint)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "3 fingerprints for 2 SMPs") {
+		t.Errorf("three pins for two SMPs: want exit 2 naming the counts\n%s", r)
+	}
+}

@@ -179,6 +179,9 @@ func exitCode(name string, err error) int {
 	return exitError
 }
 
+// isHelpArg reports whether a command's first argument asks for its help.
+func isHelpArg(arg string) bool { return arg == "-h" || arg == "--help" || arg == "help" }
+
 // newFlags returns a flag set that reports errors instead of exiting.
 func newFlags(name, args string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)

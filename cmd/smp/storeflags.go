@@ -32,7 +32,7 @@ func (sf *storeFlags) AddFlags(fs *pflag.FlagSet) {
 	// and a secret must never be; secret() reads the variable itself.
 	fs.StringVar(&sf.Token, "token", "", "with --store https://...: access token (default $SMP_TOKEN); with several SMPs, one per SMP separated by commas. Every local user can read a command line (ps): prefer --token-file or $SMP_TOKEN")
 	fs.StringVar(&sf.TokenFile, "token-file", "", "with --store https://...: read the token(s) of --token from FILE (mode 0600, or a pipe such as /dev/stdin)")
-	fs.StringVar(&sf.Fingerprint, "tls-fingerprint", os.Getenv("SMP_TLS_FINGERPRINT"), "with --store https://...: trust the server certificate with this SHA-256 (as smp serve printed it)")
+	fs.StringVar(&sf.Fingerprint, "tls-fingerprint", os.Getenv("SMP_TLS_FINGERPRINT"), "with --store https://...: trust the server certificate with this SHA-256 (as smp serve printed it); with several SMPs, one for all or one per SMP separated by commas, in --store order")
 	fs.StringVar(&sf.CA, "ca", os.Getenv("SMP_CA"), "with --store https://...: PEM file of the CA that signed the server certificate")
 	sf.keyFlags.AddFlags(fs)
 	sf.S3.AddFlags(fs)

@@ -18,6 +18,7 @@ import (
 // ID but not the bytes learns nothing (docs/PROTOCOL.md, "Proof of
 // possession").
 func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
+	ticket := s.work.ticket()
 	// The body is read before any refusal, so the client reads the answer
 	// instead of a connection reset while it is still sending.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4+wire.MaxHaveEntries*(1+32+4+wire.ProofLen)))
@@ -28,7 +29,7 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	release, err := s.acquireWork(r)
+	release, err := s.acquireWork(r, ticket)
 	if err != nil {
 		return err
 	}
@@ -121,8 +122,11 @@ func (s *Server) maxRawLen(t cas.BlobType, storedLen int) int {
 // Each frame is read from the network before it takes a work slot, and
 // the slot is held only to verify and store frames that have arrived: a
 // client sending slowly (1 byte/s) holds its connection and its frame's
-// bytes, never a slot the other clients wait for.
+// bytes, never a slot the other clients wait for. The request keeps the
+// ticket it took on arrival for every slot it asks for, so it is served
+// before requests that came later (workSlots).
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err error) {
+	ticket := s.work.ticket()
 	sess, err := s.session(r, c)
 	if err != nil {
 		return err
@@ -180,7 +184,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, c *call) (err er
 				b.ID.Short(), b.RawLen, len(b.Stored), maxTreeRatio)
 		}
 		if release == nil {
-			if release, err = s.acquireWork(r); err != nil {
+			if release, err = s.acquireWork(r, ticket); err != nil {
 				return err
 			}
 		}

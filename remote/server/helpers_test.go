@@ -48,7 +48,7 @@ func (c *clock) Set(t time.Time) {
 
 // env is one store served by one server over loopback HTTP.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	repo  *repo.Repo
 	acc   *access.Store
@@ -58,7 +58,7 @@ type env struct {
 	admin string // an admin token's secret
 }
 
-func newEnv(t *testing.T, configure ...func(*server.Options)) *env {
+func newEnv(t testing.TB, configure ...func(*server.Options)) *env {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
 	if _, err := repo.Init(dir, cas.DefaultChunkerParams()); err != nil {
@@ -150,7 +150,7 @@ func (e *env) postJSON(path, tok string, v any) reply {
 }
 
 // wantOK fails unless the answer has status want; it returns the body.
-func wantOK(t *testing.T, what string, r reply, want int) []byte {
+func wantOK(t testing.TB, what string, r reply, want int) []byte {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("%s: HTTP %d %s, want %d", what, r.status, r.body, want)
@@ -160,7 +160,7 @@ func wantOK(t *testing.T, what string, r reply, want int) []byte {
 
 // wantError checks an error answer: the status, a JSON body holding one
 // non-empty line containing every fragment, and the capacity flag.
-func wantError(t *testing.T, what string, r reply, status int, capacity bool, fragments ...string) {
+func wantError(t testing.TB, what string, r reply, status int, capacity bool, fragments ...string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("%s: HTTP %d %s, want %d", what, r.status, r.body, status)
@@ -179,7 +179,7 @@ func wantError(t *testing.T, what string, r reply, status int, capacity bool, fr
 
 // sameReply fails unless two answers are byte for byte the same: a probe
 // must not tell "not yours" from "not there".
-func sameReply(t *testing.T, what string, got, want reply) {
+func sameReply(t testing.TB, what string, got, want reply) {
 	t.Helper()
 	if got.status != want.status || !bytes.Equal(got.body, want.body) {
 		t.Fatalf("%s: HTTP %d %q, but for a missing one HTTP %d %q", what, got.status, got.body, want.status, want.body)
@@ -187,7 +187,7 @@ func sameReply(t *testing.T, what string, got, want reply) {
 }
 
 // checkLine checks that msg is one printable line with every fragment.
-func checkLine(t *testing.T, what, msg string, fragments ...string) {
+func checkLine(t testing.TB, what, msg string, fragments ...string) {
 	t.Helper()
 	if msg == "" || strings.ContainsAny(msg, "\r\n") || len(msg) > 400 {
 		t.Fatalf("%s: error %q is not one short line", what, msg)

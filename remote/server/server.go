@@ -61,8 +61,9 @@ type Server struct {
 	// each holds multi-MiB buffers and a core, so memory and CPU stay
 	// bounded however many clients upload; the others wait their turn. A
 	// request takes a slot only once its bytes have arrived (an upload
-	// per frame), so a slow client cannot hold one while it sends.
-	work chan struct{}
+	// per run of arrived frames), so a slow client cannot hold one while
+	// it sends; a freed slot goes to the oldest request waiting.
+	work *workSlots
 	// tokens bounds each token's have and upload requests in progress.
 	tokens tokenLimits
 
@@ -160,7 +161,7 @@ func New(opts Options) *Server {
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, stopped: map[string]stoppedSession{}, reach: newReachCache(opts.Repo, 4),
-		work: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), maxBlobs: maxSessionBlobs}
+		work: newWorkSlots(2 * runtime.GOMAXPROCS(0)), maxBlobs: maxSessionBlobs}
 	s.metrics = NewMetrics(func() (StoreGauges, error) {
 		st, err := opts.Repo.Stats()
 		if err != nil {
@@ -398,14 +399,10 @@ func (s *Server) stopSession(sess *session, err error) error {
 	return err
 }
 
-// acquireWork waits for a processing slot; the returned func frees it.
-func (s *Server) acquireWork(r *http.Request) (func(), error) {
-	select {
-	case s.work <- struct{}{}:
-		return func() { <-s.work }, nil
-	case <-r.Context().Done():
-		return nil, r.Context().Err()
-	}
+// acquireWork waits for a processing slot for the request that took
+// ticket (workSlots.ticket) when it arrived; the returned func frees it.
+func (s *Server) acquireWork(r *http.Request, ticket uint64) (func(), error) {
+	return s.work.acquire(r.Context(), ticket)
 }
 
 // Metrics returns the server's Prometheus metrics.
