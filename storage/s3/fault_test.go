@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,5 +213,41 @@ func TestLostConditionalResponse(t *testing.T) {
 	}
 	if p.Faults.Load() < 3 {
 		t.Fatalf("only %d answers dropped", p.Faults.Load())
+	}
+}
+
+// TestListOverReset: a listing whose answer is cut by a reset is asked
+// again (minio-go does not retry a body it already started reading) and
+// returns every object; a reset on every attempt gives a clear error.
+func TestListOverReset(t *testing.T) {
+	via, direct, p := faulty(t, func(o *s3.Options) { o.MaxRetries = 3 })
+	for _, n := range []string{"packs/ee/a.pack", "packs/ee/b.pack", "packs/ef/c.pack"} {
+		if err := direct.Put(ctx, n, payload(100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isList := func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Query().Has("list-type") }
+	var cut atomic.Int32
+	p.SetDecide(func(r *http.Request) seaweedtest.Fault {
+		if isList(r) && cut.Add(1) == 1 {
+			return seaweedtest.Fault{Reset: true}
+		}
+		return seaweedtest.Fault{}
+	})
+	page, _, err := via.List(ctx, "packs/", "", 0)
+	if err != nil || len(page) != 3 {
+		t.Fatalf("List over one reset = %d objects, %v; want 3", len(page), err)
+	}
+	if p.Faults.Load() != 1 {
+		t.Fatalf("%d faults, want 1 (the listing was not cut)", p.Faults.Load())
+	}
+	p.SetDecide(func(r *http.Request) seaweedtest.Fault {
+		if isList(r) {
+			return seaweedtest.Fault{Reset: true}
+		}
+		return seaweedtest.Fault{}
+	})
+	if _, _, err := via.List(ctx, "packs/", "", 0); err == nil || !strings.Contains(err.Error(), "list") {
+		t.Fatalf("List over resets every time = %v, want an error", err)
 	}
 }

@@ -410,9 +410,9 @@ func (s *Storage) List(ctx context.Context, prefix, cursor string, limit int) ([
 	var page []storage.Info
 	token := ""
 	for {
-		res, err := s.core.ListObjectsV2(s.bucket, s.prefix+prefix, startAfter, token, "", limit-len(page))
+		res, err := s.listPage(ctx, prefix, startAfter, token, limit-len(page))
 		if err != nil {
-			return nil, "", fmt.Errorf("s3 list %s: %w", prefix, describe(err))
+			return nil, "", err
 		}
 		for _, o := range res.Contents {
 			name := strings.TrimPrefix(o.Key, s.prefix)
@@ -435,6 +435,29 @@ func (s *Storage) List(ctx context.Context, prefix, cursor string, limit int) ([
 			return nil, "", fmt.Errorf("s3 list %s: a truncated listing without a continuation token", prefix)
 		}
 	}
+}
+
+// listPage asks for one page of keys, retrying transient failures: a
+// listing changes nothing, so a reset while its answer is read (which
+// minio-go does not retry) is simply asked again.
+func (s *Storage) listPage(ctx context.Context, prefix, startAfter, token string, n int) (minio.ListBucketV2Result, error) {
+	var res minio.ListBucketV2Result
+	var err error
+	for attempt := range s.retries {
+		if attempt > 0 {
+			if werr := sleep(ctx, backoff(attempt)); werr != nil {
+				return minio.ListBucketV2Result{}, werr
+			}
+		}
+		res, err = s.core.ListObjectsV2(s.bucket, s.prefix+prefix, startAfter, token, "", n)
+		if err == nil || !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return minio.ListBucketV2Result{}, fmt.Errorf("s3 list %s: %w", prefix, describe(err))
+	}
+	return res, nil
 }
 
 // GetVersioned returns the whole of name and its ETag.
