@@ -21,6 +21,20 @@ type smpCaptureOut struct {
 	HeldChunks     int64    `json:"chunks_already_on_smp"` // through smp serve: offered blobs the server held
 }
 
+// initArgs are the arguments of smp init for a bench store at dir: with
+// encrypted, the store smp init makes by default (encrypted, its key file
+// in the children's private config directory, see smpEnv); without, a
+// store made with --no-encrypt. Every bench store is made here, so the
+// smp rows measure the default store, and rows that compare the two
+// formats differ in this one argument.
+func initArgs(dir string, encrypted bool) []string {
+	args := []string{"init", "--store", dir}
+	if !encrypted {
+		args = append(args, "--no-encrypt")
+	}
+	return args
+}
+
 type smpStatsOut struct {
 	LogicalBytes int64   `json:"logical_bytes"`
 	UniqueBytes  int64   `json:"unique_bytes"` // plaintext of the distinct data chunks
@@ -44,7 +58,7 @@ func (r *runner) smpStats(ctx context.Context, store string) (smpStatsOut, error
 // captures report, and each user's record ID.
 func (r *runner) smpCaptureAll(ctx context.Context, store string, fresh bool, extra ...string) (a agg, bytes, files, unchanged int64, records map[string]string, err error) {
 	if fresh {
-		if _, err := r.output(ctx, r.opts.Bin, "init", "--store", store); err != nil {
+		if _, err := r.output(ctx, r.opts.Bin, initArgs(store, true)...); err != nil {
 			return a, 0, 0, 0, nil, err
 		}
 	}
