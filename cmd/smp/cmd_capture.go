@@ -187,6 +187,7 @@ func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error 
 // printCapture prints a committed capture, as text or one JSON object.
 func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *store.CaptureResult, problems []string, elapsed time.Duration) error {
 	rec := res.Record
+	notes := captureNotes(res)
 	if o.JSON {
 		return printJSON(w, map[string]any{
 			"record": res.ID.String(), "computer": rec.Computer, "users": rec.Users,
@@ -197,7 +198,7 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 			"link_fallback_files": prog.LinkFallback.Load(),
 			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
 			"uploaded_bytes": res.Sent, "chunks_already_on_smp": res.Held,
-			"reserved_first_bytes": res.Reserved, "smp": res.SMP,
+			"reserved_first_bytes": res.Reserved, "smp": res.SMP, "notes": notes,
 		})
 	}
 	dedupe := "-"
@@ -210,6 +211,9 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 		fmt.Fprintf(w, "hard-link mode: %d files hard-linked, %d cloned, %d chunked (no link possible)\n",
 			rec.LinkedFiles, rec.ClonedFiles, prog.LinkFallback.Load())
 	}
+	for _, n := range notes {
+		fmt.Fprintln(w, "note:", n)
+	}
 	fmt.Fprintf(w, "new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
 		bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
 	if res.SMP != "" {
@@ -219,4 +223,16 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 		fmt.Fprintf(w, "room for %s of new data was reserved before the upload (--reserve-first)\n", bytesStr(uint64(res.Reserved)))
 	}
 	return nil
+}
+
+// captureNotes are what the user must know about a committed capture,
+// said once: the files a hard-link capture placed in an encrypted store
+// are not encrypted.
+func captureNotes(res *store.CaptureResult) []string {
+	notes := []string{}
+	if n := res.Record.LinkedFiles + res.Record.ClonedFiles; res.Encrypted && n > 0 {
+		notes = append(notes, fmt.Sprintf("the %d files hard-linked (or cloned) into the store's links/ area are your own files, in place: "+
+			"they are NOT encrypted, unlike the rest of the store (smp ingest --record %s makes the record an encrypted copy)", n, res.ID.Short()))
+	}
+	return notes
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // TestE2EEncryptNoPlaintext is issue 16's sentinel test with the real
-// binary: a store made by smp init --encrypt (its key file in the user
-// config directory, outside the store) captures a profile holding
+// binary: a store made by smp init (encrypted by default; its key file in
+// the user config directory, outside the store) captures a profile holding
 // sentinels in file contents, file and directory names, a symlink target,
 // an xattr and the computer name, and random blocks; no file under the
 // store then holds any sentinel or any 64-byte window of the random
