@@ -43,7 +43,7 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.Full, "full", false, "read every file even if unchanged since this computer's last record")
-	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
+	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it, and it is not encrypted, even in an encrypted store (smp ingest makes an encrypted copy)")
 	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	fs.BoolVar(&o.HardlinkDedupe, "hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
 	fs.BoolVar(&o.ReserveFirst, "reserve-first", false, "with --store https://...: read the files once first so the SMP reserves room for all the new data before anything is sent (a refusal then falls back to the next SMP before any upload); reads changed files twice")
