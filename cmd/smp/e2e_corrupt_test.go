@@ -972,10 +972,10 @@ func corruptCampaign(t *testing.T, clear bool, rounds int, seed uint64) {
 	for _, k := range corruptKinds {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, st.byKind[k]))
 	}
-	t.Logf("campaign summary: seed %d, %d rounds in %.0fs (%s); blobs touched %d, unreadable %d (still sound %d), all named by verify: %d; "+
+	t.Logf("campaign summary: %s store, seed %d, %d rounds in %.0fs (%s); blobs touched %d, unreadable %d (still sound %d), all named by verify: %d; "+
 		"files damaged %d, named by restore %d paths, restored identical %d, wrong bytes written 0 unless reported above; "+
 		"record blobs damaged (named by verify) %d; chunks repaired from the source %d, trees and records not repairable %d; index before the rebuild %v; index rebuilt and complete %d times; config.json outcomes %v",
-		seed, st.rounds, time.Since(start).Seconds(), strings.Join(kinds, ", "), st.blobsHit, st.blobsBad, st.blobsHarmless, st.reported,
+		map[bool]string{false: "encrypted", true: "clear"}[clear], seed, st.rounds, time.Since(start).Seconds(), strings.Join(kinds, ", "), st.blobsHit, st.blobsBad, st.blobsHarmless, st.reported,
 		st.filesDamaged, st.filesNamed, st.filesRestored, st.recordBlobs, st.repaired, st.unrepairable, st.indexOutcomes, st.indexRecovered, st.configOutcomes)
 }
 
