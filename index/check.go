@@ -58,7 +58,7 @@ func checkTables(dir string, key []byte) error {
 	}
 	var reg *tableKeys
 	if key != nil && len(mf.Tables) > 0 {
-		kr, err := badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: key})
+		kr, err := openKeyRegistry(dir, key)
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil
 		}
@@ -112,6 +112,20 @@ func checkTables(dir string, key []byte) error {
 		}
 	}
 	return nil
+}
+
+// openKeyRegistry reads KEYREGISTRY (read only), turning a panic while
+// reading it into an error: Badger's reader trusts the file's lengths (a
+// registry cut inside a data key panics with "bad IV length", badger
+// v4.9.6), and Badger's own open, which reads it again, runs only after
+// this read succeeded.
+func openKeyRegistry(dir string, key []byte) (kr *badger.KeyRegistry, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			kr, err = nil, fmt.Errorf("unreadable: %v", p)
+		}
+	}()
+	return badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: key})
 }
 
 // tableKeys are what checking the tables of an encrypted index needs: its

@@ -206,6 +206,11 @@ func testOpenDamagedTable(t *testing.T, key []byte) {
 			damage func(b []byte) []byte
 		}{
 			{"KEYREGISTRY truncated", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:len(b)-3] }},
+			// Cut inside the first data key's length, its protobuf, its
+			// middle: Badger's reader panicked on some of these.
+			{"KEYREGISTRY cut to 30 bytes", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:30] }},
+			{"KEYREGISTRY cut to 40 bytes", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:40] }},
+			{"KEYREGISTRY cut in half", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:len(b)/2] }},
 			{"KEYREGISTRY data key flipped", badger.KeyRegistryFileName, func(b []byte) []byte {
 				b[len(b)-5] ^= 0x08
 				return b
