@@ -36,11 +36,36 @@ func TestMain(m *testing.M) {
 	if os.Getenv(launcherEnv) != "" {
 		os.Exit(launcherMain())
 	}
+	cfg, err := isolateConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	os.RemoveAll(cfg)
 	if workDir != "" {
 		os.RemoveAll(workDir)
 	}
 	os.Exit(code)
+}
+
+// isolateConfig gives this test process, and every smp it starts, a
+// private user config directory, removed at exit: smp init keeps the key
+// files of encrypted stores there, and a test that starts smp without
+// smpEnv must not leave them in the real user's. The go command keeps
+// reading the caller's go env file.
+func isolateConfig() (string, error) {
+	if os.Getenv("GOENV") == "" {
+		if d, err := os.UserConfigDir(); err == nil {
+			os.Setenv("GOENV", filepath.Join(d, "go", "env"))
+		}
+	}
+	dir, err := os.MkdirTemp("", "smp-bench-config-")
+	if err != nil {
+		return "", err
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	return dir, nil
 }
 
 var (

@@ -199,6 +199,21 @@ func scratchDir(parent, prefix string) (string, error) {
 	return os.MkdirTemp(parent, prefix)
 }
 
+// smpEnv is the environment of a run's children: this process's without
+// the variables that would change what smp measures or which keys it
+// uses (its store, its profiling, the key sources of the user's own
+// stores) nor those starting with one of drop, and with a private user
+// config directory under work, where smp init keeps the key files of the
+// run's encrypted stores (not in the user's own, and removed with work).
+func smpEnv(work string, drop ...string) ([]string, error) {
+	cfg := filepath.Join(work, "config")
+	if err := os.MkdirAll(cfg, 0o700); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	env := childEnv(append([]string{"SMP_STORE=", "SMP_CPUPROFILE=", "SMP_KEY_FILE=", "SMP_PASSPHRASE_FILE=", "CREDENTIALS_DIRECTORY=", "XDG_CONFIG_HOME="}, drop...)...)
+	return append(env, "XDG_CONFIG_HOME="+cfg), nil
+}
+
 // childEnv is this process's environment without the variables that
 // start with one of drop, which would change what a child measures (its
 // store, its profiling, a baseline's repository).

@@ -10,16 +10,20 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
 
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/keys"
 	"smp/repo"
 )
 
@@ -40,6 +44,9 @@ type GCScaleReport struct {
 	// the live data alone.
 	IdleGCSeconds float64 `json:"idle_gc_seconds"`
 	IdleGCRSSMiB  float64 `json:"idle_gc_peak_rss_mib"`
+	// KeyFile opens the store, which is encrypted as smp init makes
+	// stores by default: BuildGCStore writes it beside the store.
+	KeyFile string `json:"-"`
 }
 
 // gcChunkSize is the plaintext size of each synthetic chunk: small, so a
@@ -49,14 +56,17 @@ const gcChunkSize = 64
 // BuildGCStore creates a store in dir holding chunks distinct data chunks
 // spread over records of perRecord chunks each (files of 16 chunks, trees
 // of 256 files), then removes every other record, so about half the
-// chunks become garbage scattered through the packs.
+// chunks become garbage scattered through the packs. The store is
+// encrypted, as smp init makes stores by default; its key file is
+// dir+".key" (rep.KeyFile).
 func BuildGCStore(dir string, chunks, perRecord int, log io.Writer) (GCScaleReport, error) {
 	start := time.Now()
-	rep := GCScaleReport{Chunks: chunks}
-	if _, err := repo.Init(dir, cas.DefaultChunkerParams()); err != nil {
+	rep := GCScaleReport{Chunks: chunks, KeyFile: dir + ".key"}
+	kr, err := initEncryptedStore(dir, rep.KeyFile)
+	if err != nil {
 		return rep, err
 	}
-	r, err := repo.Open(dir)
+	r, err := repo.OpenWith(dir, repo.OpenOptions{Keyring: kr})
 	if err != nil {
 		return rep, err
 	}
@@ -110,6 +120,31 @@ func BuildGCStore(dir string, chunks, perRecord int, log io.Writer) (GCScaleRepo
 	return rep, nil
 }
 
+// initEncryptedStore creates an encrypted store in dir, as smp init does
+// by default, with one key file slot whose key it writes to keyFile, and
+// returns its keyring.
+func initEncryptedStore(dir, keyFile string) (*keys.Keyring, error) {
+	var sid [16]byte
+	if _, err := rand.Read(sid[:]); err != nil {
+		return nil, err
+	}
+	u, err := keys.Create(hex.EncodeToString(sid[:]))
+	if err != nil {
+		return nil, err
+	}
+	k, _, err := u.AddKeyFile()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keys.EncodeKeyFile(k), 0o600); err != nil {
+		return nil, err
+	}
+	if _, err := repo.InitWith(dir, repo.InitOptions{Params: cas.DefaultChunkerParams(), Keys: u}); err != nil {
+		return nil, err
+	}
+	return u.Keyring(), nil
+}
+
 // putFanout stores a flat list of file entries as a root of directories
 // of at most 256 files, as real profiles are shaped.
 func putFanout(r *repo.Repo, flat *manifest.Tree) (cas.ID, error) {
@@ -133,7 +168,7 @@ func RunGCScale(ctx context.Context, bin, work string, chunks int, log io.Writer
 		return rep, fmt.Errorf("build store: %w", err)
 	}
 	gc := func() (map[string]any, time.Duration, time.Duration, int64, error) {
-		cmd := exec.CommandContext(ctx, bin, "gc", "--store", dir, "--grace", "0", "--json")
+		cmd := exec.CommandContext(ctx, bin, "gc", "--store", dir, "--key-file", rep.KeyFile, "--grace", "0", "--json")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		start := time.Now()

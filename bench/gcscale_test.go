@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
 
+	"smp/keys"
 	"smp/repo"
 )
 
@@ -19,7 +21,7 @@ func TestBuildGCStore(t *testing.T) {
 	if rep.Records != 5 || rep.Removed != 3 {
 		t.Fatalf("records %d removed %d, want 5 and 3", rep.Records, rep.Removed)
 	}
-	r, err := repo.Open(dir)
+	r, err := openGCStore(dir, rep.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +33,18 @@ func TestBuildGCStore(t *testing.T) {
 	if st.Chunks != 25000 || st.Records != 2 {
 		t.Fatalf("store holds %d chunks in %d live records, want 25000 in 2", st.Chunks, st.Records)
 	}
+}
+
+// openGCStore opens a store BuildGCStore made, with its key file, and
+// checks that it is encrypted, as smp init makes stores by default.
+func openGCStore(dir, keyFile string) (*repo.Repo, error) {
+	src := &keys.Sources{KeyFile: keyFile}
+	r, err := repo.OpenWith(dir, repo.OpenOptions{Unlock: src.Unlock})
+	if err == nil && !r.Config.Encrypted {
+		r.Close()
+		return nil, fmt.Errorf("BuildGCStore made a store in clear")
+	}
+	return r, err
 }
 
 // BenchmarkGCScale times an in-process gc of a synthetic store:
@@ -48,7 +62,7 @@ func BenchmarkGCScale(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := repo.Open(dir)
+		r, err := openGCStore(dir, rep.KeyFile)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -121,6 +121,7 @@ type runner struct {
 	tarDir         string
 	resticRepo     string
 	resticEnv      []string
+	serveTemplate  string // the store every serve scenario's store copies ("": smp init each)
 }
 
 func (r *runner) logf(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }
@@ -148,7 +149,11 @@ func (r *runner) note(format string, args ...any) {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	r.env = childEnv("SMP_STORE=", "SMP_CPUPROFILE=", "SMP_KEY_FILE=", "SMP_PASSPHRASE_FILE=", "CREDENTIALS_DIRECTORY=", "RESTIC_")
+	env, err := smpEnv(r.work, "RESTIC_")
+	if err != nil {
+		return err
+	}
+	r.env = env
 	if v, err := r.output(ctx, r.opts.Bin, "version"); err == nil {
 		r.rep.Machine.SMPVersion = strings.TrimSpace(v)
 	}

@@ -23,7 +23,11 @@ func TestRunServe(t *testing.T) {
 		t.Fatalf("smp bench corpus: %v\n%s", err, out)
 	}
 	var log bytes.Buffer
-	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus}, log: &log, work: work, tools: map[string]string{}, env: os.Environ()}
+	env, err := smpEnv(work) // as Run: the stores' key files stay under work
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus}, log: &log, work: work, tools: map[string]string{}, env: env}
 	r.rep = &Report{Corpus: CorpusReport{}}
 	ctx := context.Background()
 	help, _ := r.combined(ctx, bin, "capture", "--help")
@@ -64,13 +68,13 @@ func TestRunServe(t *testing.T) {
 	}
 	// A store whose chunk set differs from the sequential one fails the
 	// scenario, saying why.
-	err := r.smpServeLoad(ctx, smpStatsOut{Chunks: 1, UniqueBytes: 1})
+	err = r.smpServeLoad(ctx, smpStatsOut{Chunks: 1, UniqueBytes: 1})
 	last := r.rep.Rows[len(r.rep.Rows)-1]
 	if err == nil || last.Scenario != ScenarioServeLoad || last.Status != StatusFailed ||
 		!strings.Contains(last.Note, "16 records verified byte-identical, but the chunks are not stored once") {
 		t.Errorf("serve-16 against a wrong chunk count: %v; row %+v", err, last)
 	}
-	if ents, _ := os.ReadDir(work); len(ents) != 2 { // corpus, smp-store
+	if ents, _ := os.ReadDir(work); len(ents) != 3 { // corpus, config, smp-store
 		t.Errorf("scratch left behind: %v", ents)
 	}
 }

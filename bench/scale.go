@@ -95,7 +95,7 @@ func RunScale(ctx context.Context, o ScaleOptions) (rep ScaleReport, err error) 
 		return rep, err
 	}
 	s := &scaleRun{o: o, rep: &rep,
-		r:      &runner{opts: RunOptions{Bin: o.Bin}, log: log, work: work, env: childEnv("SMP_STORE=", "SMP_CPUPROFILE=")},
+		r:      &runner{opts: RunOptions{Bin: o.Bin}, log: log, work: work},
 		root:   filepath.Join(work, "root"),
 		store:  filepath.Join(work, "store"),
 		target: filepath.Join(work, "restored"),
@@ -107,6 +107,9 @@ func RunScale(ctx context.Context, o ScaleOptions) (rep ScaleReport, err error) 
 		}
 		s.r.logf("removed %s in %.1fs", work, time.Since(start).Seconds())
 	}()
+	if s.r.env, err = smpEnv(work); err != nil {
+		return rep, err
+	}
 	for _, step := range []func(context.Context) error{s.generate, s.capture, s.restore, s.verify} {
 		if err := step(ctx); err != nil {
 			return rep, err
@@ -160,7 +163,7 @@ func (s *scaleRun) generate(ctx context.Context) error {
 // capture captures the tree into a new store and reads its stored bytes.
 func (s *scaleRun) capture(ctx context.Context) error {
 	r, rep, bin := s.r, s.rep, s.o.Bin
-	if _, err := r.exec(ctx, execSpec{name: bin, args: append([]string{"init", "--store", s.store}, initArgs(false)...)}); err != nil {
+	if _, err := r.exec(ctx, execSpec{name: bin, args: initArgs(s.store, true)}); err != nil {
 		return err
 	}
 	r.logf("smp capture ...")

@@ -15,22 +15,11 @@ import (
 // smp's, measured in the same rounds.
 const ToolSMPEncrypted = "smp encrypted"
 
-// initArgs are the `smp init` flags that choose an encrypted or an
-// unencrypted store. Every store the benchmark makes is made with them
-// (the key file's flag is added by smpInit), so a change of smp init's
-// default changes this one function.
-func initArgs(encrypted bool) []string {
-	if encrypted {
-		return []string{"--encrypt"}
-	}
-	return nil
-}
-
 // smpInit makes a fresh store: unencrypted when keyFile is "", else
 // encrypted with its key file written to keyFile (a new file, which smp
 // init refuses to overwrite: an earlier round's is removed first).
 func (r *runner) smpInit(ctx context.Context, store, keyFile string) error {
-	args := append([]string{"init", "--store", store}, initArgs(keyFile != "")...)
+	args := initArgs(store, keyFile != "")
 	if keyFile != "" {
 		if err := os.Remove(keyFile); err != nil && !os.IsNotExist(err) {
 			return err

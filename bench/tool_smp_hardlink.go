@@ -128,7 +128,7 @@ func (h *hardlinkRun) cpRound(ctx context.Context, round int) error {
 func (h *hardlinkRun) capture(ctx context.Context, round int) error {
 	r := h.r
 	removeAll(h.store)
-	if err := r.smpInit(ctx, h.store, ""); err != nil {
+	if _, err := r.output(ctx, r.opts.Bin, initArgs(h.store, true)...); err != nil {
 		return err
 	}
 	if err := r.settle(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,18 @@ func (r *runner) smpServeScenarios(ctx context.Context) error {
 	}
 	r.note("serve: a fresh store served by `smp serve --insecure` on 127.0.0.1, one client token per computer; the captures are the capture scenario's (after the incremental scenario's changes to the corpus), sent through the server. CPU s adds the server's own CPU time (its rusage after SIGTERM) to the clients'; peak RSS is the largest client's, the server's is in the note")
 	r.note("serve-16: another fresh store and server; %d capture clients run at once, client i capturing user (i mod users) as computer loadNN with its own token, so several computers send the same data concurrently. Wall is first start to last finish, MB/s the aggregate of all %d; every record is then restored through the server (restarted, not timed) and compared byte for byte with the corpus, and smp stats must show the serve scenario's chunk set", serveClients, serveClients)
+	// Every serve store is a copy of one new store: an encrypted store's
+	// chunk boundaries are keyed by its own secret, so only stores with
+	// the same keys cut the same chunks, as serve-16's check requires.
+	tmpl := filepath.Join(r.work, "smp-serve-template")
+	if _, err := r.output(ctx, r.opts.Bin, initArgs(tmpl, true)...); err != nil {
+		return fmt.Errorf("smp init: %w", err)
+	}
+	r.serveTemplate = tmpl
+	defer func() {
+		removeAll(tmpl)
+		r.serveTemplate = ""
+	}()
 	seq, err := r.smpServe(ctx)
 	if err != nil {
 		r.add(Row{Tool: ToolSMP, Scenario: ScenarioServeLoad, Status: StatusSkipped, Note: "the serve scenario failed"})
@@ -65,7 +78,7 @@ func (r *runner) smpServeSplit(ctx context.Context) error {
 	r.note("capture-1cpu and serve-split: the capture scenario's captures (after the incremental scenario's changes) with smp pinned by taskset to CPU %s, into a fresh local store, then through `smp serve --insecure` on 127.0.0.1 pinned to CPU %s (client and server on separate CPUs, as on two machines; serve-split's CPU s includes the server's)", clientCPU, serverCPU)
 	local := filepath.Join(r.work, "smp-1cpu-store")
 	defer removeAll(local)
-	if err := r.smpInit(ctx, local, ""); err != nil {
+	if _, err := r.output(ctx, r.opts.Bin, initArgs(local, true)...); err != nil {
 		return err
 	}
 	la, _, err := r.smpCaptureEachOn(ctx, clientCPU, local, func(int) []string { return r.chunked() })
@@ -317,9 +330,14 @@ func (r *runner) freshServer(ctx context.Context, cpus, store string, computers 
 	return srv, tokens, nil
 }
 
-// serveStore makes a fresh store and a client token for each computer.
+// serveStore makes a fresh store, a copy of r.serveTemplate when set,
+// and a client token for each computer.
 func (r *runner) serveStore(ctx context.Context, store string, computers []string) (tokens []string, err error) {
-	if err := r.smpInit(ctx, store, ""); err != nil {
+	if r.serveTemplate != "" {
+		if err := copyNewStore(r.serveTemplate, store); err != nil {
+			return nil, err
+		}
+	} else if _, err := r.output(ctx, r.opts.Bin, initArgs(store, true)...); err != nil {
 		return nil, err
 	}
 	for _, c := range computers {
@@ -360,4 +378,35 @@ func (r *runner) serveRestore(ctx context.Context, url, token, record, user, tar
 		return fmt.Errorf("restored tree differs from the corpus: %w", err)
 	}
 	return nil
+}
+
+// copyNewStore copies src, a store smp init made and nothing opened since
+// (directories and a few small files), to dst, which must not exist. The
+// copy has the same ID and keys: smp finds its key file by that ID.
+func copyNewStore(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, info.Mode().Perm())
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, info.Mode().Perm())
+		}
+		return fmt.Errorf("copy store %s: %s is not a file or directory", src, rel)
+	})
 }

@@ -13,8 +13,11 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/fb"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2"
 	"github.com/dgraph-io/ristretto/v2/z"
 )
 
@@ -31,11 +34,16 @@ var ErrDamaged = errors.New("index is damaged")
 // what Badger itself reads on open (footer and table index, one block per
 // table); no table is read whole.
 //
+// An encrypted index (key set: the index key) is checked the same way,
+// each table with its data key from KEYREGISTRY, which is read only; a
+// key that does not open KEYREGISTRY is left for Badger's open to report
+// (ErrWrongKey).
+//
 // A missing MANIFEST is no damage here: Badger starts a new index, and the
 // caller decides whether an empty index is acceptable (OpenExisting).
 // Tables the MANIFEST does not list are not checked: Badger deletes them
 // (a kill during a flush or compaction leaves such half-written files).
-func checkTables(dir string, encrypted bool) error {
+func checkTables(dir string, key []byte) error {
 	fp, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -48,6 +56,21 @@ func checkTables(dir string, encrypted bool) error {
 	if err != nil {
 		return damaged("MANIFEST", err)
 	}
+	var reg *tableKeys
+	if key != nil && len(mf.Tables) > 0 {
+		kr, err := openKeyRegistry(dir, key)
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil
+		}
+		if err != nil {
+			return damaged(badger.KeyRegistryFileName, err)
+		}
+		defer kr.Close()
+		if reg, err = newTableKeys(kr); err != nil {
+			return err
+		}
+		defer reg.cache.Close()
+	}
 	ids := slices.Sorted(maps.Keys(mf.Tables))
 	errs := make([]error, len(ids))
 	// Tables are checked in parallel, as Badger opens them: each check
@@ -57,31 +80,33 @@ func checkTables(dir string, encrypted bool) error {
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, id := range ids {
 		tm := mf.Tables[id]
-		if encrypted {
+		var dk *pb.DataKey
+		switch {
+		case key != nil && tm.KeyID == 0:
+			// An index in clear opened with a key: the key is wrong
+			// for it (a store being converted to encryption still has
+			// one), not damage.
+			wrongKey = fmt.Errorf("its tables are in clear: %w", ErrWrongKey)
+		case key != nil:
 			// The tables' data keys are sealed in KEYREGISTRY by the
-			// index key: Badger checks each block's checksum as it
-			// reads it (withChecks), and the blobs' AEAD and ID re-hash
-			// catch a location that is wrong all the same.
-			if tm.KeyID == 0 {
-				// An index in clear opened with a key: the key is
-				// wrong for it (a store being converted to
-				// encryption still has one), not damage.
-				wrongKey = fmt.Errorf("its tables are in clear: %w", ErrWrongKey)
-				break
+			// index key.
+			if dk, err = reg.keys.DataKey(tm.KeyID); err != nil {
+				errs[i] = err
+				continue
 			}
-			continue
-		}
-		if tm.KeyID != 0 {
+		case tm.KeyID != 0:
 			// An encrypted index opened without a key (the MANIFEST's
 			// checksum held, so the key ID is Badger's own).
 			wrongKey = fmt.Errorf("its tables are encrypted: %w", ErrWrongKey)
+		}
+		if wrongKey != nil {
 			break
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			errs[i] = checkTable(table.NewFilename(id, dir), tm.Compression)
+			errs[i] = checkTable(table.NewFilename(id, dir), tableCheck{compression: tm.Compression, dataKey: dk, reg: reg})
 			<-sem
 		}()
 	}
@@ -97,9 +122,47 @@ func checkTables(dir string, encrypted bool) error {
 	return nil
 }
 
+// openKeyRegistry reads KEYREGISTRY (read only), turning a panic while
+// reading it into an error: Badger's reader trusts the file's lengths (a
+// registry cut inside a data key panics with "bad IV length", badger
+// v4.9.6), and Badger's own open, which reads it again, runs only after
+// this read succeeded.
+func openKeyRegistry(dir string, key []byte) (kr *badger.KeyRegistry, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			kr, err = nil, fmt.Errorf("unreadable: %v", p)
+		}
+	}()
+	return badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: key})
+}
+
+// tableKeys are what checking the tables of an encrypted index needs: its
+// data keys, and the table index cache Badger requires to read an
+// encrypted table (its decrypted index is kept there).
+type tableKeys struct {
+	keys  *badger.KeyRegistry
+	cache *ristretto.Cache[uint64, *fb.TableIndex]
+}
+
+func newTableKeys(kr *badger.KeyRegistry) (*tableKeys, error) {
+	c, err := ristretto.NewCache(&ristretto.Config[uint64, *fb.TableIndex]{NumCounters: 1 << 12, MaxCost: 4 << 20, BufferItems: 64})
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	return &tableKeys{keys: kr, cache: c}, nil
+}
+
+// tableCheck is how to read one table: its compression and, in an
+// encrypted index, its data key.
+type tableCheck struct {
+	compression options.CompressionType
+	dataKey     *pb.DataKey
+	reg         *tableKeys
+}
+
 // checkTable opens one table read-only and closes it again, turning a panic
 // while reading it into an error.
-func checkTable(path string, c options.CompressionType) (err error) {
+func checkTable(path string, tc tableCheck) (err error) {
 	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
@@ -119,11 +182,16 @@ func checkTable(path string, c options.CompressionType) (err error) {
 	if len(mf.Data) == 0 {
 		return errors.New("empty table file")
 	}
-	_, err = table.OpenTable(mf, table.Options{
-		Compression: c,
+	o := table.Options{
+		Compression: tc.compression,
 		BlockSize:   4 << 10, // only consulted to size buffers for compressed tables
 		ChkMode:     options.OnBlockRead,
-	})
+		DataKey:     tc.dataKey,
+	}
+	if tc.dataKey != nil {
+		o.IndexCache = tc.reg.cache
+	}
+	_, err = table.OpenTable(mf, o)
 	return err
 }
 

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,11 +21,19 @@ import (
 
 // damagedIndexFixture builds an index of a few thousand blobs (several
 // tables' worth of blocks), closes it, and returns its directory and its
-// largest table file.
-func damagedIndexFixture(t *testing.T) (dir, sst string) {
+// largest table file. With key, the index is encrypted (as an encrypted
+// store's is).
+func damagedIndexFixture(t *testing.T, key ...[]byte) (dir, sst string) {
 	t.Helper()
 	dir = t.TempDir()
-	ix := openIndex(t, dir)
+	var o index.Options
+	if len(key) > 0 {
+		o.EncryptionKey = key[0]
+	}
+	ix, err := index.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for p := range 3 {
 		if err := ix.AddPack(idN(1<<40+uint64(p)), 1<<20, packEntries(uint64(p*3000), 3000)); err != nil {
 			t.Fatal(err)
@@ -83,7 +92,13 @@ func tableFooter(t *testing.T, b []byte) (start, n int) {
 	return start, n
 }
 
-const childDirEnv = "SMP_INDEX_OPEN_CHILD_DIR"
+const (
+	childDirEnv = "SMP_INDEX_OPEN_CHILD_DIR"
+	childKeyEnv = "SMP_INDEX_OPEN_CHILD_KEY" // hex; unset for an index in clear
+)
+
+// testIndexKey is the key of the encrypted fixtures.
+var testIndexKey = []byte("0123456789abcdef0123456789abcdef")
 
 // TestOpenChild is the child process of TestOpenDamagedTable: it opens the
 // index in $SMP_INDEX_OPEN_CHILD_DIR and prints the outcome. Badger opens
@@ -94,7 +109,14 @@ func TestOpenChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestOpenDamagedTable")
 	}
-	ix, err := index.Open(dir)
+	var o index.Options
+	if k := os.Getenv(childKeyEnv); k != "" {
+		var err error
+		if o.EncryptionKey, err = hex.DecodeString(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix, err := index.Open(dir, o)
 	if err != nil {
 		fmt.Printf("RESULT damaged=%v err=%s\n", errors.Is(err, index.ErrDamaged), strconv.Quote(err.Error()))
 		return
@@ -106,9 +128,21 @@ func TestOpenChild(t *testing.T) {
 
 // TestOpenDamagedTable: whatever is done to a table the MANIFEST lists (or
 // to the MANIFEST), opening the index fails with ErrDamaged on one line:
-// no panic inside Badger, and no table silently left out.
+// no panic inside Badger, and no table silently left out. It runs on an
+// index in clear and on an encrypted one (each table checked with its
+// data key from KEYREGISTRY, whose damage is reported the same way).
 func TestOpenDamagedTable(t *testing.T) {
-	pristine, sst := damagedIndexFixture(t)
+	t.Run("clear", func(t *testing.T) { testOpenDamagedTable(t, nil) })
+	t.Run("encrypted", func(t *testing.T) { testOpenDamagedTable(t, testIndexKey) })
+}
+
+func testOpenDamagedTable(t *testing.T, key []byte) {
+	var pristine, sst string
+	if key != nil {
+		pristine, sst = damagedIndexFixture(t, key)
+	} else {
+		pristine, sst = damagedIndexFixture(t)
+	}
 	name := filepath.Base(sst)
 	rng := rand.New(rand.NewPCG(1, 2))
 	tests := []struct {
@@ -165,6 +199,24 @@ func TestOpenDamagedTable(t *testing.T) {
 			return b
 		}},
 	}
+	if key != nil {
+		tests = append(tests, []struct {
+			name   string
+			file   string
+			damage func(b []byte) []byte
+		}{
+			{"KEYREGISTRY truncated", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:len(b)-3] }},
+			// Cut inside the first data key's length, its protobuf, its
+			// middle: Badger's reader panicked on some of these.
+			{"KEYREGISTRY cut to 30 bytes", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:30] }},
+			{"KEYREGISTRY cut to 40 bytes", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:40] }},
+			{"KEYREGISTRY cut in half", badger.KeyRegistryFileName, func(b []byte) []byte { return b[:len(b)/2] }},
+			{"KEYREGISTRY data key flipped", badger.KeyRegistryFileName, func(b []byte) []byte {
+				b[len(b)-5] ^= 0x08
+				return b
+			}},
+		}...)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +233,7 @@ func TestOpenDamagedTable(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(exe, "-test.run=^TestOpenChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), childDirEnv+"="+dir)
+			cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childKeyEnv+"="+hex.EncodeToString(key))
 			out, err := cmd.CombinedOutput()
 			text := string(out)
 			if i := strings.Index(text, "panic:"); i >= 0 {

@@ -1,7 +1,7 @@
 package index
 
 // CheckTables exposes the pre-open table check to benchmarks.
-var CheckTables = func(dir string) error { return checkTables(dir, false) }
+var CheckTables = func(dir string) error { return checkTables(dir, nil) }
 
 // SetFreeBytes replaces the free-space probe until the test ends, to
 // simulate a full filesystem.

@@ -92,7 +92,7 @@ func open(dir string, create, readOnly bool, o Options) (*Index, error) {
 	if err := removeUnwrittenLogs(dir); err != nil {
 		return nil, err
 	}
-	if err := checkTables(dir, o.EncryptionKey != nil); err != nil {
+	if err := checkTables(dir, o.EncryptionKey); err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
 	if !readOnly {

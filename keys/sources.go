@@ -26,7 +26,7 @@ import (
 //  5. Prompt, when set (a terminal): a passphrase or recovery key.
 //
 // The prompt comes last, after the stored key file, so the quick start
-// (smp init --encrypt, then every command without a key flag) never asks.
+// (smp init, then every command without a key flag) never asks.
 type Sources struct {
 	KeyFile, PassphraseFile string
 	CredentialsDir          string
@@ -35,7 +35,7 @@ type Sources struct {
 	Prompt func(prompt string) ([]byte, error)
 }
 
-// DefaultConfigDir is where smp init --encrypt keeps stores' key files:
+// DefaultConfigDir is where smp init keeps stores' key files:
 // $XDG_CONFIG_HOME/smp/keys (~/.config/smp/keys).
 func DefaultConfigDir() string {
 	d, err := os.UserConfigDir()

@@ -273,7 +273,7 @@ func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*k
 		return nil, keysError{oneLineError{fmt.Errorf("store %s: %w (restore %s from a backup of the store)", dir, err, keys.FileName)}}
 	}
 	if f.StoreID != cfg.StoreID {
-		return nil, keysError{fmt.Errorf("store %s: %s belongs to store %s, not %s (restore it from a backup of this store)", dir, keys.FileName, f.StoreID, cfg.StoreID)}
+		return nil, keysError{storeIDMismatch(dir, cfg, f)}
 	}
 	u, err := o.Unlock(keys.Describe(dir, cfg.StoreID), f)
 	if err != nil {

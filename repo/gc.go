@@ -111,14 +111,24 @@ type gcPack struct {
 }
 
 // liveFraction is the share of the pack's data area held by live blobs. The
-// header and trailer are left out so that a pack with no garbage scores
-// exactly 1 and is never rewritten.
-func (p *gcPack) liveFraction() float64 {
-	data := p.info.Size - cas.PackHeaderSize - cas.PackFooterSize - int64(p.info.Blobs)*cas.PackEntrySize
+// header and trailer (sealed, in an encrypted store) are left out so that
+// a pack with no garbage scores exactly 1 and is never rewritten.
+func (p *gcPack) liveFraction(sealed bool) float64 {
+	data := p.info.Size - cas.PackHeaderSize - packTrailerLen(p.info.Blobs, sealed)
 	if data <= 0 {
 		return 1
 	}
 	return float64(p.liveBytes) / float64(data)
+}
+
+// packTrailerLen is the trailer length of a pack of n blobs, sealed (an
+// encrypted store's: the entries are sealed as one) or not.
+func packTrailerLen(n int, sealed bool) int64 {
+	l := int64(n)*cas.PackEntrySize + cas.PackFooterSize
+	if sealed {
+		l += cas.SealOverhead
+	}
+	return l
 }
 
 // GC deletes every blob that no live record reaches and keeps every
@@ -273,7 +283,7 @@ func (g *gcRun) plan() (empty, sparse []cas.ID) {
 		switch {
 		case p.live == 0:
 			empty = append(empty, id)
-		case p.liveFraction() < g.opts.RepackBelow:
+		case p.liveFraction(g.r.Keyring != nil) < g.opts.RepackBelow:
 			sparse = append(sparse, id)
 		}
 	}
@@ -695,7 +705,7 @@ func (w *gcWriter) simCommit(i int) {
 		return
 	}
 	w.rep.PacksWritten++
-	w.rep.BytesWritten += int64(s.size) + int64(s.count)*cas.PackEntrySize + cas.PackFooterSize
+	w.rep.BytesWritten += int64(s.size) + packTrailerLen(s.count, w.r.Keyring != nil)
 	s.size, s.count = 0, 0
 }
 

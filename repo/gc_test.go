@@ -18,6 +18,7 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
+	"smp/keys"
 )
 
 const gcChunk = 64 << 10
@@ -35,11 +36,21 @@ func gcRandom(seed uint64, n int) []byte {
 
 // gcNewStore makes a store with 1 MiB packs, the smallest allowed, so a few
 // records spread over several packs.
-func gcNewStore(t testing.TB) string {
+func gcNewStore(t testing.TB) string { return gcNewStoreWith(t, nil) }
+
+// gcKeyrings holds the keyring of each encrypted store gcNewStoreWith made,
+// by directory, for gcOpen.
+var gcKeyrings sync.Map // string -> *keys.Keyring
+
+// gcNewStoreWith makes a store with 1 MiB packs, encrypted with u when set.
+func gcNewStoreWith(t testing.TB, u *keys.Unlocked) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
-	if _, err := Init(dir, cas.DefaultChunkerParams()); err != nil {
+	if _, err := InitWith(dir, InitOptions{Params: cas.DefaultChunkerParams(), Keys: u}); err != nil {
 		t.Fatal(err)
+	}
+	if u != nil {
+		gcKeyrings.Store(dir, u.Keyring())
 	}
 	path := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(path)
@@ -60,7 +71,11 @@ func gcNewStore(t testing.TB) string {
 
 func gcOpen(t testing.TB, dir string) *Repo {
 	t.Helper()
-	r, err := Open(dir)
+	var o OpenOptions
+	if kr, ok := gcKeyrings.Load(dir); ok {
+		o.Keyring = kr.(*keys.Keyring)
+	}
+	r, err := OpenWith(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +143,12 @@ type gcFix struct {
 	files            map[string][]byte // the kept record's files by path
 }
 
-func newGCFix(t testing.TB) (*gcFix, *Repo) {
+func newGCFix(t testing.TB) (*gcFix, *Repo) { return newGCFixWith(t, nil) }
+
+// newGCFixWith is newGCFix on a store encrypted with u when set.
+func newGCFixWith(t testing.TB, u *keys.Unlocked) (*gcFix, *Repo) {
 	t.Helper()
-	f := &gcFix{dir: gcNewStore(t), files: map[string][]byte{}}
+	f := &gcFix{dir: gcNewStoreWith(t, u), files: map[string][]byte{}}
 	r := gcOpen(t, f.dir)
 	sharedData := gcRandom(1, 2*gcChunk)
 	dropData := gcRandom(2, 12*gcChunk)
@@ -444,6 +462,33 @@ func TestGCDryRun(t *testing.T) {
 		if !bytes.Equal(dj, rj) {
 			t.Errorf("threshold %v: dry run\n%s\nreal run\n%s", below, dj, rj)
 		}
+	}
+}
+
+// TestGCEncrypted: on an encrypted store, whose pack trailers are sealed,
+// the dry run predicts the real run exactly, and a pack with no garbage
+// scores a live fraction of exactly 1: gc --repack-below 1 rewrites the
+// packs that hold garbage once, and then none.
+func TestGCEncrypted(t *testing.T) {
+	for _, below := range []float64{0.5, 1} {
+		f, r := newGCFixWith(t, testKeys(t))
+		f.remove(t, r)
+		dry := runGC(t, r, GCOptions{DryRun: true, RepackBelow: below})
+		real := runGC(t, r, GCOptions{RepackBelow: below})
+		if real.PacksRewritten == 0 || real.BlobsRemoved != 14 {
+			t.Errorf("threshold %v: %+v; want packs rewritten and 14 blobs removed", below, real)
+		}
+		dry.DryRun, dry.Seconds, real.Seconds = false, 0, 0
+		dj, _ := json.Marshal(dry)
+		rj, _ := json.Marshal(real)
+		if !bytes.Equal(dj, rj) {
+			t.Errorf("threshold %v: dry run\n%s\nreal run\n%s", below, dj, rj)
+		}
+		if again := runGC(t, r, GCOptions{RepackBelow: 1}); again.PacksRewritten+again.PacksDeleted+again.PacksWritten != 0 || again.BytesFreed != 0 {
+			t.Errorf("threshold %v: a second gc --repack-below 1 rewrote packs without garbage: %+v", below, again)
+		}
+		f.checkKept(t, r)
+		checkClean(t, r)
 	}
 }
 

@@ -16,7 +16,7 @@ func ReadKeys(dir string) (*Config, *keys.File, error) {
 		return nil, nil, err
 	}
 	if !cfg.Encrypted {
-		return nil, nil, fmt.Errorf("store %s is not encrypted: it has no keys (smp init --encrypt makes an encrypted store)", dir)
+		return nil, nil, fmt.Errorf("store %s is not encrypted: it has no keys (made by smp init --no-encrypt or an older smp)", dir)
 	}
 	st, err := openStorage(dir)
 	if err != nil {
@@ -41,7 +41,7 @@ func EditKeys(dir string, unlock keys.UnlockFunc, edit func(*keys.Unlocked) erro
 		return err
 	}
 	if !cfg.Encrypted {
-		return fmt.Errorf("store %s is not encrypted: it has no keys (smp init --encrypt makes an encrypted store)", dir)
+		return fmt.Errorf("store %s is not encrypted: it has no keys (made by smp init --no-encrypt or an older smp)", dir)
 	}
 	st, err := openStorage(dir)
 	if err != nil {
@@ -54,7 +54,7 @@ func EditKeys(dir string, unlock keys.UnlockFunc, edit func(*keys.Unlocked) erro
 		return fmt.Errorf("store %s: %w (restore %s from a backup of the store)", dir, err, keys.FileName)
 	}
 	if f.StoreID != cfg.StoreID {
-		return fmt.Errorf("store %s: %s belongs to store %s, not %s", dir, keys.FileName, f.StoreID, cfg.StoreID)
+		return storeIDMismatch(dir, cfg, f)
 	}
 	u, err := unlock(keys.Describe(dir, cfg.StoreID), f)
 	if err != nil {
@@ -64,4 +64,11 @@ func EditKeys(dir string, unlock keys.UnlockFunc, edit func(*keys.Unlocked) erro
 		return err
 	}
 	return keys.Save(ctx, st, u.File, ver)
+}
+
+// storeIDMismatch is the error of a store whose config.json and keys.json
+// name different stores: either may be the damaged one.
+func storeIDMismatch(dir string, cfg *Config, f *keys.File) error {
+	return fmt.Errorf("store %s: config.json names store %s but %s store %s: one of them is damaged or from another store (restore it from a backup of this store)",
+		dir, cfg.StoreID, keys.FileName, f.StoreID)
 }

@@ -49,6 +49,38 @@ func isZero(b []byte) bool {
 	return len(b) == 0 || b[0] == 0 && bytes.Equal(b[1:], b[:len(b)-1])
 }
 
+// holeBlock is the granularity of the holes a restore leaves: every
+// aligned block of the file that a chunk fills with zeros is left
+// unwritten, whatever the chunk boundaries. They fall where the store's
+// gear table puts them (an encrypted store's is keyed), so one chunk often
+// holds data and a long run of zeros both.
+const holeBlock = 4 << 10
+
+// writeSparse writes data at off of a new file (whose unwritten bytes
+// read as zeros), skipping its zero blocks: each run of blocks holding a
+// non-zero byte is one write.
+func writeSparse(f *os.File, data []byte, off int64) error {
+	run := -1 // start in data of the run of non-zero blocks not yet written
+	for i := 0; i < len(data); {
+		end := min(len(data), i+holeBlock-int((off+int64(i))%holeBlock))
+		switch zero := isZero(data[i:end]); {
+		case zero && run >= 0:
+			if _, err := f.WriteAt(data[run:i], off+int64(run)); err != nil {
+				return err
+			}
+			run = -1
+		case !zero && run < 0:
+			run = i
+		}
+		i = end
+	}
+	if run >= 0 {
+		_, err := f.WriteAt(data[run:], off+int64(run))
+		return err
+	}
+	return nil
+}
+
 func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]byte, error) {
 	e := job.entry
 	dir := job.dir
@@ -102,10 +134,8 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]
 		if len(data) != int(ch.Size) {
 			return fmt.Errorf("chunk %s is %d bytes, record says %d: %w", ch.ID.Short(), len(data), ch.Size, cas.ErrCorrupt)
 		}
-		if !isZero(data) {
-			if _, err := f.WriteAt(data, off); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
+		if err := writeSparse(f, data, off); err != nil {
+			return fmt.Errorf("write: %w", err)
 		}
 		off += int64(len(data))
 		r.opts.Progress.BytesDone.Add(uint64(len(data)))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"smp/cas"
@@ -270,6 +271,37 @@ func TestRestoreSparseZeros(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(target, "z"))
 	if err != nil || len(got) != 1<<20 || string(got) != zeros {
 		t.Fatalf("zero file restored wrong: len %d, %v", len(got), err)
+	}
+}
+
+// TestRestoreSparseInsideChunk: zero blocks inside a chunk that also
+// holds data are left as holes too (chunk boundaries do not follow zero
+// runs), and the file reads back exactly.
+func TestRestoreSparseInsideChunk(t *testing.T) {
+	m := newMemStore()
+	data := bytes.Repeat([]byte("data"), 3000) // 12000 bytes: ends inside a block
+	content := append(append([]byte{}, data...), make([]byte, 4<<20)...)
+	content = append(content, data...)
+	content = append(content, make([]byte, 5000)...) // a short zero tail, in the last block
+	e := manifest.Entry{Name: "mixed", Type: manifest.TypeFile, Mode: 0o600, Size: uint64(len(content))}
+	for _, part := range [][]byte{content[:1<<20+100], content[1<<20+100:]} {
+		id := m.hasher.Sum(part)
+		m.chunks[id] = part
+		e.Chunks = append(e.Chunks, manifest.Chunk{ID: id, Size: uint32(len(part))})
+	}
+	target := t.TempDir()
+	run(t, m, m.tree(e), Options{Target: target})
+	path := filepath.Join(target, "mixed")
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("restored file differs (len %d, want %d): %v", len(got), len(content), err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alloc := st.Sys().(*syscall.Stat_t).Blocks * 512; alloc > 256<<10 {
+		t.Errorf("%d bytes allocated for %d of data in a %d byte file: the zero runs inside its chunks were written", alloc, 2*len(data), len(content))
 	}
 }
 

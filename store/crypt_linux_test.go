@@ -171,6 +171,16 @@ func TestEncryptedStoreHoldsNoPlaintext(t *testing.T) {
 	st.Close()
 	checkNoPlaintext(t, "after a capture", dir, sec)
 
+	// One file less for the capture through the SMP: once the local
+	// record is removed, its chunk is dead in a pack whose other chunks
+	// stay live, a pack gc --repack-below 1 must rewrite.
+	gone, err := filepath.Glob(filepath.Join(srcA, "home", "alice", "dir-*", "blob2.bin"))
+	if err != nil || len(gone) != 1 {
+		t.Fatalf("blob2.bin of the profile: %q %v", gone, err)
+	}
+	if err := os.Remove(gone[0]); err != nil {
+		t.Fatal(err)
+	}
 	url, token, stop := serveForTest(t, dir, kr)
 	rst, err := Open(ctx, url, Options{Token: token})
 	if err != nil {

@@ -240,7 +240,7 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	if err != nil {
 		return nil, err
 	}
-	return &CaptureResult{Result: res, Hardlink: opts.Hardlink, Reserved: -1}, nil
+	return &CaptureResult{Result: res, Hardlink: opts.Hardlink, Reserved: -1, Encrypted: def.Config.Encrypted}, nil
 }
 
 // deferredStore is a capture.Store over a local store whose index may

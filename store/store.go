@@ -290,6 +290,11 @@ type CaptureResult struct {
 	Sent     int64                // bytes uploaded to the SMP
 	Held     int64                // chunks the SMP already held
 	Reserved int64                // new bytes reserved by ReserveFirst; -1 without it
+	// Encrypted says the store seals what it holds. The files a hard-link
+	// capture places in its links/ area are the user's own files in place
+	// (or their clones), in clear whatever the store: smp ingest turns
+	// such a record into a sealed one.
+	Encrypted bool
 }
 
 // StatsOptions select the figures of Stats.

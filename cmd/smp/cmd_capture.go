@@ -51,7 +51,7 @@ func (o *captureOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RulesFile, "rules", "", "rsync-style filter file: '+ PATTERN' / '- PATTERN' lines, first match wins, paths relative to --root (docs/RULES.md); or a built-in set: builtin:documents, builtin:everything (smp rules show NAME prints one)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&o.Full, "full", false, "read every file even if unchanged since this computer's last record")
-	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it")
+	fs.StringVar(&o.Hardlink, "hardlink", string(capture.HardlinkNever), "never: chunk every file (a deduplicated copy); auto: hard-link (or clone) files into the store when it is on the same filesystem, chunk the rest; always: fail when a file cannot be linked. A hard-linked file is not a copy: an edit after capture changes it, and it is not encrypted, even in an encrypted store (smp ingest makes an encrypted copy)")
 	fs.StringVar(&o.ProgressLog, "progress-log", "", "append USMT-style progress lines to FILE (docs/PROGRESS.md)")
 	fs.BoolVar(&o.HardlinkDedupe, "hardlink-dedupe", false, "with hard links: hash files so identical ones share one store object (reads every file)")
 	fs.BoolVar(&o.Estimate, "estimate", false, "store nothing: walk, select, chunk and compress as this capture would, and print its files, bytes, the bytes new to the store and the bytes it would store (USMT scanstate /p); through an SMP it uses an estimate session, which reserves, pins, uploads and commits nothing")
@@ -262,6 +262,7 @@ func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error 
 // printCapture prints a committed capture, as text or one JSON object.
 func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *store.CaptureResult, problems []string, elapsed time.Duration) error {
 	rec := res.Record
+	notes := captureNotes(res)
 	if o.JSON {
 		return printJSON(w, map[string]any{
 			"record": res.ID.String(), "computer": rec.Computer, "users": rec.Users,
@@ -272,7 +273,7 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 			"link_fallback_files": prog.LinkFallback.Load(),
 			"errors":              rec.Errors, "problems": problems, "seconds": elapsed.Seconds(),
 			"uploaded_bytes": res.Sent, "chunks_already_on_smp": res.Held,
-			"reserved_first_bytes": res.Reserved, "smp": res.SMP,
+			"reserved_first_bytes": res.Reserved, "smp": res.SMP, "notes": notes,
 			"profiles": o.profiles,
 		})
 	}
@@ -286,6 +287,9 @@ func printCapture(w io.Writer, o *captureOptions, prog *capture.Progress, res *s
 	if res.Hardlink != capture.HardlinkNever {
 		fmt.Fprintf(w, "hard-link mode: %d files hard-linked, %d cloned, %d chunked (no link possible)\n",
 			rec.LinkedFiles, rec.ClonedFiles, prog.LinkFallback.Load())
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, "note:", n)
 	}
 	fmt.Fprintf(w, "new data %s, stored %s (this capture's dedupe+compression %s), %s in %.1fs\n",
 		bytesStr(rec.NewBytes), bytesStr(rec.StoredBytes), dedupe, rate(rec.Bytes, elapsed), elapsed.Seconds())
@@ -309,4 +313,16 @@ func printProfiles(w io.Writer, choices []capture.ProfileChoice) {
 			fmt.Fprintf(w, "profile %s (%s) taken: last active %s, from %s\n", c.User, c.Path, c.LastActive.Local().Format(time.DateTime), c.Source)
 		}
 	}
+}
+
+// captureNotes are what the user must know about a committed capture,
+// said once: the files a hard-link capture placed in an encrypted store
+// are not encrypted.
+func captureNotes(res *store.CaptureResult) []string {
+	notes := []string{}
+	if n := res.Record.LinkedFiles + res.Record.ClonedFiles; res.Encrypted && n > 0 {
+		notes = append(notes, fmt.Sprintf("the %d files hard-linked (or cloned) into the store's links/ area are your own files, in place: "+
+			"they are NOT encrypted, unlike the rest of the store (smp ingest --record %s makes the record an encrypted copy)", n, res.ID.Short()))
+	}
+	return notes
 }

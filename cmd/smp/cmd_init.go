@@ -19,10 +19,15 @@ import (
 // initOptions are the flags of smp init.
 type initOptions struct {
 	Store, ChunkAvg string
-	// Encrypt makes an encrypted store (keys in keys.json, see package
-	// keys): a key file slot, whose key goes to KeyFile or the user's
-	// config directory, a recovery key printed once, and a passphrase
-	// slot with PassphraseFile.
+	// NoEncrypt makes a store in clear (format version 1). Without it the
+	// store is encrypted (keys in keys.json, see package keys): a key file
+	// slot, whose key goes to KeyFile or the user's config directory, a
+	// recovery key printed once, and a passphrase slot with
+	// PassphraseFile.
+	NoEncrypt bool
+	// Encrypt is the opt-in of the smp that made clear stores by default,
+	// still accepted so that scripts keep working: it changes nothing,
+	// and contradicts NoEncrypt.
 	Encrypt                 bool
 	KeyFile, PassphraseFile string
 	// ConfigDir is where the key file goes without KeyFile; "" is
@@ -34,14 +39,15 @@ type initOptions struct {
 func (o *initOptions) AddFlags(fs *pflag.FlagSet) {
 	storeLocVar(fs, &o.Store, &o.S3)
 	fs.StringVar(&o.ChunkAvg, "chunk-avg", "1MiB", "average chunk size, a power of two from 64KiB to 64MiB")
-	fs.BoolVar(&o.Encrypt, "encrypt", false, "make an encrypted store: its key file goes to the user's config directory ($XDG_CONFIG_HOME/smp/keys/STORE-ID.key) or --key-file, and a recovery key is printed once")
-	fs.StringVar(&o.KeyFile, "key-file", "", "with --encrypt: write the store's key file here (a new file, outside the store) instead of the config directory")
-	fs.StringVar(&o.PassphraseFile, "passphrase-file", "", "with --encrypt: also add a passphrase slot, the first line of FILE (mode 0600, or a pipe such as /dev/stdin)")
+	fs.BoolVar(&o.NoEncrypt, "no-encrypt", false, "make a store in clear: anyone who can read its directory reads every stored file (stores are encrypted by default)")
+	fs.BoolVar(&o.Encrypt, "encrypt", false, "encrypt the store: the default, so this changes nothing (kept for scripts written when stores were in clear by default)")
+	fs.StringVar(&o.KeyFile, "key-file", "", "write the store's key file here (a new file, outside the store) instead of the user's config directory ($XDG_CONFIG_HOME/smp/keys/STORE-ID.key)")
+	fs.StringVar(&o.PassphraseFile, "passphrase-file", "", "also add a passphrase slot, the first line of FILE (mode 0600, or a pipe such as /dev/stdin)")
 }
 
 func cmdInit(ctx context.Context, args []string) error {
 	var o initOptions
-	fs := newFlags("init", "--store DIR [--chunk-avg SIZE] [--encrypt [--key-file FILE] [--passphrase-file FILE]]")
+	fs := newFlags("init", "--store DIR [--chunk-avg SIZE] [--key-file FILE] [--passphrase-file FILE] [--no-encrypt]")
 	o.AddFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -59,6 +65,9 @@ func runInit(_ context.Context, o *initOptions, stdout io.Writer) error {
 	if err := needStore(o.Store); err != nil {
 		return err
 	}
+	if o.NoEncrypt && (o.Encrypt || o.KeyFile != "" || o.PassphraseFile != "") {
+		return usagef("--no-encrypt makes a store without keys: drop --encrypt, --key-file and --passphrase-file, or --no-encrypt")
+	}
 	n, err := humanize.ParseBytes(o.ChunkAvg)
 	if err != nil {
 		return usagef("--chunk-avg %q: %v (e.g. 1MiB)", o.ChunkAvg, err)
@@ -73,15 +82,13 @@ func runInit(_ context.Context, o *initOptions, stdout io.Writer) error {
 			return err
 		}
 	}
-	if !o.Encrypt {
-		if o.KeyFile != "" || o.PassphraseFile != "" {
-			return usagef("--key-file and --passphrase-file go with --encrypt")
-		}
+	if o.NoEncrypt {
 		cfg, err := o.init(dir, store.InitOptions{Params: params}, stdout)
 		if err != nil {
 			return err
 		}
 		printInit(stdout, dir, cfg, params)
+		fmt.Fprintln(stdout, "not encrypted (--no-encrypt): anyone who can read the store's directory reads every stored file")
 		return nil
 	}
 	return initEncrypted(o, dir, params, stdout)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"smp/cas/manifest"
-	"smp/repo"
 )
 
 // collidingFile returns file contents whose data chunk ID is the ID of the
@@ -97,10 +96,7 @@ func TestE2EBlobTypeCollision(t *testing.T) {
 // with the same ID: home/mallory/forged.bin's chunk and home/mallory/empty.
 func checkCollides(t *testing.T, store, record string) {
 	t.Helper()
-	r, err := repo.OpenReadOnly(store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openRepo(t, store, true)
 	defer r.Close()
 	rec, err := r.FindRecord(record, "")
 	if err != nil {

@@ -29,7 +29,6 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/index"
-	"smp/repo"
 )
 
 // corruptFix is the pristine store the campaign copies for each round, and
@@ -37,7 +36,8 @@ import (
 type corruptFix struct {
 	dir     string
 	store   string
-	roots   []string // source roots, for --repair --from
+	sealer  *cas.Sealer // the store's, when it is encrypted (nil: in clear)
+	roots   []string    // source roots, for --repair --from
 	records []*corruptRecord
 	hasher  *cas.Hasher
 	params  cas.ChunkerParams
@@ -48,12 +48,8 @@ type corruptFix struct {
 type corruptPack struct {
 	size    int64
 	entries []cas.PackEntry
-	meta    bool // holds trees and records, not file data
-}
-
-// dataEnd is where the pack's trailer starts.
-func (p corruptPack) dataEnd() int64 {
-	return p.size - int64(len(p.entries))*cas.PackEntrySize - cas.PackFooterSize
+	dataEnd int64 // where the trailer starts: the end of the last blob
+	meta    bool  // holds trees and records, not file data
 }
 
 type corruptRecord struct {
@@ -80,7 +76,8 @@ type corruptFile struct {
 // roots into a store with 64 KiB chunks and 1 MiB packs (many packs, many
 // chunks per file): big random files, text, small files, files and whole
 // directories shared between profiles and records, empty files, symlinks.
-func newCorruptFix(t *testing.T) *corruptFix {
+// The store is encrypted (the default) unless clear.
+func newCorruptFix(t *testing.T, clear bool) *corruptFix {
 	t.Helper()
 	dir := tmpDir(t)
 	f := &corruptFix{dir: dir, store: filepath.Join(dir, "pristine")}
@@ -126,7 +123,11 @@ func newCorruptFix(t *testing.T) *corruptFix {
 	writeFile(t, filepath.Join(root2, "home/alice/new.txt"), text[100<<10:160<<10], 0o644)
 	stampTimes(t, root2)
 
-	mustSMP(t, "init", "--store", f.store, "--chunk-avg", "64KiB")
+	initArgs := []string{"init", "--store", f.store, "--chunk-avg", "64KiB"}
+	if clear {
+		initArgs = append(initArgs, "--no-encrypt")
+	}
+	mustSMP(t, initArgs...)
 	corruptSetConfig(t, f.store, "pack_size", 1<<20)
 	for _, c := range []struct {
 		computer, root string
@@ -172,15 +173,13 @@ func corruptSetConfig(t testing.TB, store, key string, v any) {
 
 // readLayout records, from the pristine store, where every blob lives and
 // which trees and chunks each record's directories and files use, and
-// checks the chunk lists against the source files cut independently.
+// checks the chunk lists against the source files cut independently. An
+// encrypted store's packs are read with its keys, as smp reads them.
 func (f *corruptFix) readLayout(t *testing.T) {
 	t.Helper()
-	r, err := repo.Open(f.store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openRepo(t, f.store, false)
 	defer r.Close()
-	f.hasher, f.params = r.Hasher, r.ChunkerParams()
+	f.hasher, f.params, f.sealer = r.Hasher, r.ChunkerParams(), storeSealer(t, r)
 	f.loc = map[cas.ID]index.Location{}
 	f.packs = map[cas.ID]corruptPack{}
 	pd, err := cas.NewPackDir(filepath.Join(f.store, "packs"))
@@ -188,12 +187,23 @@ func (f *corruptFix) readLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pd.Close()
+	pd.Seal(f.sealer)
 	err = pd.Walk(func(id cas.ID, size int64) error {
 		entries, err := pd.ReadTrailer(id)
 		if err != nil {
 			return err
 		}
-		p := corruptPack{size: size, entries: entries}
+		p := corruptPack{size: size, entries: entries, dataEnd: cas.PackHeaderSize}
+		trailer := int64(len(entries))*cas.PackEntrySize + cas.PackFooterSize
+		if f.sealer != nil {
+			trailer += cas.SealOverhead
+		}
+		for _, e := range entries {
+			p.dataEnd = max(p.dataEnd, int64(e.Offset)+int64(e.StoredLen))
+		}
+		if p.dataEnd != size-trailer {
+			return fmt.Errorf("pack %s: blobs end at %d, its trailer of %d bytes starts at %d", id.Short(), p.dataEnd, trailer, size-trailer)
+		}
 		for _, e := range entries {
 			p.meta = p.meta || e.Type != cas.BlobData
 			l, err := r.Lookup(e.Type, e.ID)
@@ -367,13 +377,13 @@ func (f *corruptFix) applyFault(t *testing.T, rng *rand.Rand, kind corruptKind, 
 		n := 1 + rng.IntN(8)
 		switch {
 		case kind == corruptFlipData:
-			lo, hi, region = cas.PackHeaderSize, p.dataEnd(), "blob data"
+			lo, hi, region = cas.PackHeaderSize, p.dataEnd, "blob data"
 		case kind == corruptFlipAny:
 			lo, hi, region, n = 0, p.size, "anywhere", 1+rng.IntN(16)
 		case rng.IntN(2) == 0:
 			lo, hi, region, n = 0, cas.PackHeaderSize, "header", 1+rng.IntN(3)
 		default:
-			lo, hi, region = p.dataEnd(), p.size, "trailer"
+			lo, hi, region = p.dataEnd, p.size, "trailer"
 		}
 		offs := map[int64]bool{}
 		for len(offs) < n && len(offs) < int(hi-lo) {
@@ -417,7 +427,7 @@ func (f *corruptFix) applyFault(t *testing.T, rng *rand.Rand, kind corruptKind, 
 	}
 	// Ground truth, from the pack file alone: which blobs still read back.
 	for _, e := range p.entries {
-		if err := corruptReadBlob(path, e, f.hasher); err != nil {
+		if err := corruptReadBlob(path, e, f.hasher, f.sealer); err != nil {
 			ft.bad[e.ID] = true
 			if !ft.hit[e.ID] {
 				t.Errorf("blob %s does not read back though the fault did not touch it: %v", e.ID.Short(), err)
@@ -427,7 +437,7 @@ func (f *corruptFix) applyFault(t *testing.T, rng *rand.Rand, kind corruptKind, 
 	return ft
 }
 
-func corruptReadBlob(path string, e cas.PackEntry, h *cas.Hasher) error {
+func corruptReadBlob(path string, e cas.PackEntry, h *cas.Hasher, s *cas.Sealer) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -440,7 +450,7 @@ func corruptReadBlob(path string, e cas.PackEntry, h *cas.Hasher) error {
 	if int64(e.Offset)+int64(e.StoredLen) > st.Size() {
 		return fmt.Errorf("beyond the end")
 	}
-	_, err = cas.ReadBlob(fh, e, h, nil)
+	_, err = cas.ReadBlobWith(fh, e, h, s, nil)
 	return err
 }
 
@@ -904,7 +914,10 @@ func corruptEnvInt(t *testing.T, name string, def int64) int64 {
 
 // TestE2ECorruptCampaign: SMP_CORRUPT_ROUNDS rounds (default 4) of one
 // random fault each on a copy of a store holding four records, seeded by
-// SMP_CORRUPT_SEED (default: the clock; logged).
+// SMP_CORRUPT_SEED (default: the clock; logged). It runs on an encrypted
+// store, as smp init makes them (the faults hit ciphertext and sealed
+// trailers; the blobs' ground truth is read with the store's keys), and on
+// a store made with --no-encrypt, each with the same seed.
 func TestE2ECorruptCampaign(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("cp"); err != nil {
@@ -913,9 +926,18 @@ func TestE2ECorruptCampaign(t *testing.T) {
 	rounds := int(corruptEnvInt(t, "SMP_CORRUPT_ROUNDS", 4))
 	seed := uint64(corruptEnvInt(t, "SMP_CORRUPT_SEED", time.Now().UnixNano()&(1<<62-1)))
 	t.Logf("corruption campaign: %d rounds, seed %d (replay: SMP_CORRUPT_SEED=%d SMP_CORRUPT_ROUNDS=%d)", rounds, seed, seed, rounds)
+	for _, clear := range []bool{false, true} {
+		t.Run(map[bool]string{false: "encrypted", true: "clear"}[clear], func(t *testing.T) {
+			t.Parallel()
+			corruptCampaign(t, clear, rounds, seed)
+		})
+	}
+}
+
+func corruptCampaign(t *testing.T, clear bool, rounds int, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	start := time.Now()
-	f := newCorruptFix(t)
+	f := newCorruptFix(t, clear)
 	st := &corruptStats{byKind: map[corruptKind]int{}, configOutcomes: map[string]int{}, indexOutcomes: map[string]int{}}
 	// Sound first: the fixture verifies clean and restores identical.
 	clean := f.expect(nil)
@@ -950,10 +972,10 @@ func TestE2ECorruptCampaign(t *testing.T) {
 	for _, k := range corruptKinds {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, st.byKind[k]))
 	}
-	t.Logf("campaign summary: seed %d, %d rounds in %.0fs (%s); blobs touched %d, unreadable %d (still sound %d), all named by verify: %d; "+
+	t.Logf("campaign summary: %s store, seed %d, %d rounds in %.0fs (%s); blobs touched %d, unreadable %d (still sound %d), all named by verify: %d; "+
 		"files damaged %d, named by restore %d paths, restored identical %d, wrong bytes written 0 unless reported above; "+
 		"record blobs damaged (named by verify) %d; chunks repaired from the source %d, trees and records not repairable %d; index before the rebuild %v; index rebuilt and complete %d times; config.json outcomes %v",
-		seed, st.rounds, time.Since(start).Seconds(), strings.Join(kinds, ", "), st.blobsHit, st.blobsBad, st.blobsHarmless, st.reported,
+		map[bool]string{false: "encrypted", true: "clear"}[clear], seed, st.rounds, time.Since(start).Seconds(), strings.Join(kinds, ", "), st.blobsHit, st.blobsBad, st.blobsHarmless, st.reported,
 		st.filesDamaged, st.filesNamed, st.filesRestored, st.recordBlobs, st.repaired, st.unrepairable, st.indexOutcomes, st.indexRecovered, st.configOutcomes)
 }
 
@@ -1144,9 +1166,21 @@ func (f *corruptFix) configRound(t *testing.T, scratch string, st *corruptStats)
 // unrelated tree repairs nothing and lists what is still missing (exit 3);
 // --repair from a copy of the original files (moved and renamed: chunks
 // are found by content) repairs it; verify is clean and the record
-// restores identical, also after gc and an index rebuild.
+// restores identical, also after gc and an index rebuild. It runs on an
+// encrypted store (the flipped byte is ciphertext: the blob fails its
+// authentication) and on a store in clear (the chunk fails its hash).
 func TestE2ECorruptRepair(t *testing.T) {
 	t.Parallel()
+	for _, clear := range []bool{false, true} {
+		name := map[bool]string{false: "encrypted", true: "clear"}[clear]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testCorruptRepair(t, clear)
+		})
+	}
+}
+
+func testCorruptRepair(t *testing.T, clear bool) {
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	writeFile(t, filepath.Join(root, "home/alice/big.bin"), rnd(71, 3<<20), 0o644)
@@ -1154,17 +1188,21 @@ func TestE2ECorruptRepair(t *testing.T) {
 	writeFile(t, filepath.Join(root, "home/alice/small.txt"), []byte("small and intact\n"), 0o644)
 	stampTimes(t, root)
 	store := filepath.Join(dir, "store")
-	mustSMP(t, "init", "--store", store, "--chunk-avg", "64KiB")
+	initArgs := []string{"init", "--store", store, "--chunk-avg", "64KiB"}
+	if clear {
+		initArgs = append(initArgs, "--no-encrypt")
+	}
+	mustSMP(t, initArgs...)
+	if storeEncrypted(t, store) == clear {
+		t.Fatalf("smp %q made a store with encrypted=%v", initArgs, !clear)
+	}
 	rec := doCapture(t, exitOK, store, "pc1", "--root", root)
 
 	// Damage one chunk in the middle of big.bin.
-	packs, err := cas.NewPackDir(filepath.Join(store, "packs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	packs, _ := storePacks(t, store)
 	var victim cas.PackEntry
 	var victimPack string
-	err = packs.Walk(func(id cas.ID, _ int64) error {
+	err := packs.Walk(func(id cas.ID, _ int64) error {
 		entries, err := packs.ReadTrailer(id)
 		if err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 // default only this line needs --no-encrypt.
 func initClearStore(t *testing.T, env []string, dir string, extra ...string) {
 	t.Helper()
-	r := smpWith(t, runOpts{env: env}, append([]string{"init", "--store", dir}, extra...)...)
+	r := smpWith(t, runOpts{env: env}, append([]string{"init", "--store", dir, "--no-encrypt"}, extra...)...)
 	if r.code != exitOK {
 		t.Fatalf("init:\n%s", r)
 	}

@@ -65,7 +65,37 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer seaweedtest.StopShared()
+	cfg, err := isolateKeys()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(cfg)
 	return m.Run()
+}
+
+// isolateKeys gives this test process, and so every smp it starts, a
+// private user config directory: smp init makes encrypted stores and
+// keeps their key files in $XDG_CONFIG_HOME/smp/keys, which must not be
+// the real user's. The key sources of the caller's environment are
+// dropped too, so no test opens a store with a key it did not make. The
+// go command keeps reading the caller's go env file. It returns the
+// directory, which the caller removes.
+func isolateKeys() (string, error) {
+	if os.Getenv("GOENV") == "" {
+		if d, err := os.UserConfigDir(); err == nil {
+			os.Setenv("GOENV", filepath.Join(d, "go", "env"))
+		}
+	}
+	dir, err := os.MkdirTemp("", "smp-e2e-config-")
+	if err != nil {
+		return "", fmt.Errorf("config dir: %w", err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	for _, v := range []string{"SMP_KEY_FILE", "SMP_PASSPHRASE_FILE", "CREDENTIALS_DIRECTORY"} {
+		os.Unsetenv(v)
+	}
+	return dir, nil
 }
 
 // raceEnabled reports whether this test binary was built with -race.

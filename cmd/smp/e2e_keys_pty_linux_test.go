@@ -18,7 +18,7 @@ func TestE2EKeysPrompt(t *testing.T) {
 	cfgDir := tmpDir(t)
 	store := filepath.Join(tmpDir(t), "store")
 	pass := secretFile(t, "typed at the prompt\n")
-	if r := smpWith(t, runOpts{env: keyEnv(cfgDir)}, "init", "--store", store, "--encrypt", "--passphrase-file", pass); r.code != exitOK {
+	if r := smpWith(t, runOpts{env: keyEnv(cfgDir)}, "init", "--store", store, "--passphrase-file", pass); r.code != exitOK {
 		t.Fatalf("init:\n%s", r)
 	}
 	master, slave := openPty(t)

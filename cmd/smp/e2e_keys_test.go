@@ -13,8 +13,8 @@ import (
 	"testing"
 )
 
-// encStore is an encrypted store made by smp init --encrypt, with the
-// user config directory its key file went to.
+// encStore is an encrypted store made by smp init (encrypted by default),
+// with the user config directory its key file went to.
 type encStore struct {
 	dir, cfgDir, keyFile, recovery, id string
 }
@@ -31,9 +31,9 @@ var recoveryLine = regexp.MustCompile(`(?m)^recovery key: (SMPR-[0-9A-Z-]+)$`)
 func newEncStore(t *testing.T) *encStore {
 	t.Helper()
 	e := &encStore{dir: filepath.Join(tmpDir(t), "store"), cfgDir: tmpDir(t)}
-	r := e.run(t, "init", "--store", e.dir, "--encrypt")
+	r := e.run(t, "init", "--store", e.dir)
 	if r.code != exitOK {
-		t.Fatalf("init --encrypt:\n%s", r)
+		t.Fatalf("init:\n%s", r)
 	}
 	m := recoveryLine.FindStringSubmatch(r.stdout)
 	if m == nil {
@@ -394,7 +394,7 @@ func TestE2EKeysSources(t *testing.T) {
 	}
 	wantKeyRefusal(t, e.runBare(t, "records", "--store", e.dir, "--key-file", k2), "chmod 600")
 	// An unencrypted store needs no key and ignores the key flags.
-	plain := newStore(t)
+	plain := newClearStore(t)
 	if r := e.runBare(t, "records", "--store", plain, "--key-file", "/nonexistent"); r.code != exitOK {
 		t.Fatalf("unencrypted store with a key flag:\n%s", r)
 	}

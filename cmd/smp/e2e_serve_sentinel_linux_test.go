@@ -60,7 +60,7 @@ func serveSentinel(t *testing.T, encrypted bool) {
 		run("init", "--store", store, "--encrypt", "--key-file", keyFile)
 		keyArgs = []string{"--key-file", keyFile}
 	} else {
-		store = newStore(t)
+		store = newClearStore(t)
 	}
 	sec := &leaktest.Secrets{}
 	src, other := tmpDir(t), tmpDir(t)

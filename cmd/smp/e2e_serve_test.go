@@ -223,9 +223,14 @@ func TestE2EServeCaptureRestoreTLS(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "does not match --tls-fingerprint") {
 		t.Fatalf("wrong fingerprint: %s", r)
 	}
-	// The certificate is kept: a restart serves the same fingerprint.
-	if _, err := os.Stat(filepath.Join(store, "tls", "key.pem")); err != nil {
+	// The certificate is kept: a restart serves the same fingerprint. Its
+	// private key is sealed by the store's master key (the store is
+	// encrypted by default), never kept in clear.
+	if _, err := os.Stat(filepath.Join(store, "tls", "key.sealed")); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(store, "tls", "key.pem")); !os.IsNotExist(err) {
+		t.Errorf("an encrypted store keeps its TLS key in clear (%v)", err)
 	}
 }
 
@@ -433,6 +438,13 @@ func TestE2EServeConcurrentClients(t *testing.T) {
 	t.Parallel()
 	const clients, trees = 16, 4
 	store := newStore(t)
+	// The reference store below chunks as the served one does: a copy of
+	// it while still empty, with its keys (an encrypted store's gear
+	// table is keyed, so another store cuts other chunks).
+	ref := filepath.Join(tmpDir(t), "ref")
+	if out, err := exec.Command("cp", "-a", store, ref).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v: %s", err, out)
+	}
 	srv := startServer(t, store)
 	admin := newToken(t, store, "--role", "admin")
 	// Four profiles sharing an org-wide file; each is captured by four
@@ -470,7 +482,6 @@ func TestE2EServeConcurrentClients(t *testing.T) {
 	}
 	// Every shared chunk is stored once: the same chunk set as one local
 	// capture of each distinct profile.
-	ref := newStore(t)
 	for i := range srcs {
 		doCapture(t, exitOK, ref, "ref"+strconv.Itoa(i), "--root", srcs[i])
 	}

@@ -815,14 +815,15 @@ func TestE2ECorruptPack(t *testing.T) {
 	doCapture(t, exitOK, store, "pc1", "--root", root)
 	mustSMP(t, "verify", "--store", store, "--read-data")
 
-	// Flip the middle byte of the largest data blob: a chunk of big.bin.
-	packs, err := cas.NewPackDir(filepath.Join(store, "packs"))
-	if err != nil {
-		t.Fatal(err)
+	// Flip the middle byte of the largest data blob, a chunk of big.bin:
+	// a byte of its ciphertext, the store being encrypted by default.
+	if !storeEncrypted(t, store) {
+		t.Fatal("smp init made a store in clear")
 	}
+	packs, _ := storePacks(t, store)
 	var victim string
 	var best cas.PackEntry
-	err = packs.Walk(func(id cas.ID, _ int64) error {
+	err := packs.Walk(func(id cas.ID, _ int64) error {
 		entries, err := packs.ReadTrailer(id)
 		if err != nil {
 			return err
@@ -943,6 +944,10 @@ func TestE2EUnreadableFile(t *testing.T) {
 	writeFile(t, filepath.Join(root, "home/alice/docs/more.txt"), []byte("also fine\n"), 0o644)
 	mkdirs(t, store)
 	if c := run.credential; c != nil {
+		// nobody keeps the store's key file in a config directory of its own.
+		cfg := filepath.Join(dir, "config")
+		mkdirs(t, cfg)
+		run.env = []string{"XDG_CONFIG_HOME=" + cfg}
 		chownTree(t, dir, int(c.Uid), int(c.Gid))
 	}
 	locked := filepath.Join(root, "home/alice/locked.txt")

@@ -50,7 +50,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"init", "--store DIR [--chunk-avg SIZE]", "create a new store", cmdInit},
+	{"init", "--store DIR [--chunk-avg SIZE] [--key-file FILE] [--no-encrypt]", "create a new store, encrypted unless --no-encrypt", cmdInit},
 	{"capture", "--store DIR --computer NAME [--root R] [--user NAME]... [--exclude GLOB]... [--rules FILE] [PATH...]", "capture files into a state record", cmdCapture},
 	{"restore", "--store DIR (--record ID | --computer NAME) [--root T] [--map FROM=TO]... [--include GLOB]... [--exclude GLOB]... [--overwrite never|always|older] [--allow-system]", "restore a record's files", cmdRestore},
 	{"rules", rulesArgs, "list the built-in rule sets, or print one as a starting rules file", cmdRules},

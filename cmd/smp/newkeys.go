@@ -64,7 +64,7 @@ func newStoreKeys(o newKeysOptions, dir, storeID string, hashKey *[32]byte) (*ne
 			cd = keys.DefaultConfigDir()
 		}
 		if cd == "" {
-			return nil, usagef("no user config directory ($XDG_CONFIG_HOME or $HOME) for the key file: give --key-file FILE")
+			return nil, usagef("no user config directory ($XDG_CONFIG_HOME or $HOME) for the key file: give --key-file FILE (or, for smp init, --no-encrypt for a store in clear)")
 		}
 		path = keys.StoredKeyPath(cd, storeID)
 	}
