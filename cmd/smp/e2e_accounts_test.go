@@ -149,7 +149,8 @@ func TestE2ERestoreNonRoot(t *testing.T) {
 	}
 	id, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nobody.Gid)
-	run := runOpts{credential: &syscall.Credential{Uid: uint32(id), Gid: uint32(gid)}}
+	// nobody keeps the store's key file in a config directory of its own.
+	run := runOpts{credential: &syscall.Credential{Uid: uint32(id), Gid: uint32(gid)}, env: []string{"XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}}
 	src, st, target := filepath.Join(dir, "src"), filepath.Join(dir, "store"), filepath.Join(dir, "target")
 	writeFile(t, filepath.Join(src, "home", "alice", "a.txt"), []byte("a\n"), 0o644)
 	writeFile(t, filepath.Join(src, "home", "alice", "b.txt"), []byte("b\n"), 0o644)
