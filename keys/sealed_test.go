@@ -68,3 +68,35 @@ func FuzzOpenSecret(f *testing.F) {
 		}
 	})
 }
+
+// TestSealerBounds: a Sealer takes files up to its own bound (larger than
+// MaxSealed), refuses larger ones both ways, and its files are not
+// another purpose's.
+func TestSealerBounds(t *testing.T) {
+	u, _, _ := newFile(t)
+	s := NewSealer(u.Keyring(), testStore, PurposeAccess, MaxSealed*2)
+	big := bytes.Repeat([]byte("a"), MaxSealed*2)
+	b, err := s.Seal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Open(b); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("open: %v", err)
+	}
+	if kid, err := SealedHeaderKeyID(b[:SealedOverhead]); err != nil || kid != 1 {
+		t.Fatalf("SealedHeaderKeyID: %d, %v", kid, err)
+	}
+	if _, err := s.Seal(append(big, 'a')); err == nil {
+		t.Fatal("sealed more than the bound")
+	}
+	if _, err := s.Open(append(b, 0)); !errors.Is(err, ErrSealed) {
+		t.Fatalf("opened more than the bound: %v", err)
+	}
+	small, err := s.Seal([]byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSecret(u.Keyring(), testStore, PurposeTLSKey, small); !errors.Is(err, ErrSealed) {
+		t.Fatalf("opened as a TLS key: %v", err)
+	}
+}

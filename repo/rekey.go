@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -34,9 +35,10 @@ import (
 //     the old index in place and a partial index.rekey the next run
 //     deletes first; after it, the new index in place and the old one in
 //     index.rekey, deleted the same way;
-//  3. the sealed files (tls/key.sealed) are opened and sealed anew under
-//     the current key; a TLS key still in clear (tls/key.pem) is sealed
-//     and the clear file removed.
+//  3. the sealed files (tls/key.sealed, access.sealed) are opened and
+//     sealed anew under the current key; a TLS key or an access file
+//     still in clear (tls/key.pem, access.json: a converted store's) is
+//     sealed and the clear file removed.
 //
 // Finally KeyUsage is read back and anything still under another key is
 // reported as a problem (a damaged pack gc kept, an unindexed pack).
@@ -157,6 +159,21 @@ func (r *Repo) tlsFiles() (plain, sealed string) {
 
 // resealFiles seals the store's sealed files under the current key.
 func (r *Repo) resealFiles() error {
+	if err := r.resealTLSKey(); err != nil {
+		return err
+	}
+	// Under the access file's own lock, so a token created meanwhile
+	// (smp token create needs no store lock) is neither lost nor left
+	// under the old key.
+	acc, err := r.Access()
+	if err != nil {
+		return err
+	}
+	return acc.Reseal()
+}
+
+// resealTLSKey seals the TLS key under the current key.
+func (r *Repo) resealTLSKey() error {
 	plain, sealed := r.tlsFiles()
 	cur, _ := r.Keyring.Current()
 	b, err := os.ReadFile(plain)
@@ -280,8 +297,38 @@ func (r *Repo) KeyUsage() (*KeyUsage, error) {
 		}
 		u.Sealed["tls/key.sealed"] = kid
 	}
+	if err := r.accessKeyUsage(u); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(r.Dir, rekeyDir)); err == nil {
 		u.OldIndexes = append(u.OldIndexes, rekeyDir)
 	}
 	return u, nil
+}
+
+// accessKeyUsage adds the access file to u: access.sealed by the key in
+// its header, an access.json in clear (a converted store's) as key 0.
+func (r *Repo) accessKeyUsage(u *KeyUsage) error {
+	if _, err := os.Lstat(filepath.Join(r.Dir, "access.json")); err == nil {
+		u.Sealed["access.json"] = 0
+	}
+	p := filepath.Join(r.Dir, "access.sealed")
+	f, err := os.OpenFile(p, os.O_RDONLY|noFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	hdr := make([]byte, keys.SealedOverhead)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return fmt.Errorf("%s: %w", p, keys.ErrSealed)
+	}
+	kid, err := keys.SealedHeaderKeyID(hdr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	u.Sealed["access.sealed"] = kid
+	return nil
 }

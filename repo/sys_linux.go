@@ -9,6 +9,9 @@ import (
 // oNoAtime keeps repair's reads of user files from moving their atime.
 const oNoAtime = syscall.O_NOATIME
 
+// noFollow refuses to open a store file through a symlink.
+const noFollow = syscall.O_NOFOLLOW
+
 // exchangeDirs swaps the directories a and b in one atomic step
 // (renameat2 RENAME_EXCHANGE): a crash leaves either both as they were
 // or both swapped.

@@ -134,7 +134,7 @@ func serveForTest(t *testing.T, dir string, kr *keys.Keyring) (url, token string
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := access.Open(dir)
+	acc, err := r.Access()
 	if err != nil {
 		t.Fatal(err)
 	}

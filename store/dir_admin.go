@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -82,6 +83,30 @@ func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
 		return err
 	}
 	return repo.RetireKey(abs, unlock, id)
+}
+
+// OpenAccess returns the access file of the store directory at location,
+// or of the cache directory of the store at an s3:// location, without
+// opening the store (a running smp serve holds it). An encrypted store's
+// access file is sealed: unlock finds its key, and a missing or wrong key
+// fails with the one-line error of every command (repo.OpenAccess).
+func OpenAccess(location string, so S3Options, unlock keys.UnlockFunc) (*access.Store, error) {
+	dir := location
+	if IsS3(location) {
+		cache, err := CacheDir(location, so)
+		if err != nil {
+			return nil, err
+		}
+		dir = cache
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := access.Open(abs); err != nil && !errors.Is(err, access.ErrSealedNoKey) {
+		return nil, err // not a store: the access package's message
+	}
+	return repo.OpenAccess(abs, repo.OpenOptions{Unlock: unlock})
 }
 
 // RebuildIndex recreates the index of the store directory from its packs;
@@ -251,7 +276,7 @@ func (d *Dir) NewServer(o server.Options) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	acc, err := access.Open(r.Dir)
+	acc, err := r.Access() // sealed with the keys the store was opened with
 	if err != nil {
 		return nil, err
 	}

@@ -24,19 +24,21 @@ const (
 	adminArgs     = "restore-only [on|off] --store DIR [--json]"
 )
 
-func openAccess(dir string, s3 *s3Flags) (*access.Store, error) {
+// openAccess opens the access file of the store at dir: for a store on
+// S3, this machine's, in the store's cache directory. An encrypted store's
+// is sealed, so kf must find the store's key.
+func openAccess(dir string, s3 *s3Flags, kf *keyFlags) (*access.Store, error) {
 	if err := needStore(dir); err != nil {
 		return nil, err
 	}
-	if store.IsS3(dir) {
-		// This machine's access file, in the store's cache directory.
-		cache, err := store.CacheDir(dir, s3.opts())
-		if err != nil {
-			return nil, err
-		}
-		dir = cache
-	}
-	return access.Open(dir)
+	return store.OpenAccess(dir, s3.opts(), kf.unlock())
+}
+
+// accessLocVar registers --store, the S3 flags and the key flags of an
+// access command.
+func accessLocVar(fs *pflag.FlagSet, dir *string, s3 *s3Flags, kf *keyFlags) {
+	storeLocVar(fs, dir, s3)
+	kf.AddFlags(fs)
 }
 
 // noArgs refuses positional arguments.
@@ -72,6 +74,7 @@ type tokenOptions struct {
 	Store, Computer, Role, Expires, ID string
 	JSON                               bool
 	S3                                 s3Flags
+	keyFlags
 }
 
 // parseAccessFlags parses a subcommand's flags, added by add, refusing
@@ -88,7 +91,7 @@ func parseAccessFlags(name, usage string, args []string, add func(fs *pflag.Flag
 func cmdTokenCreate(ctx context.Context, args []string) error {
 	var o tokenOptions
 	err := parseAccessFlags("token create", "--store DIR [--computer NAME] [--role client|admin] [--expires DURATION]", args, func(fs *pflag.FlagSet) {
-		storeLocVar(fs, &o.Store, &o.S3)
+		accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
 		fs.StringVar(&o.Computer, "computer", "", "the computer this token captures as and restores to (required for a client; an admin token without it acts for any computer)")
 		fs.StringVar(&o.Role, "role", string(access.RoleClient), "client (one computer) or admin (every computer)")
 		fs.StringVar(&o.Expires, "expires", "", "lifetime, like 90d or 36h (default: never expires)")
@@ -118,7 +121,7 @@ func runTokenCreate(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 		}
 		expires = d
 	}
-	a, err := openAccess(o.Store, &o.S3)
+	a, err := openAccess(o.Store, &o.S3, &o.keyFlags)
 	if err != nil {
 		return err
 	}
@@ -154,7 +157,7 @@ func tokenState(t access.Token, now time.Time) string {
 func cmdTokenList(ctx context.Context, args []string) error {
 	var o tokenOptions
 	err := parseAccessFlags("token list", "--store DIR [--json]", args, func(fs *pflag.FlagSet) {
-		storeLocVar(fs, &o.Store, &o.S3)
+		accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
 		fs.BoolVar(&o.JSON, "json", false, "print as JSON")
 	})
 	if err != nil {
@@ -175,7 +178,7 @@ type tokenRow struct {
 }
 
 func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
-	a, err := openAccess(o.Store, &o.S3)
+	a, err := openAccess(o.Store, &o.S3, &o.keyFlags)
 	if err != nil {
 		return err
 	}
@@ -219,7 +222,7 @@ func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
 func cmdTokenRevoke(ctx context.Context, args []string) error {
 	var o tokenOptions
 	err := parseAccessFlags("token revoke", "--store DIR --id ID", args, func(fs *pflag.FlagSet) {
-		storeLocVar(fs, &o.Store, &o.S3)
+		accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
 		fs.StringVar(&o.ID, "id", "", "the token's ID, as smp token list shows it")
 	})
 	if err != nil {
@@ -232,7 +235,7 @@ func runTokenRevoke(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 	if o.ID == "" {
 		return usagef("--id ID is required (see smp token list)")
 	}
-	a, err := openAccess(o.Store, &o.S3)
+	a, err := openAccess(o.Store, &o.S3, &o.keyFlags)
 	if err != nil {
 		return err
 	}
@@ -248,10 +251,11 @@ type associateOptions struct {
 	Store, Source, Dest string
 	Remove, List, JSON  bool
 	S3                  s3Flags
+	keyFlags
 }
 
 func (o *associateOptions) AddFlags(fs *pflag.FlagSet) {
-	storeLocVar(fs, &o.Store, &o.S3)
+	accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
 	fs.StringVar(&o.Source, "source", "", "the computer whose records may be restored (e.g. the old machine)")
 	fs.StringVar(&o.Dest, "dest", "", "the computer that may restore them (e.g. its replacement)")
 	fs.BoolVar(&o.Remove, "remove", false, "remove the association instead")
@@ -272,7 +276,7 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 		if o.Source != "" || o.Dest != "" || o.Remove {
 			return usagef("--list takes no --source, --dest or --remove")
 		}
-		return listAssociations(o.Store, &o.S3, o.JSON, stdout)
+		return listAssociations(o, stdout)
 	}
 	switch {
 	case o.JSON:
@@ -282,7 +286,7 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 	case o.Source == o.Dest:
 		return usagef("--source and --dest are both %s: a computer may always restore its own records", o.Source)
 	}
-	a, err := openAccess(o.Store, &o.S3)
+	a, err := openAccess(o.Store, &o.S3, &o.keyFlags)
 	if err != nil {
 		return err
 	}
@@ -300,8 +304,8 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 	return nil
 }
 
-func listAssociations(store string, s3 *s3Flags, asJSON bool, stdout io.Writer) error {
-	a, err := openAccess(store, s3)
+func listAssociations(o *associateOptions, stdout io.Writer) error {
+	a, err := openAccess(o.Store, &o.S3, &o.keyFlags)
 	if err != nil {
 		return err
 	}
@@ -310,7 +314,7 @@ func listAssociations(store string, s3 *s3Flags, asJSON bool, stdout io.Writer) 
 		return err
 	}
 	assocs := sn.Associations()
-	if asJSON {
+	if o.JSON {
 		return printJSON(stdout, map[string]any{"associations": assocs})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -327,12 +331,13 @@ type adminOptions struct {
 	JSON  bool
 	Set   string // "on", "off", or "" to show the state
 	S3    s3Flags
+	keyFlags
 }
 
 func cmdAdmin(ctx context.Context, args []string) error {
 	var o adminOptions
 	fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
-	storeLocVar(fs, &o.Store, &o.S3)
+	accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
 	fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
 	if len(args) > 0 && isHelpArg(args[0]) {
 		// smp admin has one subcommand: its help is the command's.
@@ -358,7 +363,7 @@ func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {
 	if o.Set != "" && o.Set != "on" && o.Set != "off" {
 		return usagef("want on or off, not %q", o.Set)
 	}
-	a, err := openAccess(o.Store, &o.S3)
+	a, err := openAccess(o.Store, &o.S3, &o.keyFlags)
 	if err != nil {
 		return err
 	}

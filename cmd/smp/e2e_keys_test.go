@@ -309,7 +309,7 @@ func TestE2EKeysNoClearKeyMaterial(t *testing.T) {
 	// stored key) and keeps its self-signed TLS key sealed.
 	srv := launchServer(t, e.dir, "--tls-self-signed", "--key-file", e.keyFile)
 	fp := srv.fingerprint
-	tok := newToken(t, e.dir, "--computer", "PC01")
+	tok := newToken(t, e.dir, "--computer", "PC01", "--key-file", e.keyFile)
 	src := tmpDir(t)
 	serveProfile(t, src, 3, 1)
 	remoteCapture(t, exitOK, srv.url, tok, "PC01", "--root", src, "--tls-fingerprint="+fp)

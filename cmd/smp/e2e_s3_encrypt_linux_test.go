@@ -15,9 +15,10 @@ import (
 )
 
 // TestE2ES3EncryptedNoPlaintext: an encrypted store on S3 (the real binary,
-// a real SeaweedFS) captures a profile holding sentinels and random blocks;
-// no object of the bucket, nor any file of the cache directory, holds any
-// of them, and the profile restores identical through a new cache. What
+// a real SeaweedFS) captures a profile holding sentinels and random blocks,
+// and smp token create (with the key) makes a token for its computer; no
+// object of the bucket, nor any file of the cache directory (its sealed
+// access file included), holds any of them, and the profile restores identical through a new cache. What
 // the bucket's operator sees is sealed packs, key slots and a config
 // without the hash key.
 func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
@@ -41,6 +42,15 @@ func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
 	src := tmpDir(t)
 	pc := leaktest.Tree(t, src, sec)
 	run("capture", "--store", loc, "--s3-insecure", "--cache", cacheA, "--key-file", keyFile, "--computer", pc, "--root", src)
+	// The access file of this machine's smp serve, in the cache directory,
+	// names the computer: it is sealed (the scans below see no name).
+	run("token", "create", "--store", loc, "--s3-insecure", "--cache", cacheA, "--key-file", keyFile, "--computer", pc)
+	if _, err := os.Stat(filepath.Join(cacheA, "access.sealed")); err != nil {
+		t.Errorf("no sealed access file in the cache directory: %v", err)
+	}
+	if r := smpWith(t, runOpts{env: env}, "token", "list", "--store", loc, "--s3-insecure", "--cache", cacheA); r.code != 1 || len(r.stderrLines()) != 1 {
+		t.Errorf("token list without the key: want one line, exit 1\n%s", r)
+	}
 
 	mirror := filepath.Join(dir, "bucket")
 	cl, err := srv.Client()

@@ -29,7 +29,10 @@ const Version = 1
 
 const (
 	fileName = "access.json"
-	lockName = "access.lock"
+	// sealedName is the access file of an encrypted store: access.json
+	// sealed by the store's Codec.
+	sealedName = "access.sealed"
+	lockName   = "access.lock"
 
 	// secretPrefix starts every secret, so a leaked one is recognisable.
 	secretPrefix = "smp_"
@@ -37,9 +40,26 @@ const (
 	idLen = 12
 	// maxName bounds computer names (as cas/manifest does).
 	maxName = 255
-	// maxFileSize bounds the access file read into memory.
-	maxFileSize = 64 << 20
+	// MaxFileSize bounds the access file (its JSON) read into memory.
+	MaxFileSize = 64 << 20
 )
+
+// A Codec seals and opens the access file of an encrypted store. Whoever
+// unlocked the store's keys provides it (package repo, with the keys'
+// Sealer), so this package never sees a key.
+type Codec interface {
+	// Seal seals the file's JSON under the store's current key.
+	Seal(plain []byte) ([]byte, error)
+	// Open returns the JSON Seal sealed, under any of the store's keys;
+	// it refuses a file of more than MaxSealed bytes.
+	Open(sealed []byte) ([]byte, error)
+	// MaxSealed bounds a sealed file of MaxFileSize bytes of JSON.
+	MaxSealed() int
+}
+
+// ErrSealedNoKey is returned when a sealed access file is opened without
+// the store's key.
+var ErrSealedNoKey = errors.New("the access file is sealed with the store's key")
 
 // Role is what a token may do.
 type Role string
@@ -237,6 +257,11 @@ func (f *file) encode() ([]byte, error) {
 // Store is the access file of one store directory. Safe for concurrent use.
 type Store struct {
 	dir, path, lockPath string
+	// With a codec, path is access.sealed and clearPath the access.json
+	// a clear store had, sealed and removed by the first write.
+	codec      Codec
+	clearPath  string
+	sealedPath string
 
 	mu     sync.Mutex
 	loaded bool // snap/err belong to key
@@ -258,10 +283,19 @@ func keyOf(fi fs.FileInfo) statKey {
 	return k
 }
 
-// Open returns the access file of the store in dir. It checks that dir holds
-// a store (dir/config.json exists) but neither opens nor locks the store,
-// and does not create access.json.
-func Open(dir string) (*Store, error) {
+// Open returns the access file of the unencrypted store in dir: OpenWith
+// without a codec.
+func Open(dir string) (*Store, error) { return OpenWith(dir, nil) }
+
+// OpenWith returns the access file of the store in dir. It checks that dir
+// holds a store (dir/config.json exists) but neither opens nor locks the
+// store, and does not create the access file. An encrypted store's is
+// dir/access.sealed, sealed and opened by c; an access.json left in
+// clear (a store converted by smp encrypt) is read until the first write,
+// which seals it and removes the clear file. Without c the access file is
+// dir/access.json, and a store holding access.sealed is refused
+// (ErrSealedNoKey) rather than seen as having no tokens.
+func OpenWith(dir string, c Codec) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -277,11 +311,44 @@ func Open(dir string) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return &Store{
-		dir:      abs,
-		path:     filepath.Join(abs, fileName),
-		lockPath: filepath.Join(abs, lockName),
-	}, nil
+	s := &Store{
+		dir:        abs,
+		path:       filepath.Join(abs, fileName),
+		lockPath:   filepath.Join(abs, lockName),
+		codec:      c,
+		clearPath:  filepath.Join(abs, fileName),
+		sealedPath: filepath.Join(abs, sealedName),
+	}
+	if c != nil {
+		s.path = s.sealedPath
+	} else if _, err := os.Lstat(s.sealedPath); err == nil {
+		return nil, fmt.Errorf("access file %s: %w: give the store's key (--key-file, --passphrase-file)", s.sealedPath, ErrSealedNoKey)
+	}
+	return s, nil
+}
+
+// Reseal rewrites a sealed access file under the codec's current key, and
+// seals an access.json still in clear, removing it. It changes nothing
+// in a store without an access file, and is refused without a codec. smp
+// gc --rekey (and so smp encrypt) calls it so that an old master key
+// seals nothing here.
+func (s *Store) Reseal() error {
+	if s.codec == nil {
+		return errors.New("reseal an access file without the store's key")
+	}
+	return s.update(func(f *file) error {
+		if s.missing() {
+			return errNoChange
+		}
+		return nil
+	})
+}
+
+// missing reports whether the store has no access file at all.
+func (s *Store) missing() bool {
+	_, e1 := os.Lstat(s.sealedPath)
+	_, e2 := os.Lstat(s.clearPath)
+	return errors.Is(e1, fs.ErrNotExist) && errors.Is(e2, fs.ErrNotExist)
 }
 
 // Snapshot returns the current contents of the access file. It stats the
@@ -319,29 +386,59 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 
 // read reads and decodes the file, returning the identity of what it read.
 func (s *Store) read() (*file, statKey, error) {
-	fh, err := os.Open(s.path)
+	f, key, err := s.readFile(s.path, s.codec)
+	if err == nil && s.codec != nil && key.missing {
+		// Not sealed yet: the clear file of a converted store, if any.
+		// Every writer of an encrypted store seals, so nothing changes
+		// it and the missing sealed file's identity stands for it.
+		f, _, err = s.readFile(s.clearPath, nil)
+	}
+	if err == nil && s.codec == nil {
+		if _, serr := os.Lstat(s.sealedPath); serr == nil {
+			err = fmt.Errorf("access file %s: %w: give the store's key (--key-file, --passphrase-file)", s.sealedPath, ErrSealedNoKey)
+		}
+	}
+	return f, key, err
+}
+
+// readFile reads and decodes the access file at path, opened by c when
+// given; a missing file is an empty one.
+func (s *Store) readFile(path string, c Codec) (*file, statKey, error) {
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscallNoFollow, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return emptyFile(), statKey{missing: true}, nil
 	}
 	if err != nil {
-		return nil, statKey{}, fmt.Errorf("access file %s: %w", s.path, err)
+		return nil, statKey{}, fmt.Errorf("access file %s: %w", path, err)
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
 	if err != nil {
-		return nil, statKey{}, fmt.Errorf("access file %s: %w", s.path, err)
+		return nil, statKey{}, fmt.Errorf("access file %s: %w", path, err)
 	}
 	key := keyOf(fi)
-	b, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
-	if err != nil {
-		return nil, key, fmt.Errorf("access file %s: %w", s.path, err)
+	limit := MaxFileSize
+	if c != nil {
+		limit = c.MaxSealed()
 	}
-	if len(b) > maxFileSize {
-		return nil, key, fmt.Errorf("access file %s: larger than %d bytes", s.path, maxFileSize)
+	if !fi.Mode().IsRegular() || fi.Size() > int64(limit) {
+		return nil, key, fmt.Errorf("access file %s: not a regular file of at most %d bytes", path, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, int64(limit)+1))
+	if err != nil {
+		return nil, key, fmt.Errorf("access file %s: %w", path, err)
+	}
+	if len(b) > limit {
+		return nil, key, fmt.Errorf("access file %s: larger than %d bytes", path, limit)
+	}
+	if c != nil {
+		if b, err = c.Open(b); err != nil {
+			return nil, key, fmt.Errorf("access file %s cannot be opened with this store's keys (restore it from a backup, or remove it to start with no tokens): %w", path, err)
+		}
 	}
 	f, err := decode(b)
 	if err != nil {
-		return nil, key, fmt.Errorf("access file %s: %w", s.path, err)
+		return nil, key, fmt.Errorf("access file %s: %w", path, err)
 	}
 	return f, key, nil
 }
@@ -374,10 +471,25 @@ func (s *Store) update(fn func(*file) error) error {
 	if err != nil {
 		return fmt.Errorf("access file %s: %w", s.path, err)
 	}
-	// access.json stays 0600 even if someone loosened the file it
+	if s.codec != nil {
+		if b, err = s.codec.Seal(b); err != nil {
+			return fmt.Errorf("seal access file %s: %w", s.path, err)
+		}
+	}
+	// The access file stays 0600 even if someone loosened the file it
 	// replaces; the rename is made durable.
 	if err := sysfile.WriteFile(s.path, b, 0o600); err != nil {
 		return fmt.Errorf("write access file: %w", err)
+	}
+	if s.codec != nil {
+		// Sealed first, then the clear file removed: a crash between
+		// leaves both, and the sealed one is read.
+		if err := os.Remove(s.clearPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the clear access file: %w", err)
+		}
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("remove the clear access file: %w", err)
+		}
 	}
 	s.mu.Lock()
 	s.loaded = false
@@ -611,3 +723,13 @@ func (sn *Snapshot) Tokens() []Token { return slices.Clone(sn.tokens) }
 
 // Associations returns every association, sorted by Source then Dest.
 func (sn *Snapshot) Associations() []Association { return slices.Clone(sn.assocs) }
+
+// syncDir makes a removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

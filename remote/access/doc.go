@@ -2,6 +2,13 @@
 // the bearer tokens a remote smp server accepts, the associations that let
 // one computer restore another's records, and the restore-only switch.
 //
+// An encrypted store keeps it sealed instead, as DIR/access.sealed, since
+// it names every client's computer: OpenWith takes a Codec from whoever
+// unlocked the store's keys (package repo seals with a subkey of the
+// master key, see keys.Sealer), so this package never sees a key and
+// imports no store package. Without a codec a sealed file is refused
+// (ErrSealedNoKey), never read as an empty access list.
+//
 // The file lives beside the store, not in its Badger index, because the
 // store is flock-ed by the one process that has it open (a server keeps it
 // open for days) while administrators must still manage access. So this
@@ -20,7 +27,8 @@
 // it on every request. A Snapshot is immutable.
 //
 // A missing file is an empty access list. The format is versioned (see
-// docs/FORMAT.md, "Access file (access.json)"); an unknown version, unknown
+// docs/FORMAT.md, "Access file (access.json)" and "Sealed secrets"); an
+// unknown version, unknown
 // fields or invalid content are refused with an error naming the file, and a
 // server fails closed on them.
 package access

@@ -13,3 +13,6 @@ func fileIdentity(fi fs.FileInfo) (dev, ino uint64, ctimeNsec int64) {
 	}
 	return 0, 0, 0
 }
+
+// syscallNoFollow refuses to open the access file through a symlink.
+const syscallNoFollow = syscall.O_NOFOLLOW
