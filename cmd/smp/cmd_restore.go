@@ -202,7 +202,7 @@ func runRestore(ctx context.Context, o *restoreOptions, stdout io.Writer) error 
 	if err := out.print(stdout, o.JSON); err != nil {
 		return err
 	}
-	return restoreOutcome(res)
+	return restoreOutcome(res, len(out.missed))
 }
 
 // restoreOutput is what a finished restore prints.
@@ -300,10 +300,16 @@ func (n *notRestored) counts() []string {
 }
 
 // restoreOutcome is the partial error of a restore that left paths out.
-func restoreOutcome(res *restore.Result) error {
+func restoreOutcome(res *restore.Result, missed int) error {
 	var msgs []string
 	if res.Errors > 0 {
 		msgs = append(msgs, fmt.Sprintf("completed with errors: %d path(s) not restored (listed above)", res.Errors))
+	}
+	// As loadstate does, a restore that left a recorded file alone (it
+	// exists on the target, or changed since a hard-link capture) did not
+	// restore everything: the caller's script sees exit 3, not success.
+	if left := missed - int(res.Errors); left > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d path(s) left alone (listed above; --overwrite always or older replaces existing files)", left))
 	}
 	if res.Outside > 0 {
 		msgs = append(msgs, fmt.Sprintf("%d path(s) outside the profile paths (home/USER, root) not restored: pass --allow-system to restore them as recorded", res.Outside))

@@ -60,7 +60,9 @@ func tokenID(secret string) string {
 
 func TestE2EAccessTokens(t *testing.T) {
 	t.Parallel()
-	store := newStore(t)
+	// A store in clear, whose access.json this test reads; the sealed
+	// access.sealed of an encrypted store: TestE2EAccessSealed.
+	store := newClearStore(t)
 
 	client := createToken(t, store, "--computer", "PC01")
 	temp := createToken(t, store, "--computer", "PC02", "--expires", "7d")
@@ -153,7 +155,7 @@ func TestE2EAccessTokens(t *testing.T) {
 // expiry is made to pass by editing the file.
 func TestE2EAccessTokenExpired(t *testing.T) {
 	t.Parallel()
-	store := newStore(t)
+	store := newClearStore(t) // the test edits access.json
 	createToken(t, store, "--computer", "PC01", "--expires", "1h")
 	path := filepath.Join(store, "access.json")
 	data := readFile(t, path)

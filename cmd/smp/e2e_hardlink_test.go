@@ -390,8 +390,8 @@ func TestE2EHardlinkRestoreOverExisting(t *testing.T) {
 	if err := os.Symlink(outside, notes); err != nil {
 		t.Fatal(err)
 	}
-	// Default: existing names are left alone.
-	out, r := restoreJSON(t, exitOK, store, "--computer", "pc1", "--root", target, "--keep")
+	// Default: existing names are left alone (exit 3: not all restored).
+	out, r := restoreJSON(t, exitPartial, store, "--computer", "pc1", "--root", target, "--keep")
 	if out.Skipped == 0 || readFile(t, filepath.Join(target, "home/alice/h1")) != "in the way\n" {
 		t.Fatalf("existing files replaced without --overwrite: %+v\n%s", out, r)
 	}

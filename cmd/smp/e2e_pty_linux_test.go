@@ -61,8 +61,9 @@ func TestE2EProgressTerminalStderr(t *testing.T) {
 	var tty bytes.Buffer
 	done := make(chan struct{})
 	go func() { io.Copy(&tty, master); close(done) }() // ends with EIO when the child exits
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("restore: %v\n%s", err, tty.String())
+	// The existing file is left alone: exit 3, as loadstate.
+	if err := cmd.Wait(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != exitPartial {
+		t.Fatalf("restore: %v, want exit 3\n%s", err, tty.String())
 	}
 	<-done
 	want := "\r\x1b[Kskipped: " + filepath.Join(dst, "home", "alice", "a.txt")

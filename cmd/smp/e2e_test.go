@@ -544,8 +544,8 @@ func TestE2ERestoreOptions(t *testing.T) {
 	t.Run("overwrite-never", func(t *testing.T) {
 		target := prepare(t)
 		r := smp(t, "restore", "--store", store, "--computer", "pc1", "--root", target) // never is the default
-		if r.code != exitOK {
-			t.Fatalf("want exit 0\n%s", r)
+		if r.code != exitPartial || !strings.Contains(r.stderr, "1 path(s) left alone") {
+			t.Fatalf("want exit 3 naming the path left alone (as loadstate)\n%s", r)
 		}
 		if !strings.Contains(r.stderr, filepath.Join(target, local)) || !strings.Contains(r.stderr, "left alone") {
 			t.Errorf("the existing file is not reported on stderr:\n%s", r.stderr)
@@ -558,7 +558,7 @@ func TestE2ERestoreOptions(t *testing.T) {
 		}
 
 		target = prepare(t)
-		out, _ := restoreJSON(t, exitOK, store, "--computer", "pc1", "--root", target, "--overwrite", "never")
+		out, _ := restoreJSON(t, exitPartial, store, "--computer", "pc1", "--root", target, "--overwrite", "never")
 		if out.Skipped != 1 || out.Errors != 0 || out.Files != c.Files-1 || len(out.Problems) != 1 || !strings.Contains(out.Problems[0], local) {
 			t.Errorf("restore --json: skipped %d errors %d files %d problems %q; want 1, 0, %d, one naming %s", out.Skipped, out.Errors, out.Files, out.Problems, c.Files-1, local)
 		}
@@ -580,7 +580,7 @@ func TestE2ERestoreOptions(t *testing.T) {
 		writeFile(t, newer, []byte("newer local copy\n"), 0o644)
 		writeFile(t, older, []byte("older local copy\n"), 0o644)
 		lchtimes(t, older, time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
-		out, _ := restoreJSON(t, exitOK, store, "--computer", "pc1", "--root", target, "--overwrite", "older")
+		out, _ := restoreJSON(t, exitPartial, store, "--computer", "pc1", "--root", target, "--overwrite", "older")
 		if out.Skipped != 1 || out.Errors != 0 {
 			t.Errorf("restore: skipped %d errors %d; want 1, 0", out.Skipped, out.Errors)
 		}

@@ -189,7 +189,11 @@ func Open(ctx context.Context, o Options) (*Storage, error) {
 	if s.readIdle <= 0 {
 		s.readIdle = 30 * time.Second
 	}
-	ok, err := c.BucketExists(ctx, o.Bucket)
+	var ok bool
+	err = s.idempotent(ctx, func() (err error) {
+		ok, err = c.BucketExists(ctx, o.Bucket)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 bucket %s at %s: %w", o.Bucket, o.Endpoint, describe(err))
 	}
@@ -387,7 +391,11 @@ func (s *Storage) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if err != nil {
 		return storage.Info{}, err
 	}
-	oi, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	var oi minio.ObjectInfo
+	err = s.idempotent(ctx, func() (err error) {
+		oi, err = s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+		return err
+	})
 	if err != nil {
 		return storage.Info{}, s.opErr("stat", name, err)
 	}
@@ -437,27 +445,37 @@ func (s *Storage) List(ctx context.Context, prefix, cursor string, limit int) ([
 	}
 }
 
-// listPage asks for one page of keys, retrying transient failures: a
-// listing changes nothing, so a reset while its answer is read (which
-// minio-go does not retry) is simply asked again.
+// listPage asks for one page of keys; a listing changes nothing, so it is
+// retried as every read is (idempotent).
 func (s *Storage) listPage(ctx context.Context, prefix, startAfter, token string, n int) (minio.ListBucketV2Result, error) {
 	var res minio.ListBucketV2Result
-	var err error
-	for attempt := range s.retries {
-		if attempt > 0 {
-			if werr := sleep(ctx, backoff(attempt)); werr != nil {
-				return minio.ListBucketV2Result{}, werr
-			}
-		}
+	err := s.idempotent(ctx, func() (err error) {
 		res, err = s.core.ListObjectsV2(s.bucket, s.prefix+prefix, startAfter, token, "", n)
-		if err == nil || !retryable(err) {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return minio.ListBucketV2Result{}, fmt.Errorf("s3 list %s: %w", prefix, describe(err))
 	}
 	return res, nil
+}
+
+// idempotent runs a request that changes nothing (a listing, a stat, a
+// bucket check) up to s.retries times while it fails transiently:
+// minio-go retries a request that got no answer, but not one whose
+// answer was cut while it was read (a reset mid-body).
+func (s *Storage) idempotent(ctx context.Context, req func() error) error {
+	var err error
+	for attempt := range s.retries {
+		if attempt > 0 {
+			if werr := sleep(ctx, backoff(attempt)); werr != nil {
+				return werr
+			}
+		}
+		if err = req(); err == nil || !retryable(err) {
+			return err
+		}
+	}
+	return err
 }
 
 // GetVersioned returns the whole of name and its ETag.
