@@ -335,7 +335,7 @@ func cutPoint(data []byte, minSize, avg, maxSize int, maskS, maskL uint64, gear 
 // per-byte bounds checks that come with indexing are well-predicted and off
 // that critical path; the BCE-friendly forms (ranging over s, or reslicing
 // 8 bytes at a time) let the compiler fold the loads into the adds and
-// measured ~40% slower. The gear table is a pointer to an array so indexing
+// are slower (BenchmarkChunker). The gear table is a pointer to an array so indexing
 // it with a byte needs no bounds check. A match inside a block falls through
 // to the byte-wise loop, which rescans that block from the same h.
 func gearScan(s []byte, h, mask uint64, gear *[256]uint64) (int, uint64) {

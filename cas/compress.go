@@ -54,7 +54,7 @@ func zstdEncoder() *zstd.Encoder {
 			zstd.WithEncoderLevel(zstd.SpeedFastest),
 			// EncodeAll hands each call one of this many encoder states and
 			// blocks when none is free: one per core lets every compressor
-			// goroutine run at once (1 serialised them, measured).
+			// goroutine run at once (one state would serialise them).
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithLowerEncoderMem(true),
 			zstd.WithEncoderCRC(false), // blob IDs already verify every byte

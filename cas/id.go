@@ -66,9 +66,9 @@ func ParseID(s string) (ID, error) {
 // A Hasher is safe for concurrent use.
 type Hasher struct {
 	key [32]byte
-	// states holds keyed BLAKE3 states for reuse: a fresh one is an 11 KB
-	// allocation, which cost more than hashing a tree or a small chunk
-	// (BenchmarkHasherSum: 200 bytes took 11-32 us, pooled about 1 us).
+	// states holds keyed BLAKE3 states for reuse: a fresh state is a large
+	// allocation that costs more than hashing a tree or a small chunk
+	// (BenchmarkHasherSum shows it).
 	states sync.Pool
 }
 

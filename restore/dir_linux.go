@@ -28,8 +28,8 @@ import (
 // which never follow a symlink in the final component: so nothing escapes
 // the directory, and each operation is one syscall. Going through os.Root
 // for every file re-opened the parent directory on every call and
-// dominated restore time on trees of small files (5 openat per file,
-// measured with strace).
+// dominated restore time on trees of small files (several openat calls
+// per file).
 //
 // The descriptor is valid only while pinned (pin/unpin): r.fds closes the
 // least recently used unpinned ones, so a deep tree does not hold one
