@@ -215,50 +215,29 @@ func hasLinks(dir string) bool {
 // no index and no sealed file still uses it; otherwise it refuses and
 // writes nothing. unlock opens the keys once, for both.
 func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
-	cfg, err := readConfig(dir)
-	if err != nil {
-		return err
-	}
-	if !cfg.Encrypted {
-		return fmt.Errorf("store %s is not encrypted: it has no keys", dir)
-	}
-	st, err := openStorage(dir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ctx := context.Background()
-	f, ver, err := keys.Load(ctx, st)
-	if err != nil {
-		return fmt.Errorf("store %s: %w (restore %s from a backup of the store)", dir, err, keys.FileName)
-	}
-	if f.StoreID != cfg.StoreID {
-		return fmt.Errorf("store %s: %s belongs to store %s, not %s", dir, keys.FileName, f.StoreID, cfg.StoreID)
-	}
-	u, err := unlock(keys.Describe(dir, cfg.StoreID), f)
-	if err != nil {
-		return err
-	}
-	if err := u.File.CheckRetire(id); err != nil {
-		return err // not a key of the store, or the current one
-	}
-	if cfg.Mixed() {
-		return fmt.Errorf("store %s is still being converted: finish it first (smp encrypt --store %s)", dir, dir)
-	}
-	r, err := OpenWith(dir, OpenOptions{ReadOnly: true, Keyring: u.Keyring()})
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	usage, err := r.KeyUsage()
-	if err != nil {
-		return err
-	}
-	if uses := usage.Uses(id); len(uses) > 0 {
-		return fmt.Errorf("master key %d still seals %s: run smp gc --rekey --store %s first", id, strings.Join(uses, ", "), dir)
-	}
-	if err := u.Retire(id); err != nil {
-		return err
-	}
-	return keys.Save(ctx, st, u.File, ver)
+	return EditKeys(dir, unlock, func(u *keys.Unlocked) error {
+		if err := u.File.CheckRetire(id); err != nil {
+			return err // not a key of the store, or the current one
+		}
+		cfg, err := readConfig(dir)
+		if err != nil {
+			return err
+		}
+		if cfg.Mixed() {
+			return fmt.Errorf("store %s is still being converted: finish it first (smp encrypt --store %s)", dir, dir)
+		}
+		r, err := OpenWith(dir, OpenOptions{ReadOnly: true, Keyring: u.Keyring()})
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		usage, err := r.KeyUsage()
+		if err != nil {
+			return err
+		}
+		if uses := usage.Uses(id); len(uses) > 0 {
+			return fmt.Errorf("master key %d still seals %s: run smp gc --rekey --store %s first", id, strings.Join(uses, ", "), dir)
+		}
+		return u.Retire(id)
+	})
 }
