@@ -216,17 +216,9 @@ type remoteCapture struct {
 // capacity is refused here, before any upload, so a group can try the
 // next SMP.
 func (s *Remote) startCapture(ctx context.Context, co CaptureOptions) (*remoteCapture, error) {
-	cl, err := s.client(ctx)
+	cl, opts, parent, err := s.captureBase(ctx, co)
 	if err != nil {
 		return nil, err
-	}
-	opts := co.Options
-	opts.Hardlink = capture.HardlinkNever
-	var parent cas.ID
-	if !co.Full {
-		if id, e, err := cl.FindRecord(ctx, "", opts.Computer); err == nil {
-			opts.Parent, opts.ParentID, parent = e.Record, id, id
-		}
 	}
 	cp, err := cl.StartCapture(ctx, opts.Computer, parent)
 	if err != nil {
@@ -240,6 +232,26 @@ func (s *Remote) startCapture(ctx context.Context, co CaptureOptions) (*remoteCa
 		}
 	}
 	return rc, nil
+}
+
+// captureBase is what a capture and an estimate on the SMP start from:
+// the client, the options (never hard links: the data travels), and,
+// unless co.Full, the computer's newest record as the parent, whose
+// unchanged files are not read again.
+func (s *Remote) captureBase(ctx context.Context, co CaptureOptions) (*client.Client, capture.Options, cas.ID, error) {
+	cl, err := s.client(ctx)
+	if err != nil {
+		return nil, capture.Options{}, cas.ID{}, err
+	}
+	opts := co.Options
+	opts.Hardlink = capture.HardlinkNever
+	var parent cas.ID
+	if !co.Full {
+		if id, e, err := cl.FindRecord(ctx, "", opts.Computer); err == nil {
+			opts.Parent, opts.ParentID, parent = e.Record, id, id
+		}
+	}
+	return cl, opts, parent, nil
 }
 
 func (rc *remoteCapture) run(ctx context.Context) (*CaptureResult, error) {
@@ -272,17 +284,9 @@ func (s *Remote) Estimate(ctx context.Context, co CaptureOptions) (*CaptureResul
 	if co.ReserveFirst {
 		return nil, usagef("--reserve-first reserves room for a capture: an estimate reserves nothing")
 	}
-	cl, err := s.client(ctx)
+	cl, opts, parent, err := s.captureBase(ctx, co)
 	if err != nil {
 		return nil, err
-	}
-	opts := co.Options
-	opts.Hardlink = capture.HardlinkNever
-	var parent cas.ID
-	if !co.Full {
-		if id, e, err := cl.FindRecord(ctx, "", opts.Computer); err == nil {
-			opts.Parent, opts.ParentID, parent = e.Record, id, id
-		}
 	}
 	cp, err := cl.StartEstimate(ctx, opts.Computer, parent)
 	if err != nil {
