@@ -52,12 +52,8 @@ func (r *restorer) restoreLinked(job *fileJob, objects *objectDir) error {
 	tmp := tempName()
 	// A hard link restores the very inode when it was the file's own (not a
 	// --hardlink-dedupe object shared with an identical file).
-	if e.Link.Method == manifest.LinkHard && st.Ino == e.Inode {
+	if e.Link.Method == manifest.LinkHard && st.Ino == e.Inode && r.linkedMetaMatches(e, &st) {
 		if err := unix.Linkat(unix.AT_FDCWD, objPath, dir.fd, tmp, 0); err == nil {
-			if err := r.fixLinkedMeta(dir, tmp, e, &st); err != nil {
-				unix.Unlinkat(dir.fd, tmp, 0)
-				return err
-			}
 			if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
 				unix.Unlinkat(dir.fd, tmp, 0)
 				return fmt.Errorf("rename into place: %w", err)
@@ -135,7 +131,7 @@ func (r *restorer) linkInPlace(job *fileJob, objPath string, objects *objectDir)
 	if err := r.checkObject(e, nil, &st); err != nil {
 		return false, err
 	}
-	if st.Ino != e.Inode {
+	if st.Ino != e.Inode || !r.linkedMetaMatches(e, &st) {
 		return false, nil
 	}
 	dir := job.dir
@@ -145,20 +141,13 @@ func (r *restorer) linkInPlace(job *fileJob, objPath string, objects *objectDir)
 		var cur unix.Stat_t
 		if errors.Is(err, unix.EEXIST) && unix.Fstatat(dir.fd, job.name, &cur, unix.AT_SYMLINK_NOFOLLOW) == nil &&
 			cur.Dev == st.Dev && cur.Ino == st.Ino {
-			// Already in place (an earlier restore of this record): only
-			// the metadata may need fixing.
-			if err := r.fixLinkedMeta(dir, job.name, e, &st); err != nil {
-				return false, err
-			}
+			// Already in place (an earlier restore of this record), with
+			// the metadata the record wants.
 			r.done(job, e.Size)
 			r.opts.Progress.Linked.Add(1)
 			return true, nil
 		}
 		return false, nil
-	}
-	if err := r.fixLinkedMeta(dir, job.name, e, &st); err != nil {
-		unix.Unlinkat(dir.fd, job.name, 0)
-		return false, err
 	}
 	r.done(job, e.Size)
 	r.opts.Progress.Linked.Add(1)
@@ -197,21 +186,17 @@ func (r *restorer) checkObject(e *manifest.Entry, obj *os.File, st *unix.Stat_t)
 	return nil
 }
 
-// fixLinkedMeta applies only the metadata that differs: the object is the
-// user's own inode, and even a no-op chmod would move its ctime, making the
-// record look changed on the next restore.
-func (r *restorer) fixLinkedMeta(dir *dirHandle, name string, e *manifest.Entry, st *unix.Stat_t) error {
+// linkedMetaMatches reports whether the store object already has the owner
+// and mode the restored file must have. Only then may it be linked into
+// place: the object is the user's own inode, shared with the store's link
+// set and with the original file when it still exists, so a chown or chmod
+// after linking (a --map, the restore policy, a chmod since capture) would
+// change those too; a file that needs other metadata is copied instead.
+func (r *restorer) linkedMetaMatches(e *manifest.Entry, st *unix.Stat_t) bool {
 	if r.opts.Owners && (int(st.Uid) != r.uid(*e) || int(st.Gid) != r.gid(*e)) {
-		if err := unix.Fchownat(dir.fd, name, r.uid(*e), r.gid(*e), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("chown: %w", err)
-		}
+		return false
 	}
-	if st.Mode&0o7777 != e.Mode {
-		if err := unix.Fchmodat(dir.fd, name, e.Mode, 0); err != nil {
-			return fmt.Errorf("chmod: %w", err)
-		}
-	}
-	return nil
+	return st.Mode&0o7777 == e.Mode
 }
 
 // objectDir holds a worker's open store bucket directories: a record's

@@ -165,3 +165,51 @@ func chownTreeTo(t *testing.T, dir string, uid, gid int) {
 		t.Fatal(err)
 	}
 }
+
+// TestE2EHardlinkRestoreMapCopies: a hard-link record restored with --map
+// must not hand the user's own inode to the new owner. The store object is
+// the captured file itself, so linking it into place and chowning it would
+// change the original file's owner too: a file whose owner or mode must
+// differ is copied, and one whose metadata already matches is still linked.
+func TestE2EHardlinkRestoreMapCopies(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: owners")
+	}
+	src := filepath.Join(tmpDir(t), "src")
+	writeFile(t, filepath.Join(src, "home/daemon/a.txt"), []byte("a\n"), 0o644)
+	writeFile(t, filepath.Join(src, "home/daemon/sub/b.txt"), []byte("b\n"), 0o640)
+	chownTreeTo(t, filepath.Join(src, "home/daemon"), 1, 1)
+	store := newStore(t)
+	var c hardlinkCapture
+	smpJSON(t, exitOK, &c, "capture", "--store", store, "--computer", "pc1", "--root", src, "--json", "--hardlink", "always", "home")
+	if c.Linked != 2 {
+		t.Skipf("capture linked %d of 2 files (store and source on different filesystems?)", c.Linked)
+	}
+
+	target := targetRoot(t, "root:x:0:0::/root:/bin/sh\nnobody:x:7001:7002::/nonexistent:/bin/false\n",
+		"root:x:0:\nnogroup:x:7002:\n")
+	mustSMP(t, "restore", "--store", store, "--computer", "pc1", "--root", target, "--map", "home/daemon=home/nobody", "--keep")
+	for _, p := range []string{"a.txt", "sub/b.txt"} {
+		orig, got := filepath.Join(src, "home/daemon", p), filepath.Join(target, "home/nobody", p)
+		if uid, gid, _ := ownerOf(t, orig); uid != 1 || gid != 1 {
+			t.Errorf("the captured %s now belongs to %d:%d, want 1:1 (the restore changed the user's own inode)", p, uid, gid)
+		}
+		if uid, gid, _ := ownerOf(t, got); uid != 7001 || gid != 7002 {
+			t.Errorf("restored %s owned by %d:%d, want 7001:7002", p, uid, gid)
+		}
+		if inode(t, orig) == inode(t, got) {
+			t.Errorf("restored %s shares the captured inode although its owner differs", p)
+		}
+		if readFile(t, got) != readFile(t, orig) {
+			t.Errorf("restored %s differs from the captured file", p)
+		}
+	}
+
+	// Without --map the owner matches: the fast path still links.
+	target2 := filepath.Join(tmpDir(t), "same")
+	mustSMP(t, "restore", "--store", store, "--computer", "pc1", "--root", target2, "--allow-system")
+	if a, b := inode(t, filepath.Join(src, "home/daemon/a.txt")), inode(t, filepath.Join(target2, "home/daemon/a.txt")); a != b {
+		t.Errorf("a.txt restored as inode %d, want the captured inode %d (linked into place)", b, a)
+	}
+}
