@@ -28,11 +28,16 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess.estimate {
+		for _, e := range entries {
+			if e.Type == cas.BlobData {
+				sess.offered.Add(uint64(e.Len))
+			}
+		}
 		s.touch(sess)
 		return nil
 	}
 	var add map[blobKey]blobState // new states, at most one per entry
-	var want uint64
+	var want, offered uint64
 	fresh := 0 // keys new to the session
 	for i, e := range entries {
 		k := blobKey{Type: e.Type, ID: e.ID}
@@ -54,6 +59,9 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 		}
 		if _, known := sess.blobs[k]; !known && !seen {
 			fresh++
+			if e.Type == cas.BlobData {
+				offered += uint64(e.Len)
+			}
 		}
 		add[k] = st
 	}
@@ -69,6 +77,7 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	for k, st := range add {
 		sess.blobs[k] = st
 	}
+	sess.offered.Add(offered)
 	s.touch(sess)
 	return nil
 }
