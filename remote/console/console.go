@@ -61,9 +61,10 @@ type Capture struct {
 	Computer string
 	Started  time.Time
 	Received int64 // stored bytes uploaded so far
-	// Read are the plaintext bytes of the distinct chunks the client has
-	// offered so far: what it has read of ExpectedBytes.
-	Read uint64
+	// Done are the plaintext bytes of the distinct chunks the session has
+	// finished with (the store held them, or they were uploaded): its
+	// progress against ExpectedBytes.
+	Done uint64
 	// ExpectedFiles and ExpectedBytes are the walk totals the client sent
 	// at session start (wire.StartCapture.Expected: the files and bytes it
 	// will read); 0 when it sent none (an older client).

@@ -90,7 +90,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 	d.Bar = buildBar(st.StoredBytes, d.Cap.ReservedBytes, st.FreeBytes, d.Cap.MinFreeBytes)
 	if c.opts.Captures != nil {
 		for _, cp := range c.opts.Captures() {
-			v := captureView{Capture: cp, progress: progressOf(cp.Read, cp.ExpectedBytes, now.Sub(cp.Started))}
+			v := captureView{Capture: cp, progress: progressOf(cp.Done, cp.ExpectedBytes, now.Sub(cp.Started))}
 			if secs := now.Sub(cp.Started).Seconds(); secs > 0 {
 				v.WireRate = float64(cp.Received) / secs
 			}

@@ -102,7 +102,7 @@ func (s *Server) captures() []console.Capture {
 			continue
 		}
 		cp := console.Capture{Computer: sess.computer, Started: sess.started,
-			Received: sess.received.Load(), Read: sess.offered.Load()}
+			Received: sess.received.Load(), Done: sess.done.Load()}
 		if sess.expected != nil {
 			cp.ExpectedFiles, cp.ExpectedBytes = sess.expected.Files, sess.expected.Bytes
 		}

@@ -37,17 +37,15 @@ func TestConsoleCaptureProgressAndCapacity(t *testing.T) {
 	}
 
 	chunks := e.makeChunks(7, 4)
-	var total uint64
-	for _, c := range chunks {
-		total += uint64(len(c.plain))
-	}
-	b := wantOK(t, "start", e.postJSON("/v1/captures", pc01, wire.StartCapture{Computer: "PC01", Expected: &wire.CaptureTotals{Files: 4, Bytes: 2 * total}}), http.StatusOK)
+	up := uint64(len(chunks[0].plain) + len(chunks[3].plain)) // uploaded below
+	b := wantOK(t, "start", e.postJSON("/v1/captures", pc01, wire.StartCapture{Computer: "PC01", Expected: &wire.CaptureTotals{Files: 4, Bytes: 2 * up}}), http.StatusOK)
 	var sess wire.Session
 	decode(t, b, &sess)
 	e.session(e.admin, "PC02") // an older client: no totals
 
-	// The client has read all four chunks (half its total) and uploaded
-	// one, in 10 s: 50%, 10 s to go at that rate.
+	// The client has offered four chunks the store lacks and uploaded two
+	// of them, half its total, in 10 s: 50%, 10 s to go at that rate; the
+	// other two are reserved.
 	var have []wire.HaveEntry
 	for _, c := range chunks {
 		have = append(have, c.have(sess.Nonce))
@@ -55,13 +53,13 @@ func TestConsoleCaptureProgressAndCapacity(t *testing.T) {
 	if bm := e.haveQuery(pc01, sess.ID, have); bm.Has(0) {
 		t.Fatal("a new store holds a chunk")
 	}
-	wantOK(t, "upload", e.upload(pc01, sess.ID, chunks[0].frame()), http.StatusOK)
+	wantOK(t, "upload", e.upload(pc01, sess.ID, chunks[0].frame(), chunks[3].frame()), http.StatusOK)
 	e.clock.Set(t0.Add(10 * time.Second))
 
 	var st wire.StatsReply
 	decode(t, wantOK(t, "stats", e.do(http.MethodGet, "/v1/stats", e.admin, nil), http.StatusOK), &st)
-	stored := uint64(len(chunks[0].stored))
-	reserved := total - uint64(len(chunks[0].plain))
+	stored := uint64(len(chunks[0].stored) + len(chunks[3].stored))
+	reserved := uint64(len(chunks[1].plain) + len(chunks[2].plain))
 	want := report.Capacity{Captures: 2, ReservedBytes: reserved, QuotaCommittedBytes: stored + reserved, MinFreeBytes: 1 << 30, QuotaBytes: 1 << 35}
 	if st.Capacity == nil || *st.Capacity != want {
 		t.Fatalf("GET /v1/stats capacity %+v, want %+v", st.Capacity, want)
@@ -77,7 +75,7 @@ func TestConsoleCaptureProgressAndCapacity(t *testing.T) {
 		`id="min-free-bytes">`+itoa(st.Capacity.MinFreeBytes)+`<`,
 		`<progress max="100" value="50.0">`, "in 4 files", `<td class="eta">10s</td>`,
 		"no walk total (older client)")
-	rate := fmt.Sprintf("%.1f KiB/s read", float64(total)/10/1024)
+	rate := fmt.Sprintf("%.1f KiB/s done", float64(up)/10/1024)
 	if !strings.Contains(p.body, rate) {
 		t.Fatalf("overview lacks the read rate %q\n%s", rate, p.body)
 	}

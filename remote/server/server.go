@@ -104,10 +104,11 @@ type session struct {
 	estimate              bool         // an estimate session: answers have-queries, keeps nothing
 	started               time.Time
 	expected              *wire.CaptureTotals // the client's walk totals (checked, shown only), or nil
-	// offered are the plaintext bytes of the distinct data chunks the
-	// session named in have-queries: what the client has read so far of
-	// expected.Bytes (a chunk met twice in one capture is named once).
-	offered atomic.Uint64
+	// done are the plaintext bytes of the distinct data chunks the session
+	// has finished with: proved held (the store had them) or uploaded.
+	// They are its progress against expected.Bytes (a chunk met twice in
+	// one capture counts once, so a capture may end short of the total).
+	done atomic.Uint64
 	// Guarded by Server.mu:
 	reserved  uint64 // bytes asked for and not yet uploaded
 	quotaBase uint64 // stored bytes of the computer's live records at start

@@ -30,14 +30,14 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	if sess.estimate {
 		for _, e := range entries {
 			if e.Type == cas.BlobData {
-				sess.offered.Add(uint64(e.Len))
+				sess.done.Add(uint64(e.Len)) // an estimate uploads nothing: answered is done
 			}
 		}
 		s.touch(sess)
 		return nil
 	}
 	var add map[blobKey]blobState // new states, at most one per entry
-	var want, offered uint64
+	var want, done uint64
 	fresh := 0 // keys new to the session
 	for i, e := range entries {
 		k := blobKey{Type: e.Type, ID: e.ID}
@@ -48,6 +48,9 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 		switch {
 		case bm.Has(i) && st&blobHeld == 0:
 			st |= blobHeld
+			if e.Type == cas.BlobData {
+				done += uint64(e.Len)
+			}
 		case !bm.Has(i) && st == 0:
 			st = blobOffered
 			want += uint64(e.Len)
@@ -59,9 +62,6 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 		}
 		if _, known := sess.blobs[k]; !known && !seen {
 			fresh++
-			if e.Type == cas.BlobData {
-				offered += uint64(e.Len)
-			}
 		}
 		add[k] = st
 	}
@@ -77,7 +77,7 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	for k, st := range add {
 		sess.blobs[k] = st
 	}
-	sess.offered.Add(offered)
+	sess.done.Add(done)
 	s.touch(sess)
 	return nil
 }
@@ -99,6 +99,9 @@ func (s *Server) landed(sess *session, t cas.BlobType, id cas.ID, rawLen uint64)
 		return s.tooManyBlobs(sess)
 	}
 	sess.blobs[k] = st | blobHeld
+	if t == cas.BlobData {
+		sess.done.Add(rawLen)
+	}
 	n := min(rawLen, sess.reserved)
 	sess.reserved -= n
 	s.reserved -= n
