@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,8 +31,11 @@ import (
 //
 // Modes: "refresh" loads both pages every second (a browser tab kept
 // open and reloaded), "busy" loads them back to back (the worst one
-// admin can do). Reported: the median capture time alone and polled, in
-// ms, their ratio, and page loads per polled capture.
+// admin can do). Reported: the median capture wall time alone and polled,
+// in ms, and their ratio; the process's CPU time (client, server and
+// poller: one process) per capture alone and polled, and their ratio,
+// which other load on the host disturbs less than wall time; page loads
+// per polled capture and their mean latency.
 func BenchmarkConsoleCost(b *testing.B) {
 	for _, mode := range []struct {
 		name  string
@@ -54,14 +58,17 @@ func benchConsoleCost(b *testing.B, every time.Duration) {
 	cl := e.client(e.token("", access.RoleAdmin, 0))
 	srcs := b.TempDir()
 	var alone, polled []time.Duration
+	var aloneCPU, polledCPU time.Duration
 	var loads int64
+	var loadTime time.Duration
 	run := func(i int, poll bool) time.Duration {
 		root := filepath.Join(srcs, fmt.Sprint(i))
 		writeRandomProfile(b, root, uint64(i))
-		var stop func() int64
+		var stop func() (int64, time.Duration)
 		if poll {
 			stop = startConsolePoller(b, e.hs.URL, e.admin, every)
 		}
+		cpu0 := cpuTime(b)
 		start := time.Now()
 		cp, err := cl.StartCapture(context.Background(), fmt.Sprintf("bench%03d", i), [32]byte{})
 		if err != nil {
@@ -73,7 +80,11 @@ func benchConsoleCost(b *testing.B, every time.Duration) {
 		took := time.Since(start)
 		cp.Close()
 		if stop != nil {
-			loads += stop()
+			n, d := stop()
+			loads, loadTime = loads+n, loadTime+d
+			polledCPU += cpuTime(b) - cpu0
+		} else {
+			aloneCPU += cpuTime(b) - cpu0
 		}
 		os.RemoveAll(root)
 		return took
@@ -93,7 +104,22 @@ func benchConsoleCost(b *testing.B, every time.Duration) {
 	b.ReportMetric(float64(a.Milliseconds()), "alone-ms")
 	b.ReportMetric(float64(p.Milliseconds()), "polled-ms")
 	b.ReportMetric(float64(p)/float64(a), "ratio")
+	b.ReportMetric(float64(aloneCPU.Milliseconds())/float64(b.N), "alone-cpu-ms")
+	b.ReportMetric(float64(polledCPU.Milliseconds())/float64(b.N), "polled-cpu-ms")
+	b.ReportMetric(float64(polledCPU)/float64(aloneCPU), "cpu-ratio")
 	b.ReportMetric(float64(loads)/float64(b.N), "loads/capture")
+	if loads > 0 {
+		b.ReportMetric(float64(loadTime.Microseconds())/1000/float64(loads), "ms/load")
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -126,8 +152,9 @@ func writeRandomProfile(b *testing.B, root string, seed uint64) {
 
 // startConsolePoller logs in to the console with the admin token and
 // loads the overview and the computers page, then waits every (0: not
-// at all), until the returned stop, which reports the pages loaded.
-func startConsolePoller(b *testing.B, base, admin string, every time.Duration) func() int64 {
+// at all), until the returned stop, which reports the pages loaded and
+// the time they took.
+func startConsolePoller(b *testing.B, base, admin string, every time.Duration) func() (int64, time.Duration) {
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.PostForm(base+"/login", url.Values{"token": {admin}})
 	if err != nil {
@@ -143,7 +170,7 @@ func startConsolePoller(b *testing.B, base, admin string, every time.Duration) f
 	if cookie == nil {
 		b.Fatalf("console login: status %d, no session cookie", resp.StatusCode)
 	}
-	var loads atomic.Int64
+	var loads, loadNs atomic.Int64
 	var failed atomic.Value
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -152,6 +179,7 @@ func startConsolePoller(b *testing.B, base, admin string, every time.Duration) f
 			for _, path := range []string{"/", "/computers"} {
 				req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 				req.AddCookie(cookie)
+				t := time.Now()
 				resp, err := hc.Do(req)
 				if err != nil {
 					failed.Store(err.Error())
@@ -164,6 +192,7 @@ func startConsolePoller(b *testing.B, base, admin string, every time.Duration) f
 					return
 				}
 				loads.Add(1)
+				loadNs.Add(int64(time.Since(t)))
 			}
 			select {
 			case <-done:
@@ -172,12 +201,12 @@ func startConsolePoller(b *testing.B, base, admin string, every time.Duration) f
 			}
 		}
 	})
-	return func() int64 {
+	return func() (int64, time.Duration) {
 		close(done)
 		wg.Wait()
 		if f := failed.Load(); f != nil {
 			b.Fatalf("console poller: %s", f)
 		}
-		return loads.Load()
+		return loads.Load(), time.Duration(loadNs.Load())
 	}
 }
