@@ -92,7 +92,7 @@ func (s *Server) removeRecord(id cas.ID) error {
 	return fail(http.StatusNotFound, "no such record")
 }
 
-// captures lists the open capture sessions.
+// captures lists the open capture sessions (an estimate is not one).
 func (s *Server) captures() []console.Capture {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -28,11 +28,6 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess.estimate {
-		for _, e := range entries {
-			if e.Type == cas.BlobData {
-				sess.done.Add(uint64(e.Len)) // an estimate uploads nothing: answered is done
-			}
-		}
 		s.touch(sess)
 		return nil
 	}
