@@ -31,7 +31,7 @@ type TreeSource interface {
 }
 
 // Count walks opts' selection as Run would, with the same rules, and the
-// parent record opts.Parent, and returns the Totals of the capture that Run
+// parent record opts.Parent (or opts.ParentLookup's), and returns the Totals of the capture that Run
 // would make now: a walk of metadata (directory listings and one lstat per
 // name) that opens no file and stores nothing. Paths that Run would report
 // as problems are left out silently; files that change between Count and
@@ -39,6 +39,9 @@ type TreeSource interface {
 func Count(ctx context.Context, src TreeSource, opts Options) (Totals, error) {
 	opts.setDefaults()
 	opts.Progress, opts.Report = &Progress{}, func(Problem) {}
+	if opts.ParentLookup != nil && opts.Parent == nil {
+		opts.Parent, opts.ParentID = opts.ParentLookup()
+	}
 	opts.Hardlink, opts.LinkDir, opts.ParentLookup = HardlinkNever, "", nil
 	if err := manifest.CheckName("computer", opts.Computer); err != nil {
 		return Totals{}, err
