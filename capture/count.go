@@ -30,10 +30,11 @@ type TreeSource interface {
 	Has(t cas.BlobType, id cas.ID) (bool, error)
 }
 
-// Count walks opts' selection as Run would, with the same rules, and the
-// parent record opts.Parent (or opts.ParentLookup's), and returns the Totals of the capture that Run
-// would make now: a walk of metadata (directory listings and one lstat per
-// name) that opens no file and stores nothing. Paths that Run would report
+// Count walks opts' selection as Run would, with the same rules and the
+// parent record (opts.Parent, or opts.ParentLookup's), and returns the
+// Totals of the capture that Run would make now: a walk of metadata
+// (directory listings and one lstat per name) that opens no file and
+// stores nothing. Paths that Run would report
 // as problems are left out silently; files that change between Count and
 // Run make the totals an estimate, never a bound.
 func Count(ctx context.Context, src TreeSource, opts Options) (Totals, error) {
