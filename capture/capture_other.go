@@ -27,3 +27,8 @@ func Ingest(context.Context, Store, *manifest.Record, string) (*IngestResult, er
 func SelectProfiles(ProfileOptions) ([]ProfileChoice, error) {
 	return nil, fmt.Errorf("profile selection is not supported on %s yet", runtime.GOOS)
 }
+
+// runCount is not implemented here, as runCapture.
+func runCount(context.Context, Store, Options, *selection) (Totals, error) {
+	return Totals{}, fmt.Errorf("capture is not supported on %s yet", runtime.GOOS)
+}

@@ -19,7 +19,7 @@ import (
 	"smp/repo"
 )
 
-func newRepo(t *testing.T) *repo.Repo {
+func newRepo(t testing.TB) *repo.Repo {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
 	p, err := cas.ChunkerParamsForAvg(64 << 10)
@@ -37,7 +37,7 @@ func newRepo(t *testing.T) *repo.Repo {
 	return r
 }
 
-func write(t *testing.T, root, rel string, data []byte) {
+func write(t testing.TB, root, rel string, data []byte) {
 	t.Helper()
 	p := filepath.Join(root, rel)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

@@ -62,6 +62,10 @@ type capturer struct {
 	symlinks  atomic.Uint64
 	files     atomic.Uint64
 	bytes     atomic.Uint64
+	// totals, when set, makes this a counting pass (Count): files are
+	// compared with the parent record and counted, never opened, and no
+	// tree is stored.
+	totals *countTotals
 }
 
 type devIno struct{ dev, ino uint64 }

@@ -137,6 +137,12 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 		return chunker
 	}
 	for job := range c.fileJobs {
+		if c.totals != nil {
+			c.countFile(job)
+			job.dir.pending.Done()
+			job.parent.release()
+			continue
+		}
 		if err := c.captureFile(ctx, getChunker, job); err != nil {
 			// The capture fails with err; the directory must not meanwhile
 			// fail to encode an entry left half-filled, or that error could
@@ -270,16 +276,24 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 // reuseUnchanged reuses the parent record's chunks for a file whose entry
 // (stat) is the parent's.
 func (c *capturer) reuseUnchanged(job *fileJob) bool {
-	e, p := job.entry, job.prev
-	if p == nil || p.Type != manifest.TypeFile || p.Incomplete || p.Link != nil ||
-		p.Size != e.Size || p.MTimeNs != e.MTimeNs || p.CTimeNs != e.CTimeNs || p.Inode != e.Inode || !c.chunksPresent(p.Chunks) {
+	if !c.sameAsParent(job) {
 		return false
 	}
+	e, p := job.entry, job.prev
 	e.Chunks = p.Chunks
 	job.unchanged = true
 	c.progress.Unchanged.Add(1)
 	c.progress.BytesDone.Add(e.Size)
 	return true
+}
+
+// sameAsParent reports whether the file's entry (the walk's stat) is its
+// entry in the parent record, whose chunks the store still holds: then
+// nothing of it is read.
+func (c *capturer) sameAsParent(job *fileJob) bool {
+	e, p := job.entry, job.prev
+	return p != nil && p.Type == manifest.TypeFile && !p.Incomplete && p.Link == nil &&
+		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks)
 }
 
 // openFile opens the job's file by name in its parent directory and fills
@@ -503,9 +517,12 @@ func (c *capturer) finisher(ctx context.Context) error {
 				tree.Entries = append(tree.Entries, node.entries[i])
 			}
 		}
-		id, err := c.store.PutTree(tree)
-		if err != nil {
-			return fmt.Errorf("store tree %s: %w", node.rel, err)
+		var id cas.ID
+		if c.totals == nil {
+			var err error
+			if id, err = c.store.PutTree(tree); err != nil {
+				return fmt.Errorf("store tree %s: %w", node.rel, err)
+			}
 		}
 		node.entries, node.drop = nil, nil // free the directory's memory
 		c.dirEntries.Release(node.queued)

@@ -8,6 +8,7 @@ import (
 
 	"smp/capture"
 	"smp/cas"
+	"smp/cas/manifest"
 	"smp/remote/client"
 	"smp/remote/wire"
 )
@@ -220,7 +221,11 @@ func (s *Remote) startCapture(ctx context.Context, co CaptureOptions) (*remoteCa
 	if err != nil {
 		return nil, err
 	}
-	cp, err := cl.StartCapture(ctx, opts.Computer, parent)
+	expected, err := walkTotals(ctx, cl, opts, parent)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := cl.OpenCapture(ctx, client.CaptureStart{Computer: opts.Computer, Parent: parent, Expected: expected})
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +258,42 @@ func (s *Remote) captureBase(ctx context.Context, co CaptureOptions) (*client.Cl
 	}
 	return cl, opts, parent, nil
 }
+
+// walkTotals counts what the capture will read (capture.Count), for an
+// SMP that shows a capture's progress and ETA (wire.FeatureCaptureTotals);
+// nil for one that does not. The count is a walk of metadata: listings and
+// an lstat per name, and the parent record's trees, which the capture
+// would read anyway; nothing is opened or chunked, so it costs a small
+// part of a capture that reads anything (docs/BENCHMARKS.md). A count that
+// fails sends no totals: the capture itself reports the problem.
+func walkTotals(ctx context.Context, cl *client.Client, opts capture.Options, parent cas.ID) (*wire.CaptureTotals, error) {
+	if !cl.Info().HasFeature(wire.FeatureCaptureTotals) {
+		return nil, nil
+	}
+	src := parentTrees{}
+	if !parent.IsZero() {
+		src.r = cl.Reader(parent)
+		defer src.r.Close()
+	}
+	tot, err := capture.Count(ctx, src, opts)
+	if err != nil {
+		return nil, ctx.Err()
+	}
+	return &wire.CaptureTotals{Files: tot.Files, Bytes: tot.Bytes}, nil
+}
+
+// parentTrees is capture.Count's view of an SMP: the parent record's
+// trees, and its chunks held, as client.Capture answers them.
+type parentTrees struct{ r *client.Reader }
+
+func (p parentTrees) LoadTree(id cas.ID) (*manifest.Tree, error) {
+	if p.r == nil {
+		return nil, fmt.Errorf("tree %s: no parent record: %w", id.Short(), cas.ErrNotFound)
+	}
+	return p.r.LoadTree(id)
+}
+
+func (p parentTrees) Has(cas.BlobType, cas.ID) (bool, error) { return p.r != nil, nil }
 
 func (rc *remoteCapture) run(ctx context.Context) (*CaptureResult, error) {
 	defer rc.cp.Close()

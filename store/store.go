@@ -308,6 +308,10 @@ type StatsOptions struct {
 // StatsReport is what Stats returns, the same JSON as GET /v1/stats.
 type StatsReport = report.StatsReply
 
+// Capacity is what an SMP's captures in progress hold against its disk
+// and limits (StatsReport.Capacity; nil for a store directory).
+type Capacity = report.Capacity
+
 // GCOptions are a gc run.
 type GCOptions struct {
 	DryRun      bool

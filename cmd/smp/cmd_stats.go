@@ -59,8 +59,9 @@ func runStats(ctx context.Context, o *statsOptions, stdout io.Writer) error {
 		if !o.ByComputer {
 			return printJSON(stdout, struct {
 				*store.Stats
-				Expired *int `json:"expired,omitempty"`
-			}{rep.Stats, rep.Expired})
+				Expired  *int            `json:"expired,omitempty"`
+				Capacity *store.Capacity `json:"capacity,omitempty"`
+			}{rep.Stats, rep.Expired, rep.Capacity})
 		}
 		if rep.Computers == nil {
 			rep.Computers = []store.ComputerUsage{}
@@ -99,6 +100,15 @@ func printStats(w io.Writer, rep *store.StatsReport, retention string) {
 		fmt.Fprintf(w, "dedupe ratio   %.2fx (%s), compression %.2fx\n", s.DedupeRatio, note, s.Compression)
 	}
 	fmt.Fprintf(w, "free space     %s on the store's filesystem\n", bytesStr(s.FreeBytes))
+	if c := rep.Capacity; c != nil {
+		fmt.Fprintf(w, "in progress    %d capture(s): %s reserved, %s quota-committed (stored + reserved)\n", c.Captures, bytesStr(c.ReservedBytes), bytesStr(c.QuotaCommittedBytes))
+		if c.MinFreeBytes > 0 {
+			fmt.Fprintf(w, "free floor     %s (smp serve --min-free)\n", bytesStr(c.MinFreeBytes))
+		}
+		if c.QuotaBytes > 0 {
+			fmt.Fprintf(w, "quota          %s per computer (smp serve --quota)\n", bytesStr(c.QuotaBytes))
+		}
+	}
 }
 
 // printUsage prints each computer's and each record's cost.

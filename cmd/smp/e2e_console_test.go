@@ -128,7 +128,7 @@ func confirmAction(t *testing.T, ctx context.Context, base, query string) string
 func TestE2EConsoleBrowser(t *testing.T) {
 	ctx, dialogs := newBrowser(t)
 	store := newStore(t)
-	srv := startServer(t, store, "--tls-self-signed")
+	srv := startServer(t, store, "--tls-self-signed", "--min-free", "1MiB")
 	base := srv.url
 	fp := "--tls-fingerprint=" + srv.fingerprint
 	admin := newToken(t, store, "--role", "admin")
@@ -191,22 +191,52 @@ func TestE2EConsoleBrowser(t *testing.T) {
 		t.Errorf("overview logical bytes %q, smp stats --json %d", got, st.LogicalBytes)
 	}
 
-	// A capture in progress (a session that sent its walk total) shows a
-	// progress bar.
-	hc := insecureClient()
-	body := `{"computer":"PC02","expected":{"files":10,"bytes":10485760}}`
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/captures", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+admin)
-	resp, err := hc.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("start a capture session: %v %v", resp, err)
+	// A capture in progress shows its progress, throughput and ETA from
+	// the walk totals the client sent: a real smp capture through a proxy
+	// that slows it, paused part way so the figures hold still while the
+	// overview and smp stats --json are compared.
+	big := tmpDir(t)
+	serveProfile(t, big, 7, 12) // 12 files of 1 MiB and 3 small ones
+	proxy := startSlowProxy(t, strings.TrimPrefix(base, "https://"), 3<<20)
+	done := make(chan result, 1)
+	go func() {
+		done <- smp(t, "capture", "--store", "https://"+proxy.addr, "--token", admin, "--computer", "PC02", "--root", big, fp)
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for proxy.sent.Load() < 4<<20 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
-	resp.Body.Close()
+	proxy.Pause()
+	capacity := stableCapacity(t, base, admin, fp)
 	brun(t, ctx, "overview with a capture", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#captures progress")))
-	if got := text(t, ctx, "#captures"); !strings.Contains(got, "PC02") || !strings.Contains(got, "10.0 MiB") {
-		t.Errorf("captures in progress: %q", got)
+	row := text(t, ctx, "#captures")
+	pct, err := bval(ctx, chromedp.Evaluate[float64](`document.querySelector("#captures progress").value`))
+	must(t, "progress value", pct, err)
+	eta := text(t, ctx, "#captures td.eta")
+	if !strings.Contains(row, "PC02") || !strings.Contains(row, "in 15 files") || pct <= 0 || pct >= 100 ||
+		!regexp.MustCompile(`^(\d+h)?(\d+m)?\d+s$`).MatchString(eta) || !strings.Contains(row, "/s done") {
+		t.Errorf("capture in progress: progress %.1f%%, ETA %q, row %q", pct, eta, row)
+	}
+	// The capacity figures are those of smp stats --json.
+	for id, want := range map[string]uint64{"#used-bytes": capacity.StoredBytes, "#reserved-bytes": capacity.Capacity.ReservedBytes,
+		"#quota-committed-bytes": capacity.Capacity.QuotaCommittedBytes, "#min-free-bytes": capacity.Capacity.MinFreeBytes} {
+		if got := text(t, ctx, id); got != strconv.FormatUint(want, 10) {
+			t.Errorf("overview %s %s, smp stats --json %d", id, got, want)
+		}
+	}
+	if capacity.Capacity.QuotaCommittedBytes == 0 || capacity.Capacity.MinFreeBytes != 1<<20 || capacity.Capacity.Captures != 1 {
+		t.Errorf("smp stats --json capacity during a capture: %+v", capacity.Capacity)
+	}
+	// Free space is the disk's, which other processes change: within 1 GiB.
+	free, err := strconv.ParseUint(text(t, ctx, "#free-bytes"), 10, 64)
+	if err != nil || max(free, capacity.FreeBytes)-min(free, capacity.FreeBytes) > 1<<30 {
+		t.Errorf("overview free bytes %d (%v), smp stats --json %d", free, err, capacity.FreeBytes)
 	}
 	shoot(t, ctx, "console-overview.png")
+	proxy.Resume()
+	if r := <-done; r.code != exitOK {
+		t.Fatalf("capture through the slow proxy: %s", r)
+	}
 
 	// Hostile names render as text: the computers list, the computer page
 	// and the record's files. Nothing sets window.__x, no dialog opens,
@@ -273,10 +303,11 @@ func TestE2EConsoleBrowser(t *testing.T) {
 	// CSRF: a POST with the session cookie but no CSRF token is refused,
 	// and so is a cross-origin page's form submitted by the browser.
 	form := url.Values{"op": {"restore-only"}, "on": {"1"}}
-	req, _ = http.NewRequest(http.MethodPost, base+"/action", strings.NewReader(form.Encode()))
+	hc := insecureClient()
+	req, _ := http.NewRequest(http.MethodPost, base+"/action", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
-	resp, err = hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,6 +359,40 @@ func TestE2EConsoleBrowser(t *testing.T) {
 	if resp.Request.URL.Path != "/login" {
 		t.Errorf("after logout the old cookie reached %s", resp.Request.URL.Path)
 	}
+}
+
+// capacityOut is stats --json against an SMP: the figures the overview
+// shows beside the disk.
+type capacityOut struct {
+	StoredBytes uint64 `json:"stored_bytes"`
+	FreeBytes   uint64 `json:"free_bytes"`
+	Capacity    struct {
+		Captures            int    `json:"captures"`
+		ReservedBytes       uint64 `json:"reserved_bytes"`
+		QuotaCommittedBytes uint64 `json:"quota_committed_bytes"`
+		MinFreeBytes        uint64 `json:"min_free_bytes"`
+	} `json:"capacity"`
+}
+
+// stableCapacity reads smp stats --json until two readings half a second
+// apart agree on everything but free space: the paused capture's last
+// bytes have landed.
+func stableCapacity(t *testing.T, base, admin, fp string) capacityOut {
+	t.Helper()
+	var prev capacityOut
+	for range 40 {
+		var cur capacityOut
+		smpJSON(t, exitOK, &cur, "stats", "--store", base, "--token", admin, fp, "--json")
+		cur.FreeBytes, prev.FreeBytes = 0, 0
+		if cur == prev {
+			smpJSON(t, exitOK, &cur, "stats", "--store", base, "--token", admin, fp, "--json")
+			return cur
+		}
+		prev = cur
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatal("smp stats --json did not settle while the capture was paused")
+	return prev
 }
 
 // statsStored is the stored_bytes of stats --json.

@@ -73,7 +73,27 @@ type haveAns struct {
 // the computer's last record (zero for none): its trees are read for
 // change detection.
 func (c *Client) StartCapture(ctx context.Context, computer string, parent cas.ID) (*Capture, error) {
-	return c.startSession(ctx, wire.StartCapture{Computer: computer}, parent)
+	return c.OpenCapture(ctx, CaptureStart{Computer: computer, Parent: parent})
+}
+
+// CaptureStart is what a capture session starts from.
+type CaptureStart struct {
+	Computer string
+	Parent   cas.ID // the computer's last record (zero: none), for change detection
+	// Expected are the walk totals (capture.Count) the SMP shows the
+	// session's progress against; sent only to an SMP whose Info lists
+	// wire.FeatureCaptureTotals (an older one refuses the field). Nil: none.
+	Expected *wire.CaptureTotals
+}
+
+// OpenCapture opens a capture session as StartCapture does, with the
+// walk totals when the SMP takes them.
+func (c *Client) OpenCapture(ctx context.Context, cs CaptureStart) (*Capture, error) {
+	req := wire.StartCapture{Computer: cs.Computer}
+	if c.info.HasFeature(wire.FeatureCaptureTotals) {
+		req.Expected = cs.Expected
+	}
+	return c.startSession(ctx, req, cs.Parent)
 }
 
 // StartEstimate opens an estimate session (smp capture --estimate): its

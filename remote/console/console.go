@@ -61,17 +61,26 @@ type Capture struct {
 	Computer string
 	Started  time.Time
 	Received int64 // stored bytes uploaded so far
-	// ExpectedBytes is the walk total the client sent at session start
-	// (wire.StartCapture.Expected); 0 when it sent none.
-	ExpectedBytes uint64
+	// Done are the plaintext bytes of the distinct chunks the session has
+	// finished with (the store held them, or they were uploaded): its
+	// progress against ExpectedBytes.
+	Done uint64
+	// ExpectedFiles and ExpectedBytes are the walk totals the client sent
+	// at session start (wire.StartCapture.Expected: the files and bytes it
+	// will read); 0 when it sent none (an older client).
+	ExpectedFiles, ExpectedBytes uint64
 }
 
 // Restore is a record being restored: fetched from within the last
-// minute. The server sees fetches, not a restore's plan, so there is no
-// total to show progress against.
+// minute.
 type Restore struct {
-	Record string // record ID
-	Last   time.Time
+	Record        string // record ID
+	Started, Last time.Time
+	// Served are the plaintext bytes of the record's chunks sent since the
+	// restore began: its progress against the record's logical bytes (a
+	// chunk the record holds twice is fetched once, so the figure may end
+	// below them).
+	Served uint64
 }
 
 // GCStatus is the last gc the server ran.
@@ -79,13 +88,6 @@ type GCStatus struct {
 	At    time.Time
 	Freed int64
 	Err   string
-}
-
-// Capacity is what the server's capacity limits are and hold now.
-type Capacity struct {
-	Reserved uint64 // bytes reserved by open captures
-	MinFree  uint64 // the free-space floor (--min-free)
-	Quota    uint64 // per-computer quota (--quota); 0: none
 }
 
 // Options configure a Console. The funcs come from the server, which owns
@@ -109,8 +111,11 @@ type Options struct {
 	// Restores lists the records fetched recently.
 	Restores func() []Restore
 	// LastGC is the last gc the server ran (zero At: none since it started).
-	LastGC   func() GCStatus
-	Capacity func() Capacity
+	LastGC func() GCStatus
+	// Stats are the figures of GET /v1/stats (smp stats --json): the
+	// store's and the server's capacity, from the one call both answer
+	// with. Nil: the store's alone (Repo.Stats).
+	Stats func() (*report.StatsReply, error)
 
 	IdleTimeout     time.Duration // default 30 min
 	AbsoluteTimeout time.Duration // default 12 h
@@ -390,7 +395,16 @@ func (c *Console) errorPage(w http.ResponseWriter, status int, msg string) {
 }
 
 // stats are the figures of GET /v1/stats, from the same call.
-func (c *Console) stats() (*report.Stats, error) { return c.opts.Repo.Stats() }
+func (c *Console) stats() (*report.StatsReply, error) {
+	if c.opts.Stats != nil {
+		return c.opts.Stats()
+	}
+	st, err := c.opts.Repo.Stats()
+	if err != nil {
+		return nil, err
+	}
+	return &report.StatsReply{Stats: st}, nil
+}
 
 func randomHex(n int) string {
 	b := make([]byte, n)

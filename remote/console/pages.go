@@ -21,7 +21,7 @@ import (
 // overviewData is the overview page.
 type overviewData struct {
 	Stats       *report.Stats
-	Cap         Capacity
+	Cap         report.Capacity
 	Bar         bar
 	Chart       chart
 	Captures    []captureView
@@ -34,21 +34,46 @@ type restoreView struct {
 	Restore
 	Computer string
 	Logical  uint64
+	progress
 }
 
 type captureView struct {
 	Capture
-	Pct        float64 // 0 when no walk total was sent
+	progress
+	WireRate float64 // stored bytes uploaded per second
+}
+
+// progress is a transfer's progress against a total: done of total bytes
+// since started. A zero total (none known) shows the rate alone.
+type progress struct {
 	HasTotal   bool
+	Pct        float64
 	RateBytesS float64
 	ETA        time.Duration
 }
 
+func progressOf(done, total uint64, elapsed time.Duration) progress {
+	var p progress
+	if secs := elapsed.Seconds(); secs > 0 {
+		p.RateBytesS = float64(done) / secs
+	}
+	if total == 0 {
+		return p
+	}
+	p.HasTotal = true
+	p.Pct = min(100, float64(done)*100/float64(total))
+	if p.RateBytesS > 0 && done < total {
+		p.ETA = time.Duration(float64(total-done) / p.RateBytesS * float64(time.Second)).Round(time.Second)
+	}
+	return p
+}
+
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error {
-	st, err := c.stats()
+	reply, err := c.stats()
 	if err != nil {
 		return err
 	}
+	st := reply.Stats
 	if err := c.hist.maybeSample(c.opts.Now(), func() (*report.Stats, error) { return st, nil }); err != nil {
 		c.opts.Log.Warn("console history sample", "error", err)
 	}
@@ -56,25 +81,18 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 	now := c.opts.Now()
 	points := append(c.hist.samples(), sample{At: now.Unix(), Stored: st.StoredBytes, Logical: st.LogicalBytes, Records: st.Records})
 	d := overviewData{Stats: st, Chart: buildChart(points), RestoreOnly: c.opts.RestoreOnly(q.snap)}
-	if c.opts.Capacity != nil {
-		d.Cap = c.opts.Capacity()
+	if reply.Capacity != nil {
+		d.Cap = *reply.Capacity
 	}
 	if c.opts.LastGC != nil {
 		d.LastGC = c.opts.LastGC()
 	}
-	d.Bar = buildBar(st.StoredBytes, d.Cap.Reserved, st.FreeBytes, d.Cap.MinFree)
+	d.Bar = buildBar(st.StoredBytes, d.Cap.ReservedBytes, st.FreeBytes, d.Cap.MinFreeBytes)
 	if c.opts.Captures != nil {
 		for _, cp := range c.opts.Captures() {
-			v := captureView{Capture: cp}
+			v := captureView{Capture: cp, progress: progressOf(cp.Done, cp.ExpectedBytes, now.Sub(cp.Started))}
 			if secs := now.Sub(cp.Started).Seconds(); secs > 0 {
-				v.RateBytesS = float64(cp.Received) / secs
-			}
-			if cp.ExpectedBytes > 0 {
-				v.HasTotal = true
-				v.Pct = min(100, float64(cp.Received)*100/float64(cp.ExpectedBytes))
-				if v.RateBytesS > 0 && uint64(cp.Received) < cp.ExpectedBytes {
-					v.ETA = time.Duration(float64(cp.ExpectedBytes-uint64(cp.Received)) / v.RateBytesS * float64(time.Second)).Round(time.Second)
-				}
+				v.WireRate = float64(cp.Received) / secs
 			}
 			d.Captures = append(d.Captures, v)
 		}
@@ -94,6 +112,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 				if ri, ok := byID[r.Record]; ok {
 					v.Computer, v.Logical = ri.Computer, ri.Bytes
 				}
+				v.progress = progressOf(r.Served, v.Logical, now.Sub(r.Started))
 				d.Restores = append(d.Restores, v)
 			}
 			slices.SortFunc(d.Restores, func(a, b restoreView) int { return strings.Compare(a.Record, b.Record) })

@@ -39,11 +39,7 @@ func (s *Server) newConsole() http.Handler {
 			}
 			return console.GCStatus{}
 		},
-		Capacity: func() console.Capacity {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return console.Capacity{Reserved: s.reserved, MinFree: s.opts.MinFree, Quota: s.opts.Quota}
-		},
+		Stats: s.statsReply,
 	})
 	if err != nil {
 		// The templates are embedded: this is a build defect, not a
@@ -96,14 +92,21 @@ func (s *Server) removeRecord(id cas.ID) error {
 	return fail(http.StatusNotFound, "no such record")
 }
 
-// captures lists the open capture sessions.
+// captures lists the open capture sessions (an estimate is not one).
 func (s *Server) captures() []console.Capture {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]console.Capture, 0, len(s.sessions))
 	for _, sess := range s.sessions {
-		out = append(out, console.Capture{Computer: sess.computer, Started: sess.started,
-			Received: sess.received.Load(), ExpectedBytes: sess.expectedBytes})
+		if sess.estimate {
+			continue
+		}
+		cp := console.Capture{Computer: sess.computer, Started: sess.started,
+			Received: sess.received.Load(), Done: sess.done.Load()}
+		if sess.expected != nil {
+			cp.ExpectedFiles, cp.ExpectedBytes = sess.expected.Files, sess.expected.Bytes
+		}
+		out = append(out, cp)
 	}
 	return out
 }
@@ -147,8 +150,8 @@ func (m *Metrics) recentRestores() []console.Restore {
 	defer m.restoreMu.Unlock()
 	m.pruneRestores(now)
 	out := make([]console.Restore, 0, len(m.restoreLast))
-	for rec, at := range m.restoreLast {
-		out = append(out, console.Restore{Record: rec, Last: at})
+	for rec, st := range m.restoreLast {
+		out = append(out, console.Restore{Record: rec, Started: st.first, Last: st.last, Served: st.plain})
 	}
 	return out
 }

@@ -63,7 +63,13 @@ type Metrics struct {
 	gaugesErr error
 
 	restoreMu   sync.Mutex
-	restoreLast map[string]time.Time // record -> time of its latest fetch
+	restoreLast map[string]restoreState // record -> its fetches within restoreWindow of each other
+}
+
+// restoreState is a restore in progress as the fetches show it.
+type restoreState struct {
+	first, last time.Time
+	plain       uint64 // plaintext bytes of data chunks served
 }
 
 // StoreGauges is what the scrape-time gauges read; called at most once per 30 s (cache the result), errors logged by the caller's logger function.
@@ -81,7 +87,7 @@ func NewMetrics(gauges func() (StoreGauges, error)) *Metrics {
 		reg:         prometheus.NewRegistry(),
 		now:         time.Now,
 		gauges:      gauges,
-		restoreLast: map[string]time.Time{},
+		restoreLast: map[string]restoreState{},
 
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "smp_request_duration_seconds",
@@ -205,22 +211,38 @@ func (m *Metrics) RestoreActivity(record string) {
 			// Still full of live entries: forget the least recent.
 			var oldest string
 			var oldestAt time.Time
-			for r, t := range m.restoreLast {
-				if oldest == "" || t.Before(oldestAt) {
-					oldest, oldestAt = r, t
+			for r, st := range m.restoreLast {
+				if oldest == "" || st.last.Before(oldestAt) {
+					oldest, oldestAt = r, st.last
 				}
 			}
 			delete(m.restoreLast, oldest)
 		}
 	}
-	m.restoreLast[record] = now
+	st, ok := m.restoreLast[record]
+	if !ok || now.Sub(st.last) >= restoreWindow {
+		st = restoreState{first: now}
+	}
+	st.last = now
+	m.restoreLast[record] = st
+}
+
+// RestoreServed adds plainBytes of data chunks served for record to its
+// restore in progress (one RestoreActivity noted).
+func (m *Metrics) RestoreServed(record string, plainBytes uint64) {
+	m.restoreMu.Lock()
+	defer m.restoreMu.Unlock()
+	if st, ok := m.restoreLast[record]; ok {
+		st.plain += plainBytes
+		m.restoreLast[record] = st
+	}
 }
 
 // pruneRestores drops records not fetched within restoreWindow of now;
 // m.restoreMu is held.
 func (m *Metrics) pruneRestores(now time.Time) {
-	for r, t := range m.restoreLast {
-		if now.Sub(t) >= restoreWindow {
+	for r, st := range m.restoreLast {
+		if now.Sub(st.last) >= restoreWindow {
 			delete(m.restoreLast, r)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"smp/remote/access"
 	"smp/remote/wire"
 	"smp/repo"
+	"smp/repo/report"
 )
 
 // records lists the live records the caller may restore.
@@ -211,7 +212,8 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
 	var served int64
-	defer func() { s.metrics.Served(served) }()
+	var plain uint64 // of data chunks: the restore's progress (console)
+	defer func() { s.metrics.Served(served); s.metrics.RestoreServed(rec.ID.String(), plain) }()
 	for _, loc := range locs {
 		stored, err := s.opts.Repo.ReadStored(loc, buf)
 		if err != nil {
@@ -222,6 +224,9 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 		buf = stored[:0]
 		served += int64(len(stored))
+		if loc.Type == cas.BlobData {
+			plain += uint64(loc.RawLen)
+		}
 		if err := wire.WriteBlob(bw, wire.Blob{Type: loc.Type, Compression: loc.Compression, ID: loc.ID, RawLen: int(loc.RawLen), Stored: stored}); err != nil {
 			return err
 		}
@@ -268,11 +273,10 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 	if c.tok.Role != access.RoleAdmin {
 		return fail(http.StatusForbidden, "store statistics need an admin token")
 	}
-	st, err := s.opts.Repo.Stats()
+	out, err := s.statsReply()
 	if err != nil {
 		return err
 	}
-	out := wire.StatsReply{Stats: st}
 	if v := r.URL.Query().Get("retention"); v != "" {
 		retention, err := time.ParseDuration(v)
 		if err != nil || retention < 0 {
@@ -290,6 +294,37 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 	}
 	return writeJSON(w, out)
+}
+
+// statsReply is the store's figures with the server's capacity: what
+// GET /v1/stats answers and the web console's overview shows.
+func (s *Server) statsReply() (*wire.StatsReply, error) {
+	st, err := s.opts.Repo.Stats()
+	if err != nil {
+		return nil, err
+	}
+	// Free space as admission sees it (Options.FreeBytes), so the figure
+	// shown beside the floor is the one captures are refused by.
+	if st.FreeBytes, err = s.opts.FreeBytes(); err != nil {
+		return nil, fmt.Errorf("free space: %w", err)
+	}
+	return &wire.StatsReply{Stats: st, Capacity: s.capacity()}, nil
+}
+
+// capacity is what the open capture sessions hold against the disk and
+// the limits (report.Capacity).
+func (s *Server) capacity() *report.Capacity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &report.Capacity{ReservedBytes: s.reserved, MinFreeBytes: s.opts.MinFree, QuotaBytes: s.opts.Quota}
+	for _, sess := range s.sessions {
+		if sess.estimate {
+			continue
+		}
+		c.Captures++
+		c.QuotaCommittedBytes += uint64(sess.stored.Load()) + sess.reserved
+	}
+	return c
 }
 
 // reachCache keeps, for the few records being restored, the set of blobs

@@ -103,7 +103,12 @@ type session struct {
 	limited               bool         // a client token's session: counts against maxTokenSessions
 	estimate              bool         // an estimate session: answers have-queries, keeps nothing
 	started               time.Time
-	expectedBytes         uint64 // the client's walk total (wire.StartCapture.Expected), 0 if none
+	expected              *wire.CaptureTotals // the client's walk totals (checked, shown only), or nil
+	// done are the plaintext bytes of the distinct data chunks the session
+	// has finished with: proved held (the store had them) or uploaded.
+	// They are its progress against expected.Bytes (a chunk met twice in
+	// one capture counts once, so a capture may end short of the total).
+	done atomic.Uint64
 	// Guarded by Server.mu:
 	reserved  uint64 // bytes asked for and not yet uploaded
 	quotaBase uint64 // stored bytes of the computer's live records at start
@@ -171,6 +176,7 @@ func New(opts Options) *Server {
 			FreeBytes: st.FreeBytes, Records: st.Records, Released: st.Released}, nil
 	})
 	s.metrics.Log = opts.Log
+	s.metrics.now = opts.Now // restores in progress are timed by the server's clock, as sessions are
 	p := wire.Prefix
 	s.handle("GET "+p+"/info", s.info)
 	s.handle("POST "+p+"/captures", s.startCapture)
@@ -308,6 +314,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, c *call) error {
 	return writeJSON(w, wire.Info{
 		Protocol: wire.Version, StoreID: cfg.StoreID, Chunker: cfg.Chunker, HashKey: s.opts.Repo.HashKey(),
 		RestoreOnly: s.restoreOnly(c.snap), Computer: c.tok.Computer, Role: string(c.tok.Role),
+		Features: []string{wire.FeatureCaptureTotals},
 	})
 }
 
@@ -331,7 +338,10 @@ func (s *Server) startCapture(w http.ResponseWriter, r *http.Request, c *call) e
 	sess := &session{computer: req.Computer, tokenID: c.tok.ID, nonce: randomBytes(32), last: s.opts.Now(), started: s.opts.Now(),
 		limited: c.tok.Role != access.RoleAdmin, blobs: map[blobKey]blobState{}, estimate: req.Estimate}
 	if req.Expected != nil {
-		sess.expectedBytes = req.Expected.Bytes
+		if err := req.Expected.Check(); err != nil {
+			return fail(http.StatusBadRequest, "%v", err)
+		}
+		sess.expected = req.Expected
 	}
 	sess.prover = wire.NewProver(sess.nonce)
 	sess.id = hex.EncodeToString(randomBytes(16))

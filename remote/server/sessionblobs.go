@@ -32,7 +32,7 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 		return nil
 	}
 	var add map[blobKey]blobState // new states, at most one per entry
-	var want uint64
+	var want, done uint64
 	fresh := 0 // keys new to the session
 	for i, e := range entries {
 		k := blobKey{Type: e.Type, ID: e.ID}
@@ -43,6 +43,9 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 		switch {
 		case bm.Has(i) && st&blobHeld == 0:
 			st |= blobHeld
+			if e.Type == cas.BlobData {
+				done += uint64(e.Len)
+			}
 		case !bm.Has(i) && st == 0:
 			st = blobOffered
 			want += uint64(e.Len)
@@ -69,6 +72,7 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	for k, st := range add {
 		sess.blobs[k] = st
 	}
+	sess.done.Add(done)
 	s.touch(sess)
 	return nil
 }
@@ -90,6 +94,9 @@ func (s *Server) landed(sess *session, t cas.BlobType, id cas.ID, rawLen uint64)
 		return s.tooManyBlobs(sess)
 	}
 	sess.blobs[k] = st | blobHeld
+	if t == cas.BlobData {
+		sess.done.Add(rawLen)
+	}
 	n := min(rawLen, sess.reserved)
 	sess.reserved -= n
 	s.reserved -= n

@@ -3,6 +3,7 @@ package wire_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -140,6 +141,34 @@ func FuzzBlobReader(f *testing.F) {
 			if !bytes.HasPrefix(body, again) {
 				t.Fatal("frames re-encode to something that is not the body")
 			}
+		}
+	})
+}
+
+// A StartCapture body, decoded as the server does (strict JSON) and
+// checked: accepted totals are within the bounds, whatever the client
+// claims, and a refusal wraps ErrMalformed.
+func FuzzStartCaptureTotals(f *testing.F) {
+	f.Add([]byte(`{"computer":"PC01","expected":{"files":10,"bytes":10485760}}`))
+	f.Add([]byte(`{"computer":"PC01","expected":{"files":18446744073709551615,"bytes":1}}`))
+	f.Add([]byte(`{"computer":"PC01","expected":{"files":-1}}`))
+	f.Add([]byte(`{"computer":"PC01","expected":null}`))
+	f.Add([]byte(`{"computer":"PC01","expected":{"bytes":1e30}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req wire.StartCapture
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if dec.Decode(&req) != nil || req.Expected == nil {
+			return
+		}
+		if err := req.Expected.Check(); err != nil {
+			if !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("refusal does not wrap ErrMalformed: %v", err)
+			}
+			return
+		}
+		if req.Expected.Files > wire.MaxExpectedFiles || req.Expected.Bytes > wire.MaxExpectedBytes {
+			t.Fatalf("accepted totals %+v past the bounds", *req.Expected)
 		}
 	})
 }

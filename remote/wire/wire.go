@@ -46,7 +46,17 @@ type Info struct {
 	RestoreOnly bool              `json:"restore_only"`
 	Computer    string            `json:"computer,omitempty"` // the token's computer
 	Role        string            `json:"role"`
+	// Features are the optional parts of v1 this server accepts, added
+	// later in v1 (docs/PROTOCOL.md, "Changes"): a client uses one only
+	// when the server lists it, so it works with servers that predate it.
+	Features []string `json:"features,omitempty"`
 }
+
+// FeatureCaptureTotals: POST /v1/captures accepts StartCapture.Expected.
+const FeatureCaptureTotals = "capture-totals"
+
+// HasFeature reports whether the server lists feature f.
+func (i Info) HasFeature(f string) bool { return slices.Contains(i.Features, f) }
 
 // Error is the body of every 4xx/5xx answer: one line a CLI can print.
 type Error struct {
@@ -63,17 +73,37 @@ type StartCapture struct {
 	// have-queries are answered, but reserve, pin and record nothing, and
 	// it may neither upload nor commit.
 	Estimate bool `json:"estimate,omitempty"`
-	// Expected, optional, is what the client expects to send: the server
-	// shows the session's progress and ETA against it (the web console).
-	// A server that predates it refuses the field, so a client sends it
-	// only when it has a total.
+	// Expected, optional, is what the client's walk will read: the server
+	// shows the session's progress and ETA against it (the web console)
+	// and uses it for nothing else. A server that predates it refuses the
+	// field, so a client sends it only to a server whose Info lists
+	// FeatureCaptureTotals.
 	Expected *CaptureTotals `json:"expected,omitempty"`
 }
 
-// CaptureTotals are a capture's expected size, from the client's walk.
+// CaptureTotals are what a capture will read, from the client's counting
+// walk before the session (capture.Count): the files new or changed since
+// the computer's parent record and their bytes (plaintext). They are the
+// client's claim, shown and never trusted: a server bounds them (Check)
+// and sizes nothing by them.
 type CaptureTotals struct {
 	Files uint64 `json:"files"`
-	Bytes uint64 `json:"bytes"` // stored bytes the client expects to upload
+	Bytes uint64 `json:"bytes"`
+}
+
+// Bounds of CaptureTotals: far above any real capture, so a claim past
+// them is malformed rather than large.
+const (
+	MaxExpectedFiles = 1 << 32
+	MaxExpectedBytes = 1 << 56
+)
+
+// Check refuses totals past MaxExpectedFiles or MaxExpectedBytes.
+func (t CaptureTotals) Check() error {
+	if t.Files > MaxExpectedFiles || t.Bytes > MaxExpectedBytes {
+		return fmt.Errorf("expected totals of %d files, %d bytes: over %d files or %d bytes: %w", t.Files, t.Bytes, uint64(MaxExpectedFiles), uint64(MaxExpectedBytes), ErrMalformed)
+	}
+	return nil
 }
 
 // Session is the answer to StartCapture.

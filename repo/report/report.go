@@ -33,9 +33,29 @@ type Stats struct {
 // and record costs the store.
 type StatsReply struct {
 	*Stats
-	Expired   *int            `json:"expired,omitempty"` // released records past ?retention
+	Expired *int `json:"expired,omitempty"` // released records past ?retention
+	// Capacity is what an SMP server's captures in progress hold against
+	// its limits; absent for a store directory, which has no server.
+	Capacity  *Capacity       `json:"capacity,omitempty"`
 	Computers []ComputerUsage `json:"computers,omitempty"`
 	PerRecord []RecordUsage   `json:"per_record,omitempty"`
+}
+
+// Capacity is what the captures in progress on an SMP server hold against
+// its disk and limits, beside Stats.FreeBytes (GET /v1/stats, the web
+// console's overview and smp stats --json give the same figures).
+type Capacity struct {
+	Captures int `json:"captures"` // capture sessions open (estimates not counted)
+	// ReservedBytes are set aside for blobs open captures were told the
+	// store lacks and have not uploaded yet (plaintext, an upper bound:
+	// compression only shrinks them); admission keeps free space at least
+	// MinFreeBytes plus these.
+	ReservedBytes uint64 `json:"reserved_bytes"`
+	// QuotaCommittedBytes are what open captures count against their
+	// computers' quotas: bytes they stored so far plus their reservations.
+	QuotaCommittedBytes uint64 `json:"quota_committed_bytes"`
+	MinFreeBytes        uint64 `json:"min_free_bytes"` // the free-space floor (smp serve --min-free); 0: none
+	QuotaBytes          uint64 `json:"quota_bytes"`    // per-computer quota (smp serve --quota); 0: none
 }
 
 // RecordUsage is what one record costs the store.
