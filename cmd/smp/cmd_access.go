@@ -1,8 +1,10 @@
 package main
 
 // Access control of a remote server: smp token, smp associate and smp admin
-// edit DIR/access.json (package remote/access) and never open the store, so
-// they work while smp serve holds it.
+// edit the store's access file (package remote/access: DIR/access.json,
+// or an object of the bucket for a store on S3, which every smp serve
+// sharing it reads) and never open the store, so they work while smp
+// serve holds it.
 
 import (
 	"context"
@@ -25,8 +27,9 @@ const (
 )
 
 // openAccess opens the access file of the store at dir: for a store on
-// S3, this machine's, in the store's cache directory. An encrypted store's
-// is sealed, so kf must find the store's key.
+// S3, the one in its bucket, shared by every smp serve of the store. An
+// encrypted store's is sealed, so kf must find the store's key. The
+// caller closes it.
 func openAccess(dir string, s3 *s3Flags, kf *keyFlags) (*access.Store, error) {
 	if err := needStore(dir); err != nil {
 		return nil, err
@@ -125,6 +128,7 @@ func runTokenCreate(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	secret, t, err := a.CreateToken(o.Computer, r, expires, time.Now())
 	if err != nil {
 		return err
@@ -182,6 +186,7 @@ func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	sn, err := a.Snapshot()
 	if err != nil {
 		return err
@@ -239,6 +244,7 @@ func runTokenRevoke(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if err := a.RevokeToken(o.ID, time.Now()); err != nil {
 		return err
 	}
@@ -290,6 +296,7 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if o.Remove {
 		if err := a.Dissociate(o.Source, o.Dest); err != nil {
 			return err
@@ -309,6 +316,7 @@ func listAssociations(o *associateOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	sn, err := a.Snapshot()
 	if err != nil {
 		return err
@@ -367,6 +375,7 @@ func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if o.Set != "" {
 		if err := a.SetRestoreOnly(o.Set == "on"); err != nil {
 			return err
