@@ -23,7 +23,7 @@ import (
 const (
 	tokenArgs     = "create|list|revoke --store DIR ..."
 	associateArgs = "--store DIR (--source NAME --dest NAME [--remove] | --list [--json])"
-	adminArgs     = "restore-only [on|off] --store DIR [--json]"
+	adminArgs     = "restore-only|limits --store DIR ..."
 )
 
 // openAccess opens the access file of the store at dir: for a store on
@@ -333,38 +333,59 @@ func listAssociations(o *associateOptions, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-// adminOptions are the flags of smp admin restore-only.
+// adminOptions are the flags of smp admin restore-only and smp admin
+// limits.
 type adminOptions struct {
 	Store string
 	JSON  bool
-	Set   string // "on", "off", or "" to show the state
-	S3    s3Flags
+	Set   string // restore-only: "on", "off", or "" to show the state
+	// limits: the flags given ("" unchanged; "none" removes a limit).
+	MaxRecords, MaxStoreBytes, Quota string
+	S3                               s3Flags
 	keyFlags
 }
 
 func cmdAdmin(ctx context.Context, args []string) error {
 	var o adminOptions
-	fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
-	accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
-	fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
-	if len(args) > 0 && isHelpArg(args[0]) {
-		// smp admin has one subcommand: its help is the command's.
-		fs.Usage()
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
+	}
+	switch sub {
+	case "restore-only":
+		fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
+		accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
+		fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		switch {
+		case fs.NArg() > 1:
+			return usagef("want one of on or off, not %q", fs.Args())
+		case fs.NArg() == 1:
+			o.Set = fs.Arg(0)
+		}
+		return runAdmin(ctx, &o, os.Stdout)
+	case "limits":
+		err := parseAccessFlags("admin limits", "--store DIR [--max-records N] [--max-store-bytes SIZE] [--quota SIZE] [--json]", args[1:], func(fs *pflag.FlagSet) {
+			accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
+			fs.StringVar(&o.MaxRecords, "max-records", "", "refuse captures once the store holds this many records (plus captures in progress); none: no limit")
+			fs.StringVar(&o.MaxStoreBytes, "max-store-bytes", "", "refuse captures that would take the store's stored bytes over this, e.g. 2TiB; none: no limit")
+			fs.StringVar(&o.Quota, "quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB; none: no limit")
+			fs.BoolVar(&o.JSON, "json", false, "print the limits as JSON")
+		})
+		if err != nil {
+			return err
+		}
+		return runAdminLimits(ctx, &o, os.Stdout)
+	case "-h", "--help":
+		fmt.Fprintf(os.Stderr, "Usage:\n  smp admin restore-only [on|off] --store DIR [--json]\n"+
+			"  smp admin limits --store DIR [--max-records N] [--max-store-bytes SIZE] [--quota SIZE] [--json]\n\n"+
+			"Settings of the store that every smp serve of it applies (a store on S3: every server sharing the bucket, within 2 s).\n"+
+			"Run smp admin COMMAND --help for a command's flags.\n")
 		return pflag.ErrHelp
 	}
-	if len(args) == 0 || args[0] != "restore-only" {
-		return usagef("want: smp admin %s (see smp admin --help)", adminArgs)
-	}
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	switch {
-	case fs.NArg() > 1:
-		return usagef("want one of on or off, not %q", fs.Args())
-	case fs.NArg() == 1:
-		o.Set = fs.Arg(0)
-	}
-	return runAdmin(ctx, &o, os.Stdout)
+	return usagef("want: smp admin %s (see smp admin --help)", adminArgs)
 }
 
 func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {

@@ -28,10 +28,21 @@ func (l Limits) merge(o Limits) Limits {
 
 // SetLimits replaces the store's shared capacity limits (zero: none).
 func (s *Store) SetLimits(l Limits) error {
-	if l.MaxRecords < 0 {
-		return fmt.Errorf("negative record limit %d", l.MaxRecords)
-	}
+	return s.EditLimits(func(cur *Limits) error { *cur = l; return nil })
+}
+
+// EditLimits changes the store's shared capacity limits by edit, applied
+// to the limits as they are in the file when it is written (so two
+// administrators changing different limits at once both count).
+func (s *Store) EditLimits(edit func(*Limits) error) error {
 	return s.update(func(f *file) error {
+		l := f.Limits
+		if err := edit(&l); err != nil {
+			return err
+		}
+		if l.MaxRecords < 0 {
+			return fmt.Errorf("negative record limit %d", l.MaxRecords)
+		}
 		if f.Limits == l {
 			return errNoChange
 		}
