@@ -44,37 +44,39 @@ func (s *Server) limits() (limits, error) {
 		maxStoreBytes: stricter(s.opts.MaxStoreBytes, shared.MaxStoreBytes),
 	}
 	if l.maxStoreBytes > 0 {
-		if l.stored, err = s.stored.get(s.opts.StoredBytes); err != nil {
+		if l.stored, err = s.opts.StoredBytes(); err != nil {
 			return limits{}, fmt.Errorf("the store's size: %w", err)
 		}
 	}
 	return l, nil
 }
 
-// storedCache keeps the store's stored bytes for storedFor: the sum runs
-// over every pack of the index, too much for every have-query. Bytes
-// uploaded since the sum are counted by the reservations that cover them.
-type storedCache struct {
-	mu    sync.Mutex
-	at    time.Time
-	bytes uint64
+// cachedFor returns sum, its answer kept for storedFor: the default
+// StoredBytes sums every pack of the index, too much for every
+// have-query. The answer may lag by what was stored in the last
+// storedFor, a bound documented with --max-store-bytes.
+func cachedFor(sum func() (uint64, error)) func() (uint64, error) {
+	var (
+		mu    sync.Mutex
+		at    time.Time
+		bytes uint64
+	)
+	return func() (uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !at.IsZero() && time.Since(at) < storedFor {
+			return bytes, nil
+		}
+		n, err := sum()
+		if err != nil {
+			return 0, err
+		}
+		at, bytes = time.Now(), n
+		return n, nil
+	}
 }
 
 const storedFor = time.Second
-
-func (c *storedCache) get(sum func() (uint64, error)) (uint64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.at.IsZero() && time.Since(c.at) < storedFor {
-		return c.bytes, nil
-	}
-	n, err := sum()
-	if err != nil {
-		return 0, err
-	}
-	c.at, c.bytes = time.Now(), n
-	return n, nil
-}
 
 // capacityError is a refusal another SMP might not give.
 func capacityError(status int, format string, args ...any) error {

@@ -85,7 +85,6 @@ type Server struct {
 	// "no open session". Guarded by mu; pruned with idle sessions.
 	stopped  map[string]stoppedSession
 	reserved uint64 // bytes reserved by open sessions' have-queries; guarded by mu
-	stored   storedCache
 
 	// gcMu lets a gc run beside the server: requests that read or write
 	// blobs hold it shared, gc exclusively, so gc never deletes a pack a
@@ -173,7 +172,7 @@ func New(opts Options) *Server {
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
 	}
 	if opts.StoredBytes == nil {
-		opts.StoredBytes = opts.Repo.PackBytes
+		opts.StoredBytes = cachedFor(opts.Repo.PackBytes)
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, stopped: map[string]stoppedSession{}, reach: newReachCache(opts.Repo, 4),
 		work: newWorkSlots(2 * runtime.GOMAXPROCS(0)), maxBlobs: maxSessionBlobs}
