@@ -111,13 +111,13 @@ func (s *Server) admit(sess *session) error {
 	if max := lim.maxRecords; max > 0 && records+len(s.sessions) >= max {
 		s.metrics.CaptureRefused("max_records")
 		return capacityError(http.StatusServiceUnavailable,
-			"this SMP holds %d records and %d captures in progress, its limit (--max-records %d): capture to another SMP, or ask its admin to remove released records",
+			"this SMP holds %d records and %d captures in progress, its limit (--max-records %d, or smp admin limits): capture to another SMP, or ask its admin to remove released records",
 			records, len(s.sessions), max)
 	}
 	if max := lim.maxStoreBytes; max > 0 && lim.stored+s.reserved >= max {
 		s.metrics.CaptureRefused("max_store_bytes")
 		return capacityError(http.StatusInsufficientStorage,
-			"this SMP's store holds %s (%s reserved by captures in progress), its limit is %s (--max-store-bytes): capture to another SMP, or ask its admin to remove released records and run gc",
+			"this SMP's store holds %s (%s reserved by captures in progress), its limit is %s (--max-store-bytes, or smp admin limits): capture to another SMP, or ask its admin to remove released records and run gc",
 			ibytes(lim.stored), ibytes(s.reserved), ibytes(max))
 	}
 	if lim.minFree > 0 {
@@ -135,7 +135,7 @@ func (s *Server) admit(sess *session) error {
 	if q := lim.quota; q > 0 && quotaBase >= q {
 		s.metrics.CaptureRefused("quota")
 		return capacityError(http.StatusInsufficientStorage,
-			"computer %q already stores %s, its quota is %s (--quota): ask the admin to remove its old records or raise the quota",
+			"computer %q already stores %s, its quota is %s (--quota, or smp admin limits): ask the admin to remove its old records or raise the quota",
 			sess.computer, ibytes(quotaBase), ibytes(q))
 	}
 	sess.quotaBase = quotaBase
@@ -173,7 +173,7 @@ func (s *Server) reserve(sess *session, want uint64, lim limits) error {
 	if max := lim.maxStoreBytes; max > 0 && lim.stored+s.reserved+want > max {
 		s.metrics.CaptureRefused("max_store_bytes")
 		return s.stopSession(sess, capacityError(http.StatusInsufficientStorage,
-			"capture stopped: %s more would take this SMP's store over its limit of %s (it holds %s, %s reserved by captures in progress; --max-store-bytes); nothing of this capture was committed: capture to another SMP, or ask its admin to free space, then run it again",
+			"capture stopped: %s more would take this SMP's store over its limit of %s (it holds %s, %s reserved by captures in progress; --max-store-bytes, or smp admin limits); nothing of this capture was committed: capture to another SMP, or ask its admin to free space, then run it again",
 			ibytes(want), ibytes(max), ibytes(lim.stored), ibytes(s.reserved)))
 	}
 	if q := lim.quota; q > 0 {
@@ -188,7 +188,7 @@ func (s *Server) reserve(sess *session, want uint64, lim limits) error {
 		if used+want > q {
 			s.metrics.CaptureRefused("quota")
 			return s.stopSession(sess, capacityError(http.StatusInsufficientStorage,
-				"capture stopped: computer %q would store %s, over its quota of %s (--quota); nothing of this capture was committed: ask the admin to remove its old records or raise the quota",
+				"capture stopped: computer %q would store %s, over its quota of %s (--quota, or smp admin limits); nothing of this capture was committed: ask the admin to remove its old records or raise the quota",
 				sess.computer, ibytes(used+want), ibytes(q)))
 		}
 	}
