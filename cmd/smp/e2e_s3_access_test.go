@@ -24,6 +24,7 @@ const sharedBound = 2*time.Second + 3*time.Second
 //   - a token made through A captures through B at once (B re-reads the
 //     bucket on an unknown token);
 //   - the token revoked through A is refused by B within the bound;
+//   - the same the other way: made and revoked through B, used on A;
 //   - restore-only switched on through A refuses captures on B within the
 //     bound, and off again lets them through;
 //   - an association made through A lets PC02 restore PC01's record on B;
@@ -64,6 +65,22 @@ func TestE2ES3SharedAccess(t *testing.T) {
 	t.Logf("B refused the revoked token %v after the revoke", refused.Sub(revoked))
 	if d := refused.Sub(revoked); d > sharedBound {
 		t.Errorf("B refused the revoked token %v after the revoke; the bound is 2 s", d)
+	}
+
+	// The other way: made through B's cache directory, the token works on
+	// A at once; revoked through B, A refuses it within the bound.
+	viaB := []string{"--store", loc, "--s3-insecure", "--cache", cacheB}
+	tok3 := strings.TrimSpace(mustSMP(t, append([]string{"token", "create", "--computer", "PC03"}, viaB...)...).stdout)
+	smpJSON(t, exitOK, &recordsOut{}, "records", "--store", a.url, "--token", tok3, "--json")
+	sum = sha256.Sum256([]byte(tok3))
+	mustSMP(t, append([]string{"token", "revoke", "--id", hex.EncodeToString(sum[:])[:12]}, viaB...)...)
+	revoked = time.Now()
+	refused = pollUntil(t, "A refuses the token revoked through B", func() bool {
+		r := smp(t, "records", "--store", a.url, "--token", tok3)
+		return r.code != exitOK && strings.Contains(r.stderr, "revoked")
+	})
+	if d := refused.Sub(revoked); d > sharedBound {
+		t.Errorf("A refused the token revoked through B %v after the revoke; the bound is 2 s", d)
 	}
 
 	// Restore-only through A applies on B, both ways.
