@@ -107,16 +107,13 @@ func OpenShared(st storage.Storage, o SharedOptions) (*Store, error) {
 	if o.Codec != nil {
 		sh.name, sh.limit = SealedObjectName, o.Codec.MaxSealed()
 	}
-	sh.where = sh.name + " in the store's bucket"
-	if str, ok := st.(fmt.Stringer); ok {
-		sh.where = str.String() + sh.name
-	}
+	sh.where = objectWhere(st, sh.name)
 	s := &Store{sh: sh, path: sh.where}
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
 	if o.Codec == nil {
 		if _, err := st.Stat(ctx, SealedObjectName); err == nil {
-			return nil, fmt.Errorf("access file %s%s: %w: give the store's key (--key-file, --passphrase-file)", trimName(sh.where, sh.name), SealedObjectName, ErrSealedNoKey)
+			return nil, fmt.Errorf("access file %s: %w: give the store's key (--key-file, --passphrase-file)", objectWhere(st, SealedObjectName), ErrSealedNoKey)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("access file %s: %w", sh.where, err)
 		}
@@ -129,7 +126,14 @@ func OpenShared(st storage.Storage, o SharedOptions) (*Store, error) {
 	return s, nil
 }
 
-func trimName(where, name string) string { return where[:len(where)-len(name)] }
+// objectWhere names object name of st for messages: its URL when st
+// names itself (s3://ENDPOINT/BUCKET/PREFIX/).
+func objectWhere(st storage.Storage, name string) string {
+	if str, ok := st.(fmt.Stringer); ok {
+		return str.String() + name
+	}
+	return name + " in the store's bucket"
+}
 
 // adoptLocal merges the access file a store on S3 kept in its cache
 // directory dir (before it moved to the bucket) into the bucket's, then
