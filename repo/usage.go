@@ -5,6 +5,7 @@ import (
 
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/index"
 	"smp/repo/report"
 )
 
@@ -14,6 +15,18 @@ type (
 	RecordUsage   = report.RecordUsage
 	ComputerUsage = report.ComputerUsage
 )
+
+// PackBytes is the size of every pack the index holds: the store's stored
+// bytes as far as this machine knows (a store on S3: as of its last
+// refresh), without listing the storage as Stats does.
+func (r *Repo) PackBytes() (uint64, error) {
+	var n uint64
+	err := r.ix.Packs(func(p index.PackInfo) error {
+		n += uint64(p.Size)
+		return nil
+	})
+	return n, err
+}
 
 // Usage computes per-record and per-computer exclusive bytes. It walks
 // every live record's trees twice and keeps one small counter per distinct

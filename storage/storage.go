@@ -151,6 +151,53 @@ type Opener interface {
 	Open(ctx context.Context, name string) (Object, error)
 }
 
+// ChangeGetter is the optional capability of reading a mutable object
+// only when it changed: a conditional request (If-None-Match) that
+// answers "not modified" without the bytes. See GetIfChanged.
+type ChangeGetter interface {
+	// GetIfChanged returns the whole of name and its version, or
+	// changed false (and no bytes) while its version is still have
+	// (NoVersion: always read). An object of more than limit bytes
+	// (limit > 0) is refused before it is read.
+	GetIfChanged(ctx context.Context, name string, have Version, limit int64) (data []byte, v Version, changed bool, err error)
+}
+
+// ErrTooLarge is returned by GetIfChanged for an object over its limit.
+var ErrTooLarge = errors.New("object larger than its limit")
+
+// GetIfChanged returns the whole of name and its current version, or
+// changed false while the version is still have (NoVersion: always read);
+// an object of more than limit bytes (limit > 0) is refused with
+// ErrTooLarge before it is read. It is s's own when s is a ChangeGetter,
+// otherwise a Stat and a GetVersioned compared with have. A reader
+// polling a mutable object (the access file several servers share) uses
+// it so that an unchanged object costs no transfer.
+func GetIfChanged(ctx context.Context, s Storage, name string, have Version, limit int64) ([]byte, Version, bool, error) {
+	if cg, ok := s.(ChangeGetter); ok {
+		return cg.GetIfChanged(ctx, name, have, limit)
+	}
+	if limit > 0 {
+		info, err := s.Stat(ctx, name)
+		if err != nil {
+			return nil, NoVersion, false, err
+		}
+		if info.Size > limit {
+			return nil, NoVersion, false, fmt.Errorf("%s: %d bytes: %w (%d)", name, info.Size, ErrTooLarge, limit)
+		}
+	}
+	b, v, err := s.GetVersioned(ctx, name)
+	if err != nil {
+		return nil, NoVersion, false, err
+	}
+	if limit > 0 && int64(len(b)) > limit {
+		return nil, NoVersion, false, fmt.Errorf("%s: %d bytes: %w (%d)", name, len(b), ErrTooLarge, limit)
+	}
+	if have != NoVersion && v == have {
+		return nil, v, false, nil
+	}
+	return b, v, true, nil
+}
+
 // Sweeper is the optional capability of a storage that keeps temporary
 // objects of writes in progress: RemoveTemporary deletes them. The caller
 // must know that no write is in progress (it holds the store's lock).

@@ -203,19 +203,20 @@ func (d *Dir) Capture(ctx context.Context, co CaptureOptions) (*CaptureResult, e
 	if d.r != nil {
 		return nil, fmt.Errorf("capture into %s: the store is already open", d.dir)
 	}
-	def, err := repo.OpenDeferredWith(d.dir, d.openOptions())
-	if err != nil {
-		return nil, err
-	}
-	defer def.Close()
 	opts := co.Options
 	if d.s3() {
-		// Hard links need the store on the captured files' filesystem.
+		// Hard links need the store on the captured files' filesystem;
+		// refused before the store is opened (or waited for).
 		if opts.Hardlink == capture.HardlinkAlways || opts.Hardlink == capture.HardlinkAuto {
 			return nil, usagef("--hardlink %s: a store on S3 holds no hard links: capture with --hardlink never", opts.Hardlink)
 		}
 		opts.Hardlink = capture.HardlinkNever
 	}
+	def, err := repo.OpenDeferredWith(d.dir, d.openOptions())
+	if err != nil {
+		return nil, err
+	}
+	defer def.Close()
 	opts.SkipDirs, opts.LinkDir = []string{def.Dir}, def.LinkDir()
 	if !co.Full {
 		computer := opts.Computer

@@ -1,8 +1,10 @@
 package main
 
 // Access control of a remote server: smp token, smp associate and smp admin
-// edit DIR/access.json (package remote/access) and never open the store, so
-// they work while smp serve holds it.
+// edit the store's access file (package remote/access: DIR/access.json,
+// or an object of the bucket for a store on S3, which every smp serve
+// sharing it reads) and never open the store, so they work while smp
+// serve holds it.
 
 import (
 	"context"
@@ -21,12 +23,13 @@ import (
 const (
 	tokenArgs     = "create|list|revoke --store DIR ..."
 	associateArgs = "--store DIR (--source NAME --dest NAME [--remove] | --list [--json])"
-	adminArgs     = "restore-only [on|off] --store DIR [--json]"
+	adminArgs     = "restore-only|limits --store DIR ..."
 )
 
 // openAccess opens the access file of the store at dir: for a store on
-// S3, this machine's, in the store's cache directory. An encrypted store's
-// is sealed, so kf must find the store's key.
+// S3, the one in its bucket, shared by every smp serve of the store. An
+// encrypted store's is sealed, so kf must find the store's key. The
+// caller closes it.
 func openAccess(dir string, s3 *s3Flags, kf *keyFlags) (*access.Store, error) {
 	if err := needStore(dir); err != nil {
 		return nil, err
@@ -125,6 +128,7 @@ func runTokenCreate(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	secret, t, err := a.CreateToken(o.Computer, r, expires, time.Now())
 	if err != nil {
 		return err
@@ -182,6 +186,7 @@ func runTokenList(_ context.Context, o *tokenOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	sn, err := a.Snapshot()
 	if err != nil {
 		return err
@@ -239,6 +244,7 @@ func runTokenRevoke(_ context.Context, o *tokenOptions, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if err := a.RevokeToken(o.ID, time.Now()); err != nil {
 		return err
 	}
@@ -290,6 +296,7 @@ func runAssociate(_ context.Context, o *associateOptions, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if o.Remove {
 		if err := a.Dissociate(o.Source, o.Dest); err != nil {
 			return err
@@ -309,6 +316,7 @@ func listAssociations(o *associateOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	sn, err := a.Snapshot()
 	if err != nil {
 		return err
@@ -325,38 +333,59 @@ func listAssociations(o *associateOptions, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-// adminOptions are the flags of smp admin restore-only.
+// adminOptions are the flags of smp admin restore-only and smp admin
+// limits.
 type adminOptions struct {
 	Store string
 	JSON  bool
-	Set   string // "on", "off", or "" to show the state
-	S3    s3Flags
+	Set   string // restore-only: "on", "off", or "" to show the state
+	// limits: the flags given ("" unchanged; "none" removes a limit).
+	MaxRecords, MaxStoreBytes, Quota string
+	S3                               s3Flags
 	keyFlags
 }
 
 func cmdAdmin(ctx context.Context, args []string) error {
 	var o adminOptions
-	fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
-	accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
-	fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
-	if len(args) > 0 && isHelpArg(args[0]) {
-		// smp admin has one subcommand: its help is the command's.
-		fs.Usage()
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
+	}
+	switch sub {
+	case "restore-only":
+		fs := newFlags("admin restore-only", "[on|off] --store DIR [--json]")
+		accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
+		fs.BoolVar(&o.JSON, "json", false, "print the state as JSON")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		switch {
+		case fs.NArg() > 1:
+			return usagef("want one of on or off, not %q", fs.Args())
+		case fs.NArg() == 1:
+			o.Set = fs.Arg(0)
+		}
+		return runAdmin(ctx, &o, os.Stdout)
+	case "limits":
+		err := parseAccessFlags("admin limits", "--store DIR [--max-records N] [--max-store-bytes SIZE] [--quota SIZE] [--json]", args[1:], func(fs *pflag.FlagSet) {
+			accessLocVar(fs, &o.Store, &o.S3, &o.keyFlags)
+			fs.StringVar(&o.MaxRecords, "max-records", "", "refuse captures once the store holds this many records (plus captures in progress); none: no limit")
+			fs.StringVar(&o.MaxStoreBytes, "max-store-bytes", "", "refuse captures that would take the store's stored bytes over this, e.g. 2TiB; none: no limit")
+			fs.StringVar(&o.Quota, "quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB; none: no limit")
+			fs.BoolVar(&o.JSON, "json", false, "print the limits as JSON")
+		})
+		if err != nil {
+			return err
+		}
+		return runAdminLimits(ctx, &o, os.Stdout)
+	case "-h", "--help":
+		fmt.Fprintf(os.Stderr, "Usage:\n  smp admin restore-only [on|off] --store DIR [--json]\n"+
+			"  smp admin limits --store DIR [--max-records N] [--max-store-bytes SIZE] [--quota SIZE] [--json]\n\n"+
+			"Settings of the store that every smp serve of it applies (a store on S3: every server sharing the bucket, within 2 s).\n"+
+			"Run smp admin COMMAND --help for a command's flags.\n")
 		return pflag.ErrHelp
 	}
-	if len(args) == 0 || args[0] != "restore-only" {
-		return usagef("want: smp admin %s (see smp admin --help)", adminArgs)
-	}
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	switch {
-	case fs.NArg() > 1:
-		return usagef("want one of on or off, not %q", fs.Args())
-	case fs.NArg() == 1:
-		o.Set = fs.Arg(0)
-	}
-	return runAdmin(ctx, &o, os.Stdout)
+	return usagef("want: smp admin %s (see smp admin --help)", adminArgs)
 }
 
 func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {
@@ -367,6 +396,7 @@ func runAdmin(_ context.Context, o *adminOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if o.Set != "" {
 		if err := a.SetRestoreOnly(o.Set == "on"); err != nil {
 			return err

@@ -96,6 +96,10 @@ func (o *captureOptions) options() (capture.Options, error) {
 	if o.HardlinkDedupe && hardlink == capture.HardlinkNever {
 		return none, usagef("--hardlink-dedupe applies to hard links: add --hardlink auto or --hardlink always")
 	}
+	if hardlink != capture.HardlinkNever && store.IsS3(o.Location) {
+		// Checked before the store is opened (and its cache refreshed).
+		return none, usagef("--hardlink %s: a store on S3 holds no hard links: capture with --hardlink never", hardlink)
+	}
 	rootAbs, err := filepath.Abs(o.Root)
 	if err != nil {
 		return none, err

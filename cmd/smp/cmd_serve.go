@@ -31,7 +31,7 @@ type serveOptions struct {
 	S3                                s3Flags
 	SessionIdle                       time.Duration
 	MaxRecords                        int
-	MinFree, Quota                    string
+	MinFree, Quota, MaxStoreBytes     string
 	Retention, GCEvery, GCGrace       string
 	HeaderTimeout, RequestTimeout     time.Duration
 	MetricsListen                     string
@@ -52,6 +52,7 @@ func (o *serveOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.SessionIdle, "session-idle", time.Hour, "forget a capture session unused for this long")
 	fs.IntVar(&o.MaxRecords, "max-records", 0, "refuse captures once the store holds this many records (plus captures in progress); 0: no limit")
 	fs.StringVar(&o.MinFree, "min-free", "", "refuse captures that would leave less free space than this on the store's filesystem, e.g. 50GiB")
+	fs.StringVar(&o.MaxStoreBytes, "max-store-bytes", "", "refuse captures that would take the store's stored bytes (plus captures in progress) over this, e.g. 2TiB; the limit of a store on s3:// instead of --min-free (servers sharing a store reserve each for its own captures, so together they may exceed it by what they reserved)")
 	fs.StringVar(&o.Quota, "quota", "", "per computer: refuse captures that would make its records' new stored bytes exceed this, e.g. 20GiB")
 	fs.StringVar(&o.Retention, "retention", "", "with --gc-every: remove released records this long after their release, e.g. 7d")
 	fs.StringVar(&o.GCEvery, "gc-every", "", "run gc (and retention) at this interval while serving, e.g. 24h")
@@ -73,7 +74,7 @@ func cmdServe(ctx context.Context, args []string) error {
 
 // serveLimits are the parsed capacity and maintenance flags.
 type serveLimits struct {
-	minFree, quota          uint64
+	minFree, quota, maxSize uint64
 	retention, every, grace time.Duration
 }
 
@@ -82,6 +83,9 @@ func (o *serveOptions) check() (serveLimits, error) {
 	var limits serveLimits
 	if err := needStore(o.Store); err != nil {
 		return limits, err
+	}
+	if store.IsS3(o.Store) && o.MinFree != "" {
+		return limits, usagef("--min-free has no meaning for a store on S3 (a bucket has no free space): use --max-store-bytes")
 	}
 	tlsModes := 0
 	for _, on := range []bool{o.CertFile != "" || o.KeyFile != "", o.SelfSigned, o.Insecure} {
@@ -98,7 +102,7 @@ func (o *serveOptions) check() (serveLimits, error) {
 	for _, f := range []struct {
 		name, val string
 		dst       *uint64
-	}{{"--min-free", o.MinFree, &limits.minFree}, {"--quota", o.Quota, &limits.quota}} {
+	}{{"--min-free", o.MinFree, &limits.minFree}, {"--quota", o.Quota, &limits.quota}, {"--max-store-bytes", o.MaxStoreBytes, &limits.maxSize}} {
 		if f.val == "" {
 			continue
 		}
@@ -202,7 +206,7 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
 	srv, err := d.NewServer(server.Options{Log: logger, RestoreOnly: o.RestoreOnly, SessionIdle: o.SessionIdle,
-		MaxRecords: o.MaxRecords, MinFree: limits.minFree, Quota: limits.quota, GCGrace: limits.grace})
+		MaxRecords: o.MaxRecords, MinFree: limits.minFree, Quota: limits.quota, MaxStoreBytes: limits.maxSize, GCGrace: limits.grace})
 	if err != nil {
 		ln.Close()
 		return err

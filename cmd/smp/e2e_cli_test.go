@@ -33,6 +33,7 @@ func TestE2EInitStoreSchemeUnknown(t *testing.T) {
 		{"token", "list"},
 		{"associate", "--list"},
 		{"admin", "restore-only"},
+		{"admin", "limits"},
 	}
 	for _, store := range []string{"file:///srv/smp", "sftp://host/x", "ftp://h/x", "https://127.0.0.1:1,s3://host/bucket"} {
 		for _, c := range commands {
@@ -60,7 +61,7 @@ func TestE2EInitStoreSchemeUnknown(t *testing.T) {
 	// Commands that work on a store directory refuse an SMP URL instead
 	// of taking it for a relative path ("https:/host").
 	for _, c := range [][]string{{"init"}, {"verify"}, {"index", "rebuild"}, {"ingest", "--record", "abcd"},
-		{"serve", "--insecure", "--listen", "127.0.0.1:0"}, {"token", "list"}, {"associate", "--list"}, {"admin", "restore-only"}} {
+		{"serve", "--insecure", "--listen", "127.0.0.1:0"}, {"token", "list"}, {"associate", "--list"}, {"admin", "restore-only"}, {"admin", "limits"}} {
 		r := smpWith(t, runOpts{dir: cwd}, append(append([]string{}, c...), "--store", "https://127.0.0.1:1")...)
 		lines := r.stderrLines()
 		if r.code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], "names an SMP server") {

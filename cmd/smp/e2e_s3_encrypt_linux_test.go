@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +19,8 @@ import (
 // TestE2ES3EncryptedNoPlaintext: an encrypted store on S3 (the real binary,
 // a real SeaweedFS) captures a profile holding sentinels and random blocks,
 // and smp token create (with the key) makes a token for its computer; no
-// object of the bucket, nor any file of the cache directory (its sealed
-// access file included), holds any of them, and the profile restores identical through a new cache. What
+// object of the bucket, nor any file of the cache directory (the access file
+// is the bucket's object access.sealed), holds any of them, and the profile restores identical through a new cache. What
 // the bucket's operator sees is sealed packs, key slots and a config
 // without the hash key.
 func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
@@ -42,12 +44,16 @@ func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
 	src := tmpDir(t)
 	pc := leaktest.Tree(t, src, sec)
 	run("capture", "--store", loc, "--s3-insecure", "--cache", cacheA, "--key-file", keyFile, "--computer", pc, "--root", src)
-	// The access file of this machine's smp serve, in the cache directory,
-	// names the computer: it is sealed (the scans below see no name).
+	// The access file every smp serve of the store shares, an object of
+	// the bucket, names the computer: it is sealed (the scans below see
+	// no name), and the cache directory holds none.
 	run("token", "create", "--store", loc, "--s3-insecure", "--cache", cacheA, "--key-file", keyFile, "--computer", pc)
-	if _, err := os.Stat(filepath.Join(cacheA, "access.sealed")); err != nil {
-		t.Errorf("no sealed access file in the cache directory: %v", err)
+	for _, name := range []string{"access.sealed", "access.json"} {
+		if _, err := os.Stat(filepath.Join(cacheA, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the cache directory holds %s (%v): the access file belongs in the bucket", name, err)
+		}
 	}
+	sealedSeen := false
 	if r := smpWith(t, runOpts{env: env}, "token", "list", "--store", loc, "--s3-insecure", "--cache", cacheA); r.code != 1 || len(r.stderrLines()) != 1 {
 		t.Errorf("token list without the key: want one line, exit 1\n%s", r)
 	}
@@ -62,6 +68,7 @@ func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
 		if o.Err != nil {
 			t.Fatal(o.Err)
 		}
+		sealedSeen = sealedSeen || o.Key == "enc/access.sealed"
 		if o.Key == "enc/config.json" {
 			obj, err := cl.GetObject(ctx, bucket, o.Key, minio.GetObjectOptions{})
 			if err != nil {
@@ -83,6 +90,9 @@ func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
 		if err := cl.FGetObject(ctx, bucket, o.Key, p, minio.GetObjectOptions{}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if !sealedSeen {
+		t.Error("no enc/access.sealed in the bucket after smp token create")
 	}
 	leaktest.CheckNoPlaintext(t, "the bucket after a capture", mirror, sec)
 	leaktest.CheckNoPlaintext(t, "the cache directory after a capture", cacheA, sec)

@@ -24,8 +24,11 @@ import (
 	"smp/internal/sysfile"
 )
 
-// Version is the access file format version this package reads and writes.
-const Version = 1
+// Version is the newest access file format version this package reads
+// and writes: version 2 adds the shared capacity limits. A file is written
+// at the lowest version that holds its contents (1 without limits), so an
+// older smp keeps reading a store that sets none.
+const Version = 2
 
 const (
 	fileName = "access.json"
@@ -99,12 +102,13 @@ var (
 	ErrExpired      = errors.New("token expired")
 )
 
-// file is access.json, version 1.
+// file is access.json, version 1 or 2 (with limits).
 type file struct {
 	Version      int           `json:"version"`
 	Tokens       []tokenRecord `json:"tokens"`
 	Associations []Association `json:"associations"`
 	RestoreOnly  bool          `json:"restore_only"`
+	Limits       Limits        `json:"limits,omitzero"`
 }
 
 // tokenRecord is a token as stored: a Token plus the secret's hash.
@@ -138,8 +142,8 @@ func decode(b []byte) (*file, error) {
 	if hdr.Version == nil {
 		return nil, errors.New("no version")
 	}
-	if *hdr.Version != Version {
-		return nil, fmt.Errorf("version %d not supported (this smp reads version %d)", *hdr.Version, Version)
+	if *hdr.Version < 1 || *hdr.Version > Version {
+		return nil, fmt.Errorf("version %d not supported (this smp reads versions 1 to %d)", *hdr.Version, Version)
 	}
 	// json.Unmarshal above refused syntax errors and trailing data.
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -157,11 +161,17 @@ func decode(b []byte) (*file, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
+	if f.Version == 1 && f.Limits != (Limits{}) {
+		return nil, errors.New("limits in a version 1 file (they need version 2)")
+	}
 	return &f, nil
 }
 
 // check validates f and normalises its times to UTC.
 func (f *file) check() error {
+	if f.Limits.MaxRecords < 0 {
+		return fmt.Errorf("limits: negative max_records %d", f.Limits.MaxRecords)
+	}
 	ids := make(map[string]bool, len(f.Tokens))
 	hashes := make(map[string]bool, len(f.Tokens))
 	for i := range f.Tokens {
@@ -247,6 +257,10 @@ func checkComputer(name string) error {
 }
 
 func (f *file) encode() ([]byte, error) {
+	f.Version = 1
+	if f.Limits != (Limits{}) {
+		f.Version = 2
+	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return nil, err
@@ -262,6 +276,10 @@ type Store struct {
 	codec      Codec
 	clearPath  string
 	sealedPath string
+
+	// sh is the access file of a store on S3, an object of its bucket
+	// (shared.go); nil for a store directory's file.
+	sh *shared
 
 	mu     sync.Mutex
 	loaded bool // snap/err belong to key
@@ -346,6 +364,10 @@ func (s *Store) Reseal() error {
 
 // missing reports whether the store has no access file at all.
 func (s *Store) missing() bool {
+	if s.sh != nil {
+		ok, err := s.sh.exists()
+		return !ok && err == nil
+	}
 	_, e1 := os.Lstat(s.sealedPath)
 	_, e2 := os.Lstat(s.clearPath)
 	return errors.Is(e1, fs.ErrNotExist) && errors.Is(e2, fs.ErrNotExist)
@@ -360,7 +382,14 @@ func (s *Store) missing() bool {
 // it a new inode, so no change can hide behind an unchanged mtime. While
 // the file is invalid, Snapshot returns the same error (naming the file)
 // until the file changes.
+//
+// The access file of a store on S3 is read from the bucket at most once
+// per RefreshEvery, in the background, and a snapshot is never older than
+// RefreshBound: past it Snapshot waits for a read (see shared.go).
 func (s *Store) Snapshot() (*Snapshot, error) {
+	if s.sh != nil {
+		return s.sh.snapshot()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var key statKey
@@ -382,6 +411,30 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 		s.snap = newSnapshot(f)
 	}
 	return s.snap, s.err
+}
+
+// Recheck returns the access file as read after the call began: for a
+// token Snapshot does not know, which another smp sharing the store may
+// have just made. A store directory's Snapshot is always that; a store on
+// S3 reads the bucket (forced reads at most one per 50 ms).
+func (s *Store) Recheck() (*Snapshot, error) {
+	if s.sh != nil {
+		return s.sh.recheck()
+	}
+	return s.Snapshot()
+}
+
+// Shared reports whether the access file is an object of a store on S3
+// that other smp may change (then Recheck is worth calling).
+func (s *Store) Shared() bool { return s.sh != nil }
+
+// Close releases the storage OpenShared was given to own; a store
+// directory's access file holds nothing open.
+func (s *Store) Close() error {
+	if s.sh != nil && s.sh.close {
+		return s.sh.st.Close()
+	}
+	return nil
 }
 
 // read reads and decodes the file, returning the identity of what it read.
@@ -449,6 +502,9 @@ var errNoChange = errors.New("no change")
 // update changes the file under the access lock: it reads the current
 // contents, applies fn and replaces the file atomically with mode 0600.
 func (s *Store) update(fn func(*file) error) error {
+	if s.sh != nil {
+		return s.sh.update(fn)
+	}
 	lock, err := os.OpenFile(s.lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open access lock: %w", err)
@@ -633,6 +689,7 @@ type Snapshot struct {
 	assocs      []Association // sorted by Source, then Dest
 	assocSet    map[[2]string]bool
 	restoreOnly bool
+	limits      Limits
 }
 
 func newSnapshot(f *file) *Snapshot {
@@ -641,6 +698,7 @@ func newSnapshot(f *file) *Snapshot {
 		assocs:      slices.Clone(f.Associations),
 		assocSet:    make(map[[2]string]bool, len(f.Associations)),
 		restoreOnly: f.RestoreOnly,
+		limits:      f.Limits,
 	}
 	recs := slices.Clone(f.Tokens)
 	slices.SortFunc(recs, func(a, b tokenRecord) int {

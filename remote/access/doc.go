@@ -1,6 +1,14 @@
 // Package access owns the access file of a store directory, DIR/access.json:
 // the bearer tokens a remote smp server accepts, the associations that let
-// one computer restore another's records, and the restore-only switch.
+// one computer restore another's records, the restore-only switch and the
+// store's shared capacity limits (limits.go).
+//
+// A store on S3 keeps the same file as an object of its bucket
+// (OpenShared, shared.go), so that every smp serve sharing the bucket
+// accepts the same tokens: writers replace it by compare-and-swap, and
+// readers poll it, never answering from a copy older than RefreshBound,
+// and read it at once on an unknown token (Recheck). What follows about
+// files, flock and stat is the store directory's.
 //
 // An encrypted store keeps it sealed instead, as DIR/access.sealed, since
 // it names every client's computer: OpenWith takes a Codec from whoever

@@ -23,6 +23,7 @@ func FuzzDecode(f *testing.F) {
 		},
 		Associations: []Association{{Source: "PC01", Dest: "PC02", Created: t0}},
 		RestoreOnly:  true,
+		Limits:       Limits{MaxRecords: 100, MaxStoreBytes: 1 << 40},
 	}
 	b, err := valid.encode()
 	if err != nil {
@@ -48,6 +49,10 @@ func FuzzDecode(f *testing.F) {
 		`{"version":1,"associations":[{"source":"a","dest":"b","created":"2025-01-01T00:00:00Z"},{"source":"a","dest":"b","created":"2025-01-01T00:00:00Z"}]}`,
 		`{"version":1,"version":2}`,
 		`{"version":1} x`,
+		`{"version":2,"limits":{"max_records":3,"max_store_bytes":1099511627776,"quota":1}}`,
+		`{"version":1,"limits":{"max_records":3}}`,
+		`{"version":2,"limits":{"max_records":-3}}`,
+		`{"version":2,"limits":{"max_store_bytes":-1}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -60,8 +65,8 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if got.Version != Version {
-			t.Fatalf("accepted version %d", got.Version)
+		if got.Version < 1 || got.Version > Version || got.Version == 1 && got.Limits != (Limits{}) || got.Limits.MaxRecords < 0 {
+			t.Fatalf("accepted version %d with limits %+v", got.Version, got.Limits)
 		}
 		ids := map[string]bool{}
 		for _, tok := range got.Tokens {

@@ -33,6 +33,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -346,6 +347,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	now := c.opts.Now()
 	tok, err := snap.Authenticate(r.PostFormValue("token"), now)
+	if errors.Is(err, access.ErrUnknownToken) && c.opts.Access.Shared() {
+		// Another smp sharing the store may have just made it.
+		if snap, err = c.opts.Access.Recheck(); err != nil {
+			c.errorPage(w, http.StatusInternalServerError, "read access file: "+err.Error())
+			return
+		}
+		tok, err = snap.Authenticate(r.PostFormValue("token"), now)
+	}
 	if err != nil {
 		c.opts.Log.Warn("console login", "status", http.StatusUnauthorized, "token", tok.ID, "error", err.Error())
 		c.render(w, http.StatusUnauthorized, "login", page{Title: "Log in", Data: "Not logged in: " + err.Error()})

@@ -104,7 +104,7 @@ func NewMetrics(gauges func() (StoreGauges, error)) *Metrics {
 		}, []string{"result"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smp_capture_refusals_total",
-			Help: "Captures refused for lack of capacity, by reason: restore_only (the server is in restore-only mode), max_records (record limit reached), min_free (not enough free disk space would remain), quota (the computer's quota is used up).",
+			Help: "Captures refused for lack of capacity, by reason: restore_only (the server is in restore-only mode), max_records (record limit reached), min_free (not enough free disk space would remain), max_store_bytes (the store would grow past its size limit), quota (the computer's quota is used up).",
 		}, []string{"reason"}),
 		restores: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smp_restores_total",
@@ -148,7 +148,7 @@ func NewMetrics(gauges func() (StoreGauges, error)) *Metrics {
 	for _, r := range []string{"committed", "abandoned", "refused"} {
 		m.captures.WithLabelValues(r)
 	}
-	for _, r := range []string{"restore_only", "max_records", "min_free", "quota"} {
+	for _, r := range []string{"restore_only", "max_records", "min_free", "max_store_bytes", "quota"} {
 		m.refusals.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "error"} {
@@ -196,7 +196,7 @@ func (m *Metrics) CaptureEnded(result string) {
 }
 
 // CaptureRefused counts a refusal for lack of capacity; reason is
-// "restore_only", "max_records", "min_free" or "quota".
+// "restore_only", "max_records", "min_free", "max_store_bytes" or "quota".
 func (m *Metrics) CaptureRefused(reason string) { m.refusals.WithLabelValues(reason).Inc() }
 
 // RestoreActivity notes a fetch for record: smp_restores_in_flight is the

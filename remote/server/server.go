@@ -39,12 +39,23 @@ type Options struct {
 	// Capacity limits, checked before a capture uploads anything and, for
 	// space, again on every have-query, which reserves the bytes it asks
 	// for: two captures cannot both pass a check that only one fits.
+	// The store's shared limits (access.Limits, smp admin limits) apply
+	// too: the stricter of each pair counts.
 	MaxRecords int    // live records plus open captures; 0 = no limit
 	MinFree    uint64 // refuse captures that would leave less free space
 	Quota      uint64 // new stored bytes per computer (its live records plus open captures)
+	// MaxStoreBytes refuses captures that would take the store's stored
+	// bytes plus this server's reservations over it: the limit of a
+	// store on S3, where free space means nothing. Each server reserves
+	// for its own captures only, so several servers sharing a store may
+	// together exceed it by what they reserved (docs/FORMAT.md).
+	MaxStoreBytes uint64
 	// FreeBytes reports the store filesystem's free space (default: statfs
 	// of the store directory); injectable for tests.
 	FreeBytes func() (uint64, error)
+	// StoredBytes reports the store's stored bytes (default: the sizes of
+	// the index's packs, which a store on S3 refreshes from the bucket).
+	StoredBytes func() (uint64, error)
 	// GCGrace is the grace period of a gc run by the server when the
 	// request gives none (default 1 h).
 	GCGrace time.Duration
@@ -164,6 +175,9 @@ func New(opts Options) *Server {
 	if opts.FreeBytes == nil {
 		dir := opts.Repo.Dir
 		opts.FreeBytes = func() (uint64, error) { return repo.FreeBytes(dir) }
+	}
+	if opts.StoredBytes == nil {
+		opts.StoredBytes = cachedFor(opts.Repo.PackBytes)
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), sessions: map[string]*session{}, stopped: map[string]stoppedSession{}, reach: newReachCache(opts.Repo, 4),
 		work: newWorkSlots(2 * runtime.GOMAXPROCS(0)), maxBlobs: maxSessionBlobs}
@@ -298,6 +312,13 @@ func (s *Server) authenticate(r *http.Request, c *call) error {
 		secret = h[7:]
 	}
 	tok, err := snap.Authenticate(secret, s.opts.Now())
+	if errors.Is(err, access.ErrUnknownToken) && s.opts.Access.Shared() {
+		// Another smp sharing the store may have just made it.
+		if snap, err = s.opts.Access.Recheck(); err != nil {
+			return fmt.Errorf("read access file: %w", err)
+		}
+		tok, err = snap.Authenticate(secret, s.opts.Now())
+	}
 	if err != nil {
 		return fail(http.StatusUnauthorized, "%v", err)
 	}

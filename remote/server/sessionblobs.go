@@ -25,6 +25,13 @@ func (s *Server) tooManyBlobs(sess *session) error {
 // blob held (gc does not keep them for it, a commit could not name them)
 // and take no memory; each answered query refreshes its idle timer.
 func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveBitmap) error {
+	var lim limits
+	if !sess.estimate {
+		var err error
+		if lim, err = s.limits(); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess.estimate {
@@ -66,7 +73,7 @@ func (s *Server) noteHave(sess *session, entries []wire.HaveEntry, bm wire.HaveB
 	if len(sess.blobs)+fresh > s.maxBlobs {
 		return s.tooManyBlobs(sess)
 	}
-	if err := s.reserve(sess, want); err != nil {
+	if err := s.reserve(sess, want, lim); err != nil {
 		return err
 	}
 	for k, st := range add {

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) storage.Storage) {
 		{"PutIfAbsentRace", testPutIfAbsentRace},
 		{"Swap", testSwap},
 		{"SwapRace", testSwapRace},
+		{"GetIfChanged", testGetIfChanged},
 		{"Writer", testWriter},
 		{"Open", testOpen},
 	}
@@ -358,6 +359,41 @@ func testSwap(t *testing.T, s storage.Storage) {
 	put(t, s, "config.json", []byte("three"))
 	if _, err := s.Swap(ctx, "config.json", v2, []byte("four")); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("Swap after a Put = %v, want ErrConflict", err)
+	}
+}
+
+// testGetIfChanged checks storage.GetIfChanged through s (its own
+// ChangeGetter when it has one): a missing object, a first read, an
+// unchanged version answered without bytes, a change seen, the limit.
+func testGetIfChanged(t *testing.T, s storage.Storage) {
+	if _, _, _, err := storage.GetIfChanged(ctx, s, "access.json", storage.NoVersion, 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetIfChanged of a missing object = %v, want ErrNotFound", err)
+	}
+	v1, err := s.Swap(ctx, "access.json", storage.NoVersion, []byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, v, changed, err := storage.GetIfChanged(ctx, s, "access.json", storage.NoVersion, 0)
+	if err != nil || !changed || string(b) != "one" || v != v1 {
+		t.Fatalf("first GetIfChanged = %q, %q, %v, %v; want one, %q, changed", b, v, changed, err, v1)
+	}
+	b, v, changed, err = storage.GetIfChanged(ctx, s, "access.json", v1, 0)
+	if err != nil || changed || b != nil || v != v1 {
+		t.Fatalf("GetIfChanged of an unchanged object = %q, %q, %v, %v; want no bytes, %q, unchanged", b, v, changed, err, v1)
+	}
+	v2, err := s.Swap(ctx, "access.json", v1, []byte("two!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, v, changed, err = storage.GetIfChanged(ctx, s, "access.json", v1, 0)
+	if err != nil || !changed || string(b) != "two!" || v != v2 {
+		t.Fatalf("GetIfChanged after a Swap = %q, %q, %v, %v; want two!, %q, changed", b, v, changed, err, v2)
+	}
+	if _, _, _, err := storage.GetIfChanged(ctx, s, "access.json", v1, 3); !errors.Is(err, storage.ErrTooLarge) {
+		t.Fatalf("GetIfChanged of 4 bytes with limit 3 = %v, want ErrTooLarge", err)
+	}
+	if _, _, changed, err := storage.GetIfChanged(ctx, s, "access.json", v2, 4); err != nil || changed {
+		t.Fatalf("GetIfChanged at the limit, unchanged = %v, %v", changed, err)
 	}
 }
 
