@@ -154,7 +154,7 @@ func TestE2ES3Store(t *testing.T) {
 }
 
 // TestE2ES3TwoServers: two smp serve share one store on S3, each with its
-// own cache directory (and, for now, its own access file). A record
+// own cache directory (the access file is shared in the bucket). A record
 // captured through A is listed through B within the refresh bound
 // (store.S3RefreshEvery, 2 s, plus slack for a loaded machine) and
 // restores byte-identical through B; a second computer capturing the same
