@@ -108,6 +108,9 @@ func printStats(w io.Writer, rep *store.StatsReport, retention string) {
 		if c.QuotaBytes > 0 {
 			fmt.Fprintf(w, "quota          %s per computer (smp serve --quota)\n", bytesStr(c.QuotaBytes))
 		}
+		if c.MaxStoreBytes > 0 {
+			fmt.Fprintf(w, "store limit    %s stored at most (smp serve --max-store-bytes, smp admin limits)\n", bytesStr(c.MaxStoreBytes))
+		}
 	}
 }
 

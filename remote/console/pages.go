@@ -87,7 +87,12 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, q *req) error
 	if c.opts.LastGC != nil {
 		d.LastGC = c.opts.LastGC()
 	}
-	d.Bar = buildBar(st.StoredBytes, d.Cap.ReservedBytes, st.FreeBytes, d.Cap.MinFreeBytes)
+	if max := d.Cap.MaxStoreBytes; max > 0 {
+		// A store-size limit is the capacity the bar is drawn against.
+		d.Bar = buildBar(st.StoredBytes, d.Cap.ReservedBytes, max-min(max, st.StoredBytes+d.Cap.ReservedBytes), 0)
+	} else {
+		d.Bar = buildBar(st.StoredBytes, d.Cap.ReservedBytes, st.FreeBytes, d.Cap.MinFreeBytes)
+	}
 	if c.opts.Captures != nil {
 		for _, cp := range c.opts.Captures() {
 			v := captureView{Capture: cp, progress: progressOf(cp.Done, cp.ExpectedBytes, now.Sub(cp.Started))}

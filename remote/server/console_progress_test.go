@@ -115,3 +115,36 @@ func TestConsoleRestoreProgress(t *testing.T) {
 	wantPage(t, "overview during a restore", br.do(http.MethodGet, "/", nil, nil), http.StatusOK,
 		`id="restores"`, id.String(), `<progress max="100" value="`+pct+`">`, `<td class="eta">`+left.String()+`</td>`)
 }
+
+// TestCapacityStoreLimit: with a store-size limit (a store on S3 has no
+// disk to fill), GET /v1/stats gives the limit in force, the stricter of
+// the server's flag and the shared one, and the console shows it and
+// draws its bar against it.
+func TestCapacityStoreLimit(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) {
+		o.MaxStoreBytes = 8 << 30
+		o.StoredBytes = func() (uint64, error) { return 1 << 30, nil }
+	})
+	stats := func() *report.Capacity {
+		var st wire.StatsReply
+		decode(t, wantOK(t, "stats", e.do(http.MethodGet, "/v1/stats", e.admin, nil), http.StatusOK), &st)
+		if st.Capacity == nil {
+			t.Fatal("GET /v1/stats has no capacity")
+		}
+		return st.Capacity
+	}
+	if c := stats(); c.MaxStoreBytes != 8<<30 {
+		t.Fatalf("capacity max_store_bytes %d, want the flag's %d", c.MaxStoreBytes, 8<<30)
+	}
+	if err := e.acc.SetLimits(access.Limits{MaxStoreBytes: 4 << 30, Quota: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	c := stats()
+	if c.MaxStoreBytes != 4<<30 || c.QuotaBytes != 1<<30 {
+		t.Fatalf("capacity %+v, want the shared limits (stricter): 4 GiB stored, 1 GiB quota", c)
+	}
+	br := &browser{t: t, base: e.hs.URL}
+	br.login(e.admin)
+	wantPage(t, "overview", br.do(http.MethodGet, "/", nil, nil), http.StatusOK,
+		`id="max-store-bytes">`+itoa(4<<30)+`<`, "the bar is drawn against it")
+}

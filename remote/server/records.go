@@ -308,15 +308,19 @@ func (s *Server) statsReply() (*wire.StatsReply, error) {
 	if st.FreeBytes, err = s.opts.FreeBytes(); err != nil {
 		return nil, fmt.Errorf("free space: %w", err)
 	}
-	return &wire.StatsReply{Stats: st, Capacity: s.capacity()}, nil
+	lim, err := s.limits()
+	if err != nil {
+		return nil, err
+	}
+	return &wire.StatsReply{Stats: st, Capacity: s.capacity(lim)}, nil
 }
 
 // capacity is what the open capture sessions hold against the disk and
-// the limits (report.Capacity).
-func (s *Server) capacity() *report.Capacity {
+// the limits in force (report.Capacity).
+func (s *Server) capacity(lim limits) *report.Capacity {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := &report.Capacity{ReservedBytes: s.reserved, MinFreeBytes: s.opts.MinFree, QuotaBytes: s.opts.Quota}
+	c := &report.Capacity{ReservedBytes: s.reserved, MinFreeBytes: lim.minFree, QuotaBytes: lim.quota, MaxStoreBytes: lim.maxStoreBytes}
 	for _, sess := range s.sessions {
 		if sess.estimate {
 			continue

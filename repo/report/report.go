@@ -56,6 +56,11 @@ type Capacity struct {
 	QuotaCommittedBytes uint64 `json:"quota_committed_bytes"`
 	MinFreeBytes        uint64 `json:"min_free_bytes"` // the free-space floor (smp serve --min-free); 0: none
 	QuotaBytes          uint64 `json:"quota_bytes"`    // per-computer quota (smp serve --quota); 0: none
+	// MaxStoreBytes is the store-size limit in force: the stricter of smp
+	// serve --max-store-bytes and the store's shared limit (smp admin
+	// limits); 0: none. A store on S3 has no disk to fill, so this is its
+	// capacity where a directory's is its filesystem's free space.
+	MaxStoreBytes uint64 `json:"max_store_bytes,omitempty"`
 }
 
 // RecordUsage is what one record costs the store.
