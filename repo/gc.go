@@ -91,6 +91,10 @@ type GCOptions struct {
 	// is kept, as chunks an open capture session was told the store holds
 	// (smp serve) and will reference when it commits.
 	Pinned func(keep func(cas.BlobKey))
+	// ShortGraceOK lets gc on a shared store run with a grace shorter
+	// than SharedMinGrace: tests only (smp gc reads it from
+	// SMP_TEST_SHORT_GC_GRACE=1), where no capture outlasts it.
+	ShortGraceOK bool
 	// Rekey also rewrites every pack not sealed under the keyring's
 	// current master key (packs in clear too, in a store being converted)
 	// and then copies the index under the current key and re-seals the
@@ -146,6 +150,9 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	}
 	if err := r.gcIdle(); err != nil {
 		return nil, err
+	}
+	if r.sh != nil {
+		return r.gcShared(ctx, opts, start)
 	}
 	if opts.Rekey && r.Keyring == nil {
 		return nil, fmt.Errorf("gc --rekey: store %s is not encrypted (smp encrypt converts it)", r.Dir)
@@ -652,11 +659,13 @@ func (r *Repo) gcUnindexed(rep *GCReport, packs map[cas.ID]*gcPack) error {
 // normal write path does, committing and indexing each pack as it fills.
 // With dry set it only computes the packs it would write.
 type gcWriter struct {
-	r     *Repo
-	dry   bool
-	rep   *GCReport
-	packs [2]*cas.PendingPack
-	sim   [2]struct {
+	r   *Repo
+	dry bool
+	rep *GCReport
+	// written are the packs committed, in order.
+	written []cas.ID
+	packs   [2]*cas.PendingPack
+	sim     [2]struct {
 		size  uint64 // header and data bytes so far
 		count int
 	}
@@ -719,6 +728,7 @@ func (w *gcWriter) commit(i int) error {
 	}
 	w.rep.PacksWritten++
 	w.rep.BytesWritten += size
+	w.written = append(w.written, id)
 	if err := gcStep(gcStepPackWritten); err != nil {
 		return err
 	}
