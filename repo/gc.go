@@ -229,6 +229,7 @@ type gcRun struct {
 	deadRecords []cas.ID                 // record blobs among them
 	rewritten   map[cas.ID]bool          // packs whose live blobs were copied out
 	retiring    []cas.ID                 // packs to retire: empty, then rewritten
+	created     map[cas.ID]time.Time     // packs' creation times from a listing (shared store), or nil
 }
 
 // account sorts every indexed blob into live or dead and counts each
@@ -244,7 +245,7 @@ func (g *gcRun) account() error {
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	young, err := r.gcYoungPacks(g.packs, g.opts)
+	young, err := r.gcYoungPacks(g.packs, g.opts, g.created)
 	if err != nil {
 		return err
 	}
@@ -385,8 +386,9 @@ func (g *gcRun) retire() error {
 	return nil
 }
 
-// gcYoungPacks returns the packs younger than opts.Grace.
-func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.ID]bool, error) {
+// gcYoungPacks returns the packs younger than opts.Grace, their creation
+// times taken from created when set (one listing) or else asked for each.
+func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions, created map[cas.ID]time.Time) (map[cas.ID]bool, error) {
 	young := map[cas.ID]bool{}
 	if opts.Grace <= 0 {
 		return young, nil
@@ -400,8 +402,13 @@ func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.I
 		return nil, fmt.Errorf("gc: read the storage's clock: %w", err)
 	}
 	for id := range packs {
-		info, err := r.packs.Info(id)
-		if err != nil {
+		var info storage.Info
+		var err error
+		if t, ok := created[id]; ok {
+			info.Created = t
+		} else if created != nil {
+			continue // not listed: gone
+		} else if info, err = r.packs.Info(id); err != nil {
 			continue // a missing pack holds nothing to keep; gcDeleteRetired and verify report it
 		}
 		if now.Sub(info.Created) < opts.Grace {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"smp/cas"
@@ -54,7 +55,12 @@ func (r *Repo) gcShared(ctx context.Context, opts GCOptions, start time.Time) (*
 	if _, err := r.Refresh(); err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
+	opts.Now = func() time.Time { return now } // one clock reading for the whole run
 	g := &gcRun{r: r, opts: opts, rep: rep, rewritten: map[cas.ID]bool{}}
+	// The packs' ages from one listing, not a request per pack.
+	if g.created, err = r.packTimes(ctx); err != nil {
+		return nil, err
+	}
 	if g.live, rep.Records, err = r.gcMark(ctx); err != nil {
 		return nil, err
 	}
@@ -95,6 +101,26 @@ func (r *Repo) gcShared(ctx context.Context, opts GCOptions, start time.Time) (*
 	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// packTimes lists every pack with its creation time (storage clock).
+func (r *Repo) packTimes(ctx context.Context) (map[cas.ID]time.Time, error) {
+	out := map[cas.ID]time.Time{}
+	err := storage.Walk(ctx, r.st, packPrefix, func(info storage.Info) error {
+		base := info.Name[strings.LastIndexByte(info.Name, '/')+1:]
+		name, ok := strings.CutSuffix(base, ".pack")
+		if !ok {
+			return nil
+		}
+		if id, err := cas.ParseID(name); err == nil {
+			out[id] = info.Created
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: list packs: %w", err)
+	}
+	return out, nil
 }
 
 // storageNow is the storage's clock (or opts.Now).
