@@ -17,6 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"smp/internal/seaweedtest"
+	"smp/store"
 )
 
 // gcRaceRounds is SMP_GC_RACE_ROUNDS (default 2, which CI's -race run
@@ -51,6 +52,18 @@ func runBackground(env []string, args ...string) (result, error) {
 		r.code, err = ee.ExitCode(), nil
 	}
 	return r, err
+}
+
+// smpJSONEnv is smpJSON with extra environment, exit 0 wanted.
+func smpJSONEnv(t *testing.T, env []string, v any, args ...string) {
+	t.Helper()
+	r := smpWith(t, runOpts{env: env}, args...)
+	if r.code != exitOK {
+		t.Fatalf("want exit 0\n%s", r)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, r)
+	}
 }
 
 // gcRaceOut is what smp gc --json says of the two-phase deletion.
@@ -198,6 +211,36 @@ func TestE2ES3GCRace(t *testing.T) {
 		restoreJSON(t, exitOK, b.url, "--token", tok, "--computer", "PCB", "--record", out.Record, "--root", dst)
 		compareTrees(t, src, dst, compareOpts{})
 	}
+	// Once B has refreshed after a mark, it answers "not held" for the
+	// condemned packs' chunks: the client sends them anew, and gc then
+	// deletes the old packs under the new record's feet harmlessly.
+	freed := rnd(9999, 2<<20)
+	old := tmpDir(t)
+	writeFile(t, filepath.Join(old, "home/alice/freed.bin"), freed, 0o644)
+	var c captureOut
+	smpJSON(t, exitOK, &c, append([]string{"capture", "--computer", "old", "--root", old, "--user", "alice", "--json"}, s3a...)...)
+	mustSMP(t, append([]string{"rm", "--record", c.Record}, s3a...)...)
+	time.Sleep(2500 * time.Millisecond)
+	var marked gcRaceOut
+	smpJSONEnv(t, gcEnv, &marked, gcArgs...)
+	if marked.Marked == 0 {
+		t.Fatalf("gc condemned nothing: %+v", marked)
+	}
+	time.Sleep(2 * store.S3RefreshEvery)
+	src := tmpDir(t)
+	writeFile(t, filepath.Join(src, "home/alice/again.bin"), freed, 0o644)
+	again := remoteCapture(t, exitOK, b.url, tok, "PCB", "--root", src)
+	if again.Held != 0 || again.Uploaded < 2<<20 {
+		t.Fatalf("B reused chunks gc condemned: %+v", again)
+	}
+	records = append(records, kept{again.Record, src})
+	time.Sleep(2200 * time.Millisecond)
+	var swept gcRaceOut
+	smpJSONEnv(t, gcEnv, &swept, gcArgs...)
+	if swept.Deleted == 0 {
+		t.Fatalf("gc deleted nothing a grace after condemning: %+v", swept)
+	}
+
 	t.Logf("%d rounds: B reused chunks in %d, had its commit refused in %d; gc deleted %d packs", rounds, reused, refused, deleted)
 	if deleted == 0 {
 		t.Errorf("gc deleted no pack in %d rounds", rounds)
