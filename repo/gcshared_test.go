@@ -284,8 +284,7 @@ func TestSharedGCCommitRefused(t *testing.T) {
 	if recs, _ := b.Records(); len(recs) != 1 || recs[0].Computer != "pc1" {
 		t.Fatalf("a refused commit left records: %v", recs)
 	}
-	// The run again (a new process: what it touched starts empty).
-	b.sh.touched = map[cas.ID]struct{}{}
+	// The run again (the refused commit forgot what it touched).
 	if _, _, err := commitFile(t, b, "pc2", data); err != nil {
 		t.Fatal(err)
 	}

@@ -407,6 +407,13 @@ func (r *Repo) touch(pack cas.ID) {
 	r.sh.mu.Unlock()
 }
 
+// clearTouched forgets the packs touched so far.
+func (r *Repo) clearTouched() {
+	r.sh.mu.Lock()
+	clear(r.sh.touched)
+	r.sh.mu.Unlock()
+}
+
 // touchedPacks returns the packs this Repo wrote or answered "held" from.
 func (r *Repo) touchedPacks() []cas.ID {
 	r.sh.mu.Lock()

@@ -42,6 +42,12 @@ func (r *Repo) CommitRecordSince(mark Mark, rec *manifest.Record) (cas.ID, error
 // deletes it (marks.go, checkCondemned and checkCommitted); elsewhere
 // packs is not looked at.
 func (r *Repo) CommitRecordRefs(mark Mark, rec *manifest.Record, packs []cas.ID) (cas.ID, error) {
+	if r.sh != nil {
+		// What this Repo touched so far is checked now (by the caller's
+		// list or CommitRecordSince's): a server, which names its
+		// packs, never lets it grow past its last commit.
+		defer r.clearTouched()
+	}
 	if err := r.FlushSince(mark); err != nil {
 		return cas.ID{}, err
 	}
