@@ -185,8 +185,9 @@ func (r *Repo) loadMarks(ctx context.Context) error {
 		m, err := decodeMarks(b)
 		if err != nil {
 			// A writer cannot tell what it condemns: refuse to answer
-			// "held" rather than guess (smp verify names it).
-			return fmt.Errorf("gc marks %s: %w", info.Name, err)
+			// "held" (the refresh fails) rather than guess. Deleting
+			// the object is safe: its packs are then simply kept.
+			return fmt.Errorf("gc marks %s: %w: delete that object from the bucket (the packs it condemned are then kept)", info.Name, err)
 		}
 		m.name, m.created = info.Name, info.Created
 		fresh = append(fresh, m)
