@@ -91,6 +91,10 @@ type GCOptions struct {
 	// is kept, as chunks an open capture session was told the store holds
 	// (smp serve) and will reference when it commits.
 	Pinned func(keep func(cas.BlobKey))
+	// ShortGraceOK lets gc on a shared store run with a grace shorter
+	// than SharedMinGrace: tests only (smp gc reads it from
+	// SMP_TEST_SHORT_GC_GRACE=1), where no capture outlasts it.
+	ShortGraceOK bool
 	// Rekey also rewrites every pack not sealed under the keyring's
 	// current master key (packs in clear too, in a store being converted)
 	// and then copies the index under the current key and re-seals the
@@ -146,6 +150,9 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	}
 	if err := r.gcIdle(); err != nil {
 		return nil, err
+	}
+	if r.sh != nil {
+		return r.gcShared(ctx, opts, start)
 	}
 	if opts.Rekey && r.Keyring == nil {
 		return nil, fmt.Errorf("gc --rekey: store %s is not encrypted (smp encrypt converts it)", r.Dir)
@@ -222,6 +229,7 @@ type gcRun struct {
 	deadRecords []cas.ID                 // record blobs among them
 	rewritten   map[cas.ID]bool          // packs whose live blobs were copied out
 	retiring    []cas.ID                 // packs to retire: empty, then rewritten
+	created     map[cas.ID]time.Time     // packs' creation times from a listing (shared store), or nil
 }
 
 // account sorts every indexed blob into live or dead and counts each
@@ -237,7 +245,7 @@ func (g *gcRun) account() error {
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	young, err := r.gcYoungPacks(g.packs, g.opts)
+	young, err := r.gcYoungPacks(g.packs, g.opts, g.created)
 	if err != nil {
 		return err
 	}
@@ -378,8 +386,9 @@ func (g *gcRun) retire() error {
 	return nil
 }
 
-// gcYoungPacks returns the packs younger than opts.Grace.
-func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.ID]bool, error) {
+// gcYoungPacks returns the packs younger than opts.Grace, their creation
+// times taken from created when set (one listing) or else asked for each.
+func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions, created map[cas.ID]time.Time) (map[cas.ID]bool, error) {
 	young := map[cas.ID]bool{}
 	if opts.Grace <= 0 {
 		return young, nil
@@ -393,8 +402,13 @@ func (r *Repo) gcYoungPacks(packs map[cas.ID]*gcPack, opts GCOptions) (map[cas.I
 		return nil, fmt.Errorf("gc: read the storage's clock: %w", err)
 	}
 	for id := range packs {
-		info, err := r.packs.Info(id)
-		if err != nil {
+		var info storage.Info
+		var err error
+		if t, ok := created[id]; ok {
+			info.Created = t
+		} else if created != nil {
+			continue // not listed: gone
+		} else if info, err = r.packs.Info(id); err != nil {
 			continue // a missing pack holds nothing to keep; gcDeleteRetired and verify report it
 		}
 		if now.Sub(info.Created) < opts.Grace {
@@ -652,11 +666,13 @@ func (r *Repo) gcUnindexed(rep *GCReport, packs map[cas.ID]*gcPack) error {
 // normal write path does, committing and indexing each pack as it fills.
 // With dry set it only computes the packs it would write.
 type gcWriter struct {
-	r     *Repo
-	dry   bool
-	rep   *GCReport
-	packs [2]*cas.PendingPack
-	sim   [2]struct {
+	r   *Repo
+	dry bool
+	rep *GCReport
+	// written are the packs committed, in order.
+	written []cas.ID
+	packs   [2]*cas.PendingPack
+	sim     [2]struct {
 		size  uint64 // header and data bytes so far
 		count int
 	}
@@ -719,6 +735,7 @@ func (w *gcWriter) commit(i int) error {
 	}
 	w.rep.PacksWritten++
 	w.rep.BytesWritten += size
+	w.written = append(w.written, id)
 	if err := gcStep(gcStepPackWritten); err != nil {
 		return err
 	}

@@ -22,12 +22,6 @@ import (
 // directory too: openStorage opens the bucket, and the config, key slots,
 // packs, records and tombstones are read from it.
 
-// ErrSharedGC is the refusal of gc on a store on S3: another smp sharing
-// the bucket may be capturing against the data gc would free, and no lock
-// reaches it (S3 takes no fencing token). gc there needs the time-delayed
-// two-phase deletion of docs/FORMAT.md ("Stores on S3"), not built yet.
-var ErrSharedGC = errors.New("gc of a store on S3 is not supported yet: other smp sharing the bucket may be using the data it would free (a dry run works)")
-
 // LocationFile is the file of a cache directory that names the store's
 // object storage.
 const LocationFile = "location.json"

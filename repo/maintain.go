@@ -32,8 +32,8 @@ type MaintainReport = report.GCReply
 // caller holds the store exclusively as GC requires: no capture may be
 // writing records or link sets meanwhile.
 func (r *Repo) Maintain(ctx context.Context, opts MaintainOptions) (*MaintainReport, error) {
-	if r.shared && !opts.DryRun {
-		return nil, ErrSharedGC
+	if r.sh != nil && !opts.DryRun && opts.Grace < SharedMinGrace && !opts.ShortGraceOK {
+		return nil, fmt.Errorf("gc of a store on S3: a grace of %v is too short: it must outlast the longest capture plus the %v refresh bound (at least %v)", opts.Grace, SharedRefreshBound, SharedMinGrace)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -23,10 +23,38 @@ func (r *Repo) CommitRecord(rec *manifest.Record) (cas.ID, error) {
 // CommitRecordSince is CommitRecord for a caller whose blobs were added
 // after mark, or that checked itself that every blob the record references
 // is indexed (a server's commit): a pack that failed before, with other
-// blobs, does not fail it.
+// blobs, does not fail it. On a shared store the record is checked
+// against gc's marks with every pack this Repo wrote or reused (a capture
+// process's own Repo); a server names its session's packs with
+// CommitRecordRefs instead.
 func (r *Repo) CommitRecordSince(mark Mark, rec *manifest.Record) (cas.ID, error) {
+	var packs []cas.ID
+	if r.sh != nil {
+		packs = r.touchedPacks()
+	}
+	return r.CommitRecordRefs(mark, rec, packs)
+}
+
+// CommitRecordRefs is CommitRecordSince whose record references blobs in
+// packs (the packs it reuses and the ones its blobs were written to). On
+// a shared store it fails with ErrCondemned, committing nothing, when gc
+// condemned one of them before the record could be seen by the run that
+// deletes it (marks.go, checkCondemned and checkCommitted); elsewhere
+// packs is not looked at.
+func (r *Repo) CommitRecordRefs(mark Mark, rec *manifest.Record, packs []cas.ID) (cas.ID, error) {
+	if r.sh != nil {
+		// What this Repo touched so far is checked now (by the caller's
+		// list or CommitRecordSince's): a server, which names its
+		// packs, never lets it grow past its last commit.
+		defer r.clearTouched()
+	}
 	if err := r.FlushSince(mark); err != nil {
 		return cas.ID{}, err
+	}
+	if r.sh != nil {
+		if err := r.checkCondemned(packs); err != nil {
+			return cas.ID{}, err
+		}
 	}
 	b, err := rec.Encode()
 	if err != nil {
@@ -40,10 +68,37 @@ func (r *Repo) CommitRecordSince(mark Mark, rec *manifest.Record) (cas.ID, error
 	if err := r.FlushSince(own); err != nil {
 		return cas.ID{}, err
 	}
+	if r.sh != nil {
+		if err := r.recheckCommitted(id, packs); err != nil {
+			return cas.ID{}, err
+		}
+	}
 	if err := r.ix.PutRecord(id, b); err != nil {
 		return cas.ID{}, err
 	}
 	return id, nil
+}
+
+// recheckCommitted runs checkCommitted for record id, just stored: on a
+// failure it stores the record's tombstone, so no refresh makes it live,
+// and returns the failure.
+func (r *Repo) recheckCommitted(id cas.ID, packs []cas.ID) error {
+	loc, err := r.ix.Get(cas.BlobRecord, id)
+	if err != nil {
+		return fmt.Errorf("commit record: %w", err)
+	}
+	info, err := r.packs.Info(loc.Pack)
+	if err != nil {
+		return fmt.Errorf("commit record: %w", err)
+	}
+	cerr := r.checkCommitted(packs, info.Created)
+	if cerr == nil {
+		return nil
+	}
+	if err := r.RemoveRecord(id); err != nil {
+		return fmt.Errorf("%w (and its tombstone failed: %v)", cerr, err)
+	}
+	return fmt.Errorf("commit record: %w", cerr)
 }
 
 // RecordInfo is a live record and its ID.

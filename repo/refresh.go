@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"time"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -30,6 +31,7 @@ func (r *Repo) Refresh() (*RefreshReport, error) {
 	if r.readOnly {
 		return nil, fmt.Errorf("refresh %s: the store was opened read-only", r.Dir)
 	}
+	start := time.Now()
 	known := map[cas.ID]bool{}
 	if err := r.ix.Packs(func(p index.PackInfo) error { known[p.ID] = true; return nil }); err != nil {
 		return nil, err
@@ -107,6 +109,9 @@ func (r *Repo) Refresh() (*RefreshReport, error) {
 			return nil, err
 		}
 		rep.Removed++
+	}
+	if err := r.refreshShared(start); err != nil {
+		return nil, fmt.Errorf("refresh the index: %w", err)
 	}
 	return rep, nil
 }

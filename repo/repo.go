@@ -42,6 +42,9 @@ type Repo struct {
 	// to (a cache directory, location.go); its lock excludes only the
 	// processes of this machine.
 	shared bool
+	// sh is what a shared store's writer knows of gc's marks (nil when
+	// not shared); see marks.go.
+	sh *sharedState
 
 	mu        sync.Mutex
 	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack
@@ -187,6 +190,7 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 	}
 	if l, err := ReadLocation(dir); err == nil && l != nil {
 		r.shared = true
+		r.sh = newSharedState()
 	}
 	r.doneCond = sync.NewCond(&r.mu)
 	// Full packs are fsynced and indexed by one background goroutine, so the
@@ -449,7 +453,7 @@ func (r *Repo) Reserve(t cas.BlobType, id cas.ID) (bool, error) {
 		return false, nil
 	}
 	r.mu.Unlock()
-	has, err := r.ix.Has(t, id)
+	has, err := r.has(t, id)
 	if err != nil || has {
 		return false, err
 	}
@@ -542,6 +546,7 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 	if err := r.ix.AddPack(id, size, entries); err != nil {
 		return err
 	}
+	r.touch(id)
 	r.mu.Lock()
 	for _, e := range entries {
 		delete(r.pending, e.Key())
@@ -706,8 +711,21 @@ func (r *Repo) ReadStored(loc index.Location, buf []byte) ([]byte, error) {
 	return r.packs.ReadStored(loc.Pack, loc.PackEntry, buf)
 }
 
-// Has reports whether blob id of type t is indexed.
-func (r *Repo) Has(t cas.BlobType, id cas.ID) (bool, error) { return r.ix.Has(t, id) }
+// Has reports whether blob id of type t is indexed. On a shared store a
+// blob in a pack gc condemned, or any blob while the index is stale, is
+// not (see LookupHeld): a capture reusing it would store it again.
+func (r *Repo) Has(t cas.BlobType, id cas.ID) (bool, error) { return r.has(t, id) }
+
+func (r *Repo) has(t cas.BlobType, id cas.ID) (bool, error) {
+	if r.sh == nil {
+		return r.ix.Has(t, id)
+	}
+	_, err := r.LookupHeld(t, id)
+	if errors.Is(err, cas.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // Sum returns the store-keyed ID of b.
 func (r *Repo) Sum(b []byte) cas.ID { return r.Hasher.Sum(b) }

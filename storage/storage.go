@@ -205,6 +205,17 @@ type Sweeper interface {
 	RemoveTemporary(ctx context.Context) error
 }
 
+// UploadAborter is the optional capability of a storage on which an
+// interrupted write of another program (or an older smp) may leave an
+// invisible, billed remnant: an S3 multipart upload never completed.
+// AbortUploads aborts every such upload under the storage's prefix
+// started before before (the storage's clock) and returns how many. The
+// caller must know no write started before then is still in progress
+// (gc on a shared store passes now minus its grace).
+type UploadAborter interface {
+	AbortUploads(ctx context.Context, before time.Time) (int, error)
+}
+
 // NewWriter returns a streaming writer for s: its own when it is a
 // Streamer, otherwise one that buffers the object in memory and Puts it on
 // Commit.

@@ -152,7 +152,7 @@ func (d *Dir) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	mo := repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Grace: opts.Grace, Rekey: opts.Rekey}}
+	mo := repo.MaintainOptions{GCOptions: repo.GCOptions{DryRun: opts.DryRun, RepackBelow: opts.RepackBelow, Grace: opts.Grace, Rekey: opts.Rekey, ShortGraceOK: opts.ShortGraceOK}}
 	if opts.Retention != nil {
 		mo.Expire, mo.Retention = true, *opts.Retention
 	}

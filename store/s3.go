@@ -130,7 +130,9 @@ func refreshCache(cache string, l repo.Location, o repo.OpenOptions) error {
 		if _, err := repo.RebuildIndexWith(cache, o); err != nil {
 			return fmt.Errorf("build the cache %s from %s: %w", cache, l.URL, err)
 		}
-		return nil
+		// Then refreshed as any cache: gc's marks are applied, so
+		// the live blobs of condemned packs are located in their
+		// copies before those packs are deleted.
 	}
 	// What other writers stored since this cache was last refreshed.
 	r, err := repo.OpenWith(cache, o)

@@ -323,6 +323,9 @@ type GCOptions struct {
 	// Rekey also moves everything under the current master key (smp gc
 	// --rekey; a local encrypted store only).
 	Rekey bool
+	// ShortGraceOK accepts a grace below repo.SharedMinGrace on a store
+	// on S3: tests only.
+	ShortGraceOK bool
 }
 
 // GCResult is what a gc run did.

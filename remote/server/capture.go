@@ -11,6 +11,7 @@ import (
 	"smp/cas"
 	"smp/cas/manifest"
 	"smp/remote/wire"
+	"smp/repo"
 )
 
 // have answers a have-query. A blob counts as held only when the store has
@@ -56,7 +57,10 @@ func (s *Server) have(w http.ResponseWriter, r *http.Request, c *call) error {
 			continue
 		}
 		first[e.ID] = i
-		loc, err := s.lookupBlob(e.Type, e.ID)
+		// On a store several servers share, a blob in a pack gc
+		// condemned, or any blob while the index is stale, is "not
+		// held": the client sends it again (repo.LookupHeld).
+		loc, err := rp.LookupHeld(e.Type, e.ID)
 		if errors.Is(err, cas.ErrNotFound) {
 			continue
 		}
@@ -297,11 +301,20 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err := rp.FlushSince(mark); err != nil {
 		return err
 	}
-	if err := s.checkRefs(r.Context(), c, sess, rec.Tree); err != nil {
+	// The newest gc marks first: a reference into a pack condemned
+	// since the session's have-queries is found by the check below.
+	if err := rp.LoadMarks(); err != nil {
+		return err
+	}
+	packs, err := s.checkRefs(r.Context(), c, sess, rec.Tree)
+	if err != nil {
 		return err
 	}
 	rec.StoredBytes = uint64(sess.stored.Load()) // what this capture really added
-	id, err := rp.CommitRecordSince(mark, rec)
+	id, err := rp.CommitRecordRefs(mark, rec, packs)
+	if errors.Is(err, repo.ErrCondemned) {
+		return fail(http.StatusConflict, "%v", err)
+	}
 	if err != nil {
 		return fmt.Errorf("commit record: %w", err)
 	}

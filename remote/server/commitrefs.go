@@ -20,15 +20,32 @@ import (
 // record's chunks unread). Whether a blob the session may not name is in
 // the store is never looked at, so the answer (409, the same line either
 // way) tells nothing about other computers' data; a tree is read only once
-// the session may name it.
-func (s *Server) checkRefs(ctx context.Context, c *call, sess *session, root cas.ID) error {
+// the session may name it. It returns the packs holding the record's
+// blobs, for the commit's check against gc's marks.
+func (s *Server) checkRefs(ctx context.Context, c *call, sess *session, root cas.ID) ([]cas.ID, error) {
 	ck := &refChecker{s: s, c: c, sess: sess}
+	packs := map[cas.ID]struct{}{}
+	held := func(t cas.BlobType, id cas.ID) (bool, error) {
+		loc, err := s.lookupBlob(t, id)
+		if errors.Is(err, cas.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		packs[loc.Pack] = struct{}{}
+		return true, nil
+	}
 	refuse := func(t cas.BlobType, id cas.ID) error {
 		return fail(http.StatusConflict, "record references %s %s, which this session neither uploaded nor proved it holds and no record it may restore contains (or the SMP does not hold it): upload it before committing", t, id.Short())
 	}
 	w := manifest.Walker{Load: s.opts.Repo, Seen: map[cas.BlobKey]struct{}{},
 		Enter: func(id cas.ID, _ string) error {
-			if ok, err := ck.mayName(cas.BlobTree, id); err != nil {
+			ok, err := ck.mayName(cas.BlobTree, id)
+			if err == nil && ok {
+				ok, err = held(cas.BlobTree, id)
+			}
+			if err != nil {
 				return err
 			} else if !ok {
 				return refuse(cas.BlobTree, id)
@@ -54,7 +71,7 @@ func (s *Server) checkRefs(ctx context.Context, c *call, sess *session, root cas
 		Chunk: func(id cas.ID, _ *manifest.Entry) error {
 			ok, err := ck.mayName(cas.BlobData, id)
 			if err == nil && ok {
-				ok, err = s.holdsBlob(cas.BlobData, id)
+				ok, err = held(cas.BlobData, id)
 			}
 			if err != nil {
 				return err
@@ -65,7 +82,14 @@ func (s *Server) checkRefs(ctx context.Context, c *call, sess *session, root cas
 			return nil
 		},
 	}
-	return w.Walk(ctx, root)
+	if err := w.Walk(ctx, root); err != nil {
+		return nil, err
+	}
+	out := make([]cas.ID, 0, len(packs))
+	for id := range packs {
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 // refChecker answers whether a session may name a blob in its record. The

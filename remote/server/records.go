@@ -142,15 +142,6 @@ func (s *Server) lookupBlob(t cas.BlobType, id cas.ID) (index.Location, error) {
 	return loc, nil
 }
 
-// holdsBlob reports whether the store holds blob id as type t.
-func (s *Server) holdsBlob(t cas.BlobType, id cas.ID) (bool, error) {
-	_, err := s.lookupBlob(t, id)
-	if errors.Is(err, cas.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // fetch streams the blobs asked for, each of which must be reachable from
 // the record in the path: knowing an ID is no right to read it.
 func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -104,11 +104,20 @@ type GCReport struct {
 	// because they were not sealed under the current master key (gc
 	// --rekey; smp encrypt), and IndexRekeyed whether the index was then
 	// copied under the current key.
-	PacksRekeyed int      `json:"packs_rekeyed,omitempty"`
-	IndexRekeyed bool     `json:"index_rekeyed,omitempty"`
-	Problems     []string `json:"problems"`      // packs left alone, with the reason
-	GraceSeconds float64  `json:"grace_seconds"` // packs younger than this were kept whole
-	Seconds      float64  `json:"seconds"`
+	PacksRekeyed int  `json:"packs_rekeyed,omitempty"`
+	IndexRekeyed bool `json:"index_rekeyed,omitempty"`
+	// On a store several smp share (S3), gc deletes in two phases:
+	// PacksMarked are the packs this run condemned in a new marks
+	// object (deleted by a run at least a grace later), PacksWaiting
+	// those condemned earlier whose grace has not run out, and
+	// UploadsAborted the multipart uploads older than the grace it
+	// aborted.
+	PacksMarked    int      `json:"packs_marked,omitempty"`
+	PacksWaiting   int      `json:"packs_waiting,omitempty"`
+	UploadsAborted int      `json:"uploads_aborted,omitempty"`
+	Problems       []string `json:"problems"`      // packs left alone, with the reason
+	GraceSeconds   float64  `json:"grace_seconds"` // packs younger than this were kept whole
+	Seconds        float64  `json:"seconds"`
 }
 
 // GCReply is POST /v1/gc: the store's maintenance run (repo.Maintain).

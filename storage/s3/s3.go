@@ -593,3 +593,39 @@ func validBucket(b string) bool {
 	}
 	return true
 }
+
+var _ storage.UploadAborter = (*Storage)(nil)
+
+// AbortUploads aborts every multipart upload under the prefix initiated
+// before before (by the object store's clock). smp never starts one
+// (every object is one PUT), but another client of the bucket, or a tool
+// copying a store into it, may leave one behind, which the object store
+// keeps (and bills) until it is aborted.
+func (s *Storage) AbortUploads(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	keyMarker, idMarker := "", ""
+	for {
+		var res minio.ListMultipartUploadsResult
+		err := s.idempotent(ctx, func() (err error) {
+			res, err = s.core.ListMultipartUploads(ctx, s.bucket, s.prefix, keyMarker, idMarker, "", 1000)
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("s3 list multipart uploads: %w", describe(err))
+		}
+		for _, u := range res.Uploads {
+			if !strings.HasPrefix(u.Key, s.prefix) || !u.Initiated.Before(before) {
+				continue
+			}
+			err := s.idempotent(ctx, func() error { return s.core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID) })
+			if err != nil && !isNotFound(err) && minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+				return n, fmt.Errorf("s3 abort multipart upload of %s: %w", u.Key, describe(err))
+			}
+			n++
+		}
+		if !res.IsTruncated || (res.NextKeyMarker == keyMarker && res.NextUploadIDMarker == idMarker) {
+			return n, nil
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+}

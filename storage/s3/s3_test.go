@@ -5,7 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"smp/internal/seaweedtest"
@@ -160,5 +162,40 @@ func TestParseURL(t *testing.T) {
 		if _, err := s3.ParseURL(in); err == nil {
 			t.Errorf("ParseURL(%s) accepted", in)
 		}
+	}
+}
+
+// TestAbortUploads: multipart uploads under the prefix initiated before
+// the time given are aborted, later ones and other prefixes' are not.
+func TestAbortUploads(t *testing.T) {
+	srv := seaweedtest.Shared(t)
+	var bucket string
+	st := open(t, srv, func(o *s3.Options) { bucket = o.Bucket })
+	mc, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := minio.Core{Client: mc}
+	for _, key := range []string{"stores/one/packs/ab/x.pack", "stores/other/y"} {
+		if _, err := core.NewMultipartUpload(ctx, bucket, key, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now, err := st.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.AbortUploads(ctx, now.Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("uploads younger than the cut: aborted %d, %v", n, err)
+	}
+	if n, err := st.AbortUploads(ctx, now.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("aborted %d, %v; want the one under the prefix", n, err)
+	}
+	var left []string
+	for u := range mc.ListIncompleteUploads(ctx, bucket, "", true) {
+		left = append(left, u.Key)
+	}
+	if len(left) != 1 || left[0] != "stores/other/y" {
+		t.Fatalf("uploads left: %v", left)
 	}
 }
