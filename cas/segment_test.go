@@ -84,13 +84,16 @@ func TestSegmentRejects(t *testing.T) {
 	good := EncodeSegment(packs, nil)
 	body := SegmentHeaderSize + 4 // the first pack's ID
 	cases := map[string]func([]byte) []byte{
-		"short":       func(b []byte) []byte { return b[:10] },
-		"magic":       func(b []byte) []byte { b[0] ^= 1; return reCRCSegment(b) },
-		"version":     func(b []byte) []byte { b[8] = 9; return reCRCSegment(b) },
-		"crc":         func(b []byte) []byte { b[body] ^= 1; return b },
-		"truncated":   func(b []byte) []byte { return reCRCSegment(b[:len(b)-60]) },
-		"trailing":    func(b []byte) []byte { return reCRCSegment(append(b[:len(b)-4:len(b)-4], 0, 0, 0, 0, 0)) },
-		"pack count":  func(b []byte) []byte { binary.LittleEndian.PutUint32(b[SegmentHeaderSize:], 1<<30); return reCRCSegment(b) },
+		"short":     func(b []byte) []byte { return b[:10] },
+		"magic":     func(b []byte) []byte { b[0] ^= 1; return reCRCSegment(b) },
+		"version":   func(b []byte) []byte { b[8] = 9; return reCRCSegment(b) },
+		"crc":       func(b []byte) []byte { b[body] ^= 1; return b },
+		"truncated": func(b []byte) []byte { return reCRCSegment(b[:len(b)-60]) },
+		"trailing":  func(b []byte) []byte { return reCRCSegment(append(b[:len(b)-4:len(b)-4], 0, 0, 0, 0, 0)) },
+		"pack count": func(b []byte) []byte {
+			binary.LittleEndian.PutUint32(b[SegmentHeaderSize:], 1<<30)
+			return reCRCSegment(b)
+		},
 		"entry count": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[body+IDSize+8:], 1<<19); return reCRCSegment(b) },
 		"tiny size":   func(b []byte) []byte { binary.LittleEndian.PutUint64(b[body+IDSize:], 100); return reCRCSegment(b) },
 		"huge size":   func(b []byte) []byte { binary.LittleEndian.PutUint64(b[body+IDSize:], 1<<62); return reCRCSegment(b) },
