@@ -193,8 +193,9 @@ func InitS3(location string, so S3Options, o InitOptions) (*Config, string, erro
 
 // S3RefreshEvery is how often a server on a store on S3 refreshes its
 // cache with what other writers stored: the bound on how long a record
-// committed through another smp takes to be listed here (plus one LIST
-// of the bucket's packs and one trailer read per new pack).
+// committed through another smp takes to be listed here (plus one
+// refresh: a LIST of the segments and one of the packs, one GET per new
+// index segment, and a trailer read per new pack no segment lists).
 const S3RefreshEvery = 2 * time.Second
 
 // KeepFresh refreshes the open store's cache every interval until ctx ends
@@ -216,12 +217,13 @@ func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logg
 			return
 		case <-t.C:
 		}
-		rep, err := r.Refresh()
+		rep, err := r.RefreshWith(repo.RefreshOptions{Defer: repo.SegmentGrace})
 		switch {
 		case err != nil:
 			log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
-		case rep.Packs > 0:
-			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "records", rep.Records, "removed", rep.Removed)
+		case rep.Packs > 0 || rep.Records > 0 || rep.Removed > 0:
+			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "from_segments", rep.FromSegments,
+				"segments", rep.Segments, "deferred", rep.Deferred, "records", rep.Records, "removed", rep.Removed)
 		}
 	}
 }
