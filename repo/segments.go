@@ -32,6 +32,9 @@ const segmentPrefix = "segments/"
 // then lists it in a segment of its own.
 const SegmentGrace = 10 * time.Second
 
+// segmentGrace is SegmentGrace, shortened by tests.
+var segmentGrace = SegmentGrace
+
 // segmentEveryPacks is how many packs a writer commits before it lists
 // them in a segment without waiting for a flush: a long capture of one
 // command is deduplicated against by the other writers as it goes.
@@ -236,7 +239,7 @@ func (r *Repo) indexFromTrailers(o newPackOptions, unknown map[cas.ID]storage.In
 			return err
 		}
 		found.fromTrailers++
-		if r.shared && !now.IsZero() && age > SegmentGrace {
+		if r.shared && !now.IsZero() && age >= segmentGrace {
 			r.listSegment(cas.SegmentPack{ID: id, Size: info.Size, Entries: entries})
 		}
 	}
