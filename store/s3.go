@@ -218,12 +218,18 @@ func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logg
 		case <-t.C:
 		}
 		rep, err := r.RefreshWith(repo.RefreshOptions{Defer: repo.SegmentGrace})
-		switch {
-		case err != nil:
-			log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
-		case rep.Packs > 0 || rep.Records > 0 || rep.Removed > 0:
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
+			}
+			continue
+		}
+		if rep.Packs > 0 || rep.Records > 0 || rep.Removed > 0 {
 			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "from_segments", rep.FromSegments,
-				"segments", rep.Segments, "deferred", rep.Deferred, "records", rep.Records, "removed", rep.Removed)
+				"segments", rep.Segments, "deferred", rep.Deferred, "records", rep.Records, "removed", rep.Removed, "incomplete", len(rep.Incomplete))
+		}
+		for _, p := range rep.DamagedPacks {
+			log.Warn("refresh of the cache from the bucket skipped a damaged object", "store", d.location, "err", p)
 		}
 	}
 }

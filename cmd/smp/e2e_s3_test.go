@@ -211,6 +211,10 @@ func TestE2ES3TwoServers(t *testing.T) {
 	if seenAfter > 8*time.Second {
 		t.Errorf("A's record took %v to be listed on B; the bound is 2 s", seenAfter)
 	}
+	// B took A's packs from A's (sealed) index segments, reading no trailer.
+	if packs, fromSegments := refreshTotals(b); packs == 0 || fromSegments != packs {
+		t.Errorf("B indexed %d packs, %d of them from index segments: want all from segments\n%s", packs, fromSegments, b.logText())
+	}
 	dst := tmpDir(t)
 	restoreJSON(t, exitOK, b.url, "--token", tokB1, "--computer", "PC01", "--root", dst)
 	compareTrees(t, src1, dst, compareOpts{})
@@ -222,7 +226,18 @@ func TestE2ES3TwoServers(t *testing.T) {
 }
 
 // refreshedPacks matches the log line of smp serve's refresh.
-var refreshedPacks = regexp.MustCompile(`refreshed the cache from the bucket.* packs=(\d+)`)
+var refreshedPacks = regexp.MustCompile(`refreshed the cache from the bucket.* packs=(\d+) from_segments=(\d+)`)
+
+// refreshTotals sums what a server's refreshes logged: the packs it
+// indexed, and of them those an index segment listed.
+func refreshTotals(s *testServer) (packs, fromSegments int) {
+	for _, m := range refreshedPacks.FindAllStringSubmatch(s.logText(), -1) {
+		p, _ := strconv.Atoi(m[1])
+		f, _ := strconv.Atoi(m[2])
+		packs, fromSegments = packs+p, fromSegments+f
+	}
+	return packs, fromSegments
+}
 
 // waitIndexed waits until server s has logged refreshes that indexed n
 // packs in all.
@@ -230,15 +245,11 @@ func waitIndexed(t *testing.T, s *testServer, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		got := 0
-		for _, m := range refreshedPacks.FindAllStringSubmatch(s.logText(), -1) {
-			k, _ := strconv.Atoi(m[1])
-			got += k
-		}
-		if got >= n {
+		if got, _ := refreshTotals(s); got >= n {
 			return
 		}
 		if time.Now().After(deadline) {
+			got, _ := refreshTotals(s)
 			t.Fatalf("the server indexed %d of %d packs within %v:\n%s", got, n, timeout, s.logText())
 		}
 		time.Sleep(200 * time.Millisecond)
