@@ -44,3 +44,11 @@ func SetSegmentGrace(d time.Duration) func() {
 	segmentGrace = d
 	return func() { segmentGrace = old }
 }
+
+// SetCompactLimits sets how many small index segments a compaction waits
+// for and how old they must be, and returns a function that restores them.
+func SetCompactLimits(above int, age time.Duration) func() {
+	old := compactLimits
+	compactLimits.above, compactLimits.age = above, age
+	return func() { compactLimits = old }
+}

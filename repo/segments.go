@@ -245,3 +245,110 @@ func (r *Repo) indexFromTrailers(o newPackOptions, unknown map[cas.ID]storage.In
 	}
 	return nil
 }
+
+// Compaction: every flush of every writer adds a segment, so their number
+// grows with the uploads. CompactSegments merges the small ones into few.
+const (
+	// compactAbove is how many small segments a compaction waits for.
+	compactAbove = 256
+	// compactAge is how old a segment must be to be merged: every
+	// server refreshing every few seconds has read it long before, so
+	// none misses the packs it lists when it is deleted.
+	compactAge = time.Minute
+)
+
+// compactLimits are compactAbove and compactAge, shortened by tests.
+var compactLimits = struct {
+	above int
+	age   time.Duration
+}{compactAbove, compactAge}
+
+// CompactReport is what CompactSegments did.
+type CompactReport struct {
+	Merged  int `json:"segments_merged"`  // small segments read and deleted
+	Written int `json:"segments_written"` // segments written in their place
+	Packs   int `json:"packs"`            // packs the new segments list
+	Dropped int `json:"packs_dropped"`    // listed packs no longer in the storage
+}
+
+// CompactSegments merges the small segments (under half of
+// cas.MaxSegmentBody) older than a minute into new ones, when there are
+// more than compactAbove of them, and deletes them: the new segments are
+// written first, so every pack stays listed. A pack no longer in the
+// storage (gc deleted it) is left out. Two servers compacting at once
+// both write the merged list and both delete the old segments; the
+// duplicate listing is harmless and merged by a later compaction. A
+// reader that listed a deleted segment and reads it after its deletion
+// skips it and finds its packs from their trailers. On a store that is
+// not shared it does nothing.
+func (r *Repo) CompactSegments() (*CompactReport, error) {
+	rep := &CompactReport{}
+	if !r.shared || r.readOnly {
+		return rep, nil
+	}
+	ctx := context.Background()
+	now, err := r.st.Now(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compact index segments: %w", err)
+	}
+	type seg struct {
+		id   cas.ID
+		size int64
+	}
+	var small []seg
+	err = storage.Walk(ctx, r.st, segmentPrefix, func(info storage.Info) error {
+		if id, ok := parseSegmentName(info.Name); ok && info.Size < cas.MaxSegmentBody/2 && now.Sub(info.Created) >= compactLimits.age {
+			small = append(small, seg{id, info.Size})
+		}
+		return nil
+	})
+	if err != nil || len(small) <= compactLimits.above {
+		return rep, err
+	}
+	exists := map[cas.ID]int64{}
+	if err := r.packs.Walk(func(id cas.ID, size int64) error { exists[id] = size; return nil }); err != nil {
+		return nil, err
+	}
+	var packs []cas.SegmentPack
+	listed := map[cas.ID]bool{}
+	var merged []cas.ID
+	for _, s := range small {
+		sp, err := r.readSegment(s.id, s.size)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // another server compacted it
+		}
+		if err != nil && !errors.Is(err, cas.ErrCorrupt) {
+			return nil, err
+		}
+		for _, p := range sp {
+			switch {
+			case listed[p.ID]:
+			case exists[p.ID] != p.Size:
+				rep.Dropped++
+			default:
+				listed[p.ID] = true
+				packs = append(packs, p)
+			}
+		}
+		merged = append(merged, s.id)
+	}
+	var written []cas.ID
+	for _, g := range cas.SplitSegments(packs) {
+		b := cas.EncodeSegment(g, r.packs.Sealer())
+		id := cas.SegmentIDOf(b)
+		if err := r.st.Put(ctx, segmentName(id), b); err != nil {
+			return nil, fmt.Errorf("write index segment: %w", err)
+		}
+		written = append(written, id)
+	}
+	if err := r.ix.AddSegments(written); err != nil {
+		return nil, err
+	}
+	for _, id := range merged {
+		if err := r.st.Delete(ctx, segmentName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("delete a merged index segment: %w", err)
+		}
+	}
+	rep.Merged, rep.Written, rep.Packs = len(merged), len(written), len(packs)
+	return rep, r.ix.ForgetSegments(merged)
+}

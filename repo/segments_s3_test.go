@@ -224,4 +224,42 @@ func TestSegmentsS3(t *testing.T) {
 		t.Fatalf("rebuild with a damaged segment: %+v; want %d packs from trailers, the segment reported", rd, lost)
 	}
 	_ = f1
+
+	// Compaction merges the small segments into one, leaving out a pack
+	// deleted since (as gc would) and the damaged segment's list.
+	id, _, err := a.PutBlob(cas.BlobData, text("orphan", 3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	orphan := mustLookup(t, a, id).Pack
+	if err := cl.RemoveObject(context.Background(), bucket, "seg/"+a.Packs().Name(orphan), minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	segs := s3Keys(t, cl, bucket, "seg/segments/")
+	defer repo.SetCompactLimits(2, 0)()
+	cr, err := a.CompactSegments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := s3Keys(t, cl, bucket, "seg/segments/")
+	if cr.Merged != len(segs) || cr.Written != 1 || len(after) != 1 || cr.Dropped != 1 || cr.Packs != len(packs)-lost {
+		t.Fatalf("compaction of %d segments: %+v, %d left; want all merged into 1 listing the %d packs of the good segments, 1 dropped", len(segs), cr, len(after), len(packs)-lost)
+	}
+	if rr, err = b.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	var keyed int
+	if err := b.Index().Segments(func(cas.ID) error { keyed++; return nil }); err != nil || keyed != 1 {
+		t.Fatalf("B's index keys %d segments after the compaction (%v), want the 1 left", keyed, err)
+	}
+	re, err := repo.RebuildIndex(cacheOf(t, l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Packs != len(packs) || re.FromSegments != len(packs)-lost || re.Records != 3 {
+		t.Fatalf("rebuild after the compaction: %+v; want %d packs, %d from the compacted segment", re, len(packs), len(packs)-lost)
+	}
 }

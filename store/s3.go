@@ -211,11 +211,14 @@ func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logg
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if tick%s3CompactTicks == 0 {
+			d.compactSegments(ctx, r, log)
 		}
 		rep, err := r.RefreshWith(repo.RefreshOptions{Defer: repo.SegmentGrace})
 		if err != nil {
@@ -231,5 +234,21 @@ func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logg
 		for _, p := range rep.DamagedPacks {
 			log.Warn("refresh of the cache from the bucket skipped a damaged object", "store", d.location, "err", p)
 		}
+	}
+}
+
+// s3CompactTicks is how many refreshes a server makes between two looks
+// at the number of index segments (repo.CompactSegments).
+const s3CompactTicks = 30
+
+// compactSegments merges the bucket's small index segments when there are
+// many; failures are logged and retried at the next look.
+func (d *Dir) compactSegments(ctx context.Context, r *repo.Repo, log *slog.Logger) {
+	rep, err := r.CompactSegments()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Warn("compaction of the index segments failed", "store", d.location, "err", err)
+	case err == nil && rep.Merged > 0:
+		log.Info("compacted the index segments", "store", d.location, "merged", rep.Merged, "written", rep.Written, "packs", rep.Packs, "dropped", rep.Dropped)
 	}
 }
