@@ -3,6 +3,7 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,7 +62,15 @@ func s3Keys(t *testing.T, cl *minio.Client, bucket, prefix string) []string {
 // a trailer starts with (a blob lies after the header).
 type headerCounter struct {
 	storage.Storage
-	n *atomic.Int64
+	n            *atomic.Int64
+	failSegments *atomic.Bool // fail every put of a segment
+}
+
+func (h headerCounter) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasPrefix(name, "segments/") && h.failSegments.Load() {
+		return errors.New("injected segment put failure")
+	}
+	return h.Storage.Put(ctx, name, data)
 }
 
 func (h headerCounter) Get(ctx context.Context, name string, offset, length int64, buf []byte) ([]byte, error) {
@@ -100,13 +109,28 @@ func TestSegmentsS3(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	l := repo.Location{URL: "s3://" + srv.Endpoint + "/" + bucket + "/seg", Insecure: true}
 	var packReads atomic.Int64 // trailer reads: each starts with the pack's header
-	defer repo.SetStorage(func(st storage.Storage) storage.Storage { return headerCounter{st, &packReads} })()
+	var failSegments atomic.Bool
+	defer repo.SetStorage(func(st storage.Storage) storage.Storage { return headerCounter{st, &packReads, &failSegments} })()
 	cacheA := cacheOf(t, l)
 	if _, err := repo.InitWith(cacheA, repo.InitOptions{Params: cas.DefaultChunkerParams()}); err != nil {
 		t.Fatal(err)
 	}
 	a := openStore(t, cacheA)
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	// A segment that cannot be written fails the flush (no record is
+	// committed over packs no segment lists); its packs are listed by the
+	// next flush.
+	failSegments.Store(true)
+	if _, _, err := a.PutBlob(cas.BlobData, text("first", 3000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); err == nil || !strings.Contains(err.Error(), "injected segment put failure") {
+		t.Fatalf("flush with segment puts failing: %v", err)
+	}
+	if segs := s3Keys(t, cl, bucket, "seg/segments/"); len(segs) != 0 {
+		t.Fatalf("%d segments written while their puts fail", len(segs))
+	}
+	failSegments.Store(false)
 	f1 := newFixture(t, a, "PC1", t0)
 	packs := s3Keys(t, cl, bucket, "seg/packs/")
 	if segs := s3Keys(t, cl, bucket, "seg/segments/"); len(segs) == 0 || len(packs) == 0 {
