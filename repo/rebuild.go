@@ -20,10 +20,13 @@ type RebuildReport struct {
 	Packs        int      `json:"packs"`
 	FromSegments int      `json:"packs_from_segments"` // of which listed by an index segment
 	DamagedPacks []string `json:"damaged_packs"`
-	Blobs        int      `json:"blobs"`
-	Records      int      `json:"records"`         // live again
-	Removed      int      `json:"removed_records"` // tombstoned, left out
-	Incomplete   []string `json:"incomplete_records"`
+	// DamagedSegments are index segments that did not decode: their
+	// packs were read from their trailers, so the index misses nothing.
+	DamagedSegments []string `json:"damaged_segments,omitempty"`
+	Blobs           int      `json:"blobs"`
+	Records         int      `json:"records"`         // live again
+	Removed         int      `json:"removed_records"` // tombstoned, left out
+	Incomplete      []string `json:"incomplete_records"`
 	// Duplicates is how many blobs were found in more than one pack (a
 	// repair's new copy beside the damaged one, or a pack written twice);
 	// each such blob is indexed at a copy that reads back.
@@ -158,6 +161,7 @@ func (r *Repo) rebuildInto(rep *RebuildReport) error {
 		return err
 	}
 	rep.DamagedPacks = append(rep.DamagedPacks, found.damaged...)
+	rep.DamagedSegments = found.damagedSegments
 	rep.FromSegments = found.fromSegments
 	seen = nil
 	if len(candidates) > 0 {

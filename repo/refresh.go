@@ -18,7 +18,10 @@ type RefreshReport struct {
 	Records      int      `json:"records"`             // records made live
 	Removed      int      `json:"removed"`             // records removed by tombstones
 	DamagedPacks []string `json:"damaged_packs,omitempty"`
-	Incomplete   []string `json:"incomplete_records,omitempty"`
+	// DamagedSegments are index segments that did not decode: their
+	// packs were read from their trailers, so the index misses nothing.
+	DamagedSegments []string `json:"damaged_segments,omitempty"`
+	Incomplete      []string `json:"incomplete_records,omitempty"`
 }
 
 // RefreshOptions configure RefreshWith.
@@ -76,7 +79,8 @@ func (r *Repo) RefreshWith(o RefreshOptions) (*RefreshReport, error) {
 		return nil, fmt.Errorf("refresh the index: %w", err)
 	}
 	rep.Packs = found.fromSegments + found.fromTrailers
-	rep.FromSegments, rep.Segments, rep.Deferred, rep.DamagedPacks = found.fromSegments, found.segments, found.deferred, found.damaged
+	rep.FromSegments, rep.Segments, rep.Deferred = found.fromSegments, found.segments, found.deferred
+	rep.DamagedPacks, rep.DamagedSegments = found.damaged, found.damagedSegments
 	removed := map[cas.ID]bool{}
 	for _, loc := range tombstones {
 		b, err := r.ReadAt(cas.BlobTombstone, loc, nil)

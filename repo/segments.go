@@ -111,7 +111,8 @@ type newPackOptions struct {
 // newPacksFound is what indexNewPacks found.
 type newPacksFound struct {
 	segments, fromSegments, fromTrailers, deferred int
-	damaged                                        []string
+	damaged                                        []string // packs
+	damagedSegments                                []string // their packs were read from trailers
 }
 
 // indexNewPacks calls add for every pack in the storage that o.known does
@@ -121,7 +122,8 @@ type newPacksFound struct {
 // packs, so every pack a listed segment names is in the pack listing that
 // follows (unless deleted since), and when no pack is new no segment
 // needs reading. A pack whose trailer does not read is reported, not
-// added. Segments read are recorded in the index.
+// added; a damaged segment is reported and its packs read from their
+// trailers. Segments read are recorded in the index.
 func (r *Repo) indexNewPacks(o newPackOptions, add func(id cas.ID, size int64, entries []cas.PackEntry) error) (*newPacksFound, error) {
 	ctx := context.Background()
 	found := &newPacksFound{}
@@ -168,7 +170,7 @@ func (r *Repo) indexNewPacks(o newPackOptions, add func(id cas.ID, size int64, e
 				return nil, err
 			}
 			if err != nil {
-				found.damaged = append(found.damaged, "segment "+id.String()+": "+err.Error())
+				found.damagedSegments = append(found.damagedSegments, id.String()+": "+err.Error())
 			}
 			for _, p := range packs {
 				if info, ok := unknown[p.ID]; ok && info.Size == p.Size {

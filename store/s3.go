@@ -232,7 +232,10 @@ func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logg
 				"segments", rep.Segments, "deferred", rep.Deferred, "records", rep.Records, "removed", rep.Removed, "incomplete", len(rep.Incomplete))
 		}
 		for _, p := range rep.DamagedPacks {
-			log.Warn("refresh of the cache from the bucket skipped a damaged object", "store", d.location, "err", p)
+			log.Warn("refresh of the cache from the bucket skipped a damaged pack", "store", d.location, "err", p)
+		}
+		for _, s := range rep.DamagedSegments {
+			log.Warn("damaged index segment: its packs were read from their trailers", "store", d.location, "err", s)
 		}
 	}
 }
