@@ -380,6 +380,12 @@ func (d *PackDir) ReadTrailer(id ID) ([]PackEntry, error) {
 // order. Objects under the prefix that are not named as packs are skipped
 // (verify reports stray files separately).
 func (d *PackDir) Walk(fn func(id ID, size int64) error) error {
+	return d.WalkInfo(func(id ID, info storage.Info) error { return fn(id, info.Size) })
+}
+
+// WalkInfo is Walk with each pack's storage Info (its size, and when it
+// was written by the storage's clock).
+func (d *PackDir) WalkInfo(fn func(id ID, info storage.Info) error) error {
 	return storage.Walk(context.Background(), d.st, d.prefix, func(info storage.Info) error {
 		base := info.Name[strings.LastIndexByte(info.Name, '/')+1:]
 		name, ok := strings.CutSuffix(base, ".pack")
@@ -390,7 +396,7 @@ func (d *PackDir) Walk(fn func(id ID, size int64) error) error {
 		if err != nil {
 			return nil
 		}
-		return fn(id, info.Size)
+		return fn(id, info)
 	})
 }
 

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"time"
+
 	"smp/cas"
 	"smp/index"
 	"smp/storage"
@@ -32,4 +34,21 @@ func SetStorage(wrap func(storage.Storage) storage.Storage) func() {
 		return wrap(st), nil
 	}
 	return func() { openStorage = old }
+}
+
+// SetSegmentGrace sets the age past which a refresh lists a pack it read
+// from its trailer in a segment of its own, and returns a function that
+// restores it.
+func SetSegmentGrace(d time.Duration) func() {
+	old := segmentGrace
+	segmentGrace = d
+	return func() { segmentGrace = old }
+}
+
+// SetCompactLimits sets how many small index segments a compaction waits
+// for and how old they must be, and returns a function that restores them.
+func SetCompactLimits(above int, age time.Duration) func() {
+	old := compactLimits
+	compactLimits.above, compactLimits.age = above, age
+	return func() { compactLimits = old }
 }

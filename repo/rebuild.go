@@ -18,11 +18,15 @@ import (
 // RebuildReport describes an index rebuilt from packs.
 type RebuildReport struct {
 	Packs        int      `json:"packs"`
+	FromSegments int      `json:"packs_from_segments"` // of which listed by an index segment
 	DamagedPacks []string `json:"damaged_packs"`
-	Blobs        int      `json:"blobs"`
-	Records      int      `json:"records"`         // live again
-	Removed      int      `json:"removed_records"` // tombstoned, left out
-	Incomplete   []string `json:"incomplete_records"`
+	// DamagedSegments are index segments that did not decode: their
+	// packs were read from their trailers, so the index misses nothing.
+	DamagedSegments []string `json:"damaged_segments,omitempty"`
+	Blobs           int      `json:"blobs"`
+	Records         int      `json:"records"`         // live again
+	Removed         int      `json:"removed_records"` // tombstoned, left out
+	Incomplete      []string `json:"incomplete_records"`
 	// Duplicates is how many blobs were found in more than one pack (a
 	// repair's new copy beside the damaged one, or a pack written twice);
 	// each such blob is indexed at a copy that reads back.
@@ -81,7 +85,7 @@ func RebuildIndexWith(dir string, o OpenOptions) (*RebuildReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{Dir: dir, Config: cfg, Hasher: hasherOf(cfg, lo.kr), Keyring: lo.kr, packs: packs, ix: ix}
+	r := &Repo{Dir: dir, Config: cfg, Hasher: hasherOf(cfg, lo.kr), Keyring: lo.kr, st: st, packs: packs, ix: ix}
 	if err := r.rebuildInto(rep); err != nil {
 		ix.Close()
 		return nil, fmt.Errorf("rebuild index: %w", err)
@@ -130,12 +134,8 @@ func (r *Repo) rebuildInto(rep *RebuildReport) error {
 	// its type and ID: a chunk with a tree's ID is no copy of the tree.
 	seen := make(map[uint64]struct{})
 	candidates := map[cas.BlobKey][]index.Location{}
-	err := r.packs.Walk(func(id cas.ID, size int64) error {
-		entries, err := r.packs.ReadTrailer(id)
-		if err != nil {
-			rep.DamagedPacks = append(rep.DamagedPacks, id.String()+": "+err.Error())
-			return nil
-		}
+	// Every pack: from the index segment that lists it, or its trailer.
+	found, err := r.indexNewPacks(newPackOptions{}, func(id cas.ID, size int64, entries []cas.PackEntry) error {
 		if err := r.ix.AddPack(id, size, entries); err != nil {
 			return err
 		}
@@ -160,6 +160,9 @@ func (r *Repo) rebuildInto(rep *RebuildReport) error {
 	if err != nil {
 		return err
 	}
+	rep.DamagedPacks = append(rep.DamagedPacks, found.damaged...)
+	rep.DamagedSegments = found.damagedSegments
+	rep.FromSegments = found.fromSegments
 	seen = nil
 	if len(candidates) > 0 {
 		if err := r.pickReadableCopies(candidates, rep); err != nil {

@@ -46,6 +46,14 @@ type Repo struct {
 	// not shared); see marks.go.
 	sh *sharedState
 
+	// segMu orders the writes of index segments (segments.go);
+	// unsegmented, guarded by mu, is the packs no segment lists yet.
+	segMu       sync.Mutex
+	unsegmented []cas.SegmentPack
+	// incomplete, guarded by mu, is the records a refresh found before
+	// every blob they reference: each refresh tries them again.
+	incomplete map[cas.ID]bool
+
 	mu        sync.Mutex
 	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack
 	writers   map[cas.BlobType]*packSlot
@@ -412,6 +420,10 @@ func (r *Repo) Close() error {
 	close(r.commits)
 	r.committer.Wait()
 	r.abortOpen()
+	// Committed packs are listed even when no flush followed (an
+	// interrupted command): best effort, a reader finds them by their
+	// trailers otherwise.
+	_ = r.writeSegments()
 	err := r.ix.Close()
 	r.packs.Close()
 	r.st.Close()
@@ -552,6 +564,9 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 		delete(r.pending, e.Key())
 	}
 	r.mu.Unlock()
+	if r.shared && r.listSegment(cas.SegmentPack{ID: id, Size: size, Entries: entries}) >= segmentEveryPacks {
+		_ = r.writeSegments() // else listed by the next flush
+	}
 	return nil
 }
 
@@ -589,12 +604,18 @@ func (r *Repo) FlushSince(mark Mark) error {
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	target := r.queued
 	for r.doneUpTo < target {
 		r.doneCond.Wait()
 	}
-	return r.failedSince(uint64(mark), target)
+	err := r.failedSince(uint64(mark), target)
+	r.mu.Unlock()
+	// The packs are listed in a segment before the caller may commit a
+	// record that references them (segments.go).
+	if serr := r.writeSegments(); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // failedSince returns the error of the first pack numbered in (from, to]

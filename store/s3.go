@@ -195,8 +195,9 @@ func InitS3(location string, so S3Options, o InitOptions) (*Config, string, erro
 
 // S3RefreshEvery is how often a server on a store on S3 refreshes its
 // cache with what other writers stored: the bound on how long a record
-// committed through another smp takes to be listed here (plus one LIST
-// of the bucket's packs and one trailer read per new pack).
+// committed through another smp takes to be listed here (plus one
+// refresh: a LIST of the segments and one of the packs, one GET per new
+// index segment, and a trailer read per new pack no segment lists).
 const S3RefreshEvery = 2 * time.Second
 
 // KeepFresh refreshes the open store's cache every interval until ctx ends
@@ -212,18 +213,47 @@ func (d *Dir) KeepFresh(ctx context.Context, every time.Duration, log *slog.Logg
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		rep, err := r.Refresh()
-		switch {
-		case err != nil:
-			log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
-		case rep.Packs > 0:
-			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "records", rep.Records, "removed", rep.Removed)
+		if tick%s3CompactTicks == 0 {
+			d.compactSegments(ctx, r, log)
 		}
+		rep, err := r.RefreshWith(repo.RefreshOptions{Defer: repo.SegmentGrace})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("refresh of the cache from the bucket failed", "store", d.location, "err", err)
+			}
+			continue
+		}
+		if rep.Packs > 0 || rep.Records > 0 || rep.Removed > 0 {
+			log.Info("refreshed the cache from the bucket", "store", d.location, "packs", rep.Packs, "from_segments", rep.FromSegments,
+				"segments", rep.Segments, "deferred", rep.Deferred, "records", rep.Records, "removed", rep.Removed, "incomplete", len(rep.Incomplete))
+		}
+		for _, p := range rep.DamagedPacks {
+			log.Warn("refresh of the cache from the bucket skipped a damaged pack", "store", d.location, "err", p)
+		}
+		for _, s := range rep.DamagedSegments {
+			log.Warn("damaged index segment: its packs were read from their trailers", "store", d.location, "err", s)
+		}
+	}
+}
+
+// s3CompactTicks is how many refreshes a server makes between two looks
+// at the number of index segments (repo.CompactSegments).
+const s3CompactTicks = 30
+
+// compactSegments merges the bucket's small index segments when there are
+// many; failures are logged and retried at the next look.
+func (d *Dir) compactSegments(ctx context.Context, r *repo.Repo, log *slog.Logger) {
+	rep, err := r.CompactSegments()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Warn("compaction of the index segments failed", "store", d.location, "err", err)
+	case err == nil && rep.Merged > 0:
+		log.Info("compacted the index segments", "store", d.location, "merged", rep.Merged, "written", rep.Written, "packs", rep.Packs, "dropped", rep.Dropped)
 	}
 }

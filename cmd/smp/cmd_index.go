@@ -58,6 +58,9 @@ func runIndexRebuild(_ context.Context, o *indexOptions, stdout io.Writer) error
 	} else {
 		fmt.Fprintf(stdout, "rebuilt the index from %d packs (%d blobs): %d records live, %d removed records left out\n",
 			rep.Packs, rep.Blobs, rep.Records, rep.Removed)
+		for _, s := range rep.DamagedSegments {
+			fmt.Fprintf(stdout, "damaged index segment (its packs were read from their trailers): %s\n", s)
+		}
 		for _, p := range rep.DamagedPacks {
 			fmt.Fprintf(stdout, "damaged pack skipped: %s\n", p)
 		}

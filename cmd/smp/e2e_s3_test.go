@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,12 +115,19 @@ func TestE2ES3Store(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep struct {
-		Records int `json:"records"`
-		Removed int `json:"removed_records"`
+		Packs        int `json:"packs"`
+		FromSegments int `json:"packs_from_segments"`
+		Records      int `json:"records"`
+		Removed      int `json:"removed_records"`
 	}
 	smpJSON(t, 0, &rep, "index", "rebuild", "--store", loc, "--s3-insecure", "--cache", cacheA, "--json")
 	if rep.Records != 1 || rep.Removed != 1 {
 		t.Fatalf("rebuild from the bucket: %+v, want 1 record live and 1 removed", rep)
+	}
+	// Every writer listed its packs in index segments: the rebuild read
+	// no trailer.
+	if rep.Packs == 0 || rep.FromSegments != rep.Packs {
+		t.Fatalf("rebuild from the bucket: %+v, want every pack from an index segment", rep)
 	}
 	targetC := filepath.Join(dir, "restored-c")
 	run(exitOK, "restore", "--store", loc, "--s3-insecure", "--cache", cacheA, "--record", c2.Record, "--root", targetC)
@@ -130,7 +139,7 @@ func TestE2ES3Store(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var packs int
+	var packs, segments int
 	for o := range cl.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Recursive: true}) {
 		if o.Err != nil {
 			t.Fatal(o.Err)
@@ -141,13 +150,30 @@ func TestE2ES3Store(t *testing.T) {
 			t.Errorf("object outside the prefix: %s", o.Key)
 		case strings.HasPrefix(name, "packs/") && strings.HasSuffix(name, ".pack"):
 			packs++
+		case strings.HasPrefix(name, "segments/") && strings.HasSuffix(name, ".seg"):
+			segments++
 		case name == "config.json", name == "keys.json": // keys.json: the key slots (sealed)
 		default:
 			t.Errorf("unexpected object in the bucket: %s", o.Key)
 		}
 	}
-	if packs == 0 {
-		t.Error("no pack in the bucket")
+	if packs == 0 || segments == 0 {
+		t.Errorf("%d packs and %d index segments in the bucket", packs, segments)
+	}
+
+	// A damaged index segment costs only trailer reads: the rebuild
+	// names it, indexes every pack and succeeds.
+	segKey := s3Keys(t, cl, bucket, "stores/e2e/segments/")[0]
+	if _, err := cl.PutObject(context.Background(), bucket, segKey, strings.NewReader("SMPSEGMT damaged"), 16, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cacheD := filepath.Join(dir, "cache-d")
+	r = run(exitOK, "index", "rebuild", "--store", loc, "--s3-insecure", "--cache", cacheD)
+	if !strings.Contains(r.stdout, "damaged index segment") || !strings.Contains(r.stdout, "1 records live") {
+		t.Fatalf("rebuild with a damaged segment:\n%v", r)
+	}
+	if r = run(exitOK, "records", "--store", loc, "--s3-insecure", "--cache", cacheD); !strings.Contains(r.stdout, c2.Record[:8]) {
+		t.Fatalf("records after a rebuild with a damaged segment:\n%v", r)
 	}
 }
 
@@ -198,6 +224,10 @@ func TestE2ES3TwoServers(t *testing.T) {
 	if seenAfter > 8*time.Second {
 		t.Errorf("A's record took %v to be listed on B; the bound is 2 s", seenAfter)
 	}
+	// B took A's packs from A's (sealed) index segments, reading no trailer.
+	if packs, fromSegments := refreshTotals(b); packs == 0 || fromSegments != packs {
+		t.Errorf("B indexed %d packs, %d of them from index segments: want all from segments\n%s", packs, fromSegments, b.logText())
+	}
 	dst := tmpDir(t)
 	restoreJSON(t, exitOK, b.url, "--token", tokB1, "--computer", "PC01", "--root", dst)
 	compareTrees(t, src1, dst, compareOpts{})
@@ -206,6 +236,50 @@ func TestE2ES3TwoServers(t *testing.T) {
 	if second.Uploaded > 1<<20+64<<10 || second.Held < 4 {
 		t.Fatalf("PC02 through B sent %d bytes (held %d chunks); want about its own 1 MiB", second.Uploaded, second.Held)
 	}
+}
+
+// refreshedPacks matches the log line of smp serve's refresh.
+var refreshedPacks = regexp.MustCompile(`refreshed the cache from the bucket.* packs=(\d+) from_segments=(\d+)`)
+
+// refreshTotals sums what a server's refreshes logged: the packs it
+// indexed, and of them those an index segment listed.
+func refreshTotals(s *testServer) (packs, fromSegments int) {
+	for _, m := range refreshedPacks.FindAllStringSubmatch(s.logText(), -1) {
+		p, _ := strconv.Atoi(m[1])
+		f, _ := strconv.Atoi(m[2])
+		packs, fromSegments = packs+p, fromSegments+f
+	}
+	return packs, fromSegments
+}
+
+// waitIndexed waits until server s has logged refreshes that indexed n
+// packs in all.
+func waitIndexed(t *testing.T, s *testServer, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if got, _ := refreshTotals(s); got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			got, _ := refreshTotals(s)
+			t.Fatalf("the server indexed %d of %d packs within %v:\n%s", got, n, timeout, s.logText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// s3Keys lists the keys under prefix in bucket.
+func s3Keys(t *testing.T, cl *minio.Client, bucket, prefix string) []string {
+	t.Helper()
+	var keys []string
+	for o := range cl.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		keys = append(keys, o.Key)
+	}
+	return keys
 }
 
 // TestE2ES3FaultProxy: the real binary reaches the real SeaweedFS through
@@ -345,7 +419,10 @@ func TestE2ES3KillServer(t *testing.T) {
 		}
 		stored += o.Size
 	}
-	time.Sleep(3 * time.Second) // B's refresh finds A's packs
+	// B's refresh finds A's packs: those A listed in a segment at once,
+	// the others (stored after A's last flush) from their trailers once
+	// they are older than repo.SegmentGrace.
+	waitIndexed(t, b, len(s3Keys(t, cl, bucket, "kill/packs/")), time.Minute)
 	out := remoteCapture(t, exitOK, b.url, tokB, "PC01", "--root", src)
 	total := int64(mib<<20) + 64<<10
 	if out.Held == 0 || out.Uploaded > total-stored+256<<10 {
