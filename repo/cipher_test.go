@@ -1,13 +1,16 @@
 package repo
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"smp/cas"
+	"smp/keys"
 )
 
 // TestOldCipherStore: a store sealed with XChaCha20-Poly1305 (format
@@ -165,4 +168,72 @@ func cmpName(cipher string) string {
 		return "version 2, xchacha20-poly1305"
 	}
 	return cipher
+}
+
+// TestEncryptResumesOldConversion: smp encrypt converts to XAES-256-GCM
+// (format version 4), and finishes a conversion an smp before version 4
+// began (version 3, "mixed", no "cipher") with XChaCha20-Poly1305, ending
+// at version 2 as that smp would have: its packs are version 2.
+func TestEncryptResumesOldConversion(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		f, r := newGCFix(t)
+		gcClose(t, r)
+		var secret []byte
+		o := EncryptOptions{
+			NewKeys: func(id string, hk [32]byte) (*keys.Unlocked, error) {
+				u, err := keys.CreateWithHashKey(id, hk)
+				if err == nil {
+					secret, _, err = u.AddKeyFile()
+				}
+				return u, err
+			},
+			Unlock: func(_ string, kf *keys.File) (*keys.Unlocked, error) {
+				return kf.Unlock(keys.Secret{KeyFile: secret})
+			},
+		}
+		rekeyHook = func(at string) error {
+			if at == "mixed" {
+				return errConvertInjected
+			}
+			return nil
+		}
+		_, err := Encrypt(context.Background(), f.dir, o)
+		rekeyHook = nil
+		if !errors.Is(err, errConvertInjected) {
+			t.Fatalf("Encrypt stopped at mixed: %v", err)
+		}
+		checkCipherConfig(t, f.dir, FormatVersionCipher, "xaes-256-gcm")
+		version, cipher, pack := FormatVersionCipher, "xaes-256-gcm", uint16(cas.PackVersionSealedXAES)
+		if old {
+			// What smp before version 4 wrote at this step (no pack is
+			// sealed yet): version 3 and no cipher.
+			path := filepath.Join(f.dir, "config.json")
+			b, _ := os.ReadFile(path)
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			m["version"] = FormatVersionConverting
+			delete(m, "cipher")
+			b, _ = json.Marshal(m)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			version, cipher, pack = FormatVersionEncrypted, "", cas.PackVersionSealed
+		}
+		rep, err := Encrypt(context.Background(), f.dir, o)
+		if err != nil || !rep.Resumed {
+			t.Fatalf("old %v: re-run: %+v, %v", old, rep, err)
+		}
+		checkCipherConfig(t, f.dir, version, cipher)
+		r, err = OpenWith(f.dir, OpenOptions{Unlock: o.Unlock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := packVersions(t, r); len(got) != 1 || got[pack] == 0 {
+			t.Errorf("old %v: pack versions %v, want all %d", old, got, pack)
+		}
+		f.checkKept(t, r)
+		r.Close()
+	}
 }
