@@ -75,13 +75,13 @@ type Config struct {
 	// encrypted store keeps it wrapped in keys.json and has none here
 	// (keys.Keyring.HashKey).
 	HashKey []byte `json:"hash_key,omitempty"`
-	// Encrypted is set at init (with version 2) and never changes: every
-	// pack is sealed (cas.PackVersionSealed) and the index encrypted at
-	// rest, with keys from the store's keyring, unlocked from keys.json
+	// Encrypted is set at init (with version 4, or 2) and never changes:
+	// every pack is sealed (with Cipher's pack version) and the index
+	// encrypted at rest, with keys from the store's keyring, unlocked from keys.json
 	// (OpenOptions).
 	Encrypted bool `json:"encrypted,omitempty"`
 	// Conversion is set by smp encrypt on a store it converts in place
-	// (version 3 while it is ConversionMixed).
+	// (version 4 while it is ConversionMixed; 3 in a store without Cipher).
 	Conversion Conversion `json:"conversion,omitempty"`
 	// Cipher is the AEAD of an encrypted store's sealed packs (version 4);
 	// zero in a version 2 or 3 store, whose packs XChaCha20-Poly1305
