@@ -93,7 +93,7 @@ func TestEncryptConvertsInPlace(t *testing.T) {
 		t.Errorf("report %+v, gc %+v", rep, rep.GC)
 	}
 	m := readConfigJSON(t, dir)
-	if m["version"] != float64(2) || m["conversion"] != "done" || m["hash_key"] != nil || m["encrypted"] != true {
+	if m["version"] != float64(4) || m["cipher"] != "xaes-256-gcm" || m["conversion"] != "done" || m["hash_key"] != nil || m["encrypted"] != true {
 		t.Errorf("config.json after encrypt: %v", m)
 	}
 	checkNoPlaintext(t, "after smp encrypt", dir, sec)
