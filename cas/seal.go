@@ -31,9 +31,12 @@ import (
 
 // SealOverhead is the bytes sealing adds to a blob or a trailer body.
 // Every Cipher has 24-byte nonces and 16-byte tags.
-const SealOverhead = 4 + sealNonceSize + 16
+const SealOverhead = sealHeaderSize + 16
 
-const sealNonceSize = 24
+const (
+	sealNonceSize  = 24
+	sealHeaderSize = 4 + sealNonceSize // key ID and nonce, before the ciphertext
+)
 
 // ErrNoKey is returned when a sealed blob or trailer names a master key
 // the keyring does not hold.
@@ -121,8 +124,8 @@ func (s *Sealer) open(dst, sealed []byte, ad func(keys.KeyID) []byte) ([]byte, e
 	if !ok {
 		return nil, fmt.Errorf("key %d: %w", kid, ErrNoKey)
 	}
-	nonce := sealed[4 : 4+sealNonceSize]
-	out, err := a.Open(dst, nonce, sealed[4+sealNonceSize:], ad(kid))
+	nonce := sealed[4:sealHeaderSize]
+	out, err := a.Open(dst, nonce, sealed[sealHeaderSize:], ad(kid))
 	if err != nil {
 		return nil, fmt.Errorf("does not authenticate (damaged, or not this store's): %w", ErrCorrupt)
 	}
@@ -238,13 +241,19 @@ func readSealedBlob(r io.ReaderAt, e PackEntry, h *Hasher, s *Sealer, buf []byte
 			return nil, fmt.Errorf("blob %s: raw length mismatch: %w", e.ID.Short(), ErrCorrupt)
 		}
 	} else {
-		stored := getScratch(int(e.StoredLen) - SealOverhead)
-		defer putScratch(stored)
-		c, err := readUnseal(r, e, s, (*stored)[:0])
+		// The compressed form is opened in place, over the ciphertext in
+		// the one scratch buffer, so decompression reads what decryption
+		// just wrote.
+		sealed := getScratch(int(e.StoredLen))
+		defer putScratch(sealed)
+		b := (*sealed)[:e.StoredLen]
+		if err := readFull(r, b, e); err != nil {
+			return nil, err
+		}
+		c, err := s.OpenBlob(b[sealHeaderSize:sealHeaderSize], e, b)
 		if err != nil {
 			return nil, err
 		}
-		*stored = c[:0]
 		if plain, err = Decompress(buf, c, e.Compression, int(e.RawLen)); err != nil {
 			return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), err)
 		}
