@@ -86,16 +86,17 @@ func freshDir(b *testing.B, prefix string) string {
 }
 
 // initStore creates an empty store at dir.
-func initStore(b *testing.B, dir string) { initStoreEnc(b, dir, false) }
+func initStore(b *testing.B, dir string) { initStoreEnc(b, dir, 0) }
 
 // encryptedStores maps the directory of each encrypted bench store to
 // its keyring.
 var encryptedStores sync.Map
 
-// initStoreEnc creates a bench store, encrypted when enc is set.
-func initStoreEnc(b *testing.B, dir string, enc bool) {
-	o := repo.InitOptions{Params: cas.DefaultChunkerParams()}
-	if enc {
+// initStoreEnc creates a bench store: in clear for a zero c, else
+// encrypted, its packs sealed with c.
+func initStoreEnc(b *testing.B, dir string, c cas.Cipher) {
+	o := repo.InitOptions{Params: cas.DefaultChunkerParams(), Cipher: c}
+	if c != 0 {
 		var sid [16]byte
 		rand.Read(sid[:])
 		u, err := keys.Create(hex.EncodeToString(sid[:]))
@@ -110,7 +111,7 @@ func initStoreEnc(b *testing.B, dir string, enc bool) {
 	if _, err := repo.InitWith(dir, o); err != nil {
 		b.Fatal(err)
 	}
-	if enc {
+	if c != 0 {
 		encryptedStores.Store(dir, o.Keys.Keyring())
 	}
 }
@@ -176,11 +177,11 @@ func BenchmarkCaptureNew(b *testing.B) { benchCaptureNew(b, 0) }
 
 // BenchmarkCaptureNewEncrypted is BenchmarkCaptureNew into an encrypted
 // store (sealed packs, encrypted index, keyed gear table).
-func BenchmarkCaptureNewEncrypted(b *testing.B) { benchCaptureNewEnc(b, 0, true) }
+func BenchmarkCaptureNewEncrypted(b *testing.B) { benchCaptureNewEnc(b, 0, cas.DefaultCipher) }
 
-func benchCaptureNew(b *testing.B, workers int) { benchCaptureNewEnc(b, workers, false) }
+func benchCaptureNew(b *testing.B, workers int) { benchCaptureNewEnc(b, workers, 0) }
 
-func benchCaptureNewEnc(b *testing.B, workers int, enc bool) {
+func benchCaptureNewEnc(b *testing.B, workers int, enc cas.Cipher) {
 	b.StopTimer() // setup (generating the tree) is not timed
 	t := benchTree(b, false)
 	benchBytes(b, t)
@@ -212,12 +213,12 @@ var (
 
 // storeWithA returns a store that holds t captured as computer A
 // (home/alice), created once per tree and process.
-func storeWithA(b *testing.B, t *tree) string { return storeWithAEnc(b, t, false) }
+func storeWithA(b *testing.B, t *tree) string { return storeWithAEnc(b, t, 0) }
 
-func storeWithAEnc(b *testing.B, t *tree, enc bool) string {
+func storeWithAEnc(b *testing.B, t *tree, enc cas.Cipher) string {
 	storeAMu.Lock()
 	defer storeAMu.Unlock()
-	key := t.root + "|" + strconv.FormatBool(enc)
+	key := t.root + "|" + strconv.Itoa(int(enc))
 	if dir, ok := storeAPath[key]; ok {
 		return dir
 	}
@@ -268,10 +269,10 @@ func BenchmarkCaptureDuplicate(b *testing.B) {
 }
 
 func benchRestore(b *testing.B, label string, synced bool, workers int) {
-	benchRestoreEnc(b, label, synced, workers, false)
+	benchRestoreEnc(b, label, synced, workers, 0)
 }
 
-func benchRestoreEnc(b *testing.B, label string, synced bool, workers int, enc bool) {
+func benchRestoreEnc(b *testing.B, label string, synced bool, workers int, enc cas.Cipher) {
 	b.StopTimer()
 	t := benchTree(b, false)
 	dir := storeWithAEnc(b, t, enc)
@@ -330,8 +331,18 @@ func BenchmarkRestore(b *testing.B) { benchRestore(b, "restore", false, 0) }
 // target at the end: the time to have the files on disk.
 func BenchmarkRestoreSynced(b *testing.B) { benchRestore(b, "restore-synced", true, 0) }
 
-// BenchmarkRestoreEncrypted is BenchmarkRestore from an encrypted store.
-func BenchmarkRestoreEncrypted(b *testing.B) { benchRestoreEnc(b, "restore", false, 0, true) }
+// BenchmarkRestoreEncrypted is BenchmarkRestore from an encrypted store
+// (packs sealed with cas.DefaultCipher, as smp init makes them).
+func BenchmarkRestoreEncrypted(b *testing.B) {
+	benchRestoreEnc(b, "restore", false, 0, cas.DefaultCipher)
+}
+
+// BenchmarkRestoreEncryptedXChaCha is BenchmarkRestoreEncrypted from a
+// store whose packs XChaCha20-Poly1305 seals (format version 2, as smp
+// made encrypted stores before XAES-256-GCM).
+func BenchmarkRestoreEncryptedXChaCha(b *testing.B) {
+	benchRestoreEnc(b, "restore", false, 0, cas.CipherXChaCha20Poly1305)
+}
 
 // BenchmarkSweep runs CaptureNew and Restore with 1, 2, 4 and 8 file
 // workers (the default is 2 x GOMAXPROCS), in one process so that no

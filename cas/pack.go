@@ -40,13 +40,16 @@ func (t BlobType) valid() bool { return t >= BlobData && t <= BlobTombstone }
 const (
 	PackVersion = 1 // blobs and trailer in clear
 	// PackVersionSealed is the pack of an encrypted store: every blob and
-	// the trailer's entries sealed (see seal.go).
+	// the trailer's entries sealed (see seal.go) with XChaCha20-Poly1305.
 	PackVersionSealed = 2
-	packMagic         = "SMPPACK\x00"
-	trailerMagic      = "SMPTRAIL"
-	PackHeaderSize    = 16
-	PackFooterSize    = 16
-	PackEntrySize     = 52
+	// PackVersionSealedXAES is PackVersionSealed with XAES-256-GCM: the
+	// same layout, another AEAD (CipherXAES256GCM).
+	PackVersionSealedXAES = 3
+	packMagic             = "SMPPACK\x00"
+	trailerMagic          = "SMPTRAIL"
+	PackHeaderSize        = 16
+	PackFooterSize        = 16
+	PackEntrySize         = 52
 	// MaxBlobSize bounds every blob's plaintext and stored length; lengths
 	// read from disk or the network above it are corrupt.
 	MaxBlobSize = 256 << 20
@@ -102,14 +105,14 @@ func packVersion(h []byte) (uint16, error) {
 		return 0, fmt.Errorf("not an smp pack (bad magic): %w", ErrCorrupt)
 	}
 	v := binary.LittleEndian.Uint16(h[8:10])
-	if v != PackVersion && v != PackVersionSealed {
-		return 0, fmt.Errorf("pack format version %d is not supported (this smp reads versions %d and %d): %w", v, PackVersion, PackVersionSealed, ErrCorrupt)
+	if v < PackVersion || v > PackVersionSealedXAES {
+		return 0, fmt.Errorf("pack format version %d is not supported (this smp reads versions %d-%d): %w", v, PackVersion, PackVersionSealedXAES, ErrCorrupt)
 	}
 	return v, nil
 }
 
 // PackVersionOf reads the header of the pack r and returns its format
-// version (PackVersion or PackVersionSealed).
+// version (PackVersion, PackVersionSealed or PackVersionSealedXAES).
 func PackVersionOf(r io.ReaderAt) (uint16, error) {
 	h := make([]byte, PackHeaderSize)
 	if _, err := r.ReadAt(h, 0); err != nil {
@@ -233,11 +236,12 @@ type PackWriter struct {
 func NewPackWriter(w io.Writer) (*PackWriter, error) { return NewSealedPackWriter(w, nil) }
 
 // NewSealedPackWriter is NewPackWriter for a pack whose blobs and trailer
-// s seals (a version 2 pack); a nil s writes an unsealed pack.
+// s seals (a version 2 or 3 pack, as s's cipher says); a nil s writes an
+// unsealed pack.
 func NewSealedPackWriter(w io.Writer, s *Sealer) (*PackWriter, error) {
 	v := uint16(PackVersion)
 	if s != nil {
-		v = PackVersionSealed
+		v = s.cipher.packVersion()
 	}
 	if _, err := w.Write(packHeader(v)); err != nil {
 		return nil, fmt.Errorf("write pack header: %w", err)
@@ -302,9 +306,9 @@ func ReadTrailer(r io.ReaderAt, size int64) ([]PackEntry, ID, error) {
 }
 
 // ReadTrailerWith reads and decodes the trailer of a pack of size bytes,
-// opening it with s. A sealer reads only sealed packs and no sealer only
-// unsealed ones: an encrypted store takes no blob it did not seal, and an
-// unencrypted store has no key to open one.
+// opening it with s. A sealer reads only packs sealed with its cipher and
+// no sealer only unsealed ones: an encrypted store takes no blob it did
+// not seal, and an unencrypted store has no key to open one.
 func ReadTrailerWith(r io.ReaderAt, size int64, s *Sealer) ([]PackEntry, ID, error) {
 	if size < PackHeaderSize+PackFooterSize {
 		return nil, ID{}, fmt.Errorf("pack of %d bytes is too short: %w", size, ErrCorrupt)
@@ -317,11 +321,8 @@ func ReadTrailerWith(r io.ReaderAt, size int64, s *Sealer) ([]PackEntry, ID, err
 	if err != nil {
 		return nil, ID{}, err
 	}
-	switch {
-	case v == PackVersionSealed && s == nil:
-		return nil, ID{}, fmt.Errorf("pack is encrypted but the store is not: %w", ErrCorrupt)
-	case v == PackVersion && s != nil:
-		return nil, ID{}, fmt.Errorf("pack is not encrypted but the store is: %w", ErrCorrupt)
+	if err := s.accepts(v); err != nil {
+		return nil, ID{}, err
 	}
 	footer := make([]byte, PackFooterSize)
 	if _, err := r.ReadAt(footer, size-PackFooterSize); err != nil {

@@ -90,6 +90,9 @@ func (d *PackDir) sealerOf(r io.ReaderAt) (*Sealer, error) {
 	if v == PackVersion {
 		return nil, nil
 	}
+	if err := d.sealer.accepts(v); err != nil {
+		return nil, err
+	}
 	return d.sealer, nil
 }
 

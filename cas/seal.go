@@ -9,26 +9,34 @@ import (
 	"hash/crc32"
 	"io"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
 	"smp/keys"
 )
 
-// Sealing of an encrypted store's packs (pack format version 2; see
-// docs/FORMAT.md). Every blob is compressed first, then sealed with
-// XChaCha20-Poly1305 under the "blob" subkey of the master key it names:
+// Sealing of an encrypted store's packs (sealed pack format versions 2
+// and 3; see docs/FORMAT.md). Every blob is compressed first, then sealed
+// with the store's Cipher under that cipher's subkey of the master key it
+// names:
 //
 //	key ID (4 bytes, little endian) | nonce (24 random bytes) | ciphertext | tag (16)
 //
-// Random 192-bit nonces cannot repeat in practice, whatever the number of
-// blobs, processes or machines sealing under one key. The associated data
-// binds a sealed blob to its store, type, compression, plaintext length,
-// ID and key ID, so a blob copied to another ID, type or store, or an
-// index or trailer entry pointing at the wrong blob, fails to open. The
-// trailer that lists the blobs is sealed the same way (see SealTrailer).
+// Both ciphers take 192-bit nonces, drawn at random for every blob and
+// trailer: they cannot repeat in practice, whatever the number of blobs,
+// processes or machines sealing under one key (docs/SECURITY.md gives the
+// bound). The associated data binds a sealed blob to its store, type,
+// compression, plaintext length, ID and key ID, so a blob copied to another
+// ID, type or store, or an index or trailer entry pointing at the wrong
+// blob, fails to open. The trailer that lists the blobs is sealed the same
+// way (see SealTrailer). A pack's header version names its cipher; a
+// store's packs are all sealed with the cipher its config.json names.
 
 // SealOverhead is the bytes sealing adds to a blob or a trailer body.
-const SealOverhead = 4 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+// Every Cipher has 24-byte nonces and 16-byte tags.
+const SealOverhead = sealHeaderSize + 16
+
+const (
+	sealNonceSize  = 24
+	sealHeaderSize = 4 + sealNonceSize // key ID and nonce, before the ciphertext
+)
 
 // ErrNoKey is returned when a sealed blob or trailer names a master key
 // the keyring does not hold.
@@ -39,23 +47,28 @@ var ErrNoKey = errors.New("sealed with a master key this keyring does not hold")
 type Sealer struct {
 	store   string
 	current keys.KeyID
+	cipher  Cipher
 	aeads   map[keys.KeyID]cipher.AEAD
 }
 
-// NewSealer returns the sealer of store storeID with the keys of kr; new
-// blobs are sealed with kr's current key.
-func NewSealer(storeID string, kr *keys.Keyring) (*Sealer, error) {
+// NewSealer returns the sealer of store storeID with the keys of kr and
+// cipher c (the store's: Config.Cipher in package repo); new blobs are
+// sealed with kr's current key.
+func NewSealer(storeID string, kr *keys.Keyring, c Cipher) (*Sealer, error) {
 	if storeID == "" || kr == nil {
 		return nil, fmt.Errorf("sealer: a store ID and a keyring are required")
 	}
-	s := &Sealer{store: storeID, aeads: map[keys.KeyID]cipher.AEAD{}}
+	if !c.Valid() {
+		return nil, fmt.Errorf("sealer: unknown cipher %d", uint8(c))
+	}
+	s := &Sealer{store: storeID, cipher: c, aeads: map[keys.KeyID]cipher.AEAD{}}
 	s.current, _ = kr.Current()
 	for _, id := range kr.IDs() {
-		k, err := kr.Subkey(id, "blob")
+		k, err := kr.Subkey(id, c.subkeyPurpose())
 		if err != nil {
 			return nil, err
 		}
-		a, err := chacha20poly1305.NewX(k[:])
+		a, err := c.newAEAD(k[:])
 		if err != nil {
 			return nil, err
 		}
@@ -63,6 +76,9 @@ func NewSealer(storeID string, kr *keys.Keyring) (*Sealer, error) {
 	}
 	return s, nil
 }
+
+// Cipher returns the AEAD s seals and opens with.
+func (s *Sealer) Cipher() Cipher { return s.cipher }
 
 // blobAD is the associated data of blob e sealed under key kid.
 func (s *Sealer) blobAD(e PackEntry, kid keys.KeyID) []byte {
@@ -92,7 +108,7 @@ func (s *Sealer) seal(dst, plain []byte, ad func(keys.KeyID) []byte) []byte {
 // randomNonce appends 24 random bytes to *dst and returns them.
 func randomNonce(dst *[]byte) []byte {
 	n := len(*dst)
-	*dst = append(*dst, make([]byte, chacha20poly1305.NonceSizeX)...)
+	*dst = append(*dst, make([]byte, sealNonceSize)...)
 	nonce := (*dst)[n:]
 	rand.Read(nonce) // never fails (crypto/rand crashes the program instead)
 	return nonce
@@ -108,8 +124,8 @@ func (s *Sealer) open(dst, sealed []byte, ad func(keys.KeyID) []byte) ([]byte, e
 	if !ok {
 		return nil, fmt.Errorf("key %d: %w", kid, ErrNoKey)
 	}
-	nonce := sealed[4 : 4+chacha20poly1305.NonceSizeX]
-	out, err := a.Open(dst, nonce, sealed[4+chacha20poly1305.NonceSizeX:], ad(kid))
+	nonce := sealed[4:sealHeaderSize]
+	out, err := a.Open(dst, nonce, sealed[sealHeaderSize:], ad(kid))
 	if err != nil {
 		return nil, fmt.Errorf("does not authenticate (damaged, or not this store's): %w", ErrCorrupt)
 	}
@@ -225,13 +241,19 @@ func readSealedBlob(r io.ReaderAt, e PackEntry, h *Hasher, s *Sealer, buf []byte
 			return nil, fmt.Errorf("blob %s: raw length mismatch: %w", e.ID.Short(), ErrCorrupt)
 		}
 	} else {
-		stored := getScratch(int(e.StoredLen) - SealOverhead)
-		defer putScratch(stored)
-		c, err := readUnseal(r, e, s, (*stored)[:0])
+		// The compressed form is opened in place, over the ciphertext in
+		// the one scratch buffer, so decompression reads what decryption
+		// just wrote.
+		sealed := getScratch(int(e.StoredLen))
+		defer putScratch(sealed)
+		b := (*sealed)[:e.StoredLen]
+		if err := readFull(r, b, e); err != nil {
+			return nil, err
+		}
+		c, err := s.OpenBlob(b[sealHeaderSize:sealHeaderSize], e, b)
 		if err != nil {
 			return nil, err
 		}
-		*stored = c[:0]
 		if plain, err = Decompress(buf, c, e.Compression, int(e.RawLen)); err != nil {
 			return nil, fmt.Errorf("blob %s: %w", e.ID.Short(), err)
 		}
@@ -252,4 +274,19 @@ func readUnseal(r io.ReaderAt, e PackEntry, s *Sealer, dst []byte) ([]byte, erro
 		return nil, err
 	}
 	return s.OpenBlob(dst, e, b)
+}
+
+// accepts returns nil when s (nil: a store in clear) reads packs of
+// format version v: sealed ones with its own cipher, or unsealed ones
+// without a sealer.
+func (s *Sealer) accepts(v uint16) error {
+	switch {
+	case v != PackVersion && s == nil:
+		return fmt.Errorf("pack is encrypted but the store is not: %w", ErrCorrupt)
+	case v == PackVersion && s != nil:
+		return fmt.Errorf("pack is not encrypted but the store is: %w", ErrCorrupt)
+	case s != nil && cipherOfPack(v) != s.cipher:
+		return fmt.Errorf("pack is sealed with %s but the store seals with %s: %w", cipherOfPack(v), s.cipher, ErrCorrupt)
+	}
+	return nil
 }

@@ -5,14 +5,24 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"strings"
 	"testing"
 
 	"smp/keys"
 )
 
 // testSealer returns the sealer of store storeID with master key 1 made of
-// seed (and key 2, when rotated is set, current).
+// seed (and key 2, when rotated is set, current), with DefaultCipher.
 func testSealer(t testing.TB, storeID string, seed byte, rotated bool) *Sealer {
+	t.Helper()
+	return testSealerWith(t, storeID, seed, rotated, DefaultCipher)
+}
+
+// ciphers is every Cipher, for tests that run with each.
+var ciphers = []Cipher{CipherXChaCha20Poly1305, CipherXAES256GCM}
+
+// testSealerWith is testSealer with cipher c.
+func testSealerWith(t testing.TB, storeID string, seed byte, rotated bool, c Cipher) *Sealer {
 	t.Helper()
 	var k1, k2 [32]byte
 	for i := range k1 {
@@ -26,7 +36,7 @@ func testSealer(t testing.TB, storeID string, seed byte, rotated bool) *Sealer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSealer(storeID, kr)
+	s, err := NewSealer(storeID, kr, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +69,18 @@ func buildSealedPack(t testing.TB, s *Sealer, blobs []testBlob) ([]byte, ID, []P
 // sealed trailer, and holds none of the blobs' plaintext, IDs or the
 // compressible text's bytes in clear.
 func TestSealedPackRoundTrip(t *testing.T) {
-	s := testSealer(t, "store-a", 1, false)
+	for _, c := range ciphers {
+		t.Run(c.String(), func(t *testing.T) { testSealedPackRoundTrip(t, c) })
+	}
+}
+
+func testSealedPackRoundTrip(t *testing.T, c Cipher) {
+	s := testSealerWith(t, "store-a", 1, false, c)
 	blobs := mixedBlobs()
 	pack, id, written := buildSealedPack(t, s, blobs)
-	if v, _ := packVersion(pack); v != PackVersionSealed {
-		t.Fatalf("sealed pack has version %d", v)
+	want := map[Cipher]uint16{CipherXChaCha20Poly1305: PackVersionSealed, CipherXAES256GCM: PackVersionSealedXAES}[c]
+	if v, _ := packVersion(pack); v != want {
+		t.Fatalf("sealed pack has version %d, want %d", v, want)
 	}
 	entries, got, err := ReadTrailerWith(bytes.NewReader(pack), int64(len(pack)), s)
 	if err != nil {
@@ -103,12 +120,66 @@ func TestSealedPackRoundTrip(t *testing.T) {
 	if _, _, err := ReadTrailerWith(bytes.NewReader(plainPack), int64(len(plainPack)), s); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("unsealed pack read by an encrypted store: %v", err)
 	}
+	// Nor a pack sealed with the other cipher, though under the same key.
+	other := testSealerWith(t, "store-a", 1, false, otherCipher(c))
+	_, _, err = ReadTrailerWith(bytes.NewReader(pack), int64(len(pack)), other)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "sealed with "+c.String()) {
+		t.Errorf("a %s pack read by a %s store: %v", c, other.Cipher(), err)
+	}
+}
+
+func otherCipher(c Cipher) Cipher {
+	if c == CipherXAES256GCM {
+		return CipherXChaCha20Poly1305
+	}
+	return CipherXAES256GCM
+}
+
+// TestCipherNames: every cipher's name parses back to it and marshals as
+// config.json spells it; an unknown name or value is refused.
+func TestCipherNames(t *testing.T) {
+	for _, c := range ciphers {
+		b, err := c.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Cipher
+		if err := got.UnmarshalText(b); err != nil || got != c {
+			t.Errorf("%s: parsed back as %v, %v", c, got, err)
+		}
+		if cipherOfPack(c.packVersion()) != c {
+			t.Errorf("%s: pack version %d maps back to %s", c, c.packVersion(), cipherOfPack(c.packVersion()))
+		}
+	}
+	if _, err := ParseCipher("aes-256-gcm"); err == nil {
+		t.Error("parsed an unknown cipher name")
+	}
+	if _, err := Cipher(9).MarshalText(); err == nil {
+		t.Error("marshalled an unknown cipher")
+	}
+	if _, err := NewSealer("s", mustKeyring(t), Cipher(0)); err == nil {
+		t.Error("a sealer without a cipher")
+	}
+}
+
+func mustKeyring(t *testing.T) *keys.Keyring {
+	kr, err := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: {1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }
 
 // TestSealedBlobFlippedByte: flipping any one byte of a sealed blob (key
 // ID, nonce, ciphertext or tag) fails it.
 func TestSealedBlobFlippedByte(t *testing.T) {
-	s := testSealer(t, "store-a", 1, false)
+	for _, c := range ciphers {
+		t.Run(c.String(), func(t *testing.T) { testSealedBlobFlippedByte(t, c) })
+	}
+}
+
+func testSealedBlobFlippedByte(t *testing.T, c Cipher) {
+	s := testSealerWith(t, "store-a", 1, false, c)
 	pack, _, entries := buildSealedPack(t, s, []testBlob{{typ: BlobData, plain: textBytes(3000)}, {typ: BlobData, plain: randomBytes(3, 200)}})
 	h := testHasher()
 	for _, e := range entries {
@@ -135,7 +206,17 @@ func TestSealedBlobFlippedByte(t *testing.T) {
 // as: another ID, type, compression, length or store, or a keyring without
 // its key, fails it. A rotated keyring still opens blobs of the old key.
 func TestSealedBlobBinding(t *testing.T) {
-	s := testSealer(t, "store-a", 1, false)
+	for _, c := range ciphers {
+		t.Run(c.String(), func(t *testing.T) { testSealedBlobBinding(t, c) })
+	}
+}
+
+func testSealedBlobBinding(t *testing.T, ci Cipher) {
+	other := CipherXChaCha20Poly1305
+	if ci == other {
+		other = CipherXAES256GCM
+	}
+	s := testSealerWith(t, "store-a", 1, false, ci)
 	plain := textBytes(2000)
 	stored, c := Compress(nil, plain)
 	e := PackEntry{Type: BlobData, Compression: c, ID: testHasher().SumBlob(BlobData, plain), RawLen: uint32(len(plain))}
@@ -153,15 +234,16 @@ func TestSealedBlobBinding(t *testing.T) {
 		{"another type", s, func() PackEntry { m := e; m.Type = BlobTree; return m }()},
 		{"another compression", s, func() PackEntry { m := e; m.Compression = CompressionNone; return m }()},
 		{"another length", s, func() PackEntry { m := e; m.RawLen++; return m }()},
-		{"another store, same key", testSealer(t, "store-b", 1, false), e},
-		{"another key", testSealer(t, "store-a", 2, false), e},
+		{"another store, same key", testSealerWith(t, "store-b", 1, false, ci), e},
+		{"another key", testSealerWith(t, "store-a", 2, false, ci), e},
+		{"another cipher, same key", testSealerWith(t, "store-a", 1, false, other), e},
 	}
 	for _, m := range moved {
 		if _, err := m.s.OpenBlob(nil, m.e, sealed); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: opened (%v)", m.name, err)
 		}
 	}
-	rot := testSealer(t, "store-a", 1, true)
+	rot := testSealerWith(t, "store-a", 1, true, ci)
 	if got, err := rot.OpenBlob(nil, e, sealed); err != nil || !bytes.Equal(got, stored) {
 		t.Errorf("a rotated keyring does not open the old key's blob: %v", err)
 	}
@@ -174,25 +256,31 @@ func TestSealedBlobBinding(t *testing.T) {
 // FuzzOpenSealedBlob: whatever the bytes and entry, opening a sealed blob
 // never panics and accepts nothing but what was sealed as that entry.
 func FuzzOpenSealedBlob(f *testing.F) {
-	s := testSealer(f, "store-a", 1, false)
+	var sealers []*Sealer
 	plain := textBytes(500)
 	stored, c := Compress(nil, plain)
 	e := PackEntry{Type: BlobData, Compression: c, ID: testHasher().SumBlob(BlobData, plain), RawLen: uint32(len(plain))}
-	sealed := s.SealBlob(nil, e, stored)
-	f.Add(sealed, uint8(BlobData), uint8(c), uint32(len(plain)))
-	f.Add(sealed[:SealOverhead], uint8(BlobTree), uint8(0), uint32(0))
+	for _, ci := range ciphers {
+		s := testSealerWith(f, "store-a", 1, false, ci)
+		sealers = append(sealers, s)
+		sealed := s.SealBlob(nil, e, stored)
+		f.Add(sealed, uint8(BlobData), uint8(c), uint32(len(plain)))
+		f.Add(sealed[:SealOverhead], uint8(BlobTree), uint8(0), uint32(0))
+	}
 	f.Add([]byte{}, uint8(0), uint8(9), uint32(1<<31))
 	f.Fuzz(func(t *testing.T, b []byte, typ, comp uint8, rawLen uint32) {
 		fe := PackEntry{Type: BlobType(typ), Compression: Compression(comp), ID: e.ID, RawLen: rawLen, StoredLen: uint32(len(b))}
-		got, err := s.OpenBlob(nil, fe, b)
-		if err != nil {
-			return
-		}
-		if fe.Type != e.Type || fe.Compression != e.Compression || fe.RawLen != e.RawLen || !bytes.Equal(got, stored) {
-			t.Fatalf("opened a forged blob as %+v", fe)
-		}
-		if _, err := ReadBlobWith(bytes.NewReader(b), PackEntry{Type: fe.Type, Compression: fe.Compression, ID: fe.ID, StoredLen: fe.StoredLen, RawLen: fe.RawLen}, testHasher(), s, nil); err != nil {
-			t.Fatalf("opened but not read: %v", err)
+		for _, s := range sealers {
+			got, err := s.OpenBlob(nil, fe, b)
+			if err != nil {
+				continue
+			}
+			if fe.Type != e.Type || fe.Compression != e.Compression || fe.RawLen != e.RawLen || !bytes.Equal(got, stored) {
+				t.Fatalf("%s opened a forged blob as %+v", s.Cipher(), fe)
+			}
+			if _, err := ReadBlobWith(bytes.NewReader(b), PackEntry{Type: fe.Type, Compression: fe.Compression, ID: fe.ID, StoredLen: fe.StoredLen, RawLen: fe.RawLen}, testHasher(), s, nil); err != nil {
+				t.Fatalf("%s opened but not read: %v", s.Cipher(), err)
+			}
 		}
 	})
 }
@@ -201,24 +289,37 @@ func FuzzOpenSealedBlob(f *testing.F) {
 // allocates within the trailer's bounds, and accepts only entries that
 // pass DecodeTrailer's checks (adjusted for the seal).
 func FuzzDecodeSealedTrailer(f *testing.F) {
-	s := testSealer(f, "store-a", 1, false)
-	pack, _, _ := buildSealedPack(f, s, mixedBlobs())
-	f.Add(pack)
-	f.Add(pack[:PackHeaderSize+PackFooterSize])
+	var sealers []*Sealer
+	for _, c := range ciphers {
+		s := testSealerWith(f, "store-a", 1, false, c)
+		sealers = append(sealers, s)
+		pack, _, _ := buildSealedPack(f, s, mixedBlobs())
+		f.Add(pack)
+		f.Add(pack[:PackHeaderSize+PackFooterSize])
+	}
 	f.Fuzz(func(t *testing.T, pack []byte) {
-		entries, _, err := ReadTrailerWith(bytes.NewReader(pack), int64(len(pack)), s)
-		if err != nil {
-			return
-		}
-		next := uint64(PackHeaderSize)
-		for i, e := range entries {
-			if !e.Type.valid() || e.StoredLen < SealOverhead || e.Offset < next || e.Offset+uint64(e.StoredLen) > uint64(len(pack)) {
-				t.Fatalf("accepted entry %d: %+v", i, e)
+		opened := 0
+		for _, s := range sealers {
+			entries, _, err := ReadTrailerWith(bytes.NewReader(pack), int64(len(pack)), s)
+			if err != nil {
+				continue
 			}
-			if e.Compression == CompressionNone && e.StoredLen-SealOverhead != e.RawLen {
-				t.Fatalf("accepted raw entry %d with lengths %d/%d", i, e.StoredLen, e.RawLen)
+			if opened++; opened > 1 {
+				t.Fatal("a pack's trailer opened with both ciphers")
 			}
-			next = e.Offset + uint64(e.StoredLen)
+			if v, _ := packVersion(pack); v != s.Cipher().packVersion() {
+				t.Fatalf("%s opened a pack of version %d", s.Cipher(), v)
+			}
+			next := uint64(PackHeaderSize)
+			for i, e := range entries {
+				if !e.Type.valid() || e.StoredLen < SealOverhead || e.Offset < next || e.Offset+uint64(e.StoredLen) > uint64(len(pack)) {
+					t.Fatalf("accepted entry %d: %+v", i, e)
+				}
+				if e.Compression == CompressionNone && e.StoredLen-SealOverhead != e.RawLen {
+					t.Fatalf("accepted raw entry %d with lengths %d/%d", i, e.StoredLen, e.RawLen)
+				}
+				next = e.Offset + uint64(e.StoredLen)
+			}
 		}
 	})
 }
@@ -227,29 +328,37 @@ func FuzzDecodeSealedTrailer(f *testing.F) {
 // of a 1 MiB stored blob: the floor of an encrypted capture's and
 // restore's extra CPU.
 func BenchmarkSealBlob(b *testing.B) {
-	s := testSealer(b, "store-a", 1, false)
-	stored := randomBytes(1, 1<<20)
-	e := PackEntry{Type: BlobData, RawLen: uint32(len(stored))}
-	var out []byte
-	b.SetBytes(int64(len(stored)))
-	for b.Loop() {
-		out = s.SealBlob(out[:0], e, stored)
+	for _, c := range ciphers {
+		b.Run(c.String(), func(b *testing.B) {
+			s := testSealerWith(b, "store-a", 1, false, c)
+			stored := randomBytes(1, 1<<20)
+			e := PackEntry{Type: BlobData, RawLen: uint32(len(stored))}
+			var out []byte
+			b.SetBytes(int64(len(stored)))
+			for b.Loop() {
+				out = s.SealBlob(out[:0], e, stored)
+			}
+		})
 	}
 }
 
 func BenchmarkOpenBlob(b *testing.B) {
-	s := testSealer(b, "store-a", 1, false)
-	stored := randomBytes(1, 1<<20)
-	e := PackEntry{Type: BlobData, RawLen: uint32(len(stored))}
-	sealed := s.SealBlob(nil, e, stored)
-	e.StoredLen = uint32(len(sealed))
-	var out []byte
-	b.SetBytes(int64(len(stored)))
-	for b.Loop() {
-		var err error
-		if out, err = s.OpenBlob(out[:0], e, sealed); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range ciphers {
+		b.Run(c.String(), func(b *testing.B) {
+			s := testSealerWith(b, "store-a", 1, false, c)
+			stored := randomBytes(1, 1<<20)
+			e := PackEntry{Type: BlobData, RawLen: uint32(len(stored))}
+			sealed := s.SealBlob(nil, e, stored)
+			e.StoredLen = uint32(len(sealed))
+			var out []byte
+			b.SetBytes(int64(len(stored)))
+			for b.Loop() {
+				var err error
+				if out, err = s.OpenBlob(out[:0], e, sealed); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

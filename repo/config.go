@@ -27,13 +27,19 @@ import (
 // ConversionMixed): encrypted as version 2, but packs in clear and an
 // index in clear may remain, and are read; older smp refuse it rather
 // than misread it. A finished conversion is version 2 again, with
-// Conversion ConversionDone.
+// Conversion ConversionDone. Versions 2 and 3 seal packs with
+// XChaCha20-Poly1305. Version 4 is an encrypted store whose config.json
+// names the cipher of its packs (Cipher; XAES-256-GCM for the stores smp
+// makes or converts now), converting or not: smp that do not know it
+// refuse it rather than read its packs as damaged. Config.formatVersion
+// derives the version from the other fields.
 const (
 	FormatVersion           = 1
 	FormatVersionEncrypted  = 2
 	FormatVersionConverting = 3
+	FormatVersionCipher     = 4
 	minFormatVersion        = 1
-	maxFormatVersion        = 3
+	maxFormatVersion        = 4
 )
 
 // Conversion is how an encrypted store came to be: "" made encrypted by
@@ -69,14 +75,19 @@ type Config struct {
 	// encrypted store keeps it wrapped in keys.json and has none here
 	// (keys.Keyring.HashKey).
 	HashKey []byte `json:"hash_key,omitempty"`
-	// Encrypted is set at init (with version 2) and never changes: every
-	// pack is sealed (cas.PackVersionSealed) and the index encrypted at
-	// rest, with keys from the store's keyring, unlocked from keys.json
+	// Encrypted is set at init (with version 4, or 2) and never changes:
+	// every pack is sealed (with Cipher's pack version) and the index
+	// encrypted at rest, with keys from the store's keyring, unlocked from keys.json
 	// (OpenOptions).
 	Encrypted bool `json:"encrypted,omitempty"`
 	// Conversion is set by smp encrypt on a store it converts in place
-	// (version 3 while it is ConversionMixed).
-	Conversion  Conversion `json:"conversion,omitempty"`
+	// (version 4 while it is ConversionMixed; 3 in a store without Cipher).
+	Conversion Conversion `json:"conversion,omitempty"`
+	// Cipher is the AEAD of an encrypted store's sealed packs (version 4);
+	// zero in a version 2 or 3 store, whose packs XChaCha20-Poly1305
+	// seals (see SealCipher). It never changes: smp gc --rekey rewrites
+	// packs with the same cipher.
+	Cipher      cas.Cipher `json:"cipher,omitempty"`
 	Compression string     `json:"compression"`
 	PackSize    int64      `json:"pack_size"`
 }
@@ -95,7 +106,9 @@ func (c *Config) check() error {
 		return fmt.Errorf("unknown chunker %q in config.json", c.ChunkerAlgo)
 	case c.Encrypted != (c.Version >= FormatVersionEncrypted):
 		return fmt.Errorf("config.json says encrypted=%v with format version %d", c.Encrypted, c.Version)
-	case !c.Conversion.valid() || (c.Version == FormatVersionConverting) != (c.Conversion == ConversionMixed) || c.Conversion != "" && !c.Encrypted:
+	case c.Cipher != 0 && (!c.Cipher.Valid() || !c.Encrypted) || (c.Version == FormatVersionCipher) != (c.Cipher != 0):
+		return fmt.Errorf("config.json says cipher %q with format version %d", c.Cipher, c.Version)
+	case !c.Conversion.valid() || c.Version != c.formatVersion() || c.Conversion != "" && !c.Encrypted:
 		return fmt.Errorf("config.json says conversion %q with format version %d", c.Conversion, c.Version)
 	case c.HashAlgo != hashAlgo || c.Encrypted && len(c.HashKey) != 0 || !c.Encrypted && len(c.HashKey) != 32:
 		return fmt.Errorf("unknown hash %q or bad key in config.json", c.HashAlgo)
@@ -119,12 +132,16 @@ func Init(dir string, params cas.ChunkerParams) (*Config, error) {
 // InitOptions are the choices fixed when a store is created.
 type InitOptions struct {
 	Params cas.ChunkerParams
-	// Keys, when set, makes an encrypted store (format version 2) with
+	// Keys, when set, makes an encrypted store (format version 4) with
 	// these keys (made by keys.Create, with at least one slot): the store
 	// takes its ID, its hash key stays wrapped in keys.json, its packs are
 	// sealed and its index encrypted with the keyring every open must then
 	// unlock, and its gear table is keyed from the hash key.
 	Keys *keys.Unlocked
+	// Cipher seals an encrypted store's packs; zero is cas.DefaultCipher.
+	// cas.CipherXChaCha20Poly1305 makes the version 2 store of smp before
+	// version 4 (tests of old stores use it).
+	Cipher cas.Cipher
 }
 
 // InitWith creates a new store in dir, which must be missing or empty.
@@ -162,7 +179,17 @@ func InitWith(dir string, o InitOptions) (*Config, error) {
 		PackSize:    defaultPackSize,
 	}
 	if o.Keys != nil {
-		cfg.Version, cfg.Encrypted, cfg.StoreID = FormatVersionEncrypted, true, o.Keys.File.StoreID
+		cfg.Encrypted, cfg.StoreID, cfg.Cipher = true, o.Keys.File.StoreID, o.Cipher
+		switch o.Cipher {
+		case 0:
+			cfg.Cipher = cas.DefaultCipher
+		case cas.CipherXChaCha20Poly1305:
+			cfg.Cipher = 0 // as a version 2 store names none
+		}
+		cfg.Version = cfg.formatVersion()
+		if err := cfg.check(); err != nil {
+			return nil, err
+		}
 	} else {
 		var sid [16]byte
 		if _, err := rand.Read(sid[:]); err != nil {
@@ -280,6 +307,28 @@ func unlockStore(dir string, cfg *Config, st storage.Storage, o OpenOptions) (*k
 		return nil, keysError{err}
 	}
 	return u.Keyring(), nil
+}
+
+// formatVersion is the store format version c's other fields call for:
+// the lowest that every smp reading the store must know.
+func (c *Config) formatVersion() int {
+	switch {
+	case !c.Encrypted:
+		return FormatVersion
+	case c.Cipher != 0:
+		return FormatVersionCipher
+	case c.Mixed():
+		return FormatVersionConverting
+	}
+	return FormatVersionEncrypted
+}
+
+// SealCipher returns the cipher of an encrypted store's packs.
+func (c *Config) SealCipher() cas.Cipher {
+	if c.Cipher == 0 {
+		return cas.CipherXChaCha20Poly1305
+	}
+	return c.Cipher
 }
 
 // Mixed reports whether the store is being converted to encryption:

@@ -110,7 +110,8 @@ func Encrypt(ctx context.Context, dir string, o EncryptOptions) (*EncryptReport,
 		return nil, err
 	}
 	done := *r.Config
-	done.Version, done.Conversion = FormatVersionEncrypted, ConversionDone
+	done.Conversion = ConversionDone
+	done.Version = done.formatVersion()
 	if err := writeConfig(dir, &done); err != nil {
 		return nil, err
 	}
@@ -178,7 +179,8 @@ func encryptStart(ctx context.Context, dir string, o EncryptOptions, rep *Encryp
 		return nil, err
 	}
 	next := *cfg
-	next.Version, next.Encrypted, next.Conversion, next.HashKey = FormatVersionConverting, true, ConversionMixed, nil
+	next.Encrypted, next.Conversion, next.HashKey, next.Cipher = true, ConversionMixed, nil, cas.DefaultCipher
+	next.Version = next.formatVersion()
 	next.Chunker.KeyedGear = !found
 	if err := writeConfig(dir, &next); err != nil {
 		return nil, err

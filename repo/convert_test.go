@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"smp/cas"
 	"smp/keys"
 )
 
@@ -107,7 +108,7 @@ func TestEncryptCrashPoints(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			if r.Config.Version != FormatVersionEncrypted || r.Config.Conversion != ConversionDone || len(r.Config.HashKey) != 0 {
+			if r.Config.Version != FormatVersionCipher || r.Config.Cipher != cas.DefaultCipher || r.Config.Conversion != ConversionDone || len(r.Config.HashKey) != 0 {
 				t.Errorf("config after the re-run: %+v", r.Config)
 			}
 			f.checkKept(t, r)

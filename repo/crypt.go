@@ -73,7 +73,7 @@ func cryptOf(dir string, cfg *Config, kr *keys.Keyring) (crypt, error) {
 	if kr == nil {
 		return crypt{}, fmt.Errorf("%s: %w", dir, ErrKeyRequired)
 	}
-	s, err := cas.NewSealer(cfg.StoreID, kr)
+	s, err := cas.NewSealer(cfg.StoreID, kr, cfg.SealCipher())
 	if err != nil {
 		return crypt{}, fmt.Errorf("%s: %w", dir, err)
 	}

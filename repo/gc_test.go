@@ -43,10 +43,14 @@ func gcNewStore(t testing.TB) string { return gcNewStoreWith(t, nil) }
 var gcKeyrings sync.Map // string -> *keys.Keyring
 
 // gcNewStoreWith makes a store with 1 MiB packs, encrypted with u when set.
-func gcNewStoreWith(t testing.TB, u *keys.Unlocked) string {
+func gcNewStoreWith(t testing.TB, u *keys.Unlocked) string { return gcNewStoreCipher(t, u, 0) }
+
+// gcNewStoreCipher is gcNewStoreWith sealing packs with c (zero: the
+// default).
+func gcNewStoreCipher(t testing.TB, u *keys.Unlocked, c cas.Cipher) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "store")
-	if _, err := InitWith(dir, InitOptions{Params: cas.DefaultChunkerParams(), Keys: u}); err != nil {
+	if _, err := InitWith(dir, InitOptions{Params: cas.DefaultChunkerParams(), Keys: u, Cipher: c}); err != nil {
 		t.Fatal(err)
 	}
 	if u != nil {
@@ -146,9 +150,12 @@ type gcFix struct {
 func newGCFix(t testing.TB) (*gcFix, *Repo) { return newGCFixWith(t, nil) }
 
 // newGCFixWith is newGCFix on a store encrypted with u when set.
-func newGCFixWith(t testing.TB, u *keys.Unlocked) (*gcFix, *Repo) {
+func newGCFixWith(t testing.TB, u *keys.Unlocked) (*gcFix, *Repo) { return newGCFixCipher(t, u, 0) }
+
+// newGCFixCipher is newGCFixWith sealing packs with c (zero: the default).
+func newGCFixCipher(t testing.TB, u *keys.Unlocked, c cas.Cipher) (*gcFix, *Repo) {
 	t.Helper()
-	f := &gcFix{dir: gcNewStoreWith(t, u), files: map[string][]byte{}}
+	f := &gcFix{dir: gcNewStoreCipher(t, u, c), files: map[string][]byte{}}
 	r := gcOpen(t, f.dir)
 	sharedData := gcRandom(1, 2*gcChunk)
 	dropData := gcRandom(2, 12*gcChunk)

@@ -32,7 +32,7 @@ func TestEncryptedStoreOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Version != FormatVersionEncrypted || strings.Contains(string(b), "hash_key") {
+	if cfg.Version != FormatVersionCipher || cfg.Cipher != cas.DefaultCipher || strings.Contains(string(b), "hash_key") || !strings.Contains(string(b), `"cipher": "xaes-256-gcm"`) {
 		t.Fatalf("config.json of an encrypted store:\n%s", b)
 	}
 	if _, err := Open(dir); !errors.Is(err, ErrKeys) {

@@ -93,7 +93,7 @@ func TestEncryptConvertsInPlace(t *testing.T) {
 		t.Errorf("report %+v, gc %+v", rep, rep.GC)
 	}
 	m := readConfigJSON(t, dir)
-	if m["version"] != float64(2) || m["conversion"] != "done" || m["hash_key"] != nil || m["encrypted"] != true {
+	if m["version"] != float64(4) || m["cipher"] != "xaes-256-gcm" || m["conversion"] != "done" || m["hash_key"] != nil || m["encrypted"] != true {
 		t.Errorf("config.json after encrypt: %v", m)
 	}
 	checkNoPlaintext(t, "after smp encrypt", dir, sec)
@@ -202,7 +202,7 @@ func TestRekeyRetireOldKeyOpensNothing(t *testing.T) {
 	}
 
 	oldKR, _ := keys.NewKeyring(1, map[keys.KeyID][32]byte{1: old})
-	oldSealer, _ := cas.NewSealer(u.File.StoreID, oldKR)
+	oldSealer, _ := cas.NewSealer(u.File.StoreID, oldKR, cas.DefaultCipher)
 	d, err = OpenDir("check", dir, Options{Unlock: unlock})
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func TestRekeyRetireOldKeyOpensNothing(t *testing.T) {
 	if _, ok := kr2.Master(1); ok {
 		t.Errorf("the store's keys still hold master key 1")
 	}
-	curSealer, _ := cas.NewSealer(u.File.StoreID, kr2)
+	curSealer, _ := cas.NewSealer(u.File.StoreID, kr2, cas.DefaultCipher)
 	checkOldKeyOpensNoPack(t, dir, curSealer, oldSealer)
 	rec, err := d.FindRecord(ctx, res.ID.String(), "")
 	if err != nil {

@@ -30,6 +30,7 @@ type storeConfig struct {
 	HashKey    []byte `json:"hash_key"`
 	Encrypted  bool   `json:"encrypted"`
 	Conversion string `json:"conversion"`
+	Cipher     string `json:"cipher"`
 	Chunker    struct {
 		KeyedGear bool `json:"keyed_gear"`
 	} `json:"chunker"`
@@ -136,7 +137,7 @@ func TestE2EEncryptConvert(t *testing.T) {
 		t.Fatalf("encrypt printed no recovery key:\n%s", r)
 	}
 	c := readStoreConfig(t, f.store)
-	if c.Version != 2 || !c.Encrypted || c.Conversion != "done" || c.HashKey != nil || c.StoreID != before.StoreID || c.Chunker.KeyedGear {
+	if c.Version != 4 || c.Cipher != "xaes-256-gcm" || !c.Encrypted || c.Conversion != "done" || c.HashKey != nil || c.StoreID != before.StoreID || c.Chunker.KeyedGear {
 		t.Errorf("config.json after encrypt: %+v", c)
 	}
 	leaktest.CheckNoPlaintext(t, "after smp encrypt", f.store, f.sec)

@@ -14,6 +14,7 @@ type initConfig struct {
 	Encrypted bool   `json:"encrypted"`
 	StoreID   string `json:"store_id"`
 	HashKey   string `json:"hash_key"`
+	Cipher    string `json:"cipher"`
 }
 
 func readInitConfig(t *testing.T, store string) initConfig {
@@ -54,8 +55,8 @@ func TestE2EInitEncryptsByDefault(t *testing.T) {
 		t.Fatalf("init:\n%s", r)
 	}
 	c := readInitConfig(t, store)
-	if !c.Encrypted || c.Version != 2 || c.HashKey != "" {
-		t.Fatalf("plain init made %+v; want an encrypted store (version 2, no hash key in config.json)", c)
+	if !c.Encrypted || c.Version != 4 || c.Cipher != "xaes-256-gcm" || c.HashKey != "" {
+		t.Fatalf("plain init made %+v; want an encrypted store (version 4, xaes-256-gcm, no hash key in config.json)", c)
 	}
 	keyFile := filepath.Join(cfg, "smp", "keys", c.StoreID+".key")
 	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
@@ -123,7 +124,7 @@ func TestE2EInitNoEncrypt(t *testing.T) {
 		len(strings.Split(strings.TrimSpace(r.stdout), "\n")) != 2 {
 		t.Fatalf("init --no-encrypt: want two lines, one saying it is not encrypted\n%s", r)
 	}
-	if c := readInitConfig(t, store); c.Encrypted || c.Version != 1 || c.HashKey == "" {
+	if c := readInitConfig(t, store); c.Encrypted || c.Version != 1 || c.HashKey == "" || c.Cipher != "" {
 		t.Fatalf("init --no-encrypt made %+v; want a version 1 store in clear", c)
 	}
 	if got := dirEntries(t, cfg); got != "" {

@@ -43,7 +43,7 @@ func storeSealer(t testing.TB, r *repo.Repo) *cas.Sealer {
 	if r.Keyring == nil {
 		return nil
 	}
-	s, err := cas.NewSealer(r.Config.StoreID, r.Keyring)
+	s, err := cas.NewSealer(r.Config.StoreID, r.Keyring, r.Config.SealCipher())
 	if err != nil {
 		t.Fatal(err)
 	}
