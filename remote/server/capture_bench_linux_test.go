@@ -258,4 +258,3 @@ func captureThrough(b *testing.B, url, tok, computer, src string) {
 		b.Fatal(err)
 	}
 }
-
