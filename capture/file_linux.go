@@ -486,8 +486,10 @@ func (c *capturer) firstOfferErr() error {
 	return nil
 }
 
-// minBufClass is the smallest pooled chunk copy, 64 KiB (1<<16).
-const minBufClass = 16
+// minBufClass is the smallest pooled chunk copy, 4 KiB (1<<12), about a
+// profile's median file: an offering store holds thousands of copies
+// while their offers travel, so a small chunk's copy must stay small.
+const minBufClass = 12
 
 // bufClass is the pool of a chunk copy of n bytes: pools hold power-of-two
 // sizes, so a small file's chunk costs at most twice its size and not the

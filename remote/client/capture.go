@@ -224,9 +224,7 @@ func (cp *Capture) OfferData(t cas.BlobType, id cas.ID, plain []byte, answer fun
 		answer(false, cp.Err())
 		return
 	}
-	cp.dataOffers.Add(1)
-	cp.enqueue(t, id, plain, int64(len(plain)), func(held bool, err error) {
-		defer cp.dataOffers.Done()
+	cp.offerLater(&cp.dataOffers, t, id, plain, func(held bool, err error) {
 		if held {
 			cp.HeldBlobs.Add(1)
 		}
@@ -237,8 +235,19 @@ func (cp *Capture) OfferData(t cas.BlobType, id cas.ID, plain []byte, answer fun
 // WaitOffers implements capture.OfferingStore.
 func (cp *Capture) WaitOffers() { cp.dataOffers.Wait() }
 
+// offerLater queues the offer of plain (held, by its capacity, against
+// offerBytes until answered) and counts it in wg until answer returns.
+func (cp *Capture) offerLater(wg *sync.WaitGroup, t cas.BlobType, id cas.ID, plain []byte, answer func(held bool, err error)) {
+	wg.Add(1)
+	cp.enqueue(t, id, plain, int64(cap(plain)), func(held bool, err error) {
+		defer wg.Done()
+		answer(held, err)
+	})
+}
+
 // enqueue queues an offer of plain, whose proof is made here; weight bytes
-// of offerSem are held until it is answered. After an error, or once the
+// of offerSem (the memory plain holds, its capacity) are held until it is
+// answered. After an error, or once the
 // session's offers are closed, it is answered with the error at once.
 func (cp *Capture) enqueue(t cas.BlobType, id cas.ID, plain []byte, weight int64, answer func(held bool, err error)) {
 	weight = min(weight, offerBytes)
@@ -426,9 +435,7 @@ func (cp *Capture) PutTree(t *manifest.Tree) (cas.ID, error) {
 	if !cp.firstSight(cas.BlobTree, id) {
 		return id, cp.Err()
 	}
-	cp.treeOffers.Add(1)
-	cp.enqueue(cas.BlobTree, id, b, int64(len(b)), func(held bool, err error) {
-		defer cp.treeOffers.Done()
+	cp.offerLater(&cp.treeOffers, cas.BlobTree, id, b, func(held bool, err error) {
 		if err != nil {
 			cp.setErr(err)
 			return
