@@ -32,7 +32,7 @@ const (
 	haveBatchMax     = 2048
 	haveStreams      = 4
 	haveQueue        = 2 * haveBatchMax
-	offerBytes       = 64 << 20
+	offerBytes       = 32 << 20
 )
 
 // Capture is one capture session on an SMP. It implements capture.Store

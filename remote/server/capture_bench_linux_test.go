@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,11 +35,11 @@ const smallTreeFiles = 10_000
 // long tail up to 1 MiB), 20 files and a few dot-files per directory,
 // directories three levels deep; four files in five are text that zstd
 // shrinks a few times, the fifth random bytes. Every file's content is
-// distinct, so nothing dedupes within the tree. It returns the bytes
-// written.
-func smallTree(tb testing.TB, root string, n int) int64 {
+// distinct, so nothing dedupes within the tree, and trees of other seeds
+// share nothing with it. It returns the bytes written.
+func smallTree(tb testing.TB, root string, n int, seed uint64) int64 {
 	tb.Helper()
-	rng := rand.New(rand.NewPCG(17, 42))
+	rng := rand.New(rand.NewPCG(17, seed))
 	words := make([][]byte, 512)
 	for i := range words {
 		w := make([]byte, 3+rng.IntN(8))
@@ -66,7 +67,7 @@ func smallTree(tb testing.TB, root string, n int) int64 {
 		}
 		size := int(math.Exp(math.Log(4096) + 1.5*rng.NormFloat64()))
 		size = min(max(size, 0), 1<<20)
-		buf = fmt.Appendf(buf[:0], "file %d\n", i)
+		buf = fmt.Appendf(buf[:0], "file %d of tree %d\n", i, seed)
 		src := text
 		if i%5 == 4 {
 			src = noise
@@ -156,7 +157,7 @@ func processCPU() time.Duration {
 // serve runs after a local one in the same process.
 func BenchmarkCaptureSmallFiles(b *testing.B) {
 	src := filepath.Join(b.TempDir(), "src")
-	bytes := smallTree(b, filepath.Join(src, "home", "user01"), smallTreeFiles)
+	bytes := smallTree(b, filepath.Join(src, "home", "user01"), smallTreeFiles, 42)
 	b.Logf("tree: %d files, %.1f MB", smallTreeFiles, float64(bytes)/1e6)
 	per1k := float64(smallTreeFiles) / 1000
 	b.Run("local", func(b *testing.B) {
@@ -210,7 +211,7 @@ func benchServeCapture(b *testing.B, src string, dedupe bool) {
 		m := &meter{h: e.srv}
 		hs := httptest.NewServer(m)
 		if dedupe {
-			captureThrough(b, hs.URL, e.token("other", access.RoleClient, 0), "other", src)
+			captureThrough(b, hs.URL, e.token("other", access.RoleClient, 0), capture.Options{Computer: "other", Root: src})
 		}
 		tok := e.token("pc1", access.RoleClient, 0)
 		m.requests.Store(0)
@@ -218,7 +219,7 @@ func benchServeCapture(b *testing.B, src string, dedupe bool) {
 		m.cpuNs.Store(0)
 		b.StartTimer()
 		c0 := processCPU()
-		captureThrough(b, hs.URL, tok, "pc1", src)
+		captureThrough(b, hs.URL, tok, capture.Options{Computer: "pc1", Root: src})
 		cpu += processCPU() - c0
 		b.StopTimer()
 		server += time.Duration(m.cpuNs.Load())
@@ -240,21 +241,72 @@ func benchServeCapture(b *testing.B, src string, dedupe bool) {
 	}
 }
 
-// captureThrough captures src as computer through the SMP at url, as
+// captureThrough runs the capture opts through the SMP at url, as
 // store.Remote does (a client, a capture session, capture.Run).
-func captureThrough(b *testing.B, url, tok, computer, src string) {
+func captureThrough(b *testing.B, url, tok string, opts capture.Options) {
 	ctx := context.Background()
 	cl, err := client.Dial(ctx, client.Options{URL: url, Token: tok})
 	if err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return
 	}
 	defer cl.Close()
-	cp, err := cl.StartCapture(ctx, computer, cas.ID{})
+	cp, err := cl.StartCapture(ctx, opts.Computer, cas.ID{})
 	if err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return
 	}
 	defer cp.Close()
-	if _, err := capture.Run(ctx, cp, capture.Options{Computer: computer, Root: src}); err != nil {
-		b.Fatal(err)
+	if _, err := capture.Run(ctx, cp, opts); err != nil {
+		b.Error(err)
 	}
+}
+
+// BenchmarkCaptureSmallFiles16 is `smp bench run`'s serve-16 load on small
+// files: 8 users of 1,250 files each (smallTree, a seed per user), and 16
+// clients capturing at once through one SMP, client i capturing user
+// (i mod 8) as its own computer, so two computers send the same files
+// concurrently. Per 1,000 files captured (20,000 in all): cpu-s (the
+// process), server-cpu-s, requests, sent-MB (what the second capture of a
+// user sends shows how much dedupe across concurrent sessions holds).
+func BenchmarkCaptureSmallFiles16(b *testing.B) {
+	const users, clients, perUser = 8, 16, 1250
+	src := filepath.Join(b.TempDir(), "src")
+	for u := range users {
+		smallTree(b, filepath.Join(src, "home", fmt.Sprintf("user%02d", u+1)), perUser, uint64(100+u))
+	}
+	var cpu, server time.Duration
+	var requests, sent int64
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b)
+		m := &meter{h: e.srv}
+		hs := httptest.NewServer(m)
+		toks := make([]string, clients)
+		for i := range toks {
+			toks[i] = e.token(fmt.Sprintf("load%02d", i), access.RoleClient, 0)
+		}
+		b.StartTimer()
+		c0 := processCPU()
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				captureThrough(b, hs.URL, toks[i], capture.Options{Computer: fmt.Sprintf("load%02d", i), Root: src,
+					Users: []string{fmt.Sprintf("user%02d", i%users+1)}})
+			})
+		}
+		wg.Wait()
+		cpu += processCPU() - c0
+		b.StopTimer()
+		server += time.Duration(m.cpuNs.Load())
+		requests += m.requests.Load()
+		sent += m.bytesIn.Load()
+		hs.Close()
+		b.StartTimer()
+	}
+	n := float64(b.N) * clients * perUser / 1000
+	b.ReportMetric(cpu.Seconds()/n, "cpu-s/1k-files")
+	b.ReportMetric(server.Seconds()/n, "server-cpu-s/1k-files")
+	b.ReportMetric(float64(requests)/n, "requests/1k-files")
+	b.ReportMetric(float64(sent)/1e6/n, "sent-MB/1k-files")
 }

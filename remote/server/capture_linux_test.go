@@ -26,7 +26,7 @@ import (
 func TestCaptureOffersInFewRequests(t *testing.T) {
 	const files = 2000
 	src := filepath.Join(t.TempDir(), "src")
-	smallTree(t, filepath.Join(src, "home", "user01"), files)
+	smallTree(t, filepath.Join(src, "home", "user01"), files, 1)
 	e := newEnv(t)
 	m := &meter{h: e.srv}
 	hs := httptest.NewServer(m)
@@ -119,7 +119,7 @@ func TestCaptureOffersInFewRequests(t *testing.T) {
 // workers stop (Close returns).
 func TestCaptureRefusedMidwayEnds(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
-	smallTree(t, filepath.Join(src, "home", "user01"), 1500)
+	smallTree(t, filepath.Join(src, "home", "user01"), 1500, 2)
 	e := newEnv(t, func(o *server.Options) { o.Quota = 2 << 20 })
 	tok := e.token("pc1", access.RoleClient, 0)
 	ctx := context.Background()
