@@ -159,7 +159,66 @@ func BenchmarkCaptureSmallFiles(b *testing.B) {
 	src := filepath.Join(b.TempDir(), "src")
 	bytes := smallTree(b, filepath.Join(src, "home", "user01"), smallTreeFiles, 42)
 	b.Logf("tree: %d files, %.1f MB", smallTreeFiles, float64(bytes)/1e6)
-	per1k := float64(smallTreeFiles) / 1000
+	benchCaptures(b, captureBench{src: src, unit: "1k-files", per: smallTreeFiles / 1000})
+}
+
+// BenchmarkCaptureLargeFiles is BenchmarkCaptureSmallFiles on the shape of
+// `smp bench run`'s large-file corpus (its serve rows): 48 files of 1 to
+// 8 MiB, text and random bytes as in smallTree; metrics per GB.
+func BenchmarkCaptureLargeFiles(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "src")
+	var bytes int64
+	dir := filepath.Join(src, "home", "user01")
+	for i := range 48 {
+		sub := filepath.Join(dir, fmt.Sprintf("big%02d", i))
+		bytes += largeFile(b, sub, (1+i%8)<<20, uint64(i))
+	}
+	b.Logf("tree: 48 files, %.1f MB", float64(bytes)/1e6)
+	benchCaptures(b, captureBench{src: src, unit: "GB", per: float64(bytes) / 1e9})
+}
+
+// largeFile writes one file of size bytes in its own directory dir: lines
+// of text and numbers (zstd shrinks them a few times), or random bytes for
+// one seed in five.
+func largeFile(tb testing.TB, dir string, size int, seed uint64) int64 {
+	tb.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 99))
+	buf := make([]byte, 0, size)
+	for len(buf) < size {
+		if seed%5 == 4 {
+			buf = binaryAppendRandom(buf, rng, min(1<<16, size-len(buf)))
+			continue
+		}
+		buf = append(buf, fmt.Sprintf("line %d of file %d: %x\n", len(buf), seed, rng.Uint64()>>uint(rng.IntN(48)))...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.bin"), buf[:size], 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return int64(size)
+}
+
+func binaryAppendRandom(buf []byte, rng *rand.Rand, n int) []byte {
+	for range n / 8 {
+		v := rng.Uint64()
+		buf = append(buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
+	}
+	return buf
+}
+
+// captureBench is a tree to capture and the unit its metrics are per:
+// per is the tree's size in units.
+type captureBench struct {
+	src  string
+	unit string
+	per  float64
+}
+
+// benchCaptures runs the local, serve and serve-dedupe captures of cb.
+func benchCaptures(b *testing.B, cb captureBench) {
+	var localCPU time.Duration // per unit, for the serve runs' sep-ratio
 	b.Run("local", func(b *testing.B) {
 		var cpu time.Duration
 		for range b.N {
@@ -174,7 +233,7 @@ func BenchmarkCaptureSmallFiles(b *testing.B) {
 			}
 			b.StartTimer()
 			c0 := processCPU()
-			if _, err := capture.Run(context.Background(), r, capture.Options{Computer: "pc1", Root: src}); err != nil {
+			if _, err := capture.Run(context.Background(), r, capture.Options{Computer: "pc1", Root: cb.src}); err != nil {
 				b.Fatal(err)
 			}
 			cpu += processCPU() - c0
@@ -184,25 +243,19 @@ func BenchmarkCaptureSmallFiles(b *testing.B) {
 			}
 			b.StartTimer()
 		}
-		localCPUPer1k.Store(int64(cpu) / int64(b.N) / int64(per1k))
-		b.ReportMetric(cpu.Seconds()/float64(b.N)/per1k, "cpu-s/1k-files")
-		b.ReportMetric(float64(bytes)/1e6/per1k, "MB/1k-files")
+		localCPU = time.Duration(float64(cpu) / float64(b.N) / cb.per)
+		b.ReportMetric(localCPU.Seconds(), "cpu-s/"+cb.unit)
 	})
 	for _, dedupe := range []bool{false, true} {
 		name := "serve"
 		if dedupe {
 			name = "serve-dedupe"
 		}
-		b.Run(name, func(b *testing.B) { benchServeCapture(b, src, dedupe) })
+		b.Run(name, func(b *testing.B) { benchServeCapture(b, cb, dedupe, localCPU) })
 	}
 }
 
-// localCPUPer1k is the local run's CPU time per 1,000 files, in ns, for
-// the serve runs' sep-ratio.
-var localCPUPer1k atomic.Int64
-
-func benchServeCapture(b *testing.B, src string, dedupe bool) {
-	per1k := float64(smallTreeFiles) / 1000
+func benchServeCapture(b *testing.B, cb captureBench, dedupe bool, localCPU time.Duration) {
 	var cpu, server time.Duration
 	var requests, sent int64
 	for range b.N {
@@ -211,7 +264,7 @@ func benchServeCapture(b *testing.B, src string, dedupe bool) {
 		m := &meter{h: e.srv}
 		hs := httptest.NewServer(m)
 		if dedupe {
-			captureThrough(b, hs.URL, e.token("other", access.RoleClient, 0), capture.Options{Computer: "other", Root: src})
+			captureThrough(b, hs.URL, e.token("other", access.RoleClient, 0), capture.Options{Computer: "other", Root: cb.src})
 		}
 		tok := e.token("pc1", access.RoleClient, 0)
 		m.requests.Store(0)
@@ -219,7 +272,7 @@ func benchServeCapture(b *testing.B, src string, dedupe bool) {
 		m.cpuNs.Store(0)
 		b.StartTimer()
 		c0 := processCPU()
-		captureThrough(b, hs.URL, tok, capture.Options{Computer: "pc1", Root: src})
+		captureThrough(b, hs.URL, tok, capture.Options{Computer: "pc1", Root: cb.src})
 		cpu += processCPU() - c0
 		b.StopTimer()
 		server += time.Duration(m.cpuNs.Load())
@@ -228,16 +281,16 @@ func benchServeCapture(b *testing.B, src string, dedupe bool) {
 		hs.Close()
 		b.StartTimer()
 	}
-	n := float64(b.N) * per1k
+	n := float64(b.N) * cb.per
 	clientCPU := (cpu - server).Seconds() / n
 	serverCPU := server.Seconds() / n
-	b.ReportMetric(cpu.Seconds()/n, "cpu-s/1k-files")
-	b.ReportMetric(clientCPU, "client-cpu-s/1k-files")
-	b.ReportMetric(serverCPU, "server-cpu-s/1k-files")
-	b.ReportMetric(float64(requests)/n, "requests/1k-files")
-	b.ReportMetric(float64(sent)/1e6/n, "sent-MB/1k-files")
-	if local := localCPUPer1k.Load(); local > 0 {
-		b.ReportMetric(time.Duration(local).Seconds()/max(clientCPU, serverCPU), "sep-ratio")
+	b.ReportMetric(cpu.Seconds()/n, "cpu-s/"+cb.unit)
+	b.ReportMetric(clientCPU, "client-cpu-s/"+cb.unit)
+	b.ReportMetric(serverCPU, "server-cpu-s/"+cb.unit)
+	b.ReportMetric(float64(requests)/n, "requests/"+cb.unit)
+	b.ReportMetric(float64(sent)/1e6/n, "sent-MB/"+cb.unit)
+	if localCPU > 0 {
+		b.ReportMetric(localCPU.Seconds()/max(clientCPU, serverCPU), "sep-ratio")
 	}
 }
 
