@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -33,6 +34,8 @@ const (
 	haveStreams      = 4
 	haveQueue        = 2 * haveBatchMax
 	offerBytes       = 32 << 20
+	haveLingerBelow  = 256
+	haveLinger       = 5 * time.Millisecond
 )
 
 // Capture is one capture session on an SMP. It implements capture.Store
@@ -45,6 +48,7 @@ type Capture struct {
 	sess   wire.Session
 	prover *wire.Prover
 	parent *Reader // the computer's previous record, for change detection
+	prev   *parentTrees
 
 	seenMu sync.Mutex
 	seen   map[cas.BlobKey]struct{} // by type and ID: a chunk with a tree's ID is not that tree
@@ -135,6 +139,7 @@ func (c *Client) startSession(ctx context.Context, req wire.StartCapture, parent
 	}
 	if !parent.IsZero() {
 		cp.parent = c.Reader(parent)
+		cp.prev = newParentTrees(cp.parent)
 	}
 	for range haveStreams {
 		cp.haveWG.Add(1)
@@ -299,19 +304,7 @@ func (cp *Capture) ctxErr() error {
 func (cp *Capture) haveWorker() {
 	defer cp.haveWG.Done()
 	for first := range cp.haves {
-		batch := []haveReq{first}
-	drain:
-		for len(batch) < haveBatchMax {
-			select {
-			case r, ok := <-cp.haves:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch := cp.gather(first)
 		err := cp.ctxErr()
 		var held wire.HaveBitmap
 		if err == nil {
@@ -324,6 +317,43 @@ func (cp *Capture) haveWorker() {
 			r.answer(err == nil && held.Has(i), err)
 		}
 	}
+}
+
+// gather returns first and the offers queued behind it, up to
+// haveBatchMax. A batch under haveLingerBelow waits up to haveLinger for
+// more: offers that trickle in (the trees of an incremental capture, one
+// per directory the walk finishes) would otherwise cost a request each,
+// and nothing in the capture waits for their answers but the commit.
+func (cp *Capture) gather(first haveReq) []haveReq {
+	batch := []haveReq{first}
+	var linger <-chan time.Time
+	for len(batch) < haveBatchMax {
+		select {
+		case r, ok := <-cp.haves:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		if len(batch) >= haveLingerBelow {
+			return batch
+		}
+		if linger == nil {
+			linger = time.After(haveLinger)
+		}
+		select {
+		case r, ok := <-cp.haves:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-linger:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (cp *Capture) askHave(batch []haveReq) (wire.HaveBitmap, error) {
@@ -457,7 +487,7 @@ func (cp *Capture) LoadTree(id cas.ID) (*manifest.Tree, error) {
 	if cp.parent == nil {
 		return nil, fmt.Errorf("tree %s: no parent record: %w", id.Short(), cas.ErrNotFound)
 	}
-	return cp.parent.LoadTree(id)
+	return cp.prev.LoadTree(id)
 }
 
 // Has implements capture.Store. It is asked only about chunks of the
@@ -526,4 +556,7 @@ func (cp *Capture) Close() {
 	cp.dataOffers.Wait()
 	cp.closeHaves()
 	cp.uploadWG.Wait()
+	if cp.parent != nil {
+		cp.parent.Close()
+	}
 }
