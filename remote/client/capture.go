@@ -89,6 +89,7 @@ type haveReq struct {
 	e      wire.HaveEntry
 	answer func(held bool, err error)
 	weight int64
+	urgent bool // a caller waits for the answer (offer): no lingering
 }
 
 // StartCapture opens a capture session for computer. parent is the ID of
@@ -215,7 +216,7 @@ func (cp *Capture) offer(t cas.BlobType, id cas.ID, plain []byte) (held bool, er
 		err  error
 	}
 	ch := make(chan reply, 1)
-	cp.enqueue(t, id, plain, 0, func(held bool, err error) { ch <- reply{held, err} })
+	cp.enqueue(t, id, plain, 0, true, func(held bool, err error) { ch <- reply{held, err} })
 	r := <-ch
 	return r.held, r.err
 }
@@ -244,7 +245,7 @@ func (cp *Capture) WaitOffers() { cp.dataOffers.Wait() }
 // offerBytes until answered) and counts it in wg until answer returns.
 func (cp *Capture) offerLater(wg *sync.WaitGroup, t cas.BlobType, id cas.ID, plain []byte, answer func(held bool, err error)) {
 	wg.Add(1)
-	cp.enqueue(t, id, plain, int64(cap(plain)), func(held bool, err error) {
+	cp.enqueue(t, id, plain, int64(cap(plain)), false, func(held bool, err error) {
 		defer wg.Done()
 		answer(held, err)
 	})
@@ -254,7 +255,7 @@ func (cp *Capture) offerLater(wg *sync.WaitGroup, t cas.BlobType, id cas.ID, pla
 // of offerSem (the memory plain holds, its capacity) are held until it is
 // answered. After an error, or once the
 // session's offers are closed, it is answered with the error at once.
-func (cp *Capture) enqueue(t cas.BlobType, id cas.ID, plain []byte, weight int64, answer func(held bool, err error)) {
+func (cp *Capture) enqueue(t cas.BlobType, id cas.ID, plain []byte, weight int64, urgent bool, answer func(held bool, err error)) {
 	weight = min(weight, offerBytes)
 	if err := cp.Err(); err != nil {
 		answer(false, err)
@@ -266,7 +267,7 @@ func (cp *Capture) enqueue(t cas.BlobType, id cas.ID, plain []byte, weight int64
 	}
 	req := haveReq{
 		e:      wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: cp.prover.Proof(t, id, plain)},
-		answer: answer, weight: weight,
+		answer: answer, weight: weight, urgent: urgent,
 	}
 	cp.offerMu.RLock()
 	defer cp.offerMu.RUnlock()
@@ -321,11 +322,13 @@ func (cp *Capture) haveWorker() {
 
 // gather returns first and the offers queued behind it, up to
 // haveBatchMax. A batch under haveLingerBelow waits up to haveLinger for
-// more: offers that trickle in (the trees of an incremental capture, one
-// per directory the walk finishes) would otherwise cost a request each,
-// and nothing in the capture waits for their answers but the commit.
+// more, unless a caller waits for one of its answers: offers that trickle
+// in (the trees of an incremental capture, one per directory the walk
+// finishes) would otherwise cost a request each, and nothing in the
+// capture waits for their answers but the commit.
 func (cp *Capture) gather(first haveReq) []haveReq {
 	batch := []haveReq{first}
+	urgent := first.urgent
 	var linger <-chan time.Time
 	for len(batch) < haveBatchMax {
 		select {
@@ -334,10 +337,11 @@ func (cp *Capture) gather(first haveReq) []haveReq {
 				return batch
 			}
 			batch = append(batch, r)
+			urgent = urgent || r.urgent
 			continue
 		default:
 		}
-		if len(batch) >= haveLingerBelow {
+		if urgent || len(batch) >= haveLingerBelow {
 			return batch
 		}
 		if linger == nil {
@@ -349,6 +353,7 @@ func (cp *Capture) gather(first haveReq) []haveReq {
 				return batch
 			}
 			batch = append(batch, r)
+			urgent = urgent || r.urgent
 		case <-linger:
 			return batch
 		}
