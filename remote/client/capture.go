@@ -253,8 +253,8 @@ func (cp *Capture) offerLater(wg *sync.WaitGroup, t cas.BlobType, id cas.ID, pla
 
 // enqueue queues an offer of plain, whose proof is made here; weight bytes
 // of offerSem (the memory plain holds, its capacity) are held until it is
-// answered. After an error, or once the
-// session's offers are closed, it is answered with the error at once.
+// answered. After an error, or once the session's offers are closed, it
+// is answered with the error at once.
 func (cp *Capture) enqueue(t cas.BlobType, id cas.ID, plain []byte, weight int64, urgent bool, answer func(held bool, err error)) {
 	weight = min(weight, offerBytes)
 	if err := cp.Err(); err != nil {
