@@ -40,6 +40,20 @@ type ProvingStore interface {
 	ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error)
 }
 
+// OfferingStore is a ProvingStore whose answer comes later: OfferData
+// queues the offer of a chunk and returns at once, so a file worker goes
+// on to its next chunk while the store asks about many chunks in one
+// round trip (remote/client.Capture). answer is called exactly once, from
+// any goroutine and possibly before OfferData returns, with whether the
+// store needs the blob; plain stays the caller's and unchanged until then.
+// WaitOffers returns once every offer made before it was called has been
+// answered and its answer has returned. Capture uses it instead of
+// ReserveData when the store offers it.
+type OfferingStore interface {
+	OfferData(t cas.BlobType, id cas.ID, plain []byte, answer func(need bool, err error))
+	WaitOffers()
+}
+
 // Options select what to capture.
 type Options struct {
 	Computer string

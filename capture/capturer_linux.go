@@ -35,7 +35,9 @@ const (
 type capturer struct {
 	opts     Options
 	store    Store
-	prover   ProvingStore // store as a ProvingStore, or nil
+	prover   ProvingStore          // store as a ProvingStore, or nil
+	offerer  OfferingStore         // store as an OfferingStore, or nil
+	offerErr atomic.Pointer[error] // the first error an offer was answered with
 	params   cas.ChunkerParams
 	progress *Progress
 	skip     map[devIno]bool
@@ -176,9 +178,10 @@ func runCapture(ctx context.Context, store Store, opts Options, sel *selection, 
 // ask for hard links.
 func newCapturer(store Store, opts Options) (*capturer, error) {
 	prover, _ := store.(ProvingStore)
+	offerer, _ := store.(OfferingStore)
 	c := &capturer{
-		prover: prover,
-		opts:   opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
+		prover: prover, offerer: offerer,
+		opts: opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
 		skip:         map[devIno]bool{},
 		fileJobs:     make(chan *fileJob, 64),
 		compressJobs: make(chan compressJob, 4),
@@ -223,8 +226,14 @@ func (c *capturer) pipeline(ctx context.Context, sel *selection, prevRoot *manif
 		g.Go(func() error { defer compressWG.Done(); return c.compressor(gctx) })
 	}
 	g.Go(func() error {
-		defer func() { fileWG.Wait(); close(c.compressJobs) }()
-		return nil
+		// Answers to offers still on their way may queue chunks for the
+		// compressors: their queue closes only once every offer is answered.
+		fileWG.Wait()
+		if c.offerer != nil {
+			c.offerer.WaitOffers()
+		}
+		close(c.compressJobs)
+		return c.firstOfferErr()
 	})
 	g.Go(func() error { return c.finisher(gctx) })
 	g.Go(func() error {

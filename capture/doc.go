@@ -15,6 +15,12 @@
 // finds a directory's subtrees already written. Nothing waits on the walker
 // or the finisher, so the stages cannot deadlock.
 //
+// A store that answers later (OfferingStore: an SMP, which is asked many
+// chunks per round trip) gets each chunk's copy from a file worker without
+// the worker waiting for the answer; the answer queues a needed chunk for
+// the compressors, whose queue closes only after the store has answered
+// every offer. The store bounds what its waiting offers hold.
+//
 // What is held therefore depends on the directories being worked on, not on
 // the files seen so far: the entries of the directories on the walker's
 // path and of at most 16Ki entries in queued directories, and the parent

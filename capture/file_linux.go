@@ -416,6 +416,13 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 		}
 		total += uint64(len(chunk))
 		id := c.store.Sum(chunk)
+		if c.offerer != nil {
+			if err := c.offer(ctx, id, chunk); err != nil {
+				return false, err
+			}
+			e.Chunks = append(e.Chunks, manifest.Chunk{ID: id, Size: uint32(len(chunk))})
+			continue
+		}
 		var isNew bool
 		if c.prover != nil {
 			isNew, err = c.prover.ReserveData(cas.BlobData, id, chunk)
@@ -449,8 +456,54 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 	return false, nil
 }
 
-// minBufClass is the smallest pooled chunk copy, 64 KiB (1<<16).
-const minBufClass = 16
+// offer hands a copy of chunk to the offering store, whose answer queues
+// it for a compressor when the store needs it. The file worker does not
+// wait for the answer: many offers travel in one round trip.
+func (c *capturer) offer(ctx context.Context, id cas.ID, chunk []byte) error {
+	if err := c.offerFailure(); err != nil {
+		return err
+	}
+	buf := c.getBuf(len(chunk))
+	copy(*buf, chunk)
+	n := len(chunk)
+	c.offerer.OfferData(cas.BlobData, id, *buf, func(need bool, err error) {
+		if err != nil || !need {
+			c.putBuf(buf)
+			if err != nil {
+				c.offerErr.CompareAndSwap(nil, &err)
+			}
+			return
+		}
+		c.progress.NewBytes.Add(uint64(n))
+		select {
+		case c.compressJobs <- compressJob{id: id, plain: buf, n: n}:
+		case <-ctx.Done():
+			c.putBuf(buf)
+		}
+	})
+	return nil
+}
+
+// offerFailure is the first error an offer was answered with, as a store
+// error (it ends the capture).
+func (c *capturer) offerFailure() error {
+	if err := c.firstOfferErr(); err != nil {
+		return storeError{err}
+	}
+	return nil
+}
+
+func (c *capturer) firstOfferErr() error {
+	if p := c.offerErr.Load(); p != nil {
+		return fmt.Errorf("store lookup: %w", *p)
+	}
+	return nil
+}
+
+// minBufClass is the smallest pooled chunk copy, 4 KiB (1<<12), about a
+// profile's median file: an offering store holds thousands of copies
+// while their offers travel, so a small chunk's copy must stay small.
+const minBufClass = 12
 
 // bufClass is the pool of a chunk copy of n bytes: pools hold power-of-two
 // sizes, so a small file's chunk costs at most twice its size and not the

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -18,10 +21,21 @@ import (
 // Upload batching: a batch is sent when it holds this many bytes or
 // blobs; at most Streams batches are in flight and one more is filling,
 // which bounds the client's memory whatever the file sizes.
+//
+// Offers: a have-query carries up to haveBatchMax entries, and up to
+// haveStreams queries are in flight, so the capture never waits a round
+// trip per chunk. Offers waiting for their answer hold their plaintext
+// (it is compressed and uploaded if the SMP lacks it): at most offerBytes
+// of it and haveQueue offers wait, whatever the tree.
 const (
 	uploadBatchBytes = 8 << 20
-	uploadBatchBlobs = 1024
-	haveBatchMax     = 1024
+	uploadBatchBlobs = wire.MaxBatchBlobs
+	haveBatchMax     = 2048
+	haveStreams      = 4
+	haveQueue        = 2 * haveBatchMax
+	offerBytes       = 32 << 20
+	haveLingerBelow  = 256
+	haveLinger       = 5 * time.Millisecond
 )
 
 // Capture is one capture session on an SMP. It implements capture.Store
@@ -34,6 +48,7 @@ type Capture struct {
 	sess   wire.Session
 	prover *wire.Prover
 	parent *Reader // the computer's previous record, for change detection
+	prev   *parentTrees
 
 	seenMu sync.Mutex
 	seen   map[cas.BlobKey]struct{} // by type and ID: a chunk with a tree's ID is not that tree
@@ -42,6 +57,14 @@ type Capture struct {
 	uploads  chan []byte
 	haveWG   sync.WaitGroup
 	uploadWG sync.WaitGroup
+
+	// offerMu guards the sends on haves against their close: an offer
+	// sends under the read lock, closeHaves closes under the write lock.
+	offerMu     sync.RWMutex
+	havesClosed bool
+	offerSem    *semaphore.Weighted // plaintext bytes of offers waiting for their answer
+	dataOffers  sync.WaitGroup      // OfferData offers not yet answered
+	treeOffers  sync.WaitGroup      // PutTree offers not yet answered (and uploaded if needed)
 
 	batchMu sync.Mutex
 	batch   []byte
@@ -59,14 +82,14 @@ type Capture struct {
 	SentBlobs, SentBytes, HeldBlobs atomic.Int64
 }
 
+// haveReq is one offer: answer is called once with whether the SMP holds
+// the blob (or the error that ended the capture); weight is what it holds
+// of offerSem.
 type haveReq struct {
-	e     wire.HaveEntry
-	reply chan haveAns
-}
-
-type haveAns struct {
-	held bool
-	err  error
+	e      wire.HaveEntry
+	answer func(held bool, err error)
+	weight int64
+	urgent bool // a caller waits for the answer (offer): no lingering
 }
 
 // StartCapture opens a capture session for computer. parent is the ID of
@@ -129,15 +152,17 @@ func (c *Client) startSession(ctx context.Context, req wire.StartCapture, parent
 	ctx, cancel := context.WithCancel(ctx)
 	cp := &Capture{
 		c: c, ctx: ctx, cancel: cancel, sess: sess, prover: wire.NewProver(sess.Nonce),
-		seen:    map[cas.BlobKey]struct{}{},
-		haves:   make(chan haveReq, haveBatchMax),
-		uploads: make(chan []byte, 1),
-		spare:   make(chan []byte, c.opts.Streams+2),
+		seen:     map[cas.BlobKey]struct{}{},
+		haves:    make(chan haveReq, haveQueue),
+		uploads:  make(chan []byte, 1),
+		spare:    make(chan []byte, c.opts.Streams+2),
+		offerSem: semaphore.NewWeighted(offerBytes),
 	}
 	if !parent.IsZero() {
 		cp.parent = c.Reader(parent)
+		cp.prev = newParentTrees(cp.parent)
 	}
-	for range 2 {
+	for range haveStreams {
 		cp.haveWG.Add(1)
 		go cp.haveWorker()
 	}
@@ -203,24 +228,87 @@ func (cp *Capture) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, e
 	return !held && err == nil, err
 }
 
-// offer asks the SMP, with a proof, whether it holds the blob; the SMP
-// reserves room for it when it does not.
+// offer asks the SMP, with a proof, whether it holds the blob, and waits
+// for the answer; the SMP reserves room for it when it does not.
 func (cp *Capture) offer(t cas.BlobType, id cas.ID, plain []byte) (held bool, err error) {
+	type reply struct {
+		held bool
+		err  error
+	}
+	ch := make(chan reply, 1)
+	cp.enqueue(t, id, plain, 0, true, func(held bool, err error) { ch <- reply{held, err} })
+	r := <-ch
+	return r.held, r.err
+}
+
+// OfferData implements capture.OfferingStore: the chunk is offered in the
+// next have-query and answer says whether to upload it; the file worker
+// goes on meanwhile. A chunk this session already offered is answered
+// "not needed" at once.
+func (cp *Capture) OfferData(t cas.BlobType, id cas.ID, plain []byte, answer func(need bool, err error)) {
+	if !cp.firstSight(t, id) {
+		answer(false, cp.Err())
+		return
+	}
+	cp.offerLater(&cp.dataOffers, t, id, plain, func(held bool, err error) {
+		if held {
+			cp.HeldBlobs.Add(1)
+		}
+		answer(!held && err == nil, err)
+	})
+}
+
+// WaitOffers implements capture.OfferingStore.
+func (cp *Capture) WaitOffers() { cp.dataOffers.Wait() }
+
+// offerLater queues the offer of plain (held, by its capacity, against
+// offerBytes until answered) and counts it in wg until answer returns.
+func (cp *Capture) offerLater(wg *sync.WaitGroup, t cas.BlobType, id cas.ID, plain []byte, answer func(held bool, err error)) {
+	wg.Add(1)
+	cp.enqueue(t, id, plain, int64(cap(plain)), false, func(held bool, err error) {
+		defer wg.Done()
+		answer(held, err)
+	})
+}
+
+// enqueue queues an offer of plain, whose proof is made here; weight bytes
+// of offerSem (the memory plain holds, its capacity) are held until it is
+// answered. After an error, or once the session's offers are closed, it
+// is answered with the error at once.
+func (cp *Capture) enqueue(t cas.BlobType, id cas.ID, plain []byte, weight int64, urgent bool, answer func(held bool, err error)) {
+	weight = min(weight, offerBytes)
+	if err := cp.Err(); err != nil {
+		answer(false, err)
+		return
+	}
+	if err := cp.offerSem.Acquire(cp.ctx, weight); err != nil {
+		answer(false, cp.ctxErr())
+		return
+	}
 	req := haveReq{
-		e:     wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: cp.prover.Proof(t, id, plain)},
-		reply: make(chan haveAns, 1),
+		e:      wire.HaveEntry{Type: t, ID: id, Len: uint32(len(plain)), Proof: cp.prover.Proof(t, id, plain)},
+		answer: answer, weight: weight, urgent: urgent,
 	}
-	select {
-	case cp.haves <- req:
-	case <-cp.ctx.Done():
-		return false, cp.ctxErr()
+	cp.offerMu.RLock()
+	defer cp.offerMu.RUnlock()
+	if cp.havesClosed {
+		cp.offerSem.Release(weight)
+		answer(false, errors.New("capture session already committed or closed"))
+		return
 	}
-	select {
-	case a := <-req.reply:
-		return a.held, a.err
-	case <-cp.ctx.Done():
-		return false, cp.ctxErr()
+	cp.haves <- req // the have workers drain the queue until it is closed
+}
+
+// closeHaves ends the have workers once the queue is drained; no offer
+// may be made after it.
+func (cp *Capture) closeHaves() {
+	cp.offerMu.Lock()
+	if !cp.havesClosed {
+		cp.havesClosed = true
+		close(cp.haves)
 	}
+	cp.offerMu.Unlock()
+	cp.haveWG.Wait()
 }
 
 func (cp *Capture) ctxErr() error {
@@ -230,37 +318,67 @@ func (cp *Capture) ctxErr() error {
 	return cp.ctx.Err()
 }
 
-// haveWorker sends the queued have-queries in batches: whatever is waiting
-// when a request can go out goes together, so batches grow with the load
-// and a lone query is not delayed.
+// haveWorker sends the queued offers in have-queries: whatever is waiting
+// when a query can go out goes together, so queries grow with the load and
+// a lone offer is not delayed. Each offer is answered, after an error too
+// (with the error, without asking the SMP), until the queue is closed.
 func (cp *Capture) haveWorker() {
 	defer cp.haveWG.Done()
-	for {
-		var first haveReq
-		select {
-		case first = <-cp.haves:
-		case <-cp.ctx.Done():
-			return
-		}
-		batch := []haveReq{first}
-	drain:
-		for len(batch) < haveBatchMax {
-			select {
-			case r := <-cp.haves:
-				batch = append(batch, r)
-			default:
-				break drain
+	for first := range cp.haves {
+		batch := cp.gather(first)
+		err := cp.ctxErr()
+		var held wire.HaveBitmap
+		if err == nil {
+			if held, err = cp.askHave(batch); err != nil {
+				cp.setErr(err)
 			}
 		}
-		held, err := cp.askHave(batch)
 		for i, r := range batch {
-			r.reply <- haveAns{held: err == nil && held.Has(i), err: err}
-		}
-		if err != nil {
-			cp.setErr(err)
-			return
+			cp.offerSem.Release(r.weight)
+			r.answer(err == nil && held.Has(i), err)
 		}
 	}
+}
+
+// gather returns first and the offers queued behind it, up to
+// haveBatchMax. A batch under haveLingerBelow waits up to haveLinger for
+// more, unless a caller waits for one of its answers: offers that trickle
+// in (the trees of an incremental capture, one per directory the walk
+// finishes) would otherwise cost a request each, and nothing in the
+// capture waits for their answers but the commit.
+func (cp *Capture) gather(first haveReq) []haveReq {
+	batch := []haveReq{first}
+	urgent := first.urgent
+	var linger <-chan time.Time
+	for len(batch) < haveBatchMax {
+		select {
+		case r, ok := <-cp.haves:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+			urgent = urgent || r.urgent
+			continue
+		default:
+		}
+		if urgent || len(batch) >= haveLingerBelow {
+			return batch
+		}
+		if linger == nil {
+			linger = time.After(haveLinger)
+		}
+		select {
+		case r, ok := <-cp.haves:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+			urgent = urgent || r.urgent
+		case <-linger:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (cp *Capture) askHave(batch []haveReq) (wire.HaveBitmap, error) {
@@ -359,19 +477,34 @@ func (cp *Capture) send(batch []byte) error {
 	return nil
 }
 
-// PutTree implements capture.Store.
+// PutTree implements capture.Store: the tree is offered like a chunk and
+// its ID returned at once; once the SMP answers, a tree it lacks is
+// compressed and joins the upload batch. CommitRecord waits for all of
+// them.
 func (cp *Capture) PutTree(t *manifest.Tree) (cas.ID, error) {
 	b, err := t.Encode()
 	if err != nil {
 		return cas.ID{}, err
 	}
 	id := cp.c.hasher.SumBlob(cas.BlobTree, b)
-	isNew, err := cp.ReserveData(cas.BlobTree, id, b)
-	if err != nil || !isNew {
-		return id, err
+	if !cp.firstSight(cas.BlobTree, id) {
+		return id, cp.Err()
 	}
-	stored, comp := cas.Compress(nil, b)
-	return id, cp.AddBlob(cas.BlobTree, id, comp, stored, len(b))
+	cp.offerLater(&cp.treeOffers, cas.BlobTree, id, b, func(held bool, err error) {
+		if err != nil {
+			cp.setErr(err)
+			return
+		}
+		if held {
+			cp.HeldBlobs.Add(1)
+			return
+		}
+		stored, comp := cas.Compress(nil, b)
+		if err := cp.AddBlob(cas.BlobTree, id, comp, stored, len(b)); err != nil {
+			cp.setErr(err)
+		}
+	})
+	return id, cp.Err()
 }
 
 // LoadTree implements capture.Store: trees of the parent record.
@@ -379,7 +512,7 @@ func (cp *Capture) LoadTree(id cas.ID) (*manifest.Tree, error) {
 	if cp.parent == nil {
 		return nil, fmt.Errorf("tree %s: no parent record: %w", id.Short(), cas.ErrNotFound)
 	}
-	return cp.parent.LoadTree(id)
+	return cp.prev.LoadTree(id)
 }
 
 // Has implements capture.Store. It is asked only about chunks of the
@@ -394,7 +527,12 @@ func (cp *Capture) CommitRecord(rec *manifest.Record) (cas.ID, error) {
 	if !cp.committing.CompareAndSwap(false, true) {
 		return cas.ID{}, errors.New("capture session already committed or committing")
 	}
-	defer func() { cp.cancel(); cp.haveWG.Wait() }()
+	defer cp.cancel()
+	// Every offer is answered, and every blob the SMP lacks is in a
+	// batch, before the last batch goes.
+	cp.treeOffers.Wait()
+	cp.dataOffers.Wait()
+	cp.closeHaves()
 	cp.batchMu.Lock()
 	last := cp.batch
 	cp.batch, cp.batchN = nil, 0
@@ -439,6 +577,11 @@ func (cp *Capture) CommitRecord(rec *manifest.Record) (cas.ID, error) {
 // not send it again.
 func (cp *Capture) Close() {
 	cp.cancel()
-	cp.haveWG.Wait()
+	cp.treeOffers.Wait()
+	cp.dataOffers.Wait()
+	cp.closeHaves()
 	cp.uploadWG.Wait()
+	if cp.parent != nil {
+		cp.parent.Close()
+	}
 }

@@ -280,3 +280,71 @@ func TestCaptureHaveAnswerChecked(t *testing.T) {
 		t.Fatalf("capacity refusal: %v", err)
 	}
 }
+
+// TestOffersWaitWithinBound: offers answered later hold their plaintext
+// until the SMP answers; while it does not, OfferData returns for at most
+// client.OfferBytes of it (by buffer capacity) and then waits. Once the
+// SMP answers, every offer is answered (not held: needed), and
+// WaitOffers returns.
+func TestOffersWaitWithinBound(t *testing.T) {
+	f := newFake(t)
+	c := f.dial(t)
+	f.handle("POST /v1/captures", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(wire.Session{ID: "s1", Nonce: bytes.Repeat([]byte{1}, 32)})
+	})
+	release := make(chan struct{})
+	f.handle("POST /v1/captures/s1/have", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		entries, err := wire.DecodeHave(body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		<-release
+		w.Write(wire.NewHaveBitmap(len(entries))) // nothing held
+	})
+	cp, err := c.StartCapture(context.Background(), "PC01", cas.ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+
+	const chunk = 1 << 20
+	bound := client.OfferBytes / chunk
+	total := bound + 8
+	var offered, needed atomic.Int64
+	go func() {
+		for i := range total {
+			plain := make([]byte, chunk)
+			plain[0], plain[1] = byte(i), byte(i>>8)
+			cp.OfferData(cas.BlobData, cp.Sum(plain), plain, func(need bool, err error) {
+				if need && err == nil {
+					needed.Add(1)
+				}
+			})
+			offered.Add(1)
+		}
+	}()
+	// Wait until the offers stop returning.
+	last, stable := int64(-1), 0
+	for stable < 5 {
+		time.Sleep(50 * time.Millisecond)
+		if n := offered.Load(); n == last {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+	}
+	if last != int64(bound) {
+		t.Errorf("%d offers of 1 MiB returned while the SMP did not answer, want %d (client.OfferBytes)", last, bound)
+	}
+	close(release)
+	deadline := time.Now().Add(30 * time.Second)
+	for offered.Load() < int64(total) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cp.WaitOffers()
+	if n := needed.Load(); n != int64(total) {
+		t.Errorf("%d offers answered as needed, want %d", n, total)
+	}
+}

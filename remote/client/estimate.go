@@ -14,7 +14,8 @@ import (
 // cannot commit. Trees are named, not offered (a capture's new and stored
 // bytes count data only).
 //
-// Estimate implements capture.Store and capture's proving-store extension.
+// Estimate implements capture.Store and capture's proving and offering
+// extensions.
 type Estimate struct {
 	cp *Capture
 
@@ -31,20 +32,41 @@ func (e *Estimate) ChunkerParams() cas.ChunkerParams { return e.cp.ChunkerParams
 // Sum implements capture.Store.
 func (e *Estimate) Sum(b []byte) cas.ID { return e.cp.Sum(b) }
 
-// Reserve implements capture.Store; capture uses ReserveData instead.
+// Reserve implements capture.Store; capture uses OfferData instead.
 func (e *Estimate) Reserve(cas.BlobType, cas.ID) (bool, error) { return false, e.cp.Err() }
 
 // ReserveData offers the blob once and answers whether the SMP lacks it.
 func (e *Estimate) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error) {
-	e.seenMu.Lock()
-	_, dup := e.seen[id]
-	e.seen[id] = struct{}{}
-	e.seenMu.Unlock()
-	if dup {
+	if !e.firstSight(id) {
 		return false, e.cp.Err()
 	}
 	held, err := e.cp.offer(t, id, plain)
 	return err == nil && !held, err
+}
+
+// OfferData implements capture.OfferingStore: the blob is offered once,
+// in the next have-query, and needed when the SMP lacks it.
+func (e *Estimate) OfferData(t cas.BlobType, id cas.ID, plain []byte, answer func(need bool, err error)) {
+	if !e.firstSight(id) {
+		answer(false, e.cp.Err())
+		return
+	}
+	e.cp.offerLater(&e.cp.dataOffers, t, id, plain, func(held bool, err error) {
+		answer(err == nil && !held, err)
+	})
+}
+
+// WaitOffers implements capture.OfferingStore.
+func (e *Estimate) WaitOffers() { e.cp.dataOffers.Wait() }
+
+func (e *Estimate) firstSight(id cas.ID) bool {
+	e.seenMu.Lock()
+	defer e.seenMu.Unlock()
+	if _, dup := e.seen[id]; dup {
+		return false
+	}
+	e.seen[id] = struct{}{}
+	return true
 }
 
 // AddBlob drops the compressed blob the capture counted.

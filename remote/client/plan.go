@@ -18,7 +18,8 @@ import (
 // stopped for space by data that changed in between. The price is a
 // second read of every file the capture reads.
 //
-// Plan implements capture.Store and capture's proving-store extension.
+// Plan implements capture.Store and capture's proving and offering
+// extensions.
 type Plan struct {
 	cp *Capture
 
@@ -39,17 +40,13 @@ func (p *Plan) ChunkerParams() cas.ChunkerParams { return p.cp.ChunkerParams() }
 // Sum implements capture.Store.
 func (p *Plan) Sum(b []byte) cas.ID { return p.cp.Sum(b) }
 
-// Reserve implements capture.Store; capture uses ReserveData instead.
+// Reserve implements capture.Store; capture uses OfferData instead.
 func (p *Plan) Reserve(cas.BlobType, cas.ID) (bool, error) { return false, p.cp.Err() }
 
 // ReserveData offers the blob and always answers "not needed", so the
 // capture pipeline never compresses or uploads anything.
 func (p *Plan) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error) {
-	p.seenMu.Lock()
-	_, dup := p.seen[id]
-	p.seen[id] = struct{}{}
-	p.seenMu.Unlock()
-	if dup {
+	if !p.firstSight(id) {
 		return false, p.cp.Err()
 	}
 	held, err := p.cp.offer(t, id, plain)
@@ -60,21 +57,61 @@ func (p *Plan) ReserveData(t cas.BlobType, id cas.ID, plain []byte) (bool, error
 	return false, err
 }
 
-// AddBlob implements capture.Store. It is never called, since ReserveData
+// OfferData implements capture.OfferingStore: the blob is offered in the
+// next have-query, counted if the SMP lacks it, and answered "not needed"
+// as ReserveData does.
+func (p *Plan) OfferData(t cas.BlobType, id cas.ID, plain []byte, answer func(need bool, err error)) {
+	if !p.firstSight(id) {
+		answer(false, p.cp.Err())
+		return
+	}
+	n := int64(len(plain))
+	p.cp.offerLater(&p.cp.dataOffers, t, id, plain, func(held bool, err error) {
+		if err == nil && !held {
+			p.NewBlobs.Add(1)
+			p.NewBytes.Add(n)
+		}
+		answer(false, err)
+	})
+}
+
+// WaitOffers implements capture.OfferingStore.
+func (p *Plan) WaitOffers() { p.cp.dataOffers.Wait() }
+
+func (p *Plan) firstSight(id cas.ID) bool {
+	p.seenMu.Lock()
+	defer p.seenMu.Unlock()
+	if _, dup := p.seen[id]; dup {
+		return false
+	}
+	p.seen[id] = struct{}{}
+	return true
+}
+
+// AddBlob implements capture.Store. It is never called, since the plan
 // never asks for a blob.
 func (p *Plan) AddBlob(cas.BlobType, cas.ID, cas.Compression, []byte, int) error {
 	return errors.New("capture plan: nothing may be uploaded during the plan")
 }
 
-// PutTree offers the tree's blob and returns its ID.
+// PutTree offers the tree's blob and returns its ID at once; CommitRecord
+// waits for the answer.
 func (p *Plan) PutTree(t *manifest.Tree) (cas.ID, error) {
 	b, err := t.Encode()
 	if err != nil {
 		return cas.ID{}, err
 	}
 	id := p.cp.c.hasher.SumBlob(cas.BlobTree, b)
-	_, err = p.ReserveData(cas.BlobTree, id, b)
-	return id, err
+	if !p.firstSight(id) {
+		return id, p.cp.Err()
+	}
+	p.cp.offerLater(&p.cp.treeOffers, cas.BlobTree, id, b, func(held bool, err error) {
+		if err == nil && !held {
+			p.NewBlobs.Add(1)
+			p.NewBytes.Add(int64(len(b)))
+		}
+	})
+	return id, p.cp.Err()
 }
 
 // LoadTree implements capture.Store: trees of the parent record.
@@ -83,5 +120,10 @@ func (p *Plan) LoadTree(id cas.ID) (*manifest.Tree, error) { return p.cp.LoadTre
 // Has implements capture.Store.
 func (p *Plan) Has(t cas.BlobType, id cas.ID) (bool, error) { return p.cp.Has(t, id) }
 
-// CommitRecord ends the plan: nothing is committed.
-func (p *Plan) CommitRecord(*manifest.Record) (cas.ID, error) { return cas.ID{}, p.cp.Err() }
+// CommitRecord ends the plan once every offer is answered: nothing is
+// committed.
+func (p *Plan) CommitRecord(*manifest.Record) (cas.ID, error) {
+	p.cp.treeOffers.Wait()
+	p.cp.dataOffers.Wait()
+	return cas.ID{}, p.cp.Err()
+}
