@@ -60,13 +60,13 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 	if r.opts.Corpus == "" {
 		dir := filepath.Join(r.work, "corpus")
 		cr.Generated, cr.Size = true, r.opts.Size
-		r.logf("generating corpus: %d users, %s, seed %d (smp bench corpus, not timed)", r.opts.Users, humanize.IBytes(uint64(r.opts.Size)), r.opts.Seed)
+		r.logf("generating corpus: %d users, %s, seed %d, shape %v (smp bench corpus, not timed)", r.opts.Users, humanize.IBytes(uint64(r.opts.Size)), r.opts.Seed, r.opts.Shape)
 		// In a child process: the generator's source material would
 		// otherwise stay in this process's peak RSS and, through the
 		// charge at exec, in every child's.
 		start := time.Now()
 		out, err := r.output(ctx, r.opts.Bin, "bench", "corpus", "--out", dir, "--users", strconv.Itoa(r.opts.Users),
-			"--size", strconv.FormatInt(r.opts.Size, 10), "--seed", strconv.FormatUint(r.opts.Seed, 10), "--json")
+			"--size", strconv.FormatInt(r.opts.Size, 10), "--seed", strconv.FormatUint(r.opts.Seed, 10), "--shape", r.opts.Shape.String(), "--json")
 		if err != nil {
 			return fmt.Errorf("generating corpus: %w", err)
 		}

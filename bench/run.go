@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"smp/bench/corpus"
 )
 
 // Scenarios, in the order Run measures them.
@@ -42,14 +44,15 @@ const (
 
 // RunOptions configure Run.
 type RunOptions struct {
-	Bin    string // the smp binary to drive (required)
-	Corpus string // an existing corpus (DIR holding home/USER); "" generates one with `smp bench corpus`
-	Users  int    // generated corpus: number of users
-	Size   int64  // generated corpus: total bytes
-	Seed   uint64 // generated corpus and mutation seed
-	Quick  bool   // recorded in the report only
-	Work   string // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
-	Keep   bool   // keep the scratch directory
+	Bin    string       // the smp binary to drive (required)
+	Corpus string       // an existing corpus (DIR holding home/USER); "" generates one with `smp bench corpus`
+	Users  int          // generated corpus: number of users
+	Size   int64        // generated corpus: total bytes
+	Seed   uint64       // generated corpus and mutation seed
+	Shape  corpus.Shape // generated corpus: how its bytes are spread over files
+	Quick  bool         // recorded in the report only
+	Work   string       // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
+	Keep   bool         // keep the scratch directory
 	// Rounds is how many times the capture and restore scenarios run,
 	// alternating the unencrypted and the encrypted store; their rows
 	// are the median rounds (0 is 1).
