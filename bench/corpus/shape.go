@@ -91,3 +91,8 @@ var dotItems = []item{
 // realisticDotShare is the share of a profile's config bytes that goes to
 // dotItems.
 const realisticDotShare = 70
+
+// SmallFileSize draws a file size from the realistic shape's body
+// distribution (log-normal, median 4 KiB, sigma 1.4), capped at maxSize:
+// for benchmarks of the per-file path on files shaped like real ones.
+func SmallFileSize(r *rand.Rand, maxSize int64) int64 { return bodySize(r, maxSize) }
