@@ -105,3 +105,31 @@ func slicesHasRow(rep *Report, scenario, status, note string) bool {
 	}
 	return false
 }
+
+// TestRowFiles: every row gets the files its scenario covers and files
+// per second.
+func TestRowFiles(t *testing.T) {
+	r := &runner{log: &bytes.Buffer{}, rep: &Report{}, users: []string{"user01", "user02", "user03"},
+		userFiles: map[string]int64{"user01": 100, "user02": 20, "user03": 3}}
+	for _, c := range []struct {
+		scenario string
+		files    int64
+	}{
+		{ScenarioCapture, 123}, {ScenarioRestore, 100}, {ScenarioRestoreCold, 100}, {ScenarioHardlinkRestore, 123},
+		{ScenarioServeLoad, 6*100 + 5*20 + 5*3}, {ScenarioIncrementalCold, 123},
+	} {
+		r.add(Row{Tool: ToolSMP, Scenario: c.scenario, Status: StatusOK, WallSeconds: 2})
+		row := r.rep.Rows[len(r.rep.Rows)-1]
+		if row.Files != c.files || row.FilesPerSec != float64(c.files)/2 {
+			t.Errorf("%s: %d files, %.1f files/s; want %d", c.scenario, row.Files, row.FilesPerSec, c.files)
+		}
+	}
+	r.add(Row{Tool: ToolFloor, Scenario: ScenarioFloorWalk, Status: StatusOK, WallSeconds: 4, Files: 8})
+	if row := r.rep.Rows[len(r.rep.Rows)-1]; row.Files != 8 || row.FilesPerSec != 2 {
+		t.Errorf("a row's own file count was replaced: %+v", row)
+	}
+	r.add(Row{Tool: ToolSMP, Scenario: ScenarioCapture, Status: StatusSkipped})
+	if row := r.rep.Rows[len(r.rep.Rows)-1]; row.Files != 0 || row.FilesPerSec != 0 {
+		t.Errorf("a skipped row got files: %+v", row)
+	}
+}

@@ -156,11 +156,12 @@ func (r *runner) add(row Row) {
 }
 
 // scenarioFiles is how many regular files a row of scenario covers, as
-// the corpus is now: the first user's profile for the restores, every
-// client's profile for serve-16, the whole corpus otherwise.
+// the corpus is now: the first user's profile for the restores of one
+// user, every client's profile for serve-16, the whole corpus otherwise
+// (hardlink-restore restores every user).
 func (r *runner) scenarioFiles(scenario string) int64 {
 	switch scenario {
-	case ScenarioRestore, ScenarioRestoreCold, ScenarioHardlinkRestore:
+	case ScenarioRestore, ScenarioRestoreCold:
 		if len(r.users) == 0 {
 			return 0
 		}
