@@ -148,7 +148,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	size := fs.String("size", "1GiB", "generated corpus: total bytes of file data")
 	seed := fs.Uint64("seed", 1, "generator and mutation seed")
 	shape := fs.String("shape", "realistic", shapeHelp)
-	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB, 1 round unless --users/--size/--rounds say otherwise), for a run of about a minute")
+	quick := fs.Bool("quick", false, "small corpus (3 users, 32MiB, 1 round unless --users/--size/--rounds say otherwise), for a run of about a minute")
 	work := fs.String("work", "", "put the scratch directory (stores, copies, generated corpus) under DIR, on the disk to measure (default: the temp dir); it is removed at the end")
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
@@ -168,7 +168,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 			*users = 3
 		}
 		if !fs.Changed("size") {
-			*size = "96MiB"
+			*size = "32MiB"
 		}
 		if !fs.Changed("rounds") {
 			*rounds = 1
