@@ -18,9 +18,10 @@ func syntheticReport() *Report {
 		Corpus: CorpusReport{Generated: true, Seed: 1, Size: 2 * gib,
 			Info: &corpus.OrgInfo{Root: "/tmp/c", Users: []string{"user01", "user02"}, Files: 1000, Bytes: 2 * gib, ZstdRatio: 1.7}},
 		RestoreVerified: true,
+		Cold:            &ColdReport{ReadFloorSeconds: 4, WalkFloorSeconds: 2, CaptureOverReadFloor: 1.5, IncrementalOverWalkFloor: 1.2},
 		Rows: []Row{
 			{Tool: ToolSMP, Scenario: ScenarioCapture, Status: StatusOK, WallSeconds: 7.158, MBps: 300, CPUSeconds: 13, PeakRSSMiB: 180,
-				LogicalBytes: 2 * gib, StoredBytes: 1200 << 20, DedupeRatio: 1.71},
+				LogicalBytes: 2 * gib, StoredBytes: 1200 << 20, DedupeRatio: 1.71, Files: 1000, FilesPerSec: 139.7},
 			{Tool: ToolRestic, Scenario: ScenarioCapture, Status: StatusOK, WallSeconds: 19.33, MBps: 111, CPUSeconds: 30, PeakRSSMiB: 250,
 				LogicalBytes: 2 * gib, StoredBytes: 1500 << 20, DedupeRatio: 1.37},
 			{Tool: ToolTar, Scenario: ScenarioCapture, Status: StatusOK, WallSeconds: 7.158, MBps: 300, CPUSeconds: 14, PeakRSSMiB: 40,

@@ -7,7 +7,10 @@
 //     tool_smp_encrypted.go (the same captures and restores on an
 //     encrypted store, in alternating rounds), tool_smp_hardlink.go and
 //     tool_smp_serve.go (with serve_proc.go, a running `smp serve`)
-//     measure smp; tool_cp.go, tool_tar.go and
+//     measure smp; cold.go the cold-cache rows (page cache dropped first,
+//     as root) and the disk's floors they are compared with (every file
+//     read by 4 parallel readers, a walk and lstat of every entry);
+//     tool_cp.go, tool_tar.go and
 //     tool_restic.go one baseline each, on baseline.go's shared steps;
 //     child.go times a child process (wall, CPU, peak RSS); disk.go
 //     measures what a tool left on disk; verify.go compares a restored
@@ -28,6 +31,9 @@
 //	capture of data already in the store     >= 600 MB/s   BenchmarkCaptureDuplicate
 //	restore                                  >= 400 MB/s   BenchmarkRestore
 //	peak RSS of a capture of a 5 GB tree     <= 300 MiB    BenchmarkCaptureRSS
+//
+// and the per-file path on 10,000 small files (BenchmarkSmallFiles:
+// capture into a local store beside the bare open+fstat+read floor).
 //
 // Everything is a `go test -bench` benchmark, never a timed unit test, so
 // `go test ./...` only runs small correctness tests.

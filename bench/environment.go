@@ -60,13 +60,13 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 	if r.opts.Corpus == "" {
 		dir := filepath.Join(r.work, "corpus")
 		cr.Generated, cr.Size = true, r.opts.Size
-		r.logf("generating corpus: %d users, %s, seed %d (smp bench corpus, not timed)", r.opts.Users, humanize.IBytes(uint64(r.opts.Size)), r.opts.Seed)
+		r.logf("generating corpus: %d users, %s, seed %d, shape %v (smp bench corpus, not timed)", r.opts.Users, humanize.IBytes(uint64(r.opts.Size)), r.opts.Seed, r.opts.Shape)
 		// In a child process: the generator's source material would
 		// otherwise stay in this process's peak RSS and, through the
 		// charge at exec, in every child's.
 		start := time.Now()
 		out, err := r.output(ctx, r.opts.Bin, "bench", "corpus", "--out", dir, "--users", strconv.Itoa(r.opts.Users),
-			"--size", strconv.FormatInt(r.opts.Size, 10), "--seed", strconv.FormatUint(r.opts.Seed, 10), "--json")
+			"--size", strconv.FormatInt(r.opts.Size, 10), "--seed", strconv.FormatUint(r.opts.Seed, 10), "--shape", r.opts.Shape.String(), "--json")
 		if err != nil {
 			return fmt.Errorf("generating corpus: %w", err)
 		}
@@ -101,7 +101,7 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 	for i := range r.users {
 		r.computers = append(r.computers, fmt.Sprintf("pc%02d", i+1))
 	}
-	files, bytes, err := treeSize(filepath.Join(r.root, "home"))
+	files, bytes, err := r.countFiles()
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,23 @@ func (r *runner) prepareCorpus(ctx context.Context) error {
 		cr.Info.Users, cr.Info.Files, cr.Info.Bytes = r.users, files, bytes
 	}
 	return nil
+}
+
+// countFiles counts every profile's regular files into r.userFiles and
+// returns the corpus' files and bytes.
+func (r *runner) countFiles() (files int, bytes int64, err error) {
+	if r.userFiles == nil {
+		r.userFiles = map[string]int64{}
+	}
+	for _, u := range r.users {
+		n, b, err := treeSize(filepath.Join(r.root, "home", u))
+		if err != nil {
+			return 0, 0, err
+		}
+		r.userFiles[u] = int64(n)
+		files, bytes = files+n, bytes+b
+	}
+	return files, bytes, nil
 }
 
 // mutate applies corpus.MutateOrg in a child process; it returns why the
@@ -135,7 +152,7 @@ func (r *runner) mutate(ctx context.Context) string {
 	}
 	info.Changes = nil // the report keeps the counts, not every path
 	r.rep.Corpus.Mutated = &info
-	_, bytes, err := treeSize(filepath.Join(r.root, "home"))
+	_, bytes, err := r.countFiles()
 	if err != nil {
 		return err.Error()
 	}

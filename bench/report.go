@@ -24,6 +24,7 @@ type Report struct {
 	RestoreVerified bool              `json:"restore_verified"`     // smp's restore matched the corpus byte for byte
 	RSSFloorMiB     float64           `json:"rss_floor_mib"`        // peak RSS a trivial child reports (see Notes)
 	Encryption      *EncryptionCost   `json:"encryption,omitempty"` // encrypted vs unencrypted capture and restore
+	Cold            *ColdReport       `json:"cold,omitempty"`       // cold-cache rows against the disk's floors
 	ToolVersions    map[string]string `json:"tool_versions"`
 	Notes           []string          `json:"notes"`
 }
@@ -58,7 +59,9 @@ type Row struct {
 	Note         string  `json:"note,omitempty"`
 	Runs         int     `json:"runs,omitempty"` // child processes timed
 	WallSeconds  float64 `json:"wall_seconds"`
-	MBps         float64 `json:"mb_per_s"` // logical bytes / wall, 10^6 bytes per second
+	MBps         float64 `json:"mb_per_s"`              // logical bytes / wall, 10^6 bytes per second
+	Files        int64   `json:"files,omitempty"`       // regular files the scenario covers
+	FilesPerSec  float64 `json:"files_per_s,omitempty"` // Files / wall
 	CPUSeconds   float64 `json:"cpu_seconds"`
 	PeakRSSMiB   float64 `json:"peak_rss_mib"`
 	LogicalBytes int64   `json:"logical_bytes"`

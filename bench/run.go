@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"smp/bench/corpus"
 )
 
 // Scenarios, in the order Run measures them.
@@ -42,14 +44,15 @@ const (
 
 // RunOptions configure Run.
 type RunOptions struct {
-	Bin    string // the smp binary to drive (required)
-	Corpus string // an existing corpus (DIR holding home/USER); "" generates one with `smp bench corpus`
-	Users  int    // generated corpus: number of users
-	Size   int64  // generated corpus: total bytes
-	Seed   uint64 // generated corpus and mutation seed
-	Quick  bool   // recorded in the report only
-	Work   string // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
-	Keep   bool   // keep the scratch directory
+	Bin    string       // the smp binary to drive (required)
+	Corpus string       // an existing corpus (DIR holding home/USER); "" generates one with `smp bench corpus`
+	Users  int          // generated corpus: number of users
+	Size   int64        // generated corpus: total bytes
+	Seed   uint64       // generated corpus and mutation seed
+	Shape  corpus.Shape // generated corpus: how its bytes are spread over files
+	Quick  bool         // recorded in the report only
+	Work   string       // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
+	Keep   bool         // keep the scratch directory
 	// Rounds is how many times the capture and restore scenarios run,
 	// alternating the unencrypted and the encrypted store; their rows
 	// are the median rounds (0 is 1).
@@ -84,7 +87,7 @@ func Run(ctx context.Context, opts RunOptions, log io.Writer) (rep *Report, err 
 	} else {
 		fmt.Fprintf(log, "scratch directory kept: %s\n", work)
 	}
-	r := &runner{opts: opts, log: log, work: work, tools: map[string]string{}}
+	r := &runner{opts: opts, log: log, work: work, tools: map[string]string{}, coldRecords: map[string]string{}, userFiles: map[string]int64{}}
 	r.rep = &Report{
 		Date:         time.Now().UTC().Format(time.RFC3339),
 		Quick:        opts.Quick,
@@ -121,17 +124,25 @@ type runner struct {
 	tarDir         string
 	resticRepo     string
 	resticEnv      []string
-	serveTemplate  string // the store every serve scenario's store copies ("": smp init each)
+	serveTemplate  string            // the store every serve scenario's store copies ("": smp init each)
+	coldRecords    map[string]string // user -> record ID in the cold rows' store
+	userFiles      map[string]int64  // user -> regular files in the profile now
 }
 
 func (r *runner) logf(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }
 
 func (r *runner) add(row Row) {
+	if row.OK() && row.Files == 0 {
+		row.Files = r.scenarioFiles(row.Scenario)
+	}
+	if row.Files > 0 && row.WallSeconds > 0 {
+		row.FilesPerSec = float64(row.Files) / row.WallSeconds
+	}
 	r.rep.Rows = append(r.rep.Rows, row)
 	switch row.Status {
 	case StatusOK:
-		line := fmt.Sprintf("[%s] %s: %s in %.1fs (%.0f MB/s), CPU %.1fs, peak RSS %.0f MiB", row.Scenario, row.Tool,
-			humanize.IBytes(uint64(row.LogicalBytes)), row.WallSeconds, row.MBps, row.CPUSeconds, row.PeakRSSMiB)
+		line := fmt.Sprintf("[%s] %s: %s, %d files in %.1fs (%.0f MB/s, %.0f files/s), CPU %.1fs, peak RSS %.0f MiB", row.Scenario, row.Tool,
+			humanize.IBytes(uint64(row.LogicalBytes)), row.Files, row.WallSeconds, row.MBps, row.FilesPerSec, row.CPUSeconds, row.PeakRSSMiB)
 		if row.StoredBytes > 0 {
 			line += ", stored " + humanize.IBytes(uint64(row.StoredBytes))
 		}
@@ -142,6 +153,33 @@ func (r *runner) add(row Row) {
 	default:
 		r.logf("[%s] %s: %s: %s", row.Scenario, row.Tool, row.Status, row.Note)
 	}
+}
+
+// scenarioFiles is how many regular files a row of scenario covers, as
+// the corpus is now: the first user's profile for the restores of one
+// user, every client's profile for serve-16, the whole corpus otherwise
+// (hardlink-restore restores every user).
+func (r *runner) scenarioFiles(scenario string) int64 {
+	switch scenario {
+	case ScenarioRestore, ScenarioRestoreCold:
+		if len(r.users) == 0 {
+			return 0
+		}
+		return r.userFiles[r.users[0]]
+	case ScenarioServeLoad:
+		var n int64
+		for i := range serveClients {
+			if len(r.users) > 0 {
+				n += r.userFiles[r.users[i%len(r.users)]]
+			}
+		}
+		return n
+	}
+	var n int64
+	for _, f := range r.userFiles {
+		n += f
+	}
+	return n
 }
 
 func (r *runner) note(format string, args ...any) {
@@ -163,6 +201,7 @@ func (r *runner) run(ctx context.Context) error {
 	initHelp, _ := r.combined(ctx, r.opts.Bin, "init", "--help")
 	r.smpHasEncrypt = strings.Contains(initHelp, "--key-file")
 	r.measureFloor(ctx)
+	r.coldCheck()
 	if err := r.prepareCorpus(ctx); err != nil {
 		return err
 	}
@@ -175,6 +214,9 @@ func (r *runner) run(ctx context.Context) error {
 	r.cpCapture(ctx)
 	r.tarCapture(ctx)
 	r.resticCapture(ctx)
+	if err := r.coldCapture(ctx); err != nil {
+		return err
+	}
 
 	// 2. Restore of the first user from those captures, verified.
 	if err := r.smpRestore(ctx); err != nil {
@@ -183,12 +225,16 @@ func (r *runner) run(ctx context.Context) error {
 	r.cpRestore(ctx)
 	r.tarRestore(ctx)
 	r.resticRestore(ctx)
+	if err := r.coldRestore(ctx); err != nil {
+		return err
+	}
 
 	// 3. Incremental re-capture after a week's changes.
 	if reason := r.mutate(ctx); reason != "" {
 		for _, tool := range []string{ToolSMP, ToolCp, ToolTar, ToolRestic} {
 			r.add(Row{Tool: tool, Scenario: ScenarioIncremental, Status: StatusSkipped, Note: reason})
 		}
+		removeAll(r.coldVariant().store)
 	} else {
 		if err := r.smpIncremental(ctx); err != nil {
 			return err
@@ -196,6 +242,9 @@ func (r *runner) run(ctx context.Context) error {
 		r.cpIncremental(ctx)
 		r.tarIncremental(ctx)
 		r.resticIncremental(ctx)
+		if err := r.coldIncremental(ctx); err != nil {
+			return err
+		}
 	}
 
 	// 4. Hard-link capture, last: a hard link changes the ctime of the

@@ -56,3 +56,11 @@ func twoCPUs() (a, b string, ok bool) {
 	}
 	return cpus[0], cpus[1], true
 }
+
+// dropCaches writes back every dirty page and drops the page cache,
+// dentries and inodes (root only), so that the next step reads from the
+// disk.
+func dropCaches() error {
+	syscall.Sync()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+}

@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 )
@@ -22,3 +23,5 @@ func fileUsage(info fs.FileInfo) (used int64, key [2]uint64, shared bool) {
 func allocatedBytes(fs.FileInfo) int64 { return 0 }
 
 func twoCPUs() (a, b string, ok bool) { return "", "", false }
+
+func dropCaches() error { return errors.New("dropping the page cache needs Linux") }

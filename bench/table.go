@@ -34,11 +34,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString(" (--quick)")
 	}
 	b.WriteString("\n\n")
-	b.WriteString("| tool | scenario | wall s | MB/s | CPU s | peak RSS MiB | stored | dedupe | notes |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| tool | scenario | wall s | MB/s | files/s | CPU s | peak RSS MiB | stored | dedupe | notes |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, row := range r.Rows {
 		if !row.OK() {
-			fmt.Fprintf(&b, "| %s | %s | - | - | - | - | - | - | %s: %s |\n", mdCell(row.Tool), row.Scenario, row.Status, mdCell(row.Note))
+			fmt.Fprintf(&b, "| %s | %s | - | - | - | - | - | - | - | %s: %s |\n", mdCell(row.Tool), row.Scenario, row.Status, mdCell(row.Note))
 			continue
 		}
 		stored, dedupe := "-", "-"
@@ -52,8 +52,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if row.DiskBytes > 0 && row.DiskBytes != row.StoredBytes && row.Scenario != ScenarioIncremental {
 			note = strings.TrimPrefix(note+"; "+humanize.IBytes(uint64(row.DiskBytes))+" on disk", "; ")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f | %.2f | %.0f | %s | %s | %s |\n", mdCell(row.Tool), row.Scenario,
-			row.WallSeconds, row.MBps, row.CPUSeconds, row.PeakRSSMiB, stored, dedupe, mdCell(note))
+		filesPerSec := "-"
+		if row.FilesPerSec > 0 {
+			filesPerSec = fmt.Sprintf("%.0f", row.FilesPerSec)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f | %s | %.2f | %.0f | %s | %s | %s |\n", mdCell(row.Tool), row.Scenario,
+			row.WallSeconds, row.MBps, filesPerSec, row.CPUSeconds, row.PeakRSSMiB, stored, dedupe, mdCell(note))
 	}
 	if lines := r.Summary(); len(lines) > 0 {
 		b.WriteString("\nsmp compared with the baselines:\n\n")
@@ -62,7 +66,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	b.WriteString("\nNotes:\n\n")
-	b.WriteString("- MB/s is logical bytes (the corpus' file data) per wall second, 10^6 bytes; wall and CPU seconds are summed over the scenario's child processes; stored is what the tool keeps (smp: pack bytes from smp stats; restic: du of the repository; tar|zstd: archive sizes; incremental: bytes added)\n")
+	b.WriteString("- MB/s is logical bytes (the corpus' file data) per wall second, 10^6 bytes; files/s is regular files per wall second; wall and CPU seconds are summed over the scenario's child processes; stored is what the tool keeps (smp: pack bytes from smp stats; restic: du of the repository; tar|zstd: archive sizes; incremental: bytes added)\n")
+	if c := r.Cold; c != nil {
+		fmt.Fprintf(&b, "- cold cache: %s\n", c.Summary())
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}

@@ -13,6 +13,7 @@ type OrgOptions struct {
 	Users int
 	Size  int64 // total bytes of file data across all users (approximate)
 	Seed  uint64
+	Shape Shape // how the bytes are spread over files (default ShapeRealistic)
 }
 
 // OrgInfo summarises a generated or mutated corpus.
@@ -27,10 +28,14 @@ type OrgInfo struct {
 	Symlinks int `json:"symlinks"` //
 
 	// GenerateOrg only.
-	DistinctBytes int64               `json:"distinct_bytes,omitempty"` // bytes of distinct files (each shared file once)
-	Kinds         map[string]int64    `json:"kinds,omitempty"`          // bytes by origin: org, dept, unique, edited, config
-	Classes       map[string]int64    `json:"classes,omitempty"`        // bytes by content: text, binary, compressed (mixed files split by recipe)
-	Departments   map[string][]string `json:"departments,omitempty"`    // department → its users
+	Shape          string              `json:"shape,omitempty"`            // realistic or large-files
+	MedianFileSize int64               `json:"median_file_size,omitempty"` // bytes; with P90FileSize and P99FileSize, the size distribution by count
+	P90FileSize    int64               `json:"p90_file_size,omitempty"`
+	P99FileSize    int64               `json:"p99_file_size,omitempty"`
+	DistinctBytes  int64               `json:"distinct_bytes,omitempty"` // bytes of distinct files (each shared file once)
+	Kinds          map[string]int64    `json:"kinds,omitempty"`          // bytes by origin: org, dept, unique, edited, config
+	Classes        map[string]int64    `json:"classes,omitempty"`        // bytes by content: text, binary, compressed (mixed files split by recipe)
+	Departments    map[string][]string `json:"departments,omitempty"`    // department → its users
 
 	// MutateOrg only.
 	Added        int   `json:"added,omitempty"`         // files created
@@ -104,6 +109,9 @@ func GenerateOrg(o OrgOptions) (*OrgInfo, error) {
 	}
 	if o.Out == "" {
 		return nil, fmt.Errorf("corpus: no output directory")
+	}
+	if o.Shape != ShapeRealistic && o.Shape != ShapeLargeFiles {
+		return nil, fmt.Errorf("corpus: unknown shape %v", o.Shape)
 	}
 	home := filepath.Join(o.Out, "home")
 	if _, err := os.Lstat(home); err == nil {

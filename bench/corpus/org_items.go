@@ -180,6 +180,12 @@ func expandName(r *rand.Rand, c *material, t, org, dept string) string {
 			fmt.Fprintf(&b, "%d%02d", year, 1+r.IntN(12))
 		case "word":
 			b.WriteString(strings.ToLower(pick(r, c.words)))
+		case "hex1":
+			fmt.Fprintf(&b, "%x", r.IntN(16))
+		case "hex2":
+			fmt.Fprintf(&b, "%02x", r.IntN(256))
+		case "hex38":
+			fmt.Fprintf(&b, "%016x%016x%06x", r.Uint64(), r.Uint64(), r.IntN(1<<24))
 		case "hex16":
 			fmt.Fprintf(&b, "%016x", r.Uint64())
 		case "hex32":

@@ -80,6 +80,7 @@ type corpusDir struct {
 }
 
 type corpusPlan struct {
+	shape  Shape
 	org    string
 	users  []string
 	depts  []string
@@ -99,6 +100,8 @@ type planner struct {
 	medMax     int64
 	bigMax     int64
 	eff        [3]float64 // bytes planned so far as text, binary, compressed (mixed files split)
+	shape      Shape
+	dirCache   map[string][]string // realistic shape: directories made from each template, per set of users
 }
 
 // effTarget is the byte share of text, binary and compressed data the
@@ -121,8 +124,8 @@ func shares(ct content, mix [3]int) [3]float64 {
 
 func planCorpus(c *material, o OrgOptions) *corpusPlan {
 	r := rand.New(rand.NewPCG(o.Seed, 0x6f7267706c616e)) // "orgplan"
-	p := &corpusPlan{dirs: map[string]*corpusDir{}, used: map[string]bool{}}
-	pl := &planner{r: r, c: c, p: p, packed: r.Perm(len(c.packed))}
+	p := &corpusPlan{shape: o.Shape, dirs: map[string]*corpusDir{}, used: map[string]bool{}}
+	pl := &planner{r: r, c: c, p: p, packed: r.Perm(len(c.packed)), shape: o.Shape, dirCache: map[string][]string{}}
 	p.org = pick(r, orgNames)
 	for i := 1; i <= o.Users; i++ {
 		p.users = append(p.users, fmt.Sprintf("user%02d", i))
@@ -262,6 +265,9 @@ func randTime(r *rand.Rand, span time.Duration) time.Time {
 
 func (pl *planner) size(s sizeRange) int64 {
 	r := pl.r
+	if pl.shape == ShapeRealistic && (s == szAny || s == szSmall || s == szMedium) {
+		return bodySize(r, pl.medMax)
+	}
 	switch s {
 	case szSmall:
 		return logUniform(r, 1<<10, 64<<10)
@@ -304,7 +310,13 @@ func (pl *planner) packedFile(size int64, ext string) int {
 func (pl *planner) file(it item, size int64, users []int, kind corpusKind) corpusFile {
 	r := pl.r
 	f := corpusFile{kind: kind, ct: it.ct, mix: it.mix, size: size, mode: it.mode, src: -1}
-	prof := path.Clean(pl.expand(it.dir, users[0]) + "/" + pl.expand(it.name, users[0]))
+	var dir string
+	if pl.shape == ShapeRealistic {
+		dir = pl.dirFor(it.dir, users)
+	} else {
+		dir = pl.expand(it.dir, users[0])
+	}
+	prof := path.Clean(dir + "/" + pl.expand(it.name, users[0]))
 	if f.ct == ctPacked {
 		want := ".gz"
 		if strings.HasSuffix(prof, ".png") {
@@ -328,6 +340,49 @@ func (pl *planner) file(it item, size int64, users []int, kind corpusKind) corpu
 		f.mtime = randTime(r, corpusSpan)
 	}
 	return f
+}
+
+// dirFor returns a directory (relative to a profile) for a new file of
+// the realistic shape from the directory template t, for users: mostly
+// one made before from t for the same users, and for one file in
+// dirFanout a new one, expanded from t and, for a template outside the
+// dot-directories, half the time 1-3 levels deeper, so that directories hold about dirFanout files in trees
+// several levels deep. A new directory never runs into a file's path.
+func (pl *planner) dirFor(t string, users []int) string {
+	r := pl.r
+	key := fmt.Sprint(t, users)
+	made := pl.dirCache[key]
+	if len(made) > 0 && r.IntN(dirFanout) != 0 {
+		return made[r.IntN(len(made))]
+	}
+	d := pl.expand(t, users[0])
+	for try := 0; try < 8; try++ {
+		deeper := d
+		if deepens(t) && r.IntN(2) == 0 {
+			for n := 1 + r.IntN(3); n > 0; n-- {
+				deeper += "/" + strings.ToLower(pick(r, pl.c.words))
+			}
+		}
+		if !pl.p.hitsFile(path.Clean(deeper), users) {
+			d = deeper
+			break
+		}
+	}
+	pl.dirCache[key] = append(made, d)
+	return d
+}
+
+// hitsFile reports whether dir (relative to a profile), or a directory
+// above it, is a file's path in one of users' profiles.
+func (p *corpusPlan) hitsFile(dir string, users []int) bool {
+	for _, u := range users {
+		for d := dir; d != "." && d != "/"; d = path.Dir(d) {
+			if p.used[p.home(u)+"/"+d] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // shared plans one file of it for every user in users (the first gets the

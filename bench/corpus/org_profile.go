@@ -55,6 +55,10 @@ func (pl *planner) planConfig(u int, budget int64) int64 {
 		}
 		used += pl.unique(it, s, u, kindConfig)
 	}
+	if pl.shape == ShapeRealistic && budget > used {
+		dot := (budget - used) * realisticDotShare / 100
+		used += pl.fill(dotItems, dot, func(it item, s int64) int64 { return pl.unique(it, s, u, kindConfig) })
+	}
 	items := configMediumItems
 	if r.IntN(3) > 0 { // most users have a cache
 		items = append(slices.Clone(items), cacheItems...)
@@ -251,8 +255,10 @@ func (p *corpusPlan) finishDirs(r *rand.Rand) {
 
 func (p *corpusPlan) info(root string) *OrgInfo {
 	info := &OrgInfo{Root: root, Users: p.users, Files: len(p.files), Dirs: len(p.dirs), Symlinks: len(p.links),
-		Kinds: map[string]int64{}, Classes: map[string]int64{}, Departments: map[string][]string{}}
+		Shape: p.shape.String(), Kinds: map[string]int64{}, Classes: map[string]int64{}, Departments: map[string][]string{}}
+	sizes := make([]int64, 0, len(p.files))
 	for _, f := range p.files {
+		sizes = append(sizes, f.size)
 		info.Bytes += f.size
 		info.Kinds[kindNames[f.kind]] += f.size
 		for k, sh := range shares(f.ct, f.mix) {
@@ -261,6 +267,10 @@ func (p *corpusPlan) info(root string) *OrgInfo {
 		if f.src < 0 || f.kind == kindEdited {
 			info.DistinctBytes += f.size
 		}
+	}
+	slices.Sort(sizes)
+	if n := len(sizes); n > 0 {
+		info.MedianFileSize, info.P90FileSize, info.P99FileSize = sizes[n/2], sizes[n*9/10], sizes[n*99/100]
 	}
 	for u, d := range p.deptOf {
 		info.Departments[p.depts[d]] = append(info.Departments[p.depts[d]], p.users[u])

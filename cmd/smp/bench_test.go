@@ -39,7 +39,7 @@ func TestE2EBenchRunQuick(t *testing.T) {
 		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
-		args = append(args, "--size", "48MiB")
+		args = append(args, "--size", "16MiB")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

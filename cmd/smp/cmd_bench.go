@@ -20,15 +20,18 @@ const benchArgs = "corpus|run|gc [flags]"
 func benchUsage() {
 	fmt.Fprintf(os.Stderr, `Usage: smp bench %s
 
-  smp bench corpus --out DIR [--users N] [--size SIZE] [--seed S] [--mutate] [--json]
+  smp bench corpus --out DIR [--users N] [--size SIZE] [--seed S] [--shape SHAPE] [--mutate] [--json]
       write a generated organisation corpus (DIR/home/userNN), or with
-      --mutate apply a deterministic week of changes to one
-  smp bench run [--corpus DIR | --users N --size SIZE --seed S] [--quick]
+      --mutate apply a deterministic week of changes to one; --shape
+      realistic (default: tens of thousands of mostly small files per
+      profile) or large-files (a few hundred files of 64 KiB to MiBs)
+  smp bench run [--corpus DIR | --users N --size SIZE --seed S --shape SHAPE] [--quick]
                 [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]
       measure capture, restore and incremental re-capture of the corpus with
       this smp binary and with cp -a, tar|zstd, cp -al and restic (when
       installed: bench/install-baselines.sh), each run as child processes;
-      capture and restore also on an encrypted store, alternating rounds
+      capture and restore also on an encrypted store, alternating rounds;
+      as root also with a cold page cache, beside the disk's floors
 
   smp bench gc [--chunks N] [--work DIR] [--json]
       build a synthetic store of N chunks (half of them garbage) and time
@@ -68,11 +71,12 @@ func sizeFlag(name, value string) (int64, error) {
 }
 
 func runBenchCorpus(ctx context.Context, args []string) error {
-	fs := newFlags("bench corpus", "--out DIR [--users N] [--size SIZE] [--seed S] [--mutate] [--json]")
+	fs := newFlags("bench corpus", "--out DIR [--users N] [--size SIZE] [--seed S] [--shape SHAPE] [--mutate] [--json]")
 	out := fs.String("out", "", "corpus directory: profiles go to DIR/home/userNN (required)")
 	users := fs.Int("users", 8, "number of users")
 	size := fs.String("size", "1GiB", "total bytes of file data across all users")
 	seed := fs.Uint64("seed", 1, "generator seed (same seed, same corpus on this machine)")
+	shape := fs.String("shape", "realistic", shapeHelp)
 	mutate := fs.Bool("mutate", false, "apply a deterministic week of changes to the corpus in DIR instead of generating one")
 	asJSON := fs.Bool("json", false, "print the corpus summary as one JSON object")
 	if err := parse(fs, args); err != nil {
@@ -102,7 +106,11 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 		if serr != nil {
 			return serr
 		}
-		info, err = corpus.GenerateOrg(corpus.OrgOptions{Out: *out, Users: *users, Size: n, Seed: *seed})
+		sh, serr := shapeFlag(*shape)
+		if serr != nil {
+			return serr
+		}
+		info, err = corpus.GenerateOrg(corpus.OrgOptions{Out: *out, Users: *users, Size: n, Seed: *seed, Shape: sh})
 	}
 	if err != nil {
 		return err
@@ -122,13 +130,25 @@ func runBenchCorpus(ctx context.Context, args []string) error {
 	return nil
 }
 
+const shapeHelp = "generated corpus: realistic (tens of thousands of files per profile, median a few KiB, deep trees, many dot-files, a long tail of large files) or large-files (a few hundred files per profile, most 64 KiB to a few MiB)"
+
+// shapeFlag parses --shape.
+func shapeFlag(value string) (corpus.Shape, error) {
+	sh, err := corpus.ParseShape(value)
+	if err != nil {
+		return 0, usagef("--shape %q: want realistic or large-files", value)
+	}
+	return sh, nil
+}
+
 func runBenchRun(ctx context.Context, args []string) error {
-	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S] [--quick] [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
+	fs := newFlags("bench run", "[--corpus DIR | --users N --size SIZE --seed S --shape SHAPE] [--quick] [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]")
 	corpus := fs.String("corpus", "", "use this corpus (DIR/home/USER) instead of generating one; the incremental scenario mutates it in place")
 	users := fs.Int("users", 8, "generated corpus: number of users")
 	size := fs.String("size", "1GiB", "generated corpus: total bytes of file data")
 	seed := fs.Uint64("seed", 1, "generator and mutation seed")
-	quick := fs.Bool("quick", false, "small corpus (3 users, 96MiB, 1 round unless --users/--size/--rounds say otherwise), for a run of about a minute")
+	shape := fs.String("shape", "realistic", shapeHelp)
+	quick := fs.Bool("quick", false, "small corpus (3 users, 32MiB, 1 round unless --users/--size/--rounds say otherwise), for a run of about a minute")
 	work := fs.String("work", "", "put the scratch directory (stores, copies, generated corpus) under DIR, on the disk to measure (default: the temp dir); it is removed at the end")
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
@@ -148,14 +168,18 @@ func runBenchRun(ctx context.Context, args []string) error {
 			*users = 3
 		}
 		if !fs.Changed("size") {
-			*size = "96MiB"
+			*size = "32MiB"
 		}
 		if !fs.Changed("rounds") {
 			*rounds = 1
 		}
 	}
-	if *corpus != "" && (fs.Changed("users") || fs.Changed("size")) {
-		return usagef("--corpus takes an existing corpus: --users and --size are for a generated one")
+	if *corpus != "" && (fs.Changed("users") || fs.Changed("size") || fs.Changed("shape")) {
+		return usagef("--corpus takes an existing corpus: --users, --size and --shape are for a generated one")
+	}
+	sh, err := shapeFlag(*shape)
+	if err != nil {
+		return err
 	}
 	if *users < 1 || *users > 999 {
 		return usagef("--users %d: want 1 to 999", *users)
@@ -175,7 +199,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding the smp binary: %w", err)
 	}
-	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Quick: *quick, Work: *work, Keep: *keep, Rounds: *rounds}
+	opts := bench.RunOptions{Bin: bin, Corpus: *corpus, Users: *users, Size: n, Seed: *seed, Shape: sh, Quick: *quick, Work: *work, Keep: *keep, Rounds: *rounds}
 	rep, runErr := bench.Run(ctx, opts, os.Stderr)
 	if rep == nil {
 		return runErr

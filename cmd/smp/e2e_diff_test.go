@@ -242,3 +242,30 @@ func ownerNames(t *testing.T, path string) (string, string) {
 	}
 	return u, g
 }
+
+// TestE2EBenchCorpusShape: smp bench corpus writes the shape it is asked
+// for and says so in --json; an unknown shape, or --shape with an
+// existing corpus, is a usage error naming the choices.
+func TestE2EBenchCorpusShape(t *testing.T) {
+	var info struct {
+		Shape          string `json:"shape"`
+		Files          int    `json:"files"`
+		MedianFileSize int64  `json:"median_file_size"`
+	}
+	for _, shape := range []string{"realistic", "large-files"} {
+		smpJSON(t, exitOK, &info, "bench", "corpus", "--out", filepath.Join(tmpDir(t), "c"), "--users", "2", "--size", "4MiB", "--shape", shape, "--json")
+		if info.Shape != shape || info.Files == 0 || info.MedianFileSize <= 0 {
+			t.Errorf("--shape %s: %+v", shape, info)
+		}
+	}
+	for _, args := range [][]string{
+		{"bench", "corpus", "--out", filepath.Join(tmpDir(t), "c"), "--shape", "huge"},
+		{"bench", "run", "--shape", "huge"},
+		{"bench", "run", "--corpus", tmpDir(t), "--shape", "large-files"},
+	} {
+		r := smp(t, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--shape") {
+			t.Errorf("%v", r)
+		}
+	}
+}

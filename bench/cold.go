@@ -1,0 +1,320 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// Cold-cache scenarios: smp's capture, restore and incremental with the
+// page cache dropped right before (the first migration of a machine reads
+// a cold disk), next to the disk's floors measured in the same run, so
+// that each cold row has a ratio to what the disk allows.
+const (
+	ScenarioCaptureCold     = "capture-cold"     // every user captured into a fresh store, page cache dropped first
+	ScenarioRestoreCold     = "restore-cold"     // the first user restored from that store, page cache dropped first
+	ScenarioIncrementalCold = "incremental-cold" // re-capture of every user into it after corpus.MutateOrg, page cache dropped first
+	ScenarioFloorRead       = "floor-read"       // every corpus file read once by floorReaders parallel readers, cold
+	ScenarioFloorWalk       = "floor-walk"       // walk and lstat of every corpus entry, cold
+)
+
+// ToolFloor is the tool of the floor rows: the bench process itself.
+const ToolFloor = "floor"
+
+// floorReaders is how many goroutines read the corpus in the cold-read
+// floor.
+const floorReaders = 4
+
+// ColdReport holds the cold rows' ratios to the floors.
+type ColdReport struct {
+	Skipped                  string  `json:"skipped,omitempty"` // why there are no cold rows
+	ReadFloorSeconds         float64 `json:"read_floor_seconds,omitempty"`
+	WalkFloorSeconds         float64 `json:"walk_floor_seconds,omitempty"`
+	CaptureOverReadFloor     float64 `json:"capture_over_read_floor,omitempty"`     // capture-cold wall / floor-read wall
+	IncrementalOverWalkFloor float64 `json:"incremental_over_walk_floor,omitempty"` // incremental-cold wall / floor-walk wall
+}
+
+// Summary is the report's line about the cold rows.
+func (c *ColdReport) Summary() string {
+	if c.Skipped != "" {
+		return "skipped: " + c.Skipped
+	}
+	s := fmt.Sprintf("capture %.2fx the cold-read floor (%.2f s)", c.CaptureOverReadFloor, c.ReadFloorSeconds)
+	if c.IncrementalOverWalkFloor > 0 {
+		s += fmt.Sprintf("; incremental %.2fx the cold-walk floor (%.2f s)", c.IncrementalOverWalkFloor, c.WalkFloorSeconds)
+	}
+	return s
+}
+
+// coldCheck finds out whether this run can drop the page cache (root on
+// Linux) and records why not.
+func (r *runner) coldCheck() {
+	r.rep.Cold = &ColdReport{}
+	var why string
+	if os.Geteuid() != 0 {
+		why = "not root: dropping the page cache (/proc/sys/vm/drop_caches) needs root; run as root for the cold rows"
+	} else if err := dropCaches(); err != nil {
+		why = "cannot drop the page cache: " + err.Error()
+	}
+	if why != "" {
+		r.rep.Cold.Skipped = why
+		r.logf("note: cold rows skipped: %s", why)
+		return
+	}
+	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run after sync and echo 3 > /proc/sys/vm/drop_caches, on the default store (%s), in their own store; floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process", r.coldVariant().tool, floorReaders)
+}
+
+// coldVariant is the store of the cold rows: the default one smp init
+// makes (encrypted when this build can).
+func (r *runner) coldVariant() variant {
+	v := variant{tool: ToolSMP, store: filepath.Join(r.work, "smp-cold-store")}
+	if r.smpHasEncrypt {
+		v.tool, v.keyFile = ToolSMPEncrypted, filepath.Join(r.work, "smp-cold.key")
+	}
+	return v
+}
+
+// skipCold adds skipped rows for scenarios when the cold rows cannot run,
+// and reports whether it did.
+func (r *runner) skipCold(scenarios ...string) bool {
+	why := r.rep.Cold.Skipped
+	if why == "" {
+		return false
+	}
+	for _, sc := range scenarios {
+		tool := r.coldVariant().tool
+		if sc == ScenarioFloorRead || sc == ScenarioFloorWalk {
+			tool = ToolFloor
+		}
+		r.add(Row{Tool: tool, Scenario: sc, Status: StatusSkipped, Note: why})
+	}
+	return true
+}
+
+// coldCapture measures the cold-read floor, then captures every user into
+// a fresh store of the default kind with the page cache dropped first.
+func (r *runner) coldCapture(ctx context.Context) error {
+	if r.skipCold(ScenarioFloorRead, ScenarioCaptureCold) {
+		return nil
+	}
+	floor, err := r.floorRead(ctx)
+	if err != nil {
+		return fmt.Errorf("cold-read floor: %w", err)
+	}
+	r.add(floor)
+	v := r.coldVariant()
+	if err := r.smpInit(ctx, v.store, v.keyFile); err != nil {
+		return err
+	}
+	row, err := r.coldCaptureAll(ctx, v, ScenarioCaptureCold)
+	if err != nil {
+		return err
+	}
+	r.rep.Cold.ReadFloorSeconds = floor.WallSeconds
+	r.rep.Cold.CaptureOverReadFloor = row.WallSeconds / floor.WallSeconds
+	row.Note = fmt.Sprintf("%.2fx the cold-read floor; ", r.rep.Cold.CaptureOverReadFloor) + row.Note
+	r.add(row)
+	return nil
+}
+
+// coldCaptureAll drops the page cache and captures every user into v's
+// store, one child per user, and returns the row of scenario.
+func (r *runner) coldCaptureAll(ctx context.Context, v variant, scenario string) (Row, error) {
+	if err := dropCaches(); err != nil {
+		return Row{}, err
+	}
+	if r.coldRecords == nil {
+		r.coldRecords = map[string]string{}
+	}
+	var files, unchanged, logical int64
+	a, err := r.eachUser(func(i int, u string) (child, error) {
+		c, out, err := r.smpCaptureOne(ctx, v.store, r.computers[i], u, append(r.chunked(), keyArgs(v.keyFile)...)...)
+		files, unchanged, logical = files+out.Files, unchanged+out.UnchangedFiles, logical+out.Bytes
+		r.coldRecords[u] = out.Record
+		return c, err
+	})
+	if err != nil {
+		r.add(Row{Tool: v.tool, Scenario: scenario, Status: StatusFailed, Note: err.Error()})
+		return Row{}, fmt.Errorf("smp %s: %w", scenario, err)
+	}
+	row := a.row(v.tool, scenario, logical)
+	row.Note = "page cache dropped first"
+	if unchanged > 0 {
+		row.Note += fmt.Sprintf("; %d of %d files unchanged, not read", unchanged, files)
+	}
+	return row, nil
+}
+
+// coldRestore restores the first user from the cold store into an empty
+// directory with the page cache dropped first, and verifies it.
+func (r *runner) coldRestore(ctx context.Context) error {
+	if r.skipCold(ScenarioRestoreCold) {
+		return nil
+	}
+	v, u := r.coldVariant(), r.users[0]
+	record := r.coldRecords[u]
+	target := filepath.Join(r.work, "restore-cold")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		return err
+	}
+	defer removeAll(target)
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	args := append([]string{"restore", "--store", v.store, "--record", record, "--root", target, "--json"}, keyArgs(v.keyFile)...)
+	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
+	if err == nil {
+		err = compareTrees(filepath.Join(r.root, "home", u), filepath.Join(target, "home", u))
+	}
+	if err != nil {
+		r.add(Row{Tool: v.tool, Scenario: ScenarioRestoreCold, Status: StatusFailed, Note: err.Error()})
+		return fmt.Errorf("smp %s: %w", ScenarioRestoreCold, err)
+	}
+	var a agg
+	a.add(c)
+	_, logical, _ := treeSize(filepath.Join(r.root, "home", u))
+	row := a.row(v.tool, ScenarioRestoreCold, logical)
+	verified := true
+	row.Verified = &verified
+	row.Note = "restore of " + u + ", page cache dropped first, verified byte for byte"
+	r.add(row)
+	return nil
+}
+
+// coldIncremental measures the cold-walk floor, then re-captures every
+// user into the cold store with the page cache dropped first; the store
+// is removed afterwards.
+func (r *runner) coldIncremental(ctx context.Context) error {
+	v := r.coldVariant()
+	defer removeAll(v.store)
+	if r.skipCold(ScenarioFloorWalk, ScenarioIncrementalCold) {
+		return nil
+	}
+	floor, err := r.floorWalk(ctx)
+	if err != nil {
+		return fmt.Errorf("cold-walk floor: %w", err)
+	}
+	r.add(floor)
+	row, err := r.coldCaptureAll(ctx, v, ScenarioIncrementalCold)
+	if err != nil {
+		return err
+	}
+	r.rep.Cold.WalkFloorSeconds = floor.WallSeconds
+	r.rep.Cold.IncrementalOverWalkFloor = row.WallSeconds / floor.WallSeconds
+	row.Note = fmt.Sprintf("%.2fx the cold-walk floor; ", r.rep.Cold.IncrementalOverWalkFloor) + row.Note
+	r.add(row)
+	return nil
+}
+
+// floorRead lists the corpus' regular files, drops the page cache and
+// reads every file once with floorReaders goroutines.
+func (r *runner) floorRead(ctx context.Context) (Row, error) {
+	var paths []string
+	var logical int64
+	err := filepath.WalkDir(filepath.Join(r.root, "home"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		paths, logical = append(paths, p), logical+info.Size()
+		return nil
+	})
+	if err != nil {
+		return Row{}, err
+	}
+	if err := dropCaches(); err != nil {
+		return Row{}, err
+	}
+	start := time.Now()
+	work := make(chan string)
+	errs := make(chan error, floorReaders)
+	var wg sync.WaitGroup
+	for range floorReaders {
+		wg.Go(func() {
+			buf := make([]byte, 1<<20)
+			var first error
+			for p := range work {
+				if first == nil {
+					first = readAll(p, buf)
+				}
+			}
+			errs <- first
+		})
+	}
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	wall := time.Since(start)
+	close(errs)
+	for e := range errs {
+		if e != nil {
+			return Row{}, e
+		}
+	}
+	row := floorRow(ScenarioFloorRead, wall, logical, int64(len(paths)))
+	row.Note = fmt.Sprintf("every corpus file read once by %d parallel readers after dropping the page cache (%s)", floorReaders, humanize.IBytes(uint64(logical)))
+	return row, ctx.Err()
+}
+
+func readAll(path string, buf []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf)
+	return err
+}
+
+// floorWalk drops the page cache, then walks the corpus and lstats every
+// entry in one goroutine.
+func (r *runner) floorWalk(ctx context.Context) (Row, error) {
+	if err := dropCaches(); err != nil {
+		return Row{}, err
+	}
+	start := time.Now()
+	var files, entries int64
+	err := filepath.WalkDir(filepath.Join(r.root, "home"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if _, err := d.Info(); err != nil {
+			return err
+		}
+		entries++
+		if d.Type().IsRegular() {
+			files++
+		}
+		return ctx.Err()
+	})
+	wall := time.Since(start)
+	if err != nil {
+		return Row{}, err
+	}
+	row := floorRow(ScenarioFloorWalk, wall, 0, files)
+	row.Note = fmt.Sprintf("walk and lstat of every corpus entry (%d) in one thread after dropping the page cache", entries)
+	return row, nil
+}
+
+func floorRow(scenario string, wall time.Duration, logical, files int64) Row {
+	var a agg
+	a.add(child{wall: wall})
+	row := a.row(ToolFloor, scenario, logical)
+	row.Files = files
+	return row
+}
