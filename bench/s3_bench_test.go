@@ -12,12 +12,15 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"smp/cas"
 	"smp/internal/seaweedtest"
@@ -41,26 +44,49 @@ func initS3Store(b *testing.B, dir string) {
 }
 
 // BenchmarkS3CaptureNew is BenchmarkCaptureNew into a store on S3: every
-// pack is uploaded by PUT before it is indexed.
+// pack is uploaded by PUT before it is indexed; uploads-1 uploads one pack
+// at a time, uploads-3 (the default) three.
 func BenchmarkS3CaptureNew(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run("uploads-"+strconv.Itoa(n), func(b *testing.B) { benchS3CaptureNew(b, repo.Transfers{Uploads: n}) })
+	}
+}
+
+func benchS3CaptureNew(b *testing.B, tr repo.Transfers) {
 	b.StopTimer()
 	t := benchTree(b, false)
 	benchBytes(b, t)
 	var m meter
+	var weed time.Duration // CPU time of the S3 service meanwhile
 	for i := 0; i < b.N; i++ {
 		dir := freshDir(b, "s3-new")
 		initS3Store(b, dir)
+		w := weedCPU(b)
+		transfers = tr
 		res := timedCapture(b, &m, "s3-capture-new", dir, captureOptions(t, "A", "alice"))
+		transfers = repo.Transfers{}
+		weed += weedCPU(b) - w
 		checkRecord(b, t, res)
 	}
 	m.report(b, t.size)
+	b.ReportMetric(weed.Seconds()/float64(b.N), "weed-cpu-s/op")
 }
 
 var s3StoreA = map[string]string{}
 
-// BenchmarkS3Restore is BenchmarkRestore from a store on S3: every blob is
-// read by a ranged GET (or with others of its pack in one).
+// BenchmarkS3Restore is BenchmarkRestore from a store on S3: serial reads
+// every blob by a ranged GET when a worker needs it (the restore does not
+// announce its chunks); read-ahead (what smp restore does) merges
+// neighbouring blobs of a pack into one ranged GET, several in flight.
 func BenchmarkS3Restore(b *testing.B) {
+	b.Run("serial", func(b *testing.B) { benchS3Restore(b, false) })
+	b.Run("read-ahead", func(b *testing.B) { benchS3Restore(b, true) })
+}
+
+// unannounced is a restore.Store that does not take announcements.
+type unannounced struct{ restore.Store }
+
+func benchS3Restore(b *testing.B, ahead bool) {
 	b.StopTimer()
 	t := benchTree(b, false)
 	dir, ok := s3StoreA[t.root]
@@ -72,6 +98,7 @@ func BenchmarkS3Restore(b *testing.B) {
 	}
 	benchBytes(b, t)
 	var m meter
+	var weed time.Duration
 	for i := 0; i < b.N; i++ {
 		target := filepath.Join(work(b), "s3-restore-"+strconv.Itoa(int(dirSeq.Add(1))))
 		r, err := openStore(dir)
@@ -85,11 +112,17 @@ func BenchmarkS3Restore(b *testing.B) {
 		syscall.Sync()
 		var res *restore.Result
 		pprof.Do(context.Background(), pprof.Labels("bench", "s3-restore"), func(ctx context.Context) {
+			w := weedCPU(b)
 			m.begin()
 			b.StartTimer()
-			res, err = restore.Run(ctx, r, rec.Record, restore.Options{Target: target})
+			var st restore.Store = r
+			if !ahead {
+				st = unannounced{r}
+			}
+			res, err = restore.Run(ctx, st, rec.Record, restore.Options{Target: target})
 			b.StopTimer()
 			m.end()
+			weed += weedCPU(b) - w
 		})
 		r.Close()
 		if err != nil {
@@ -100,4 +133,27 @@ func BenchmarkS3Restore(b *testing.B) {
 		}
 	}
 	m.report(b, t.size)
+	b.ReportMetric(weed.Seconds()/float64(b.N), "weed-cpu-s/op")
+}
+
+// weedCPU is the CPU time the shared weed server used so far (0 when it
+// is not a process of this test).
+func weedCPU(b *testing.B) time.Duration {
+	pid := seaweedtest.Shared(b).Pid()
+	if pid == 0 {
+		return 0
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: utime and stime
+	// are the 12th and 13th, in clock ticks (100 per second).
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
 }

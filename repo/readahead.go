@@ -1,0 +1,304 @@
+package repo
+
+import (
+	"sync"
+
+	"smp/cas"
+	"smp/cas/manifest"
+	"smp/index"
+	"smp/storage"
+)
+
+// Transfers bound the requests in flight and the memory of a store whose
+// objects are reached by request (a storage that is not a storage.Opener:
+// S3). A local directory reads and writes through its files and ignores
+// them.
+type Transfers struct {
+	// Uploads is how many full packs are uploaded at once (0: 3). A pack
+	// is held in memory until its upload is done, so a capture holds up
+	// to Uploads + 3 packs (the store's pack size each): those uploading,
+	// one queued and the two being filled.
+	Uploads int
+	// ReadAhead bounds the bytes a restore has read, or is reading,
+	// ahead of what it writes (0: 64 MiB).
+	ReadAhead int64
+	// Reads is how many ranged reads a restore has in flight (0: 8).
+	Reads int
+}
+
+const (
+	defaultUploads   = 3
+	defaultReadAhead = 64 << 20
+	defaultReads     = 8
+	// maxSpan bounds one ranged read of neighbouring blobs of a pack;
+	// maxGap the bytes of other blobs it may read and drop between two
+	// it needs.
+	maxSpan = 8 << 20
+	maxGap  = 256 << 10
+	// staleAfter is how far (in blobs announced) reading may move past a
+	// fetched blob before it counts as skipped (the file existed, a
+	// worker failed) and is dropped to make room.
+	staleAfter = 4096
+)
+
+func (t Transfers) withDefaults() Transfers {
+	if t.Uploads <= 0 {
+		t.Uploads = defaultUploads
+	}
+	if t.ReadAhead <= 0 {
+		t.ReadAhead = defaultReadAhead
+	}
+	if t.Reads <= 0 {
+		t.Reads = defaultReads
+	}
+	return t
+}
+
+// byRequest reports whether st's objects are reached by a request per
+// read (no open handle to read from, as a local file is): there,
+// neighbouring reads are merged and run in parallel.
+func byRequest(st storage.Storage) bool {
+	_, ok := st.(storage.Opener)
+	return !ok
+}
+
+// readAhead reads announced data blobs ahead of ReadChunk: consecutive
+// blobs of one pack are read by one ranged request, up to Transfers.Reads
+// requests at a time and Transfers.ReadAhead bytes held. What it fails to
+// read is read again by ReadChunk, which reports the error.
+type readAhead struct {
+	r       *Repo
+	budget  int64
+	reads   int
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []manifest.Chunk
+	queued  map[cas.ID]int // chunks in queue
+	entries map[cas.ID]*aheadBlob
+	used    int64  // bytes of spans in flight or holding unread blobs
+	flight  int    // requests in flight
+	seq     uint64 // blobs dispatched so far
+	read    uint64 // highest seq read so far
+	started bool
+	closed  bool
+	starved bool // dispatch waits for the budget
+	wg      sync.WaitGroup
+}
+
+// span is one ranged read: the blobs it holds keep its bytes counted in
+// readAhead.used until the last of them is read or dropped.
+type span struct {
+	pack  cas.ID
+	start int64
+	data  []byte
+	err   error
+	ready chan struct{}
+	size  int64 // counted in readAhead.used
+	live  int
+}
+
+type aheadBlob struct {
+	loc  index.Location
+	sp   *span
+	refs int // reads still expected
+	seq  uint64
+}
+
+func newReadAhead(r *Repo, t Transfers) *readAhead {
+	a := &readAhead{r: r, budget: t.ReadAhead, reads: t.Reads, entries: map[cas.ID]*aheadBlob{}, queued: map[cas.ID]int{}}
+	a.cond = sync.NewCond(&a.mu)
+	return a
+}
+
+// Prefetch implements restore.Prefetcher: chunks will be read soon, in
+// this order. On a store read by request (S3) they are read ahead; on a
+// local directory it does nothing.
+func (r *Repo) Prefetch(chunks []manifest.Chunk) {
+	a := r.ahead
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.queue = append(a.queue, chunks...)
+	for _, ch := range chunks {
+		a.queued[ch.ID]++
+	}
+	if !a.started {
+		a.started = true
+		a.wg.Add(1)
+		go a.dispatch()
+	}
+	a.cond.Broadcast()
+}
+
+// close stops dispatching and waits for the reads in flight.
+func (a *readAhead) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+// dispatch starts ranged reads of the queued blobs while the budget and
+// the request bound allow.
+func (a *readAhead) dispatch() {
+	defer a.wg.Done()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for {
+		for !a.closed && (len(a.queue) == 0 || a.flight >= a.reads || a.used >= a.budget && !a.evictStale()) {
+			if starved := len(a.queue) > 0 && a.used >= a.budget; starved != a.starved {
+				a.starved = starved
+				a.cond.Broadcast() // readers waiting for a queued chunk read it themselves
+			}
+			a.cond.Wait()
+		}
+		a.starved = false
+		if a.closed {
+			return
+		}
+		sp, size := a.nextSpan()
+		a.cond.Broadcast() // readers waiting for the chunks of sp
+		if sp == nil {
+			continue
+		}
+		a.used += size
+		a.flight++
+		a.wg.Add(1)
+		go a.fetch(sp, size)
+	}
+}
+
+// nextSpan takes from the queue the blobs of one ranged read: the head's
+// pack, then the blobs that follow it in that pack within maxGap, up to
+// maxSpan bytes. It returns nil when the head needs no read (announced
+// already, or not in the index: ReadChunk says why). Caller holds a.mu.
+func (a *readAhead) nextSpan() (*span, int64) {
+	var (
+		sp  *span
+		end int64
+	)
+	for len(a.queue) > 0 {
+		ch := a.queue[0]
+		if b := a.entries[ch.ID]; b != nil {
+			b.refs++ // the same chunk in another file: read twice, fetched once
+			a.pop()
+			continue
+		}
+		loc, err := a.r.ix.Get(cas.BlobData, ch.ID)
+		if err != nil {
+			if sp == nil {
+				a.pop()
+				return nil, 0
+			}
+			break
+		}
+		off, n := int64(loc.Offset), int64(loc.StoredLen)
+		if sp == nil {
+			sp = &span{pack: loc.Pack, start: off, ready: make(chan struct{})}
+			end = off
+		} else if loc.Pack != sp.pack || off < end || off-end > maxGap || off+n-sp.start > maxSpan || off+n-sp.start+a.used > a.budget {
+			break
+		}
+		end = off + n
+		a.seq++
+		b := &aheadBlob{loc: loc, sp: sp, refs: 1, seq: a.seq}
+		a.entries[ch.ID] = b
+		sp.live++
+		a.pop()
+	}
+	if sp == nil {
+		return nil, 0
+	}
+	sp.size = end - sp.start
+	return sp, sp.size
+}
+
+// pop removes the head of the queue. Caller holds a.mu.
+func (a *readAhead) pop() {
+	id := a.queue[0].ID
+	a.queue = a.queue[1:]
+	if a.queued[id]--; a.queued[id] <= 0 {
+		delete(a.queued, id)
+	}
+}
+
+func (a *readAhead) fetch(sp *span, n int64) {
+	defer a.wg.Done()
+	sp.data, sp.err = a.r.packs.ReadRange(sp.pack, sp.start, n, make([]byte, 0, n))
+	close(sp.ready)
+	a.mu.Lock()
+	a.flight--
+	a.cond.Broadcast()
+	a.mu.Unlock()
+}
+
+// evictStale drops read blobs that reading has long passed, and reports
+// whether it freed anything. Caller holds a.mu.
+func (a *readAhead) evictStale() bool {
+	freed := false
+	for id, b := range a.entries {
+		select {
+		case <-b.sp.ready:
+		default:
+			continue
+		}
+		if b.seq+staleAfter < a.read {
+			delete(a.entries, id)
+			freed = a.drop(b) || freed
+		}
+	}
+	return freed
+}
+
+// drop counts a blob of sp as done, and sp's bytes as free with its last.
+// Caller holds a.mu.
+func (a *readAhead) drop(b *aheadBlob) bool {
+	b.sp.live--
+	if b.sp.live > 0 {
+		return false
+	}
+	a.used -= b.sp.size
+	a.cond.Broadcast()
+	return true
+}
+
+// chunk returns data blob id decoded into buf when it was announced and
+// its read succeeded; ok false sends the caller to the storage itself.
+func (a *readAhead) chunk(id cas.ID, buf []byte) (data []byte, ok bool) {
+	a.mu.Lock()
+	b := a.entries[id]
+	// A chunk still queued is waited for while the read-ahead can reach
+	// it; when it waits for its budget, the chunk is read here.
+	for b == nil && a.queued[id] > 0 && !a.closed && !a.starved {
+		a.cond.Wait()
+		b = a.entries[id]
+	}
+	if b == nil {
+		a.mu.Unlock()
+		return nil, false
+	}
+	b.refs--
+	last := b.refs == 0
+	if last {
+		delete(a.entries, id)
+	}
+	a.read = max(a.read, b.seq)
+	a.mu.Unlock()
+	<-b.sp.ready
+	var err error
+	if b.sp.err == nil {
+		data, err = a.r.packs.BlobFrom(b.loc.Pack, b.loc.PackEntry, b.sp.data, b.sp.start, a.r.Hasher, buf)
+	}
+	if last {
+		a.mu.Lock()
+		a.drop(b)
+		a.mu.Unlock()
+	}
+	return data, b.sp.err == nil && err == nil
+}
