@@ -47,7 +47,9 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 	t.Setenv("SMP_CACHE", "")
 	bucket := c.NewBucket(t)
 	loc := "s3://" + c.Endpoint + "/" + bucket + "/vk"
-	s3 := []string{"--store", loc, "--s3-insecure", "--cache", filepath.Join(dir, "cache")}
+	// Two uploads at once and 16 MiB of read-ahead: the flags reach the
+	// store (the defaults are 3 and 64 MiB).
+	s3 := []string{"--store", loc, "--s3-insecure", "--cache", filepath.Join(dir, "cache"), "--s3-uploads", "2", "--s3-read-ahead", "16MiB"}
 	mustSMP(t, append([]string{"init"}, s3...)...)
 
 	srcA, srcB, srcC := tmpDir(t), tmpDir(t), tmpDir(t)
@@ -113,4 +115,13 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 	}
 	smpJSON(t, exitOK, &captureOut{}, append([]string{"capture", "--computer", "PC03", "--root", srcC, "--json"}, s3...)...)
 	mustSMP(t, append([]string{"verify", "--read-data"}, s3...)...)
+}
+
+// TestE2ES3TransferFlags: --s3-read-ahead takes a size and says what it
+// wants otherwise, before any request.
+func TestE2ES3TransferFlags(t *testing.T) {
+	r := smp(t, "records", "--store", "s3://127.0.0.1:1/bucket/p", "--s3-insecure", "--s3-read-ahead", "lots")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--s3-read-ahead") || !strings.Contains(r.stderr, "64MiB") {
+		t.Fatalf("--s3-read-ahead lots: want a usage error naming the flag\n%v", r)
+	}
 }
