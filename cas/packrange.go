@@ -57,3 +57,40 @@ func (r spanReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// StoredFrom is ReadStored of blob e of pack id from span, the bytes of
+// that pack from offset base that ReadRange returned: the blob as stored
+// (a sealed one authenticated and opened), neither decompressed nor
+// verified. The result may alias buf.
+func (d *PackDir) StoredFrom(id ID, e PackEntry, span []byte, base int64, buf []byte) ([]byte, error) {
+	if base < 0 || e.Offset < uint64(base) || e.Offset-uint64(base)+uint64(e.StoredLen) > uint64(len(span)) {
+		return nil, fmt.Errorf("blob %s of pack %s is not in the range read (%d+%d)", e.ID.Short(), id.Short(), base, len(span))
+	}
+	s := d.sealer
+	if d.clear {
+		op, err := d.acquire(id)
+		if err != nil {
+			return nil, err
+		}
+		s = op.sealer
+		d.release(op)
+	}
+	r := spanReader{span, base}
+	if s != nil {
+		if e.StoredLen < SealOverhead || e.StoredLen-SealOverhead > MaxBlobSize {
+			return nil, fmt.Errorf("blob %s of pack %s has a bad length: %w", e.ID.Short(), id.Short(), ErrCorrupt)
+		}
+		return readUnseal(r, e, s, buf[:0])
+	}
+	if e.StoredLen > MaxBlobSize {
+		return nil, fmt.Errorf("blob %s length over limit: %w", e.ID.Short(), ErrCorrupt)
+	}
+	if cap(buf) < int(e.StoredLen) {
+		buf = make([]byte, e.StoredLen)
+	}
+	buf = buf[:e.StoredLen]
+	if err := readFull(r, buf, e); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}

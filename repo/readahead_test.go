@@ -2,9 +2,11 @@ package repo_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 
 	"smp/cas"
 	"smp/cas/manifest"
+	"smp/index"
 	"smp/repo"
 	"smp/storage"
 )
@@ -159,5 +162,64 @@ func TestReadAheadFailure(t *testing.T) {
 	readAll(t, r, blobs, chunks, nil)
 	if spans.Load() == 0 {
 		t.Fatal("no ranged read of several blobs was made")
+	}
+}
+
+// TestReadStoredAll: blobs asked for in pack order come back as
+// ReadStored gives them, neighbours of a pack read by one ranged request
+// on a store read by request; a ranged read that fails is read again blob
+// by blob.
+func TestReadStoredAll(t *testing.T) {
+	const n = 300
+	var spans atomic.Int64
+	var failSpans atomic.Bool
+	r, _, chunks, gets := readAheadStore(t, n, repo.Transfers{}, func(length int64) bool {
+		return failSpans.Load() && length > 64<<10 && spans.Add(1) == 1
+	})
+	var locs []index.Location
+	want := map[cas.ID][]byte{}
+	for _, ch := range chunks {
+		loc, err := r.Lookup(cas.BlobData, ch.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs = append(locs, loc)
+		b, err := r.ReadStored(loc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[ch.ID] = b
+	}
+	slices.SortFunc(locs, func(a, b index.Location) int {
+		if c := bytes.Compare(a.Pack[:], b.Pack[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Offset, b.Offset)
+	})
+	for _, fail := range []bool{false, true} {
+		failSpans.Store(fail)
+		gets.Store(0)
+		got := 0
+		err := r.ReadStoredAll(locs, func(loc index.Location, stored []byte) error {
+			if loc != locs[got] || !bytes.Equal(stored, want[loc.ID]) {
+				t.Fatalf("blob %d: %s, %d bytes; want %s as ReadStored gives it", got, loc.ID.Short(), len(stored), locs[got].ID.Short())
+			}
+			got++
+			return nil
+		})
+		if err != nil || got != n {
+			t.Fatalf("ReadStoredAll (failing span %v) = %v after %d blobs", fail, err, got)
+		}
+		if !fail && gets.Load() > 2 {
+			t.Fatalf("%d pack reads for %d neighbouring blobs, want them merged", gets.Load(), n)
+		}
+		t.Logf("failing span %v: %d blobs by %d reads", fail, n, gets.Load())
+	}
+	if spans.Load() == 0 {
+		t.Fatal("no span failed")
+	}
+	stop := errors.New("stop")
+	if err := r.ReadStoredAll(locs, func(index.Location, []byte) error { return stop }); err != stop {
+		t.Fatalf("ReadStoredAll with each failing = %v", err)
 	}
 }
