@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"smp/cas"
+	"smp/cas/manifest"
 	"smp/internal/seaweedtest"
 	"smp/repo"
 	"smp/restore"
@@ -83,8 +84,11 @@ func BenchmarkS3Restore(b *testing.B) {
 	b.Run("read-ahead", func(b *testing.B) { benchS3Restore(b, true) })
 }
 
-// unannounced is a restore.Store that does not take announcements.
-type unannounced struct{ restore.Store }
+// announced is a restore.Prefetcher over a store that reads ahead, as
+// smp restore's reader of a store on S3 is.
+type announced struct{ *repo.Repo }
+
+func (a announced) Prefetch(chunks []manifest.Chunk) { a.ReadAhead(chunks) }
 
 func benchS3Restore(b *testing.B, ahead bool) {
 	b.StopTimer()
@@ -116,8 +120,8 @@ func benchS3Restore(b *testing.B, ahead bool) {
 			m.begin()
 			b.StartTimer()
 			var st restore.Store = r
-			if !ahead {
-				st = unannounced{r}
+			if ahead {
+				st = announced{r}
 			}
 			res, err = restore.Run(ctx, st, rec.Record, restore.Options{Target: target})
 			b.StopTimer()

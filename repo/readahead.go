@@ -110,10 +110,12 @@ func newReadAhead(r *Repo, t Transfers) *readAhead {
 	return a
 }
 
-// Prefetch implements restore.Prefetcher: chunks will be read soon, in
-// this order. On a store read by request (S3) they are read ahead; on a
-// local directory it does nothing.
-func (r *Repo) Prefetch(chunks []manifest.Chunk) {
+// ReadAhead announces chunks that ReadChunk will be asked for soon, in
+// this order (what a restore.Prefetcher's Prefetch is told). On a store
+// read by request (S3) they are read ahead; on a local directory, which
+// reads through open files, it does nothing, and ReadsAhead is false so a
+// restore need not announce anything.
+func (r *Repo) ReadAhead(chunks []manifest.Chunk) {
 	a := r.ahead
 	if a == nil {
 		return
@@ -134,6 +136,10 @@ func (r *Repo) Prefetch(chunks []manifest.Chunk) {
 	}
 	a.cond.Broadcast()
 }
+
+// ReadsAhead reports whether ReadAhead reads ahead (the store is read by
+// request).
+func (r *Repo) ReadsAhead() bool { return r.ahead != nil }
 
 // close stops dispatching and waits for the reads in flight.
 func (a *readAhead) close() {

@@ -107,7 +107,7 @@ func TestReadAheadMerges(t *testing.T) {
 		t.Fatalf("unannounced reads: %d pack reads for %d blobs, want one each", got, n)
 	}
 	gets.Store(0)
-	r.Prefetch(chunks)
+	r.ReadAhead(chunks)
 	readAll(t, r, blobs, chunks, nil)
 	// 400 x 20 KiB is 8 MiB: one or two spans of maxSpan, and a few reads
 	// the workers made before their span arrived would be more; never
@@ -125,8 +125,8 @@ func TestReadAheadMerges(t *testing.T) {
 func TestReadAheadBudget(t *testing.T) {
 	const n = 300
 	r, blobs, chunks, gets := readAheadStore(t, n, repo.Transfers{ReadAhead: 40 << 10, Reads: 2}, nil)
-	r.Prefetch(chunks)
-	r.Prefetch(chunks[:10]) // read twice below
+	r.ReadAhead(chunks)
+	r.ReadAhead(chunks[:10]) // read twice below
 	var wg sync.WaitGroup
 	for w := range 3 {
 		wg.Go(func() {
@@ -158,7 +158,7 @@ func TestReadAheadFailure(t *testing.T) {
 	r, blobs, chunks, _ := readAheadStore(t, 100, repo.Transfers{}, func(length int64) bool {
 		return length > 64<<10 && spans.Add(1) == 1 // the first read of many blobs
 	})
-	r.Prefetch(chunks)
+	r.ReadAhead(chunks)
 	readAll(t, r, blobs, chunks, nil)
 	if spans.Load() == 0 {
 		t.Fatal("no ranged read of several blobs was made")

@@ -144,10 +144,19 @@ func (dirReader) Close() error { return nil }
 
 var _ LinkReader = dirReader{}
 
+// aheadReader is the reader of a store on S3: a restore.Prefetcher, so a
+// restore's announced chunks are read ahead (repo ReadAhead).
+type aheadReader struct{ dirReader }
+
+func (a aheadReader) Prefetch(chunks []manifest.Chunk) { a.ReadAhead(chunks) }
+
 func (d *Dir) Reader(context.Context, Record) (Reader, error) {
 	r, err := d.repo()
 	if err != nil {
 		return nil, err
+	}
+	if r.ReadsAhead() {
+		return aheadReader{dirReader{r}}, nil
 	}
 	return dirReader{r}, nil
 }
