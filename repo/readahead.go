@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	"smp/cas"
@@ -73,7 +75,8 @@ type readAhead struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	queue   []manifest.Chunk
-	queued  map[cas.ID]int // chunks in queue
+	queued  map[cas.ID]int            // chunks in queue
+	locs    map[cas.ID]index.Location // of queued chunks looked up
 	entries map[cas.ID]*aheadBlob
 	used    int64  // bytes of spans in flight or holding unread blobs
 	flight  int    // requests in flight
@@ -105,7 +108,7 @@ type aheadBlob struct {
 }
 
 func newReadAhead(r *Repo, t Transfers) *readAhead {
-	a := &readAhead{r: r, budget: t.ReadAhead, reads: t.Reads, entries: map[cas.ID]*aheadBlob{}, queued: map[cas.ID]int{}}
+	a := &readAhead{r: r, budget: t.ReadAhead, reads: t.Reads, entries: map[cas.ID]*aheadBlob{}, queued: map[cas.ID]int{}, locs: map[cas.ID]index.Location{}}
 	a.cond = sync.NewCond(&a.mu)
 	return a
 }
@@ -180,58 +183,118 @@ func (a *readAhead) dispatch() {
 	}
 }
 
-// nextSpan takes from the queue the blobs of one ranged read: the head's
-// pack, then the blobs that follow it in that pack within maxGap, up to
-// maxSpan bytes. It returns nil when the head needs no read (announced
-// already, or not in the index: ReadChunk says why). Caller holds a.mu.
+// nextSpan takes from the queue the blobs of one ranged read: the head,
+// and the blobs of the head's pack among the next `window` queued that
+// lie next to it (gaps up to maxGap, at most maxSpan bytes), in whatever
+// order they were announced (a capture's workers fill packs in the order
+// they finish files, not the order of the tree). It returns nil when the
+// head needs no read (announced already, or not in the index: ReadChunk
+// says why). Caller holds a.mu.
 func (a *readAhead) nextSpan() (*span, int64) {
-	var (
-		sp  *span
-		end int64
-	)
-	for len(a.queue) > 0 {
-		ch := a.queue[0]
-		if b := a.entries[ch.ID]; b != nil {
-			b.refs++ // the same chunk in another file: read twice, fetched once
-			a.pop()
-			continue
-		}
-		loc, err := a.r.ix.Get(cas.BlobData, ch.ID)
-		if err != nil {
-			if sp == nil {
-				a.pop()
-				return nil, 0
-			}
-			break
-		}
-		off, n := int64(loc.Offset), int64(loc.StoredLen)
-		if sp == nil {
-			sp = &span{pack: loc.Pack, start: off, ready: make(chan struct{})}
-			end = off
-		} else if loc.Pack != sp.pack || off < end || off-end > maxGap || off+n-sp.start > maxSpan || off+n-sp.start+a.used > a.budget {
-			break
-		}
-		end = off + n
-		a.seq++
-		b := &aheadBlob{loc: loc, sp: sp, refs: 1, seq: a.seq}
-		a.entries[ch.ID] = b
-		sp.live++
-		a.pop()
+	for len(a.queue) > 0 && a.entries[a.queue[0].ID] != nil {
+		a.entries[a.queue[0].ID].refs++ // the same chunk in another file: read twice, fetched once
+		a.remove(map[int]bool{0: true})
 	}
-	if sp == nil {
+	if len(a.queue) == 0 {
 		return nil, 0
 	}
-	sp.size = end - sp.start
+	head, ok := a.locate(a.queue[0].ID)
+	if !ok {
+		a.remove(map[int]bool{0: true})
+		return nil, 0
+	}
+	type cand struct {
+		i   int
+		loc index.Location
+	}
+	cands := []cand{{0, head}}
+	for i := 1; i < min(len(a.queue), window); i++ {
+		id := a.queue[i].ID
+		if a.entries[id] != nil {
+			continue // taken when it reaches the head
+		}
+		if loc, ok := a.locate(id); ok && loc.Pack == head.Pack {
+			cands = append(cands, cand{i, loc})
+		}
+	}
+	slices.SortStableFunc(cands, func(x, y cand) int { return cmp.Compare(x.loc.Offset, y.loc.Offset) })
+	h := slices.IndexFunc(cands, func(c cand) bool { return c.i == 0 })
+	lo, hi := h, h+1 // cands[lo:hi] are read
+	start, end := int64(head.Offset), int64(head.Offset)+int64(head.StoredLen)
+	fits := func(s, e int64) bool { return e-s <= maxSpan && e-s+a.used <= a.budget }
+	for grew := true; grew; {
+		grew = false
+		if hi < len(cands) {
+			c := cands[hi].loc
+			off, e := int64(c.Offset), int64(c.Offset)+int64(c.StoredLen)
+			if off >= end && off-end <= maxGap && fits(start, e) {
+				hi, end, grew = hi+1, e, true
+			} else if off < end {
+				hi, grew = hi+1, true // the same blob again: taken when it reaches the head
+				cands[hi-1].i = -1
+			}
+		}
+		if lo > 0 {
+			c := cands[lo-1].loc
+			off, e := int64(c.Offset), int64(c.Offset)+int64(c.StoredLen)
+			if e <= start && start-e <= maxGap && fits(off, end) {
+				lo, start, grew = lo-1, off, true
+			}
+		}
+	}
+	sp := &span{pack: head.Pack, start: start, size: end - start, ready: make(chan struct{})}
+	taken := map[int]bool{}
+	for _, c := range cands[lo:hi] {
+		if c.i < 0 {
+			continue
+		}
+		a.seq++
+		a.entries[a.queue[c.i].ID] = &aheadBlob{loc: c.loc, sp: sp, refs: 1, seq: a.seq}
+		sp.live++
+		taken[c.i] = true
+	}
+	a.remove(taken)
 	return sp, sp.size
 }
 
-// pop removes the head of the queue. Caller holds a.mu.
-func (a *readAhead) pop() {
-	id := a.queue[0].ID
-	a.queue = a.queue[1:]
-	if a.queued[id]--; a.queued[id] <= 0 {
-		delete(a.queued, id)
+// window is how many queued chunks nextSpan looks through for neighbours
+// of the head.
+const window = 1024
+
+// locate returns the location of data blob id, looked up once while it
+// is queued.
+func (a *readAhead) locate(id cas.ID) (index.Location, bool) {
+	if loc, ok := a.locs[id]; ok {
+		return loc, true
 	}
+	loc, err := a.r.ix.Get(cas.BlobData, id)
+	if err != nil {
+		return index.Location{}, false
+	}
+	a.locs[id] = loc
+	return loc, true
+}
+
+// remove takes the queued chunks at the indexes of taken (all within
+// the first window) out of the queue, moving only that part of it.
+// Caller holds a.mu.
+func (a *readAhead) remove(taken map[int]bool) {
+	w := min(len(a.queue), window)
+	k := w // a.queue[k:w] are the kept ones, in order
+	for i := w - 1; i >= 0; i-- {
+		ch := a.queue[i]
+		if !taken[i] {
+			k--
+			a.queue[k] = ch
+			continue
+		}
+		if a.queued[ch.ID]--; a.queued[ch.ID] <= 0 {
+			delete(a.queued, ch.ID)
+			delete(a.locs, ch.ID)
+		}
+	}
+	clear(a.queue[:k])
+	a.queue = a.queue[k:]
 }
 
 func (a *readAhead) fetch(sp *span, n int64) {

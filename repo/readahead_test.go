@@ -116,6 +116,21 @@ func TestReadAheadMerges(t *testing.T) {
 		t.Fatalf("announced reads: %d pack reads for %d blobs, want them merged", got, n)
 	}
 	t.Logf("%d blobs read by %d ranged reads", n, gets.Load())
+
+	// Announced in another order than the pack's (a capture's workers
+	// fill packs in the order they finish files): still merged.
+	gets.Store(0)
+	order := rand.New(rand.NewPCG(3, 4)).Perm(n)
+	shuffled := make([]manifest.Chunk, n)
+	want := make([][]byte, n)
+	for i, j := range order {
+		shuffled[i], want[i] = chunks[j], blobs[j]
+	}
+	r.ReadAhead(shuffled)
+	readAll(t, r, want, shuffled, nil)
+	if got := gets.Load(); got > 4 {
+		t.Fatalf("announced out of pack order: %d pack reads for %d blobs, want them merged", got, n)
+	}
 }
 
 // TestReadAheadBudget: with a read-ahead budget of two blobs, announced
