@@ -48,7 +48,7 @@ func initS3Store(b *testing.B, dir string) {
 // pack is uploaded by PUT before it is indexed; uploads-1 uploads one pack
 // at a time, uploads-3 (the default) three.
 func BenchmarkS3CaptureNew(b *testing.B) {
-	for _, n := range []int{1, 3} {
+	for _, n := range []int{1, 2, 3} {
 		b.Run("uploads-"+strconv.Itoa(n), func(b *testing.B) { benchS3CaptureNew(b, repo.Transfers{Uploads: n}) })
 	}
 }
