@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smp/bench/corpus"
+	"smp/internal/seaweedtest"
 )
 
 // Environment:
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	seaweedtest.StopShared()
 	os.RemoveAll(cfg)
 	if workDir != "" {
 		os.RemoveAll(workDir)

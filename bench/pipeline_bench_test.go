@@ -121,8 +121,12 @@ func openStore(dir string) (*repo.Repo, error) {
 	if kr, ok := encryptedStores.Load(dir); ok {
 		return repo.OpenWith(dir, repo.OpenOptions{Keyring: kr.(*keys.Keyring)})
 	}
-	return repo.Open(dir)
+	return repo.OpenWith(dir, repo.OpenOptions{Transfers: transfers})
 }
+
+// transfers are the Transfers openStore opens a store with (the S3
+// benchmarks set them around a capture).
+var transfers repo.Transfers
 
 func captureOptions(t *tree, computer, user string) capture.Options {
 	return capture.Options{

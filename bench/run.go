@@ -21,7 +21,7 @@ import (
 
 // Scenarios, in the order Run measures them.
 const (
-	ScenarioCapture         = "capture"          // every user captured in turn into one fresh store
+	ScenarioCapture         = "capture"          // every user captured in turn into one fresh store (smp s3: on S3)
 	ScenarioRestore         = "restore"          // the first user's capture restored to an empty root
 	ScenarioHardlink        = "hardlink"         // capture by hard-linking on the same filesystem
 	ScenarioServe           = "serve"            // every user captured in turn through `smp serve` on loopback
@@ -226,6 +226,11 @@ func (r *runner) run(ctx context.Context) error {
 	r.tarRestore(ctx)
 	r.resticRestore(ctx)
 	if err := r.coldRestore(ctx); err != nil {
+		return err
+	}
+
+	// 2b. smp's capture and restore through a store on S3 (loopback).
+	if err := r.smpS3(ctx); err != nil {
 		return err
 	}
 

@@ -41,6 +41,8 @@ type PackDir struct {
 	open  map[ID]*list.Element // of *openPack, LRU bounded by maxOpen
 	lru   *list.List
 	limit int
+	// expect is the size a new pack is expected to reach (ExpectSize).
+	expect int64
 }
 
 type openPack struct {
@@ -62,6 +64,15 @@ func NewPacks(st storage.Storage, prefix string) *PackDir {
 // called before d is used. It returns d.
 func (d *PackDir) Seal(s *Sealer) *PackDir {
 	d.sealer = s
+	return d
+}
+
+// ExpectSize tells d that the packs it creates grow to about n bytes
+// (the store's pack size): a storage that buffers a pack until it is
+// complete (object storage) reserves that much at once. It must be called
+// before d is used. It returns d.
+func (d *PackDir) ExpectSize(n int64) *PackDir {
+	d.expect = n
 	return d
 }
 
@@ -172,7 +183,7 @@ type PendingPack struct {
 
 // Create starts a new pack.
 func (d *PackDir) Create() (*PendingPack, error) {
-	sw, err := storage.NewWriter(context.Background(), d.st)
+	sw, err := storage.NewWriterSize(context.Background(), d.st, d.expect)
 	if err != nil {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}

@@ -57,8 +57,9 @@ type Repo struct {
 	mu        sync.Mutex
 	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack
 	writers   map[cas.BlobType]*packSlot
-	commits   chan queuedPack // packs for the committer goroutine
+	commits   chan queuedPack // packs for the committer goroutines
 	committer sync.WaitGroup
+	ahead     *readAhead // restores' read-ahead on a store on S3; nil on a local one
 	// A pack that cannot be written or committed (a full disk) loses its
 	// blobs, and only them: its IDs leave pending, so they can be stored
 	// again, and later packs are written as usual once there is room.
@@ -112,6 +113,9 @@ type OpenOptions struct {
 	// Unlock finds the keys of an encrypted store from its key slot file
 	// when Keyring is nil. An unencrypted store needs neither.
 	Unlock keys.UnlockFunc
+	// Transfers bound the parallel requests and their memory on a store
+	// on S3 (zero: the defaults).
+	Transfers Transfers
 }
 
 // Open opens the store in dir and takes its lock.
@@ -141,6 +145,7 @@ type locked struct {
 	c    crypt
 	lock *os.File
 	st   storage.Storage
+	tr   Transfers
 }
 
 // openLocked reads the store's config, unlocks its keys and takes its
@@ -171,7 +176,7 @@ func openLocked(dir string, o OpenOptions) (*locked, error) {
 		st.Close()
 		return nil, err
 	}
-	return &locked{cfg: cfg, kr: kr, c: c, lock: lock, st: st}, nil
+	return &locked{cfg: cfg, kr: kr, c: c, lock: lock, st: st, tr: o.Transfers.withDefaults()}, nil
 }
 
 // finishOpen opens the index of a store openLocked opened and returns the
@@ -181,7 +186,9 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 	// Before the index: an index open refused for lack of space must not
 	// keep the space a killed writer's packs hold.
 	removeStaleTemp(st)
-	packs := c.packs(st)
+	// A pack is committed once it reaches the pack size, so it ends
+	// at most one blob and its trailer beyond it.
+	packs := c.packs(st).ExpectSize(cfg.PackSize + cfg.PackSize/8)
 	ix, ixKey, err := openIndex(dir, packs, readOnly, c)
 	if err != nil {
 		packs.Close()
@@ -201,17 +208,27 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 		r.sh = newSharedState()
 	}
 	r.doneCond = sync.NewCond(&r.mu)
-	// Full packs are fsynced and indexed by one background goroutine, so the
+	// Full packs are fsynced and indexed by a background goroutine, so the
 	// goroutines filling packs never wait for the disk; the channel holds
 	// one pack, which bounds memory and lets backpressure reach writers.
+	// On a store reached by request (S3) Transfers.Uploads goroutines
+	// upload packs at once (each PUT waits on the network, not the CPU);
+	// done keeps Flush exact when they finish out of order.
+	committers := 1
+	if byRequest(st) {
+		committers = lo.tr.Uploads
+		r.ahead = newReadAhead(r, lo.tr)
+	}
 	r.commits = make(chan queuedPack, 1)
-	r.committer.Add(1)
-	go func() {
-		defer r.committer.Done()
-		for q := range r.commits {
-			r.done(q, r.commit(q.pack))
-		}
-	}()
+	for range committers {
+		r.committer.Add(1)
+		go func() {
+			defer r.committer.Done()
+			for q := range r.commits {
+				r.done(q, r.commit(q.pack))
+			}
+		}()
+	}
 	return r, nil
 }
 
@@ -419,6 +436,9 @@ func removeStaleTemp(st storage.Storage) {
 func (r *Repo) Close() error {
 	close(r.commits)
 	r.committer.Wait()
+	if r.ahead != nil {
+		r.ahead.close()
+	}
 	r.abortOpen()
 	// Committed packs are listed even when no flush followed (an
 	// interrupted command): best effort, a reader finds them by their
@@ -753,6 +773,11 @@ func (r *Repo) Sum(b []byte) cas.ID { return r.Hasher.Sum(b) }
 
 // ReadChunk reads and verifies file data chunk id into buf.
 func (r *Repo) ReadChunk(id cas.ID, buf []byte) ([]byte, error) {
+	if r.ahead != nil {
+		if b, ok := r.ahead.chunk(id, buf); ok {
+			return b, nil
+		}
+	}
 	return r.ReadBlob(cas.BlobData, id, buf)
 }
 

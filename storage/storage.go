@@ -220,10 +220,17 @@ type UploadAborter interface {
 // Streamer, otherwise one that buffers the object in memory and Puts it on
 // Commit.
 func NewWriter(ctx context.Context, s Storage) (Writer, error) {
+	return NewWriterSize(ctx, s, 0)
+}
+
+// NewWriterSize is NewWriter for an object expected to be about size
+// bytes: a buffering writer reserves that much at once instead of
+// growing (and copying) its buffer as the object grows.
+func NewWriterSize(ctx context.Context, s Storage, size int64) (Writer, error) {
 	if st, ok := s.(Streamer); ok {
 		return st.NewWriter(ctx)
 	}
-	return &bufferedWriter{s: s}, nil
+	return &bufferedWriter{s: s, buf: make([]byte, 0, max(size, 0))}, nil
 }
 
 type bufferedWriter struct {

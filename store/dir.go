@@ -23,13 +23,15 @@ type Dir struct {
 	readOnly bool
 	keyring  *keys.Keyring
 	unlock   keys.UnlockFunc
-	r        *repo.Repo // opened on first use
+	// transfers bound the requests of a store on S3.
+	transfers repo.Transfers
+	r         *repo.Repo // opened on first use
 }
 
 var _ Store = (*Dir)(nil)
 
 func openDir(dir string, o Options) (*Dir, error) {
-	d := &Dir{readOnly: o.ReadOnly, keyring: o.Keyring, unlock: o.Unlock}
+	d := &Dir{readOnly: o.ReadOnly, keyring: o.Keyring, unlock: o.Unlock, transfers: o.S3.Transfers}
 	if IsS3(dir) {
 		cache, kr, err := openS3Cache(dir, o.S3, d.openOptions())
 		if err != nil {
@@ -51,7 +53,7 @@ func (d *Dir) s3() bool { return d.location != d.dir }
 
 // openOptions are the repo open options of d.
 func (d *Dir) openOptions() repo.OpenOptions {
-	return repo.OpenOptions{ReadOnly: d.readOnly, Keyring: d.keyring, Unlock: d.unlock}
+	return repo.OpenOptions{ReadOnly: d.readOnly, Keyring: d.keyring, Unlock: d.unlock, Transfers: d.transfers}
 }
 
 // OpenDir opens the store directory at location for the commands that
@@ -142,10 +144,19 @@ func (dirReader) Close() error { return nil }
 
 var _ LinkReader = dirReader{}
 
+// aheadReader is the reader of a store on S3: a restore.Prefetcher, so a
+// restore's announced chunks are read ahead (repo ReadAhead).
+type aheadReader struct{ dirReader }
+
+func (a aheadReader) Prefetch(chunks []manifest.Chunk) { a.ReadAhead(chunks) }
+
 func (d *Dir) Reader(context.Context, Record) (Reader, error) {
 	r, err := d.repo()
 	if err != nil {
 		return nil, err
+	}
+	if r.ReadsAhead() {
+		return aheadReader{dirReader{r}}, nil
 	}
 	return dirReader{r}, nil
 }

@@ -30,6 +30,9 @@ type S3Options struct {
 	Cache string
 	// Insecure speaks plain http to the endpoint: only to loopback.
 	Insecure bool
+	// Transfers bound the requests in flight and their memory (zero:
+	// repo's defaults).
+	Transfers repo.Transfers
 }
 
 // IsS3 reports whether location names a store on S3.

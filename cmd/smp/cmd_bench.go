@@ -30,8 +30,10 @@ func benchUsage() {
       measure capture, restore and incremental re-capture of the corpus with
       this smp binary and with cp -a, tar|zstd, cp -al and restic (when
       installed: bench/install-baselines.sh), each run as child processes;
-      capture and restore also on an encrypted store, alternating rounds;
-      as root also with a cold page cache, beside the disk's floors
+      capture and restore also on an encrypted store, alternating rounds, and
+      through a store on S3 (a SeaweedFS on loopback that the bench starts
+      from the binary .ci/seaweedfs.sh caches; skipped without it); as root
+      also with a cold page cache, beside the disk's floors
 
   smp bench gc [--chunks N] [--work DIR] [--json]
       build a synthetic store of N chunks (half of them garbage) and time

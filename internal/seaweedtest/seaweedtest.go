@@ -290,6 +290,15 @@ func (s *Server) NewBucket(t testing.TB) string {
 	return name
 }
 
+// Pid is the process ID of the weed server Start ran (0 for a service
+// given by SMP_S3_ENDPOINT), for tests that measure its CPU time.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop ends the service and removes its data.
 func (s *Server) Stop() {
 	if s.cmd == nil {

@@ -201,26 +201,26 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request, c *call) error {
 	s.metrics.RestoreActivity(rec.ID.String())
 	w.Header().Set("Content-Type", "application/octet-stream")
 	bw := bufio.NewWriterSize(w, 256<<10)
-	var buf []byte
 	var served int64
 	var plain uint64 // of data chunks: the restore's progress (console)
 	defer func() { s.metrics.Served(served); s.metrics.RestoreServed(rec.ID.String(), plain) }()
-	for _, loc := range locs {
-		stored, err := s.opts.Repo.ReadStored(loc, buf)
-		if err != nil {
-			// The answer has begun: cut it so the client sees a truncated
-			// stream rather than a short, well-formed one.
-			s.opts.Log.Error("fetch read", "blob", loc.ID.Short(), "error", err)
-			panic(http.ErrAbortHandler)
-		}
-		buf = stored[:0]
+	var writeErr error
+	err = s.opts.Repo.ReadStoredAll(locs, func(loc index.Location, stored []byte) error {
 		served += int64(len(stored))
 		if loc.Type == cas.BlobData {
 			plain += uint64(loc.RawLen)
 		}
-		if err := wire.WriteBlob(bw, wire.Blob{Type: loc.Type, Compression: loc.Compression, ID: loc.ID, RawLen: int(loc.RawLen), Stored: stored}); err != nil {
-			return err
-		}
+		writeErr = wire.WriteBlob(bw, wire.Blob{Type: loc.Type, Compression: loc.Compression, ID: loc.ID, RawLen: int(loc.RawLen), Stored: stored})
+		return writeErr
+	})
+	if writeErr != nil {
+		return writeErr
+	}
+	if err != nil {
+		// The answer has begun: cut it so the client sees a truncated
+		// stream rather than a short, well-formed one.
+		s.opts.Log.Error("fetch read", "error", err)
+		panic(http.ErrAbortHandler)
 	}
 	return bw.Flush()
 }

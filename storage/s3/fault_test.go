@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"smp/internal/seaweedtest"
@@ -250,4 +251,86 @@ func TestListOverReset(t *testing.T) {
 	if _, _, err := via.List(ctx, "packs/", "", 0); err == nil || !strings.Contains(err.Error(), "list") {
 		t.Fatalf("List over resets every time = %v, want an error", err)
 	}
+}
+
+// TestRetry429: answers 429 Too Many Requests (S3's throttling, as
+// SlowDown) are retried like 503s; a store that keeps throttling gives an
+// error naming it, and nothing is stored.
+func TestRetry429(t *testing.T) {
+	// Six attempts: a client's first request also looks up the bucket's
+	// region, which meets its own two 429s.
+	via, direct, p := faulty(t, func(o *s3.Options) { o.MaxRetries = 6 })
+	p.SetDecide(firstN(2, seaweedtest.Fault{Status: http.StatusTooManyRequests, Code: "SlowDown"}))
+	want := payload(100 << 10)
+	if err := via.Put(ctx, "packs/cc/z.pack", want); err != nil {
+		t.Fatalf("Put through 429s: %v", err)
+	}
+	if got, err := via.Get(ctx, "packs/cc/z.pack", 0, -1, nil); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Get through 429s: %d bytes, %v", len(got), err)
+	}
+	if err := via.PutIfAbsent(ctx, "records/r2", []byte("r2")); err != nil {
+		t.Fatalf("PutIfAbsent through 429s: %v (%d requests, %d faults)", err, p.Requests.Load(), p.Faults.Load())
+	}
+	p.SetDecide(func(*http.Request) seaweedtest.Fault {
+		return seaweedtest.Fault{Status: http.StatusTooManyRequests, Code: "SlowDown"}
+	})
+	err := via.Put(ctx, "packs/dd/w.pack", want)
+	if err == nil || !strings.Contains(err.Error(), "429") || !strings.Contains(err.Error(), "SlowDown") {
+		t.Fatalf("Put against a store that keeps throttling = %v, want an error naming 429 SlowDown", err)
+	}
+	p.SetDecide(nil)
+	if _, err := direct.Stat(ctx, "packs/dd/w.pack"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a throttled Put left an object: %v", err)
+	}
+}
+
+// TestVanishedBucket: once the bucket is deleted, every operation says so
+// (ErrNoBucket, naming the bucket), never "not found" of the object, which
+// would read as a store that lost its packs.
+func TestVanishedBucket(t *testing.T) {
+	srv := seaweedtest.Shared(t)
+	bucket := srv.NewBucket(t)
+	creds := credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, "")
+	st, err := s3.Open(ctx, s3.Options{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "v/", Insecure: true, Creds: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Put(ctx, "packs/ee/p.pack", payload(1000)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := srv.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveObject(ctx, bucket, "v/packs/ee/p.pack", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	check := func(op string, err error) {
+		t.Helper()
+		t.Logf("%s after %v: %v", op, time.Since(began), err)
+		if !errors.Is(err, s3.ErrNoBucket) || errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), bucket) {
+			t.Errorf("%s in a deleted bucket = %v, want ErrNoBucket naming %s", op, err, bucket)
+		}
+	}
+	_, err = st.Get(ctx, "packs/ee/p.pack", 0, -1, nil)
+	check("Get", err)
+	_, err = st.Stat(ctx, "packs/ee/p.pack")
+	check("Stat", err)
+	check("Delete", st.Delete(ctx, "packs/ee/p.pack"))
+	_, _, err = st.List(ctx, "packs/", "", 0)
+	t.Logf("List after %v: %v", time.Since(began), err)
+	if err == nil || !strings.Contains(err.Error(), "bucket") {
+		t.Errorf("List of a deleted bucket = %v, want it to name the missing bucket", err)
+	}
+	if _, err := s3.Open(ctx, s3.Options{Endpoint: srv.Endpoint, Bucket: bucket, Insecure: true, Creds: creds}); !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), bucket) {
+		t.Errorf("Open of a deleted bucket = %v", err)
+	}
+	// A write is not checked: SeaweedFS makes the bucket again for a PUT
+	// into it (AWS S3 answers NoSuchBucket). A store's commands read its
+	// config first, which fails as Get does above.
 }

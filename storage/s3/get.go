@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-
-	"smp/storage"
 )
 
 // Get returns length bytes of name from offset (length < 0: to the end).
@@ -105,7 +103,7 @@ func (s *Storage) getError(ctx context.Context, name string, start, length int64
 	r := minio.ToErrorResponse(err)
 	switch {
 	case isNotFound(err):
-		return nil, "", fmt.Errorf("s3 get %s: %w", name, storage.ErrNotFound)
+		return nil, "", s.opErr("get", name, err)
 	case r.StatusCode == http.StatusRequestedRangeNotSatisfiable || r.Code == "InvalidRange":
 		if length < 0 {
 			if info, serr := s.Stat(ctx, name); serr == nil && info.Size == start {

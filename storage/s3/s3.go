@@ -255,9 +255,35 @@ func isConditionalConflict(err error) bool {
 
 func (s *Storage) opErr(op, name string, err error) error {
 	if isNotFound(err) {
+		if gone := s.bucketGone(err); gone != nil {
+			return fmt.Errorf("s3 %s %s: %w", op, name, gone)
+		}
 		return fmt.Errorf("s3 %s %s: %w", op, name, storage.ErrNotFound)
 	}
 	return fmt.Errorf("s3 %s %s: %w", op, name, describe(err))
+}
+
+// ErrNoBucket is the error of a request to a bucket that no longer
+// exists: never an object's "not found", which would make a store whose
+// bucket was deleted look like a store that lost its packs.
+var ErrNoBucket = errors.New("the bucket does not exist")
+
+// bucketGone returns an error wrapping ErrNoBucket when a "not found"
+// answer (err) was about the bucket, not the object: S3 says NoSuchBucket
+// in the body, but the answer to a HEAD has none, so the bucket is then
+// looked up.
+func (s *Storage) bucketGone(err error) error {
+	gone := minio.ToErrorResponse(err).Code == "NoSuchBucket"
+	if !gone {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ok, berr := s.c.BucketExists(ctx, s.bucket)
+		gone = berr == nil && !ok
+	}
+	if !gone {
+		return nil
+	}
+	return fmt.Errorf("bucket %s at %s: %w (deleted, or the store's location names another): recreate it from a copy of the store, or give the right --store", s.bucket, s.base.Host, ErrNoBucket)
 }
 
 // Put stores data under name by one PUT, replacing any object there.
@@ -507,6 +533,8 @@ func (s *Storage) Swap(ctx context.Context, name string, old storage.Version, da
 	switch {
 	case err == nil:
 		return storage.Version(etag), nil
+	case isNotFound(err) && s.bucketGone(err) != nil:
+		return storage.NoVersion, s.opErr("swap", name, err)
 	case isPrecondition(err) || isNotFound(err):
 		return storage.NoVersion, fmt.Errorf("s3 swap %s: %w", name, storage.ErrConflict)
 	default:
