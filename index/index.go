@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -40,7 +41,13 @@ type Index struct {
 	db       *badger.DB
 	readOnly bool
 	dir      string
+	retired  atomic.Uint64 // RetiredGeneration
 }
+
+// RetiredGeneration counts the calls of RetirePack and DeleteBlobs on this
+// open index: it moves whenever a blob's location may have been removed,
+// so a figure derived from locations can be kept until it does.
+func (ix *Index) RetiredGeneration() uint64 { return ix.retired.Load() }
 
 // ErrReadOnly is returned by every write to an index opened read-only.
 var ErrReadOnly = errors.New("the index was opened read-only")
@@ -377,6 +384,7 @@ const prefixRetired = 'g'
 // Missing entries are not an error. Large sets are written in several
 // transactions; each deleted entry is durable when DeleteBlobs returns.
 func (ix *Index) DeleteBlobs(keys []cas.BlobKey) error {
+	defer ix.retired.Add(1)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -403,6 +411,7 @@ func (ix *Index) DeleteBlobs(keys []cas.BlobKey) error {
 // as retired (its file awaits deletion). The caller must first make sure no
 // blob entry points into the pack.
 func (ix *Index) RetirePack(id cas.ID) error {
+	defer ix.retired.Add(1)
 	err := ix.update(func(txn *badger.Txn) error {
 		var size []byte
 		item, err := txn.Get(key(prefixPack, id))

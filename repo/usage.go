@@ -2,6 +2,10 @@ package repo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+	"sync"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -31,11 +35,69 @@ func (r *Repo) PackBytes() (uint64, error) {
 // Usage computes per-record and per-computer exclusive bytes. It walks
 // every live record's trees twice and keeps one small counter per distinct
 // chunk: memory grows with the number of chunks the records use.
+//
+// The answer is kept and given again while the live records are the same
+// and no blob location was removed: records and their trees never change,
+// and a chunk's stored size changes only when gc moves it (a second copy of
+// a chunk indexed later has the same stored bytes: same plaintext, same
+// codec). So the console, which
+// asks on every page load, costs a capture in progress nothing here until
+// its record is committed.
 func (r *Repo) Usage() ([]RecordUsage, []ComputerUsage, error) {
 	records, err := r.Records()
 	if err != nil {
 		return nil, nil, err
 	}
+	key := usageKey(records, r.ix.RetiredGeneration())
+	if per, comps, ok := r.usage.get(key); ok {
+		return per, comps, nil
+	}
+	per, comps, err := r.usageOf(records)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.usage.put(key, per, comps)
+	return slices.Clone(per), slices.Clone(comps), nil
+}
+
+// usageMemo is the last answer of Usage and what it was computed for.
+type usageMemo struct {
+	mu    sync.Mutex
+	key   [sha256.Size]byte
+	valid bool
+	per   []RecordUsage
+	comps []ComputerUsage
+}
+
+func (m *usageMemo) get(key [sha256.Size]byte) ([]RecordUsage, []ComputerUsage, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.valid || m.key != key {
+		return nil, nil, false
+	}
+	return slices.Clone(m.per), slices.Clone(m.comps), true
+}
+
+func (m *usageMemo) put(key [sha256.Size]byte, per []RecordUsage, comps []ComputerUsage) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.key, m.valid, m.per, m.comps = key, true, per, comps
+}
+
+// usageKey names a set of live records (in the order Records gives them)
+// and a generation of retired packs.
+func usageKey(records []RecordInfo, retired uint64) [sha256.Size]byte {
+	h := sha256.New()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], retired)
+	h.Write(b[:])
+	for _, rec := range records {
+		h.Write(rec.ID[:])
+	}
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+func (r *Repo) usageOf(records []RecordInfo) ([]RecordUsage, []ComputerUsage, error) {
 	type owner struct {
 		records  uint32
 		computer int32 // index into computers, -1 when shared by several
