@@ -123,11 +123,12 @@ func (r *Repo) packTimes(ctx context.Context) (map[cas.ID]time.Time, error) {
 	return out, nil
 }
 
-// storageNow is the storage's clock (or opts.Now).
-func (r *Repo) storageNow(opts GCOptions) (time.Time, error) {
-	if opts.Now != nil {
-		return opts.Now(), nil
-	}
+// storageNow is the storage's clock, never this machine's (opts.Now, which
+// Maintain always sets, dates only the records' retention): marks are
+// timed by the objects' Last-Modified and the writers judge a mark's age
+// by the same clock, so a gc machine whose clock runs ahead must not find
+// a mark ripe before they do.
+func (r *Repo) storageNow(GCOptions) (time.Time, error) {
 	t, err := r.st.Now(context.Background())
 	if err != nil {
 		return time.Time{}, fmt.Errorf("gc: read the storage's clock: %w", err)

@@ -136,8 +136,11 @@ type sharedState struct {
 	// orphans are packs condemned by marks since deleted, still to be
 	// looked up by forgetDeleted once.
 	orphans    map[cas.ID]bool
-	refreshing sync.Mutex    // one lazy refresh at a time
-	bound      time.Duration // SharedRefreshBound (tests lower it)
+	refreshing sync.Mutex // one lazy refresh at a time
+	// loading orders loadMarks calls: each applies a listing no older
+	// than the one applied before it, so none forgets newer marks.
+	loading sync.Mutex
+	bound   time.Duration // SharedRefreshBound (tests lower it)
 }
 
 func newSharedState() *sharedState {
@@ -152,6 +155,8 @@ func newSharedState() *sharedState {
 // recomputes the condemned packs.
 func (r *Repo) loadMarks(ctx context.Context) error {
 	sh := r.sh
+	sh.loading.Lock()
+	defer sh.loading.Unlock()
 	var listed []storage.Info
 	if err := storage.Walk(ctx, r.st, marksPrefix, func(info storage.Info) error {
 		listed = append(listed, info)
@@ -291,8 +296,10 @@ func (r *Repo) refreshShared(start time.Time) error {
 
 // forgetDeleted drops from the index every condemned pack that is no
 // longer in the storage, with the blob entries that point into it. Only
-// gc deletes packs, and only condemned ones, so no other pack is looked
-// up.
+// gc deletes packs, and only condemned ones whose grace has passed by the
+// storage's clock, so no other pack is looked up: a refresh every few
+// seconds costs one clock reading, not a request per pack a large repack
+// condemned. Meanwhile a condemned pack is answered "not held" anyway.
 func (r *Repo) forgetDeleted(ctx context.Context) error {
 	indexed := map[cas.ID]bool{}
 	if err := r.ix.Packs(func(p index.PackInfo) error { indexed[p.ID] = true; return nil }); err != nil {
@@ -300,9 +307,11 @@ func (r *Repo) forgetDeleted(ctx context.Context) error {
 	}
 	r.sh.mu.Lock()
 	var gone []cas.ID
-	for id := range r.sh.condemned {
+	var waiting []cas.ID
+	var waits []condemnation
+	for id, c := range r.sh.condemned {
 		if indexed[id] {
-			gone = append(gone, id)
+			waiting, waits = append(waiting, id), append(waits, c)
 		}
 	}
 	for id := range r.sh.orphans {
@@ -312,6 +321,17 @@ func (r *Repo) forgetDeleted(ctx context.Context) error {
 	}
 	clear(r.sh.orphans)
 	r.sh.mu.Unlock()
+	if len(waiting) > 0 {
+		now, err := r.st.Now(ctx) // the clock the marks are timed by
+		if err != nil {
+			return fmt.Errorf("gc marks: read the storage's clock: %w", err)
+		}
+		for i, id := range waiting {
+			if waits[i].ripe(now) {
+				gone = append(gone, id)
+			}
+		}
+	}
 	var drop []cas.ID
 	for _, id := range gone {
 		if _, err := r.st.Stat(ctx, r.packs.Name(id)); errors.Is(err, storage.ErrNotFound) {

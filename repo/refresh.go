@@ -50,6 +50,10 @@ func (r *Repo) RefreshWith(o RefreshOptions) (*RefreshReport, error) {
 	if r.readOnly {
 		return nil, fmt.Errorf("refresh %s: the store was opened read-only", r.Dir)
 	}
+	// One refresh at a time: each takes the records still incomplete and
+	// leaves the ones still waiting, which two at once would lose.
+	r.refreshMu.Lock()
+	defer r.refreshMu.Unlock()
 	start := time.Now()
 	known := map[cas.ID]bool{}
 	if err := r.ix.Packs(func(p index.PackInfo) error { known[p.ID] = true; return nil }); err != nil {

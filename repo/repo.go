@@ -52,7 +52,8 @@ type Repo struct {
 	// every blob they reference: each refresh tries them again.
 	incomplete map[cas.ID]bool
 
-	usage usageMemo // the last Usage answer (usage.go)
+	usage     usageMemo  // the last Usage answer (usage.go)
+	refreshMu sync.Mutex // one RefreshWith at a time (refresh.go)
 
 	mu        sync.Mutex
 	pending   map[cas.BlobKey]struct{} // reserved or in an uncommitted pack

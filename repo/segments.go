@@ -166,7 +166,10 @@ func (r *Repo) indexNewPacks(o newPackOptions, add func(id cas.ID, size int64, e
 			if errors.Is(err, storage.ErrNotFound) {
 				continue // compacted away since the listing
 			}
-			if err != nil && !errors.Is(err, cas.ErrCorrupt) {
+			// A segment sealed under a master key this process lacks (one
+			// rotated in since it started) is passed over like a damaged
+			// one: its packs are then read from their trailers.
+			if err != nil && !errors.Is(err, cas.ErrCorrupt) && !errors.Is(err, cas.ErrNoKey) {
 				return nil, err
 			}
 			if err != nil {

@@ -1,11 +1,14 @@
 package restore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -52,7 +55,7 @@ func (r *restorer) restoreLinked(job *fileJob, objects *objectDir) error {
 	tmp := tempName()
 	// A hard link restores the very inode when it was the file's own (not a
 	// --hardlink-dedupe object shared with an identical file).
-	if e.Link.Method == manifest.LinkHard && st.Ino == e.Inode && r.linkedMetaMatches(e, &st) {
+	if e.Link.Method == manifest.LinkHard && st.Ino == e.Inode && r.linkedMetaMatches(e, &st, objPath) {
 		if err := unix.Linkat(unix.AT_FDCWD, objPath, dir.fd, tmp, 0); err == nil {
 			if err := unix.Renameat(dir.fd, tmp, dir.fd, job.name); err != nil {
 				unix.Unlinkat(dir.fd, tmp, 0)
@@ -131,7 +134,7 @@ func (r *restorer) linkInPlace(job *fileJob, objPath string, objects *objectDir)
 	if err := r.checkObject(e, nil, &st); err != nil {
 		return false, err
 	}
-	if st.Ino != e.Inode || !r.linkedMetaMatches(e, &st) {
+	if st.Ino != e.Inode || !r.linkedMetaMatches(e, &st, objPath) {
 		return false, nil
 	}
 	dir := job.dir
@@ -186,17 +189,59 @@ func (r *restorer) checkObject(e *manifest.Entry, obj *os.File, st *unix.Stat_t)
 	return nil
 }
 
-// linkedMetaMatches reports whether the store object already has the owner
-// and mode the restored file must have. Only then may it be linked into
-// place: the object is the user's own inode, shared with the store's link
-// set and with the original file when it still exists, so a chown or chmod
-// after linking (a --map, the restore policy, a chmod since capture) would
-// change those too; a file that needs other metadata is copied instead.
-func (r *restorer) linkedMetaMatches(e *manifest.Entry, st *unix.Stat_t) bool {
+// linkedMetaMatches reports whether the store object at path (stat st)
+// already has the owner, mode and xattrs the restored file must have.
+// Only then may it be linked into place: the object is the user's own
+// inode, shared with the store's link set and with the original file when
+// it still exists, so a chown or chmod after linking (a --map, the restore
+// policy, a chmod since capture) would change those too, and a link would
+// carry xattrs the restore must not give (file capabilities the policy
+// drops, ACLs set since capture). A file that needs other metadata is
+// copied instead.
+func (r *restorer) linkedMetaMatches(e *manifest.Entry, st *unix.Stat_t, path string) bool {
 	if r.opts.Owners && (int(st.Uid) != r.uid(*e) || int(st.Gid) != r.gid(*e)) {
 		return false
 	}
-	return st.Mode&0o7777 == e.Mode
+	return st.Mode&0o7777 == e.Mode && xattrsEqual(path, e.Xattrs)
+}
+
+const selinuxXattr = "security.selinux"
+
+// xattrsEqual reports whether the file at path (not following a symlink)
+// has exactly the xattrs want, names and values; any error answers no.
+func xattrsEqual(path string, want map[string][]byte) bool {
+	wanted := len(want)
+	if _, ok := want[selinuxXattr]; ok {
+		wanted--
+	}
+	n, err := unix.Llistxattr(path, nil)
+	if err != nil || n == 0 {
+		return err == nil && wanted == 0
+	}
+	buf := make([]byte, n)
+	if n, err = unix.Llistxattr(path, buf); err != nil {
+		return false
+	}
+	// The SELinux label is left out: the restore never sets it (the
+	// policy drops security.*), and a linked inode keeps the label the
+	// user's own file has, as a copy gets its directory's.
+	names := slices.DeleteFunc(strings.Split(strings.TrimSuffix(string(buf[:n]), "\x00"), "\x00"),
+		func(name string) bool { return name == selinuxXattr })
+	if len(names) != wanted {
+		return false
+	}
+	for _, name := range names {
+		v, ok := want[name]
+		if !ok {
+			return false
+		}
+		got := make([]byte, len(v)+1) // one byte more: a longer value fails
+		m, err := unix.Lgetxattr(path, name, got)
+		if err != nil || !bytes.Equal(got[:m], v) {
+			return false
+		}
+	}
+	return true
 }
 
 // objectDir holds a worker's open store bucket directories: a record's

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // restorePolicyOut is restore --json with the policy's fields.
@@ -211,5 +213,28 @@ func TestE2EHardlinkRestoreMapCopies(t *testing.T) {
 	mustSMP(t, "restore", "--store", store, "--computer", "pc1", "--root", target2, "--allow-system")
 	if a, b := inode(t, filepath.Join(src, "home/daemon/a.txt")), inode(t, filepath.Join(target2, "home/daemon/a.txt")); a != b {
 		t.Errorf("a.txt restored as inode %d, want the captured inode %d (linked into place)", b, a)
+	}
+
+	// An xattr set on the user's file since capture (an ACL, say) is not
+	// the record's: that file is copied without it, the original keeps it.
+	orig := filepath.Join(src, "home/daemon/sub/b.txt")
+	if err := unix.Lsetxattr(orig, "user.added", []byte("later"), 0); err != nil {
+		t.Logf("no user xattrs here (%v): the xattr case is not run", err)
+		return
+	}
+	target3 := filepath.Join(tmpDir(t), "xattr")
+	mustSMP(t, "restore", "--store", store, "--computer", "pc1", "--root", target3, "--allow-system")
+	got := filepath.Join(target3, "home/daemon/sub/b.txt")
+	if inode(t, orig) == inode(t, got) {
+		t.Error("sub/b.txt linked into place although it has an xattr the record lacks")
+	}
+	if _, err := unix.Lgetxattr(got, "user.added", make([]byte, 16)); err == nil {
+		t.Error("restored sub/b.txt carries the xattr set after capture")
+	}
+	if n, err := unix.Lgetxattr(orig, "user.added", make([]byte, 16)); err != nil || n != 5 {
+		t.Errorf("the captured sub/b.txt lost its xattr: %v", err)
+	}
+	if inode(t, filepath.Join(src, "home/daemon/a.txt")) != inode(t, filepath.Join(target3, "home/daemon/a.txt")) {
+		t.Error("a.txt, unchanged, was not linked into place")
 	}
 }
