@@ -263,7 +263,8 @@ func (s *Remote) captureBase(ctx context.Context, co CaptureOptions) (*client.Cl
 // SMP that shows a capture's progress and ETA (wire.FeatureCaptureTotals);
 // nil for one that does not. The count is a walk of metadata: listings and
 // an lstat per name, and the parent record's trees, which the capture
-// would read anyway; nothing is opened or chunked, so it costs a small
+// reads too, fetched ahead the same way (a request per directory with
+// subdirectories, not a round trip per directory); nothing is opened or chunked, so it costs a small
 // part of a capture that reads anything (docs/BENCHMARKS.md). A count that
 // fails sends no totals: the capture itself reports the problem.
 func walkTotals(ctx context.Context, cl *client.Client, opts capture.Options, parent cas.ID) (*wire.CaptureTotals, error) {
@@ -272,8 +273,9 @@ func walkTotals(ctx context.Context, cl *client.Client, opts capture.Options, pa
 	}
 	src := parentTrees{}
 	if !parent.IsZero() {
-		src.r = cl.Reader(parent)
-		defer src.r.Close()
+		r := cl.Reader(parent)
+		defer r.Close()
+		src.trees = r.TreeLoader() // the capture's own fetch-ahead of subtrees
 	}
 	tot, err := capture.Count(ctx, src, opts)
 	if err != nil {
@@ -284,16 +286,16 @@ func walkTotals(ctx context.Context, cl *client.Client, opts capture.Options, pa
 
 // parentTrees is capture.Count's view of an SMP: the parent record's
 // trees, and its chunks held, as client.Capture answers them.
-type parentTrees struct{ r *client.Reader }
+type parentTrees struct{ trees client.TreeLoader }
 
 func (p parentTrees) LoadTree(id cas.ID) (*manifest.Tree, error) {
-	if p.r == nil {
+	if p.trees == nil {
 		return nil, fmt.Errorf("tree %s: no parent record: %w", id.Short(), cas.ErrNotFound)
 	}
-	return p.r.LoadTree(id)
+	return p.trees.LoadTree(id)
 }
 
-func (p parentTrees) Has(cas.BlobType, cas.ID) (bool, error) { return p.r != nil, nil }
+func (p parentTrees) Has(cas.BlobType, cas.ID) (bool, error) { return p.trees != nil, nil }
 
 func (rc *remoteCapture) run(ctx context.Context) (*CaptureResult, error) {
 	defer rc.cp.Close()

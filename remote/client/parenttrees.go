@@ -100,3 +100,13 @@ func (p *parentTrees) fetchAhead(t *manifest.Tree) {
 		}
 	}()
 }
+
+// TreeLoader is what a depth-first walk of a record's trees needs.
+type TreeLoader interface {
+	LoadTree(id cas.ID) (*manifest.Tree, error)
+}
+
+// TreeLoader returns a loader of r's trees that fetches each loaded
+// tree's subtrees ahead, as an incremental capture's change detection
+// does, for any other depth-first walk of the same record (capture.Count).
+func (r *Reader) TreeLoader() TreeLoader { return newParentTrees(r) }
