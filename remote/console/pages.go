@@ -52,6 +52,8 @@ type progress struct {
 	ETA        time.Duration
 }
 
+const maxETA = 365 * 24 * time.Hour
+
 func progressOf(done, total uint64, elapsed time.Duration) progress {
 	var p progress
 	if secs := elapsed.Seconds(); secs > 0 {
@@ -63,7 +65,10 @@ func progressOf(done, total uint64, elapsed time.Duration) progress {
 	p.HasTotal = true
 	p.Pct = min(100, float64(done)*100/float64(total))
 	if p.RateBytesS > 0 && done < total {
-		p.ETA = time.Duration(float64(total-done) / p.RateBytesS * float64(time.Second)).Round(time.Second)
+		// Totals are a client's claim (up to 2^56 bytes): an ETA past a
+		// year is shown as a year rather than overflow a Duration.
+		secs := min(float64(total-done)/p.RateBytesS, maxETA.Seconds())
+		p.ETA = time.Duration(secs * float64(time.Second)).Round(time.Second)
 	}
 	return p
 }
