@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -180,7 +181,11 @@ func (r *Repo) loadMarks(ctx context.Context) error {
 		if info.Size > maxMarksBytes {
 			return fmt.Errorf("gc marks %s: %d bytes, more than a marks object holds: %w", info.Name, info.Size, cas.ErrCorrupt)
 		}
-		b, err := r.st.Get(ctx, info.Name, 0, -1, nil)
+		// Exactly the listed size, which was checked above.
+		b, err := r.st.Get(ctx, info.Name, 0, info.Size, nil)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("shorter than listed: %w", cas.ErrCorrupt)
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			continue // deleted since the listing: its packs are gone
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -203,7 +204,12 @@ func (r *Repo) readSegment(id cas.ID, size int64) ([]cas.SegmentPack, error) {
 	if size > cas.MaxSegmentSize {
 		return nil, fmt.Errorf("%d bytes, over the %d byte limit: %w", size, cas.MaxSegmentSize, cas.ErrCorrupt)
 	}
-	b, err := r.st.Get(context.Background(), segmentName(id), 0, -1, nil)
+	// Exactly the listed size: an object replaced by a larger one since
+	// the listing cannot make this read more than the limit.
+	b, err := r.st.Get(context.Background(), segmentName(id), 0, size, nil)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("shorter than listed: %w", cas.ErrCorrupt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read index segment %s: %w", id.Short(), err)
 	}
