@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -211,11 +212,16 @@ func runServe(ctx context.Context, o *serveOptions, stdout io.Writer) error {
 		ln.Close()
 		return err
 	}
-	go srv.RunConsole(ctx)
+	// The background work ends before the store closes (deferred above,
+	// so run after this): a refresh or gc must not meet a closed index.
+	bgCtx, stopBG := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer func() { stopBG(); bg.Wait() }()
+	bg.Go(func() { srv.RunConsole(bgCtx) })
 	if limits.every > 0 {
-		go srv.Maintain(ctx, limits.every, limits.retention, 0.5)
+		bg.Go(func() { srv.Maintain(bgCtx, limits.every, limits.retention, 0.5) })
 	}
-	go d.KeepFresh(ctx, store.S3RefreshEvery, logger) // a store on S3 only
+	bg.Go(func() { d.KeepFresh(bgCtx, store.S3RefreshEvery, logger) }) // a store on S3 only
 	if o.MetricsListen != "" {
 		stop, err := serveMetrics(o.MetricsListen, srv, stdout)
 		if err != nil {
