@@ -523,14 +523,9 @@ func (s *Store) update(fn func(*file) error) error {
 		}
 		return err
 	}
-	b, err := f.encode()
+	b, err := f.sealed(s.codec, s.path)
 	if err != nil {
-		return fmt.Errorf("access file %s: %w", s.path, err)
-	}
-	if s.codec != nil {
-		if b, err = s.codec.Seal(b); err != nil {
-			return fmt.Errorf("seal access file %s: %w", s.path, err)
-		}
+		return err
 	}
 	// The access file stays 0600 even if someone loosened the file it
 	// replaces; the rename is made durable.

@@ -240,14 +240,9 @@ func (sh *shared) update(fn func(*file) error) error {
 			}
 			return err
 		}
-		b, err := f.encode()
+		b, err := f.sealed(sh.codec, sh.where)
 		if err != nil {
-			return fmt.Errorf("access file %s: %w", sh.where, err)
-		}
-		if sh.codec != nil {
-			if b, err = sh.codec.Seal(b); err != nil {
-				return fmt.Errorf("seal access file %s: %w", sh.where, err)
-			}
+			return err
 		}
 		_, err = sh.st.Swap(ctx, sh.name, ver, b)
 		if err == nil {
@@ -390,4 +385,19 @@ func (sh *shared) read(p *pendingRead, have storage.Version) {
 	}
 	sh.inflight = nil
 	close(p.done)
+}
+
+// sealed is f encoded, and sealed by codec when set (an encrypted
+// store), as the access file at where is written.
+func (f *file) sealed(codec Codec, where string) ([]byte, error) {
+	b, err := f.encode()
+	if err != nil {
+		return nil, fmt.Errorf("access file %s: %w", where, err)
+	}
+	if codec != nil {
+		if b, err = codec.Seal(b); err != nil {
+			return nil, fmt.Errorf("seal access file %s: %w", where, err)
+		}
+	}
+	return b, nil
 }
