@@ -32,8 +32,12 @@ type S3Options struct {
 	Insecure bool
 	// Transfers bound the requests in flight and their memory (zero:
 	// repo's defaults).
-	Transfers repo.Transfers
+	Transfers Transfers
 }
+
+// Transfers bound a store on S3's uploads and restore read-ahead
+// (repo.Transfers), so that commands set them without importing repo.
+type Transfers = repo.Transfers
 
 // IsS3 reports whether location names a store on S3.
 func IsS3(location string) bool { return s3.IsURL(strings.TrimSpace(location)) }

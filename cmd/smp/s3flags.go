@@ -7,7 +7,6 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 
-	"smp/repo"
 	"smp/store"
 )
 
@@ -30,7 +29,7 @@ func (f *s3Flags) AddFlags(fs *pflag.FlagSet) {
 }
 
 func (f *s3Flags) opts() store.S3Options {
-	return store.S3Options{Cache: f.Cache, Insecure: f.Insecure, Transfers: repo.Transfers{Uploads: f.Uploads, ReadAhead: int64(f.ReadAhead)}}
+	return store.S3Options{Cache: f.Cache, Insecure: f.Insecure, Transfers: store.Transfers{Uploads: f.Uploads, ReadAhead: int64(f.ReadAhead)}}
 }
 
 // byteSize is a flag of a size in bytes: 64MiB, 1GiB, 1000000.
