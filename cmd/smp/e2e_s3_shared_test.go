@@ -94,9 +94,9 @@ func copyStats(c map[cas.ID]int) (most, duplicated int) {
 // the pack trailers to count copies.
 func TestE2ES3EightClients(t *testing.T) {
 	if raceEnabled() {
-		// 8 race-instrumented clients, 2 servers and 32 restores on 2
-		// cores take over 2 minutes: .ci/run runs it in a step of its
-		// own without -race (about 40 s).
+		// 8 race-instrumented clients, 2 servers and 32 restores are
+		// too slow under -race: .ci/run runs it in a step of its own
+		// without -race.
 		t.Skip("runs without -race, in its own .ci/run step")
 	}
 	srv := seaweedtest.Shared(t)
