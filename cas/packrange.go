@@ -26,19 +26,28 @@ func (d *PackDir) ReadRange(id ID, off, n int64, buf []byte) ([]byte, error) {
 // that pack from offset base that ReadRange returned: the blob must lie
 // wholly inside it. The result may alias buf.
 func (d *PackDir) BlobFrom(id ID, e PackEntry, span []byte, base int64, h *Hasher, buf []byte) ([]byte, error) {
+	s, err := d.spanSealer(id, e, span, base)
+	if err != nil {
+		return nil, err
+	}
+	return ReadBlobWith(spanReader{span, base}, e, h, s, buf)
+}
+
+// spanSealer checks that blob e lies wholly inside span (pack id's bytes
+// from offset base) and returns the sealer of that pack's blobs.
+func (d *PackDir) spanSealer(id ID, e PackEntry, span []byte, base int64) (*Sealer, error) {
 	if base < 0 || e.Offset < uint64(base) || e.Offset-uint64(base)+uint64(e.StoredLen) > uint64(len(span)) {
 		return nil, fmt.Errorf("blob %s of pack %s is not in the range read (%d+%d)", e.ID.Short(), id.Short(), base, len(span))
 	}
-	s := d.sealer
-	if d.clear {
-		op, err := d.acquire(id)
-		if err != nil {
-			return nil, err
-		}
-		s = op.sealer
-		d.release(op)
+	if !d.clear {
+		return d.sealer, nil
 	}
-	return ReadBlobWith(spanReader{span, base}, e, h, s, buf)
+	op, err := d.acquire(id)
+	if err != nil {
+		return nil, err
+	}
+	defer d.release(op)
+	return op.sealer, nil
 }
 
 // spanReader reads a pack's bytes from the part of it held in memory.
@@ -63,17 +72,9 @@ func (r spanReader) ReadAt(p []byte, off int64) (int, error) {
 // (a sealed one authenticated and opened), neither decompressed nor
 // verified. The result may alias buf.
 func (d *PackDir) StoredFrom(id ID, e PackEntry, span []byte, base int64, buf []byte) ([]byte, error) {
-	if base < 0 || e.Offset < uint64(base) || e.Offset-uint64(base)+uint64(e.StoredLen) > uint64(len(span)) {
-		return nil, fmt.Errorf("blob %s of pack %s is not in the range read (%d+%d)", e.ID.Short(), id.Short(), base, len(span))
-	}
-	s := d.sealer
-	if d.clear {
-		op, err := d.acquire(id)
-		if err != nil {
-			return nil, err
-		}
-		s = op.sealer
-		d.release(op)
+	s, err := d.spanSealer(id, e, span, base)
+	if err != nil {
+		return nil, err
 	}
 	r := spanReader{span, base}
 	if s != nil {
