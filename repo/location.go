@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"smp/internal/sysfile"
 	"smp/keys"
@@ -75,6 +76,12 @@ func WriteLocation(dir string, l Location) error {
 	return sysfile.WriteFile(filepath.Join(dir, LocationFile), append(b, '\n'), 0o600)
 }
 
+// S3TimeoutEnv names the environment variable that sets how long a
+// request to the object store waits for its answer, or for the next byte
+// of one, before it is abandoned and retried (s3.Options.Timeout and
+// ReadIdle; default 60 s and 30 s).
+const S3TimeoutEnv = "SMP_S3_TIMEOUT"
+
 // openRemote opens the object storage a cache directory names.
 func openRemote(l *Location, create bool) (storage.Storage, error) {
 	o, err := s3.ParseURL(l.URL)
@@ -82,6 +89,13 @@ func openRemote(l *Location, create bool) (storage.Storage, error) {
 		return nil, err
 	}
 	o.Insecure, o.Create = l.Insecure, create
+	if v := os.Getenv(S3TimeoutEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a duration such as 30s", S3TimeoutEnv, v)
+		}
+		o.Timeout, o.ReadIdle = d, d
+	}
 	return s3.Open(context.Background(), o)
 }
 

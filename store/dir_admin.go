@@ -281,5 +281,9 @@ func (d *Dir) NewServer(o server.Options) (*server.Server, error) {
 		return nil, err
 	}
 	o.Repo, o.Access = r, acc
-	return server.New(o), nil
+	srv := server.New(o)
+	if d.s3() {
+		srv.Metrics().ExportS3Retries()
+	}
+	return srv, nil
 }

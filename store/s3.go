@@ -264,3 +264,7 @@ func (d *Dir) compactSegments(ctx context.Context, r *repo.Repo, log *slog.Logge
 		log.Info("compacted the index segments", "store", d.location, "merged", rep.Merged, "written", rep.Written, "packs", rep.Packs, "dropped", rep.Dropped)
 	}
 }
+
+// S3Retries returns the retries of this process's requests to S3 object
+// stores so far (for a command's report).
+func S3Retries() s3.RetryStats { return s3.Retries() }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,16 +18,29 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"smp/internal/seaweedtest"
+	"smp/repo"
+	s3pkg "smp/storage/s3"
 )
 
 // TestE2ES3VolumeServerKilled: a SeaweedFS of separate processes (a
 // master, three volume servers, a filer, the S3 gateway) keeps every
 // volume in two copies on two servers (replication 001) and grows small
 // volumes (16 MiB). One volume server is killed (SIGKILL) while a capture
-// runs: the capture completes (its requests that meet the dead server are
-// retried within the storage's retry bound), and with the server still
-// dead every record restores byte-identical, a new capture completes and
-// verify --read-data is clean.
+// runs: the capture completes, and with the server still dead every
+// record restores byte-identical, a new capture completes and verify
+// --read-data is clean.
+//
+// Killing a volume server does not make SeaweedFS's gateway answer 5xx:
+// the filer writes new chunks to volumes on the live servers and reads
+// from the surviving copy, so the capture over the kill needs no retry
+// (the report is read and logged; any retry it shows must have ended
+// within the bound). The retries are shown with a fault proxy in front of
+// the same gateway, the server still dead: a restore and a capture through
+// it meet 503s, 429 SlowDowns and answers slower than SMP_S3_TIMEOUT, and
+// complete; smp's report counts retries of each class, none given up and
+// none started later than s3.DefaultRetryFor after its request's first
+// failure. A gateway that answers 503 to every pack read fails the restore
+// with an error naming the 503, counted as given up, within that bound.
 func TestE2ES3VolumeServerKilled(t *testing.T) {
 	bin, err := seaweedtest.Binary()
 	if err != nil {
@@ -57,7 +71,7 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 
 	srcA, srcB, srcC := tmpDir(t), tmpDir(t), tmpDir(t)
 	serveProfile(t, srcA, 41, 40)
-	serveProfile(t, srcB, 42, 96)
+	serveProfile(t, srcB, 42, 224)
 	serveProfile(t, srcC, 43, 8)
 	var a captureOut
 	smpJSON(t, exitOK, &a, append([]string{"capture", "--computer", "PC01", "--root", srcA, "--json"}, s3...)...)
@@ -106,7 +120,12 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 	if b.Record == "" || killed >= time.Since(start) {
 		t.Fatalf("capture output %q", stdout.String())
 	}
-	t.Logf("capture of 96 MiB with volume server 1 killed after %v took %v", killed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("capture of 224 MiB with volume server 1 killed after %v took %v", killed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	kr := parseRetries(t, stderr.String())
+	t.Logf("retries of the capture over the kill: %+v", kr)
+	if kr.gaveUp != 0 || kr.longest > s3pkg.DefaultRetryFor {
+		t.Fatalf("capture over the kill: %+v, want no request given up and none retried past %v\n%s", kr, s3pkg.DefaultRetryFor, stderr.String())
+	}
 
 	// With the server still dead: restore both, capture anew, verify.
 	for _, r := range []struct{ rec, src string }{{a.Record, srcA}, {b.Record, srcB}} {
@@ -118,6 +137,71 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 	}
 	smpJSON(t, exitOK, &captureOut{}, append([]string{"capture", "--computer", "PC03", "--root", srcC, "--json"}, s3...)...)
 	mustSMP(t, append([]string{"verify", "--read-data"}, s3...)...)
+
+	retriesThroughProxy(t, c.Endpoint, bucket, dir, b.Record, srcB)
+}
+
+// retriesThroughProxy restores record (of src) and captures anew through a
+// fault proxy in front of the gateway at endpoint (see
+// TestE2ES3VolumeServerKilled), then restores with every pack read
+// answered 503.
+func retriesThroughProxy(t *testing.T, endpoint, bucket, dir, record, src string) {
+	p, err := seaweedtest.NewFaultProxy(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// An attempt waits 1 s for an answer; a delayed one comes after 3 s.
+	t.Setenv(repo.S3TimeoutEnv, "1s")
+	var n atomic.Int64
+	p.SetDecide(func(r *http.Request) seaweedtest.Fault {
+		switch i := n.Add(1); {
+		case i%7 == 0:
+			return seaweedtest.Fault{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable"}
+		case i%11 == 0:
+			return seaweedtest.Fault{Status: http.StatusTooManyRequests, Code: "SlowDown"}
+		case i%13 == 0 && r.Method == http.MethodGet:
+			return seaweedtest.Fault{Delay: 3 * time.Second}
+		}
+		return seaweedtest.Fault{}
+	})
+	loc := "s3://" + p.Addr + "/" + bucket + "/vk"
+	s3 := []string{"--s3-insecure", "--cache", filepath.Join(dir, "cache-proxy")}
+	check := func(what string, r result) {
+		got := parseRetries(t, r.stderr)
+		t.Logf("%s through the fault proxy: %+v (%d requests, %d faults)", what, got, p.Requests.Load(), p.Faults.Load())
+		if got.fivexx == 0 || got.throttled == 0 || got.timeout == 0 {
+			t.Fatalf("%s: retries %+v, want some of each injected class (5xx, throttled, timeout)\n%s", what, got, r.stderr)
+		}
+		if got.gaveUp != 0 || got.longest > s3pkg.DefaultRetryFor {
+			t.Fatalf("%s: retries %+v, want none given up and none started past %v after its first failure\n%s", what, got, s3pkg.DefaultRetryFor, r.stderr)
+		}
+	}
+	dst := tmpDir(t)
+	_, r := restoreJSON(t, exitOK, loc, append([]string{"--record", record, "--root", dst}, s3...)...)
+	compareTrees(t, src, dst, compareOpts{})
+	check("restore", r)
+	srcD := tmpDir(t)
+	serveProfile(t, srcD, 44, 40)
+	var d captureOut
+	r = smpJSON(t, exitOK, &d, append([]string{"capture", "--store", loc, "--computer", "PC04", "--root", srcD, "--json"}, s3...)...)
+	check("capture", r)
+
+	// An outage of the pack reads: the restore gives up within the bound.
+	p.SetDecide(func(r *http.Request) seaweedtest.Fault {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/packs/") {
+			return seaweedtest.Fault{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable"}
+		}
+		return seaweedtest.Fault{}
+	})
+	began := time.Now()
+	r = smp(t, append([]string{"restore", "--store", loc, "--record", d.Record, "--root", tmpDir(t)}, s3...)...)
+	took := time.Since(began)
+	got := parseRetries(t, r.stderr)
+	t.Logf("restore against failing pack reads: exit %d after %v, %+v", r.code, took.Round(time.Millisecond), got)
+	if r.code != exitError || !strings.Contains(r.stderr, "503") || got.gaveUp == 0 || got.fivexx == 0 || got.longest > s3pkg.DefaultRetryFor {
+		t.Fatalf("restore against failing pack reads: want exit 1 naming the 503 after bounded retries\n%v", r)
+	}
 }
 
 // TestE2ES3TransferFlags: --s3-read-ahead takes a size and says what it
@@ -168,4 +252,30 @@ func TestE2ES3RestoreReadsAhead(t *testing.T) {
 		t.Fatalf("restore of %d one-chunk files made %d GETs of packs, want a few ranged GETs of neighbours", files, n)
 	}
 	t.Logf("%d files restored with %d GETs of packs", files, gets.Load())
+}
+
+// s3Retries is smp's report of the retries of its requests to the object
+// store (a line on stderr, absent when nothing was retried).
+type s3Retries struct {
+	total, gaveUp                              int
+	fivexx, throttled, timeout, conn, conflict int
+	longest                                    time.Duration
+}
+
+var retriesLine = regexp.MustCompile(`the S3 object store needed (\d+) retries \(5xx (\d+), throttled (\d+), timeout (\d+), connection (\d+), conflict (\d+)\), the longest ([0-9.]+)s after a request's first failure; (\d+) requests failed after retries`)
+
+// parseRetries reads smp's retry report from stderr (zero without one).
+func parseRetries(t testing.TB, stderr string) s3Retries {
+	t.Helper()
+	m := retriesLine.FindStringSubmatch(stderr)
+	if m == nil {
+		if strings.Contains(stderr, "S3 object store needed") {
+			t.Fatalf("unreadable retry report:\n%s", stderr)
+		}
+		return s3Retries{}
+	}
+	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	secs, _ := strconv.ParseFloat(m[7], 64)
+	return s3Retries{total: n(1), fivexx: n(2), throttled: n(3), timeout: n(4), conn: n(5), conflict: n(6),
+		longest: time.Duration(secs * float64(time.Second)), gaveUp: n(8)}
 }

@@ -131,6 +131,7 @@ func run(args []string) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		err := c.run(ctx, args[1:])
+		reportS3Retries(c.name)
 		return exitCode(c.name, err)
 	}
 	fmt.Fprintf(os.Stderr, "smp: unknown command %q: run smp --help for the list\n", args[0])
@@ -177,6 +178,15 @@ func exitCode(name string, err error) int {
 	}
 	fmt.Fprintf(os.Stderr, "smp %s: %v\n", name, err)
 	return exitError
+}
+
+// reportS3Retries prints, when requests to an S3 object store had to be
+// retried, one line saying how often, why and for how long: an operator
+// sees an ailing object store before it fails a command.
+func reportS3Retries(name string) {
+	if st := store.S3Retries(); st.Total() > 0 || st.TotalGaveUp() > 0 {
+		fmt.Fprintf(os.Stderr, "smp %s: the S3 object store needed %v\n", name, st)
+	}
 }
 
 // isHelpArg reports whether a command's first argument asks for its help.

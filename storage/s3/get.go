@@ -37,21 +37,17 @@ func (s *Storage) Get(ctx context.Context, name string, offset, length int64, bu
 }
 
 // get reads [offset, offset+length) of key (length < 0: to the end) into
-// buf, and returns the object's ETag. A body that breaks off or stalls is
-// read again from where it stopped, pinned to the first answer's ETag so
-// the pieces are of one object; it gives up after s.retries such attempts.
+// buf, and returns the object's ETag. A failed request is retried, and a
+// body that breaks off or stalls is read again from where it stopped,
+// pinned to the first answer's ETag so the pieces are of one object, as
+// long as the retrier allows.
 func (s *Storage) get(ctx context.Context, name, key string, offset, length int64, buf []byte) ([]byte, string, error) {
 	var (
-		out     []byte // what was read so far, in buf
-		etag    string
-		lastErr error
+		out  []byte // what was read so far, in buf
+		etag string
+		r    = retrier{s: s}
 	)
-	for attempt := 0; attempt < s.retries; attempt++ {
-		if attempt > 0 {
-			if err := sleep(ctx, backoff(attempt)); err != nil {
-				return nil, "", err
-			}
-		}
+	for {
 		var opts minio.GetObjectOptions
 		start := offset + int64(len(out))
 		switch {
@@ -65,6 +61,12 @@ func (s *Storage) get(ctx context.Context, name, key string, offset, length int6
 		}
 		rc, oi, _, err := s.core.GetObject(ctx, s.bucket, key, opts)
 		if err != nil {
+			if r.again(ctx, err) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
 			return s.getError(ctx, name, start, length, err)
 		}
 		if etag == "" {
@@ -91,9 +93,10 @@ func (s *Storage) get(ctx context.Context, name, key string, offset, length int6
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		lastErr = err
+		if !r.again(ctx, err) {
+			return nil, "", fmt.Errorf("s3 get %s: the body broke off after %d attempts: %w", name, r.attempts, err)
+		}
 	}
-	return nil, "", fmt.Errorf("s3 get %s: the body broke off %d times: %w", name, s.retries, lastErr)
 }
 
 // getError maps a failed GET: a missing object, a range past the end (an

@@ -35,15 +35,20 @@
 //
 // # Failures
 //
-// Idempotent requests are retried with exponential backoff and full jitter
-// by minio-go (5xx, 429 and SlowDown, RequestTimeout, connection errors,
-// up to Options.MaxRetries); a Get whose body breaks off or stalls
+// Requests are retried with exponential backoff and full jitter by this
+// package's one retry loop (retry.go; minio-go's own retries are off):
+// 5xx, 429 and SlowDown, timeouts, connection errors, up to
+// Options.MaxRetries attempts and no later than Options.RetryFor after a
+// request's first failure. A Get whose body breaks off or stalls
 // (Options.ReadIdle without a byte) is retried from where it failed. What
-// still fails returns an error naming the object and the cause.
+// still fails returns an error naming the object and the cause. The
+// retries are counted by class (Storage.Retries, and Retries for the
+// whole process) so a command can report them.
 package s3
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +82,13 @@ type Options struct {
 	Creds *credentials.Credentials
 	// MaxRetries bounds the attempts of one request (0: 10).
 	MaxRetries int
+	// RetryFor bounds the time a request is retried: no attempt starts
+	// later than this after the request's first failure (0:
+	// DefaultRetryFor).
+	RetryFor time.Duration
+	// Timeout is how long an attempt waits for the answer's headers
+	// before it is abandoned and retried (0: 60 s).
+	Timeout time.Duration
 	// ReadIdle is how long a Get's body may stall before the read is
 	// abandoned and retried (0: 30 s).
 	ReadIdle time.Duration
@@ -99,15 +111,16 @@ func EnvCredentials() *credentials.Credentials {
 
 // Storage is an open bucket prefix.
 type Storage struct {
-	c        *minio.Client
+	c        *minio.Client // one attempt per request: retries are the retrier's
 	core     minio.Core
-	once     minio.Core // without minio-go's retries, for conditional writes
 	bucket   string
 	prefix   string
 	base     *url.URL // endpoint, for Now
 	http     *http.Client
 	readIdle time.Duration
 	retries  int
+	retryFor time.Duration
+	stats    retryCounters
 }
 
 var _ storage.Storage = (*Storage)(nil)
@@ -148,47 +161,43 @@ func Open(ctx context.Context, o Options) (*Storage, error) {
 	if _, err := creds.GetWithContext(nil); err != nil {
 		creds = credentials.NewStaticV4("", "", "") // anonymous
 	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
 	tr := o.Transport
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.ResponseHeaderTimeout = 60 * time.Second
+		t.ResponseHeaderTimeout = timeout
 		t.MaxIdleConnsPerHost = 32
 		tr = t
 	}
-	retries := o.MaxRetries
-	if retries <= 0 {
-		retries = 10
+	s := &Storage{
+		bucket: o.Bucket, prefix: o.Prefix,
+		http:     &http.Client{Transport: tr, Timeout: timeout},
+		readIdle: cmp.Or(o.ReadIdle, 30*time.Second),
+		retries:  cmp.Or(max(o.MaxRetries, 0), 10),
+		retryFor: cmp.Or(o.RetryFor, DefaultRetryFor),
 	}
-	mo := &minio.Options{
+	// minio-go makes one attempt (MaxRetries 1): a request's retries
+	// are the retrier's, counted and bounded in one place.
+	c, err := minio.New(o.Endpoint, &minio.Options{
 		Creds:        creds,
 		Secure:       !o.Insecure,
 		Region:       o.Region,
 		Transport:    tr,
 		BucketLookup: minio.BucketLookupPath,
-		MaxRetries:   retries,
-	}
-	c, err := minio.New(o.Endpoint, mo)
+		MaxRetries:   1,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 endpoint %s: %w", o.Endpoint, err)
 	}
-	mo.MaxRetries = 1
-	c1, err := minio.New(o.Endpoint, mo)
-	if err != nil {
-		return nil, fmt.Errorf("s3 endpoint %s: %w", o.Endpoint, err)
-	}
+	s.c, s.core = c, minio.Core{Client: c}
 	scheme := "https"
 	if o.Insecure {
 		scheme = "http"
 	}
-	s := &Storage{
-		c: c, core: minio.Core{Client: c}, once: minio.Core{Client: c1}, bucket: o.Bucket, prefix: o.Prefix,
-		base:     &url.URL{Scheme: scheme, Host: o.Endpoint, Path: "/" + o.Bucket},
-		http:     &http.Client{Transport: tr, Timeout: 60 * time.Second},
-		readIdle: o.ReadIdle, retries: retries,
-	}
-	if s.readIdle <= 0 {
-		s.readIdle = 30 * time.Second
-	}
+	s.base = &url.URL{Scheme: scheme, Host: o.Endpoint, Path: "/" + o.Bucket}
 	var ok bool
 	err = s.idempotent(ctx, func() (err error) {
 		ok, err = c.BucketExists(ctx, o.Bucket)
@@ -201,7 +210,8 @@ func Open(ctx context.Context, o Options) (*Storage, error) {
 		return nil, fmt.Errorf("s3 bucket %s at %s: %w", o.Bucket, o.Endpoint, storage.ErrNotFound)
 	}
 	if !ok {
-		if err := c.MakeBucket(ctx, o.Bucket, minio.MakeBucketOptions{Region: o.Region}); err != nil {
+		err := s.idempotent(ctx, func() error { return c.MakeBucket(ctx, o.Bucket, minio.MakeBucketOptions{Region: o.Region}) })
+		if err != nil {
 			if code := minio.ToErrorResponse(err).Code; code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
 				return nil, fmt.Errorf("s3: make bucket %s: %w", o.Bucket, describe(err))
 			}
@@ -277,7 +287,11 @@ func (s *Storage) bucketGone(err error) error {
 	if !gone {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ok, berr := s.c.BucketExists(ctx, s.bucket)
+		var ok bool
+		berr := s.idempotent(ctx, func() (err error) {
+			ok, err = s.c.BucketExists(ctx, s.bucket)
+			return err
+		})
 		gone = berr == nil && !ok
 	}
 	if !gone {
@@ -292,16 +306,20 @@ func (s *Storage) Put(ctx context.Context, name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.put(ctx, s.core, key, data, minio.PutObjectOptions{}); err != nil {
+	err = s.idempotent(ctx, func() error {
+		_, err := s.put(ctx, key, data, minio.PutObjectOptions{})
+		return err
+	})
+	if err != nil {
 		return s.opErr("put", name, err)
 	}
 	return nil
 }
 
-func (s *Storage) put(ctx context.Context, core minio.Core, key string, data []byte, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
+func (s *Storage) put(ctx context.Context, key string, data []byte, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
 	opts.ContentType = "application/octet-stream"
 	opts.DisableMultipart = true
-	return core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", "", opts)
+	return s.core.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), "", "", opts)
 }
 
 // PutIfAbsent stores data under name unless an object is there.
@@ -324,21 +342,14 @@ func (s *Storage) PutIfAbsent(ctx context.Context, name string, data []byte) err
 }
 
 // conditionalPut PUTs with a condition, retrying transport errors and
-// write conflicts itself (minio-go would retry a lost response into a
-// failed condition): after an ambiguous attempt, a failed condition over
-// an object holding exactly data is this write's own (see the package
-// comment), and its ETag is returned.
+// write conflicts: after an ambiguous attempt (one whose answer may have
+// been lost), a failed condition over an object holding exactly data is
+// this write's own (see the package comment), and its ETag is returned.
 func (s *Storage) conditionalPut(ctx context.Context, name, key string, data []byte, opts minio.PutObjectOptions) (string, error) {
 	ambiguous := false
-	var err error
-	for attempt := range s.retries {
-		if attempt > 0 {
-			if werr := sleep(ctx, backoff(attempt)); werr != nil {
-				return "", werr
-			}
-		}
-		var info minio.UploadInfo
-		info, err = s.put(ctx, s.once, key, data, opts)
+	r := retrier{s: s}
+	for {
+		info, err := s.put(ctx, key, data, opts)
 		switch {
 		case err == nil:
 			return info.ETag, nil
@@ -348,50 +359,11 @@ func (s *Storage) conditionalPut(ctx context.Context, name, key string, data []b
 				return string(v), nil
 			}
 			return "", err
-		case isConditionalConflict(err) || retryable(err):
+		case r.again(ctx, err):
 			ambiguous = ambiguous || !isConditionalConflict(err)
-			continue
 		default:
 			return "", err
 		}
-	}
-	return "", err
-}
-
-// retryable reports whether a failed request may be tried again: a
-// transport error or a status the object store uses for transient trouble.
-func retryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	r := minio.ToErrorResponse(err)
-	switch {
-	case r.StatusCode == 0:
-		return true // no HTTP answer: a transport error
-	case r.StatusCode >= 500, r.StatusCode == http.StatusTooManyRequests, r.StatusCode == http.StatusRequestTimeout:
-		return true
-	case r.Code == "SlowDown" || r.Code == "RequestTimeout" || r.Code == "InternalError":
-		return true
-	}
-	return false
-}
-
-// backoff is the delay before attempt n (n >= 1): exponential from 50 ms
-// up to 5 s, with full jitter.
-func backoff(n int) time.Duration {
-	d := 50 * time.Millisecond << min(n-1, 7)
-	d = min(d, 5*time.Second)
-	return time.Duration(jitter(int64(d)))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -405,7 +377,8 @@ func (s *Storage) Delete(ctx context.Context, name string) error {
 	if _, err := s.Stat(ctx, name); err != nil {
 		return err
 	}
-	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+	err = s.idempotent(ctx, func() error { return s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}) })
+	if err != nil {
 		return s.opErr("delete", name, err)
 	}
 	return nil
@@ -485,25 +458,6 @@ func (s *Storage) listPage(ctx context.Context, prefix, startAfter, token string
 	return res, nil
 }
 
-// idempotent runs a request that changes nothing (a listing, a stat, a
-// bucket check) up to s.retries times while it fails transiently:
-// minio-go retries a request that got no answer, but not one whose
-// answer was cut while it was read (a reset mid-body).
-func (s *Storage) idempotent(ctx context.Context, req func() error) error {
-	var err error
-	for attempt := range s.retries {
-		if attempt > 0 {
-			if werr := sleep(ctx, backoff(attempt)); werr != nil {
-				return werr
-			}
-		}
-		if err = req(); err == nil || !retryable(err) {
-			return err
-		}
-	}
-	return err
-}
-
 // GetVersioned returns the whole of name and its ETag.
 func (s *Storage) GetVersioned(ctx context.Context, name string) ([]byte, storage.Version, error) {
 	key, err := s.key(name)
@@ -545,32 +499,28 @@ func (s *Storage) Swap(ctx context.Context, name string, old storage.Version, da
 // Now is the object store's clock: the Date header of a request to the
 // bucket (answered whether or not the request is authorized).
 func (s *Storage) Now(ctx context.Context) (time.Time, error) {
-	var err error
-	for attempt := range s.retries {
-		if attempt > 0 {
-			if werr := sleep(ctx, backoff(attempt)); werr != nil {
-				return time.Time{}, werr
-			}
-		}
-		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, http.MethodHead, s.base.String(), nil)
+	var t time.Time
+	err := s.idempotent(ctx, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, s.base.String(), nil)
 		if err != nil {
-			return time.Time{}, err
+			return err
 		}
-		var resp *http.Response
-		resp, err = s.http.Do(req)
+		resp, err := s.http.Do(req)
 		if err != nil {
-			continue
+			return err
 		}
 		resp.Body.Close()
-		var t time.Time
-		t, err = http.ParseTime(resp.Header.Get("Date"))
-		if err == nil {
-			return t.UTC(), nil
+		if t, err = http.ParseTime(resp.Header.Get("Date")); err != nil {
+			// Without a Date, a failing gateway's answer is worth another
+			// attempt; any other answer is not.
+			return minio.ErrorResponse{StatusCode: resp.StatusCode, Message: "no Date header in the answer"}
 		}
-		err = fmt.Errorf("no Date header in the answer (HTTP %d)", resp.StatusCode)
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("s3 clock of %s: %w", s.base.Host, describe(err))
 	}
-	return time.Time{}, fmt.Errorf("s3 clock of %s: %w", s.base.Host, err)
+	return t.UTC(), nil
 }
 
 // Close releases idle connections.
