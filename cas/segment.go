@@ -201,3 +201,23 @@ func decodeSegmentBody(body []byte, overhead uint32) ([]SegmentPack, error) {
 	}
 	return packs, nil
 }
+
+// SegmentHeadSize is how many leading bytes of a segment SegmentKeyID
+// reads.
+const SegmentHeadSize = SegmentHeaderSize + 4
+
+// SegmentKeyID returns, from the first SegmentHeadSize bytes of a
+// segment, whether its body is sealed and under which master key (as its
+// header says; DecodeSegment authenticates it).
+func SegmentKeyID(head []byte) (sealed bool, kid keys.KeyID, err error) {
+	if len(head) < SegmentHeadSize || string(head[:8]) != segmentMagic {
+		return false, 0, fmt.Errorf("not an smp index segment (bad magic or too short): %w", ErrCorrupt)
+	}
+	switch binary.LittleEndian.Uint16(head[8:10]) {
+	case SegmentVersion:
+		return false, 0, nil
+	case SegmentVersionSealed:
+		return true, keys.KeyID(binary.LittleEndian.Uint32(head[SegmentHeaderSize:])), nil
+	}
+	return false, 0, fmt.Errorf("index segment format version %d is not supported: %w", binary.LittleEndian.Uint16(head[8:10]), ErrCorrupt)
+}

@@ -156,6 +156,13 @@ func FuzzDecodeSegment(f *testing.F) {
 	f.Add(EncodeSegment(packs[:1], nil))
 	f.Add(EncodeSegment(nil, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The header's key ID: read from the first bytes alone, never
+		// past them, and an unreadable header is ErrCorrupt.
+		if sealed, _, err := SegmentKeyID(b[:min(len(b), SegmentHeadSize)]); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("SegmentKeyID error without ErrCorrupt: %v", err)
+		} else if err == nil && sealed != (binary.LittleEndian.Uint16(b[8:10]) == SegmentVersionSealed) {
+			t.Fatal("SegmentKeyID misreads the version")
+		}
 		got, err := DecodeSegment(b, nil)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {

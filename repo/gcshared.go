@@ -41,8 +41,8 @@ import (
 
 // gcShared is GC on a shared store.
 func (r *Repo) gcShared(ctx context.Context, opts GCOptions, start time.Time) (*GCReport, error) {
-	if opts.Rekey {
-		return nil, errors.New("gc --rekey: not supported on a store on S3 yet")
+	if opts.Rekey && r.Keyring == nil {
+		return nil, fmt.Errorf("gc --rekey: store %s is not encrypted (smp encrypt converts it)", r.Dir)
 	}
 	if opts.Grace <= 0 {
 		return nil, errors.New("gc of a store on S3 needs a grace: give --grace")
@@ -98,6 +98,11 @@ func (r *Repo) gcShared(ctx context.Context, opts GCOptions, start time.Time) (*
 		}
 	}
 	r.packs.Close()
+	if opts.Rekey && !opts.DryRun {
+		if err := r.finishRekey(rep); err != nil {
+			return nil, err
+		}
+	}
 	rep.BytesFreed = rep.BytesDeleted - rep.BytesWritten
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
@@ -262,6 +267,10 @@ func (s *sharedRun) mark(ctx context.Context) error {
 		condemn[id] = true
 	}
 	empty, sparse := s.plan()
+	if s.opts.Rekey {
+		// Every pack under another key, but those condemned already.
+		sparse = s.planRekey(slices.Concat(empty, sortedIDs(s.cond)), sparse) // rekey_shared.go
+	}
 	for _, list := range [][]cas.ID{empty, sparse} {
 		for _, id := range list {
 			if _, done := s.cond[id]; !done {

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,11 @@ func (g *gcRun) planRekey(empty, sparse []cas.ID) []cas.ID {
 // finishRekey does steps 2 and 3 and reports what still is not under the
 // current key.
 func (r *Repo) finishRekey(rep *GCReport) error {
+	if r.shared {
+		if err := r.rekeySegments(context.Background()); err != nil {
+			return fmt.Errorf("gc --rekey: %w", err)
+		}
+	}
 	if err := r.rekeyIndex(); err != nil {
 		return fmt.Errorf("gc --rekey: %w", err)
 	}
@@ -105,6 +111,10 @@ func (r *Repo) finishRekey(rep *GCReport) error {
 		if id == cur {
 			continue
 		}
+		// A condemned pack is on its way out (rep.PacksWaiting says
+		// when): only what nothing will delete is a problem.
+		rep.PacksCondemnedOldKey += u.Condemned[id]
+		u.Packs[id] -= u.Condemned[id]
 		if uses := u.Uses(id); len(uses) > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("master key %d still seals %s", id, strings.Join(uses, ", ")))
 		}
@@ -236,6 +246,10 @@ type KeyUsage struct {
 	Sealed map[string]keys.KeyID
 	// OldIndexes are copies of an index an interrupted rekey left.
 	OldIndexes []string
+	// Segments counts a shared store's index segments by key (0: in
+	// clear), and Condemned the packs of Packs a gc has condemned (they
+	// are deleted by a gc after their grace), by key.
+	Segments, Condemned map[keys.KeyID]int
 	// Unknown are packs whose key could not be read (damaged).
 	Unknown []string
 }
@@ -245,8 +259,13 @@ type KeyUsage struct {
 // count for every key.
 func (u *KeyUsage) Uses(id keys.KeyID) []string {
 	var out []string
-	if n := u.Packs[id]; n > 0 {
+	if n, c := u.Packs[id], u.Condemned[id]; n > 0 && c > 0 {
+		out = append(out, fmt.Sprintf("%d pack(s), %d of them condemned (a gc after the grace deletes them)", n, c))
+	} else if n > 0 {
 		out = append(out, fmt.Sprintf("%d pack(s)", n))
+	}
+	if n := u.Segments[id]; n > 0 {
+		out = append(out, fmt.Sprintf("%d index segment(s)", n))
 	}
 	if u.Index == id {
 		out = append(out, "the index")
@@ -269,7 +288,8 @@ func (u *KeyUsage) Uses(id keys.KeyID) []string {
 // header and trailer key, the index's key, the sealed files'. It only
 // reads.
 func (r *Repo) KeyUsage() (*KeyUsage, error) {
-	u := &KeyUsage{Packs: map[keys.KeyID]int{}, Index: r.ixKey, Sealed: map[string]keys.KeyID{}}
+	u := &KeyUsage{Packs: map[keys.KeyID]int{}, Index: r.ixKey, Sealed: map[string]keys.KeyID{},
+		Segments: map[keys.KeyID]int{}, Condemned: map[keys.KeyID]int{}}
 	err := r.packs.Walk(func(id cas.ID, _ int64) error {
 		sealed, kid, err := r.packs.KeyOf(id)
 		switch {
@@ -297,7 +317,11 @@ func (r *Repo) KeyUsage() (*KeyUsage, error) {
 		}
 		u.Sealed["tls/key.sealed"] = kid
 	}
-	if err := r.accessKeyUsage(u); err != nil {
+	if r.shared {
+		if err := r.sharedKeyUsage(context.Background(), u); err != nil {
+			return nil, err
+		}
+	} else if err := r.accessKeyUsage(u); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(r.Dir, rekeyDir)); err == nil {

@@ -316,6 +316,28 @@ func (r *Repo) CompactSegments() (*CompactReport, error) {
 	if err != nil || len(small) <= compactLimits.above {
 		return rep, err
 	}
+	ids := make([]cas.ID, len(small))
+	sizes := make([]int64, len(small))
+	for i, s := range small {
+		ids[i], sizes[i] = s.id, s.size
+	}
+	return r.rewriteSegments(ctx, ids, sizes)
+}
+
+// rewriteSegments writes the packs the segments ids (of the listed sizes)
+// list, less those no longer in the storage, into new segments sealed
+// under the current key, then deletes the old ones: the new segments are
+// written first, so every pack stays listed.
+func (r *Repo) rewriteSegments(ctx context.Context, ids []cas.ID, sizes []int64) (*CompactReport, error) {
+	type seg struct {
+		id   cas.ID
+		size int64
+	}
+	small := make([]seg, len(ids))
+	for i := range ids {
+		small[i] = seg{ids[i], sizes[i]}
+	}
+	rep := &CompactReport{}
 	exists := map[cas.ID]int64{}
 	if err := r.packs.Walk(func(id cas.ID, size int64) error { exists[id] = size; return nil }); err != nil {
 		return nil, err

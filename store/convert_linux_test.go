@@ -173,18 +173,18 @@ func TestRekeyRetireOldKeyOpensNothing(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "tls"), 0o700)
 	os.WriteFile(filepath.Join(dir, "tls", "key.sealed"), sealed, 0o600)
 
-	if err := EditKeys(dir, unlock, func(u *keys.Unlocked) error { _, err := u.Rotate(); return err }); err != nil {
+	if err := EditKeys(dir, S3Options{}, unlock, func(u *keys.Unlocked) error { _, err := u.Rotate(); return err }); err != nil {
 		t.Fatal(err)
 	}
 	bytesBefore := hashTree(t, dir)
-	err = RetireKey(dir, unlock, 1)
+	err = RetireKey(dir, S3Options{}, unlock, 1)
 	if err == nil || !containsAll(err.Error(), "still seals", "pack", "the index", "tls/key.sealed", "gc --rekey") {
 		t.Fatalf("retire before rekey: %v", err)
 	}
 	if after := hashTree(t, dir); !equalMaps(bytesBefore, after) {
 		t.Errorf("a refused retire changed the store")
 	}
-	if err := RetireKey(dir, unlock, 2); err == nil {
+	if err := RetireKey(dir, S3Options{}, unlock, 2); err == nil {
 		t.Errorf("retiring the current key was allowed")
 	}
 
@@ -197,7 +197,7 @@ func TestRekeyRetireOldKeyOpensNothing(t *testing.T) {
 		t.Fatalf("gc --rekey: %+v, %v", gc, err)
 	}
 	d.Close()
-	if err := RetireKey(dir, unlock, 1); err != nil {
+	if err := RetireKey(dir, S3Options{}, unlock, 1); err != nil {
 		t.Fatalf("retire after rekey: %v", err)
 	}
 

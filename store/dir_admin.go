@@ -31,23 +31,33 @@ func InitWith(dir string, o InitOptions) (*Config, error) {
 	return repo.InitWith(abs, o)
 }
 
-// ReadKeys returns the key slot file of the encrypted store directory.
-func ReadKeys(dir string) (*Config, *keys.File, error) {
-	abs, err := filepath.Abs(dir)
+// keysDir is the directory the key commands work in: the store directory
+// at location, or the cache directory of the store at an s3:// location
+// (its keys.json is in the bucket).
+func keysDir(location string, so S3Options) (string, error) {
+	if IsS3(location) {
+		return CacheDir(location, so)
+	}
+	return filepath.Abs(location)
+}
+
+// ReadKeys returns the key slot file of the encrypted store at location.
+func ReadKeys(location string, so S3Options) (*Config, *keys.File, error) {
+	dir, err := keysDir(location, so)
 	if err != nil {
 		return nil, nil, err
 	}
-	return repo.ReadKeys(abs)
+	return repo.ReadKeys(dir)
 }
 
-// EditKeys unlocks the keys of the encrypted store directory and saves
+// EditKeys unlocks the keys of the encrypted store at location and saves
 // what edit changes (repo.EditKeys).
-func EditKeys(dir string, unlock keys.UnlockFunc, edit func(*keys.Unlocked) error) error {
-	abs, err := filepath.Abs(dir)
+func EditKeys(location string, so S3Options, unlock keys.UnlockFunc, edit func(*keys.Unlocked) error) error {
+	dir, err := keysDir(location, so)
 	if err != nil {
 		return err
 	}
-	return repo.EditKeys(abs, unlock, edit)
+	return repo.EditKeys(dir, unlock, edit)
 }
 
 // Keyring is the unlocked keys of the store, nil when it is unencrypted.
@@ -75,14 +85,15 @@ func Encrypt(ctx context.Context, dir string, o EncryptOptions) (*EncryptReport,
 	return repo.Encrypt(ctx, abs, o)
 }
 
-// RetireKey removes an old master key from the encrypted store directory
-// dir, refusing while anything in it still uses that key (repo.RetireKey).
-func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
-	abs, err := filepath.Abs(dir)
+// RetireKey removes an old master key from the encrypted store at
+// location, refusing while anything in it still uses that key
+// (repo.RetireKey; on S3, anything in the bucket).
+func RetireKey(location string, so S3Options, unlock keys.UnlockFunc, id keys.KeyID) error {
+	dir, err := keysDir(location, so)
 	if err != nil {
 		return err
 	}
-	return repo.RetireKey(abs, unlock, id)
+	return repo.RetireKey(dir, unlock, id)
 }
 
 // OpenAccess returns the access file of the store directory at location,

@@ -32,11 +32,13 @@ type keyOptions struct {
 	Revoke bool
 	// retire: the master key.
 	Retire keys.KeyID
+	S3     s3Flags
 }
 
 func (o *keyOptions) AddFlags(fs *pflag.FlagSet) {
 	storeDirVar(fs, &o.Store)
 	o.keyFlags.AddFlags(fs)
+	o.S3.AddKeyFlags(fs)
 	switch fs.Name() {
 	case "key add":
 		fs.StringVar(&o.NewKeyFile, "new-key-file", "", "add a key file slot: write a new random key to FILE (mode 0600; it must not exist, and must not be inside the store)")
@@ -91,7 +93,7 @@ func cmdKey(ctx context.Context, args []string) error {
 }
 
 func runKeyList(_ context.Context, o *keyOptions, stdout io.Writer) error {
-	_, f, err := store.ReadKeys(o.Store)
+	_, f, err := store.ReadKeys(o.Store, o.S3.opts())
 	if err != nil {
 		return err
 	}
@@ -145,7 +147,7 @@ func runKeyAdd(_ context.Context, o *keyOptions, stdout io.Writer) error {
 	}
 	var id string
 	var written string
-	err := store.EditKeys(o.Store, o.unlock(), func(u *keys.Unlocked) error {
+	err := store.EditKeys(o.Store, o.S3.opts(), o.unlock(), func(u *keys.Unlocked) error {
 		var err error
 		if pass != nil {
 			id, err = u.AddPassphrase(pass)
@@ -178,7 +180,7 @@ func runKeyRemove(_ context.Context, o *keyOptions, stdout io.Writer) error {
 	if o.Slot == "" {
 		return usagef("--slot ID is required (see smp key list)")
 	}
-	if err := store.EditKeys(o.Store, o.unlock(), func(u *keys.Unlocked) error { return u.RemoveSlot(o.Slot) }); err != nil {
+	if err := store.EditKeys(o.Store, o.S3.opts(), o.unlock(), func(u *keys.Unlocked) error { return u.RemoveSlot(o.Slot) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "removed key slot %s\n", o.Slot)
@@ -188,7 +190,7 @@ func runKeyRemove(_ context.Context, o *keyOptions, stdout io.Writer) error {
 func runKeyRotate(_ context.Context, o *keyOptions, stdout io.Writer) error {
 	var id keys.KeyID
 	var removed []string
-	err := store.EditKeys(o.Store, o.unlock(), func(u *keys.Unlocked) error {
+	err := store.EditKeys(o.Store, o.S3.opts(), o.unlock(), func(u *keys.Unlocked) error {
 		var err error
 		if o.Revoke {
 			id, removed, err = u.RotateRevoking()
@@ -209,7 +211,7 @@ func runKeyRotate(_ context.Context, o *keyOptions, stdout io.Writer) error {
 
 func runKeyAddRecovery(_ context.Context, o *keyOptions, stdout io.Writer) error {
 	var rk, id string
-	err := store.EditKeys(o.Store, o.unlock(), func(u *keys.Unlocked) error {
+	err := store.EditKeys(o.Store, o.S3.opts(), o.unlock(), func(u *keys.Unlocked) error {
 		var err error
 		rk, id, err = u.AddRecovery()
 		return err
@@ -225,7 +227,7 @@ func runKeyAddRecovery(_ context.Context, o *keyOptions, stdout io.Writer) error
 // runKeyRetire removes an old master key, refused while anything in the
 // store still uses it.
 func runKeyRetire(_ context.Context, o *keyOptions, stdout io.Writer) error {
-	if err := store.RetireKey(o.Store, o.unlock(), o.Retire); err != nil {
+	if err := store.RetireKey(o.Store, o.S3.opts(), o.unlock(), o.Retire); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "retired master key %d: nothing in the store used it, and keys.json no longer holds it\n", o.Retire)

@@ -28,6 +28,13 @@ func (f *s3Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(&f.ReadAhead, "s3-read-ahead", "with --store s3://...: bytes a restore reads ahead of what it writes (neighbouring blobs of a pack in one ranged GET, 8 at a time)")
 }
 
+// AddKeyFlags registers --cache and --s3-insecure on fs: what the key
+// commands, which transfer no packs, need.
+func (f *s3Flags) AddKeyFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.Cache, "cache", os.Getenv("SMP_CACHE"), "with --store s3://...: this machine's cache directory of the store (default: the user's cache directory, smp/stores/STORE-ID; or $SMP_CACHE)")
+	fs.BoolVar(&f.Insecure, "s3-insecure", false, "with --store s3://...: plain http to the endpoint, allowed only to a loopback address")
+}
+
 func (f *s3Flags) opts() store.S3Options {
 	return store.S3Options{Cache: f.Cache, Insecure: f.Insecure, Transfers: store.Transfers{Uploads: f.Uploads, ReadAhead: int64(f.ReadAhead)}}
 }

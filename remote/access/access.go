@@ -351,7 +351,7 @@ func OpenWith(dir string, c Codec) (*Store, error) {
 // gc --rekey (and so smp encrypt) calls it so that an old master key
 // seals nothing here.
 func (s *Store) Reseal() error {
-	if s.codec == nil {
+	if s.codec == nil && (s.sh == nil || s.sh.codec == nil) {
 		return errors.New("reseal an access file without the store's key")
 	}
 	return s.update(func(f *file) error {

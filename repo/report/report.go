@@ -106,6 +106,10 @@ type GCReport struct {
 	// copied under the current key.
 	PacksRekeyed int  `json:"packs_rekeyed,omitempty"`
 	IndexRekeyed bool `json:"index_rekeyed,omitempty"`
+	// PacksCondemnedOldKey are the packs under an older master key that
+	// wait, condemned, for the gc that deletes them a grace after their
+	// mark (a store on S3): until then the older key cannot be retired.
+	PacksCondemnedOldKey int `json:"packs_condemned_old_key,omitempty"`
 	// On a store several smp share (S3), gc deletes in two phases:
 	// PacksMarked are the packs this run condemned in a new marks
 	// object (deleted by a run at least a grace later), PacksWaiting
