@@ -142,6 +142,13 @@ func (r *Repo) Verify(records []RecordInfo, readData bool, progress func(chunks 
 			d.Users = append(d.Users, "...")
 		}
 	}
+	if readData && r.ahead != nil {
+		// By request (S3): the data chunks are read pack by pack first
+		// (verifypacks.go); the walk below finds them in checked.
+		if err := r.verifyDataByPack(records, checked, packSize, rep, progress); err != nil {
+			return nil, err
+		}
+	}
 	for _, rec := range records {
 		// The record blob is the copy an index rebuild makes live again;
 		// listing and restore use the index's copy, so nothing else would
