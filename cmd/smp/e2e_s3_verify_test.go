@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -110,5 +113,60 @@ func TestE2ES3VerifyReadsByPack(t *testing.T) {
 	r := smp(t, append([]string{"verify", "--read-data"}, s3...)...)
 	if r.code != exitPartial || !strings.Contains(r.stdout, "DAMAGED data") || !strings.Contains(r.stdout, "home/alice/") {
 		t.Fatalf("verify --read-data over a flipped byte: want exit 3 naming the damaged chunk and its file\n%v", r)
+	}
+}
+
+// TestE2ES3ServeRetryMetrics: smp serve on a store on S3 exports its
+// retries on /metrics: with a fault proxy answering every third request
+// 503, the server's own requests (its refresh every 2 s) are retried
+// through, and smp_s3_retries_total{class="5xx"} counts them while no
+// request is given up.
+func TestE2ES3ServeRetryMetrics(t *testing.T) {
+	srv := seaweedtest.Shared(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("SMP_CACHE", "")
+	p, err := seaweedtest.NewFaultProxy(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dir := tmpDir(t)
+	loc := "s3://" + p.Addr + "/" + srv.NewBucket(t) + "/sm"
+	cache := filepath.Join(dir, "cache")
+	mustSMP(t, "init", "--store", loc, "--s3-insecure", "--cache", cache, "--no-encrypt")
+	var n atomic.Int64
+	p.SetDecide(func(*http.Request) seaweedtest.Fault {
+		if n.Add(1)%3 == 0 {
+			return seaweedtest.Fault{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable"}
+		}
+		return seaweedtest.Fault{}
+	})
+	s := startServer(t, loc, "--insecure", "--s3-insecure", "--cache", cache, "--metrics-listen", "127.0.0.1:0")
+	m := regexp.MustCompile(`metrics on (http://\S+)`).FindStringSubmatch(s.stdout())
+	if m == nil {
+		t.Fatal("no metrics address printed")
+	}
+	retried := regexp.MustCompile(`(?m)^smp_s3_retries_total\{class="5xx"\} (\d+)$`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := retried.FindSubmatch(body)
+		if got != nil && string(got[1]) != "0" {
+			if !strings.Contains(string(body), `smp_s3_failed_requests_total{class="5xx"} 0`) || !strings.Contains(string(body), "smp_s3_longest_retry_seconds") {
+				t.Fatalf("metrics with retries:\n%s", body)
+			}
+			t.Logf("%s after %d requests, %d answered 503", got[0], p.Requests.Load(), p.Faults.Load())
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 5xx retry counted in 30 s (%d requests, %d faults):\n%s", p.Requests.Load(), p.Faults.Load(), body)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
