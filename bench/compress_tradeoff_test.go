@@ -43,8 +43,8 @@ import (
 // Environment: SMP_BENCH_SIZE (corpus bytes, default 512 MiB),
 // SMP_TRADEOFF_USERS (default 2), SMP_TRADEOFF_LEVELS (default
 // "fastest,auto,default,better,best"), SMP_TRADEOFF_CHUNKS (default
-// "512KiB,1MiB,2MiB"; the levels run at 1 MiB, the other sizes at fastest
-// and auto), SMP_BENCH_SEED. The table is logged at the end.
+// "256KiB,512KiB,1MiB"; the levels run at 1 MiB, the other sizes at
+// fastest and auto), SMP_BENCH_SEED. The table is printed at the end.
 func BenchmarkCompressionTradeoff(b *testing.B) {
 	root, users := tradeoffCorpus(b)
 	var rows []tradeoffRow
@@ -72,7 +72,8 @@ func BenchmarkCompressionTradeoff(b *testing.B) {
 			}
 		})
 	}
-	b.Log("\n" + tradeoffTable(rows))
+	// On stdout, so that it shows without -v.
+	fmt.Print("\n" + tradeoffTable(rows) + "\n")
 }
 
 type tradeoffPoint struct {
@@ -90,7 +91,7 @@ type tradeoffRow struct {
 // sizes at fastest and auto.
 func tradeoffPoints(b *testing.B) []tradeoffPoint {
 	levels := envList(b, "SMP_TRADEOFF_LEVELS", "fastest,auto,default,better,best", func(s string) (cas.Level, error) { return cas.ParseLevel(s) })
-	avgs := envList(b, "SMP_TRADEOFF_CHUNKS", "512KiB,1MiB,2MiB", func(s string) (int, error) {
+	avgs := envList(b, "SMP_TRADEOFF_CHUNKS", "256KiB,512KiB,1MiB", func(s string) (int, error) {
 		n, err := humanize.ParseBytes(s)
 		if err == nil {
 			_, err = cas.ChunkerParamsForAvg(int(n))

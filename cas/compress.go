@@ -42,9 +42,13 @@ const storeRawAbove = 0.97
 type Level uint8
 
 const (
-	// LevelAuto is the default: LevelFastest, and autoHard for the chunks
-	// whose fast probe shrinks to at most autoRatio of their size, where
-	// the harder level saves the most bytes for its time.
+	// LevelAuto is the default: autoLarge for the chunks larger than
+	// 2*probeSize that the probe finds compressible, the fastest level for
+	// smaller ones. Measured on the realistic corpus, a harder level
+	// saves about 2.5 times more bytes per CPU second on large chunks than
+	// on small ones, whatever their ratio, and "better" saves less than
+	// half as much per CPU second as "default" (docs/BENCHMARKS.md,
+	// "Compression level and chunk size").
 	LevelAuto Level = iota
 	// LevelFastest is zstd's fastest level (klauspost's SpeedFastest,
 	// about zstd -1) for every chunk.
@@ -77,23 +81,18 @@ func ParseLevel(s string) (Level, error) {
 	return 0, fmt.Errorf("unknown compression level %q (want auto, fastest, default, better or best)", s)
 }
 
-// zstdLevels maps each Level to the encoder level of the chunks it
-// compresses harder (LevelAuto: those below autoRatio).
+// zstdLevels maps each Level to its encoder level; LevelAuto's is the
+// level of the large chunks.
 var zstdLevels = [numLevels]zstd.EncoderLevel{
-	LevelAuto:    autoHard,
+	LevelAuto:    autoLarge,
 	LevelFastest: zstd.SpeedFastest,
 	LevelDefault: zstd.SpeedDefault,
 	LevelBetter:  zstd.SpeedBetterCompression,
 	LevelBest:    zstd.SpeedBestCompression,
 }
 
-// autoHard and autoRatio are LevelAuto's choice, made by the measured
-// trade-off between stored bytes and capture time recorded in
-// docs/BENCHMARKS.md ("Compression level and chunk size").
-const (
-	autoHard  = zstd.SpeedDefault
-	autoRatio = 0.5
-)
+// autoLarge is LevelAuto's level for large compressible chunks.
+const autoLarge = zstd.SpeedDefault
 
 // The zstd encoders and the decoder are goroutine-safe for EncodeAll and
 // DecodeAll and hold sizeable tables, so one of each is shared by the whole
@@ -171,9 +170,8 @@ func Compress(dst, plain []byte) ([]byte, Compression) {
 // so a chunk larger than 2*probeSize whose first probeSize bytes do not
 // shrink is stored raw without compressing the rest. A chunk that starts
 // incompressible and continues compressible loses some compression; that
-// mix is rare inside one content-defined chunk. The same probe tells
-// LevelAuto whether the chunk compresses well enough to be worth the
-// harder level; a smaller chunk is its own probe, at the fastest level.
+// mix is rare inside one content-defined chunk. A chunk the probe passes
+// is where LevelAuto compresses harder.
 func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 	if len(plain) < 64 {
 		return plain, CompressionNone
@@ -186,27 +184,12 @@ func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 		if float64(len(probe)) > probeSize*storeRawAbove {
 			return plain, CompressionNone
 		}
-		if l == LevelAuto && float64(len(probe)) > probeSize*autoRatio {
-			l = LevelFastest
-		}
 		return encodeKept(zstdEncoder(l), probe[:0], plain)
 	}
-	if l != LevelAuto {
-		return encodeKept(zstdEncoder(l), dst, plain)
+	if l == LevelAuto {
+		l = LevelFastest
 	}
-	out, c := encodeKept(zstdEncoder(LevelFastest), dst, plain)
-	if c == CompressionNone || float64(len(out)) > float64(len(plain))*autoRatio {
-		return out, c
-	}
-	// Worth the harder level: encode again into the space after the fast
-	// frame and keep the smaller (a harder level is almost always smaller,
-	// but zstd does not promise it).
-	n := len(out)
-	hard := zstdEncoder(LevelAuto).EncodeAll(plain, out[n:n])
-	if len(hard) >= n {
-		return out, c
-	}
-	return append(out[:0], hard...), c
+	return encodeKept(zstdEncoder(l), dst, plain)
 }
 
 // encodeKept encodes plain with enc into dst[:0], or returns plain raw
