@@ -42,9 +42,9 @@ import (
 // the store's pack bytes; the baselines' is du of their repository.
 // Environment: SMP_BENCH_SIZE (corpus bytes, default 512 MiB),
 // SMP_TRADEOFF_USERS (default 2), SMP_TRADEOFF_LEVELS (default
-// "fastest,auto,default,better,best"), SMP_TRADEOFF_CHUNKS (default
+// "fastest,adaptive,default,better,best"), SMP_TRADEOFF_CHUNKS (default
 // "256KiB,512KiB,1MiB"; the levels run at 1 MiB, the other sizes at
-// fastest and auto), SMP_BENCH_SEED. The table is printed at the end.
+// fastest and adaptive), SMP_BENCH_SEED. The table is printed at the end.
 func BenchmarkCompressionTradeoff(b *testing.B) {
 	root, users := tradeoffCorpus(b)
 	var rows []tradeoffRow
@@ -88,9 +88,9 @@ type tradeoffRow struct {
 }
 
 // tradeoffPoints is every level at 1 MiB chunks, then the other chunk
-// sizes at fastest and auto.
+// sizes at fastest and adaptive.
 func tradeoffPoints(b *testing.B) []tradeoffPoint {
-	levels := envList(b, "SMP_TRADEOFF_LEVELS", "fastest,auto,default,better,best", func(s string) (cas.Level, error) { return cas.ParseLevel(s) })
+	levels := envList(b, "SMP_TRADEOFF_LEVELS", "fastest,adaptive,default,better,best", func(s string) (cas.Level, error) { return cas.ParseLevel(s) })
 	avgs := envList(b, "SMP_TRADEOFF_CHUNKS", "256KiB,512KiB,1MiB", func(s string) (int, error) {
 		n, err := humanize.ParseBytes(s)
 		if err == nil {
@@ -106,7 +106,7 @@ func tradeoffPoints(b *testing.B) []tradeoffPoint {
 		if a == cas.DefaultAvgChunkSize {
 			continue
 		}
-		for _, l := range []cas.Level{cas.LevelFastest, cas.LevelAuto} {
+		for _, l := range []cas.Level{cas.LevelFastest, cas.LevelAdaptive} {
 			pts = append(pts, tradeoffPoint{avg: a, level: l})
 		}
 	}

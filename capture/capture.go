@@ -85,8 +85,8 @@ type Options struct {
 	LinkDir        string // the store's links/ directory
 	HardlinkDedupe bool   // hash files so identical ones share one object
 	// Compression is how hard the compressors work on new chunks; the
-	// zero value is cas.LevelAuto, the default. Any level reads back the
-	// same, so captures into one store may differ.
+	// zero value is cas.DefaultLevel. Any level reads back the same, so
+	// captures into one store may differ.
 	Compression cas.Level
 }
 

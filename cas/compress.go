@@ -42,18 +42,17 @@ const storeRawAbove = 0.97
 type Level uint8
 
 const (
-	// LevelAuto is the default: autoLarge for the chunks larger than
-	// 2*probeSize that the probe finds compressible, the fastest level for
-	// smaller ones. Measured on the realistic corpus, a harder level
-	// saves about 2.5 times more bytes per CPU second on large chunks than
-	// on small ones, whatever their ratio, and "better" saves less than
-	// half as much per CPU second as "default" (docs/BENCHMARKS.md,
-	// "Compression level and chunk size").
-	LevelAuto Level = iota
 	// LevelFastest is zstd's fastest level (klauspost's SpeedFastest,
-	// about zstd -1) for every chunk.
-	LevelFastest
-	// LevelDefault is SpeedDefault (about zstd -3, restic's "auto").
+	// about zstd -1) for every chunk: the default (DefaultLevel).
+	LevelFastest Level = iota
+	// LevelAdaptive compresses the chunks larger than 2*probeSize that
+	// the probe finds compressible at SpeedDefault and smaller ones at the
+	// fastest level: measured on the realistic corpus, the harder level
+	// saves about 2.5 times more bytes per extra CPU second on large
+	// chunks than on small ones, whatever their ratio.
+	LevelAdaptive
+	// LevelDefault is zstd's default level for every chunk (SpeedDefault,
+	// about zstd -3; restic's "auto"), not smp's default.
 	LevelDefault
 	// LevelBetter is SpeedBetterCompression (about zstd -7).
 	LevelBetter
@@ -62,7 +61,14 @@ const (
 	numLevels
 )
 
-var levelNames = [numLevels]string{"auto", "fastest", "default", "better", "best"}
+// DefaultLevel is the level of Compress and of a capture that names none.
+// It is the fastest: on the realistic corpus every harder level costs
+// capture 20% or more CPU for at most 2% fewer stored bytes (adaptive and
+// default), and warm capture is CPU-bound, held to 2.5 times restic's
+// speed (docs/BENCHMARKS.md, "Compression level and chunk size").
+const DefaultLevel = LevelFastest
+
+var levelNames = [numLevels]string{"fastest", "adaptive", "default", "better", "best"}
 
 func (l Level) String() string {
 	if l < numLevels {
@@ -78,21 +84,18 @@ func ParseLevel(s string) (Level, error) {
 			return Level(l), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown compression level %q (want auto, fastest, default, better or best)", s)
+	return 0, fmt.Errorf("unknown compression level %q (want fastest, adaptive, default, better or best)", s)
 }
 
-// zstdLevels maps each Level to its encoder level; LevelAuto's is the
-// level of the large chunks.
+// zstdLevels maps each Level to its encoder level; LevelAdaptive's is the
+// level of its large chunks.
 var zstdLevels = [numLevels]zstd.EncoderLevel{
-	LevelAuto:    autoLarge,
-	LevelFastest: zstd.SpeedFastest,
-	LevelDefault: zstd.SpeedDefault,
-	LevelBetter:  zstd.SpeedBetterCompression,
-	LevelBest:    zstd.SpeedBestCompression,
+	LevelFastest:  zstd.SpeedFastest,
+	LevelAdaptive: zstd.SpeedDefault,
+	LevelDefault:  zstd.SpeedDefault,
+	LevelBetter:   zstd.SpeedBetterCompression,
+	LevelBest:     zstd.SpeedBestCompression,
 }
-
-// autoLarge is LevelAuto's level for large compressible chunks.
-const autoLarge = zstd.SpeedDefault
 
 // The zstd encoders and the decoder are goroutine-safe for EncodeAll and
 // DecodeAll and hold sizeable tables, so one of each is shared by the whole
@@ -154,9 +157,9 @@ func zstdDecoder() *zstd.Decoder {
 // is worth compressing at all.
 const probeSize = 64 << 10
 
-// Compress is CompressLevel at LevelAuto.
+// Compress is CompressLevel at DefaultLevel.
 func Compress(dst, plain []byte) ([]byte, Compression) {
-	return CompressLevel(dst, plain, LevelAuto)
+	return CompressLevel(dst, plain, DefaultLevel)
 }
 
 // CompressLevel returns the bytes to store for plain and how they are
@@ -171,13 +174,13 @@ func Compress(dst, plain []byte) ([]byte, Compression) {
 // shrink is stored raw without compressing the rest. A chunk that starts
 // incompressible and continues compressible loses some compression; that
 // mix is rare inside one content-defined chunk. A chunk the probe passes
-// is where LevelAuto compresses harder.
+// is where LevelAdaptive compresses harder.
 func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 	if len(plain) < 64 {
 		return plain, CompressionNone
 	}
 	if l >= numLevels {
-		l = LevelAuto
+		l = DefaultLevel
 	}
 	if len(plain) > 2*probeSize {
 		probe := zstdEncoder(LevelFastest).EncodeAll(plain[:probeSize], dst[:0])
@@ -186,7 +189,7 @@ func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 		}
 		return encodeKept(zstdEncoder(l), probe[:0], plain)
 	}
-	if l == LevelAuto {
+	if l == LevelAdaptive {
 		l = LevelFastest
 	}
 	return encodeKept(zstdEncoder(l), dst, plain)

@@ -304,13 +304,14 @@ func alphabetBytes(seed uint64, n int) []byte {
 // TestCompressLevels checks every level round-trips through the one
 // Decompress (the level is not recorded: a zstd frame of any level is
 // read the same), stores incompressible data raw at every level, and that
-// LevelAuto compresses harder exactly the large chunks the probe passes.
+// LevelAdaptive compresses harder exactly the large chunks the probe
+// passes.
 func TestCompressLevels(t *testing.T) {
 	inputs := []struct {
-		name     string
-		plain    []byte
-		want     Compression
-		autoHard bool // LevelAuto uses autoLarge, not the fastest level
+		name         string
+		plain        []byte
+		want         Compression
+		adaptiveHard bool // LevelAdaptive compresses it at the default level
 	}{
 		{"words 1 MiB", wordsBytes(1, 1<<20), CompressionZstd, true},
 		{"words 20 KiB", wordsBytes(2, 20<<10), CompressionZstd, false},
@@ -340,14 +341,14 @@ func TestCompressLevels(t *testing.T) {
 				t.Errorf("best %d bytes, fastest %d: no gain", sizes[LevelBest], sizes[LevelFastest])
 			}
 			want := sizes[LevelFastest]
-			if in.autoHard {
+			if in.adaptiveHard {
 				want = sizes[LevelDefault]
 			}
-			if sizes[LevelAuto] != want {
-				t.Errorf("auto stored %d bytes, want %d (fastest %d, default %d)", sizes[LevelAuto], want, sizes[LevelFastest], sizes[LevelDefault])
+			if sizes[LevelAdaptive] != want {
+				t.Errorf("adaptive stored %d bytes, want %d (fastest %d, default %d)", sizes[LevelAdaptive], want, sizes[LevelFastest], sizes[LevelDefault])
 			}
-			if stored, _ := Compress(nil, in.plain); len(stored) != sizes[LevelAuto] {
-				t.Errorf("Compress stored %d bytes, LevelAuto %d", len(stored), sizes[LevelAuto])
+			if stored, _ := Compress(nil, in.plain); len(stored) != sizes[DefaultLevel] {
+				t.Errorf("Compress stored %d bytes, DefaultLevel %d", len(stored), sizes[DefaultLevel])
 			}
 		})
 	}
@@ -360,7 +361,7 @@ func TestParseLevel(t *testing.T) {
 			t.Errorf("ParseLevel(%q) = %v, %v", l.String(), got, err)
 		}
 	}
-	if _, err := ParseLevel("max"); err == nil || !strings.Contains(err.Error(), "auto, fastest, default, better or best") {
+	if _, err := ParseLevel("max"); err == nil || !strings.Contains(err.Error(), "fastest, adaptive, default, better or best") {
 		t.Errorf("ParseLevel(max): %v", err)
 	}
 	if s := Level(200).String(); s != "level(200)" {
