@@ -63,9 +63,10 @@ const (
 
 // DefaultLevel is the level of Compress and of a capture that names none.
 // It is the fastest: on the realistic corpus every harder level costs
-// capture 20% or more CPU for at most 2% fewer stored bytes (adaptive and
-// default), and warm capture is CPU-bound, held to 2.5 times restic's
-// speed (docs/BENCHMARKS.md, "Compression level and chunk size").
+// capture about a fifth more CPU or more for about 2% fewer stored bytes
+// (adaptive and default), and warm capture is CPU-bound and must stay at
+// 2.5 times restic's speed (docs/BENCHMARKS.md, "Compression level and
+// chunk size").
 const DefaultLevel = LevelFastest
 
 var levelNames = [numLevels]string{"fastest", "adaptive", "default", "better", "best"}
@@ -87,8 +88,9 @@ func ParseLevel(s string) (Level, error) {
 	return 0, fmt.Errorf("unknown compression level %q (want fastest, adaptive, default, better or best)", s)
 }
 
-// zstdLevels maps each Level to its encoder level; LevelAdaptive's is the
-// level of its large chunks.
+// zstdLevels maps each Level to its encoder level. LevelAdaptive's entry
+// is never used: CompressLevel resolves it per chunk to LevelDefault or
+// LevelFastest, whose encoders it then shares.
 var zstdLevels = [numLevels]zstd.EncoderLevel{
 	LevelFastest:  zstd.SpeedFastest,
 	LevelAdaptive: zstd.SpeedDefault,
@@ -109,7 +111,7 @@ var (
 	decoder     *zstd.Decoder
 )
 
-// zstdEncoder is the shared encoder of l's harder level (zstdLevels[l]).
+// zstdEncoder is the shared encoder of level l (zstdLevels[l]).
 func zstdEncoder(l Level) *zstd.Encoder {
 	encoderOnce[l].Do(func() {
 		var err error
@@ -186,6 +188,9 @@ func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 		probe := zstdEncoder(LevelFastest).EncodeAll(plain[:probeSize], dst[:0])
 		if float64(len(probe)) > probeSize*storeRawAbove {
 			return plain, CompressionNone
+		}
+		if l == LevelAdaptive {
+			l = LevelDefault
 		}
 		return encodeKept(zstdEncoder(l), probe[:0], plain)
 	}

@@ -368,3 +368,23 @@ func TestParseLevel(t *testing.T) {
 		t.Errorf("Level(200) is %q", s)
 	}
 }
+
+// FuzzCompressLevel checks any input at any level (out-of-range ones
+// included) reads back through Decompress byte for byte, and is stored raw
+// exactly when zstd would not save 3%.
+func FuzzCompressLevel(f *testing.F) {
+	f.Add([]byte("the quick brown fox jumps over the lazy dog"), uint8(LevelFastest))
+	f.Add(wordsBytes(1, 300<<10), uint8(LevelAdaptive))
+	f.Add(alphabetBytes(2, 4<<10), uint8(LevelBest))
+	f.Add(randomBytes(3, 200<<10), uint8(200))
+	f.Fuzz(func(t *testing.T, plain []byte, level uint8) {
+		stored, c := CompressLevel(nil, plain, Level(level))
+		if c == CompressionZstd && float64(len(stored)) > float64(len(plain))*storeRawAbove {
+			t.Fatalf("zstd kept at %d of %d bytes", len(stored), len(plain))
+		}
+		got, err := Decompress(nil, stored, c, len(plain))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("level %d, %v: round trip failed: %v", level, c, err)
+		}
+	})
+}
