@@ -73,6 +73,7 @@ type execSpec struct {
 	name string
 	args []string
 	env  []string // added to the runner's environment
+	dir  string   // working directory ("": the bench process's)
 }
 
 // exec runs a child to completion; a non-zero exit is an error carrying
@@ -83,6 +84,7 @@ func (r *runner) exec(ctx context.Context, s execSpec) (child, error) {
 	}
 	cmd := exec.CommandContext(ctx, s.name, s.args...)
 	cmd.Env = append(slices.Clip(r.env), s.env...)
+	cmd.Dir = s.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &tailWriter{buf: &stderr, max: 64 << 10}
 	start := time.Now()

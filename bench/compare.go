@@ -9,9 +9,9 @@ import (
 
 // baselines lists, per scenario, the baselines smp is compared with.
 var baselines = map[string][]string{
-	ScenarioCapture:     {ToolRestic, ToolTar, ToolCp},
-	ScenarioIncremental: {ToolRestic, ToolTar, ToolCp},
-	ScenarioRestore:     {ToolRestic, ToolTar, ToolCp},
+	ScenarioCapture:     {ToolRestic, ToolBorg, ToolTar, ToolCp},
+	ScenarioIncremental: {ToolRestic, ToolBorg, ToolTar, ToolCp},
+	ScenarioRestore:     {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioHardlink:    {ToolCpLink},
 	ScenarioHardlinkAll: {ToolCpLink},
 }

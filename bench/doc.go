@@ -1,7 +1,7 @@
 // Package bench measures smp. It owns two things:
 //
 //   - the organisation benchmark behind `smp bench run`: Run drives the smp
-//     binary and the cp -a, tar|zstd, cp -al and restic baselines as child
+//     binary and the cp -a, tar|zstd, cp -al, restic and borg baselines as child
 //     processes on a corpus from smp/bench/corpus and reports a table, JSON
 //     and an SVG chart. run.go holds the scenarios in order; tool_smp.go,
 //     tool_smp_encrypted.go (the same captures and restores on an
@@ -10,8 +10,8 @@
 //     measure smp; cold.go the cold-cache rows (page cache dropped first,
 //     as root) and the disk's floors they are compared with (every file
 //     read by 4 parallel readers, a walk and lstat of every entry);
-//     tool_cp.go, tool_tar.go and
-//     tool_restic.go one baseline each, on baseline.go's shared steps;
+//     tool_cp.go, tool_tar.go, tool_restic.go and
+//     tool_borg.go one baseline each, on baseline.go's shared steps;
 //     child.go times a child process (wall, CPU, peak RSS); disk.go
 //     measures what a tool left on disk; verify.go compares a restored
 //     tree with the corpus; environment.go finds the tools and prepares the

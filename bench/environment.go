@@ -20,7 +20,7 @@ import (
 )
 
 func (r *runner) findTools(ctx context.Context) {
-	for _, t := range []string{"cp", "tar", "zstd", "bash", "restic", "taskset"} {
+	for _, t := range []string{"cp", "tar", "zstd", "bash", "restic", "borg", "taskset"} {
 		if p, err := exec.LookPath(t); err == nil {
 			r.tools[t] = p
 		}
@@ -37,6 +37,7 @@ func (r *runner) findTools(ctx context.Context) {
 	version("tar", "--version")
 	version("zstd", "--version")
 	version("restic", "version")
+	version("borg", "--version")
 	r.rep.ToolVersions["smp"] = r.rep.Machine.SMPVersion
 }
 

@@ -1,7 +1,7 @@
 package bench
 
 // Run drives the real smp binary and baseline tools (cp, tar | zstd,
-// restic) as child processes on one generated organisation corpus, so that
+// restic, borg) as child processes on one generated organisation corpus, so that
 // wall time, CPU time and peak RSS come from each child's rusage. Run and
 // the files it uses (tool_*.go, child.go, environment.go, verify.go,
 // disk.go) must not import smp's capture, restore or repo packages: they
@@ -40,6 +40,7 @@ const (
 	ToolTar    = "tar|zstd"
 	ToolCpLink = "cp -al"
 	ToolRestic = "restic"
+	ToolBorg   = "borg"
 )
 
 // RunOptions configure Run.
@@ -124,6 +125,8 @@ type runner struct {
 	tarDir         string
 	resticRepo     string
 	resticEnv      []string
+	borgRepo       string
+	borgEnv        []string
 	serveTemplate  string            // the store every serve scenario's store copies ("": smp init each)
 	coldRecords    map[string]string // user -> record ID in the cold rows' store
 	userFiles      map[string]int64  // user -> regular files in the profile now
@@ -187,7 +190,7 @@ func (r *runner) note(format string, args ...any) {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	env, err := smpEnv(r.work, "RESTIC_")
+	env, err := smpEnv(r.work, "RESTIC_", "BORG_")
 	if err != nil {
 		return err
 	}
@@ -214,6 +217,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.cpCapture(ctx)
 	r.tarCapture(ctx)
 	r.resticCapture(ctx)
+	r.borgCapture(ctx)
 	if err := r.coldCapture(ctx); err != nil {
 		return err
 	}
@@ -225,6 +229,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.cpRestore(ctx)
 	r.tarRestore(ctx)
 	r.resticRestore(ctx)
+	r.borgRestore(ctx)
 	if err := r.coldRestore(ctx); err != nil {
 		return err
 	}
@@ -236,7 +241,7 @@ func (r *runner) run(ctx context.Context) error {
 
 	// 3. Incremental re-capture after a week's changes.
 	if reason := r.mutate(ctx); reason != "" {
-		for _, tool := range []string{ToolSMP, ToolCp, ToolTar, ToolRestic} {
+		for _, tool := range []string{ToolSMP, ToolCp, ToolTar, ToolRestic, ToolBorg} {
 			r.add(Row{Tool: tool, Scenario: ScenarioIncremental, Status: StatusSkipped, Note: reason})
 		}
 		removeAll(r.coldVariant().store)
@@ -247,6 +252,7 @@ func (r *runner) run(ctx context.Context) error {
 		r.cpIncremental(ctx)
 		r.tarIncremental(ctx)
 		r.resticIncremental(ctx)
+		r.borgIncremental(ctx)
 		if err := r.coldIncremental(ctx); err != nil {
 			return err
 		}

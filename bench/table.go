@@ -66,7 +66,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	b.WriteString("\nNotes:\n\n")
-	b.WriteString("- MB/s is logical bytes (the corpus' file data) per wall second, 10^6 bytes; files/s is regular files per wall second; wall and CPU seconds are summed over the scenario's child processes; stored is what the tool keeps (smp: pack bytes from smp stats; restic: du of the repository; tar|zstd: archive sizes; incremental: bytes added)\n")
+	b.WriteString("- MB/s is logical bytes (the corpus' file data) per wall second, 10^6 bytes; files/s is regular files per wall second; wall and CPU seconds are summed over the scenario's child processes; stored is what the tool keeps (smp: pack bytes from smp stats; restic and borg: du of the repository; tar|zstd: archive sizes; incremental: bytes added)\n")
 	if c := r.Cold; c != nil {
 		fmt.Fprintf(&b, "- cold cache: %s\n", c.Summary())
 	}

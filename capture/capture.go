@@ -84,6 +84,10 @@ type Options struct {
 	Hardlink       HardlinkMode
 	LinkDir        string // the store's links/ directory
 	HardlinkDedupe bool   // hash files so identical ones share one object
+	// Compression is how hard the compressors work on new chunks; the
+	// zero value is cas.DefaultLevel. Any level reads back the same, so
+	// captures into one store may differ.
+	Compression cas.Level
 }
 
 // Problem is a path that was not captured, or captured with a warning.

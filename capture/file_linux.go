@@ -533,7 +533,7 @@ func (c *capturer) compressor(ctx context.Context) error {
 	var dst []byte
 	for job := range c.compressJobs {
 		plain := (*job.plain)[:job.n]
-		stored, comp := cas.Compress(dst, plain)
+		stored, comp := cas.CompressLevel(dst, plain, c.opts.Compression)
 		if comp == cas.CompressionZstd {
 			dst = stored[:0]
 		}

@@ -35,55 +35,105 @@ func (c Compression) String() string {
 // restore (JPEG, video, zip and other already-compressed formats).
 const storeRawAbove = 0.97
 
-// The zstd encoder and decoder are goroutine-safe for EncodeAll/DecodeAll and
-// hold sizeable tables, so one of each is shared by the whole process (kopia
-// pools them for the same reason).
+// Level is how hard Compress works on a chunk that compresses: which zstd
+// encoder level writes its frame. It is not part of the format: a zstd
+// frame is self-describing and decodes the same whatever level wrote it,
+// so one store may hold blobs of every level and any reader reads them.
+type Level uint8
+
+const (
+	// LevelFastest is zstd's fastest level (klauspost's SpeedFastest,
+	// about zstd -1) for every chunk: the default (DefaultLevel).
+	LevelFastest Level = iota
+	// LevelAdaptive compresses the chunks larger than 2*probeSize that
+	// the probe finds compressible at SpeedDefault and smaller ones at the
+	// fastest level: measured on the realistic corpus, the harder level
+	// saves about 2.5 times more bytes per extra CPU second on large
+	// chunks than on small ones, whatever their ratio.
+	LevelAdaptive
+	// LevelDefault is zstd's default level for every chunk (SpeedDefault,
+	// about zstd -3; restic's "auto"), not smp's default.
+	LevelDefault
+	// LevelBetter is SpeedBetterCompression (about zstd -7).
+	LevelBetter
+	// LevelBest is SpeedBestCompression (about zstd -11).
+	LevelBest
+	numLevels
+)
+
+// DefaultLevel is the level of Compress and of a capture that names none.
+// It is the fastest: on the realistic corpus every harder level costs
+// capture about a fifth more CPU or more for about 2% fewer stored bytes
+// (adaptive and default), and warm capture is CPU-bound and must stay at
+// 2.5 times restic's speed (docs/BENCHMARKS.md, "Compression level and
+// chunk size").
+const DefaultLevel = LevelFastest
+
+var levelNames = [numLevels]string{"fastest", "adaptive", "default", "better", "best"}
+
+func (l Level) String() string {
+	if l < numLevels {
+		return levelNames[l]
+	}
+	return fmt.Sprintf("level(%d)", uint8(l))
+}
+
+// ParseLevel parses a Level's name.
+func ParseLevel(s string) (Level, error) {
+	for l, name := range levelNames {
+		if s == name {
+			return Level(l), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown compression level %q (want fastest, adaptive, default, better or best)", s)
+}
+
+// zstdLevels maps each Level to its encoder level. LevelAdaptive's entry
+// is never used: CompressLevel resolves it per chunk to LevelDefault or
+// LevelFastest, whose encoders it then shares.
+var zstdLevels = [numLevels]zstd.EncoderLevel{
+	LevelFastest:  zstd.SpeedFastest,
+	LevelAdaptive: zstd.SpeedDefault,
+	LevelDefault:  zstd.SpeedDefault,
+	LevelBetter:   zstd.SpeedBetterCompression,
+	LevelBest:     zstd.SpeedBestCompression,
+}
+
+// The zstd encoders and the decoder are goroutine-safe for EncodeAll and
+// DecodeAll and hold sizeable tables, so one of each is shared by the whole
+// process (kopia pools them for the same reason); an encoder is made on
+// first use, so a process that never compresses harder never holds the
+// larger levels' tables.
 var (
-	probeOnce   sync.Once
-	probeEnc    *zstd.Encoder
-	encoderOnce sync.Once
-	encoder     *zstd.Encoder
+	encoderOnce [numLevels]sync.Once
+	encoders    [numLevels]*zstd.Encoder
 	decoderOnce sync.Once
 	decoder     *zstd.Decoder
 )
 
-func zstdEncoder() *zstd.Encoder {
-	encoderOnce.Do(func() {
+// zstdEncoder is the shared encoder of level l (zstdLevels[l]).
+func zstdEncoder(l Level) *zstd.Encoder {
+	encoderOnce[l].Do(func() {
 		var err error
-		encoder, err = zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.SpeedFastest),
+		encoders[l], err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstdLevels[l]),
 			// EncodeAll hands each call one of this many encoder states and
 			// blocks when none is free: one per core lets every compressor
 			// goroutine run at once (one state would serialise them).
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithLowerEncoderMem(true),
 			zstd.WithEncoderCRC(false), // blob IDs already verify every byte
+			// Entropy-code literals-only blocks, which SpeedFastest would
+			// emit raw: digit-heavy text (CSV, hex, base64) has no matches
+			// yet compresses well, and must be neither stored raw nor
+			// mistaken by the probe for compressed data.
+			zstd.WithAllLitEntropyCompression(true),
 		)
 		if err != nil {
 			panic(err) // only fails on invalid options, which are constant here
 		}
 	})
-	return encoder
-}
-
-// probeEncoder entropy-codes literals-only blocks, which SpeedFastest would
-// emit raw: digit-heavy text (CSV, hex, base64) has no matches within the
-// probe yet compresses well, and must not be mistaken for compressed data.
-func probeEncoder() *zstd.Encoder {
-	probeOnce.Do(func() {
-		var err error
-		probeEnc, err = zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-			zstd.WithLowerEncoderMem(true),
-			zstd.WithEncoderCRC(false),
-			zstd.WithAllLitEntropyCompression(true),
-		)
-		if err != nil {
-			panic(err)
-		}
-	})
-	return probeEnc
+	return encoders[l]
 }
 
 func zstdDecoder() *zstd.Decoder {
@@ -109,28 +159,50 @@ func zstdDecoder() *zstd.Decoder {
 // is worth compressing at all.
 const probeSize = 64 << 10
 
-// Compress returns the bytes to store for plain and how they are encoded. The
-// result is appended to dst[:0] when compressed; when stored raw the returned
-// slice is plain itself.
+// Compress is CompressLevel at DefaultLevel.
+func Compress(dst, plain []byte) ([]byte, Compression) {
+	return CompressLevel(dst, plain, DefaultLevel)
+}
+
+// CompressLevel returns the bytes to store for plain and how they are
+// encoded, compressing as hard as l says. The result is appended to dst[:0]
+// when compressed; when stored raw the returned slice is plain itself. It
+// is safe for concurrent use: capture's compressors call it from one
+// goroutine per core.
 //
 // Already-compressed data (JPEG, video, zip) is the slowest input for zstd
 // (about 80 MB/s a core here, against 250 MB/s for text) and gains nothing,
-// so a chunk larger than probeSize whose first probeSize bytes do not shrink
-// is stored raw without compressing the rest. A chunk that starts
+// so a chunk larger than 2*probeSize whose first probeSize bytes do not
+// shrink is stored raw without compressing the rest. A chunk that starts
 // incompressible and continues compressible loses some compression; that
-// mix is rare inside one content-defined chunk.
-func Compress(dst, plain []byte) ([]byte, Compression) {
+// mix is rare inside one content-defined chunk. A chunk the probe passes
+// is where LevelAdaptive compresses harder.
+func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 	if len(plain) < 64 {
 		return plain, CompressionNone
 	}
-	enc := zstdEncoder()
+	if l >= numLevels {
+		l = DefaultLevel
+	}
 	if len(plain) > 2*probeSize {
-		probe := probeEncoder().EncodeAll(plain[:probeSize], dst[:0])
+		probe := zstdEncoder(LevelFastest).EncodeAll(plain[:probeSize], dst[:0])
 		if float64(len(probe)) > probeSize*storeRawAbove {
 			return plain, CompressionNone
 		}
-		dst = probe[:0]
+		if l == LevelAdaptive {
+			l = LevelDefault
+		}
+		return encodeKept(zstdEncoder(l), probe[:0], plain)
 	}
+	if l == LevelAdaptive {
+		l = LevelFastest
+	}
+	return encodeKept(zstdEncoder(l), dst, plain)
+}
+
+// encodeKept encodes plain with enc into dst[:0], or returns plain raw
+// when the frame saves less than 1-storeRawAbove of it.
+func encodeKept(enc *zstd.Encoder, dst, plain []byte) ([]byte, Compression) {
 	out := enc.EncodeAll(plain, dst[:0])
 	if float64(len(out)) > float64(len(plain))*storeRawAbove {
 		return plain, CompressionNone

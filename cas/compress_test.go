@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -210,7 +211,7 @@ func BenchmarkCompressAlreadyCompressed(b *testing.B) {
 	b.Run("full-zstd", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			zstdEncoder().EncodeAll(data, nil)
+			zstdEncoder(LevelFastest).EncodeAll(data, nil)
 		}
 	})
 }
@@ -271,4 +272,119 @@ func TestDecompressBomb(t *testing.T) {
 	if err != nil || !bytes.Equal(out, plain) {
 		t.Fatalf("Decompress of %d zero bytes from %d: %d bytes, %v", len(plain), len(stored), len(out), err)
 	}
+}
+
+// wordsBytes returns n bytes of prose-like text: words drawn at random
+// from a small vocabulary, which compresses to about a third, and more at
+// the harder levels.
+func wordsBytes(seed uint64, n int) []byte {
+	words := strings.Fields("profile settings user document report budget meeting notes draft final " +
+		"quarter sales marketing invoice customer account project review summary outlook calendar " +
+		"the a of and to in for on with by from at is are was were be this that it")
+	rnd := randomBytes(seed, n)
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		b = append(b, words[int(rnd[i%len(rnd)])%len(words)]...)
+		b = append(b, " \n"[min(int(rnd[(i+1)%len(rnd)])/230, 1)])
+	}
+	return b[:n]
+}
+
+// alphabetBytes returns n random bytes from a 64-symbol alphabet: no
+// matches, 6 bits of entropy a byte, so it compresses to about 0.75.
+func alphabetBytes(seed uint64, n int) []byte {
+	const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	b := randomBytes(seed, n)
+	for i := range b {
+		b[i] = abc[b[i]%64]
+	}
+	return b
+}
+
+// TestCompressLevels checks every level round-trips through the one
+// Decompress (the level is not recorded: a zstd frame of any level is
+// read the same), stores incompressible data raw at every level, and that
+// LevelAdaptive compresses harder exactly the large chunks the probe
+// passes.
+func TestCompressLevels(t *testing.T) {
+	inputs := []struct {
+		name         string
+		plain        []byte
+		want         Compression
+		adaptiveHard bool // LevelAdaptive compresses it at the default level
+	}{
+		{"words 1 MiB", wordsBytes(1, 1<<20), CompressionZstd, true},
+		{"words 20 KiB", wordsBytes(2, 20<<10), CompressionZstd, false},
+		{"alphabet 1 MiB", alphabetBytes(3, 1<<20), CompressionZstd, true},
+		{"alphabet 20 KiB", alphabetBytes(4, 20<<10), CompressionZstd, false},
+		{"random 1 MiB", randomBytes(5, 1<<20), CompressionNone, false},
+		{"random 20 KiB", randomBytes(6, 20<<10), CompressionNone, false},
+	}
+	for _, in := range inputs {
+		t.Run(in.name, func(t *testing.T) {
+			sizes := map[Level]int{}
+			for l := range numLevels {
+				stored, c := CompressLevel(nil, in.plain, l)
+				if c != in.want {
+					t.Fatalf("%v: chose %v, want %v", l, c, in.want)
+				}
+				got, err := Decompress(nil, stored, c, len(in.plain))
+				if err != nil || !bytes.Equal(got, in.plain) {
+					t.Fatalf("%v: round trip failed: %v", l, err)
+				}
+				sizes[l] = len(stored)
+			}
+			if in.want == CompressionNone {
+				return
+			}
+			if strings.HasPrefix(in.name, "words") && sizes[LevelBest] >= sizes[LevelFastest] {
+				t.Errorf("best %d bytes, fastest %d: no gain", sizes[LevelBest], sizes[LevelFastest])
+			}
+			want := sizes[LevelFastest]
+			if in.adaptiveHard {
+				want = sizes[LevelDefault]
+			}
+			if sizes[LevelAdaptive] != want {
+				t.Errorf("adaptive stored %d bytes, want %d (fastest %d, default %d)", sizes[LevelAdaptive], want, sizes[LevelFastest], sizes[LevelDefault])
+			}
+			if stored, _ := Compress(nil, in.plain); len(stored) != sizes[DefaultLevel] {
+				t.Errorf("Compress stored %d bytes, DefaultLevel %d", len(stored), sizes[DefaultLevel])
+			}
+		})
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for l := range numLevels {
+		got, err := ParseLevel(l.String())
+		if err != nil || got != l {
+			t.Errorf("ParseLevel(%q) = %v, %v", l.String(), got, err)
+		}
+	}
+	if _, err := ParseLevel("max"); err == nil || !strings.Contains(err.Error(), "fastest, adaptive, default, better or best") {
+		t.Errorf("ParseLevel(max): %v", err)
+	}
+	if s := Level(200).String(); s != "level(200)" {
+		t.Errorf("Level(200) is %q", s)
+	}
+}
+
+// FuzzCompressLevel checks any input at any level (out-of-range ones
+// included) reads back through Decompress byte for byte, and is stored raw
+// exactly when zstd would not save 3%.
+func FuzzCompressLevel(f *testing.F) {
+	f.Add([]byte("the quick brown fox jumps over the lazy dog"), uint8(LevelFastest))
+	f.Add(wordsBytes(1, 300<<10), uint8(LevelAdaptive))
+	f.Add(alphabetBytes(2, 4<<10), uint8(LevelBest))
+	f.Add(randomBytes(3, 200<<10), uint8(200))
+	f.Fuzz(func(t *testing.T, plain []byte, level uint8) {
+		stored, c := CompressLevel(nil, plain, Level(level))
+		if c == CompressionZstd && float64(len(stored)) > float64(len(plain))*storeRawAbove {
+			t.Fatalf("zstd kept at %d of %d bytes", len(stored), len(plain))
+		}
+		got, err := Decompress(nil, stored, c, len(plain))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("level %d, %v: round trip failed: %v", level, c, err)
+		}
+	})
 }

@@ -117,7 +117,7 @@ func TestE2EBenchRunQuick(t *testing.T) {
 	}
 
 	// Baselines: measured when installed, otherwise rows that say so.
-	for _, b := range []struct{ tool, bin string }{{"cp -a", "cp"}, {"tar|zstd", "zstd"}, {"restic", "restic"}} {
+	for _, b := range []struct{ tool, bin string }{{"cp -a", "cp"}, {"tar|zstd", "zstd"}, {"restic", "restic"}, {"borg", "borg"}} {
 		for _, sc := range []string{bench.ScenarioCapture, bench.ScenarioRestore} {
 			r := row(b.tool, sc)
 			if _, err := exec.LookPath(b.bin); err != nil {

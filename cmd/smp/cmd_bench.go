@@ -28,7 +28,7 @@ func benchUsage() {
   smp bench run [--corpus DIR | --users N --size SIZE --seed S --shape SHAPE] [--quick]
                 [--rounds N] [--work DIR] [--keep] [--json] [--plot FILE.svg]
       measure capture, restore and incremental re-capture of the corpus with
-      this smp binary and with cp -a, tar|zstd, cp -al and restic (when
+      this smp binary and with cp -a, tar|zstd, cp -al, restic and borg (when
       installed: bench/install-baselines.sh), each run as child processes;
       capture and restore also on an encrypted store, alternating rounds, and
       through a store on S3 (a SeaweedFS on loopback that the bench starts

@@ -70,7 +70,7 @@ var commands = []command{
 	{"token", tokenArgs, "create, list and revoke the access tokens of a remote server", cmdToken},
 	{"associate", associateArgs, "let one computer restore another's records through a remote server", cmdAssociate},
 	{"admin", adminArgs, "switch a remote server to restore-only, set the store's capacity limits, or show them", cmdAdmin},
-	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd and restic", runBench},
+	{"bench", benchArgs, "generate a test corpus; benchmark smp against cp, tar|zstd, restic and borg", runBench},
 	{"version", "", "print the version", func(context.Context, []string) error { fmt.Println("smp", version); return nil }},
 }
 
