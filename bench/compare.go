@@ -74,6 +74,9 @@ func (r *Report) compareEncrypted(scenario string, plain Row) (Comparison, bool)
 	if e.CPUSeconds > 0 && plain.CPUSeconds > 0 {
 		c.CPURatio = e.CPUSeconds / plain.CPUSeconds
 	}
+	if p, ok := r.Encryption.of(scenario); ok && p.CPURatio > 0 {
+		c.CPURatio = p.CPURatio // the median of every round's CPU, not the median wall round's
+	}
 	if e.PeakRSSMiB > 0 && plain.PeakRSSMiB > 0 {
 		c.RSSRatio = e.PeakRSSMiB / plain.PeakRSSMiB
 	}

@@ -159,3 +159,44 @@ func TestRoundsMedian(t *testing.T) {
 		t.Errorf("note %q", n)
 	}
 }
+
+// TestCompareEncrypted: the "encrypted store" ratio of capture and
+// restore-all gives the wall ratio of the rows (the median rounds) and
+// the CPU ratio of the medians of every round's CPU, as the report's
+// encryption section does; restore (one user) has no such line.
+func TestCompareEncrypted(t *testing.T) {
+	row := func(tool, sc string, wall, cpu float64) Row {
+		return Row{Tool: tool, Scenario: sc, Status: StatusOK, WallSeconds: wall, CPUSeconds: cpu, MBps: 1}
+	}
+	rep := &Report{Rows: []Row{
+		row(ToolSMP, ScenarioCapture, 10, 15), row(ToolSMPEncrypted, ScenarioCapture, 10.5, 18),
+		row(ToolSMP, ScenarioRestore, 1, 1.5),
+		row(ToolSMP, ScenarioRestoreAll, 8, 12), row(ToolSMPEncrypted, ScenarioRestoreAll, 8.8, 13),
+	}}
+	rep.Encryption = &EncryptionCost{Rounds: 5, Goal: encryptionGoal,
+		Capture: PairedWalls{Ratio: 1.05, CPURatio: 1.07},
+		Restore: PairedWalls{Ratio: 1.1, CPURatio: 1.09}}
+	texts := map[string]Comparison{}
+	for _, c := range rep.Compare() {
+		if strings.HasPrefix(c.Text, "encrypted store: ") {
+			texts[c.Scenario] = c
+		}
+	}
+	if c := texts[ScenarioCapture]; c.Text != "encrypted store: 1.050x the unencrypted wall time (CPU 1.070x)" || c.CPURatio != 1.07 {
+		t.Errorf("capture: %+v", c)
+	}
+	if c := texts[ScenarioRestoreAll]; c.Text != "encrypted store: 1.100x the unencrypted wall time (CPU 1.090x)" {
+		t.Errorf("restore-all: %+v", c)
+	}
+	if c, ok := texts[ScenarioRestore]; ok || len(texts) != 2 {
+		t.Errorf("restore of one user: %+v (%d lines)", c, len(texts))
+	}
+	// Without the encryption section (a report from before), the rows'
+	// own CPU seconds.
+	rep.Encryption = nil
+	for _, c := range rep.Compare() {
+		if c.Scenario == ScenarioCapture && strings.HasPrefix(c.Text, "encrypted store: ") && c.CPURatio != 1.2 {
+			t.Errorf("capture without the encryption section: %+v", c)
+		}
+	}
+}

@@ -130,6 +130,20 @@ type EncryptionCost struct {
 	Restore PairedWalls `json:"restore"` // the restore-all scenario
 }
 
+// of returns the ratios of scenario (capture or restore-all), when e
+// holds them.
+func (e *EncryptionCost) of(scenario string) (PairedWalls, bool) {
+	var p PairedWalls
+	switch {
+	case e == nil:
+	case scenario == ScenarioCapture:
+		p = e.Capture
+	case scenario == ScenarioRestoreAll:
+		p = e.Restore
+	}
+	return p, p.Ratio > 0
+}
+
 // encryptionGoal: encrypted capture and restore within 10% of the
 // unencrypted ones' wall time.
 const encryptionGoal = 1.10
