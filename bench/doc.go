@@ -4,8 +4,10 @@
 //     binary and the cp -a, tar|zstd, cp -al, restic and borg baselines as child
 //     processes on a corpus from smp/bench/corpus and reports a table, JSON
 //     and an SVG chart. run.go holds the scenarios in order; tool_smp.go,
-//     tool_smp_encrypted.go (the same captures and restores on an
-//     encrypted store, in alternating rounds), tool_smp_hardlink.go and
+//     tool_smp_restore.go (smp's restore rows: the first user, and
+//     every user's record on both stores), tool_smp_encrypted.go (the
+//     same captures and restores on an encrypted store, in alternating
+//     rounds, and what encryption costs), tool_smp_hardlink.go and
 //     tool_smp_serve.go (with serve_proc.go, a running `smp serve`)
 //     measure smp; cold.go the cold-cache rows (page cache dropped first,
 //     as root) and the disk's floors they are compared with (every file

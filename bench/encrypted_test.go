@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-// TestRunEncrypted runs the capture and restore scenarios with the real
-// binary in two rounds: the smp and smp encrypted rows are each a median
-// round, the report carries their wall-time ratios, the encrypted store
-// holds its key slots and its key file stays in the scratch directory.
+// TestRunEncrypted runs the capture, restore and restore-all scenarios
+// with the real binary in two rounds: the capture and restore-all rows of
+// smp and smp encrypted are each a median round, the report carries their
+// wall and CPU ratios, the restore row (the first user, beside the
+// baselines) is smp's alone, the encrypted store holds its key slots and
+// its key file stays in the scratch directory.
 func TestRunEncrypted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds smp and captures a corpus four times")
@@ -29,7 +31,7 @@ func TestRunEncrypted(t *testing.T) {
 	config := t.TempDir() // where smp init would keep a key file without --key-file
 	var log bytes.Buffer
 	env := append(childEnv("XDG_CONFIG_HOME=", "HOME=", "SMP_KEY_FILE="), "XDG_CONFIG_HOME="+config, "HOME="+config)
-	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus, Rounds: 2}, log: &log, work: work, tools: map[string]string{}, env: env}
+	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus, Rounds: 2}, log: &log, work: work, tools: map[string]string{}, env: env, userFiles: map[string]int64{}}
 	r.rep = &Report{Corpus: CorpusReport{}}
 	ctx := context.Background()
 	r.smpHasEncrypt = true
@@ -49,38 +51,53 @@ func TestRunEncrypted(t *testing.T) {
 	if err := r.smpRestore(ctx); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
+	if err := r.smpRestoreAll(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
 	t.Logf("\n%s", log.String())
+	if row, ok := r.rep.Row(ToolSMP, ScenarioRestore); !ok || !row.OK() || row.Runs != 1 || row.Verified == nil || !*row.Verified ||
+		!strings.Contains(row.Note, "median of 2 rounds") || strings.Contains(row.Note, "alternating") {
+		t.Errorf("smp restore: %+v", row)
+	}
+	if row, ok := r.rep.Row(ToolSMPEncrypted, ScenarioRestore); ok {
+		t.Errorf("an encrypted restore row of one user: %+v", row)
+	}
 	for _, tool := range []string{ToolSMP, ToolSMPEncrypted} {
-		for _, sc := range []string{ScenarioCapture, ScenarioRestore} {
+		for _, sc := range []string{ScenarioCapture, ScenarioRestoreAll} {
 			row, ok := r.rep.Row(tool, sc)
-			if !ok || !row.OK() || row.WallSeconds <= 0 || row.LogicalBytes <= 0 || !strings.Contains(row.Note, "median of 2 rounds") {
+			if !ok || !row.OK() || row.WallSeconds <= 0 || row.CPUSeconds <= 0 || row.LogicalBytes != r.logical || row.Runs != len(r.users) ||
+				!strings.Contains(row.Note, "median of 2 rounds") || !strings.Contains(row.Note, "alternating with") {
 				t.Errorf("%s %s: %+v", tool, sc, row)
 			}
-			if sc == ScenarioRestore && (row.Verified == nil || !*row.Verified) {
-				t.Errorf("%s restore not verified: %+v", tool, row)
+			if sc == ScenarioRestoreAll && (row.Verified == nil || !*row.Verified) {
+				t.Errorf("%s restore-all not verified: %+v", tool, row)
 			}
 		}
 	}
 	e := r.rep.Encryption
-	if e == nil || e.Rounds != 2 {
+	if e == nil || e.Rounds != 2 || e.Goal != encryptionGoal {
 		t.Fatalf("encryption cost: %+v", e)
 	}
 	for name, p := range map[string]PairedWalls{"capture": e.Capture, "restore": e.Restore} {
-		if len(p.Unencrypted) != 2 || len(p.Encrypted) != 2 || len(p.PairRatios) != 2 || p.Ratio <= 0 {
+		if len(p.Unencrypted) != 2 || len(p.Encrypted) != 2 || len(p.UnencryptedCPU) != 2 || len(p.EncryptedCPU) != 2 ||
+			len(p.PairRatios) != 2 || p.Ratio <= 0 || p.CPURatio <= 0 {
 			t.Errorf("%s: %+v", name, p)
 		}
 	}
-	plainCap, _ := r.rep.Row(ToolSMP, ScenarioCapture)
-	encCap, _ := r.rep.Row(ToolSMPEncrypted, ScenarioCapture)
-	if got, want := e.Capture.Ratio, encCap.WallSeconds/plainCap.WallSeconds; got < want*0.999 || got > want*1.001 {
-		t.Errorf("capture ratio %v, rows give %v", got, want)
+	plainRA, _ := r.rep.Row(ToolSMP, ScenarioRestoreAll)
+	encRA, _ := r.rep.Row(ToolSMPEncrypted, ScenarioRestoreAll)
+	if got, want := e.Restore.Ratio, encRA.WallSeconds/plainRA.WallSeconds; got < want*0.999 || got > want*1.001 {
+		t.Errorf("restore ratio %v, rows give %v", got, want)
+	}
+	if !strings.Contains(log.String(), "[restore-all] encrypted/unencrypted: wall ") {
+		t.Errorf("no restore-all cost line in the log")
 	}
 	ratios := r.rep.Compare()
 	i := slices.IndexFunc(ratios, func(c Comparison) bool {
-		return c.Scenario == ScenarioRestore && strings.HasPrefix(c.Text, "encrypted store: ")
+		return c.Scenario == ScenarioRestoreAll && strings.HasPrefix(c.Text, "encrypted store: ")
 	})
 	if i < 0 || ratios[i].Speedup <= 0 {
-		t.Errorf("no encrypted restore comparison in %+v", ratios)
+		t.Errorf("no encrypted restore-all comparison in %+v", ratios)
 	}
 	// The key file went to the scratch directory, never the user's.
 	if ents, _ := os.ReadDir(config); len(ents) != 0 {
@@ -89,10 +106,13 @@ func TestRunEncrypted(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(work, "smp-enc.key")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", st, err)
 	}
-	// The restore scenario removes the encrypted store; the unencrypted
-	// one stays for the later scenarios.
+	// The restore-all scenario removes the encrypted store; the
+	// unencrypted one stays for the later scenarios.
 	if _, err := os.Stat(enc); !os.IsNotExist(err) {
 		t.Errorf("encrypted store left behind: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.smpStore, "config.json")); err != nil {
+		t.Errorf("unencrypted store: %v", err)
 	}
 }
 
@@ -115,10 +135,68 @@ func TestRoundsMedian(t *testing.T) {
 	if p.Ratio < 1.0999 || p.Ratio > 1.1001 || len(p.PairRatios) != 3 || p.PairRatios[1] != 1 || p.CPURatio != 1 {
 		t.Errorf("pair: %+v", p)
 	}
+	// CPU has its own median: not the CPU of the median wall round.
+	c := func(wall, cpu float64) agg {
+		return agg{wall: time.Duration(wall * float64(time.Second)), cpu: time.Duration(cpu * float64(time.Second)), runs: 1}
+	}
+	p = pair([]agg{c(2, 1.0), c(3, 1.2), c(4, 1.1)}, []agg{c(2.1, 1.5), c(3.0, 1.1), c(5, 1.2)})
+	if p.Ratio != 1 || p.CPURatio < 1.0908 || p.CPURatio > 1.0910 || !slices.Equal(p.EncryptedCPU, []float64{1.5, 1.1, 1.2}) {
+		t.Errorf("pair with CPU: %+v", p)
+	}
+	if !p.Within(1.10) || p.Within(1.05) || (PairedWalls{Ratio: 1.05}).Within(1.10) || (PairedWalls{Ratio: 1.2, CPURatio: 1}).Within(1.10) {
+		t.Errorf("Within: %+v", p)
+	}
+	if m := median([]float64{3, 1, 2, 4}); m != 2 {
+		t.Errorf("lower median %v", m)
+	}
+	if m := median(nil); m != 0 {
+		t.Errorf("median of none %v", m)
+	}
 	if n := roundsNote([]float64{1}, "x"); n != "" {
 		t.Errorf("one round's note %q", n)
 	}
 	if n := roundsNote([]float64{2, 1.5, 3}, ToolSMP); n != "median of 3 rounds (1.50-3.00 s), alternating with smp" {
 		t.Errorf("note %q", n)
+	}
+}
+
+// TestCompareEncrypted: the "encrypted store" ratio of capture and
+// restore-all gives the wall ratio of the rows (the median rounds) and
+// the CPU ratio of the medians of every round's CPU, as the report's
+// encryption section does; restore (one user) has no such line.
+func TestCompareEncrypted(t *testing.T) {
+	row := func(tool, sc string, wall, cpu float64) Row {
+		return Row{Tool: tool, Scenario: sc, Status: StatusOK, WallSeconds: wall, CPUSeconds: cpu, MBps: 1}
+	}
+	rep := &Report{Rows: []Row{
+		row(ToolSMP, ScenarioCapture, 10, 15), row(ToolSMPEncrypted, ScenarioCapture, 10.5, 18),
+		row(ToolSMP, ScenarioRestore, 1, 1.5),
+		row(ToolSMP, ScenarioRestoreAll, 8, 12), row(ToolSMPEncrypted, ScenarioRestoreAll, 8.8, 13),
+	}}
+	rep.Encryption = &EncryptionCost{Rounds: 5, Goal: encryptionGoal,
+		Capture: PairedWalls{Ratio: 1.05, CPURatio: 1.07},
+		Restore: PairedWalls{Ratio: 1.1, CPURatio: 1.09}}
+	texts := map[string]Comparison{}
+	for _, c := range rep.Compare() {
+		if strings.HasPrefix(c.Text, "encrypted store: ") {
+			texts[c.Scenario] = c
+		}
+	}
+	if c := texts[ScenarioCapture]; c.Text != "encrypted store: 1.050x the unencrypted wall time (CPU 1.070x)" || c.CPURatio != 1.07 {
+		t.Errorf("capture: %+v", c)
+	}
+	if c := texts[ScenarioRestoreAll]; c.Text != "encrypted store: 1.100x the unencrypted wall time (CPU 1.090x)" {
+		t.Errorf("restore-all: %+v", c)
+	}
+	if c, ok := texts[ScenarioRestore]; ok || len(texts) != 2 {
+		t.Errorf("restore of one user: %+v (%d lines)", c, len(texts))
+	}
+	// Without the encryption section (a report from before), the rows'
+	// own CPU seconds.
+	rep.Encryption = nil
+	for _, c := range rep.Compare() {
+		if c.Scenario == ScenarioCapture && strings.HasPrefix(c.Text, "encrypted store: ") && c.CPURatio != 1.2 {
+			t.Errorf("capture without the encryption section: %+v", c)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 const (
 	ScenarioCapture         = "capture"          // every user captured in turn into one fresh store (smp s3: on S3)
 	ScenarioRestore         = "restore"          // the first user's capture restored to an empty root
+	ScenarioRestoreAll      = "restore-all"      // every user's capture restored in turn, unencrypted and encrypted store
 	ScenarioHardlink        = "hardlink"         // capture by hard-linking on the same filesystem
 	ScenarioServe           = "serve"            // every user captured in turn through `smp serve` on loopback
 	ScenarioServeLoad       = "serve-16"         // 16 clients capturing at once through one `smp serve`
@@ -54,9 +55,9 @@ type RunOptions struct {
 	Quick  bool         // recorded in the report only
 	Work   string       // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
 	Keep   bool         // keep the scratch directory
-	// Rounds is how many times the capture and restore scenarios run,
-	// alternating the unencrypted and the encrypted store; their rows
-	// are the median rounds (0 is 1).
+	// Rounds is how many times the capture, restore and restore-all
+	// scenarios run, capture and restore-all alternating the unencrypted
+	// and the encrypted store; their rows are the median rounds (0 is 1).
 	Rounds int
 }
 
@@ -231,6 +232,9 @@ func (r *runner) run(ctx context.Context) error {
 	r.resticRestore(ctx)
 	r.borgRestore(ctx)
 	if err := r.coldRestore(ctx); err != nil {
+		return err
+	}
+	if err := r.smpRestoreAll(ctx); err != nil {
 		return err
 	}
 

@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -209,82 +207,6 @@ func (r *runner) chunked() []string {
 		return []string{"--hardlink", "never"}
 	}
 	return nil
-}
-
-// smpRestore measures the restore of the first user from the capture
-// scenario's stores, alternating them for r.rounds() rounds; every
-// round's tree is compared with the corpus. The encrypted store is
-// removed afterwards: the later scenarios use the unencrypted one.
-func (r *runner) smpRestore(ctx context.Context) error {
-	u := r.users[0]
-	vs := r.variants()
-	byTool := map[string][]agg{}
-	r.rep.RestoreVerified = false
-	for k := range r.rounds() {
-		for _, i := range roundOrder(k, len(vs)) {
-			v := vs[i]
-			c, err := r.smpRestoreOnce(ctx, v, u)
-			if err != nil {
-				row := Row{Tool: v.tool, Scenario: ScenarioRestore, Status: StatusFailed, Note: err.Error()}
-				if errors.Is(err, errRestoreDiffers) {
-					row.Verified = new(bool)
-				}
-				r.add(row)
-				return fmt.Errorf("%s restore of %s: %w", v.tool, u, err)
-			}
-			var a agg
-			a.add(c)
-			byTool[v.tool] = append(byTool[v.tool], a)
-		}
-	}
-	_, logical, _ := treeSize(filepath.Join(r.root, "home", u))
-	for _, v := range vs {
-		a, walls := medianAgg(byTool[v.tool])
-		row := a.row(v.tool, ScenarioRestore, logical)
-		verified := true
-		row.Verified = &verified
-		row.Note = "restore of " + u + ", verified byte for byte"
-		if n := roundsNote(walls, otherTool(vs, v)); n != "" {
-			row.Note += "; " + n
-		}
-		r.add(row)
-	}
-	r.noEncryption(ScenarioRestore)
-	r.rep.RestoreVerified = true
-	r.recordCost(ScenarioRestore, byTool)
-	for _, v := range vs[1:] {
-		removeAll(v.store)
-	}
-	return nil
-}
-
-// errRestoreDiffers marks a restore whose tree differs from the corpus.
-var errRestoreDiffers = errors.New("restored tree differs from the corpus")
-
-// smpRestoreOnce restores user's record from v's store into an empty
-// directory, compares it with the corpus and removes it.
-func (r *runner) smpRestoreOnce(ctx context.Context, v variant, user string) (child, error) {
-	records := r.smpRecords
-	if v.keyFile != "" {
-		records = r.smpEncRecords
-	}
-	target := filepath.Join(r.work, "restore-smp")
-	if err := os.Mkdir(target, 0o755); err != nil {
-		return child{}, err
-	}
-	defer removeAll(target)
-	if err := r.settle(v.store); err != nil {
-		return child{}, err
-	}
-	args := append([]string{"restore", "--store", v.store, "--record", records[user], "--root", target, "--json"}, keyArgs(v.keyFile)...)
-	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
-	if err != nil {
-		return c, err
-	}
-	if err := compareTrees(filepath.Join(r.root, "home", user), filepath.Join(target, "home", user)); err != nil {
-		return c, fmt.Errorf("%w: %w", errRestoreDiffers, err)
-	}
-	return c, nil
 }
 
 func (r *runner) smpIncremental(ctx context.Context) error {

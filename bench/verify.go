@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // compareLinkedTrees checks that every regular file under src is the same
@@ -159,6 +160,12 @@ func compareTrees(src, dst string) error {
 	return fmt.Errorf("%d differences: %s", n, strings.Join(diffs, "; "))
 }
 
+// fileBufs holds the pairs of buffers sameFile reads into: two fresh,
+// zeroed MiB per file cost more than reading the corpus' small files, and
+// made verifying a 4 GiB restore of 130,000 files take minutes.
+var fileBufs = sync.Pool{New: func() any { return new([2][1 << 20]byte) }}
+
+// sameFile reports whether files a and b hold the same bytes.
 func sameFile(a, b string) (bool, error) {
 	fa, err := os.Open(a)
 	if err != nil {
@@ -170,7 +177,9 @@ func sameFile(a, b string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	bufs := fileBufs.Get().(*[2][1 << 20]byte)
+	defer fileBufs.Put(bufs)
+	ba, bb := bufs[0][:], bufs[1][:]
 	for {
 		na, ea := io.ReadFull(fa, ba)
 		nb, eb := io.ReadFull(fb, bb)

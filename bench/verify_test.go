@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -114,5 +115,30 @@ func TestCompareLinkedTrees(t *testing.T) {
 	}
 	if _, err := compareLinkedTrees(src, dst, true); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("wrong symlink accepted: %v", err)
+	}
+}
+
+// BenchmarkCompareTrees compares two trees of 2,000 files of 4 KiB, the
+// corpus' median file size: B/op shows what the comparison allocates
+// per file beside reading it.
+func BenchmarkCompareTrees(b *testing.B) {
+	dirs := [2]string{filepath.Join(b.TempDir(), "a"), filepath.Join(b.TempDir(), "b")}
+	data := bytes.Repeat([]byte("smp bench "), 410)
+	for _, d := range dirs {
+		for i := range 2000 {
+			p := filepath.Join(d, strconv.Itoa(i%20), strconv.Itoa(i))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := compareTrees(dirs[0], dirs[1]); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

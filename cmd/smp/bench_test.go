@@ -106,13 +106,19 @@ func TestE2EBenchRunQuick(t *testing.T) {
 	if !rep.RestoreVerified {
 		t.Errorf("restore_verified is false")
 	}
-	// The same on an encrypted store, and its cost.
-	for _, sc := range []string{bench.ScenarioCapture, bench.ScenarioRestore} {
-		if r := row(bench.ToolSMPEncrypted, sc); !r.OK() || r.MBps <= 0 || r.LogicalBytes <= 0 {
-			t.Errorf("smp encrypted %s row: %+v", sc, r)
+	// Capture and the restore of every user, on both stores, and what
+	// encryption costs.
+	for _, tool := range []string{bench.ToolSMP, bench.ToolSMPEncrypted} {
+		for _, sc := range []string{bench.ScenarioCapture, bench.ScenarioRestoreAll} {
+			if r := row(tool, sc); !r.OK() || r.MBps <= 0 || r.LogicalBytes != info.Bytes {
+				t.Errorf("%s %s row: %+v", tool, sc, r)
+			}
 		}
 	}
-	if e := rep.Encryption; e == nil || e.Rounds != 1 || e.Capture.Ratio <= 0 || e.Restore.Ratio <= 0 {
+	if r := row(bench.ToolSMPEncrypted, bench.ScenarioRestoreAll); r.Verified == nil || !*r.Verified || r.Runs != len(info.Users) {
+		t.Errorf("smp encrypted restore-all row: %+v", r)
+	}
+	if e := rep.Encryption; e == nil || e.Rounds != 1 || e.Goal != 1.10 || e.Capture.Ratio <= 0 || e.Restore.Ratio <= 0 || e.Restore.CPURatio <= 0 {
 		t.Errorf("encryption cost: %+v", e)
 	}
 

@@ -30,7 +30,8 @@ func benchUsage() {
       measure capture, restore and incremental re-capture of the corpus with
       this smp binary and with cp -a, tar|zstd, cp -al, restic and borg (when
       installed: bench/install-baselines.sh), each run as child processes;
-      capture and restore also on an encrypted store, alternating rounds, and
+      capture and restore of every user also on an encrypted store, alternating
+      rounds (what encryption costs: medians of wall and CPU), and
       through a store on S3 (a SeaweedFS on loopback that the bench starts
       from the binary .ci/seaweedfs.sh caches; skipped without it); as root
       also with a cold page cache, beside the disk's floors
@@ -155,7 +156,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
 	plot := fs.String("plot", "", "also write a bar chart of throughput and stored bytes to FILE.svg")
-	rounds := fs.Int("rounds", 3, "run the smp capture and restore scenarios N times, alternating an unencrypted and an encrypted store; their rows are the median rounds")
+	rounds := fs.Int("rounds", 5, "run the smp capture, restore and restore-all scenarios N times, capture and restore-all alternating an unencrypted and an encrypted store; their rows are the median rounds")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
