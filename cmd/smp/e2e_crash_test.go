@@ -33,15 +33,9 @@ import (
 	"time"
 )
 
-// crashPoints is the number of kills per scenario. Under -race it also
-// spares every smp child the race detector's one-second sleep at exit
-// (races are still reported when they happen), which would otherwise
-// dominate the run.
+// crashPoints is the number of kills per scenario.
 func crashPoints(t *testing.T) int {
 	t.Helper()
-	if raceEnabled() && os.Getenv("GORACE") == "" {
-		t.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 	s := os.Getenv("SMP_CRASH_POINTS")
 	if s == "" && raceEnabled() {
 		// Every smp child pays about 0.3 CPU-seconds to start under
@@ -116,7 +110,7 @@ type proc struct {
 
 func startSMP(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{args: args, cmd: exec.Command(smpBin, args...)}
+	p := &proc{args: args, cmd: exec.Command(smpPath(t), args...)}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SMP_STORE=") {
 			p.cmd.Env = append(p.cmd.Env, kv)
@@ -569,6 +563,7 @@ func (f crashFixture) remoteArgs(url string) []string {
 // in parallel, each measuring its own uninterrupted run first, so every
 // kill delay is drawn against the load it lands in.
 func TestCrash(t *testing.T) {
+	t.Parallel()
 	n := crashPoints(t)
 	dir := tmpDir(t)
 	var f crashFixture
@@ -590,6 +585,7 @@ func TestCrash(t *testing.T) {
 // or index/NNNNNN.vlog zero bytes long. Every record is intact, and the
 // next command must open the store on its first try.
 func TestCrashEmptyIndexLogs(t *testing.T) {
+	t.Parallel()
 	crashPoints(t)
 	for _, name := range []string{"00001.mem", "000002.vlog"} {
 		t.Run(name, func(t *testing.T) {

@@ -37,13 +37,14 @@ func gcRaceRounds(t *testing.T) int {
 	return n
 }
 
-// runBackground runs smp from a goroutine other than the test's: it
-// returns what happened instead of failing the test.
-func runBackground(env []string, args ...string) (result, error) {
+// runBackground runs the smp binary bin (the test's smpPath) in the
+// environment env (the test's childEnv and more) from a goroutine other
+// than the test's: it returns what happened instead of failing the test.
+func runBackground(bin string, env []string, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, smpBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -93,11 +94,11 @@ type gcRaceOut struct {
 // The grace is short through SMP_TEST_SHORT_GC_GRACE=1, which only tests
 // set: a store on S3 otherwise refuses a grace under an hour.
 func TestE2ES3GCRace(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	rounds := gcRaceRounds(t)
+	bin := smpPath(t)
 	dir := tmpDir(t)
 	bucket := srv.NewBucket(t)
 	loc := "s3://" + srv.Endpoint + "/" + bucket + "/race"
@@ -122,6 +123,7 @@ func TestE2ES3GCRace(t *testing.T) {
 	tok := strings.TrimSpace(mustSMP(t, "token", "create", "--store", loc, "--s3-insecure", "--cache", cacheB, "--computer", "PCB").stdout)
 	b := startServer(t, loc, "--insecure", "--s3-insecure", "--cache", cacheB)
 	gcEnv := []string{"SMP_TEST_SHORT_GC_GRACE=1"}
+	bgEnv := append(childEnv(t), gcEnv...) // for the gc goroutine
 	gcArgs := append([]string{"gc", "--grace", "2s", "--json"}, s3a...)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 18))
 	type kept struct{ record, src string }
@@ -152,7 +154,7 @@ func TestE2ES3GCRace(t *testing.T) {
 			for i := range 2 {
 				// The capture starts before, between or after the runs.
 				time.Sleep([]time.Duration{1500 * time.Millisecond, 2200 * time.Millisecond}[i])
-				r, err := runBackground(gcEnv, gcArgs...)
+				r, err := runBackground(bin, bgEnv, gcArgs...)
 				if err == nil && r.code != exitOK {
 					err = fmt.Errorf("gc exit %d: %s", r.code, r.stderr)
 				}
