@@ -38,8 +38,8 @@ func crashPoints(t *testing.T) int {
 	t.Helper()
 	s := os.Getenv("SMP_CRASH_POINTS")
 	if s == "" && raceEnabled() {
-		// Every smp child pays about 0.3 CPU-seconds to start under
-		// -race; two points keep the default run (CI) short.
+		// The -race run (CI) shares the machine with every package's
+		// race-instrumented tests: two points keep it short.
 		return 2
 	}
 	if s == "" {
@@ -227,9 +227,10 @@ func ackedBytes(log string) int64 {
 // ---- trees and stores ----
 
 // crashScale sizes the trees and the store. The full size is the one the
-// campaign runs; under -race, where smp runs several times slower, trees
-// are an eighth of it (and chunks and packs smaller, so many chunks and
-// pack commits still happen), so the default run stays short.
+// campaign runs; under -race (CI's run, sharing the machine with every
+// package's race-instrumented tests) trees are an eighth of it (and
+// chunks and packs smaller, so many chunks and pack commits still
+// happen), so that run stays short.
 type crashScale struct {
 	mib      int    // a "MiB" of tree data
 	small    int    // percentage of the small-file counts

@@ -66,6 +66,11 @@ func smpPath(t testing.TB) string {
 	return smpBin
 }
 
+// smpRaceBuilt reports whether the smp that t runs is race-instrumented.
+func smpRaceBuilt(t testing.TB) bool {
+	return raceEnabled() && smpPath(t) == smpRaceBin
+}
+
 // binDir holds smpBin. It is world-readable so a test may run the binary
 // under another uid.
 var binDir string
