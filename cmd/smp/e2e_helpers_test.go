@@ -42,9 +42,10 @@ var smpRaceBin string
 // raceBinTests are the top-level tests that run smpRaceBin: those where
 // smp's own goroutines or processes race each other (a server taking
 // many clients at once, parallel restore workers, gc against a capture
-// and inside a server, two servers sharing a store, a capture killed
-// mid-pack), plus one local capture and restore round trip. The packages behind them also run their
-// own tests under -race in-process; every other e2e test runs smpBin.
+// and inside a server, two servers sharing a store, a capture cut off
+// mid-upload and resumed), plus one local capture and restore round
+// trip. The packages behind them also run their own tests under -race
+// in-process; every other e2e test runs smpBin.
 // TestE2ERaceBinTestsExist keeps the names true.
 var raceBinTests = map[string]bool{
 	"TestE2ERoundTrip":                      true,
@@ -71,7 +72,7 @@ func smpRaceBuilt(t testing.TB) bool {
 	return raceEnabled() && smpPath(t) == smpRaceBin
 }
 
-// binDir holds smpBin. It is world-readable so a test may run the binary
+// binDir holds smpBin and smpRaceBin. It is world-readable so a test may run the binary
 // under another uid.
 var binDir string
 
