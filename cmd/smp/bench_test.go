@@ -18,32 +18,26 @@ import (
 )
 
 // TestE2EBenchRunQuick is the CI smoke test of `smp bench run`: the real
-// binary (built by TestMain, race-instrumented under -race) generates a
+// binary (built by TestMain, without -race) generates a
 // small corpus, captures and restores it as child processes and compares
 // with the baselines that are installed, and through smp serve (one client
 // at a time, then 16 at once, verified). It checks the report's shape and
-// invariants, not speeds. About a minute without -race on 2 busy vCPUs;
-// the 16 concurrent clients make it several times that under -race.
+// invariants, not speeds. About a minute on 2 busy vCPUs.
 func TestE2EBenchRunQuick(t *testing.T) {
 	t.Parallel()
 	work := tmpDir(t)
 	plot := filepath.Join(work, "bench.svg")
 	args := []string{"bench", "run", "--quick", "--json", "--work", work, "--plot", plot}
-	bin := smpBin
 	if raceEnabled() {
-		// The race detector slows smp about tenfold, and 16 instrumented
-		// clients at once took over 10 minutes on 2 vCPUs: this smoke test
-		// of the harness runs a plain build (every other e2e test keeps
-		// checking the product for races).
-		bin = filepath.Join(tmpDir(t), "smp-norace")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
+		// The -race run shares the machine with every other package's
+		// tests: a smaller corpus keeps this smoke test of the harness
+		// short. smpPath is a plain build here too (16 race-instrumented
+		// clients at once took over 10 minutes on 2 vCPUs).
 		args = append(args, "--size", "16MiB")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, smpPath(t), args...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SMP_STORE=") {

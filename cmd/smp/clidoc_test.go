@@ -53,7 +53,7 @@ var flagLine = regexp.MustCompile(`(?m)^ +(-[a-z], )?--[a-z]`)
 // returns what it printed and its exit status.
 func helpText(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(smpBin, args...)
+	cmd := exec.Command(smpPath(t), args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SMP_") {
 			cmd.Env = append(cmd.Env, kv)
@@ -111,6 +111,7 @@ func generateCLIDoc(t *testing.T) string {
 }
 
 func TestCLIDoc(t *testing.T) {
+	t.Parallel()
 	generated := generateCLIDoc(t)
 	t.Run("flags named in the docs exist", func(t *testing.T) { checkDocFlags(t, generated) })
 	old, err := os.ReadFile(cliDocPath)

@@ -53,6 +53,7 @@ func listTarget(t *testing.T, target string) []string {
 // --map-user and under the mapped path for --map; --create-users-disabled
 // creates it expired. The host's passwd is unchanged.
 func TestE2ECreateUsers(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates accounts and chowns")
 	}
@@ -132,6 +133,7 @@ func TestE2ECreateUsers(t *testing.T) {
 // TestE2ERestoreNonRoot: --create-users is refused without root, and a
 // restore as another user says once that the files are that user's.
 func TestE2ERestoreNonRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the binary as another user")
 	}
@@ -189,6 +191,7 @@ func TestE2ERestoreNonRoot(t *testing.T) {
 // progress log: a file the target already has (exists), and the files
 // below a directory the target has as a file (error).
 func TestE2ERestoreNotRestoredSummary(t *testing.T) {
+	t.Parallel()
 	src := tmpDir(t)
 	writeFile(t, filepath.Join(src, "home", "alice", "keep.txt"), []byte("record\n"), 0o644)
 	writeFile(t, filepath.Join(src, "home", "alice", "docs", "a.txt"), []byte("a\n"), 0o644)

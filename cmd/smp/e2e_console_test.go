@@ -126,6 +126,7 @@ func confirmAction(t *testing.T, ctx context.Context, base, query string) string
 }
 
 func TestE2EConsoleBrowser(t *testing.T) {
+	t.Parallel()
 	ctx, dialogs := newBrowser(t)
 	store := newStore(t)
 	srv := startServer(t, store, "--tls-self-signed", "--min-free", "1MiB")

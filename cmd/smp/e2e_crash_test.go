@@ -33,19 +33,13 @@ import (
 	"time"
 )
 
-// crashPoints is the number of kills per scenario. Under -race it also
-// spares every smp child the race detector's one-second sleep at exit
-// (races are still reported when they happen), which would otherwise
-// dominate the run.
+// crashPoints is the number of kills per scenario.
 func crashPoints(t *testing.T) int {
 	t.Helper()
-	if raceEnabled() && os.Getenv("GORACE") == "" {
-		t.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 	s := os.Getenv("SMP_CRASH_POINTS")
 	if s == "" && raceEnabled() {
-		// Every smp child pays about 0.3 CPU-seconds to start under
-		// -race; two points keep the default run (CI) short.
+		// The -race run (CI) shares the machine with every package's
+		// race-instrumented tests: two points keep it short.
 		return 2
 	}
 	if s == "" {
@@ -116,7 +110,7 @@ type proc struct {
 
 func startSMP(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{args: args, cmd: exec.Command(smpBin, args...)}
+	p := &proc{args: args, cmd: exec.Command(smpPath(t), args...)}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SMP_STORE=") {
 			p.cmd.Env = append(p.cmd.Env, kv)
@@ -233,9 +227,10 @@ func ackedBytes(log string) int64 {
 // ---- trees and stores ----
 
 // crashScale sizes the trees and the store. The full size is the one the
-// campaign runs; under -race, where smp runs several times slower, trees
-// are an eighth of it (and chunks and packs smaller, so many chunks and
-// pack commits still happen), so the default run stays short.
+// campaign runs; under -race (CI's run, sharing the machine with every
+// package's race-instrumented tests) trees are an eighth of it (and
+// chunks and packs smaller, so many chunks and pack commits still
+// happen), so that run stays short.
 type crashScale struct {
 	mib      int    // a "MiB" of tree data
 	small    int    // percentage of the small-file counts
@@ -569,6 +564,7 @@ func (f crashFixture) remoteArgs(url string) []string {
 // in parallel, each measuring its own uninterrupted run first, so every
 // kill delay is drawn against the load it lands in.
 func TestCrash(t *testing.T) {
+	t.Parallel()
 	n := crashPoints(t)
 	dir := tmpDir(t)
 	var f crashFixture
@@ -590,6 +586,7 @@ func TestCrash(t *testing.T) {
 // or index/NNNNNN.vlog zero bytes long. Every record is intact, and the
 // next command must open the store on its first try.
 func TestCrashEmptyIndexLogs(t *testing.T) {
+	t.Parallel()
 	crashPoints(t)
 	for _, name := range []string{"00001.mem", "000002.vlog"} {
 		t.Run(name, func(t *testing.T) {

@@ -45,6 +45,7 @@ func (d diffJSON) lines() []string {
 // captures is reported, with sizes, by record IDs and by --computer; and
 // the text output names them.
 func TestE2EDiffKinds(t *testing.T) {
+	t.Parallel()
 	st := newStore(t)
 	root := tmpDir(t)
 	home := filepath.Join(root, "home", "ann")
@@ -152,6 +153,7 @@ func TestE2EDiffKinds(t *testing.T) {
 // the bench corpus' week of changes lists exactly the mutation's own
 // edits, additions, deletions and renames.
 func TestE2EDiffMutatedCorpus(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(tmpDir(t), "corpus")
 	mustSMP(t, "bench", "corpus", "--out", dir, "--users", "3", "--size", "24MiB", "--seed", "7")
 	st := newStore(t)
@@ -188,6 +190,7 @@ func TestE2EDiffMutatedCorpus(t *testing.T) {
 
 // TestE2EFilesLong: smp files --long prints each entry as ls -l does.
 func TestE2EFilesLong(t *testing.T) {
+	t.Parallel()
 	st := newStore(t)
 	root := tmpDir(t)
 	home := filepath.Join(root, "home", "bob")
@@ -247,6 +250,7 @@ func ownerNames(t *testing.T, path string) (string, string) {
 // for and says so in --json; an unknown shape, or --shape with an
 // existing corpus, is a usage error naming the choices.
 func TestE2EBenchCorpusShape(t *testing.T) {
+	t.Parallel()
 	var info struct {
 		Shape          string `json:"shape"`
 		Files          int    `json:"files"`

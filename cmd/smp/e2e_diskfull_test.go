@@ -26,7 +26,7 @@ func signalled(t *testing.T, args ...string) (result, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, smpBin, args...)
+	cmd := exec.CommandContext(ctx, smpPath(t), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

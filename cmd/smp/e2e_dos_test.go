@@ -305,7 +305,7 @@ func BenchmarkServeUnderAttack(b *testing.B) {
 // it.
 func TestE2EServeAttackMemory(t *testing.T) {
 	t.Parallel()
-	if raceEnabled() {
+	if smpRaceBuilt(t) {
 		t.Skip("the race detector multiplies the server's memory: RSS bound not meaningful")
 	}
 	r := runDoSLoad(t, dosOpts{attackers: 8, runs: 1, mib: 8})

@@ -33,9 +33,6 @@ import (
 
 func encryptCrashRounds(t *testing.T) int {
 	t.Helper()
-	if raceEnabled() && os.Getenv("GORACE") == "" {
-		t.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 	s := os.Getenv("SMP_CRASH_ROUNDS")
 	if s == "" {
 		return 2
@@ -88,7 +85,7 @@ func (c *encryptCopy) startEncrypt(t *testing.T) *proc {
 	t.Helper()
 	c.runs++
 	p := &proc{args: []string{"encrypt", "--store", c.store}}
-	p.cmd = exec.Command(smpBin, p.args...)
+	p.cmd = exec.Command(smpPath(t), p.args...)
 	p.cmd.Env = append(os.Environ(), c.env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -127,6 +124,7 @@ func (c *encryptCopy) finish(t *testing.T) int {
 
 // TestE2EEncryptCrash: see the comment at the top of this file.
 func TestE2EEncryptCrash(t *testing.T) {
+	t.Parallel()
 	rounds := encryptCrashRounds(t)
 	rng, seed := crashRand(t)
 	start := time.Now()

@@ -57,6 +57,7 @@ func within(est, real uint64) bool {
 // corpus' week of changes, where the estimate reuses the last record and
 // the store's chunks as the capture does.
 func TestE2EEstimateMatchesCapture(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(tmpDir(t), "corpus")
 	mustSMP(t, "bench", "corpus", "--out", dir, "--users", "3", "--size", "24MiB", "--seed", "11")
 	st := newStore(t)
@@ -114,6 +115,7 @@ func TestE2EEstimateMatchesCapture(t *testing.T) {
 // (nothing uploaded) and no record committed; and it reserves nothing, so
 // an SMP whose quota refuses the capture still answers the estimate.
 func TestE2EEstimateRemote(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(tmpDir(t), "corpus")
 	mustSMP(t, "bench", "corpus", "--out", dir, "--users", "3", "--size", "24MiB", "--seed", "13")
 	st := newStore(t)

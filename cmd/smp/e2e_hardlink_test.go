@@ -153,6 +153,7 @@ func TestE2EHardlinkCaptureRestoreRm(t *testing.T) {
 }
 
 func TestE2EHardlinkDetectsModifiedFile(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	hardlinkTree(t, root)
@@ -289,6 +290,7 @@ func TestE2EHardlinkIngest(t *testing.T) {
 // instead of hard-linking, so an edit of the user's file after capture can
 // no longer reach the store's copy: the record restores what was captured.
 func TestE2EHardlinkClonesOnXFS(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to loop-mount an XFS image")
 	}
@@ -340,6 +342,7 @@ func TestE2EHardlinkClonesOnXFS(t *testing.T) {
 // TestE2EGCRemovesOrphanLinkSets: a link set no record names (a capture
 // killed before committing) is removed by gc; a live record's set stays.
 func TestE2EGCRemovesOrphanLinkSets(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	hardlinkTree(t, root)
@@ -372,6 +375,7 @@ func TestE2EGCRemovesOrphanLinkSets(t *testing.T) {
 // TestE2EHardlinkRestoreOverExisting: linking straight into place must not
 // bypass the overwrite rules or follow a symlink planted at a file's name.
 func TestE2EHardlinkRestoreOverExisting(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	hardlinkTree(t, root)

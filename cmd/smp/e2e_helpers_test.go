@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,10 +29,50 @@ import (
 	"smp/internal/seaweedtest"
 )
 
-// smpBin is the smp binary built by TestMain.
+// smpBin is the smp binary built by TestMain, without the race detector:
+// a child process gains nothing from the race detector of the test
+// process, and a race-instrumented smp runs several times slower.
 var smpBin string
 
-// binDir holds smpBin. It is world-readable so a test may run the binary
+// smpRaceBin is smp built with -race when this test binary is (a -race
+// test run), else smpBin. The tests in raceBinTests run it, so the -race
+// run also checks the product for races where its goroutines meet.
+var smpRaceBin string
+
+// raceBinTests are the top-level tests that run smpRaceBin: those where
+// smp's own goroutines or processes race each other (a server taking
+// many clients at once, parallel restore workers, gc against a capture
+// and inside a server, two servers sharing a store, a capture cut off
+// mid-upload and resumed), plus one local capture and restore round
+// trip. The packages behind them also run their own tests under -race
+// in-process; every other e2e test runs smpBin.
+// TestE2ERaceBinTestsExist keeps the names true.
+var raceBinTests = map[string]bool{
+	"TestE2ERoundTrip":                      true,
+	"TestE2EServeConcurrentClients":         true,
+	"TestE2ERestoreParallelWalk":            true,
+	"TestE2EServeAdminLimitsAndGC":          true,
+	"TestE2ES3GCRace":                       true,
+	"TestE2ES3TwoServers":                   true,
+	"TestE2EServeResumesInterruptedCapture": true,
+}
+
+// smpPath is the binary test t runs: smpRaceBin for the tests in
+// raceBinTests (and their subtests), smpBin for the others.
+func smpPath(t testing.TB) string {
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if raceBinTests[top] {
+		return smpRaceBin
+	}
+	return smpBin
+}
+
+// smpRaceBuilt reports whether the smp that t runs is race-instrumented.
+func smpRaceBuilt(t testing.TB) bool {
+	return raceEnabled() && smpPath(t) == smpRaceBin
+}
+
+// binDir holds smpBin and smpRaceBin. It is world-readable so a test may run the binary
 // under another uid.
 var binDir string
 
@@ -51,18 +92,41 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
-	smpBin = filepath.Join(dir, "smp")
-	args := []string{"build", "-o", smpBin}
+	smpBin, smpRaceBin = filepath.Join(dir, "smp"), filepath.Join(dir, "smp")
+	builds := [][]string{{"build", "-o", smpBin, "."}}
 	if raceEnabled() {
-		// A race-instrumented test run also checks the product for races.
-		args = append(args, "-race")
+		smpRaceBin = filepath.Join(dir, "smp-race")
+		builds = append(builds, []string{"build", "-race", "-o", smpRaceBin, "."})
 	}
-	args = append(args, ".")
-	cmd := exec.Command("go", args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: go build of smp failed:", err)
+	// The two builds share no compiled package (-race compiles every
+	// package anew), so they run side by side.
+	errs := make(chan error, len(builds))
+	for _, args := range builds {
+		go func() {
+			cmd := exec.Command("go", args...)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				errs <- fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	failed := false
+	for range builds {
+		if err := <-errs; err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build of smp failed:", err)
+			failed = true
+		}
+	}
+	if failed {
 		return 1
+	}
+	if raceEnabled() && os.Getenv("GORACE") == "" {
+		// Spare every race-built smp child the race detector's one-second
+		// sleep at exit: races are reported when they happen, and the
+		// sleep would dominate tests that run smp dozens of times.
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	defer seaweedtest.StopShared()
 	cfg, err := isolateKeys()
@@ -149,6 +213,38 @@ type runOpts struct {
 	stdin      string              // fed through a pipe
 }
 
+// childEnvs holds, per top-level test, the KEY=VALUE entries setChildEnv
+// gave every smp the test starts.
+var childEnvs sync.Map
+
+// setChildEnv gives every smp that t and its subtests start the KEY=VALUE
+// entries kv, as t.Setenv would, but leaves this process's environment
+// alone, so t may run in parallel with other tests.
+func setChildEnv(t *testing.T, kv ...string) {
+	t.Helper()
+	if strings.Contains(t.Name(), "/") {
+		t.Fatal("setChildEnv is for top-level tests")
+	}
+	childEnvs.Store(t.Name(), kv)
+	t.Cleanup(func() { childEnvs.Delete(t.Name()) })
+}
+
+// childEnv is the environment of an smp that t starts: this process's
+// without SMP_STORE, then what setChildEnv gave t's top-level test.
+func childEnv(t testing.TB) []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SMP_STORE=") {
+			env = append(env, kv)
+		}
+	}
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if kv, ok := childEnvs.Load(top); ok {
+		env = append(env, kv.([]string)...)
+	}
+	return env
+}
+
 // smp runs the binary with args and returns its result. SMP_STORE from the
 // test's own environment is never passed on.
 func smp(t testing.TB, args ...string) result {
@@ -161,14 +257,8 @@ func smpWith(t testing.TB, o runOpts, args ...string) result {
 	const timeout = 2 * time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, smpBin, args...)
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SMP_STORE=") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, o.env...)
+	cmd := exec.CommandContext(ctx, smpPath(t), args...)
+	cmd.Env = append(childEnv(t), o.env...)
 	cmd.Dir = o.dir
 	if o.stdin != "" {
 		cmd.Stdin = strings.NewReader(o.stdin)

@@ -22,7 +22,7 @@ func TestE2EKeysPrompt(t *testing.T) {
 		t.Fatalf("init:\n%s", r)
 	}
 	master, slave := openPty(t)
-	cmd := exec.Command(smpBin, "records", "--store", store)
+	cmd := exec.Command(smpPath(t), "records", "--store", store)
 	cmd.Env = append(cmd.Environ(), keyEnv(tmpDir(t))...) // no stored key
 	var stdout bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, slave

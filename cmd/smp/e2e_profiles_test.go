@@ -29,6 +29,7 @@ type profilesOut struct {
 // different ages in a wtmp file the test writes, one matching
 // --exclude-user, and one no record names, whose newest mtime decides.
 func TestE2EInactiveFor(t *testing.T) {
+	t.Parallel()
 	st := newStore(t)
 	root := tmpDir(t)
 	now := time.Now()

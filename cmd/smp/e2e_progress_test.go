@@ -12,6 +12,7 @@ import (
 // TestE2EProgressLog: capture and restore append USMT-style lines in the
 // documented format (docs/PROGRESS.md), skipped paths included.
 func TestE2EProgressLog(t *testing.T) {
+	t.Parallel()
 	dir := tmpDir(t)
 	root := filepath.Join(dir, "root")
 	writeFile(t, filepath.Join(root, "home/alice/a.bin"), rnd(3, 3<<20), 0o644)

@@ -51,7 +51,7 @@ func TestE2EProgressTerminalStderr(t *testing.T) {
 	writeFile(t, filepath.Join(dst, "home", "alice", "a.txt"), []byte("already here\n"), 0o644)
 
 	master, slave := openPty(t)
-	cmd := exec.Command(smpBin, "restore", "--store", store, "--computer", "PC01", "--root", dst)
+	cmd := exec.Command(smpPath(t), "restore", "--store", store, "--computer", "PC01", "--root", dst)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, slave
 	if err := cmd.Start(); err != nil {

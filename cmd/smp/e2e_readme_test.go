@@ -38,7 +38,7 @@ func TestE2EReadmeQuickStart(t *testing.T) {
 	if line == "" {
 		t.Fatalf("README.md has no quick start line starting with d=$(mktemp -d) && %s", build)
 	}
-	cmdline := strings.Replace(line, build, "cp "+smpBin+" smp", 1)
+	cmdline := strings.Replace(line, build, "cp "+smpPath(t)+" smp", 1)
 	home, work := tmpDir(t), tmpDir(t)
 	cmd := exec.Command("bash", "-c", cmdline)
 	cmd.Dir = work

@@ -225,7 +225,7 @@ func TestE2ERestoreRemovesPartials(t *testing.T) {
 
 	// Kill a restore while it writes: whatever temporary names it left are
 	// partials (planted ones make sure there are some).
-	cmd := exec.Command(smpBin, "restore", "--store", store, "--computer", "pc1", "--root", target, "--workers", "1")
+	cmd := exec.Command(smpPath(t), "restore", "--store", store, "--computer", "pc1", "--root", target, "--workers", "1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestE2ERestoreDeepTreeLowFDLimit(t *testing.T) {
 	target := tmpDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, smpBin,
+	cmd := exec.CommandContext(ctx, "sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, smpPath(t),
 		"restore", "--store", store, "--computer", "pc1", "--root", target)
 	out, err := cmd.CombinedOutput()
 	var exitErr *exec.ExitError

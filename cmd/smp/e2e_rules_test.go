@@ -347,6 +347,7 @@ func TestE2ERulesShippedSamples(t *testing.T) {
 // with /tmp moved into the test's directory and this smp on PATH: the
 // capture keeps the report and drops the cache and the ISO image.
 func TestE2ERulesDocExample(t *testing.T) {
+	t.Parallel()
 	script, _, err := docRulesExample()
 	if err != nil {
 		t.Fatal(err)
@@ -367,6 +368,7 @@ func TestE2ERulesDocExample(t *testing.T) {
 // TestE2ERulesShow: smp rules show prints a built-in set that, saved and
 // given to --rules, selects as builtin:NAME does; list names them all.
 func TestE2ERulesShow(t *testing.T) {
+	t.Parallel()
 	r := mustSMP(t, "rules", "list")
 	if r.stdout != "builtin:documents\nbuiltin:everything\n" {
 		t.Fatalf("rules list: %q", r.stdout)

@@ -33,10 +33,9 @@ const sharedBound = 2*time.Second + 3*time.Second
 //   - --min-free on an s3:// store and --hardlink on one are refused with
 //     one line.
 func TestE2ES3SharedAccess(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey) // for the smp serve processes
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	dir := tmpDir(t)
 	loc := "s3://" + srv.Endpoint + "/" + srv.NewBucket(t) + "/acc"
 	cacheA, cacheB, cacheC := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b"), filepath.Join(dir, "cache-c")

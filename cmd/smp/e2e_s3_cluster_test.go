@@ -42,6 +42,7 @@ import (
 // failure. A gateway that answers 503 to every pack read fails the restore
 // with an error naming the 503, counted as given up, within that bound.
 func TestE2ES3VolumeServerKilled(t *testing.T) {
+	t.Parallel()
 	bin, err := seaweedtest.Binary()
 	if err != nil {
 		if seaweedtest.Required() {
@@ -59,9 +60,7 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	t.Setenv("AWS_ACCESS_KEY_ID", c.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", c.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+c.AccessKey, "AWS_SECRET_ACCESS_KEY="+c.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	bucket := c.NewBucket(t)
 	loc := "s3://" + c.Endpoint + "/" + bucket + "/vk"
 	// Two uploads at once and 16 MiB of read-ahead: the flags reach the
@@ -93,7 +92,8 @@ func TestE2ES3VolumeServerKilled(t *testing.T) {
 
 	// B's capture runs while volume server 1 dies: killed once B has
 	// stored its first pack.
-	cmd := exec.Command(smpBin, append([]string{"capture", "--computer", "PC02", "--root", srcB, "--json"}, s3...)...)
+	cmd := exec.Command(smpPath(t), append([]string{"capture", "--computer", "PC02", "--root", srcB, "--json"}, s3...)...)
+	cmd.Env = childEnv(t)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -207,6 +207,7 @@ func retriesThroughProxy(t *testing.T, endpoint, bucket, dir, record, src string
 // TestE2ES3TransferFlags: --s3-read-ahead takes a size and says what it
 // wants otherwise, before any request.
 func TestE2ES3TransferFlags(t *testing.T) {
+	t.Parallel()
 	r := smp(t, "records", "--store", "s3://127.0.0.1:1/bucket/p", "--s3-insecure", "--s3-read-ahead", "lots")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--s3-read-ahead") || !strings.Contains(r.stderr, "64MiB") {
 		t.Fatalf("--s3-read-ahead lots: want a usage error naming the flag\n%v", r)
@@ -218,10 +219,9 @@ func TestE2ES3TransferFlags(t *testing.T) {
 // not one GET each (counted by a proxy that injects nothing), and the
 // tree restores byte-identical.
 func TestE2ES3RestoreReadsAhead(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	p, err := seaweedtest.NewFaultProxy(srv.Endpoint)
 	if err != nil {
 		t.Fatal(err)

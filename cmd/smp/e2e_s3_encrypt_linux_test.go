@@ -24,6 +24,7 @@ import (
 // the bucket's operator sees is sealed packs, key slots and a config
 // without the hash key.
 func TestE2ES3EncryptedNoPlaintext(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
 	dir := tmpDir(t)
 	bucket := srv.NewBucket(t)

@@ -19,10 +19,12 @@ import (
 	"smp/internal/seaweedtest"
 )
 
-// runQuiet runs the smp binary without touching t, for goroutines (which
-// must not call t.Fatal).
-func runQuiet(args ...string) result {
-	cmd := exec.Command(smpBin, args...)
+// runQuiet runs the smp binary bin (the test's smpPath) in the
+// environment env (the test's childEnv) without touching t, for
+// goroutines (which must not call t.Fatal).
+func runQuiet(bin string, env []string, args ...string) result {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -93,16 +95,16 @@ func copyStats(c map[cas.ID]int) (most, duplicated int) {
 // record still verifies. The store is unencrypted so that the test reads
 // the pack trailers to count copies.
 func TestE2ES3EightClients(t *testing.T) {
+	t.Parallel()
 	if raceEnabled() {
-		// 8 race-instrumented clients, 2 servers and 32 restores are
-		// too slow under -race: .ci/run runs it in a step of its own
-		// without -race.
+		// .ci/run runs it without -race in a step of its own, beside the
+		// -race run: 8 clients, 2 servers and 32 restores at once would
+		// only slow that run down.
 		t.Skip("runs without -race, in its own .ci/run step")
 	}
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
+	bin, env := smpPath(t), childEnv(t)
 	cl, err := srv.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +139,7 @@ func TestE2ES3EightClients(t *testing.T) {
 		return roots
 	}
 	capture := func(i int, root string) result {
-		return runQuiet("capture", "--store", servers[i%2].url, "--token", tokens[i][i%2], "--computer", pcs[i], "--root", root, "--json")
+		return runQuiet(bin, env, "capture", "--store", servers[i%2].url, "--token", tokens[i][i%2], "--computer", pcs[i], "--root", root, "--json")
 	}
 	captureAll := func(which []int, roots []string) map[int]remoteCaptureOut {
 		results := make([]result, clients)
@@ -235,7 +237,7 @@ func TestE2ES3EightClients(t *testing.T) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[n] = runQuiet("restore", "--store", servers[j.server].url, "--token", tokens[j.i][j.server], "--record", j.rec, "--root", j.dst, "--json")
+			results[n] = runQuiet(bin, env, "restore", "--store", servers[j.server].url, "--token", tokens[j.i][j.server], "--record", j.rec, "--root", j.dst, "--json")
 		})
 	}
 	wg.Wait()
@@ -263,7 +265,7 @@ func TestE2ES3EightClients(t *testing.T) {
 	gcArgs := []string{"gc", "--store", loc, "--s3-insecure", "--cache", filepath.Join(dir, "cache-c"), "--grace", "2s", "--repack-below", "1", "--json"}
 	for run := 1; ; run++ {
 		time.Sleep(2500 * time.Millisecond) // every pack older than the grace
-		if r, err := runBackground([]string{"SMP_TEST_SHORT_GC_GRACE=1"}, gcArgs...); err != nil || r.code != exitOK {
+		if r, err := runBackground(bin, append(env, "SMP_TEST_SHORT_GC_GRACE=1"), gcArgs...); err != nil || r.code != exitOK {
 			t.Fatalf("gc: %v\n%v", err, r)
 		}
 		copies = dataCopies(t, cl, bucket, "shared/")

@@ -34,9 +34,9 @@ func s3Env(srv *seaweedtest.Server) []string {
 // its refresh; smp index rebuild works from the bucket; what is in the
 // bucket is config, packs and nothing of the local cache.
 func TestE2ES3Store(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey) // for smpJSON too
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey) // for every smp the test starts
 	dir := tmpDir(t)
 	bucket := srv.NewBucket(t)
 	loc := "s3://" + srv.Endpoint + "/" + bucket + "/stores/e2e"
@@ -184,10 +184,9 @@ func TestE2ES3Store(t *testing.T) {
 // restores byte-identical through B; a second computer capturing the same
 // files through B sends only what A did not store.
 func TestE2ES3TwoServers(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey) // for the smp serve processes
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	dir := tmpDir(t)
 	loc := "s3://" + srv.Endpoint + "/" + srv.NewBucket(t) + "/two"
 	cacheA, cacheB := filepath.Join(dir, "cache-a"), filepath.Join(dir, "cache-b")
@@ -289,9 +288,9 @@ func s3Keys(t *testing.T, cl *minio.Client, bucket, prefix string) []string {
 // failing, a capture fails with one clear error and commits nothing: the
 // records are as before and verify --read-data is clean.
 func TestE2ES3FaultProxy(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey) // for every smp the test starts
 	p, err := seaweedtest.NewFaultProxy(srv.Endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -360,10 +359,9 @@ func TestE2ES3FaultProxy(t *testing.T) {
 // by the survivor's refresh), restores byte-identical, and verify
 // --read-data of the bucket is clean.
 func TestE2ES3KillServer(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	dir := tmpDir(t)
 	bucket := srv.NewBucket(t)
 	loc := "s3://" + srv.Endpoint + "/" + bucket + "/kill"
@@ -382,7 +380,8 @@ func TestE2ES3KillServer(t *testing.T) {
 	src := tmpDir(t)
 	const mib = 48
 	serveProfile(t, src, 31, mib)
-	client := exec.Command(smpBin, "capture", "--store", a.url, "--token", tokA, "--computer", "PC01", "--root", src, "--json")
+	client := exec.Command(smpPath(t), "capture", "--store", a.url, "--token", tokA, "--computer", "PC01", "--root", src, "--json")
+	client.Env = childEnv(t)
 	if err := client.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -37,13 +37,14 @@ func gcRaceRounds(t *testing.T) int {
 	return n
 }
 
-// runBackground runs smp from a goroutine other than the test's: it
-// returns what happened instead of failing the test.
-func runBackground(env []string, args ...string) (result, error) {
+// runBackground runs the smp binary bin (the test's smpPath) in the
+// environment env (the test's childEnv and more) from a goroutine other
+// than the test's: it returns what happened instead of failing the test.
+func runBackground(bin string, env []string, args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, smpBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -93,11 +94,11 @@ type gcRaceOut struct {
 // The grace is short through SMP_TEST_SHORT_GC_GRACE=1, which only tests
 // set: a store on S3 otherwise refuses a grace under an hour.
 func TestE2ES3GCRace(t *testing.T) {
+	t.Parallel()
 	srv := seaweedtest.Shared(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("SMP_CACHE", "")
+	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=") // for every smp the test starts
 	rounds := gcRaceRounds(t)
+	bin := smpPath(t)
 	dir := tmpDir(t)
 	bucket := srv.NewBucket(t)
 	loc := "s3://" + srv.Endpoint + "/" + bucket + "/race"
@@ -122,6 +123,7 @@ func TestE2ES3GCRace(t *testing.T) {
 	tok := strings.TrimSpace(mustSMP(t, "token", "create", "--store", loc, "--s3-insecure", "--cache", cacheB, "--computer", "PCB").stdout)
 	b := startServer(t, loc, "--insecure", "--s3-insecure", "--cache", cacheB)
 	gcEnv := []string{"SMP_TEST_SHORT_GC_GRACE=1"}
+	bgEnv := append(childEnv(t), gcEnv...) // for the gc goroutine
 	gcArgs := append([]string{"gc", "--grace", "2s", "--json"}, s3a...)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 18))
 	type kept struct{ record, src string }
@@ -152,7 +154,7 @@ func TestE2ES3GCRace(t *testing.T) {
 			for i := range 2 {
 				// The capture starts before, between or after the runs.
 				time.Sleep([]time.Duration{1500 * time.Millisecond, 2200 * time.Millisecond}[i])
-				r, err := runBackground(gcEnv, gcArgs...)
+				r, err := runBackground(bin, bgEnv, gcArgs...)
 				if err == nil && r.code != exitOK {
 					err = fmt.Errorf("gc exit %d: %s", r.code, r.stderr)
 				}
@@ -172,17 +174,25 @@ func TestE2ES3GCRace(t *testing.T) {
 		var out remoteCaptureOut
 		args := []string{"capture", "--store", b.url, "--token", tok, "--computer", "PCB", "--json", "--root", src}
 		r := smp(t, args...)
-		if r.code != exitOK {
+		var d gcDone
+		gcEnded := false
+		for attempt := 1; r.code != exitOK; attempt++ {
 			// Refused because a chunk it reused was condemned meanwhile:
-			// run again, it must then send what it lacks and commit.
+			// run again, it must then send what it lacks and commit. A
+			// re-run that overlaps the second gc run may be refused again
+			// for the same reason, so after a second refusal the test
+			// waits for both gc runs to end: the next run must commit.
 			if !strings.Contains(r.stderr, "marked for deletion") {
 				t.Fatalf("round %d: capture through B failed otherwise:\n%v", round, r)
 			}
-			refused++
-			r = smp(t, args...)
-			if r.code != exitOK {
-				t.Fatalf("round %d: the re-run capture failed:\n%v", round, r)
+			if gcEnded {
+				t.Fatalf("round %d: the capture was refused again after both gc runs ended:\n%v", round, r)
 			}
+			refused++
+			if attempt >= 2 {
+				d, gcEnded = <-done, true
+			}
+			r = smp(t, args...)
 		}
 		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 			t.Fatalf("round %d: %v\n%v", round, err, r)
@@ -190,7 +200,9 @@ func TestE2ES3GCRace(t *testing.T) {
 		if out.Held > 0 {
 			reused++
 		}
-		d := <-done
+		if !gcEnded {
+			d = <-done
+		}
 		if d.err != nil {
 			t.Fatalf("round %d: %v", round, d.err)
 		}

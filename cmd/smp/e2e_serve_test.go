@@ -88,7 +88,8 @@ func launchServer(t testing.TB, store string, args ...string) *testServer {
 		args = []string{"--insecure"}
 	}
 	s := &testServer{}
-	s.cmd = exec.Command(smpBin, append([]string{"serve", "--store", store, "--listen", "127.0.0.1:0"}, args...)...)
+	s.cmd = exec.Command(smpPath(t), append([]string{"serve", "--store", store, "--listen", "127.0.0.1:0"}, args...)...)
+	s.cmd.Env = childEnv(t)
 	s.cmd.Stderr = lockedWriter{s}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -373,7 +374,7 @@ func TestE2EServeResumesInterruptedCapture(t *testing.T) {
 	const mib = 48
 	serveProfile(t, src, 11, mib)
 
-	cmd := exec.Command(smpBin, "capture", "--store", srv.url, "--token", tok, "--computer", "PC01", "--root", src, "--json")
+	cmd := exec.Command(smpPath(t), "capture", "--store", srv.url, "--token", tok, "--computer", "PC01", "--root", src, "--json")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -409,6 +410,7 @@ func TestE2EServeResumesInterruptedCapture(t *testing.T) {
 }
 
 func TestE2EServeUsage(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	cases := []struct {
 		args []string
@@ -627,6 +629,7 @@ func TestE2EServeRestoreBatchesFetches(t *testing.T) {
 // TestE2EServeSlowClients: a client that never finishes its headers, or
 // trickles a body, is cut off; the server keeps serving everyone else.
 func TestE2EServeSlowClients(t *testing.T) {
+	t.Parallel()
 	store := newStore(t)
 	srv := startServer(t, store, "--insecure", "--read-header-timeout", "1s", "--request-timeout", "2s")
 	tok := newToken(t, store, "--computer", "PC01")
