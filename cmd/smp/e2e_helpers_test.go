@@ -218,12 +218,16 @@ type runOpts struct {
 var childEnvs sync.Map
 
 // setChildEnv gives every smp that t and its subtests start the KEY=VALUE
-// entries kv, as t.Setenv would, but leaves this process's environment
-// alone, so t may run in parallel with other tests.
+// entries kv after those of earlier calls, as t.Setenv would, but leaves
+// this process's environment alone, so t may run in parallel with other
+// tests.
 func setChildEnv(t *testing.T, kv ...string) {
 	t.Helper()
 	if strings.Contains(t.Name(), "/") {
 		t.Fatal("setChildEnv is for top-level tests")
+	}
+	if old, ok := childEnvs.Load(t.Name()); ok {
+		kv = append(append([]string{}, old.([]string)...), kv...)
 	}
 	childEnvs.Store(t.Name(), kv)
 	t.Cleanup(func() { childEnvs.Delete(t.Name()) })

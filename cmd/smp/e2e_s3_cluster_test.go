@@ -152,7 +152,7 @@ func retriesThroughProxy(t *testing.T, endpoint, bucket, dir, record, src string
 	}
 	defer p.Close()
 	// An attempt waits 1 s for an answer; a delayed one comes after 3 s.
-	t.Setenv(repo.S3TimeoutEnv, "1s")
+	setChildEnv(t, repo.S3TimeoutEnv+"=1s")
 	var n atomic.Int64
 	p.SetDecide(func(r *http.Request) seaweedtest.Fault {
 		switch i := n.Add(1); {
