@@ -89,6 +89,7 @@ func (c *capturer) walkRoot(ctx context.Context, root *dirNode, sel *selection, 
 // fillDir, it returns the node's directory still open, or nil.
 func (c *capturer) walkSelected(ctx context.Context, node *dirNode, sel *selection, prev *manifest.Tree, h *dirHandle) (*dirHandle, error) {
 	if sel.full {
+		c.dirAhead.seed(node.rel)
 		return c.walkDir(ctx, node, prev, h)
 	}
 	entries := make([]dirEntry, 0, len(sel.children))
@@ -105,6 +106,7 @@ func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, fi
 func (c *capturer) walkDir(ctx context.Context, node *dirNode, prev *manifest.Tree, h *dirHandle) (*dirHandle, error) {
 	entries, buf, err := readDir(h.fd, c.direntBuf)
 	c.direntBuf = buf
+	c.dirAhead.walkedOne()
 	if err != nil {
 		c.report(Problem{Path: c.abs(node.rel), Err: fmt.Errorf("read directory: %w", err)})
 		if node.parent != nil {
@@ -260,6 +262,9 @@ func (c *capturer) dispatch(ctx context.Context, node *dirNode, h *dirHandle, jo
 		}
 	}
 	for _, job := range jobs {
+		if !job.unstatted && job.linkOf == nil && !statUnchanged(job) {
+			c.dataAhead.hint(h, job.name, int64(job.entry.Size))
+		}
 		h.hold() // the job opens its file in this directory
 		job.parent = h
 		select {
