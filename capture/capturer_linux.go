@@ -58,6 +58,7 @@ type capturer struct {
 	// a cold cache (see ahead_linux.go); nil when not running.
 	dirAhead  *dirAhead
 	dataAhead *dataAhead
+	trees     *treeAhead // the parent record's trees; nil: c.store.LoadTree
 	linker    *linker
 	// linkFirst: regular files are hard-linked into the store before
 	// anything else (see linkByName), so the walker need not stat them.
@@ -243,6 +244,11 @@ func (c *capturer) pipeline(ctx context.Context, sel *selection, prevRoot *manif
 	g.Go(func() error { return c.finisher(gctx) })
 	c.dirAhead = startDirAhead(c.opts.Root, c.enters)
 	defer c.dirAhead.stop()
+	if prevRoot != nil && !loadsTreesAhead(c.store) {
+		c.trees = startTreeAhead(c.store.LoadTree)
+		defer c.trees.stop()
+		c.trees.queue(prevRoot)
+	}
 	if c.linker == nil && c.totals == nil {
 		// Only a capture that chunks reads files' data.
 		c.dataAhead = startDataAhead()

@@ -233,6 +233,13 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 	if err != nil {
 		return h, err
 	}
+	if c.trees != nil {
+		for _, p := range prevEntries {
+			if p.Type == manifest.TypeDir {
+				c.trees.forget(p.Subtree) // taken if walked; gone or left out otherwise
+			}
+		}
+	}
 	node.queued = min(int64(len(node.entries)), queuedEntries)
 	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
 		return h, err
@@ -323,7 +330,7 @@ func (c *capturer) walkSubdirs(ctx context.Context, node *dirNode, h *dirHandle,
 		h = nil
 		var prevSub *manifest.Tree
 		if sd.hasPrev {
-			prevSub, _ = c.store.LoadTree(sd.prev) // unreadable: its files are read again
+			prevSub, _ = c.loadPrev(sd.prev) // unreadable: its files are read again
 		}
 		child := newDirHandle(fd)
 		if sd.sel != nil {
@@ -342,6 +349,14 @@ func (c *capturer) walkSubdirs(ctx context.Context, node *dirNode, h *dirHandle,
 		}
 	}
 	return h, nil
+}
+
+// loadPrev loads a subdirectory's tree in the parent record.
+func (c *capturer) loadPrev(id cas.ID) (*manifest.Tree, error) {
+	if c.trees != nil {
+		return c.trees.take(id)
+	}
+	return c.store.LoadTree(id)
 }
 
 // openSubdir opens the subdirectory sd in h, checks that it is the
