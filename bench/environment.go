@@ -228,7 +228,7 @@ func smpEnv(work string, drop ...string) ([]string, error) {
 	if err := os.MkdirAll(cfg, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	env := childEnv(append([]string{"SMP_STORE=", "SMP_CPUPROFILE=", "SMP_KEY_FILE=", "SMP_PASSPHRASE_FILE=", "CREDENTIALS_DIRECTORY=", "XDG_CONFIG_HOME="}, drop...)...)
+	env := childEnv(append([]string{"SMP_STORE=", "SMP_CPUPROFILE=", "SMP_TRACE=", "SMP_KEY_FILE=", "SMP_PASSPHRASE_FILE=", "CREDENTIALS_DIRECTORY=", "XDG_CONFIG_HOME="}, drop...)...)
 	return append(env, "XDG_CONFIG_HOME="+cfg), nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -53,6 +54,11 @@ type capturer struct {
 	// structure that can outlive a directory; see hardLink.
 	hardlinks map[devIno]*hardLink
 	direntBuf []byte // getdents buffer (walker only)
+	// dirAhead and dataAhead read ahead of the walker and the workers on
+	// a cold cache (see ahead_linux.go); nil when not running.
+	dirAhead  *dirAhead
+	dataAhead *dataAhead
+	trees     *treeAhead // the parent record's trees; nil: c.store.LoadTree
 	linker    *linker
 	// linkFirst: regular files are hard-linked into the store before
 	// anything else (see linkByName), so the walker need not stat them.
@@ -236,7 +242,19 @@ func (c *capturer) pipeline(ctx context.Context, sel *selection, prevRoot *manif
 		return c.firstOfferErr()
 	})
 	g.Go(func() error { return c.finisher(gctx) })
+	c.dirAhead = startDirAhead(c.opts.Root, c.enters)
+	defer c.dirAhead.stop()
+	if prevRoot != nil && !loadsTreesAhead(c.store) {
+		c.trees = startTreeAhead(c.store.LoadTree)
+		defer c.trees.stop()
+		c.trees.queue(prevRoot)
+	}
+	if c.linker == nil && c.totals == nil {
+		// Only a capture that chunks reads files' data.
+		c.dataAhead = startDataAhead()
+	}
 	g.Go(func() error {
+		defer c.dataAhead.stop() // after the last job is queued
 		defer close(c.dirs)
 		defer close(c.fileJobs)
 		return c.walkRoot(gctx, &dirNode{rel: ""}, sel, prevRoot)
@@ -295,6 +313,12 @@ func (c *capturer) dropLinks() {
 	if c.linker != nil {
 		os.RemoveAll(c.linker.dir)
 	}
+}
+
+// enters reports whether the walk enters the directory rel, stat'ed as st
+// (dirAhead lists only those).
+func (c *capturer) enters(rel string, st *unix.Stat_t) bool {
+	return c.allowed(rel, true) && !c.skip[devIno{st.Dev, st.Ino}]
 }
 
 // allowed applies --user limits and the filter to a path below the root.

@@ -24,8 +24,8 @@
 // What is held therefore depends on the directories being worked on, not on
 // the files seen so far: the entries of the directories on the walker's
 // path and of at most 16Ki entries in queued directories, and the parent
-// record's trees of the directories on the walker's path only (a
-// subdirectory's previous tree is loaded when the walk enters it). A tree's
+// record's trees of the directories on the walker's path, plus at most
+// 4Ki entries of trees loaded ahead of the walker (treeahead.go). A tree's
 // entries are freed once it is stored. The only per-file state that lives
 // longer is one small record per multiply-linked inode whose other names
 // have not all been seen yet (hard-link detection).
@@ -35,6 +35,11 @@
 // recorded of a name (type, metadata, xattrs, contents or link) comes from
 // the one inode opened there: a name replaced between the walk and the open
 // is reported as changed during capture (ErrChanged). See walk_linux.go.
+//
+// On a cold page cache, helpers keep the disk busy ahead of the walker and
+// the workers (ahead_linux.go): directories are listed ahead of the walk
+// and the next queued files' data is requested (posix_fadvise WILLNEED).
+// They only warm the cache: nothing they read is recorded.
 //
 // The API (Options, Run, Ingest, ParseHardlink) builds on every system; the
 // walker and file workers are Linux-only (the _linux.go files), and Run

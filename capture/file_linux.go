@@ -291,9 +291,15 @@ func (c *capturer) reuseUnchanged(job *fileJob) bool {
 // entry in the parent record, whose chunks the store still holds: then
 // nothing of it is read.
 func (c *capturer) sameAsParent(job *fileJob) bool {
+	return statUnchanged(job) && c.chunksPresent(job.prev.Chunks)
+}
+
+// statUnchanged reports whether the file's entry (the walk's stat) is its
+// entry in the parent record.
+func statUnchanged(job *fileJob) bool {
 	e, p := job.entry, job.prev
 	return p != nil && p.Type == manifest.TypeFile && !p.Incomplete && p.Link == nil &&
-		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode && c.chunksPresent(p.Chunks)
+		p.Size == e.Size && p.MTimeNs == e.MTimeNs && p.CTimeNs == e.CTimeNs && p.Inode == e.Inode
 }
 
 // openFile opens the job's file by name in its parent directory and fills

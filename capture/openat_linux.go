@@ -199,10 +199,13 @@ func fgetxattr(fd int, name string) ([]byte, bool) {
 }
 
 // fdReader reads a file open as fd from offset 0 with pread, so a second
-// attempt reads it again from the start.
+// attempt reads it again from the start. After a large read that filled
+// the caller's buffer it asks the kernel for the next as much (posix_fadvise
+// WILLNEED), so that the disk reads it while the caller chunks this one.
 type fdReader struct {
-	fd  int
-	off int64
+	fd    int
+	off   int64
+	ahead int64 // asked to be read ahead up to here
 }
 
 func (r *fdReader) Read(p []byte) (int, error) {
@@ -221,6 +224,10 @@ func (r *fdReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		r.off += int64(n)
+		if n == len(p) && n >= readAheadMin && r.off+int64(n) > r.ahead {
+			_ = unix.Fadvise(r.fd, r.off, int64(n), unix.FADV_WILLNEED)
+			r.ahead = r.off + int64(n)
+		}
 		return n, nil
 	}
 }

@@ -89,6 +89,7 @@ func (c *capturer) walkRoot(ctx context.Context, root *dirNode, sel *selection, 
 // fillDir, it returns the node's directory still open, or nil.
 func (c *capturer) walkSelected(ctx context.Context, node *dirNode, sel *selection, prev *manifest.Tree, h *dirHandle) (*dirHandle, error) {
 	if sel.full {
+		c.dirAhead.seed(node.rel)
 		return c.walkDir(ctx, node, prev, h)
 	}
 	entries := make([]dirEntry, 0, len(sel.children))
@@ -105,6 +106,7 @@ func (c *capturer) abs(rel string) string { return filepath.Join(c.opts.Root, fi
 func (c *capturer) walkDir(ctx context.Context, node *dirNode, prev *manifest.Tree, h *dirHandle) (*dirHandle, error) {
 	entries, buf, err := readDir(h.fd, c.direntBuf)
 	c.direntBuf = buf
+	c.dirAhead.walkedOne()
 	if err != nil {
 		c.report(Problem{Path: c.abs(node.rel), Err: fmt.Errorf("read directory: %w", err)})
 		if node.parent != nil {
@@ -231,6 +233,13 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 	if err != nil {
 		return h, err
 	}
+	if c.trees != nil {
+		for _, p := range prevEntries {
+			if p.Type == manifest.TypeDir {
+				c.trees.forget(p.Subtree) // taken if walked; gone or left out otherwise
+			}
+		}
+	}
 	node.queued = min(int64(len(node.entries)), queuedEntries)
 	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
 		return h, err
@@ -260,6 +269,9 @@ func (c *capturer) dispatch(ctx context.Context, node *dirNode, h *dirHandle, jo
 		}
 	}
 	for _, job := range jobs {
+		if !job.unstatted && job.linkOf == nil && !statUnchanged(job) {
+			c.dataAhead.hint(h, job.name, int64(job.entry.Size))
+		}
 		h.hold() // the job opens its file in this directory
 		job.parent = h
 		select {
@@ -318,7 +330,7 @@ func (c *capturer) walkSubdirs(ctx context.Context, node *dirNode, h *dirHandle,
 		h = nil
 		var prevSub *manifest.Tree
 		if sd.hasPrev {
-			prevSub, _ = c.store.LoadTree(sd.prev) // unreadable: its files are read again
+			prevSub, _ = c.loadPrev(sd.prev) // unreadable: its files are read again
 		}
 		child := newDirHandle(fd)
 		if sd.sel != nil {
@@ -337,6 +349,14 @@ func (c *capturer) walkSubdirs(ctx context.Context, node *dirNode, h *dirHandle,
 		}
 	}
 	return h, nil
+}
+
+// loadPrev loads a subdirectory's tree in the parent record.
+func (c *capturer) loadPrev(id cas.ID) (*manifest.Tree, error) {
+	if c.trees != nil {
+		return c.trees.take(id)
+	}
+	return c.store.LoadTree(id)
 }
 
 // openSubdir opens the subdirectory sd in h, checks that it is the

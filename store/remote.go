@@ -288,6 +288,10 @@ func walkTotals(ctx context.Context, cl *client.Client, opts capture.Options, pa
 // trees, and its chunks held, as client.Capture answers them.
 type parentTrees struct{ trees client.TreeLoader }
 
+// LoadsTreesAhead: the reader's TreeLoader fetches subtrees ahead
+// (capture.TreesAhead).
+func (p parentTrees) LoadsTreesAhead() {}
+
 func (p parentTrees) LoadTree(id cas.ID) (*manifest.Tree, error) {
 	if p.trees == nil {
 		return nil, fmt.Errorf("tree %s: no parent record: %w", id.Short(), cas.ErrNotFound)

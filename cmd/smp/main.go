@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -83,6 +84,19 @@ func usage() {
 }
 
 func main() {
+	// SMP_TRACE=FILE writes an execution trace of the whole run (go tool
+	// trace FILE): where goroutines wait on I/O, syscalls and each other,
+	// which a CPU profile does not show.
+	if path := os.Getenv("SMP_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if err := trace.Start(f); err == nil {
+				code := run(os.Args[1:])
+				trace.Stop()
+				f.Close()
+				os.Exit(code)
+			}
+		}
+	}
 	// SMP_CPUPROFILE=FILE writes a CPU profile of the whole run, for
 	// performance work on real trees.
 	if path := os.Getenv("SMP_CPUPROFILE"); path != "" {

@@ -507,6 +507,10 @@ func (cp *Capture) PutTree(t *manifest.Tree) (cas.ID, error) {
 	return id, cp.Err()
 }
 
+// LoadsTreesAhead tells capture that LoadTree fetches each tree's
+// subtrees ahead itself (capture.TreesAhead).
+func (cp *Capture) LoadsTreesAhead() {}
+
 // LoadTree implements capture.Store: trees of the parent record.
 func (cp *Capture) LoadTree(id cas.ID) (*manifest.Tree, error) {
 	if cp.parent == nil {

@@ -83,6 +83,9 @@ func (e *Estimate) PutTree(t *manifest.Tree) (cas.ID, error) {
 	return e.cp.c.hasher.SumBlob(cas.BlobTree, b), nil
 }
 
+// LoadsTreesAhead: see Capture.LoadsTreesAhead.
+func (e *Estimate) LoadsTreesAhead() {}
+
 // LoadTree implements capture.Store: trees of the parent record.
 func (e *Estimate) LoadTree(id cas.ID) (*manifest.Tree, error) { return e.cp.LoadTree(id) }
 

@@ -114,6 +114,9 @@ func (p *Plan) PutTree(t *manifest.Tree) (cas.ID, error) {
 	return id, p.cp.Err()
 }
 
+// LoadsTreesAhead: see Capture.LoadsTreesAhead.
+func (p *Plan) LoadsTreesAhead() {}
+
 // LoadTree implements capture.Store: trees of the parent record.
 func (p *Plan) LoadTree(id cas.ID) (*manifest.Tree, error) { return p.cp.LoadTree(id) }
 

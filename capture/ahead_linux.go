@@ -1,0 +1,284 @@
+package capture
+
+import (
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// On a cold page cache the walk and the file reads wait on the disk one
+// request at a time: the walker lists a directory, stats its names and
+// descends, each a read the next one waits for, and each file worker reads
+// its file before it can hash it. The disk serves many requests at once,
+// so two helpers keep it busy ahead of them, and only warm the caches:
+// nothing they read goes into the record, which is still made only from
+// what the walker and the workers read through their own descriptors.
+//
+//   - dirAhead lists and stats directories ahead of the walker, several
+//     at once, in the walker's own order (depth first, by name), at most
+//     dirAheadLead directories ahead of it.
+//   - dataAhead asks the kernel to read the start of each file queued for
+//     a worker (posix_fadvise WILLNEED) as the walker queues it, so its
+//     data is on its way while the workers chunk the files before it.
+
+const (
+	// dirAheadWorkers directories are listed at once ahead of the walker.
+	dirAheadWorkers = 4
+	// dirAheadLead bounds how far the listing runs ahead (in
+	// directories), so that what it caches is still cached when the walker
+	// gets there.
+	dirAheadLead = 512
+	// dirAheadQueue bounds the directories waiting to be listed ahead;
+	// beyond it the walker lists them alone.
+	dirAheadQueue = 1 << 14
+
+	// dataAheadWorkers files are opened at once to be read ahead.
+	dataAheadWorkers = 4
+	// dataAheadQueue bounds the files waiting to be read ahead (each holds
+	// its directory open); beyond it a file is read when its worker gets
+	// to it.
+	dataAheadQueue = 128
+	// dataAheadSpan is how much of a file's start is read ahead: its
+	// worker's first read of a large file, whose rest fdReader asks for as
+	// it goes. With at most fileJobs' buffer plus dataAheadQueue files
+	// ahead, the page cache they fill stays bounded.
+	dataAheadSpan = 4 << 20
+	// readAheadMin: fdReader asks for the next window of a file only
+	// after reads of at least this much (a large file's).
+	readAheadMin = 256 << 10
+)
+
+// testHookAhead, when set, runs for each directory dirAhead opened.
+var testHookAhead func(rel string)
+
+// dirAhead lists directories below the source root ahead of the walker.
+// It opens them by their path below the root with openat2's
+// RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS (no symlink, no ".." out of the
+// root), reads their names and lstats them; the directories it finds are
+// listed next, first by name first, as the walker will.
+type dirAhead struct {
+	root    int // the source root, O_PATH
+	allowed func(rel string, st *unix.Stat_t) bool
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	stack   []string // directories to list, the next one last
+	listed  int      // directories listed (or being listed)
+	walked  int      // directories the walker listed
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// startDirAhead starts listing ahead below root; allowed says whether the
+// walker will enter a directory. It returns nil where paths cannot be
+// resolved without symlinks (no openat2): the walker then reads alone.
+func startDirAhead(root string, allowed func(rel string, st *unix.Stat_t) bool) *dirAhead {
+	if noOpenat2.Load() {
+		return nil
+	}
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	d := &dirAhead{root: fd, allowed: allowed}
+	d.cond.L = &d.mu
+	for range dirAheadWorkers {
+		d.wg.Go(d.work)
+	}
+	return d
+}
+
+// seed lists the directory rel and everything below it ahead.
+func (d *dirAhead) seed(rel string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	if len(d.stack) < dirAheadQueue {
+		d.stack = append(d.stack, rel)
+		d.cond.Signal()
+	}
+	d.mu.Unlock()
+}
+
+// walkedOne counts a directory the walker listed: the listing ahead may
+// go one further.
+func (d *dirAhead) walkedOne() {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	d.walked++
+	if d.listed-d.walked == dirAheadLead-1 && len(d.stack) > 0 {
+		d.cond.Signal() // the lead held the listing back until now
+	}
+	d.mu.Unlock()
+}
+
+// stop ends the listing ahead and waits for its descriptors to be closed.
+func (d *dirAhead) stop() {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	d.stopped = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	d.wg.Wait()
+	unix.Close(d.root)
+}
+
+func (d *dirAhead) work() {
+	buf := make([]byte, 32<<10)
+	var subdirs []string
+	for {
+		d.mu.Lock()
+		for !d.stopped && (len(d.stack) == 0 || d.listed-d.walked >= dirAheadLead) {
+			d.cond.Wait()
+		}
+		if d.stopped {
+			d.mu.Unlock()
+			return
+		}
+		rel := d.stack[len(d.stack)-1]
+		d.stack = d.stack[:len(d.stack)-1]
+		d.listed++
+		d.mu.Unlock()
+
+		subdirs = d.list(rel, buf, subdirs[:0])
+		if len(subdirs) == 0 {
+			continue
+		}
+		d.mu.Lock()
+		// Last pushed, first listed: the first subdirectory by name is
+		// the one the walker enters next.
+		for i := len(subdirs) - 1; i >= 0 && len(d.stack) < dirAheadQueue; i-- {
+			d.stack = append(d.stack, subdirs[i])
+		}
+		// One waiter woken per directory queued: waking them all would
+		// have them compete for the CPU the walker needs, to find nothing.
+		for range min(len(subdirs), dirAheadWorkers) {
+			d.cond.Signal()
+		}
+		d.mu.Unlock()
+	}
+}
+
+// list reads the directory rel, lstats its names and appends the paths of
+// the subdirectories the walker will enter, sorted. Errors end the
+// listing quietly: the walker meets and reports them.
+func (d *dirAhead) list(rel string, buf []byte, subdirs []string) []string {
+	name := rel
+	if name == "" {
+		name = "."
+	}
+	fd, err := openBeneath(d.root, name)
+	if err != nil {
+		return subdirs
+	}
+	defer unix.Close(fd)
+	if testHookAhead != nil {
+		testHookAhead(rel)
+	}
+	var entries []dirEntry
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		if entries, err = parseDirents(buf[:n], entries); err != nil {
+			break
+		}
+	}
+	first := len(subdirs)
+	var st unix.Stat_t
+	for _, e := range entries {
+		if lstatAt(fd, e.name, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if child := path.Join(rel, e.name); d.allowed(child, &st) {
+			subdirs = append(subdirs, child)
+		}
+	}
+	slices.SortFunc(subdirs[first:], strings.Compare)
+	return subdirs
+}
+
+// openBeneath opens the directory at the relative path rel below dir for
+// listing: every component must be a directory below dir, no symlink and
+// no ".." leading out of it.
+func openBeneath(dir int, rel string) (int, error) {
+	for {
+		fd, err := openat2(dir, rel, &unix.OpenHow{
+			Flags:   uint64(unix.O_RDONLY | unix.O_DIRECTORY | openFlags),
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// dataAhead opens the files queued for the workers, by name in their
+// directory (as the workers do), and asks the kernel to start reading
+// them.
+type dataAhead struct {
+	reqs chan dataHint
+	wg   sync.WaitGroup
+}
+
+type dataHint struct {
+	dir  *dirHandle // held for the hint
+	name string
+	size int64
+}
+
+func startDataAhead() *dataAhead {
+	a := &dataAhead{reqs: make(chan dataHint, dataAheadQueue)}
+	for range dataAheadWorkers {
+		a.wg.Go(a.work)
+	}
+	return a
+}
+
+// hint queues the file name of size bytes in dir to be read ahead, unless
+// the queue is full. Only the walker calls it.
+func (a *dataAhead) hint(dir *dirHandle, name string, size int64) {
+	if a == nil || size <= 0 {
+		return
+	}
+	dir.hold()
+	select {
+	case a.reqs <- dataHint{dir: dir, name: name, size: size}:
+	default:
+		dir.release()
+	}
+}
+
+// stop ends the reading ahead once the walker queues no more hints.
+func (a *dataAhead) stop() {
+	if a == nil {
+		return
+	}
+	close(a.reqs)
+	a.wg.Wait()
+}
+
+func (a *dataAhead) work() {
+	for h := range a.reqs {
+		if fd, err := openFileAt(h.dir.fd, h.name); err == nil {
+			var st unix.Stat_t
+			if fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+				_ = unix.Fadvise(fd, 0, min(h.size, dataAheadSpan), unix.FADV_WILLNEED)
+			}
+			unix.Close(fd)
+		}
+		h.dir.release()
+	}
+}

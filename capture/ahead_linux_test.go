@@ -1,0 +1,162 @@
+package capture
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// aheadRecorder records the directories dirAhead opens.
+type aheadRecorder struct {
+	mu   sync.Mutex
+	rels []string
+}
+
+func (r *aheadRecorder) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.rels)
+}
+
+func recordAhead(t *testing.T) *aheadRecorder {
+	r := &aheadRecorder{}
+	testHookAhead = func(rel string) {
+		r.mu.Lock()
+		r.rels = append(r.rels, rel)
+		r.mu.Unlock()
+	}
+	t.Cleanup(func() { testHookAhead = nil })
+	return r
+}
+
+// waitFor polls until ok holds or fails the test after 10 s.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip(err)
+	}
+	return len(ents)
+}
+
+// TestDirAheadStaysBeneath: the listing ahead enters every directory the
+// walker will, and no symlink (to a directory outside the root or inside
+// it), no directory the walker leaves out, nothing outside the root; it
+// closes every descriptor when stopped.
+func TestDirAheadStaysBeneath(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	for _, d := range []string{"a/b/c", "a/d", "e", "skip/x", filepath.Join("..", filepath.Base(outside), "o")} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "a/file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"link-out": outside, "a/link-in": filepath.Join(root, "e"), "a/link-rel": "../e"} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := recordAhead(t)
+	before := countFDs(t)
+	d := startDirAhead(root, func(rel string, _ *unix.Stat_t) bool { return rel != "skip" })
+	if d == nil {
+		t.Skip("no openat2 on this kernel: nothing is listed ahead")
+	}
+	d.seed("")
+	want := []string{"", "a", "a/b", "a/b/c", "a/d", "e"}
+	waitFor(t, "the listing ahead", func() bool { return len(rec.seen()) >= len(want) })
+	time.Sleep(50 * time.Millisecond) // anything more it would list
+	d.stop()
+	got := rec.seen()
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("listed ahead %q, want %q", got, want)
+	}
+	if after := countFDs(t); after > before {
+		t.Errorf("%d descriptors open after stop, %d before", after, before)
+	}
+}
+
+// TestDirAheadLead: the listing ahead runs at most dirAheadLead
+// directories ahead of the walker, and goes on as the walker catches up.
+func TestDirAheadLead(t *testing.T) {
+	root := t.TempDir()
+	const dirs = dirAheadLead + 100
+	for i := range dirs {
+		if err := os.Mkdir(filepath.Join(root, "d"+string(rune('a'+i%26))+string(rune('a'+i/26))), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := recordAhead(t)
+	d := startDirAhead(root, func(string, *unix.Stat_t) bool { return true })
+	if d == nil {
+		t.Skip("no openat2 on this kernel: nothing is listed ahead")
+	}
+	defer d.stop()
+	d.seed("")
+	waitFor(t, "the lead", func() bool { return len(rec.seen()) >= dirAheadLead })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rec.seen()); n != dirAheadLead {
+		t.Fatalf("%d directories listed with the walker at none, want %d (the lead)", n, dirAheadLead)
+	}
+	// In the walker's order: the root, then its directories by name.
+	if got := rec.seen(); got[0] != "" || got[1] != "daa" {
+		t.Errorf("listed first %q, want the root and daa", got[:2])
+	}
+	for range 100 + 1 {
+		d.walkedOne()
+	}
+	waitFor(t, "the rest", func() bool { return len(rec.seen()) == dirs+1 })
+}
+
+// TestDataAheadReleases: reading ahead holds a file's directory only
+// while it asks for the file; names that are not regular files (a
+// symlink, a directory, one gone) are left alone.
+func TestDataAheadReleases(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), make([]byte, 3*dataAheadSpan/2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := openDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := countFDs(t)
+	h := newDirHandle(fd)
+	a := startDataAhead()
+	for _, name := range []string{"f", "link", "sub", "gone", "f"} {
+		a.hint(h, name, dataAheadSpan)
+	}
+	a.hint(h, "f", 0) // empty: nothing to read
+	a.stop()
+	if refs := h.refs.Load(); refs != 1 {
+		t.Errorf("directory held %d times after the hints, want 1 (the walker's)", refs)
+	}
+	h.release()
+	if after := countFDs(t); after >= before {
+		t.Errorf("%d descriptors open after the hints and the directory were let go, %d before", after, before)
+	}
+}
