@@ -125,7 +125,7 @@ const maxAttempts = 3
 const racyWindow = 20 * time.Millisecond
 
 func (c *capturer) fileWorker(ctx context.Context) error {
-	// The chunker's buffer (8x the average chunk: 8 MiB by default) is made
+	// The chunker's buffer (5x the average chunk: 5 MiB by default) is made
 	// for the first file that is read: a hard-link capture, or one of
 	// unchanged files, never needs it, and making it was a fifth of a
 	// small hard-link capture's CPU.

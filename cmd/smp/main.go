@@ -107,6 +107,14 @@ func main() {
 		}
 		os.Exit(code)
 	}
+	// SMP_HEAPPROFILE=FILE writes the in-use heap profile of the largest
+	// live heap of the run at exit: what holds a run's peak memory.
+	if path := os.Getenv("SMP_HEAPPROFILE"); path != "" {
+		p := startPeakHeapProfile(path)
+		code := run(os.Args[1:])
+		p.stop()
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
