@@ -158,9 +158,31 @@ func run(args []string) int {
 // commands and the server keep Go's default; GOMEMLIMIT overrides it.
 const clientMemoryLimit = 192 << 20
 
+// dirCaptureMemoryLimit is the soft limit of a capture into a store
+// directory (setCaptureMemoryLimit). Its live heap peaks near 60 MiB with
+// the defaults: a chunker buffer of 5 MiB per file worker (four on two
+// cores), the chunk copies waiting for a compressor, Badger's block cache
+// and memtable, the zstd encoders and pack buffers. Without
+// the limit, Go let the heap reach twice the live heap, and unused pages
+// linger until the scavenger returns them; at 80 MiB a collection comes
+// every 20 MiB or so of allocation, and most of the heap is chunk bytes,
+// which a collection does not scan (docs/BENCHMARKS.md, "Capture memory").
+// A capture through an SMP holds many small chunk copies while their
+// offers travel, and one to a bucket holds the packs it uploads, so they
+// keep clientMemoryLimit.
+const dirCaptureMemoryLimit = 80 << 20
+
 func setMemoryLimit() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(clientMemoryLimit)
+	}
+}
+
+// setCaptureMemoryLimit lowers the limit of a capture into the store
+// directory location to dirCaptureMemoryLimit, unless GOMEMLIMIT set one.
+func setCaptureMemoryLimit(location string) {
+	if os.Getenv("GOMEMLIMIT") == "" && store.IsDir(location) {
+		debug.SetMemoryLimit(dirCaptureMemoryLimit)
 	}
 }
 
