@@ -81,7 +81,7 @@ const (
 	numMemtables   = 2
 	vlogFileSize   = 64 << 20
 	valueThreshold = 1 << 10
-	blockCacheSize = 4 << 20
+	blockCacheSize = 8 << 20
 	indexCacheSize = 16 << 20
 )
 
