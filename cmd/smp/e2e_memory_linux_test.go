@@ -61,3 +61,20 @@ func TestE2ECaptureMemory(t *testing.T) {
 		t.Errorf("SMP_HEAPPROFILE wrote %d bytes, not a gzipped profile", len(b))
 	}
 }
+
+// TestRaisedLimit: the capture's soft limit stays until the live heap
+// passes three quarters of it, then keeps a third above the live heap.
+func TestRaisedLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct{ limit, live, want int64 }{
+		{80 * mib, 0, 80 * mib},
+		{80 * mib, 60 * mib, 80 * mib},
+		{80 * mib, 60*mib + 1, (60*mib + 1) / 3 * 4},
+		{80 * mib, 90 * mib, 120 * mib},
+		{120 * mib, 60 * mib, 120 * mib},
+	} {
+		if got := raisedLimit(c.limit, c.live); got != c.want {
+			t.Errorf("raisedLimit(%d MiB, %d) = %d, want %d", c.limit/mib, c.live, got, c.want)
+		}
+	}
+}

@@ -13,8 +13,10 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -179,11 +181,38 @@ func setMemoryLimit() {
 }
 
 // setCaptureMemoryLimit lowers the limit of a capture into the store
-// directory location to dirCaptureMemoryLimit, unless GOMEMLIMIT set one.
+// directory location to dirCaptureMemoryLimit, unless GOMEMLIMIT set one,
+// and keeps it above the live heap (followLiveHeap).
 func setCaptureMemoryLimit(location string) {
 	if os.Getenv("GOMEMLIMIT") == "" && store.IsDir(location) {
 		debug.SetMemoryLimit(dirCaptureMemoryLimit)
+		go followLiveHeap(dirCaptureMemoryLimit)
 	}
+}
+
+// followLiveHeap raises the soft limit whenever the live heap passes three
+// quarters of it: the limit is there to bound garbage, and a live heap
+// near it (a store whose index work needs more, a directory of very many
+// entries) would have the collector run back to back, up to half the CPU.
+// The limit is never lowered; the process ends with the capture.
+func followLiveHeap(limit int64) {
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	for range time.Tick(200 * time.Millisecond) {
+		metrics.Read(samples)
+		if l := raisedLimit(limit, int64(samples[0].Value.Uint64())); l != limit {
+			limit = l
+			debug.SetMemoryLimit(limit)
+		}
+	}
+}
+
+// raisedLimit is the soft limit for a live heap of live bytes under limit:
+// limit, or a third more than live once live passes three quarters of it.
+func raisedLimit(limit, live int64) int64 {
+	if live > limit/4*3 {
+		return live / 3 * 4
+	}
+	return limit
 }
 
 func exitCode(name string, err error) int {
