@@ -63,15 +63,15 @@ func TestE2ECaptureMemory(t *testing.T) {
 }
 
 // TestRaisedLimit: the capture's soft limit stays until the live heap
-// passes three quarters of it, then keeps a third above the live heap.
+// passes it, then keeps a quarter above the live heap.
 func TestRaisedLimit(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct{ limit, live, want int64 }{
 		{80 * mib, 0, 80 * mib},
-		{80 * mib, 60 * mib, 80 * mib},
-		{80 * mib, 60*mib + 1, (60*mib + 1) / 3 * 4},
-		{80 * mib, 90 * mib, 120 * mib},
-		{120 * mib, 60 * mib, 120 * mib},
+		{80 * mib, 80 * mib, 80 * mib},
+		{80 * mib, 80*mib + 4, (80*mib + 4) / 4 * 5},
+		{80 * mib, 96 * mib, 120 * mib},
+		{120 * mib, 100 * mib, 120 * mib},
 	} {
 		if got := raisedLimit(c.limit, c.live); got != c.want {
 			t.Errorf("raisedLimit(%d MiB, %d) = %d, want %d", c.limit/mib, c.live, got, c.want)
