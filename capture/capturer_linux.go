@@ -64,7 +64,7 @@ type capturer struct {
 	// anything else (see linkByName), so the walker need not stat them.
 	linkFirst bool
 	names     nameCache
-	bufPools  [48 - minBufClass]sync.Pool // by bufClass; chunks are at most 256 MiB
+	bufPools  [1 + 4*(28-minBufClass)]sync.Pool // by bufClass; chunks are at most 256 MiB (1<<28)
 	errors    atomic.Uint64
 	dirCount  atomic.Uint64
 	symlinks  atomic.Uint64

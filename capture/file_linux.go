@@ -125,7 +125,7 @@ const maxAttempts = 3
 const racyWindow = 20 * time.Millisecond
 
 func (c *capturer) fileWorker(ctx context.Context) error {
-	// The chunker's buffer (8x the average chunk: 8 MiB by default) is made
+	// The chunker's buffer (5x the average chunk: 5 MiB by default) is made
 	// for the first file that is read: a hard-link capture, or one of
 	// unchanged files, never needs it, and making it was a fifth of a
 	// small hard-link capture's CPU.
@@ -511,15 +511,31 @@ func (c *capturer) firstOfferErr() error {
 // while their offers travel, so a small chunk's copy must stay small.
 const minBufClass = 12
 
-// bufClass is the pool of a chunk copy of n bytes: pools hold power-of-two
-// sizes, so a small file's chunk costs at most twice its size and not the
-// store's maximum chunk size (4 MiB by default) while it waits for a
-// compressor.
+// bufClass is the pool of a chunk copy of n bytes. Above 4 KiB each
+// doubling of size has four pools, 1.25, 1.5, 1.75 and 2 times its start,
+// so a copy is at most a quarter larger than its chunk: chunks of the
+// default store (256 KiB to 4 MiB, most near 1 MiB) waited for a
+// compressor in buffers up to twice their size when pools held powers of
+// two. A small file's chunk costs little more than its size, not the
+// store's maximum chunk size (4 MiB by default).
 func bufClass(n int) int {
 	if n <= 1<<minBufClass {
 		return 0
 	}
-	return bits.Len(uint(n-1)) - minBufClass
+	g := bits.Len(uint(n-1)) - 1 - minBufClass // 1<<(minBufClass+g) < n <= twice that
+	step := 1 << (minBufClass + g - 2)
+	q := (n - 1<<(minBufClass+g) + step - 1) / step // 1 to 4
+	return 4*g + q
+}
+
+// bufClassSize is the capacity of the copies in pool k: the largest n
+// with bufClass(n) == k.
+func bufClassSize(k int) int {
+	if k == 0 {
+		return 1 << minBufClass
+	}
+	g, q := (k-1)/4, (k-1)%4+1
+	return 1<<(minBufClass+g) + q<<(minBufClass+g-2)
 }
 
 func (c *capturer) getBuf(n int) *[]byte {
@@ -529,7 +545,7 @@ func (c *capturer) getBuf(n int) *[]byte {
 		*b = (*b)[:n]
 		return b
 	}
-	b := make([]byte, n, 1<<(k+minBufClass))
+	b := make([]byte, n, bufClassSize(k))
 	return &b
 }
 

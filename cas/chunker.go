@@ -193,9 +193,9 @@ func chunkerMasks(avg int) (maskS, maskL uint64) {
 }
 
 // Chunker splits a byte stream into content-defined chunks. It holds one
-// fixed buffer of 2*Max bytes, so memory does not depend on stream length,
-// and it can be Reset onto a new stream to reuse that buffer. A Chunker is
-// not safe for concurrent use.
+// fixed buffer of Max+Max/4 bytes (chunkerBufSize), so memory does not
+// depend on stream length, and it can be Reset onto a new stream to reuse
+// that buffer. A Chunker is not safe for concurrent use.
 type Chunker struct {
 	r            io.Reader
 	p            ChunkerParams
@@ -219,12 +219,19 @@ func NewChunker(r io.Reader, p ChunkerParams) *Chunker {
 		panic("chunker: keyed gear table not derived (ChunkerParams.WithGearKey)")
 	}
 	maskS, maskL := chunkerMasks(p.Avg)
-	// 2*Max lets each refill read at least Max bytes, so the tail moved down
-	// on a refill is amortized over at least as many freshly read bytes.
-	c := &Chunker{p: p, maskS: maskS, maskL: maskL, buf: make([]byte, 2*p.Max)}
+	c := &Chunker{p: p, maskS: maskS, maskL: maskL, buf: make([]byte, chunkerBufSize(p))}
 	c.Reset(r)
 	return c
 }
+
+// chunkerBufSize is the buffer of a Chunker: a chunk of Max bytes must fit
+// whole, and a refill must read a good share of it. Next refills only when
+// the bytes left after the last chunk hold no boundary (they are the start
+// of one chunk, shorter than Max), so a refill moves down less than one
+// chunk, on average half of one, and reads at least Max/4 bytes, most often
+// several chunks' worth. Each capture worker holds one Chunker: this buffer
+// is most of a capture's memory per worker.
+func chunkerBufSize(p ChunkerParams) int { return p.Max + p.Max/4 }
 
 // Reset makes c chunk r from its start, reusing c's buffer. Slices returned
 // by earlier calls to Next become invalid.
@@ -248,33 +255,45 @@ func (c *Chunker) Next() ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	if c.end-c.start < c.p.Max && !c.eof {
-		if err := c.fill(); err != nil {
-			c.err = err
-			return nil, err
-		}
-	}
-	data := c.buf[c.start:c.end]
-	if len(data) == 0 {
-		c.err = io.EOF
-		return nil, io.EOF
-	}
 	gear := &gearTable
 	if c.p.Gear != nil {
 		gear = c.p.Gear
 	}
-	n := cutPoint(data, c.p.Min, c.p.Avg, c.p.Max, c.maskS, c.maskL, gear)
+	data := c.buf[c.start:c.end]
+	if len(data) < c.p.Max && !c.eof {
+		// A boundary within the buffered bytes is the one the whole
+		// stream has (the gear hash looks back, never ahead), so only a
+		// chunk that may run past them needs a refill.
+		if n, ok := boundary(data, c.p.Min, c.p.Avg, c.maskS, c.maskL, gear); ok {
+			return c.cut(data, n), nil
+		}
+		if err := c.fill(); err != nil {
+			c.err = err
+			return nil, err
+		}
+		data = c.buf[c.start:c.end]
+	}
+	if len(data) == 0 {
+		c.err = io.EOF
+		return nil, io.EOF
+	}
+	return c.cut(data, cutPoint(data, c.p.Min, c.p.Avg, c.p.Max, c.maskS, c.maskL, gear)), nil
+}
+
+// cut returns the first n bytes of data, the buffered bytes, as a chunk.
+func (c *Chunker) cut(data []byte, n int) []byte {
 	c.start += n
 	// Cap the capacity so a caller's append cannot scribble over the
 	// buffered bytes of the following chunks.
-	return data[:n:n], nil
+	return data[:n:n]
 }
 
 // fill moves the unread tail to the front of the buffer and reads until the
 // buffer is full or the reader reports EOF, like io.ReadFull but treating a
 // short stream as the normal end rather than an error. Filling the whole
 // buffer rather than just up to Max keeps the number of Read calls and tail
-// moves low.
+// moves low. Once fill returns nil, the buffer holds at least Max unread
+// bytes or the rest of the stream.
 func (c *Chunker) fill() error {
 	if c.start > 0 {
 		c.end = copy(c.buf, c.buf[c.start:c.end])
@@ -307,21 +326,33 @@ func (c *Chunker) fill() error {
 // boundary found by FastCDC with normalized chunking, Max if there is none
 // before it, or len(data) if data is shorter than that (end of stream).
 func cutPoint(data []byte, minSize, avg, maxSize int, maskS, maskL uint64, gear *[256]uint64) int {
-	n := len(data)
-	if n <= minSize {
+	data = data[:min(len(data), maxSize)]
+	if n, ok := boundary(data, minSize, avg, maskS, maskL, gear); ok {
 		return n
 	}
-	n = min(n, maxSize)
+	return len(data)
+}
+
+// boundary returns the length of the chunk at the start of data when its
+// boundary lies within data, and false when data holds none. The hash
+// restarts at minSize and each cut depends only on the bytes before it, so
+// a boundary found in a prefix of the stream is the stream's boundary. data
+// must be at most Max bytes long.
+func boundary(data []byte, minSize, avg int, maskS, maskL uint64, gear *[256]uint64) (int, bool) {
+	n := len(data)
+	if n <= minSize {
+		return 0, false
+	}
 	normal := min(avg, n)
 	i, h := gearScan(data[minSize:normal], 0, maskS, gear)
 	if i >= 0 {
-		return minSize + i
+		return minSize + i, true
 	}
 	i, _ = gearScan(data[normal:n], h, maskL, gear)
 	if i >= 0 {
-		return normal + i
+		return normal + i, true
 	}
-	return n
+	return 0, false
 }
 
 // gearScan rolls the gear hash h over s and returns the length of the prefix

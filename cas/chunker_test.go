@@ -135,6 +135,9 @@ func TestChunkerRoundTrip(t *testing.T) {
 		{"max-1", p.Max - 1},
 		{"max", p.Max},
 		{"max+1", p.Max + 1},
+		{"buf-1", chunkerBufSize(p) - 1},
+		{"buf", chunkerBufSize(p)},
+		{"buf+1", chunkerBufSize(p) + 1},
 		{"2max+3", 2*p.Max + 3},
 		{"20MiB", len(big)},
 	}
@@ -491,7 +494,7 @@ func TestChunkerReset(t *testing.T) {
 	if got := chunkLens(t, c, b); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after Reset from error: got %v, want %v", got, want)
 	}
-	if &c.buf[0] != buf || len(c.buf) != 2*p.Max {
+	if &c.buf[0] != buf || len(c.buf) != chunkerBufSize(p) {
 		t.Fatal("Reset reallocated the buffer")
 	}
 }

@@ -111,6 +111,17 @@ var (
 	decoder     *zstd.Decoder
 )
 
+// zstdWindow is how far back the encoder looks for matches. Each encoder
+// state keeps a history buffer of the window plus one block, however short
+// its input, and there is one state per core: the levels' own windows (4
+// MiB for the fastest, 8 MiB above it) cost 4-8 MiB per core, while a
+// chunk is at most 4 MiB and its matches lie close together (on generated
+// profiles, a 1 MiB window stored 0.01% more bytes than 4 MiB at the
+// fastest and the default level; see docs/BENCHMARKS.md, "Capture
+// memory"). Chunks larger than the window are written as frames with a
+// window descriptor, which every zstd decoder reads.
+const zstdWindow = 1 << 20
+
 // zstdEncoder is the shared encoder of level l (zstdLevels[l]).
 func zstdEncoder(l Level) *zstd.Encoder {
 	encoderOnce[l].Do(func() {
@@ -122,6 +133,7 @@ func zstdEncoder(l Level) *zstd.Encoder {
 			// goroutine run at once (one state would serialise them).
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithLowerEncoderMem(true),
+			zstd.WithWindowSize(zstdWindow),
 			zstd.WithEncoderCRC(false), // blob IDs already verify every byte
 			// Entropy-code literals-only blocks, which SpeedFastest would
 			// emit raw: digit-heavy text (CSV, hex, base64) has no matches

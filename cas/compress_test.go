@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestCompressRoundTrip(t *testing.T) {
@@ -26,6 +28,7 @@ func TestCompressRoundTrip(t *testing.T) {
 		{"text 1 KiB", textBytes(1 << 10), CompressionZstd},
 		{"text 1 MiB", textBytes(1 << 20), CompressionZstd},
 		{"zeros 4 MiB", make([]byte, 4<<20), CompressionZstd},
+		{"text 4 MiB (past the encoder window)", textBytes(4 << 20), CompressionZstd},
 		{"random 64 B", randomBytes(1, 64), CompressionNone},
 		{"random 100 KiB", randomBytes(2, 100<<10), CompressionNone},
 		{"half text half random", half, CompressionZstd},
@@ -56,6 +59,26 @@ func TestCompressRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCompressWindow checks that a chunk larger than zstdWindow is written
+// as a frame whose window is zstdWindow: the encoder keeps a history of the
+// window per core, whatever the chunk size (the level's own window would
+// be 4 to 8 MiB).
+func TestCompressWindow(t *testing.T) {
+	for _, n := range []int{zstdWindow + 1, 4 << 20} {
+		stored, c := Compress(nil, textBytes(n))
+		if c != CompressionZstd {
+			t.Fatalf("%d bytes of text stored %v", n, c)
+		}
+		var h zstd.Header
+		if err := h.Decode(stored); err != nil {
+			t.Fatal(err)
+		}
+		if h.SingleSegment || h.WindowSize != zstdWindow || h.FrameContentSize != uint64(n) {
+			t.Errorf("%d bytes: frame single segment %v, window %d, content size %d: want a %d-byte window and the size", n, h.SingleSegment, h.WindowSize, h.FrameContentSize, zstdWindow)
+		}
 	}
 }
 

@@ -229,8 +229,14 @@ type PackWriter struct {
 	entries []PackEntry
 	trailer []byte
 	sealer  *Sealer // nil: an unsealed (version 1) pack
-	sealed  []byte  // scratch for one sealed blob
 }
+
+// sealScratch holds each blob's sealed copy while a PackWriter writes it
+// (the writer keeps no slice it was given). It is shared by every pack
+// writer, so the copies a process holds follow the blobs being added at
+// once, not the packs open or waiting for their commit (each pack kept a
+// copy of its largest blob, up to 4 MiB).
+var sealScratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // NewPackWriter writes the pack header to w and returns a writer.
 func NewPackWriter(w io.Writer) (*PackWriter, error) { return NewSealedPackWriter(w, nil) }
@@ -256,8 +262,13 @@ func (p *PackWriter) Add(t BlobType, id ID, c Compression, stored []byte, rawLen
 	}
 	e := PackEntry{Type: t, Compression: c, ID: id, Offset: p.offset, RawLen: uint32(rawLen)}
 	if p.sealer != nil {
-		p.sealed = p.sealer.SealBlob(p.sealed[:0], e, stored)
-		stored = p.sealed
+		scratch := sealScratch.Get().(*[]byte)
+		defer sealScratch.Put(scratch)
+		if need := len(stored) + SealOverhead; cap(*scratch) < need {
+			*scratch = make([]byte, 0, need) // not grown by append: no garbage of half its size
+		}
+		*scratch = p.sealer.SealBlob((*scratch)[:0], e, stored)
+		stored = *scratch
 	}
 	if _, err := p.w.Write(stored); err != nil {
 		return fmt.Errorf("write blob %s: %w", id.Short(), err)

@@ -181,13 +181,20 @@ type PendingPack struct {
 	buf *bufio.Writer
 }
 
+// packWriteBuffer is what a pending pack buffers before it writes to its
+// storage writer. Every pack open for writing or waiting for its commit
+// holds one (a repo writes data and trees into two packs, and queues full
+// ones for its committer); a storage writer that sends parts (S3) buffers
+// its parts itself.
+const packWriteBuffer = 256 << 10
+
 // Create starts a new pack.
 func (d *PackDir) Create() (*PendingPack, error) {
 	sw, err := storage.NewWriterSize(context.Background(), d.st, d.expect)
 	if err != nil {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}
-	buf := bufio.NewWriterSize(sw, 1<<20)
+	buf := bufio.NewWriterSize(sw, packWriteBuffer)
 	w, err := NewSealedPackWriter(buf, d.sealer)
 	if err != nil {
 		sw.Abort()

@@ -64,11 +64,25 @@ func (ix *Index) ReadOnly() bool { return ix.readOnly }
 // must not grow with its size. Badger preallocates twice memTableSize for
 // each memtable's write-ahead log and twice vlogFileSize for each value log
 // file, and writes both through shared mappings (see space.go).
+//
+// A memtable's arena (memTableSize and a batch's worth more, 1.3 times it)
+// is allocated whole when the memtable is made, so it counts in full
+// against capture's soft memory limit however little is written: a capture
+// writes about a hundred bytes per new chunk, and closing the index flushes
+// the memtable anyway, so a small one costs a capture nothing. The block
+// cache holds decrypted 4 KiB blocks of an encrypted index; lookups of
+// hashed keys are spread over the whole index, so a larger cache buys few
+// hits on a large store, and a miss costs one block's decryption. The
+// index cache holds each table's decoded index and Bloom filter, which
+// every lookup needs: about 2 bytes per key, so 16 MiB covers millions of
+// keys.
 const (
-	memTableSize   = 8 << 20
+	memTableSize   = 2 << 20
 	numMemtables   = 2
 	vlogFileSize   = 64 << 20
 	valueThreshold = 1 << 10
+	blockCacheSize = 8 << 20
+	indexCacheSize = 16 << 20
 )
 
 // Options are how an index is opened.
@@ -80,6 +94,10 @@ type Options struct {
 	// rebuilt (smp index rebuild). The encryption is unauthenticated; the
 	// blobs' AEAD and ID re-hash give integrity.
 	EncryptionKey []byte
+
+	// memTableSize replaces the memtable size memTableSizeFor chooses:
+	// tests write a log as a larger memtable left it.
+	memTableSize int64
 }
 
 func optionsOf(o []Options) Options {
@@ -107,15 +125,22 @@ func open(dir string, create, readOnly bool, o Options) (*Index, error) {
 			return nil, err
 		}
 	}
+	memTable := o.memTableSize
+	if memTable == 0 {
+		var err error
+		if memTable, err = memTableSizeFor(dir); err != nil {
+			return nil, err
+		}
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
-		WithMemTableSize(memTableSize).
+		WithMemTableSize(memTable).
 		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithBaseTableSize(1 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithBlockCacheSize(blockCacheSize).
+		WithIndexCacheSize(indexCacheSize).
 		WithValueLogFileSize(vlogFileSize).
 		WithValueThreshold(valueThreshold).
 		WithNumCompactors(2).

@@ -1,7 +1,9 @@
 package index
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -38,4 +40,38 @@ func removeUnwrittenLogs(dir string) error {
 		}
 	}
 	return nil
+}
+
+// memTableSizeFor returns the memtable size to open the index in dir with:
+// memTableSize, or more when a memtable log left by a process that did not
+// close the index holds more than such a memtable takes. Badger replays
+// each log into a memtable whose arena it sizes from this option, and
+// panics ("Arena too small") when the log's entries do not fit, as they
+// would not for a log written when memtables were larger (they were 8 MiB
+// until capture's memory was bounded). A log holds its allocated blocks'
+// worth of entries at most (logs are preallocated sparse, so these are the
+// bytes written). An entry takes its key and value plus 26 bytes and 4 per
+// skiplist level in an arena, against 9 bytes more in the log: for the
+// shortest keys (9 bytes with Badger's version) at the average height, 2.3
+// times its log bytes, and far less for the index's 43-byte keys; twice
+// the log as memTableSize gives an arena of 2.6 times it.
+func memTableSizeFor(dir string) (int64, error) {
+	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return 0, err
+	}
+	size := int64(memTableSize)
+	for _, m := range mems {
+		st, err := os.Lstat(m)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("open index: %w", err)
+		}
+		if st.Mode().IsRegular() {
+			size = max(size, 2*min(allocated(st), st.Size()))
+		}
+	}
+	return size, nil
 }

@@ -1,6 +1,8 @@
 package index
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -128,4 +130,108 @@ func nextFileID(t *testing.T, dir, ext string) int {
 		highest = max(highest, n)
 	}
 	return highest + 1
+}
+
+// TestOpenReplaysLargerMemtableLog: a memtable log left by a process
+// killed while its memtables were larger than memTableSize (an index
+// written before the memtables shrank) holds more entries than a memtable
+// of memTableSize takes. Badger replays it at open, and would panic with
+// "Arena too small" unless the memtable is sized for the log.
+func TestOpenReplaysLargerMemtableLog(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"clear", nil}, {"encrypted", bytes.Repeat([]byte{7}, 32)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ix, err := open(dir, true, false, Options{EncryptionKey: tc.key, memTableSize: 8 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const packs, perPack = 40, 1000
+			for p := range packs {
+				if err := ix.AddPack(cas.ID{1, byte(p)}, 1<<20, logTestEntries(p, perPack)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logged, err := memtableBytes(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An entry takes more bytes in an arena than in the log, and
+			// a memtable's arena is 1.3 times memTableSize.
+			if logged <= memTableSize*13/10 {
+				t.Fatalf("the memtable log holds %d bytes: too few to overflow a %d-byte memtable", logged, memTableSize)
+			}
+			// What a kill leaves: the log (written through a shared
+			// mapping) holds every entry, no table does.
+			killed := t.TempDir()
+			copyIndexAsKilled(t, dir, killed)
+			if err := ix.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for round := range 2 {
+				ix, err := Open(killed, Options{EncryptionKey: tc.key})
+				if err != nil {
+					t.Fatalf("open %d: %v", round+1, err)
+				}
+				for p := range packs {
+					for i, e := range logTestEntries(p, perPack) {
+						if i%10 != p%10 {
+							continue // a tenth of them, spread over the log
+						}
+						loc, err := ix.Get(e.Type, e.ID)
+						if err != nil || loc.Pack != (cas.ID{1, byte(p)}) || loc.Offset != e.Offset {
+							t.Fatalf("open %d: blob %s: %+v, %v", round+1, e.ID.Short(), loc, err)
+						}
+					}
+				}
+				if err := ix.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func logTestEntries(pack, n int) []cas.PackEntry {
+	out := make([]cas.PackEntry, n)
+	for i := range out {
+		id := cas.ID{2, byte(pack)}
+		binary.BigEndian.PutUint64(id[8:], uint64(i)*0x9e3779b97f4a7c15)
+		out[i] = cas.PackEntry{Type: cas.BlobData, ID: id, Offset: uint64(cas.PackHeaderSize + 100*i), StoredLen: 100, RawLen: 100}
+	}
+	return out
+}
+
+// copyIndexAsKilled copies the files of the open index in src to dst as
+// a kill would leave them: a memtable log keeps its preallocated length
+// but only the blocks written are allocated.
+func copyIndexAsKilled(t *testing.T, src, dst string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || e.Name() == "LOCK" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := int64(len(b))
+		if strings.HasSuffix(e.Name(), ".mem") {
+			end := len(bytes.TrimRight(b, "\x00"))
+			b = b[:min(len(b), (end+4095)&^4095)]
+		}
+		p := filepath.Join(dst, e.Name())
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -149,6 +149,9 @@ func TestParseLocation(t *testing.T) {
 		{"http://10.0.0.5:8443", "", 0, "allowed only to a loopback address"},
 	} {
 		dir, smps, err := parseLocation(c.loc)
+		if want := err == nil && len(smps) == 0 && !strings.HasPrefix(c.loc, "s3://"); IsDir(c.loc) != want {
+			t.Errorf("IsDir(%q) = %v, want %v", c.loc, !want, want)
+		}
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: err %v, want %q", c.loc, err, c.err)

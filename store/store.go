@@ -190,6 +190,13 @@ func parseLocation(location string) (dir string, smps []string, err error) {
 	return "", smps, nil
 }
 
+// IsDir reports whether location names a store directory of this machine:
+// not an SMP, not a bucket.
+func IsDir(location string) bool {
+	dir, smps, err := parseLocation(location)
+	return err == nil && len(smps) == 0 && !IsS3(dir)
+}
+
 // loopbackURL reports whether the URL's host is a loopback address, the
 // only place a plain-HTTP SMP (smp serve --insecure) may be.
 func loopbackURL(s string) bool {

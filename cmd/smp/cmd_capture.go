@@ -225,6 +225,7 @@ func runCapture(ctx context.Context, o *captureOptions, stdout io.Writer) error 
 	if o.Estimate || o.EstimateFile != "" {
 		return runEstimate(ctx, o, opts, stdout)
 	}
+	setCaptureMemoryLimit(o.Location)
 	st, err := o.open(ctx, store.Options{})
 	if err != nil {
 		return err

@@ -13,9 +13,11 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -121,6 +123,14 @@ func main() {
 		}
 		os.Exit(code)
 	}
+	// SMP_HEAPPROFILE=FILE writes the in-use heap profile of the largest
+	// live heap of the run at exit: what holds a run's peak memory.
+	if path := os.Getenv("SMP_HEAPPROFILE"); path != "" {
+		p := startPeakHeapProfile(path)
+		code := run(os.Args[1:])
+		p.stop()
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -165,10 +175,59 @@ func run(args []string) int {
 // commands and the server keep Go's default; GOMEMLIMIT overrides it.
 const clientMemoryLimit = 192 << 20
 
+// dirCaptureMemoryLimit is the soft limit of a capture into a store
+// directory (setCaptureMemoryLimit). Its live heap peaks near 60 MiB with
+// the defaults: a chunker buffer of 5 MiB per file worker (four on two
+// cores), the chunk copies waiting for a compressor, Badger's block cache
+// and memtable, the zstd encoders and pack buffers. Without
+// the limit, Go let the heap reach twice the live heap, and unused pages
+// linger until the scavenger returns them; at 80 MiB a collection comes
+// every 20 MiB or so of allocation, and most of the heap is chunk bytes,
+// which a collection does not scan (docs/BENCHMARKS.md, "Capture memory").
+// A capture through an SMP holds many small chunk copies while their
+// offers travel, and one to a bucket holds the packs it uploads, so they
+// keep clientMemoryLimit.
+const dirCaptureMemoryLimit = 80 << 20
+
 func setMemoryLimit() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(clientMemoryLimit)
 	}
+}
+
+// setCaptureMemoryLimit lowers the limit of a capture into the store
+// directory location to dirCaptureMemoryLimit, unless GOMEMLIMIT set one,
+// and keeps it above the live heap (followLiveHeap).
+func setCaptureMemoryLimit(location string) {
+	if os.Getenv("GOMEMLIMIT") == "" && store.IsDir(location) {
+		debug.SetMemoryLimit(dirCaptureMemoryLimit)
+		go followLiveHeap(dirCaptureMemoryLimit)
+	}
+}
+
+// followLiveHeap raises the soft limit whenever the live heap passes it: the limit is there to bound garbage, and a live heap
+// near it (a store whose index work needs more, a directory of very many
+// entries) would have the collector run back to back, up to half the CPU.
+// The limit is never lowered; the process ends with the capture.
+func followLiveHeap(limit int64) {
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	for range time.Tick(200 * time.Millisecond) {
+		metrics.Read(samples)
+		if l := raisedLimit(limit, int64(samples[0].Value.Uint64())); l != limit {
+			limit = l
+			debug.SetMemoryLimit(limit)
+		}
+	}
+}
+
+// raisedLimit is the soft limit for a live heap of live bytes under limit:
+// limit, or a quarter more than live once live passes it (a capture's
+// live heap peaks near 65-75 MiB under 80 MiB: a lower trigger raised it).
+func raisedLimit(limit, live int64) int64 {
+	if live > limit {
+		return live / 4 * 5
+	}
+	return limit
 }
 
 func exitCode(name string, err error) int {
