@@ -140,12 +140,7 @@ type pendingDir struct {
 // subdirectory. With linkFirst, regular files are left to workers unstat'ed
 // (see linker.linkByName).
 func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, names []dirEntry, prev *manifest.Tree, linkFirst bool, partial func(string) *selection) (*dirHandle, error) {
-	prevEntries := map[string]*manifest.Entry{}
-	if prev != nil {
-		for i := range prev.Entries {
-			prevEntries[prev.Entries[i].Name] = &prev.Entries[i]
-		}
-	}
+	prevEntries := entriesByName(prev)
 	node.entries = make([]manifest.Entry, 0, len(names))
 	var subdirs []pendingDir
 	var jobs []*fileJob
@@ -233,6 +228,25 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 	if err != nil {
 		return h, err
 	}
+	return h, c.queueDir(ctx, node, prevEntries)
+}
+
+// entriesByName indexes the parent record's entries of a directory (none
+// when prev is nil).
+func entriesByName(prev *manifest.Tree) map[string]*manifest.Entry {
+	m := map[string]*manifest.Entry{}
+	if prev != nil {
+		for i := range prev.Entries {
+			m[prev.Entries[i].Name] = &prev.Entries[i]
+		}
+	}
+	return m
+}
+
+// queueDir hands a directory whose entries and subdirectories are complete
+// to the tree writer, after releasing the parent's subtrees the walk did
+// not take from the tree read-ahead.
+func (c *capturer) queueDir(ctx context.Context, node *dirNode, prevEntries map[string]*manifest.Entry) error {
 	if c.trees != nil {
 		for _, p := range prevEntries {
 			if p.Type == manifest.TypeDir {
@@ -242,14 +256,14 @@ func (c *capturer) fillDir(ctx context.Context, node *dirNode, h *dirHandle, nam
 	}
 	node.queued = min(int64(len(node.entries)), queuedEntries)
 	if err := c.dirEntries.Acquire(ctx, node.queued); err != nil {
-		return h, err
+		return err
 	}
 	select {
 	case c.dirs <- node:
+		return nil
 	case <-ctx.Done():
-		return h, ctx.Err()
+		return ctx.Err()
 	}
-	return h, nil
 }
 
 // dispatch sends a directory's file jobs to the workers, each holding the

@@ -379,9 +379,15 @@ func compile(pattern string) (*matcher, error) {
 		}
 	}
 	m.float = !m.anchored && hasDStar
+	m.peel()
+	return m, nil
+}
 
-	// Peel the literal runs off both ends, to be checked with plain string
-	// comparisons before (and instead of) running the automaton.
+// peel moves the literal runs at both ends of m.toks into prefix and
+// suffix, to be checked with plain string comparisons before (and instead
+// of) running the automaton, and precomputes the automaton's epsilon
+// closures.
+func (m *matcher) peel() {
 	toks := m.toks
 	np := 0
 	if !m.float {
@@ -414,7 +420,6 @@ func compile(pattern string) (*matcher, error) {
 			}
 		}
 	}
-	return m, nil
 }
 
 func litText(toks []token) string {
