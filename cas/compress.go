@@ -47,9 +47,9 @@ const (
 	LevelFastest Level = iota
 	// LevelAdaptive compresses the chunks larger than 2*probeSize that
 	// the probe finds compressible at SpeedDefault and smaller ones at the
-	// fastest level: measured on the realistic corpus, the harder level
-	// saves about 2.5 times more bytes per extra CPU second on large
-	// chunks than on small ones, whatever their ratio.
+	// fastest level: the harder level saves more bytes per extra CPU
+	// second on large chunks than on small ones, whatever their ratio
+	// (docs/BENCHMARKS.md, "Compression level and chunk size").
 	LevelAdaptive
 	// LevelDefault is zstd's default level for every chunk (SpeedDefault,
 	// about zstd -3; restic's "auto"), not smp's default.
