@@ -39,20 +39,8 @@ func (r *Repo) ReadStoredAll(locs []index.Location, each func(index.Location, []
 		return nil
 	}
 	spans := storedSpans(locs)
-	ready := make(chan *storedSpan, 1)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(ready)
-		for _, sp := range spans {
-			sp.data, sp.err = r.packs.ReadRange(sp.locs[0].Pack, sp.start, sp.end-sp.start, nil)
-			select {
-			case ready <- sp:
-			case <-stop:
-				return
-			}
-		}
-	}()
+	ready, stop := r.readSpansAhead(spans)
+	defer stop()
 	for sp := range ready {
 		for _, loc := range sp.locs {
 			if sp.err != nil {
@@ -75,6 +63,27 @@ func (r *Repo) ReadStoredAll(locs []index.Location, each func(index.Location, []
 }
 
 // storedSpans groups locs (in pack order) into ranged reads.
+// readSpansAhead reads spans in order into their data (or err), ahead of
+// the consumer: at most three spans' bytes are held at once (the one being
+// consumed, one waiting in ready, one being read). ready is closed after
+// the last span; stop, which the consumer must call, ends the reads early.
+func (r *Repo) readSpansAhead(spans []*storedSpan) (ready <-chan *storedSpan, stop func()) {
+	out := make(chan *storedSpan, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		for _, sp := range spans {
+			sp.data, sp.err = r.packs.ReadRange(sp.locs[0].Pack, sp.start, sp.end-sp.start, nil)
+			select {
+			case out <- sp:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, func() { close(done) }
+}
+
 func storedSpans(locs []index.Location) []*storedSpan {
 	var out []*storedSpan
 	var cur *storedSpan

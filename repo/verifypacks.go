@@ -15,8 +15,8 @@ import (
 // chunks pack by pack before it walks the records: every chunk the
 // records reference is located, the locations sorted by pack and offset,
 // and neighbouring chunks read by one ranged GET (storedSpans: gaps up to
-// 256 KiB, at most 8 MiB), the next read while the current is checked, so
-// at most two spans are in memory. A pack's chunks that lie together are
+// 256 KiB, at most 8 MiB), the next read while the current is checked
+// (readSpansAhead: at most three spans in memory). A pack's chunks that lie together are
 // one request, not one each. A span whose read fails is read again chunk
 // by chunk (checkBlob), which names each chunk's error.
 
@@ -71,20 +71,8 @@ func (r *Repo) verifyDataByPack(records []RecordInfo, checked map[cas.BlobKey]*D
 		return cmp.Compare(a.Offset, b.Offset)
 	})
 	spans := storedSpans(locs)
-	ready := make(chan *storedSpan, 1)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(ready)
-		for _, sp := range spans {
-			sp.data, sp.err = r.packs.ReadRange(sp.locs[0].Pack, sp.start, sp.end-sp.start, nil)
-			select {
-			case ready <- sp:
-			case <-stop:
-				return
-			}
-		}
-	}()
+	ready, stop := r.readSpansAhead(spans)
+	defer stop()
 	for sp := range ready {
 		for _, loc := range sp.locs {
 			k := loc.Key()
