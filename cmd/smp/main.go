@@ -205,27 +205,54 @@ func setCaptureMemoryLimit(location string) {
 	}
 }
 
-// followLiveHeap raises the soft limit whenever the live heap passes it: the limit is there to bound garbage, and a live heap
+// followLiveHeap raises the soft limit whenever the live heap passes it,
+// or the collector took more than gcShareRaise of the process's CPU over
+// the last second: the limit is there to bound garbage, and a live heap
 // near it (a store whose index work needs more, a directory of very many
-// entries) would have the collector run back to back, up to half the CPU.
-// The limit is never lowered; the process ends with the capture.
+// entries, the runtime's own memory on top of the heap) would have the
+// collector run back to back, up to half the CPU. The limit is never
+// lowered; the process ends with the capture.
 func followLiveHeap(limit int64) {
-	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	for range time.Tick(200 * time.Millisecond) {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"},
+	}
+	var lastGC, lastTotal float64
+	for i := 0; ; i++ {
+		time.Sleep(200 * time.Millisecond)
 		metrics.Read(samples)
-		if l := raisedLimit(limit, int64(samples[0].Value.Uint64())); l != limit {
+		gcShare := -1.0
+		if i%5 == 4 { // CPU shares over a second: a single tick is too coarse
+			gc, total := samples[1].Value.Float64(), samples[2].Value.Float64()
+			if total > lastTotal {
+				gcShare = (gc - lastGC) / (total - lastTotal)
+			}
+			lastGC, lastTotal = gc, total
+		}
+		if l := raisedLimit(limit, int64(samples[0].Value.Uint64()), gcShare); l != limit {
 			limit = l
 			debug.SetMemoryLimit(limit)
 		}
 	}
 }
 
-// raisedLimit is the soft limit for a live heap of live bytes under limit:
-// limit, or a quarter more than live once live passes it (a capture's
-// live heap peaks near 65-75 MiB under 80 MiB: a lower trigger raised it).
-func raisedLimit(limit, live int64) int64 {
-	if live > limit {
+// gcShareRaise is the collector's share of CPU above which followLiveHeap
+// raises the limit although the live heap is under it.
+const gcShareRaise = 0.3
+
+// raisedLimit is the soft limit for a live heap of live bytes under limit,
+// with the collector's recent share of CPU gcShare (negative: not
+// measured): limit, or a quarter more than live once live passes it (a
+// capture's live heap peaks near 65-75 MiB under 80 MiB: a lower trigger
+// raised it for ordinary captures), or a quarter more than limit while
+// the collector takes more than gcShareRaise of the CPU.
+func raisedLimit(limit, live int64, gcShare float64) int64 {
+	switch {
+	case live > limit:
 		return live / 4 * 5
+	case gcShare > gcShareRaise:
+		return limit / 4 * 5
 	}
 	return limit
 }
