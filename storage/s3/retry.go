@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -175,7 +177,25 @@ func classify(err error) (Class, bool) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return ClassTimeout, true
 	}
+	if permanentTransport(err) {
+		return 0, false
+	}
 	return ClassConnection, true // no HTTP answer: a transport error
+}
+
+// permanentTransport reports a transport error that no retry mends: an
+// endpoint name that does not exist, or a certificate the client rejects.
+// Such a request fails at once with its own error, not after RetryFor.
+func permanentTransport(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return true
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknownCA) || errors.As(err, &badHost) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 // retryable reports whether a failed request may be tried again.
