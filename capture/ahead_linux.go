@@ -148,7 +148,16 @@ func (d *dirAhead) work() {
 		d.listed++
 		d.mu.Unlock()
 
-		subdirs = d.list(rel, buf, subdirs[:0])
+		var opened bool
+		subdirs, opened = d.list(rel, buf, subdirs[:0])
+		if !opened {
+			// The walker cannot open it either and so never counts it
+			// walked: uncounted, it keeps the lead from shrinking.
+			d.mu.Lock()
+			d.listed--
+			d.mu.Unlock()
+			continue
+		}
 		if len(subdirs) == 0 {
 			continue
 		}
@@ -168,16 +177,17 @@ func (d *dirAhead) work() {
 }
 
 // list reads the directory rel, lstats its names and appends the paths of
-// the subdirectories the walker will enter, sorted. Errors end the
-// listing quietly: the walker meets and reports them.
-func (d *dirAhead) list(rel string, buf []byte, subdirs []string) []string {
+// the subdirectories the walker will enter, sorted; opened is false when
+// rel could not be opened. Errors end the listing quietly: the walker
+// meets and reports them.
+func (d *dirAhead) list(rel string, buf []byte, subdirs []string) (_ []string, opened bool) {
 	name := rel
 	if name == "" {
 		name = "."
 	}
 	fd, err := openBeneath(d.root, name)
 	if err != nil {
-		return subdirs
+		return subdirs, false
 	}
 	defer unix.Close(fd)
 	if testHookAhead != nil {
@@ -207,7 +217,7 @@ func (d *dirAhead) list(rel string, buf []byte, subdirs []string) []string {
 		}
 	}
 	slices.SortFunc(subdirs[first:], strings.Compare)
-	return subdirs
+	return subdirs, true
 }
 
 // openBeneath opens the directory at the relative path rel below dir for

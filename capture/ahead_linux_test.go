@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,5 +172,32 @@ func TestDataAheadReleases(t *testing.T) {
 	h.release()
 	if after := countFDs(t); after >= before {
 		t.Errorf("%d descriptors open after the hints and the directory were let go, %d before", after, before)
+	}
+}
+
+// TestDirAheadUnopenable: a directory the listing ahead cannot open is not
+// counted against the lead, since the walker, failing too, never counts
+// it walked.
+func TestDirAheadUnopenable(t *testing.T) {
+	root := t.TempDir()
+	d := startDirAhead(root, func(string, *unix.Stat_t) bool { return true })
+	if d == nil {
+		t.Skip("no openat2 on this kernel: nothing is listed ahead")
+	}
+	defer d.stop()
+	for i := range 10 {
+		d.seed(fmt.Sprintf("gone%d", i))
+	}
+	waitFor(t, "the queue to drain", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.stack) == 0
+	})
+	time.Sleep(20 * time.Millisecond) // the last list call returns
+	d.mu.Lock()
+	listed := d.listed
+	d.mu.Unlock()
+	if listed != 0 {
+		t.Errorf("%d unopenable directories counted as listed ahead, want 0", listed)
 	}
 }
