@@ -115,6 +115,7 @@ func (r *Repo) finishRekey(rep *GCReport) error {
 		// when): only what nothing will delete is a problem.
 		rep.PacksCondemnedOldKey += u.Condemned[id]
 		u.Packs[id] -= u.Condemned[id]
+		u.Condemned[id] = 0 // counted above; Uses names the rest
 		if uses := u.Uses(id); len(uses) > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("master key %d still seals %s", id, strings.Join(uses, ", ")))
 		}
