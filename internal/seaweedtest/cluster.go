@@ -36,8 +36,25 @@ type ClusterOptions struct {
 
 // StartCluster runs the processes of a Cluster from bin with their data
 // under dir (removed by Stop) and waits until the gateway creates buckets.
-// Each service listens on a port and a gRPC port of its own.
+// Each service listens on a port and a gRPC port of its own. The ports
+// freePorts picks are free only when it returns, and tests running in
+// parallel may take one before a service binds it, so a cluster that does
+// not come up is started again on new ports, up to three times.
 func StartCluster(bin, dir string, o ClusterOptions) (*Cluster, error) {
+	var err error
+	for range 3 {
+		var c *Cluster
+		if c, err = startCluster(bin, dir, o); err == nil {
+			return c, nil
+		}
+		if mkErr := os.MkdirAll(dir, 0o700); mkErr != nil { // Stop removed it
+			return nil, mkErr
+		}
+	}
+	return nil, err
+}
+
+func startCluster(bin, dir string, o ClusterOptions) (*Cluster, error) {
 	if o.Volumes <= 0 {
 		o.Volumes = 3
 	}
