@@ -16,7 +16,7 @@ import (
 // large, compressible files (every file worker's chunker full, chunks
 // queued for the compressors, packs sealed) stays under 110 MiB of peak
 // RSS: its soft memory limit and bounded buffers (docs/BENCHMARKS.md,
-// "Capture memory"); without them the same capture took 125 MiB.
+// "Capture memory" has what the same capture took without them).
 // SMP_HEAPPROFILE writes the heap profile of the run's peak.
 func TestE2ECaptureMemory(t *testing.T) {
 	if raceEnabled() {
