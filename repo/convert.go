@@ -215,7 +215,9 @@ func hasLinks(dir string) bool {
 // RetireKey removes master key id from the keys of the encrypted store in
 // dir, after checking (under the store's lock, reading only) that no pack,
 // no index and no sealed file still uses it; otherwise it refuses and
-// writes nothing. unlock opens the keys once, for both.
+// writes nothing. unlock opens the keys once, for both. On a store several
+// smp share it also waits out the bound in which they take up a change of
+// the keys (keysAreSettled): until then one may still seal under id.
 func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
 	return EditKeys(dir, unlock, func(u *keys.Unlocked) error {
 		if err := u.File.CheckRetire(id); err != nil {
@@ -233,6 +235,13 @@ func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
 			return err
 		}
 		defer r.Close()
+		if r.shared {
+			// Every writer has taken up the current key, or refuses
+			// to write (keysshared.go), before the usage is read.
+			if err := keysAreSettled(context.Background(), r.st, SharedRefreshBound); err != nil {
+				return fmt.Errorf("retire master key %d: %w", id, err)
+			}
+		}
 		usage, err := r.KeyUsage()
 		if err != nil {
 			return err

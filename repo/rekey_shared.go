@@ -36,7 +36,7 @@ import (
 
 // rekeySegments does step 2.
 func (r *Repo) rekeySegments(ctx context.Context) error {
-	cur, _ := r.Keyring.Current()
+	cur := r.currentKey()
 	var ids []cas.ID
 	var sizes []int64
 	err := storage.Walk(ctx, r.st, segmentPrefix, func(info storage.Info) error {
