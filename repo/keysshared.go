@@ -34,8 +34,9 @@ import (
 //     whose upload outlived the bound is deleted again and its commit
 //     fails. An index segment and the access file are checked before
 //     their write;
-//   - smp key retire refuses while keys.json changed less than the bound
-//     (plus clockMargin) ago by the storage's clock (RetireKey).
+//   - smp key retire reads the keys' usage, for its last time, only once
+//     keys.json is older than the bound plus clockMargin by the storage's
+//     clock (RetireKey waits for that).
 //
 // So a pack under key K reaches the bucket only before the rotation away
 // from K plus the bound, and retiring K needs a KeyUsage read after that:
@@ -180,24 +181,21 @@ func (k *sharedKeys) check(kid keys.KeyID) error {
 	return nil
 }
 
-// keysAreSettled is RetireKey's check on a shared store: keys.json has not
-// changed for longer than the bound in which every writer takes a change
-// up (by the storage's clock), so no writer still seals under a key that
-// was current before it.
-func keysAreSettled(ctx context.Context, st storage.Storage, bound time.Duration) error {
+// keysSettleWait is how long RetireKey waits on a shared store before its
+// usage count holds: until keys.json is older than the bound in which
+// every writer takes a change up (by the storage's clock, plus
+// clockMargin), a writer may still seal under a key that was current
+// before the change.
+func keysSettleWait(ctx context.Context, st storage.Storage, bound time.Duration) (time.Duration, error) {
 	info, err := st.Stat(ctx, keys.FileName)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	now, err := st.Now(ctx)
 	if err != nil {
-		return fmt.Errorf("read the storage's clock: %w", err)
+		return 0, fmt.Errorf("read the storage's clock: %w", err)
 	}
-	if wait := info.Created.Add(bound + clockMargin).Sub(now); wait > 0 {
-		return fmt.Errorf("%s changed %s ago: other smp sharing the store may still seal under the key it replaced; run smp key retire again in %s",
-			keys.FileName, now.Sub(info.Created).Round(time.Second), wait.Round(time.Second))
-	}
-	return nil
+	return info.Created.Add(bound + clockMargin).Sub(now), nil
 }
 
 // accessKeys seals the access file of a shared encrypted store with the
