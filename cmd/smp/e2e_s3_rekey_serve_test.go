@@ -55,9 +55,10 @@ func packKeyIDs(t *testing.T, cl *minio.Client, bucket, prefix string) map[strin
 // key 2 only. gc --rekey moves the packs under key 1, a gc a grace later
 // deletes them, and smp key retire 1 then succeeds (after waiting until
 // the servers surely read the rotated keys). Captures through both
-// servers after the retire still work, and every record restores
-// byte-identical through a new cache that holds key 2 alone; verify
-// --read-data is clean.
+// servers after the retire still work, and so does one through B
+// restarted (its cache's index, still under key 1, is rebuilt from the
+// bucket); every record restores byte-identical through a new cache that
+// holds key 2 alone, and verify --read-data is clean.
 func TestE2ES3RekeyWhileServing(t *testing.T) {
 	srv := seaweedtest.Shared(t)
 	setChildEnv(t, "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "SMP_CACHE=")
@@ -138,6 +139,11 @@ func TestE2ES3RekeyWhileServing(t *testing.T) {
 	// Both servers go on, sealing under key 2.
 	capture(b, "retired-b", 74)
 	capture(a, "retired-a", 75)
+	// B restarted: its cache's index, under key 1 still, is rebuilt
+	// from the bucket under key 2.
+	b.stop(t)
+	b = startServer(t, loc, "--insecure", "--s3-insecure", "--cache", filepath.Join(dir, "cache-b"))
+	capture(b, "restarted-b", 76)
 	for k, id := range packKeyIDs(t, cl, bucket, "rs/") {
 		if id != 2 {
 			t.Fatalf("pack %s is sealed under key %d after key 1 was retired", k, id)
