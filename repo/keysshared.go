@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"smp/cas"
 	"smp/keys"
 	"smp/storage"
 )
@@ -217,4 +218,31 @@ func (a accessKeys) Open(sealed []byte) ([]byte, error) {
 
 func (a accessKeys) MaxSealed() int {
 	return accessCodec(a.r.sealingKeyring(), a.r.Config.StoreID).MaxSealed()
+}
+
+// storePack commits pending pack p to the storage (PendingPack.Commit) for
+// the caller to index. On a shared encrypted store its key must be
+// confirmed current (sealable) before the upload, to spare it, and again
+// once it is stored: a pack whose upload outlived the confirmation may be
+// under a key retired meanwhile, so it is deleted again, never indexed and
+// so never referenced by a record. Its name is this writer's alone (the
+// nonces are random), so deleting it takes nothing from another.
+func (r *Repo) storePack(p *cas.PendingPack) (cas.ID, []cas.PackEntry, int64, error) {
+	sealed, kid := p.KeyID()
+	if !sealed || r.keys == nil {
+		return p.Commit()
+	}
+	if err := r.sealable(kid); err != nil {
+		p.Abort()
+		return cas.ID{}, nil, 0, fmt.Errorf("commit pack: %w", err)
+	}
+	id, entries, size, err := p.Commit()
+	if err != nil {
+		return cas.ID{}, nil, 0, err
+	}
+	if err := r.sealable(kid); err != nil {
+		_ = r.st.Delete(context.Background(), r.packs.Name(id))
+		return cas.ID{}, nil, 0, fmt.Errorf("commit pack: %w", err)
+	}
+	return id, entries, size, nil
 }

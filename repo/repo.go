@@ -514,26 +514,9 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 		p.Abort()
 		return fmt.Errorf("commit pack: %w", err)
 	}
-	sealed, kid := p.KeyID()
-	if sealed {
-		if err := r.sealable(kid); err != nil {
-			p.Abort()
-			return fmt.Errorf("commit pack: %w", err)
-		}
-	}
-	id, entries, size, err := p.Commit()
+	id, entries, size, err := r.storePack(p)
 	if err != nil {
 		return err
-	}
-	if sealed {
-		if err := r.sealable(kid); err != nil {
-			// Stored, but maybe after its key was retired: never
-			// indexed, so no record references it. Its name is
-			// this writer's alone (random nonces), so deleting it
-			// takes nothing from another.
-			_ = r.st.Delete(context.Background(), r.packs.Name(id))
-			return fmt.Errorf("commit pack: %w", err)
-		}
 	}
 	if err := r.ix.AddPack(id, size, entries); err != nil {
 		return err
