@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/zeebo/blake3"
+
+	"smp/keys"
 )
 
 // BlobType says what a blob holds. Values are part of the on-disk format.
@@ -252,7 +254,19 @@ func NewSealedPackWriter(w io.Writer, s *Sealer) (*PackWriter, error) {
 	if _, err := w.Write(packHeader(v)); err != nil {
 		return nil, fmt.Errorf("write pack header: %w", err)
 	}
-	return &PackWriter{w: w, offset: PackHeaderSize, sealer: s}, nil
+	// Pinned: every blob and the trailer are sealed under one key, the
+	// one KeyOf reads from the trailer, even if s adopts a newer keyring
+	// meanwhile.
+	return &PackWriter{w: w, offset: PackHeaderSize, sealer: s.Pin()}, nil
+}
+
+// KeyID reports whether the pack is sealed and under which master key
+// (every blob and the trailer are).
+func (p *PackWriter) KeyID() (bool, keys.KeyID) {
+	if p.sealer == nil {
+		return false, 0
+	}
+	return true, p.sealer.Current()
 }
 
 // Add appends an already compressed blob.

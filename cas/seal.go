@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync/atomic"
 
 	"smp/keys"
 )
@@ -43,11 +44,18 @@ const (
 var ErrNoKey = errors.New("sealed with a master key this keyring does not hold")
 
 // Sealer seals and opens the blobs and trailers of one encrypted store.
-// It is safe for concurrent use.
+// It is safe for concurrent use. Its keys may be replaced while it is in
+// use (Adopt: a server taking up a rotation made by another smp); a pack
+// writer seals with a Pin of it, so one pack is sealed under one key.
 type Sealer struct {
-	store   string
+	store  string
+	cipher Cipher
+	keys   atomic.Pointer[sealKeys]
+}
+
+// sealKeys is one keyring's AEADs: what a Sealer seals and opens with.
+type sealKeys struct {
 	current keys.KeyID
-	cipher  Cipher
 	aeads   map[keys.KeyID]cipher.AEAD
 }
 
@@ -61,21 +69,53 @@ func NewSealer(storeID string, kr *keys.Keyring, c Cipher) (*Sealer, error) {
 	if !c.Valid() {
 		return nil, fmt.Errorf("sealer: unknown cipher %d", uint8(c))
 	}
-	s := &Sealer{store: storeID, cipher: c, aeads: map[keys.KeyID]cipher.AEAD{}}
-	s.current, _ = kr.Current()
-	for _, id := range kr.IDs() {
-		k, err := kr.Subkey(id, c.subkeyPurpose())
-		if err != nil {
-			return nil, err
-		}
-		a, err := c.newAEAD(k[:])
-		if err != nil {
-			return nil, err
-		}
-		s.aeads[id] = a
+	s := &Sealer{store: storeID, cipher: c}
+	if err := s.Adopt(kr); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
+
+// Adopt replaces s's keys by kr's (a newer version of the store's keys:
+// kr's current key seals from now on, and only kr's keys open). Pins taken
+// before keep the keys they had.
+func (s *Sealer) Adopt(kr *keys.Keyring) error {
+	if kr == nil {
+		return fmt.Errorf("sealer: a keyring is required")
+	}
+	k := &sealKeys{aeads: map[keys.KeyID]cipher.AEAD{}}
+	k.current, _ = kr.Current()
+	for _, id := range kr.IDs() {
+		sub, err := kr.Subkey(id, s.cipher.subkeyPurpose())
+		if err != nil {
+			return err
+		}
+		a, err := s.cipher.newAEAD(sub[:])
+		if err != nil {
+			return err
+		}
+		k.aeads[id] = a
+	}
+	if _, ok := k.aeads[k.current]; !ok {
+		return fmt.Errorf("sealer: the keyring's current key %d is not among its keys", k.current)
+	}
+	s.keys.Store(k)
+	return nil
+}
+
+// Pin returns a sealer with s's keys of now, which a later Adopt of s does
+// not change: what seals one pack (nil for a nil s).
+func (s *Sealer) Pin() *Sealer {
+	if s == nil {
+		return nil
+	}
+	p := &Sealer{store: s.store, cipher: s.cipher}
+	p.keys.Store(s.keys.Load())
+	return p
+}
+
+// Current returns the master key s seals with.
+func (s *Sealer) Current() keys.KeyID { return s.keys.Load().current }
 
 // Cipher returns the AEAD s seals and opens with.
 func (s *Sealer) Cipher() Cipher { return s.cipher }
@@ -98,8 +138,9 @@ func (s *Sealer) trailerAD(kid keys.KeyID) []byte {
 
 // seal appends the sealed form of plain to dst under the current key.
 func (s *Sealer) seal(dst, plain []byte, ad func(keys.KeyID) []byte) []byte {
-	kid := s.current
-	a := s.aeads[kid]
+	k := s.keys.Load()
+	kid := k.current
+	a := k.aeads[kid]
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(kid))
 	nonce := randomNonce(&dst)
 	return a.Seal(dst, nonce, plain, ad(kid))
@@ -120,7 +161,7 @@ func (s *Sealer) open(dst, sealed []byte, ad func(keys.KeyID) []byte) ([]byte, e
 		return nil, fmt.Errorf("sealed object of %d bytes is shorter than its header: %w", len(sealed), ErrCorrupt)
 	}
 	kid := keys.KeyID(binary.LittleEndian.Uint32(sealed[:4]))
-	a, ok := s.aeads[kid]
+	a, ok := s.keys.Load().aeads[kid]
 	if !ok {
 		return nil, fmt.Errorf("key %d: %w", kid, ErrNoKey)
 	}

@@ -25,6 +25,25 @@ type Keyring struct {
 	// keys (see File); hasHash is false for a keyring built without one.
 	hashKey [32]byte
 	hasHash bool
+	// from is the opened key slot file this keyring came from (nil when
+	// built otherwise): what Reopen opens a newer version of it with.
+	from *Unlocked
+}
+
+// Reopen returns the keyring of f, a newer version of the key slot file k
+// was unlocked from, opened with the secrets k's unlock kept
+// (Unlocked.Reopen): no key source is asked again. ErrWrongKey when they
+// no longer open it (a revoking rotation removed the slot) or k was not
+// unlocked from a file.
+func (k *Keyring) Reopen(f *File) (*Keyring, error) {
+	if k.from == nil {
+		return nil, ErrWrongKey
+	}
+	u, err := k.from.Reopen(f)
+	if err != nil {
+		return nil, err
+	}
+	return u.Keyring(), nil
 }
 
 // HashKey returns the store's content hash key, which the key slot file

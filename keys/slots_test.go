@@ -278,3 +278,73 @@ func TestRotateRevoking(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyringReopen: a keyring unlocked from a key slot file opens a newer
+// version of it with the secrets its unlock kept, asking no source: after
+// a rotation (same wrapping key) and after a revoking rotation made
+// through its own slot, with the new current key and the same hash key;
+// not after a revoking rotation through another slot, which removed its
+// slot, nor when it was not unlocked from a file.
+func TestKeyringReopen(t *testing.T) {
+	u, kf, _ := newFile(t)
+	server, err := reload(t, u.File).Unlock(Secret{KeyFile: kf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := server.Keyring()
+	hk, _ := kr.HashKey()
+	check := func(what string, f *File, want KeyID) *Keyring {
+		t.Helper()
+		next, err := kr.Reopen(reload(t, f))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if cur, _ := next.Current(); cur != want {
+			t.Fatalf("%s: current key %d, want %d", what, cur, want)
+		}
+		if h, _ := next.HashKey(); h != hk {
+			t.Fatalf("%s: another hash key", what)
+		}
+		return next
+	}
+	admin, err := reload(t, u.File).Unlock(Secret{KeyFile: kf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	check("after rotate", admin.File, 2)
+	if _, _, err := admin.RotateRevoking(); err != nil { // through the server's slot
+		t.Fatal(err)
+	}
+	kr = check("after a revoking rotate through the same slot", admin.File, 3)
+
+	// A revoking rotation through another slot (a recovery key added
+	// since) removes the server's.
+	other, err := reload(t, admin.File).Unlock(Secret{KeyFile: kf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := other.AddRecovery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRec, err := reload(t, other.File).Unlock(Secret{Passphrase: []byte(rec)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := byRec.RotateRevoking(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Reopen(reload(t, byRec.File)); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("after a revoking rotation through another slot: err = %v, want ErrWrongKey", err)
+	}
+	plain, err := NewKeyring(1, map[KeyID][32]byte{1: {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Reopen(byRec.File); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("a keyring not unlocked from a file: err = %v, want ErrWrongKey", err)
+	}
+}

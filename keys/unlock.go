@@ -39,6 +39,7 @@ func (u *Unlocked) Keyring() *Keyring {
 	kr, _ := NewKeyring(u.File.Current, u.masters)
 	kr.hashKey = u.hashKey
 	kr.hasHash = true
+	kr.from = u
 	return kr
 }
 
@@ -396,4 +397,42 @@ func open(key [32]byte, w Wrapped, ad []byte) ([32]byte, error) {
 	}
 	copy(out[:], b)
 	return out, nil
+}
+
+// Reopen opens f, a newer version of the key slot file u was opened from
+// (another smp rotated or edited it), with the secrets u holds, asking no
+// key source again: the wrapping key (a rotation keeps it), else the key
+// of the slot that opened u when f still has that slot (a revoking
+// rotation made through it). ErrWrongKey when neither opens f.
+func (u *Unlocked) Reopen(f *File) (*Unlocked, error) {
+	if f.StoreID != u.File.StoreID {
+		return nil, fmt.Errorf("key slot file of store %s, not %s", f.StoreID, u.File.StoreID)
+	}
+	if len(f.Masters) > 0 {
+		m := f.Masters[0]
+		if _, err := open(u.wrapKey, m.Wrapped, masterAD(f.StoreID, m.ID)); err == nil {
+			n, err := f.unlockWith(u.wrapKey, u.Slot)
+			if err != nil {
+				return nil, err
+			}
+			n.slotKey = u.slotKey
+			return n, nil
+		}
+	}
+	for _, s := range f.Slots {
+		if s.ID != u.Slot || u.Slot == "" {
+			continue
+		}
+		wk, err := open(u.slotKey, s.Wrapped, slotAD(f.StoreID, s.ID, s.Kind))
+		if err != nil {
+			break
+		}
+		n, err := f.unlockWith(wk, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		n.slotKey = u.slotKey
+		return n, nil
+	}
+	return nil, ErrWrongKey
 }

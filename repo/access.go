@@ -19,7 +19,10 @@ func accessCodec(kr *keys.Keyring, storeID string) access.Codec {
 // from before is moved there.
 func (r *Repo) Access() (*access.Store, error) {
 	var c access.Codec
-	if r.Keyring != nil {
+	switch {
+	case r.keys != nil:
+		c = accessKeys{r} // under the keys a refresh adopts (keysshared.go)
+	case r.Keyring != nil:
 		c = accessCodec(r.Keyring, r.Config.StoreID)
 	}
 	if r.shared {

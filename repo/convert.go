@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"smp/cas"
 	"smp/internal/sysfile"
@@ -215,7 +216,10 @@ func hasLinks(dir string) bool {
 // RetireKey removes master key id from the keys of the encrypted store in
 // dir, after checking (under the store's lock, reading only) that no pack,
 // no index and no sealed file still uses it; otherwise it refuses and
-// writes nothing. unlock opens the keys once, for both.
+// writes nothing. unlock opens the keys once, for both. On a store several
+// smp share it also waits, before the last check, until keys.json is
+// older than the bound in which they take up a change of the keys
+// (keysSettleWait): until then one may still seal under id.
 func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
 	return EditKeys(dir, unlock, func(u *keys.Unlocked) error {
 		if err := u.File.CheckRetire(id); err != nil {
@@ -233,13 +237,30 @@ func RetireKey(dir string, unlock keys.UnlockFunc, id keys.KeyID) error {
 			return err
 		}
 		defer r.Close()
-		usage, err := r.KeyUsage()
-		if err != nil {
-			return err
+		// On a shared store the usage counts once every writer has
+		// taken up the current key or refuses to write (keysshared.go):
+		// read again after waiting for that, as a writer may have stored
+		// a pack under id meanwhile.
+		for range 3 {
+			usage, err := r.KeyUsage()
+			if err != nil {
+				return err
+			}
+			if uses := usage.Uses(id); len(uses) > 0 {
+				return fmt.Errorf("master key %d still seals %s: run smp gc --rekey --store %s first", id, strings.Join(uses, ", "), dir)
+			}
+			if !r.shared {
+				return u.Retire(id)
+			}
+			wait, err := keysSettleWait(context.Background(), r.st, SharedRefreshBound)
+			if err != nil {
+				return fmt.Errorf("retire master key %d: %w", id, err)
+			}
+			if wait <= 0 {
+				return u.Retire(id)
+			}
+			time.Sleep(wait)
 		}
-		if uses := usage.Uses(id); len(uses) > 0 {
-			return fmt.Errorf("master key %d still seals %s: run smp gc --rekey --store %s first", id, strings.Join(uses, ", "), dir)
-		}
-		return u.Retire(id)
+		return fmt.Errorf("retire master key %d: %s keeps changing: run smp key retire again", id, keys.FileName)
 	})
 }

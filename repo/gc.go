@@ -729,7 +729,7 @@ func (w *gcWriter) simCommit(i int) {
 func (w *gcWriter) commit(i int) error {
 	p := w.packs[i]
 	w.packs[i] = nil
-	id, entries, size, err := p.Commit()
+	id, entries, size, err := w.r.storePack(p)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}

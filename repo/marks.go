@@ -287,6 +287,9 @@ func (r *Repo) refreshShared(start time.Time) error {
 		return nil
 	}
 	ctx := context.Background()
+	if err := r.refreshKeys(ctx, start); err != nil {
+		return err
+	}
 	if err := r.loadMarks(ctx); err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func rekeyPoint(point string) error {
 // planRekey adds to sparse every pack with live blobs not sealed under
 // the current key that is not already in empty or sparse.
 func (g *gcRun) planRekey(empty, sparse []cas.ID) []cas.ID {
-	cur, _ := g.r.Keyring.Current()
+	cur := g.r.currentKey()
 	planned := map[cas.ID]bool{}
 	for _, id := range slices.Concat(empty, sparse) {
 		planned[id] = true
@@ -106,8 +106,8 @@ func (r *Repo) finishRekey(rep *GCReport) error {
 	if err != nil {
 		return fmt.Errorf("gc --rekey: %w", err)
 	}
-	cur, _ := r.Keyring.Current()
-	for _, id := range r.Keyring.IDs() {
+	cur := r.currentKey()
+	for _, id := range r.sealingKeyring().IDs() {
 		if id == cur {
 			continue
 		}
@@ -186,7 +186,7 @@ func (r *Repo) resealFiles() error {
 // resealTLSKey seals the TLS key under the current key.
 func (r *Repo) resealTLSKey() error {
 	plain, sealed := r.tlsFiles()
-	cur, _ := r.Keyring.Current()
+	cur := r.currentKey()
 	b, err := os.ReadFile(plain)
 	if err == nil {
 		// Sealed first, then the clear file removed: a crash between
@@ -206,7 +206,7 @@ func (r *Repo) resealTLSKey() error {
 	if kid, err := keys.SealedKeyID(b); err == nil && kid == cur {
 		return nil
 	}
-	key, err := keys.OpenSecret(r.Keyring, r.Config.StoreID, keys.PurposeTLSKey, b)
+	key, err := keys.OpenSecret(r.sealingKeyring(), r.Config.StoreID, keys.PurposeTLSKey, b)
 	if err != nil {
 		return fmt.Errorf("TLS key %s: %w", sealed, err)
 	}
@@ -216,7 +216,7 @@ func (r *Repo) resealTLSKey() error {
 // sealTLSKey writes key sealed under the current key to sealed, then
 // removes plain when given.
 func (r *Repo) sealTLSKey(key []byte, sealed, plain string) error {
-	b, err := keys.SealSecret(r.Keyring, r.Config.StoreID, keys.PurposeTLSKey, key)
+	b, err := keys.SealSecret(r.sealingKeyring(), r.Config.StoreID, keys.PurposeTLSKey, key)
 	if err != nil {
 		return err
 	}

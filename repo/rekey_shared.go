@@ -28,15 +28,18 @@ import (
 //  3. this machine's index copy and TLS key, and the bucket's access
 //     file, are sealed anew as on a store directory (rekey.go).
 //
-// Another server keeps sealing under the key that was current when it
-// opened the store: after smp key rotate, restart every smp serve before
-// gc --rekey, or the packs and segments it writes meanwhile are under the
-// old key (gc --rekey reports them, and smp key retire refuses while any
-// object is under the key).
+// Every other smp with the store open takes the rotation up at its next
+// refresh and seals under the new key from then on, or refuses to write
+// when its secrets no longer open the keys (keysshared.go); none stores
+// an object under a key it has not confirmed current within
+// SharedRefreshBound, and smp key retire reads the usage only once
+// keys.json is older than that bound. What a writer stored under the old
+// key before it took the rotation up is found by gc --rekey (rekeyed, or
+// reported when stored after its listing) and by retire (a refusal).
 
 // rekeySegments does step 2.
 func (r *Repo) rekeySegments(ctx context.Context) error {
-	cur, _ := r.Keyring.Current()
+	cur := r.currentKey()
 	var ids []cas.ID
 	var sizes []int64
 	err := storage.Walk(ctx, r.st, segmentPrefix, func(info storage.Info) error {

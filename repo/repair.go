@@ -168,7 +168,7 @@ func (w *repairWriter) add(id cas.ID, c cas.Compression, stored []byte, rawLen i
 func (w *repairWriter) commit() error {
 	p := w.pack
 	w.pack = nil
-	id, entries, size, err := p.Commit()
+	id, entries, size, err := w.r.storePack(p)
 	if err != nil {
 		return fmt.Errorf("repair: %w", err)
 	}

@@ -43,6 +43,9 @@ type Repo struct {
 	// sh is what a shared store's writer knows of gc's marks (nil when
 	// not shared); see marks.go.
 	sh *sharedState
+	// keys is what a writer of a shared encrypted store knows of the
+	// bucket's keys.json (nil otherwise); see keysshared.go.
+	keys *sharedKeys
 
 	// segMu orders the writes of index segments (segments.go);
 	// unsegmented, guarded by mu, is the packs no segment lists yet.
@@ -207,6 +210,9 @@ func finishOpen(dir string, lo *locked, readOnly bool) (*Repo, error) {
 	if l, err := ReadLocation(dir); err == nil && l != nil {
 		r.shared = true
 		r.sh = newSharedState()
+		if lo.kr != nil {
+			r.keys = &sharedKeys{kr: lo.kr, ver: storage.NoVersion, bound: r.sh.bound}
+		}
 	}
 	r.doneCond = sync.NewCond(&r.mu)
 	// Full packs are fsynced and indexed by a background goroutine, so the
@@ -508,7 +514,7 @@ func (r *Repo) commit(p *cas.PendingPack) error {
 		p.Abort()
 		return fmt.Errorf("commit pack: %w", err)
 	}
-	id, entries, size, err := p.Commit()
+	id, entries, size, err := r.storePack(p)
 	if err != nil {
 		return err
 	}

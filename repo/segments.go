@@ -79,9 +79,12 @@ func (r *Repo) writeSegments() error {
 		return nil
 	}
 	done := 0
-	var err error
+	s, err := r.segmentSealer()
 	for _, g := range cas.SplitSegments(packs) {
-		b := cas.EncodeSegment(g, r.packs.Sealer())
+		if err != nil {
+			break
+		}
+		b := cas.EncodeSegment(g, s)
 		id := cas.SegmentIDOf(b)
 		if err = r.st.Put(context.Background(), segmentName(id), b); err != nil {
 			err = fmt.Errorf("write index segment: %w", err)
@@ -366,8 +369,12 @@ func (r *Repo) rewriteSegments(ctx context.Context, ids []cas.ID, sizes []int64)
 		merged = append(merged, s.id)
 	}
 	var written []cas.ID
+	s, err := r.segmentSealer()
+	if err != nil {
+		return nil, err
+	}
 	for _, g := range cas.SplitSegments(packs) {
-		b := cas.EncodeSegment(g, r.packs.Sealer())
+		b := cas.EncodeSegment(g, s)
 		id := cas.SegmentIDOf(b)
 		if err := r.st.Put(ctx, segmentName(id), b); err != nil {
 			return nil, fmt.Errorf("write index segment: %w", err)
@@ -384,4 +391,17 @@ func (r *Repo) rewriteSegments(ctx context.Context, ids []cas.ID, sizes []int64)
 	}
 	rep.Merged, rep.Written, rep.Packs = len(merged), len(written), len(packs)
 	return rep, r.ix.ForgetSegments(merged)
+}
+
+// segmentSealer returns what seals the index segments written now (nil:
+// in clear), once its key is confirmed current (sealable).
+func (r *Repo) segmentSealer() (*cas.Sealer, error) {
+	s := r.packs.Sealer().Pin()
+	if s == nil {
+		return nil, nil
+	}
+	if err := r.sealable(s.Current()); err != nil {
+		return nil, fmt.Errorf("write index segment: %w", err)
+	}
+	return s, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"smp/index"
 	"smp/keys"
 	"smp/repo"
 	"smp/storage/s3"
@@ -143,6 +144,16 @@ func refreshCache(cache string, l repo.Location, o repo.OpenOptions) error {
 	}
 	// What other writers stored since this cache was last refreshed.
 	r, err := repo.OpenWith(cache, o)
+	if errors.Is(err, index.ErrWrongKey) {
+		// The cache's index is under a master key the store retired
+		// since (smp gc --rekey moves only the index of the machine it
+		// runs on). The index is this machine's copy of what the bucket
+		// lists: it is built anew from the bucket under the current key.
+		if _, err := repo.RebuildIndexWith(cache, o); err != nil {
+			return fmt.Errorf("rebuild the cache %s from %s (its index was under a retired key): %w", cache, l.URL, err)
+		}
+		r, err = repo.OpenWith(cache, o)
+	}
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (o *gcOptions) AddFlags(fs *pflag.FlagSet) {
 	o.storeFlags.AddFlags(fs)
 	fs.BoolVar(&o.DryRun, "dry-run", false, "compute and print what gc would free; change nothing")
 	fs.Float64Var(&o.RepackBelow, "repack-below", 0.5, "rewrite packs whose live share is below this fraction (0 to 1; 0 only deletes packs with no live data)")
-	fs.BoolVar(&o.Rekey, "rekey", false, "encrypted store: also rewrite every pack not sealed under the current master key (see smp key rotate), copy the index under it and reseal the TLS key and access file, so older master keys can be retired (smp key retire); on s3:// the old packs are condemned and deleted by a gc after --grace, and every smp serve must have been restarted since the rotation")
+	fs.BoolVar(&o.Rekey, "rekey", false, "encrypted store: also rewrite every pack not sealed under the current master key (see smp key rotate), copy the index under it and reseal the TLS key and access file, so older master keys can be retired (smp key retire); on s3:// the old packs are condemned and deleted by a gc after --grace (running smp serve take the rotated key up at their refresh)")
 	fs.BoolVar(&o.JSON, "json", false, "print as JSON")
 	fs.StringVar(&o.Retention, "retention", "", "first remove released records whose retention ran out, e.g. 7d or 36h (records never released are kept)")
 	fs.StringVar(&o.Grace, "grace", "1h", "keep whole every pack written less than this ago: the uploads of a capture not committed yet, reused when it is run again (0 keeps none); on a store on S3 also how long packs stay condemned before a later gc deletes them (at least 1h)")

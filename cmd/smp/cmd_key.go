@@ -205,7 +205,7 @@ func runKeyRotate(_ context.Context, o *keyOptions, stdout io.Writer) error {
 	for _, s := range removed {
 		fmt.Fprintf(stdout, "removed key slot %s\n", s)
 	}
-	fmt.Fprintf(stdout, "master key %d now seals new data (a running smp serve: after its restart); older master keys stay until the data they sealed is re-encrypted\n", id)
+	fmt.Fprintf(stdout, "master key %d now seals new data (a running smp serve: on s3:// from its next refresh, on a store directory after its restart); older master keys stay until the data they sealed is re-encrypted\n", id)
 	return nil
 }
 
