@@ -129,7 +129,8 @@ func TestVerifyByPackBatches(t *testing.T) {
 // progress reports, less the heap before, over the chunks. Every chunk's
 // verdict in checked is the floor (Verify keeps it on every store); the
 // located list is one batch. SMP_VERIFY_MEM_CHUNKS sets the chunks
-// (default 50000; the figure in docs/FORMAT.md is from 200000).
+// (default 50000); with many more, the index's own background work moves
+// the heap by megabytes and the figure is noisy.
 func TestVerifyByPackMemory(t *testing.T) {
 	n := 50000
 	if s := os.Getenv("SMP_VERIFY_MEM_CHUNKS"); s != "" {
@@ -140,30 +141,30 @@ func TestVerifyByPackMemory(t *testing.T) {
 	}
 	r := gcOpen(t, gcNewStore(t))
 	records, _ := tinyChunkRecords(t, r, n, 1000, 50)
+	byPack(t, r, records, verifyBatch, nil) // the index's caches filled: they are bounded, and not what is measured
 	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	base, peak := ms.HeapAlloc, ms.HeapAlloc
+	live := func() uint64 { runtime.GC(); runtime.ReadMemStats(&ms); return ms.HeapAlloc }
+	base := live()
+	peak := base
 	calls := 0
 	progress := func(int) {
-		if calls++; calls%8 != 0 {
-			return
+		if calls++; calls%8 == 0 {
+			peak = max(peak, live())
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		peak = max(peak, ms.HeapAlloc)
 	}
 	checked, rep := byPack(t, r, records, verifyBatch, progress)
+	after := live()
 	runtime.KeepAlive(checked)
 	if rep.Chunks != n || len(rep.Damaged) != 0 {
 		t.Fatalf("%d chunks, damaged %v; want %d sound", rep.Chunks, rep.Damaged, n)
 	}
 	perChunk := float64(peak-base) / float64(n)
-	t.Logf("%d chunks: peak live heap %.1f MiB over the %.1f MiB before, %.0f bytes per chunk",
-		n, float64(peak-base)/(1<<20), float64(base)/(1<<20), perChunk)
-	// checked (60-110 bytes a chunk) and a batch of 88-byte locations: a
-	// chunks map or a second copy of the locations would pass this.
-	if limit := 110 + 88*float64(min(n, verifyBatch))/float64(n) + 40; perChunk > limit {
+	t.Logf("%d chunks: peak live heap %.1f MiB over the %.1f MiB before, %.0f bytes per chunk (%.0f kept after: the verdicts)",
+		n, float64(peak-base)/(1<<20), float64(base)/(1<<20), perChunk, float64(int64(after)-int64(base))/float64(n))
+	// checked (60-110 bytes a chunk) and a batch of 88-byte locations
+	// (grown by append: up to 110 bytes each), with room for the walk's
+	// trees and the spans' bytes.
+	if limit := 110 + 110*float64(min(n, verifyBatch))/float64(n) + 60; perChunk > limit {
 		t.Errorf("%.0f bytes per chunk, want at most %.0f", perChunk, limit)
 	}
 }
