@@ -105,6 +105,7 @@ func TestRekeySegmentsInBatches(t *testing.T) {
 			batches++ // the last delete of a batch
 		}
 	}
+	t.Logf("%d segments rewritten in %d batches", nseg, batches)
 	if batches < 3 {
 		t.Errorf("%d batches (ops %v), want several", batches, ops)
 	}
