@@ -4,9 +4,10 @@ import (
 	"smp/index"
 )
 
-// storedSpan is one ranged read of neighbouring blobs for ReadStoredAll.
+// storedSpan is one ranged read of neighbouring blobs for ReadStoredAll
+// and verify --read-data.
 type storedSpan struct {
-	locs       []index.Location
+	locs       []index.Location // a sub-slice of the locations read, not a copy
 	start, end int64
 	data       []byte
 	err        error
@@ -38,8 +39,7 @@ func (r *Repo) ReadStoredAll(locs []index.Location, each func(index.Location, []
 		}
 		return nil
 	}
-	spans := storedSpans(locs)
-	ready, stop := r.readSpansAhead(spans)
+	ready, stop := r.readSpansAhead(locs)
 	defer stop()
 	for sp := range ready {
 		for _, loc := range sp.locs {
@@ -62,17 +62,22 @@ func (r *Repo) ReadStoredAll(locs []index.Location, each func(index.Location, []
 	return nil
 }
 
-// storedSpans groups locs (in pack order) into ranged reads.
-// readSpansAhead reads spans in order into their data (or err), ahead of
-// the consumer: at most three spans' bytes are held at once (the one being
-// consumed, one waiting in ready, one being read). ready is closed after
-// the last span; stop, which the consumer must call, ends the reads early.
-func (r *Repo) readSpansAhead(spans []*storedSpan) (ready <-chan *storedSpan, stop func()) {
+// readSpansAhead reads the spans of locs (in pack order; nextSpan) in
+// order into their data (or err), ahead of the consumer: at most three
+// spans' bytes are held at once (the one being consumed, one waiting in
+// ready, one being read). Each span is cut from locs as it is read, its
+// locs a sub-slice of locs: nothing per blob is copied or held besides
+// locs. ready is closed after the last span; stop, which the consumer must
+// call, ends the reads early. locs must not change until ready is closed
+// or stop called.
+func (r *Repo) readSpansAhead(locs []index.Location) (ready <-chan *storedSpan, stop func()) {
 	out := make(chan *storedSpan, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(out)
-		for _, sp := range spans {
+		for rest := locs; len(rest) > 0; {
+			sp := nextSpan(rest)
+			rest = rest[len(sp.locs):]
 			sp.data, sp.err = r.packs.ReadRange(sp.locs[0].Pack, sp.start, sp.end-sp.start, nil)
 			select {
 			case out <- sp:
@@ -84,18 +89,21 @@ func (r *Repo) readSpansAhead(spans []*storedSpan) (ready <-chan *storedSpan, st
 	return out, func() { close(done) }
 }
 
-func storedSpans(locs []index.Location) []*storedSpan {
-	var out []*storedSpan
-	var cur *storedSpan
-	for _, loc := range locs {
+// nextSpan returns the first ranged read of locs (in pack order, not
+// empty): the blobs that follow the first in its pack, with gaps up to
+// maxGap, up to maxSpan bytes in all. Its locs is locs[:n], not a copy.
+func nextSpan(locs []index.Location) *storedSpan {
+	first := locs[0]
+	sp := &storedSpan{start: int64(first.Offset), end: int64(first.Offset) + int64(first.StoredLen)}
+	n := 1
+	for ; n < len(locs); n++ {
+		loc := locs[n]
 		off, end := int64(loc.Offset), int64(loc.Offset)+int64(loc.StoredLen)
-		if cur != nil && loc.Pack == cur.locs[0].Pack && off >= cur.end && off-cur.end <= maxGap && end-cur.start <= maxSpan {
-			cur.locs = append(cur.locs, loc)
-			cur.end = end
-			continue
+		if loc.Pack != first.Pack || off < sp.end || off-sp.end > maxGap || end-sp.start > maxSpan {
+			break
 		}
-		cur = &storedSpan{locs: []index.Location{loc}, start: off, end: end}
-		out = append(out, cur)
+		sp.end = end
 	}
-	return out
+	sp.locs = locs[:n:n]
+	return sp
 }

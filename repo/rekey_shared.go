@@ -23,8 +23,10 @@ import (
 //     and its replacements. A gc at least a grace later deletes it: until
 //     then the old key still opens it, and smp key retire refuses;
 //  2. the index segments not sealed under the current key are written
-//     anew under it (the new ones first, so every pack stays listed) and
-//     the old ones deleted;
+//     anew under it and the old ones deleted, in batches of about
+//     cas.MaxSegmentBody (rewriteSegments): after a rotation that is every
+//     segment, so the whole index never is in memory at once. Each batch's
+//     new segments are written first, so every pack stays listed;
 //  3. this machine's index copy and TLS key, and the bucket's access
 //     file, are sealed anew as on a store directory (rekey.go).
 //

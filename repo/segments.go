@@ -327,29 +327,30 @@ func (r *Repo) CompactSegments() (*CompactReport, error) {
 	return r.rewriteSegments(ctx, ids, sizes)
 }
 
+// rewriteBatchBytes is about how many bytes of old segments
+// rewriteSegments reads before it writes their packs anew: the packs of
+// one batch, with their entries, are what it holds in memory (at most
+// this plus one segment), however many segments it rewrites.
+var rewriteBatchBytes int64 = cas.MaxSegmentBody
+
 // rewriteSegments writes the packs the segments ids (of the listed sizes)
 // list, less those no longer in the storage, into new segments sealed
-// under the current key, then deletes the old ones: the new segments are
-// written first, so every pack stays listed.
+// under the current key, then deletes the old ones, in batches of about
+// rewriteBatchBytes of old segments: a batch's new segments are written
+// (and indexed) before its old ones are deleted, and a pack listed by an
+// earlier batch is in a segment written already, so every pack stays
+// listed at every moment. Besides one batch it holds one entry per pack
+// (which packs exist, which it listed), none per blob.
 func (r *Repo) rewriteSegments(ctx context.Context, ids []cas.ID, sizes []int64) (*CompactReport, error) {
-	type seg struct {
-		id   cas.ID
-		size int64
-	}
-	small := make([]seg, len(ids))
-	for i := range ids {
-		small[i] = seg{ids[i], sizes[i]}
-	}
 	rep := &CompactReport{}
 	exists := map[cas.ID]int64{}
 	if err := r.packs.Walk(func(id cas.ID, size int64) error { exists[id] = size; return nil }); err != nil {
 		return nil, err
 	}
-	var packs []cas.SegmentPack
 	listed := map[cas.ID]bool{}
-	var merged []cas.ID
-	for _, s := range small {
-		sp, err := r.readSegment(s.id, s.size)
+	var b rewriteBatch
+	for i, id := range ids {
+		sp, err := r.readSegment(id, sizes[i])
 		if errors.Is(err, storage.ErrNotFound) {
 			continue // another server compacted it
 		}
@@ -363,34 +364,66 @@ func (r *Repo) rewriteSegments(ctx context.Context, ids []cas.ID, sizes []int64)
 				rep.Dropped++
 			default:
 				listed[p.ID] = true
-				packs = append(packs, p)
+				b.packs = append(b.packs, p)
 			}
 		}
-		merged = append(merged, s.id)
+		b.merged = append(b.merged, id)
+		b.bytes += sizes[i]
+		if b.bytes >= rewriteBatchBytes {
+			if err := r.writeRewriteBatch(ctx, &b, rep); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := r.writeRewriteBatch(ctx, &b, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// rewriteBatch is the part of a rewriteSegments read and not yet written.
+type rewriteBatch struct {
+	packs  []cas.SegmentPack // to list in new segments
+	merged []cas.ID          // old segments whose packs are in packs (or listed already)
+	bytes  int64             // the old segments' size
+}
+
+// writeRewriteBatch writes b's packs into new segments, indexes them,
+// then deletes b's old segments and forgets them, counting in rep; b is
+// then empty.
+func (r *Repo) writeRewriteBatch(ctx context.Context, b *rewriteBatch, rep *CompactReport) error {
+	if len(b.merged) == 0 {
+		return nil
 	}
 	var written []cas.ID
 	s, err := r.segmentSealer()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for _, g := range cas.SplitSegments(packs) {
-		b := cas.EncodeSegment(g, s)
-		id := cas.SegmentIDOf(b)
-		if err := r.st.Put(ctx, segmentName(id), b); err != nil {
-			return nil, fmt.Errorf("write index segment: %w", err)
+	for _, g := range cas.SplitSegments(b.packs) {
+		enc := cas.EncodeSegment(g, s)
+		id := cas.SegmentIDOf(enc)
+		if err := r.st.Put(ctx, segmentName(id), enc); err != nil {
+			return fmt.Errorf("write index segment: %w", err)
 		}
 		written = append(written, id)
 	}
 	if err := r.ix.AddSegments(written); err != nil {
-		return nil, err
+		return err
 	}
-	for _, id := range merged {
+	for _, id := range b.merged {
 		if err := r.st.Delete(ctx, segmentName(id)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("delete a merged index segment: %w", err)
+			return fmt.Errorf("delete a merged index segment: %w", err)
 		}
 	}
-	rep.Merged, rep.Written, rep.Packs = len(merged), len(written), len(packs)
-	return rep, r.ix.ForgetSegments(merged)
+	if err := r.ix.ForgetSegments(b.merged); err != nil {
+		return err
+	}
+	rep.Merged += len(b.merged)
+	rep.Written += len(written)
+	rep.Packs += len(b.packs)
+	*b = rewriteBatch{}
+	return nil
 }
 
 // segmentSealer returns what seals the index segments written now (nil:
