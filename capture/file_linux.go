@@ -513,10 +513,9 @@ const minBufClass = 12
 
 // bufClass is the pool of a chunk copy of n bytes. Above 4 KiB each
 // doubling of size has four pools, 1.25, 1.5, 1.75 and 2 times its start,
-// so a copy is at most a quarter larger than its chunk: chunks of the
-// default store (256 KiB to 4 MiB, most near 1 MiB) waited for a
-// compressor in buffers up to twice their size when pools held powers of
-// two. A small file's chunk costs little more than its size, not the
+// so a copy is at most a quarter larger than its chunk, where pools of
+// powers of two would hold chunks waiting for a compressor in buffers up
+// to twice their size. A small file's chunk costs little more than its size, not the
 // store's maximum chunk size (4 MiB by default).
 func bufClass(n int) int {
 	if n <= 1<<minBufClass {

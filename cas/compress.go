@@ -115,9 +115,8 @@ var (
 // state keeps a history buffer of the window plus one block, however short
 // its input, and there is one state per core: the levels' own windows (4
 // MiB for the fastest, 8 MiB above it) cost 4-8 MiB per core, while a
-// chunk is at most 4 MiB and its matches lie close together (on generated
-// profiles, a 1 MiB window stored 0.01% more bytes than 4 MiB at the
-// fastest and the default level; see docs/BENCHMARKS.md, "Capture
+// chunk is at most 4 MiB and its matches lie close together (what the
+// smaller window costs in stored bytes: docs/BENCHMARKS.md, "Capture
 // memory"). Chunks larger than the window are written as frames with a
 // window descriptor, which every zstd decoder reads.
 const zstdWindow = 1 << 20

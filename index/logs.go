@@ -47,8 +47,8 @@ func removeUnwrittenLogs(dir string) error {
 // close the index holds more than such a memtable takes. Badger replays
 // each log into a memtable whose arena it sizes from this option, and
 // panics ("Arena too small") when the log's entries do not fit, as they
-// would not for a log written when memtables were larger (they were 8 MiB
-// until capture's memory was bounded). A log holds its allocated blocks'
+// would not for a log written when memtables were larger (an older smp's,
+// or a larger memTableSize). A log holds its allocated blocks'
 // worth of entries at most (logs are preallocated sparse, so these are the
 // bytes written). An entry takes its key and value plus 26 bytes and 4 per
 // skiplist level in an arena, against 9 bytes more in the log: for the

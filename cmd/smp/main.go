@@ -176,14 +176,14 @@ func run(args []string) int {
 const clientMemoryLimit = 192 << 20
 
 // dirCaptureMemoryLimit is the soft limit of a capture into a store
-// directory (setCaptureMemoryLimit). Its live heap peaks near 60 MiB with
-// the defaults: a chunker buffer of 5 MiB per file worker (four on two
-// cores), the chunk copies waiting for a compressor, Badger's block cache
-// and memtable, the zstd encoders and pack buffers. Without
-// the limit, Go let the heap reach twice the live heap, and unused pages
-// linger until the scavenger returns them; at 80 MiB a collection comes
-// every 20 MiB or so of allocation, and most of the heap is chunk bytes,
-// which a collection does not scan (docs/BENCHMARKS.md, "Capture memory").
+// directory (setCaptureMemoryLimit), above its live heap with the
+// defaults: a chunker buffer of 5 MiB per file worker (four on two cores),
+// the chunk copies waiting for a compressor, Badger's block cache and
+// memtable, the zstd encoders and pack buffers. Without a limit Go lets
+// the heap reach twice the live heap, and unused pages linger until the
+// scavenger returns them; under it, most of the heap is chunk bytes, which
+// a collection does not scan, so collecting more often costs little
+// (figures: docs/BENCHMARKS.md, "Capture memory").
 // A capture through an SMP holds many small chunk copies while their
 // offers travel, and one to a bucket holds the packs it uploads, so they
 // keep clientMemoryLimit.
@@ -243,10 +243,10 @@ const gcShareRaise = 0.3
 
 // raisedLimit is the soft limit for a live heap of live bytes under limit,
 // with the collector's recent share of CPU gcShare (negative: not
-// measured): limit, or a quarter more than live once live passes it (a
-// capture's live heap peaks near 65-75 MiB under 80 MiB: a lower trigger
-// raised it for ordinary captures), or a quarter more than limit while
-// the collector takes more than gcShareRaise of the CPU.
+// measured): limit, or a quarter more than live once live passes it (not
+// earlier: an ordinary capture's live heap comes close to the limit, and a
+// lower trigger would raise it for every capture), or a quarter more than
+// limit while the collector takes more than gcShareRaise of the CPU.
 func raisedLimit(limit, live int64, gcShare float64) int64 {
 	switch {
 	case live > limit:
