@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -106,29 +105,13 @@ func TestE2ES3RekeyWhileServing(t *testing.T) {
 		}
 	}
 
-	short := runOpts{env: []string{"SMP_TEST_SHORT_GC_GRACE=1"}}
-	const grace = 2 * time.Second
-	type gcOut struct {
-		Rekeyed  int      `json:"packs_rekeyed"`
-		Marked   int      `json:"packs_marked"`
-		Deleted  int      `json:"packs_deleted"`
-		Problems []string `json:"problems"`
-	}
-	gc := func(args ...string) gcOut {
-		t.Helper()
-		r := smpWith(t, short, append(append([]string{"gc", "--grace", grace.String(), "--json"}, args...), admin...)...)
-		var out gcOut
-		if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &out) != nil {
-			t.Fatalf("gc %v:\n%v", args, r)
-		}
-		return out
-	}
+	gc := func(args ...string) rekeyGC { return shortGC(t, append(args, admin...)...) }
 	rk := gc("--rekey")
 	t.Logf("gc --rekey while both servers run: %+v", rk)
 	if rk.Rekeyed == 0 || len(rk.Problems) != 0 {
 		t.Fatalf("gc --rekey = %+v: want the packs under key 1 rekeyed, no problem", rk)
 	}
-	time.Sleep(grace + time.Second)
+	time.Sleep(shortGCGrace + time.Second)
 	if g := gc(); g.Deleted < rk.Marked {
 		t.Fatalf("gc a grace after --rekey = %+v: want the %d condemned packs deleted", g, rk.Marked)
 	}

@@ -42,25 +42,7 @@ func TestE2ES3Rekey(t *testing.T) {
 	if r := smp(t, append([]string{"key", "retire", "1"}, s3...)...); r.code != exitError || !strings.Contains(r.stderr, "gc --rekey") {
 		t.Fatalf("retire of a key that seals packs: want a refusal naming gc --rekey\n%v", r)
 	}
-	short := runOpts{env: []string{"SMP_TEST_SHORT_GC_GRACE=1"}}
-	const grace = 2 * time.Second
-	type gcOut struct {
-		Rekeyed   int      `json:"packs_rekeyed"`
-		Marked    int      `json:"packs_marked"`
-		Deleted   int      `json:"packs_deleted"`
-		Condemned int      `json:"packs_condemned_old_key"`
-		Indexed   bool     `json:"index_rekeyed"`
-		Problems  []string `json:"problems"`
-	}
-	gc := func(args ...string) gcOut {
-		t.Helper()
-		r := smpWith(t, short, append(append([]string{"gc", "--grace", grace.String(), "--json"}, args...), s3...)...)
-		var out gcOut
-		if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &out) != nil {
-			t.Fatalf("gc %v:\n%v", args, r)
-		}
-		return out
-	}
+	gc := func(args ...string) rekeyGC { return shortGC(t, append(args, s3...)...) }
 	rk := gc("--rekey")
 	t.Logf("gc --rekey: %+v", rk)
 	if rk.Rekeyed == 0 || rk.Marked == 0 || rk.Condemned != rk.Marked || !rk.Indexed || len(rk.Problems) != 0 || rk.Deleted != 0 {
@@ -70,7 +52,7 @@ func TestE2ES3Rekey(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, "condemned") || strings.Contains(r.stderr, "segment") || strings.Contains(r.stderr, "access") {
 		t.Fatalf("retire while the condemned packs wait: want a refusal naming only them\n%v", r)
 	}
-	time.Sleep(grace + time.Second)
+	time.Sleep(shortGCGrace + time.Second)
 	if g := gc(); g.Deleted < rk.Marked {
 		t.Fatalf("gc a grace after --rekey = %+v: want the %d condemned packs deleted", g, rk.Marked)
 	}
@@ -86,4 +68,31 @@ func TestE2ES3Rekey(t *testing.T) {
 		t.Fatalf("token list after the rekey:\n%v", r)
 	}
 	mustSMP(t, append([]string{"verify", "--read-data", "--store", loc}, fresh...)...)
+}
+
+// rekeyGC is what smp gc --json reports that the rekey tests check.
+type rekeyGC struct {
+	Rekeyed   int      `json:"packs_rekeyed"`
+	Marked    int      `json:"packs_marked"`
+	Deleted   int      `json:"packs_deleted"`
+	Condemned int      `json:"packs_condemned_old_key"`
+	Indexed   bool     `json:"index_rekeyed"`
+	Problems  []string `json:"problems"`
+}
+
+// shortGCGrace is the grace shortGC passes (SMP_TEST_SHORT_GC_GRACE lets
+// it be this short).
+const shortGCGrace = 2 * time.Second
+
+// shortGC runs smp gc --json with args and a grace of shortGCGrace, and
+// fails t unless it succeeds.
+func shortGC(t *testing.T, args ...string) rekeyGC {
+	t.Helper()
+	short := runOpts{env: []string{"SMP_TEST_SHORT_GC_GRACE=1"}}
+	r := smpWith(t, short, append([]string{"gc", "--grace", shortGCGrace.String(), "--json"}, args...)...)
+	var out rekeyGC
+	if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &out) != nil {
+		t.Fatalf("gc %v:\n%v", args, r)
+	}
+	return out
 }
