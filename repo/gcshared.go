@@ -341,6 +341,9 @@ func (s *sharedRun) mark(ctx context.Context) error {
 	if s.opts.DryRun || len(marked) == 0 {
 		return nil
 	}
+	if err := s.leaveSecondOf(ctx, marked); err != nil {
+		return err
+	}
 	m := &marksObject{grace: s.opts.Grace, condemned: marked, replacements: sortedIDs(repl)}
 	// The copies are stored (and indexed here) before the marks object
 	// that names them, so every writer that sees the mark finds them.
@@ -348,6 +351,40 @@ func (s *sharedRun) mark(ctx context.Context) error {
 		return fmt.Errorf("gc: write marks: %w", err)
 	}
 	return r.loadMarks(ctx)
+}
+
+// leaveSecondOf returns once the storage's clock has left the second in
+// which the newest of packs was written. A storage with whole-second
+// times (S3's Last-Modified) would date a marks object written in that
+// second the same as the pack, and a pack not older than its mark reads
+// as written again since (revived, kept): gc --rekey right after a
+// capture would keep the capture's packs under the old key. Times with a
+// fraction of a second are already ordered: no wait.
+func (s *sharedRun) leaveSecondOf(ctx context.Context, packs []cas.ID) error {
+	var newest time.Time
+	for _, id := range packs {
+		if t := s.created[id]; t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() || newest.Nanosecond() != 0 {
+		return nil
+	}
+	for range 10 { // the storage's clock; a second or so at most
+		now, err := s.r.st.Now(ctx)
+		if err != nil {
+			return fmt.Errorf("gc: read the storage's clock: %w", err)
+		}
+		if now.Truncate(time.Second).After(newest) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(newest.Add(time.Second).Sub(now) + 50*time.Millisecond):
+		}
+	}
+	return nil // a clock that does not advance: the pack is kept, the safe side
 }
 
 // errCopyProblem wraps a live blob that cannot be copied (damaged): its

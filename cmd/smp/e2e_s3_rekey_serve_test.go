@@ -106,10 +106,8 @@ func TestE2ES3RekeyWhileServing(t *testing.T) {
 	}
 
 	gc := func(args ...string) rekeyGC { return shortGC(t, append(args, admin...)...) }
-	// LastModified has whole seconds, and a pack stored in its mark's
-	// second counts as stored again after the mark: kept, and still
-	// counted under its key (the safe reading). Let a second pass.
-	time.Sleep(time.Second)
+	// Right after the captures: their packs and gc's marks fall in the
+	// same second of S3's Last-Modified unless gc waits (leaveSecondOf).
 	rk := gc("--rekey")
 	t.Logf("gc --rekey while both servers run: %+v", rk)
 	if rk.Rekeyed == 0 || len(rk.Problems) != 0 {

@@ -43,10 +43,8 @@ func TestE2ES3Rekey(t *testing.T) {
 		t.Fatalf("retire of a key that seals packs: want a refusal naming gc --rekey\n%v", r)
 	}
 	gc := func(args ...string) rekeyGC { return shortGC(t, append(args, s3...)...) }
-	// LastModified has whole seconds, and a pack stored in its mark's
-	// second counts as stored again after the mark: kept, and still
-	// counted under its key (the safe reading). Let a second pass.
-	time.Sleep(time.Second)
+	// Right after the captures: their packs and gc's marks fall in the
+	// same second of S3's Last-Modified unless gc waits (leaveSecondOf).
 	rk := gc("--rekey")
 	t.Logf("gc --rekey: %+v", rk)
 	if rk.Rekeyed == 0 || rk.Marked == 0 || rk.Condemned != rk.Marked || !rk.Indexed || len(rk.Problems) != 0 || rk.Deleted != 0 {
