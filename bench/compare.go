@@ -12,18 +12,25 @@ var baselines = map[string][]string{
 	ScenarioCapture:     {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioIncremental: {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioRestore:     {ToolRestic, ToolBorg, ToolTar, ToolCp},
+	ScenarioCaptureCold: {ToolRestic, ToolBorg, ToolTar},
+	ScenarioRestoreCold: {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioHardlink:    {ToolCpLink},
 	ScenarioHardlinkAll: {ToolCpLink},
 }
 
-// Compare computes smp's ratios to every baseline that ran. The serve
-// scenarios have no baseline tool: serve is compared with smp's own local
+// Compare computes smp's ratios to every baseline that ran: the
+// unencrypted store's rows, but the default store's (DefaultSMP) in the
+// cold scenarios, which measure that one. The serve scenarios have no baseline tool: serve is compared with smp's own local
 // capture (Speedup is then the ratio of throughputs, the corpus having
 // changed in between), serve-16 with serve.
 func (r *Report) Compare() []Comparison {
 	out := []Comparison{}
-	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioRestoreAll, ScenarioHardlink, ScenarioHardlinkAll} {
+	for _, sc := range []string{ScenarioCapture, ScenarioCaptureCold, ScenarioIncremental, ScenarioRestore, ScenarioRestoreCold, ScenarioRestoreAll, ScenarioHardlink, ScenarioHardlinkAll} {
+		cold := sc == ScenarioCaptureCold || sc == ScenarioRestoreCold
 		s, ok := r.Row(ToolSMP, sc)
+		if cold {
+			s, ok = r.DefaultSMP(sc)
+		}
 		if !ok || !s.OK() || s.WallSeconds <= 0 {
 			continue
 		}
@@ -43,9 +50,12 @@ func (r *Report) Compare() []Comparison {
 				c.RSSRatio = s.PeakRSSMiB / b.PeakRSSMiB
 			}
 			c.Text = c.describe()
+			if s.Tool != ToolSMP {
+				c.Text = s.Tool + ": " + c.Text
+			}
 			out = append(out, c)
 		}
-		if c, ok := r.compareEncrypted(sc, s); ok {
+		if c, ok := r.compareEncrypted(sc, s); ok && !cold {
 			out = append(out, c)
 		}
 	}

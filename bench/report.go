@@ -21,6 +21,7 @@ type Report struct {
 	Corpus          CorpusReport      `json:"corpus"`
 	Rows            []Row             `json:"rows"`
 	Ratios          []Comparison      `json:"ratios"`
+	Criteria        []Criterion       `json:"criteria"`             // the issues' criteria on this run
 	RestoreVerified bool              `json:"restore_verified"`     // smp's restore matched the corpus byte for byte
 	RSSFloorMiB     float64           `json:"rss_floor_mib"`        // peak RSS a trivial child reports (see Notes)
 	Encryption      *EncryptionCost   `json:"encryption,omitempty"` // encrypted vs unencrypted capture and restore
@@ -96,4 +97,19 @@ func (r *Report) Row(tool, scenario string) (Row, bool) {
 		}
 	}
 	return Row{}, false
+}
+
+// DefaultSMP returns smp's row for scenario on the store `smp init` makes
+// by default: the encrypted store's row when it holds measurements, else
+// the unencrypted store's, else the encrypted store's that says why it
+// holds none.
+func (r *Report) DefaultSMP(scenario string) (Row, bool) {
+	enc, encFound := r.Row(ToolSMPEncrypted, scenario)
+	if encFound && enc.OK() {
+		return enc, true
+	}
+	if plain, ok := r.Row(ToolSMP, scenario); ok {
+		return plain, true
+	}
+	return enc, encFound
 }

@@ -98,9 +98,11 @@ func Run(ctx context.Context, opts RunOptions, log io.Writer) (rep *Report, err 
 		ToolVersions: map[string]string{},
 		Rows:         []Row{},
 		Ratios:       []Comparison{},
+		Criteria:     []Criterion{},
 	}
 	err = r.run(ctx)
 	r.rep.Ratios = r.rep.Compare()
+	r.rep.Criteria = r.rep.CheckCriteria()
 	return r.rep, err
 }
 
@@ -125,7 +127,6 @@ type runner struct {
 	cpDir          string
 	tarDir         string
 	resticRepo     string
-	resticEnv      []string
 	borgRepo       string
 	borgEnv        []string
 	serveTemplate  string            // the store every serve scenario's store copies ("": smp init each)
@@ -227,10 +228,10 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.smpRestore(ctx); err != nil {
 		return err
 	}
-	r.cpRestore(ctx)
-	r.tarRestore(ctx)
-	r.resticRestore(ctx)
-	r.borgRestore(ctx)
+	r.cpRestore(ctx, ScenarioRestore)
+	r.tarRestore(ctx, ScenarioRestore)
+	r.resticRestore(ctx, ScenarioRestore)
+	r.borgRestore(ctx, ScenarioRestore)
 	if err := r.coldRestore(ctx); err != nil {
 		return err
 	}
