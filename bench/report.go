@@ -26,6 +26,7 @@ type Report struct {
 	RSSFloorMiB     float64           `json:"rss_floor_mib"`        // peak RSS a trivial child reports (see Notes)
 	Encryption      *EncryptionCost   `json:"encryption,omitempty"` // encrypted vs unencrypted capture and restore
 	Cold            *ColdReport       `json:"cold,omitempty"`       // cold-cache rows against the disk's floors
+	Phases          []Phase           `json:"phases"`               // how long each part of the run took in all
 	ToolVersions    map[string]string `json:"tool_versions"`
 	Notes           []string          `json:"notes"`
 }

@@ -74,6 +74,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
+	if n := phasesNote(r.Phases); n != "" {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
