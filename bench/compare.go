@@ -51,7 +51,7 @@ func (r *Report) Compare() []Comparison {
 			}
 			c.Text = c.describe()
 			if s.Tool != ToolSMP {
-				c.Text = s.Tool + ": " + c.Text
+				c.SMP = s.Tool
 			}
 			out = append(out, c)
 		}
@@ -173,7 +173,9 @@ func FormatRatio(v float64) string {
 }
 
 // Summary returns one line per scenario: "capture: 2.7x faster than
-// restic, 0.8x the stored bytes; 1.3x faster than cp -a, ...".
+// restic, 0.8x the stored bytes; 1.3x faster than cp -a, ...", the
+// scenario followed by smp's store when that is not the unencrypted one
+// ("restore-cold (smp encrypted): ...").
 func (r *Report) Summary() []string {
 	var lines []string
 	var cur string
@@ -187,6 +189,9 @@ func (r *Report) Summary() []string {
 		sc := c.Scenario
 		if sc == ScenarioServeLoad || sc == ScenarioServeSplit {
 			sc = ScenarioServe // one line: "serve: 84% ...; 16 clients: ...; separate CPUs: ..."
+		}
+		if c.SMP != "" {
+			sc += " (" + c.SMP + ")"
 		}
 		if sc != cur {
 			flush()

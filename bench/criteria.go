@@ -258,6 +258,9 @@ func encryptionCost(scenario string) func(*Report) (float64, string, error) {
 			return 0, "", fmt.Errorf("no encrypted and unencrypted %s rounds", scenario)
 		}
 		d := fmt.Sprintf("medians of %d rounds", len(p.Encrypted))
+		if len(p.Encrypted) == 1 {
+			d = "one round"
+		}
 		if p.CPURatio > 0 {
 			d += fmt.Sprintf("; CPU %.2fx", p.CPURatio)
 		}

@@ -83,6 +83,7 @@ func (r Row) OK() bool { return r.Status == StatusOK }
 type Comparison struct {
 	Scenario    string  `json:"scenario"`
 	Baseline    string  `json:"baseline"`
+	SMP         string  `json:"smp,omitempty"` // smp's row when not the unencrypted store's (the cold scenarios: the default store)
 	Speedup     float64 `json:"speedup"`
 	StoredRatio float64 `json:"stored_ratio,omitempty"`
 	CPURatio    float64 `json:"cpu_ratio,omitempty"`
