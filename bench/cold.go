@@ -68,7 +68,8 @@ func (r *runner) coldCheck() {
 		r.logf("note: cold rows skipped: %s", why)
 		return
 	}
-	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run after sync and echo 3 > /proc/sys/vm/drop_caches, on the default store (%s), in their own store; floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process", r.coldVariant().tool, floorReaders)
+	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run right after sync and echo 3 > /proc/sys/vm/drop_caches: smp's capture-cold and incremental-cold on the default store (%s), in their own store; tar|zstd's, restic's and borg's capture-cold each into a fresh repository (removed afterwards); restore-cold of the first user by every tool from its capture (smp: from that cold store and from the unencrypted store), verified byte for byte; floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process",
+		r.coldVariant().tool, floorReaders)
 }
 
 // coldVariant is the store of the cold rows: the default one smp init
@@ -171,10 +172,10 @@ func (r *runner) coldCaptureAll(ctx context.Context, v variant, scenario string)
 // and verifies it: smp from the cold store and from the capture
 // scenario's unencrypted store, and every baseline from its capture.
 func (r *runner) coldRestore(ctx context.Context) error {
-	cold, clear := r.coldVariant(), r.variants()[0]
+	cold, plain := r.coldVariant(), r.variants()[0]
 	smps := []string{cold.tool}
-	if clear.tool != cold.tool {
-		smps = append(smps, clear.tool)
+	if plain.tool != cold.tool {
+		smps = append(smps, plain.tool)
 	}
 	if r.coldSkipped(ScenarioRestoreCold, append(smps, ToolCp, ToolTar, ToolRestic, ToolBorg)...) {
 		return nil
@@ -182,8 +183,8 @@ func (r *runner) coldRestore(ctx context.Context) error {
 	if err := r.smpColdRestore(ctx, cold, r.coldRecords); err != nil {
 		return err
 	}
-	if clear.tool != cold.tool {
-		if err := r.smpColdRestore(ctx, clear, r.smpRecords); err != nil {
+	if plain.tool != cold.tool {
+		if err := r.smpColdRestore(ctx, plain, r.smpRecords); err != nil {
 			return err
 		}
 	}
