@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -117,11 +118,16 @@ func (s criterionSpec) format(v float64) string {
 	return fmt.Sprintf("%.2fx", v)
 }
 
+// defaultStoreScenarios are the scenarios measured on both stores (or,
+// the cold ones, on the default store): smp's row there is DefaultSMP's.
+// The serve scenarios run on the unencrypted store only.
+var defaultStoreScenarios = []string{ScenarioCapture, ScenarioCaptureCold, ScenarioRestoreCold, ScenarioIncrementalCold}
+
 // measured returns tool's row of scenario, or an error saying it is
 // missing or why it holds no measurements.
 func (r *Report) measured(tool, scenario string) (Row, error) {
 	row, ok := r.Row(tool, scenario)
-	if tool == ToolSMP && (scenario == ScenarioCaptureCold || scenario == ScenarioRestoreCold || scenario == ScenarioIncrementalCold || scenario == ScenarioCapture) {
+	if tool == ToolSMP && slices.Contains(defaultStoreScenarios, scenario) {
 		row, ok = r.DefaultSMP(scenario)
 	}
 	switch {
