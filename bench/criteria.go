@@ -118,9 +118,10 @@ func (s criterionSpec) format(v float64) string {
 	return fmt.Sprintf("%.2fx", v)
 }
 
-// defaultStoreScenarios are the scenarios measured on both stores (or,
-// the cold ones, on the default store): smp's row there is DefaultSMP's.
-// The serve scenarios run on the unencrypted store only.
+// defaultStoreScenarios are the scenarios with a row per store (or, the
+// cold ones, a row named after the default store): smp's row there is
+// DefaultSMP's. The serve scenarios have one row, tool smp, whatever
+// store `smp init` makes.
 var defaultStoreScenarios = []string{ScenarioCapture, ScenarioCaptureCold, ScenarioRestoreCold, ScenarioIncrementalCold}
 
 // measured returns tool's row of scenario, or an error saying it is
