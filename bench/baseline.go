@@ -52,28 +52,33 @@ func (r *runner) eachUser(step func(i int, user string) (child, error), warm ...
 	return a, nil
 }
 
-// restoreFirst times a baseline's restore of the first user: run restores
-// into target, an empty directory made after settling src and removed
-// afterwards; the profile lands at profile(target). The row is verified
-// against the corpus.
-func (r *runner) restoreFirst(tool, target, src string, run func(target string) (child, error), profile func(target string) string) {
+// restoreFirst times a baseline's restore of the first user in scenario
+// (restore or restore-cold): run restores into target, an empty
+// directory made before src is settled (restore) or the page cache
+// dropped (restore-cold), and removed afterwards; the profile lands at
+// profile(target). The row is verified against the corpus.
+func (r *runner) restoreFirst(scenario, tool, target, src string, run func(target string) (child, error), profile func(target string) string) {
 	defer removeAll(target)
 	if err := os.Mkdir(target, 0o755); err != nil {
-		r.fail(tool, ScenarioRestore, err)
+		r.fail(tool, scenario, err)
 		return
 	}
-	if err := r.settle(src); err != nil {
-		r.fail(tool, ScenarioRestore, err)
+	prepare := func() error { return r.settle(src) }
+	if scenario == ScenarioRestoreCold {
+		prepare = dropCaches
+	}
+	if err := prepare(); err != nil {
+		r.fail(tool, scenario, err)
 		return
 	}
 	c, err := run(target)
 	if err != nil {
-		r.fail(tool, ScenarioRestore, err)
+		r.fail(tool, scenario, err)
 		return
 	}
 	var a agg
 	a.add(c)
-	row, _ := r.verifyRestore(a, tool, r.users[0], profile(target))
+	row, _ := r.verifyRestore(a, tool, scenario, r.users[0], profile(target))
 	r.add(row)
 }
 

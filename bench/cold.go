@@ -68,7 +68,8 @@ func (r *runner) coldCheck() {
 		r.logf("note: cold rows skipped: %s", why)
 		return
 	}
-	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run after sync and echo 3 > /proc/sys/vm/drop_caches, on the default store (%s), in their own store; floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process", r.coldVariant().tool, floorReaders)
+	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run right after sync and echo 3 > /proc/sys/vm/drop_caches: smp's capture-cold and incremental-cold on the default store (%s), in their own store; tar|zstd's, restic's and borg's capture-cold each into a fresh repository (removed afterwards); restore-cold of the first user by every tool from its capture (smp: from that cold store and from the unencrypted store), verified byte for byte; floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process",
+		r.coldVariant().tool, floorReaders)
 }
 
 // coldVariant is the store of the cold rows: the default one smp init
@@ -81,11 +82,11 @@ func (r *runner) coldVariant() variant {
 	return v
 }
 
-// skipCold adds skipped rows for scenarios when the cold rows cannot run,
+// skipCold adds skipped rows of the default store's smp for scenarios
+// (of the bench itself for the floors) when the cold rows cannot run,
 // and reports whether it did.
 func (r *runner) skipCold(scenarios ...string) bool {
-	why := r.rep.Cold.Skipped
-	if why == "" {
+	if r.rep.Cold.Skipped == "" {
 		return false
 	}
 	for _, sc := range scenarios {
@@ -93,7 +94,20 @@ func (r *runner) skipCold(scenarios ...string) bool {
 		if sc == ScenarioFloorRead || sc == ScenarioFloorWalk {
 			tool = ToolFloor
 		}
-		r.add(Row{Tool: tool, Scenario: sc, Status: StatusSkipped, Note: why})
+		r.coldSkipped(sc, tool)
+	}
+	return true
+}
+
+// coldSkipped adds a skipped row of scenario for each of tools when the
+// cold rows cannot run, and reports whether it did.
+func (r *runner) coldSkipped(scenario string, tools ...string) bool {
+	why := r.rep.Cold.Skipped
+	if why == "" {
+		return false
+	}
+	for _, tool := range tools {
+		r.add(Row{Tool: tool, Scenario: scenario, Status: StatusSkipped, Note: why})
 	}
 	return true
 }
@@ -102,6 +116,7 @@ func (r *runner) skipCold(scenarios ...string) bool {
 // a fresh store of the default kind with the page cache dropped first.
 func (r *runner) coldCapture(ctx context.Context) error {
 	if r.skipCold(ScenarioFloorRead, ScenarioCaptureCold) {
+		r.coldSkipped(ScenarioCaptureCold, ToolTar, ToolRestic, ToolBorg)
 		return nil
 	}
 	floor, err := r.floorRead(ctx)
@@ -121,6 +136,7 @@ func (r *runner) coldCapture(ctx context.Context) error {
 	r.rep.Cold.CaptureOverReadFloor = row.WallSeconds / floor.WallSeconds
 	row.Note = fmt.Sprintf("%.2fx the cold-read floor; ", r.rep.Cold.CaptureOverReadFloor) + row.Note
 	r.add(row)
+	r.coldCaptureBaselines(ctx)
 	return nil
 }
 
@@ -152,14 +168,38 @@ func (r *runner) coldCaptureAll(ctx context.Context, v variant, scenario string)
 	return row, nil
 }
 
-// coldRestore restores the first user from the cold store into an empty
-// directory with the page cache dropped first, and verifies it.
+// coldRestore restores the first user with the page cache dropped first
+// and verifies it: smp from the cold store and from the capture
+// scenario's unencrypted store, and every baseline from its capture.
 func (r *runner) coldRestore(ctx context.Context) error {
-	if r.skipCold(ScenarioRestoreCold) {
+	cold, plain := r.coldVariant(), r.variants()[0]
+	smps := []string{cold.tool}
+	if plain.tool != cold.tool {
+		smps = append(smps, plain.tool)
+	}
+	if r.coldSkipped(ScenarioRestoreCold, append(smps, ToolCp, ToolTar, ToolRestic, ToolBorg)...) {
 		return nil
 	}
-	v, u := r.coldVariant(), r.users[0]
-	record := r.coldRecords[u]
+	if err := r.smpColdRestore(ctx, cold, r.coldRecords); err != nil {
+		return err
+	}
+	if plain.tool != cold.tool {
+		if err := r.smpColdRestore(ctx, plain, r.smpRecords); err != nil {
+			return err
+		}
+	}
+	r.cpRestore(ctx, ScenarioRestoreCold)
+	r.tarRestore(ctx, ScenarioRestoreCold)
+	r.resticRestore(ctx, ScenarioRestoreCold)
+	r.borgRestore(ctx, ScenarioRestoreCold)
+	return nil
+}
+
+// smpColdRestore restores the first user's record (of records) from v's
+// store into an empty directory with the page cache dropped first, and
+// verifies it.
+func (r *runner) smpColdRestore(ctx context.Context, v variant, records map[string]string) error {
+	u := r.users[0]
 	target := filepath.Join(r.work, "restore-cold")
 	if err := os.Mkdir(target, 0o755); err != nil {
 		return err
@@ -168,22 +208,17 @@ func (r *runner) coldRestore(ctx context.Context) error {
 	if err := dropCaches(); err != nil {
 		return err
 	}
-	args := append([]string{"restore", "--store", v.store, "--record", record, "--root", target, "--json"}, keyArgs(v.keyFile)...)
+	args := append([]string{"restore", "--store", v.store, "--record", records[u], "--root", target, "--json"}, keyArgs(v.keyFile)...)
 	c, err := r.exec(ctx, execSpec{name: r.opts.Bin, args: args})
-	if err == nil {
-		err = compareTrees(filepath.Join(r.root, "home", u), filepath.Join(target, "home", u))
-	}
 	if err != nil {
-		r.add(Row{Tool: v.tool, Scenario: ScenarioRestoreCold, Status: StatusFailed, Note: err.Error()})
-		return fmt.Errorf("smp %s: %w", ScenarioRestoreCold, err)
+		return r.restoreFailed(v, ScenarioRestoreCold, u, err)
 	}
 	var a agg
 	a.add(c)
-	_, logical, _ := treeSize(filepath.Join(r.root, "home", u))
-	row := a.row(v.tool, ScenarioRestoreCold, logical)
-	verified := true
-	row.Verified = &verified
-	row.Note = "restore of " + u + ", page cache dropped first, verified byte for byte"
+	row, err := r.verifyRestore(a, v.tool, ScenarioRestoreCold, u, filepath.Join(target, "home", u))
+	if err != nil {
+		return r.restoreFailed(v, ScenarioRestoreCold, u, fmt.Errorf("%w: %w", errRestoreDiffers, err))
+	}
 	r.add(row)
 	return nil
 }

@@ -12,18 +12,25 @@ var baselines = map[string][]string{
 	ScenarioCapture:     {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioIncremental: {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioRestore:     {ToolRestic, ToolBorg, ToolTar, ToolCp},
+	ScenarioCaptureCold: {ToolRestic, ToolBorg, ToolTar},
+	ScenarioRestoreCold: {ToolRestic, ToolBorg, ToolTar, ToolCp},
 	ScenarioHardlink:    {ToolCpLink},
 	ScenarioHardlinkAll: {ToolCpLink},
 }
 
-// Compare computes smp's ratios to every baseline that ran. The serve
-// scenarios have no baseline tool: serve is compared with smp's own local
+// Compare computes smp's ratios to every baseline that ran: the
+// unencrypted store's rows, but the default store's (DefaultSMP) in the
+// cold scenarios, which measure that one. The serve scenarios have no baseline tool: serve is compared with smp's own local
 // capture (Speedup is then the ratio of throughputs, the corpus having
 // changed in between), serve-16 with serve.
 func (r *Report) Compare() []Comparison {
 	out := []Comparison{}
-	for _, sc := range []string{ScenarioCapture, ScenarioIncremental, ScenarioRestore, ScenarioRestoreAll, ScenarioHardlink, ScenarioHardlinkAll} {
+	for _, sc := range []string{ScenarioCapture, ScenarioCaptureCold, ScenarioIncremental, ScenarioRestore, ScenarioRestoreCold, ScenarioRestoreAll, ScenarioHardlink, ScenarioHardlinkAll} {
+		cold := sc == ScenarioCaptureCold || sc == ScenarioRestoreCold
 		s, ok := r.Row(ToolSMP, sc)
+		if cold {
+			s, ok = r.DefaultSMP(sc)
+		}
 		if !ok || !s.OK() || s.WallSeconds <= 0 {
 			continue
 		}
@@ -43,9 +50,12 @@ func (r *Report) Compare() []Comparison {
 				c.RSSRatio = s.PeakRSSMiB / b.PeakRSSMiB
 			}
 			c.Text = c.describe()
+			if s.Tool != ToolSMP {
+				c.SMP = s.Tool
+			}
 			out = append(out, c)
 		}
-		if c, ok := r.compareEncrypted(sc, s); ok {
+		if c, ok := r.compareEncrypted(sc, s); ok && !cold {
 			out = append(out, c)
 		}
 	}
@@ -163,7 +173,9 @@ func FormatRatio(v float64) string {
 }
 
 // Summary returns one line per scenario: "capture: 2.7x faster than
-// restic, 0.8x the stored bytes; 1.3x faster than cp -a, ...".
+// restic, 0.8x the stored bytes; 1.3x faster than cp -a, ...", the
+// scenario followed by smp's store when that is not the unencrypted one
+// ("restore-cold (smp encrypted): ...").
 func (r *Report) Summary() []string {
 	var lines []string
 	var cur string
@@ -177,6 +189,9 @@ func (r *Report) Summary() []string {
 		sc := c.Scenario
 		if sc == ScenarioServeLoad || sc == ScenarioServeSplit {
 			sc = ScenarioServe // one line: "serve: 84% ...; 16 clients: ...; separate CPUs: ..."
+		}
+		if c.SMP != "" {
+			sc += " (" + c.SMP + ")"
 		}
 		if sc != cur {
 			flush()

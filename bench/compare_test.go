@@ -278,3 +278,37 @@ func TestCompareHardlinkMachine(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareCold: the cold scenarios compare the default store's smp row
+// (encrypted here) with every baseline's cold row, and the summary says
+// which store.
+func TestCompareCold(t *testing.T) {
+	rep := criteriaReport()
+	rep.Rows = append(rep.Rows,
+		Row{Tool: ToolRestic, Scenario: ScenarioCaptureCold, Status: StatusOK, WallSeconds: 36},
+		Row{Tool: ToolTar, Scenario: ScenarioCaptureCold, Status: StatusSkipped, Note: "not root"},
+		Row{Tool: ToolCp, Scenario: ScenarioRestoreCold, Status: StatusOK, WallSeconds: 1})
+	rep.Ratios = rep.Compare()
+	var got []string
+	for _, c := range rep.Ratios {
+		if c.Scenario == ScenarioCaptureCold || c.Scenario == ScenarioRestoreCold {
+			if c.SMP != ToolSMPEncrypted {
+				t.Errorf("%+v: want smp's row %q", c, ToolSMPEncrypted)
+			}
+			got = append(got, c.Scenario+" "+c.Baseline+" "+FormatRatio(c.Speedup))
+		}
+	}
+	want := []string{"capture-cold restic 3.0", "restore-cold restic 2.0", "restore-cold borg 1.5", "restore-cold tar|zstd 1.2", "restore-cold cp -a 0.5"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("cold comparisons %q; want %q", got, want)
+	}
+	summary := strings.Join(rep.Summary(), "\n")
+	for _, line := range []string{
+		"capture-cold (smp encrypted): 3.0x faster than restic",
+		"restore-cold (smp encrypted): 2.0x faster than restic; 1.5x faster than borg; 1.2x faster than tar|zstd; 2.0x slower than cp -a",
+	} {
+		if !strings.Contains(summary, line+"\n") && !strings.HasSuffix(summary, line) {
+			t.Errorf("summary lacks %q:\n%s", line, summary)
+		}
+	}
+}

@@ -10,15 +10,21 @@
 //     rounds, and what encryption costs), tool_smp_hardlink.go and
 //     tool_smp_serve.go (with serve_proc.go, a running `smp serve`)
 //     measure smp; cold.go the cold-cache rows (page cache dropped first,
-//     as root) and the disk's floors they are compared with (every file
-//     read by 4 parallel readers, a walk and lstat of every entry);
-//     tool_cp.go, tool_tar.go, tool_restic.go and
-//     tool_borg.go one baseline each, on baseline.go's shared steps;
-//     child.go times a child process (wall, CPU, peak RSS); disk.go
-//     measures what a tool left on disk; verify.go compares a restored
-//     tree with the corpus; environment.go finds the tools and prepares the
-//     corpus; report.go holds the report, compare.go its ratios, table.go
-//     and svg.go what is written from it. These files never import capture,
+//     as root: smp's capture, restore and incremental, and every
+//     baseline's restore of the same profile) and the disk's floors they
+//     are compared with (every file read by 4 parallel readers, a walk
+//     and lstat of every entry); cold_baseline.go the baselines' cold
+//     captures, each into a fresh repository; tool_cp.go, tool_tar.go,
+//     tool_restic.go and tool_borg.go one baseline each, on
+//     baseline.go's shared steps; child.go times a child process (wall,
+//     CPU, peak RSS); disk.go measures what a tool left on disk;
+//     verify.go compares a restored tree with the corpus; environment.go
+//     finds the tools and prepares the corpus; phases.go times each part
+//     of the run in all, to plan a larger one; report.go holds the
+//     report, compare.go its ratios to the baselines, criteria.go the
+//     issues' criteria checked on them (met, not met, or not measured
+//     when a row is missing), table.go and svg.go what is written from
+//     it. These files never import capture,
 //     restore or repo: they measure the binary, not the library. scale.go
 //     (a million files and a sparse file, for TestScale) and gcscale.go
 //     (`smp bench gc`, whose synthetic store is built through repo) drive

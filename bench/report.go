@@ -21,10 +21,12 @@ type Report struct {
 	Corpus          CorpusReport      `json:"corpus"`
 	Rows            []Row             `json:"rows"`
 	Ratios          []Comparison      `json:"ratios"`
+	Criteria        []Criterion       `json:"criteria"`             // the issues' criteria on this run
 	RestoreVerified bool              `json:"restore_verified"`     // smp's restore matched the corpus byte for byte
 	RSSFloorMiB     float64           `json:"rss_floor_mib"`        // peak RSS a trivial child reports (see Notes)
 	Encryption      *EncryptionCost   `json:"encryption,omitempty"` // encrypted vs unencrypted capture and restore
 	Cold            *ColdReport       `json:"cold,omitempty"`       // cold-cache rows against the disk's floors
+	Phases          []Phase           `json:"phases"`               // how long each part of the run took in all
 	ToolVersions    map[string]string `json:"tool_versions"`
 	Notes           []string          `json:"notes"`
 }
@@ -81,6 +83,7 @@ func (r Row) OK() bool { return r.Status == StatusOK }
 type Comparison struct {
 	Scenario    string  `json:"scenario"`
 	Baseline    string  `json:"baseline"`
+	SMP         string  `json:"smp,omitempty"` // smp's row when not the unencrypted store's (the cold scenarios: the default store)
 	Speedup     float64 `json:"speedup"`
 	StoredRatio float64 `json:"stored_ratio,omitempty"`
 	CPURatio    float64 `json:"cpu_ratio,omitempty"`
@@ -96,4 +99,19 @@ func (r *Report) Row(tool, scenario string) (Row, bool) {
 		}
 	}
 	return Row{}, false
+}
+
+// DefaultSMP returns smp's row for scenario on the store `smp init` makes
+// by default: the encrypted store's row when it holds measurements, else
+// the unencrypted store's, else the encrypted store's that says why it
+// holds none.
+func (r *Report) DefaultSMP(scenario string) (Row, bool) {
+	enc, encFound := r.Row(ToolSMPEncrypted, scenario)
+	if encFound && enc.OK() {
+		return enc, true
+	}
+	if plain, ok := r.Row(ToolSMP, scenario); ok {
+		return plain, true
+	}
+	return enc, encFound
 }

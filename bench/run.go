@@ -98,9 +98,13 @@ func Run(ctx context.Context, opts RunOptions, log io.Writer) (rep *Report, err 
 		ToolVersions: map[string]string{},
 		Rows:         []Row{},
 		Ratios:       []Comparison{},
+		Criteria:     []Criterion{},
+		Phases:       []Phase{},
 	}
 	err = r.run(ctx)
+	r.phase("")
 	r.rep.Ratios = r.rep.Compare()
+	r.rep.Criteria = r.rep.CheckCriteria()
 	return r.rep, err
 }
 
@@ -125,12 +129,12 @@ type runner struct {
 	cpDir          string
 	tarDir         string
 	resticRepo     string
-	resticEnv      []string
 	borgRepo       string
 	borgEnv        []string
 	serveTemplate  string            // the store every serve scenario's store copies ("": smp init each)
 	coldRecords    map[string]string // user -> record ID in the cold rows' store
 	userFiles      map[string]int64  // user -> regular files in the profile now
+	cur            phaseClock        // the phase under way
 }
 
 func (r *runner) logf(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }
@@ -196,6 +200,7 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.env = env
+	r.phase("setup and corpus")
 	if v, err := r.output(ctx, r.opts.Bin, "version"); err == nil {
 		r.rep.Machine.SMPVersion = strings.TrimSpace(v)
 	}
@@ -212,6 +217,7 @@ func (r *runner) run(ctx context.Context) error {
 	r.logf("corpus %s: %d users, %d files, %s", r.root, len(r.users), r.rep.Corpus.Info.Files, humanize.IBytes(uint64(r.logical)))
 
 	// 1. Organisation capture: every tool on the unchanged corpus.
+	r.phase(ScenarioCapture)
 	if err := r.smpCapture(ctx); err != nil {
 		return err
 	}
@@ -219,31 +225,37 @@ func (r *runner) run(ctx context.Context) error {
 	r.tarCapture(ctx)
 	r.resticCapture(ctx)
 	r.borgCapture(ctx)
+	r.phase(ScenarioCaptureCold)
 	if err := r.coldCapture(ctx); err != nil {
 		return err
 	}
 
 	// 2. Restore of the first user from those captures, verified.
+	r.phase(ScenarioRestore)
 	if err := r.smpRestore(ctx); err != nil {
 		return err
 	}
-	r.cpRestore(ctx)
-	r.tarRestore(ctx)
-	r.resticRestore(ctx)
-	r.borgRestore(ctx)
+	r.cpRestore(ctx, ScenarioRestore)
+	r.tarRestore(ctx, ScenarioRestore)
+	r.resticRestore(ctx, ScenarioRestore)
+	r.borgRestore(ctx, ScenarioRestore)
+	r.phase(ScenarioRestoreCold)
 	if err := r.coldRestore(ctx); err != nil {
 		return err
 	}
+	r.phase(ScenarioRestoreAll)
 	if err := r.smpRestoreAll(ctx); err != nil {
 		return err
 	}
 
 	// 2b. smp's capture and restore through a store on S3 (loopback).
+	r.phase("s3")
 	if err := r.smpS3(ctx); err != nil {
 		return err
 	}
 
 	// 3. Incremental re-capture after a week's changes.
+	r.phase(ScenarioIncremental)
 	if reason := r.mutate(ctx); reason != "" {
 		for _, tool := range []string{ToolSMP, ToolCp, ToolTar, ToolRestic, ToolBorg} {
 			r.add(Row{Tool: tool, Scenario: ScenarioIncremental, Status: StatusSkipped, Note: reason})
@@ -257,6 +269,7 @@ func (r *runner) run(ctx context.Context) error {
 		r.tarIncremental(ctx)
 		r.resticIncremental(ctx)
 		r.borgIncremental(ctx)
+		r.phase(ScenarioIncrementalCold)
 		if err := r.coldIncremental(ctx); err != nil {
 			return err
 		}
@@ -265,6 +278,7 @@ func (r *runner) run(ctx context.Context) error {
 	// 4. Hard-link capture, last: a hard link changes the ctime of the
 	// file it links, which would make every file look changed to the
 	// incremental scenario's change detection.
+	r.phase(ScenarioHardlink)
 	r.smpHardlink(ctx)
 	r.cpLink(ctx)
 	if err := r.hardlinkMachine(ctx); err != nil {
@@ -273,6 +287,7 @@ func (r *runner) run(ctx context.Context) error {
 
 	// 5. smp serve: the same captures through the server, one client at
 	// a time and then 16 at once.
+	r.phase(ScenarioServe)
 	if err := r.smpServeScenarios(ctx); err != nil {
 		return err
 	}

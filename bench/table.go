@@ -65,6 +65,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- %s\n", l)
 		}
 	}
+	writeCriteria(&b, r.Criteria)
 	b.WriteString("\nNotes:\n\n")
 	b.WriteString("- MB/s is logical bytes (the corpus' file data) per wall second, 10^6 bytes; files/s is regular files per wall second; wall and CPU seconds are summed over the scenario's child processes; stored is what the tool keeps (smp: pack bytes from smp stats; restic and borg: du of the repository; tar|zstd: archive sizes; incremental: bytes added)\n")
 	if c := r.Cold; c != nil {
@@ -73,8 +74,25 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
+	if n := phasesNote(r.Phases); n != "" {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeCriteria writes the issues' criteria as a table: criterion,
+// target, this run's figure and the verdict, with the figures behind it.
+func writeCriteria(b *strings.Builder, cs []Criterion) {
+	if len(cs) == 0 {
+		return
+	}
+	b.WriteString("\nIssue criteria on this run (smp on the default store):\n\n")
+	b.WriteString("| criterion | issue | target | this run | verdict | from |\n")
+	b.WriteString("|---|--:|---|--:|---|---|\n")
+	for _, c := range cs {
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", mdCell(c.Name), c.Issue, c.Target, c.Text, c.Verdict, mdCell(c.Detail))
+	}
 }
 
 // mdCell makes s safe inside a markdown table cell.

@@ -28,15 +28,16 @@ func (r *runner) cpCapture(ctx context.Context) {
 	r.add(r.capturedRow(a, ToolCp, r.cpDir))
 }
 
-// cpRestore copies the first user's copy back with cp -a.
-func (r *runner) cpRestore(ctx context.Context) {
+// cpRestore copies the first user's copy back with cp -a; scenario is
+// restore or restore-cold.
+func (r *runner) cpRestore(ctx context.Context, scenario string) {
 	if r.cpDir == "" {
-		r.noCapture(ToolCp, ScenarioRestore, "cp")
+		r.noCapture(ToolCp, scenario, "cp")
 		return
 	}
 	u := r.users[0]
 	src := filepath.Join(r.cpDir, r.computers[0])
-	r.restoreFirst(ToolCp, filepath.Join(r.work, "restore-cp"), src, func(target string) (child, error) {
+	r.restoreFirst(scenario, ToolCp, filepath.Join(r.work, "restore-cp"), src, func(target string) (child, error) {
 		if err := os.Mkdir(filepath.Join(target, "home"), 0o755); err != nil {
 			return child{}, err
 		}

@@ -6,15 +6,22 @@ import (
 )
 
 func (r *runner) restic(ctx context.Context, args ...string) (child, error) {
-	return r.exec(ctx, execSpec{name: r.tools["restic"], args: append([]string{"--repo", r.resticRepo}, args...), env: r.resticEnv})
+	return r.resticAt(ctx, r.resticRepo, args...)
 }
 
-// resticBackups backs up every profile, user i as host computer i, one
-// child per user; a later run finds its parent snapshot by host and path.
-func (r *runner) resticBackups(ctx context.Context) (agg, error) {
+// resticAt runs restic on repo with the run's restic environment.
+func (r *runner) resticAt(ctx context.Context, repo string, args ...string) (child, error) {
+	env := []string{"RESTIC_PASSWORD=smp-bench", "RESTIC_CACHE_DIR=" + filepath.Join(r.work, "restic-cache")}
+	return r.exec(ctx, execSpec{name: r.tools["restic"], args: append([]string{"--repo", repo}, args...), env: env})
+}
+
+// resticBackups backs up every profile into repo, user i as host
+// computer i, one child per user, after settling the warm paths; a later
+// run finds its parent snapshot by host and path.
+func (r *runner) resticBackups(ctx context.Context, repo string, warm ...string) (agg, error) {
 	return r.eachUser(func(i int, u string) (child, error) {
-		return r.restic(ctx, "backup", "--quiet", "--host", r.computers[i], filepath.Join(r.root, "home", u))
-	}, r.root)
+		return r.resticAt(ctx, repo, "backup", "--quiet", "--host", r.computers[i], filepath.Join(r.root, "home", u))
+	}, warm...)
 }
 
 func (r *runner) resticCapture(ctx context.Context) {
@@ -22,13 +29,12 @@ func (r *runner) resticCapture(ctx context.Context) {
 		return
 	}
 	r.resticRepo = filepath.Join(r.work, "restic-repo")
-	r.resticEnv = []string{"RESTIC_PASSWORD=smp-bench", "RESTIC_CACHE_DIR=" + filepath.Join(r.work, "restic-cache")}
 	if _, err := r.restic(ctx, "init", "--quiet"); err != nil {
 		r.fail(ToolRestic, ScenarioCapture, err)
 		r.resticRepo = ""
 		return
 	}
-	a, err := r.resticBackups(ctx)
+	a, err := r.resticBackups(ctx, r.resticRepo, r.root)
 	if err != nil {
 		r.fail(ToolRestic, ScenarioCapture, err)
 		r.resticRepo = ""
@@ -39,13 +45,15 @@ func (r *runner) resticCapture(ctx context.Context) {
 	r.add(row)
 }
 
-func (r *runner) resticRestore(ctx context.Context) {
+// resticRestore restores the first user from the capture's repository;
+// scenario is restore or restore-cold.
+func (r *runner) resticRestore(ctx context.Context, scenario string) {
 	if r.resticRepo == "" {
-		r.noCapture(ToolRestic, ScenarioRestore, "restic")
+		r.noCapture(ToolRestic, scenario, "restic")
 		return
 	}
 	u := r.users[0]
-	r.restoreFirst(ToolRestic, filepath.Join(r.work, "restore-restic"), r.resticRepo, func(target string) (child, error) {
+	r.restoreFirst(scenario, ToolRestic, filepath.Join(r.work, "restore-restic"), r.resticRepo, func(target string) (child, error) {
 		return r.restic(ctx, "restore", "latest", "--host", r.computers[0], "--target", target)
 	}, func(target string) string {
 		// restic restores the absolute path it backed up below the target.
@@ -59,7 +67,7 @@ func (r *runner) resticIncremental(ctx context.Context) {
 		return
 	}
 	before := du(r.resticRepo)
-	a, err := r.resticBackups(ctx)
+	a, err := r.resticBackups(ctx, r.resticRepo, r.root)
 	if err != nil {
 		r.fail(ToolRestic, ScenarioIncremental, err)
 		return

@@ -67,10 +67,10 @@ func compareLinkedTrees(src, dst string, clones bool) (int64, error) {
 
 // verifyRestore compares the restored profile with the corpus' and makes
 // the restore row.
-func (r *runner) verifyRestore(a agg, tool, user, restored string) (Row, error) {
+func (r *runner) verifyRestore(a agg, tool, scenario, user, restored string) (Row, error) {
 	src := filepath.Join(r.root, "home", user)
 	_, logical, _ := treeSize(src)
-	row := a.row(tool, ScenarioRestore, logical)
+	row := a.row(tool, scenario, logical)
 	err := compareTrees(src, restored)
 	ok := err == nil
 	row.Verified = &ok
@@ -79,6 +79,9 @@ func (r *runner) verifyRestore(a agg, tool, user, restored string) (Row, error) 
 		row.Note = "restored tree differs from the corpus: " + err.Error()
 	} else {
 		row.Note = "restore of " + user + ", verified byte for byte"
+		if scenario == ScenarioRestoreCold {
+			row.Note = "restore of " + user + ", page cache dropped first, verified byte for byte"
+		}
 	}
 	return row, err
 }

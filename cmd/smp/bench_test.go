@@ -185,6 +185,7 @@ func TestE2EBenchRunQuick(t *testing.T) {
 	if !serveSummary {
 		t.Errorf("no serve line in the summary %q", rep.Summary())
 	}
+	checkBenchCold(t, &rep)
 	if len(rep.Ratios) == 0 && len(rep.Rows) > 0 {
 		if r, _ := rep.Row("cp -a", bench.ScenarioCapture); r.OK() {
 			t.Errorf("no ratios although cp -a ran")
@@ -212,5 +213,73 @@ func TestE2EBenchRunQuick(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("--work holds %v after the run; want only bench.svg", names)
+	}
+}
+
+// checkBenchCold checks TestE2EBenchRunQuick's cold rows of every tool
+// (measured as root, skipped otherwise), the issues' criteria (each met,
+// not met, or not measured with a reason; the restore-cold ones measured
+// when the cold rows and the baseline ran) and the phase times.
+func checkBenchCold(t *testing.T, rep *bench.Report) {
+	t.Helper()
+	root := os.Geteuid() == 0
+	for _, c := range []struct {
+		tool, bin, sc string
+	}{
+		{bench.ToolSMPEncrypted, "", bench.ScenarioCaptureCold}, {bench.ToolSMPEncrypted, "", bench.ScenarioRestoreCold},
+		{bench.ToolSMP, "", bench.ScenarioRestoreCold}, {bench.ToolCp, "cp", bench.ScenarioRestoreCold},
+		{bench.ToolTar, "zstd", bench.ScenarioCaptureCold}, {bench.ToolTar, "zstd", bench.ScenarioRestoreCold},
+		{bench.ToolRestic, "restic", bench.ScenarioCaptureCold}, {bench.ToolRestic, "restic", bench.ScenarioRestoreCold},
+		{bench.ToolBorg, "borg", bench.ScenarioCaptureCold}, {bench.ToolBorg, "borg", bench.ScenarioRestoreCold},
+	} {
+		r, ok := rep.Row(c.tool, c.sc)
+		_, missing := exec.LookPath(c.bin)
+		switch {
+		case !ok:
+			t.Errorf("no %s %s row", c.tool, c.sc)
+		case !root:
+			if r.Status != bench.StatusSkipped || !strings.Contains(r.Note, "not root") {
+				t.Errorf("%s %s without root: %+v", c.tool, c.sc, r)
+			}
+		case c.bin != "" && missing != nil:
+			if r.Status != bench.StatusNotInstalled {
+				t.Errorf("%s %s without %s: %+v", c.tool, c.sc, c.bin, r)
+			}
+		case !r.OK() || r.WallSeconds <= 0 || !strings.Contains(r.Note, "page cache dropped first"):
+			t.Errorf("%s %s row: %+v", c.tool, c.sc, r)
+		case c.sc == bench.ScenarioRestoreCold && (r.Verified == nil || !*r.Verified):
+			t.Errorf("%s %s not verified: %+v", c.tool, c.sc, r)
+		}
+	}
+	if len(rep.Criteria) != 11 {
+		t.Errorf("%d criteria: %+v", len(rep.Criteria), rep.Criteria)
+	}
+	for _, c := range rep.Criteria {
+		switch c.Verdict {
+		case bench.VerdictMet, bench.VerdictNotMet:
+			if c.Value <= 0 || c.Text == "-" {
+				t.Errorf("criterion %+v", c)
+			}
+		case bench.VerdictNotMeasured:
+			if c.Detail == "" {
+				t.Errorf("criterion not measured without a reason: %+v", c)
+			}
+		default:
+			t.Errorf("criterion %+v", c)
+		}
+		_, restic := exec.LookPath("restic")
+		if c.Name == "restore-cold speed / restic" && (c.Verdict == bench.VerdictNotMeasured) != (!root || restic != nil) {
+			t.Errorf("criterion %+v (root %v, restic %v)", c, root, restic)
+		}
+	}
+	var names []string
+	for _, p := range rep.Phases {
+		names = append(names, p.Name)
+		if p.Seconds < 0 {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	if got := strings.Join(names, ","); !strings.HasPrefix(got, "setup and corpus,capture,capture-cold,restore,restore-cold,restore-all,") || !strings.HasSuffix(got, ",serve") {
+		t.Errorf("phases %s", got)
 	}
 }

@@ -34,7 +34,9 @@ func benchUsage() {
       rounds (what encryption costs: medians of wall and CPU), and
       through a store on S3 (a SeaweedFS on loopback that the bench starts
       from the binary .ci/seaweedfs.sh caches; skipped without it); as root
-      also with a cold page cache, beside the disk's floors
+      also with a cold page cache, smp and the baselines, beside the disk's
+      floors; the report ends with the issues' criteria (met, not met or
+      not measured) and the time each phase took
 
   smp bench gc [--chunks N] [--work DIR] [--json]
       build a synthetic store of N chunks (half of them garbage) and time
