@@ -210,6 +210,9 @@ type remoteCapture struct {
 	cp       *client.Capture
 	opts     capture.Options
 	reserved int64
+	// stopCount ends a count running alongside the capture
+	// (countAlongside) and waits for it.
+	stopCount func()
 }
 
 // startCapture opens a capture session and, with ReserveFirst, reserves
@@ -221,22 +224,52 @@ func (s *Remote) startCapture(ctx context.Context, co CaptureOptions) (*remoteCa
 	if err != nil {
 		return nil, err
 	}
-	expected, err := walkTotals(ctx, cl, opts, parent)
-	if err != nil {
-		return nil, err
+	// An SMP that takes the totals during the session gets them from a
+	// count that runs alongside the capture: on a client with one CPU the
+	// count then fills the capture's waits (disk reads, the SMP's answers
+	// and its commit) instead of delaying the capture's start.
+	later := cl.Info().HasFeature(wire.FeatureTotalsLater)
+	var expected *wire.CaptureTotals
+	if !later {
+		if expected, err = walkTotals(ctx, cl, opts, parent); err != nil {
+			return nil, err
+		}
 	}
 	cp, err := cl.OpenCapture(ctx, client.CaptureStart{Computer: opts.Computer, Parent: parent, Expected: expected})
 	if err != nil {
 		return nil, err
 	}
-	rc := &remoteCapture{s: s, cp: cp, opts: opts, reserved: -1}
+	rc := &remoteCapture{s: s, cp: cp, opts: opts, reserved: -1, stopCount: func() {}}
+	if later {
+		rc.stopCount = countAlongside(ctx, cl, cp, opts, parent)
+	}
 	if co.ReserveFirst {
 		if rc.reserved, err = planCapture(ctx, cp, opts); err != nil {
+			rc.stopCount()
 			cp.Close()
 			return nil, err
 		}
 	}
 	return rc, nil
+}
+
+// countAlongside counts the capture's walk totals (walkTotals) while the
+// capture runs and sends them to the session; stop ends the count if it
+// is still walking and returns once it has finished. The totals are for
+// display: a count or a send that fails leaves the session without them.
+func countAlongside(ctx context.Context, cl *client.Client, cp *client.Capture, opts capture.Options, parent cas.ID) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if t, err := walkTotals(ctx, cl, opts, parent); err == nil && t != nil && ctx.Err() == nil {
+			_ = cp.SendTotals(ctx, *t)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // captureBase is what a capture and an estimate on the SMP start from:
@@ -304,6 +337,7 @@ func (p parentTrees) Has(cas.BlobType, cas.ID) (bool, error) { return p.trees !=
 func (rc *remoteCapture) run(ctx context.Context) (*CaptureResult, error) {
 	defer rc.cp.Close()
 	res, err := capture.Run(ctx, rc.cp, rc.opts)
+	rc.stopCount()
 	if err != nil {
 		return nil, err
 	}

@@ -507,6 +507,20 @@ func (cp *Capture) PutTree(t *manifest.Tree) (cas.ID, error) {
 	return id, cp.Err()
 }
 
+// TotalsLater reports whether the SMP takes the walk totals during the
+// session (SendTotals), so the count can run alongside the capture.
+func (cp *Capture) TotalsLater() bool { return cp.c.info.HasFeature(wire.FeatureTotalsLater) }
+
+// SendTotals sends the walk totals (capture.Count) of this session's
+// capture to an SMP that lists wire.FeatureTotalsLater; they are shown in
+// its console and used for nothing else.
+func (cp *Capture) SendTotals(ctx context.Context, t wire.CaptureTotals) error {
+	if !cp.TotalsLater() {
+		return errors.New("this SMP takes walk totals only at the session's start")
+	}
+	return cp.c.postJSON(ctx, cp.path("expected"), t, nil)
+}
+
 // LoadsTreesAhead tells capture that LoadTree fetches each tree's
 // subtrees ahead itself (capture.TreesAhead).
 func (cp *Capture) LoadsTreesAhead() {}

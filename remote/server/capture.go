@@ -269,6 +269,29 @@ func (s *Server) storeFrame(sess *session, b wire.Blob) (bool, error) {
 // commit stores the session's record after checking every tree and chunk
 // it references (checkRefs): each is one the session may name, and in the
 // store, so no record can dangle or borrow another computer's data.
+// setExpected takes the walk totals of a session's capture, which its
+// client counted alongside the capture (wire.FeatureTotalsLater): the
+// console's progress and ETA, nothing else. Later totals replace earlier
+// ones; each is bounded as at the session's start.
+func (s *Server) setExpected(w http.ResponseWriter, r *http.Request, c *call) error {
+	sess, err := s.session(r, c)
+	if err != nil {
+		return err
+	}
+	var t wire.CaptureTotals
+	if err := readJSON(w, r, wire.MaxJSONBytes, &t); err != nil {
+		return err
+	}
+	if err := t.Check(); err != nil {
+		return fail(http.StatusBadRequest, "%v", err)
+	}
+	s.mu.Lock()
+	sess.expected = &t
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, c *call) error {
 	sess, err := s.session(r, c)
 	if err != nil {

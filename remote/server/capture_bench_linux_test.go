@@ -21,8 +21,8 @@ import (
 	"smp/capture"
 	"smp/cas"
 	"smp/remote/access"
-	"smp/remote/client"
 	"smp/repo"
+	"smp/store"
 )
 
 // smallTreeFiles is the size of the benchmark tree: a profile's worth of
@@ -294,23 +294,19 @@ func benchServeCapture(b *testing.B, cb captureBench, dedupe bool, localCPU time
 	}
 }
 
-// captureThrough runs the capture opts through the SMP at url, as
-// store.Remote does (a client, a capture session, capture.Run).
+// captureThrough runs the capture opts through the SMP at url as `smp
+// capture --store URL` does (store.Remote: the walk totals counted, a
+// capture session, capture.Run, the commit), so the client's figures hold
+// everything a capture through an SMP does beyond a local one.
 func captureThrough(b *testing.B, url, tok string, opts capture.Options) {
 	ctx := context.Background()
-	cl, err := client.Dial(ctx, client.Options{URL: url, Token: tok})
+	st, err := store.Open(ctx, url, store.Options{Token: tok})
 	if err != nil {
 		b.Error(err)
 		return
 	}
-	defer cl.Close()
-	cp, err := cl.StartCapture(ctx, opts.Computer, cas.ID{})
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	defer cp.Close()
-	if _, err := capture.Run(ctx, cp, opts); err != nil {
+	defer st.Close()
+	if _, err := st.Capture(ctx, store.CaptureOptions{Options: opts}); err != nil {
 		b.Error(err)
 	}
 }

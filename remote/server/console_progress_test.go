@@ -148,3 +148,49 @@ func TestCapacityStoreLimit(t *testing.T) {
 	wantPage(t, "overview", br.do(http.MethodGet, "/", nil, nil), http.StatusOK,
 		`id="max-store-bytes">`+itoa(4<<30)+`<`, "the bar is drawn against it")
 }
+
+// A client that counts alongside its capture sends the walk totals during
+// the session (capture-totals-later): the server lists the feature, bounds
+// the totals as at the start, answers another token's session as one that
+// does not exist, and the overview shows the progress against them.
+func TestCaptureTotalsLater(t *testing.T) {
+	e := newEnv(t)
+	pc01 := e.token("PC01", access.RoleClient, 0)
+	other := e.token("PC02", access.RoleClient, 0)
+	var info wire.Info
+	decode(t, wantOK(t, "info", e.do(http.MethodGet, "/v1/info", pc01, nil), http.StatusOK), &info)
+	if !info.HasFeature(wire.FeatureTotalsLater) {
+		t.Fatalf("info lists features %q, want %q", info.Features, wire.FeatureTotalsLater)
+	}
+	sess := e.session(pc01, "PC01")
+	path := "/v1/captures/" + sess.ID + "/expected"
+	for _, bad := range []wire.CaptureTotals{{Files: wire.MaxExpectedFiles + 1}, {Bytes: wire.MaxExpectedBytes + 1}} {
+		wantError(t, "totals past the bounds", e.postJSON(path, pc01, bad), http.StatusBadRequest, false, "expected totals")
+	}
+	wantError(t, "unknown field", e.do(http.MethodPost, path, pc01, []byte(`{"files":1,"bytes":2,"x":3}`)), http.StatusBadRequest, false, "bad JSON body")
+	wantError(t, "two values", e.do(http.MethodPost, path, pc01, []byte(`{"files":1} {"files":2}`)), http.StatusBadRequest, false)
+	theirs := e.postJSON(path, other, wire.CaptureTotals{Files: 1, Bytes: 1})
+	none := e.postJSON("/v1/captures/"+strings.Repeat("0", len(sess.ID))+"/expected", other, wire.CaptureTotals{Files: 1, Bytes: 1})
+	wantError(t, "another token's session", theirs, http.StatusNotFound, false, "no open capture session")
+	wantError(t, "no such session", none, http.StatusNotFound, false, "no open capture session")
+	if a, b := strings.ReplaceAll(string(theirs.body), sess.ID, ""), strings.ReplaceAll(string(none.body), strings.Repeat("0", len(sess.ID)), ""); a != b {
+		t.Fatalf("another token's session answered %q, a missing one %q: they must read alike", a, b)
+	}
+
+	chunks := e.makeChunks(3, 2)
+	up := uint64(len(chunks[0].plain))
+	total := uint64(len(chunks[0].plain) + len(chunks[1].plain))
+	wantOK(t, "totals", e.postJSON(path, pc01, wire.CaptureTotals{Files: 2, Bytes: total}), http.StatusNoContent)
+	var have []wire.HaveEntry
+	for _, c := range chunks {
+		have = append(have, c.have(sess.Nonce))
+	}
+	e.haveQuery(pc01, sess.ID, have)
+	wantOK(t, "upload", e.upload(pc01, sess.ID, chunks[0].frame()), http.StatusOK)
+	e.clock.Set(t0.Add(10 * time.Second))
+	br := &browser{t: t, base: e.hs.URL}
+	br.login(e.admin)
+	pct := fmt.Sprintf("%.1f", float64(up)*100/float64(total))
+	wantPage(t, "overview", br.do(http.MethodGet, "/", nil, nil), http.StatusOK,
+		`<progress max="100" value="`+pct+`">`, "in 2 files")
+}

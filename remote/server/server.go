@@ -114,7 +114,9 @@ type session struct {
 	limited               bool         // a client token's session: counts against maxTokenSessions
 	estimate              bool         // an estimate session: answers have-queries, keeps nothing
 	started               time.Time
-	expected              *wire.CaptureTotals // the client's walk totals (checked, shown only), or nil
+	// expected are the client's walk totals (checked, shown only), or nil;
+	// set at start or later (setExpected), guarded by Server.mu.
+	expected *wire.CaptureTotals
 	// done are the plaintext bytes of the distinct data chunks the session
 	// has finished with: proved held (the store had them) or uploaded.
 	// They are its progress against expected.Bytes (a chunk met twice in
@@ -197,6 +199,7 @@ func New(opts Options) *Server {
 	s.handle("POST "+p+"/captures/{sid}/have", s.perToken(s.have))
 	s.handle("POST "+p+"/captures/{sid}/blobs", s.perToken(s.upload))
 	s.handle("POST "+p+"/captures/{sid}/commit", s.commit)
+	s.handle("POST "+p+"/captures/{sid}/expected", s.setExpected)
 	s.handle("GET "+p+"/records", s.records)
 	s.handle("GET "+p+"/record", s.findRecord)
 	s.handle("POST "+p+"/records/{id}/fetch", s.fetch)
@@ -335,7 +338,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, c *call) error {
 	return writeJSON(w, wire.Info{
 		Protocol: wire.Version, StoreID: cfg.StoreID, Chunker: cfg.Chunker, HashKey: s.opts.Repo.HashKey(),
 		RestoreOnly: s.restoreOnly(c.snap), Computer: c.tok.Computer, Role: string(c.tok.Role),
-		Features: []string{wire.FeatureCaptureTotals},
+		Features: []string{wire.FeatureCaptureTotals, wire.FeatureTotalsLater},
 	})
 }
 

@@ -55,6 +55,11 @@ type Info struct {
 // FeatureCaptureTotals: POST /v1/captures accepts StartCapture.Expected.
 const FeatureCaptureTotals = "capture-totals"
 
+// FeatureTotalsLater: POST /v1/captures/{sid}/expected takes the walk
+// totals (a CaptureTotals body) during the session, so a client counts
+// alongside its capture instead of before it.
+const FeatureTotalsLater = "capture-totals-later"
+
 // HasFeature reports whether the server lists feature f.
 func (i Info) HasFeature(f string) bool { return slices.Contains(i.Features, f) }
 
