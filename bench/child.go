@@ -35,12 +35,16 @@ func tail(b *bytes.Buffer) string {
 	return msg
 }
 
-// settle prepares a timed step: it flushes earlier steps' dirty pages so
-// their writeback is not charged to this step, and reads paths so every
-// tool starts from the same warm page cache (this machine evicts pages
-// idle for about a minute).
+// settle prepares a timed step: it flushes earlier steps' dirty pages and
+// waits for the work directory's disk to finish what it has in flight, so
+// that their writeback is not charged to this step (in the ABBA rounds,
+// to the other store's round), and reads paths so every tool starts from
+// the same warm page cache (this machine evicts pages idle for about a
+// minute). None of it is timed.
 func (r *runner) settle(paths ...string) error {
+	r.event("settle " + strings.Join(paths, " "))
 	syncDisks()
+	waitDiskIdle(r.work, diskIdleMax)
 	buf := make([]byte, 1<<20)
 	for _, p := range paths {
 		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
@@ -60,6 +64,23 @@ func (r *runner) settle(paths ...string) error {
 		}
 	}
 	return nil
+}
+
+// The disk counts as idle after diskIdleSamples samples diskIdleSample
+// apart without a request in flight; settle waits for that at most
+// diskIdleMax (other processes' I/O on a shared machine may never stop).
+const (
+	diskIdleSamples = 5
+	diskIdleSample  = 20 * time.Millisecond
+	diskIdleMax     = 5 * time.Second
+)
+
+// event reports a step of the run to r.trace (tests: the order of
+// settles and children), when set.
+func (r *runner) event(e string) {
+	if r.trace != nil {
+		r.trace(e)
+	}
 }
 
 // child is one finished child process.
@@ -82,6 +103,7 @@ func (r *runner) exec(ctx context.Context, s execSpec) (child, error) {
 	if err := ctx.Err(); err != nil {
 		return child{}, err
 	}
+	r.event("exec " + filepath.Base(s.name) + " " + strings.Join(s.args, " "))
 	cmd := exec.CommandContext(ctx, s.name, s.args...)
 	cmd.Env = append(slices.Clip(r.env), s.env...)
 	cmd.Dir = s.dir

@@ -33,6 +33,8 @@ func TestRunEncrypted(t *testing.T) {
 	env := append(childEnv("XDG_CONFIG_HOME=", "HOME=", "SMP_KEY_FILE="), "XDG_CONFIG_HOME="+config, "HOME="+config)
 	r := &runner{opts: RunOptions{Bin: bin, Corpus: corpus, Rounds: 2}, log: &log, work: work, tools: map[string]string{}, env: env, userFiles: map[string]int64{}}
 	r.rep = &Report{Corpus: CorpusReport{}}
+	var events []string
+	r.trace = func(e string) { events = append(events, e) }
 	ctx := context.Background()
 	r.smpHasEncrypt = true
 	if err := r.prepareCorpus(ctx); err != nil {
@@ -55,6 +57,9 @@ func TestRunEncrypted(t *testing.T) {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
 	t.Logf("\n%s", log.String())
+	plain := filepath.Join(work, "smp-store")
+	checkSettledRounds(t, events, "capture", r.users, "settle "+r.root, []string{plain, enc, enc, plain}, true)
+	checkSettledRounds(t, events, "restore", r.users, "settle ", []string{plain, plain, plain, enc, enc, plain}, false)
 	if row, ok := r.rep.Row(ToolSMP, ScenarioRestore); !ok || !row.OK() || row.Runs != 1 || row.Verified == nil || !*row.Verified ||
 		!strings.Contains(row.Note, "median of 2 rounds") || strings.Contains(row.Note, "alternating") {
 		t.Errorf("smp restore: %+v", row)
@@ -113,6 +118,54 @@ func TestRunEncrypted(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.smpStore, "config.json")); err != nil {
 		t.Errorf("unencrypted store: %v", err)
+	}
+}
+
+// checkSettledRounds checks the order of the timed children of verb
+// (capture or restore) among events (a runner's trace): they come in runs
+// of one store each, in the order stores names (one child per user, or
+// one for a run of a single restore); each run follows a settle that
+// begins with settle (a capture's settles read the corpus, a restore's
+// read the store: settle+store), with no other step in between, so no
+// earlier step's writeback or cold pages land in a round; with fresh, the
+// run's store was made by smp init right before that settle.
+func checkSettledRounds(t *testing.T, events []string, verb string, users []string, settle string, stores []string, fresh bool) {
+	t.Helper()
+	storeOf := func(e string) string {
+		f := strings.Fields(e)
+		if i := slices.Index(f, "--store"); i >= 0 && i+1 < len(f) {
+			return f[i+1]
+		}
+		return ""
+	}
+	timed := func(e string) bool { return strings.HasPrefix(e, "exec smp "+verb+" ") }
+	var runs []string
+	for i := 0; i < len(events); i++ {
+		if !timed(events[i]) {
+			continue
+		}
+		store, n := storeOf(events[i]), 0
+		for i+n < len(events) && timed(events[i+n]) && storeOf(events[i+n]) == store {
+			n++
+		}
+		if n != len(users) && n != 1 {
+			t.Errorf("%s run %d into %s has %d children, want %d or 1: %q", verb, len(runs), store, n, len(users), events[i:i+n])
+		}
+		want := settle
+		if verb == "restore" {
+			want += store
+		}
+		if i == 0 || events[i-1] != want {
+			t.Errorf("%s run %d into %s not right after %q: %q", verb, len(runs), store, want, events[max(i-2, 0):i+1])
+		}
+		if fresh && (i < 2 || !strings.HasPrefix(events[i-2], "exec smp init --store "+store)) {
+			t.Errorf("%s run %d into %s: no smp init right before its settle: %q", verb, len(runs), store, events[max(i-2, 0):i+1])
+		}
+		runs = append(runs, store)
+		i += n - 1
+	}
+	if !slices.Equal(runs, stores) {
+		t.Errorf("%s runs into %q, want %q", verb, runs, stores)
 	}
 }
 

@@ -135,6 +135,8 @@ type runner struct {
 	coldRecords    map[string]string // user -> record ID in the cold rows' store
 	userFiles      map[string]int64  // user -> regular files in the profile now
 	cur            phaseClock        // the phase under way
+
+	trace func(event string) // when set, told of every settle and child (tests)
 }
 
 func (r *runner) logf(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }

@@ -1,16 +1,50 @@
 package bench
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // syncDisks flushes every filesystem's dirty pages.
 func syncDisks() { syscall.Sync() }
+
+// waitDiskIdle waits, up to limit, until the block device that holds dir
+// has had no request in flight for diskIdleSamples samples in a row
+// (its sysfs inflight counters): sync returns when the dirty pages are
+// written, but I/O the filesystem issues on its own afterwards (online
+// discards of a removed store's blocks, its journal) would otherwise run
+// during the next timed step. A directory on a filesystem without a block
+// device (tmpfs) returns at once.
+func waitDiskIdle(dir string, limit time.Duration) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return
+	}
+	path := fmt.Sprintf("/sys/dev/block/%d:%d/inflight", unix.Major(st.Dev), unix.Minor(st.Dev))
+	deadline := time.Now().Add(limit)
+	for idle := 0; idle < diskIdleSamples; {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(b)); len(f) == 2 && f[0] == "0" && f[1] == "0" {
+			idle++
+		} else {
+			idle = 0
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(diskIdleSample)
+	}
+}
 
 // maxRSSKiB returns the peak resident set of a finished child, in KiB.
 func maxRSSKiB(ps *os.ProcessState) int64 {

@@ -240,6 +240,29 @@ type PackWriter struct {
 // copy of its largest blob, up to 4 MiB).
 var sealScratch = sync.Pool{New: func() any { return new([]byte) }}
 
+// sealScratchCap is the capacity of a new seal scratch for a sealed blob
+// of need bytes: its stored part rounded up to a power of two of at least
+// 64 KiB, plus the seal, up to sealScratchMax; a larger blob gets need
+// exactly. Chunk sizes vary from blob to blob, so a scratch of exactly one
+// blob's size was replaced (allocated and zeroed anew) whenever a larger
+// blob followed, and an encrypted capture's garbage, hence its collections,
+// grew with it; with size classes a pooled scratch fits most later blobs,
+// at most twice their size.
+func sealScratchCap(need int) int {
+	if need > sealScratchMax {
+		return need
+	}
+	c := 64 << 10
+	for c+SealOverhead < need {
+		c <<= 1
+	}
+	return c + SealOverhead
+}
+
+// sealScratchMax is the largest size class of sealScratchCap: a chunk of
+// the default chunker's largest size (4 MiB) and its seal.
+const sealScratchMax = 4<<20 + SealOverhead
+
 // NewPackWriter writes the pack header to w and returns a writer.
 func NewPackWriter(w io.Writer) (*PackWriter, error) { return NewSealedPackWriter(w, nil) }
 
@@ -279,7 +302,7 @@ func (p *PackWriter) Add(t BlobType, id ID, c Compression, stored []byte, rawLen
 		scratch := sealScratch.Get().(*[]byte)
 		defer sealScratch.Put(scratch)
 		if need := len(stored) + SealOverhead; cap(*scratch) < need {
-			*scratch = make([]byte, 0, need) // not grown by append: no garbage of half its size
+			*scratch = make([]byte, 0, sealScratchCap(need)) // not grown by append: no garbage of half its size
 		}
 		*scratch = p.sealer.SealBlob((*scratch)[:0], e, stored)
 		stored = *scratch

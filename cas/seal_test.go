@@ -404,3 +404,57 @@ func FuzzSealedTrailerEntries(f *testing.F) {
 		}
 	})
 }
+
+// TestSealScratchCap: a seal scratch fits the blob it is made for, in
+// size classes (a power of two of stored bytes plus the seal) up to a
+// 4 MiB chunk's, so that one scratch serves the smaller blobs after it;
+// beyond that it is the blob's size.
+func TestSealScratchCap(t *testing.T) {
+	for _, tc := range []struct{ need, want int }{
+		{1, 64<<10 + SealOverhead},
+		{64<<10 + SealOverhead, 64<<10 + SealOverhead},
+		{64<<10 + SealOverhead + 1, 128<<10 + SealOverhead},
+		{1<<20 + SealOverhead, 1<<20 + SealOverhead},
+		{1<<20 + SealOverhead + 1, 2<<20 + SealOverhead},
+		{4<<20 + SealOverhead, 4<<20 + SealOverhead},
+		{4<<20 + SealOverhead + 1, 4<<20 + SealOverhead + 1},
+		{MaxBlobSize + SealOverhead, MaxBlobSize + SealOverhead},
+	} {
+		if got := sealScratchCap(tc.need); got != tc.want {
+			t.Errorf("sealScratchCap(%d) = %d, want %d", tc.need, got, tc.want)
+		}
+	}
+	for need := 1; need <= sealScratchMax; need += 4093 {
+		c := sealScratchCap(need)
+		if c < need || c > 2*need+64<<10+SealOverhead {
+			t.Fatalf("sealScratchCap(%d) = %d: not between need and twice it", need, c)
+		}
+	}
+}
+
+// TestSealedPackVariedSizes: blobs of growing and shrinking sizes (as a
+// chunker cuts them) seal through the shared scratch and read back, each
+// from its own bytes: a scratch reused for a smaller blob after a larger
+// one leaves nothing of the larger one in the pack.
+func TestSealedPackVariedSizes(t *testing.T) {
+	s := testSealer(t, "store-varied", 9, false)
+	var blobs []testBlob
+	for i, n := range []int{100, 300 << 10, 70 << 10, 1 << 20, 5, 900 << 10, 4 << 20, 64<<10 - 1} {
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte(i*131 + j*7 + j>>9)
+		}
+		blobs = append(blobs, testBlob{typ: BlobData, plain: p})
+	}
+	pack, _, entries := buildSealedPack(t, s, blobs)
+	h := testHasher()
+	for i, e := range entries {
+		got, err := ReadBlobWith(bytes.NewReader(pack), e, h, s, nil)
+		if err != nil {
+			t.Fatalf("blob %d: %v", i, err)
+		}
+		if !bytes.Equal(got, blobs[i].plain) {
+			t.Fatalf("blob %d reads back different bytes", i)
+		}
+	}
+}
