@@ -5,12 +5,21 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // syncDisks flushes every filesystem's dirty pages.
 func syncDisks() { syscall.Sync() }
+
+// selfCPU returns the CPU time (user and system) this process has used so
+// far, in all its threads.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // maxRSSKiB returns the peak resident set of a finished child, in KiB.
 func maxRSSKiB(ps *os.ProcessState) int64 {
