@@ -36,7 +36,9 @@ const floorReaders = 4
 type ColdReport struct {
 	Skipped                  string  `json:"skipped,omitempty"` // why there are no cold rows
 	ReadFloorSeconds         float64 `json:"read_floor_seconds,omitempty"`
+	ReadFloorCPUSeconds      float64 `json:"read_floor_cpu_seconds,omitempty"` // user+system of the floor's readers
 	WalkFloorSeconds         float64 `json:"walk_floor_seconds,omitempty"`
+	WalkFloorCPUSeconds      float64 `json:"walk_floor_cpu_seconds,omitempty"`      // user+system of the floor's walk
 	CaptureOverReadFloor     float64 `json:"capture_over_read_floor,omitempty"`     // capture-cold wall / floor-read wall
 	IncrementalOverWalkFloor float64 `json:"incremental_over_walk_floor,omitempty"` // incremental-cold wall / floor-walk wall
 }
@@ -46,9 +48,9 @@ func (c *ColdReport) Summary() string {
 	if c.Skipped != "" {
 		return "skipped: " + c.Skipped
 	}
-	s := fmt.Sprintf("capture %.2fx the cold-read floor (%.2f s)", c.CaptureOverReadFloor, c.ReadFloorSeconds)
+	s := fmt.Sprintf("capture %.2fx the cold-read floor (%.2f s, %.1f CPU-s)", c.CaptureOverReadFloor, c.ReadFloorSeconds, c.ReadFloorCPUSeconds)
 	if c.IncrementalOverWalkFloor > 0 {
-		s += fmt.Sprintf("; incremental %.2fx the cold-walk floor (%.2f s)", c.IncrementalOverWalkFloor, c.WalkFloorSeconds)
+		s += fmt.Sprintf("; incremental %.2fx the cold-walk floor (%.2f s, %.1f CPU-s)", c.IncrementalOverWalkFloor, c.WalkFloorSeconds, c.WalkFloorCPUSeconds)
 	}
 	return s
 }
@@ -132,7 +134,7 @@ func (r *runner) coldCapture(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.rep.Cold.ReadFloorSeconds = floor.WallSeconds
+	r.rep.Cold.ReadFloorSeconds, r.rep.Cold.ReadFloorCPUSeconds = floor.WallSeconds, floor.CPUSeconds
 	r.rep.Cold.CaptureOverReadFloor = row.WallSeconds / floor.WallSeconds
 	row.Note = fmt.Sprintf("%.2fx the cold-read floor; ", r.rep.Cold.CaptureOverReadFloor) + row.Note
 	r.add(row)
@@ -241,7 +243,7 @@ func (r *runner) coldIncremental(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.rep.Cold.WalkFloorSeconds = floor.WallSeconds
+	r.rep.Cold.WalkFloorSeconds, r.rep.Cold.WalkFloorCPUSeconds = floor.WallSeconds, floor.CPUSeconds
 	r.rep.Cold.IncrementalOverWalkFloor = row.WallSeconds / floor.WallSeconds
 	row.Note = fmt.Sprintf("%.2fx the cold-walk floor; ", r.rep.Cold.IncrementalOverWalkFloor) + row.Note
 	r.add(row)
@@ -270,7 +272,7 @@ func (r *runner) floorRead(ctx context.Context) (Row, error) {
 	if err := dropCaches(); err != nil {
 		return Row{}, err
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	work := make(chan string)
 	errs := make(chan error, floorReaders)
 	var wg sync.WaitGroup
@@ -294,14 +296,14 @@ func (r *runner) floorRead(ctx context.Context) (Row, error) {
 	}
 	close(work)
 	wg.Wait()
-	wall := time.Since(start)
+	wall, cpu := time.Since(start), selfCPU()-cpu0
 	close(errs)
 	for e := range errs {
 		if e != nil {
 			return Row{}, e
 		}
 	}
-	row := floorRow(ScenarioFloorRead, wall, logical, int64(len(paths)))
+	row := floorRow(ScenarioFloorRead, wall, cpu, logical, int64(len(paths)))
 	row.Note = fmt.Sprintf("every corpus file read once by %d parallel readers after dropping the page cache (%s)", floorReaders, humanize.IBytes(uint64(logical)))
 	return row, ctx.Err()
 }
@@ -322,7 +324,7 @@ func (r *runner) floorWalk(ctx context.Context) (Row, error) {
 	if err := dropCaches(); err != nil {
 		return Row{}, err
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	var files, entries int64
 	err := filepath.WalkDir(filepath.Join(r.root, "home"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -337,18 +339,21 @@ func (r *runner) floorWalk(ctx context.Context) (Row, error) {
 		}
 		return ctx.Err()
 	})
-	wall := time.Since(start)
+	wall, cpu := time.Since(start), selfCPU()-cpu0
 	if err != nil {
 		return Row{}, err
 	}
-	row := floorRow(ScenarioFloorWalk, wall, 0, files)
+	row := floorRow(ScenarioFloorWalk, wall, cpu, 0, files)
 	row.Note = fmt.Sprintf("walk and lstat of every corpus entry (%d) in one thread after dropping the page cache", entries)
 	return row, nil
 }
 
-func floorRow(scenario string, wall time.Duration, logical, files int64) Row {
+// floorRow is a floor's row; cpu is the bench process's own CPU time
+// (user and system, all threads) over the floor, which does nothing else
+// meanwhile, so that a cold row's CPU can be set against the floor's.
+func floorRow(scenario string, wall, cpu time.Duration, logical, files int64) Row {
 	var a agg
-	a.add(child{wall: wall})
+	a.add(child{wall: wall, cpu: cpu})
 	row := a.row(ToolFloor, scenario, logical)
 	row.Files = files
 	return row

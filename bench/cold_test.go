@@ -97,10 +97,14 @@ func TestRunCold(t *testing.T) {
 	if rest.Verified == nil || !*rest.Verified {
 		t.Errorf("restore-cold not verified: %+v", rest)
 	}
-	check(ToolFloor, ScenarioFloorWalk, after, "walk and lstat")
+	walk := check(ToolFloor, ScenarioFloorWalk, after, "walk and lstat")
+	if read.CPUSeconds <= 0 || walk.CPUSeconds <= 0 {
+		t.Errorf("the floors report no CPU time: read %+v, walk %+v", read, walk)
+	}
 	inc := check(tool, ScenarioIncrementalCold, after, "files unchanged, not read")
 	c := r.rep.Cold
 	if c.Skipped != "" || c.CaptureOverReadFloor != capt.WallSeconds/read.WallSeconds || c.IncrementalOverWalkFloor <= 0 ||
+		c.ReadFloorCPUSeconds != read.CPUSeconds || c.WalkFloorCPUSeconds != walk.CPUSeconds ||
 		!strings.Contains(c.Summary(), "capture ") || inc.WallSeconds <= 0 {
 		t.Errorf("cold report %+v", c)
 	}

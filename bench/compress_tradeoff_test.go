@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"golang.org/x/sys/unix"
 
 	"smp/bench/corpus"
 	"smp/capture"
@@ -177,12 +176,6 @@ func warmTree(b *testing.B, dir string) {
 		b.Fatal(err)
 	}
 	syscall.Sync()
-}
-
-func selfCPU() time.Duration {
-	var ru unix.Rusage
-	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // smpTradeoffCapture captures every user in turn into a new encrypted

@@ -46,6 +46,14 @@ func waitDiskIdle(dir string, limit time.Duration) {
 	}
 }
 
+// selfCPU returns the CPU time (user and system) this process has used so
+// far, in all its threads.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // maxRSSKiB returns the peak resident set of a finished child, in KiB.
 func maxRSSKiB(ps *os.ProcessState) int64 {
 	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {

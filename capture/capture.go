@@ -32,6 +32,17 @@ type Store interface {
 	Sum(b []byte) cas.ID
 }
 
+// HoldingStore is a Store that keeps every chunk of the records it holds
+// for as long as the capture runs: no gc and no forget can run meanwhile
+// (a local store, which one process holds at a time). HoldsRecordChunks
+// says whether it does; when it does, a file unchanged since the parent
+// record reuses the parent's chunks without asking the store about each
+// (a shared store, which gc on another machine may be emptying, and a
+// store that cannot say, are asked, chunk by chunk).
+type HoldingStore interface {
+	HoldsRecordChunks() (bool, error)
+}
+
 // ProvingStore is a Store that decides whether it needs a blob only after
 // seeing its bytes: a remote SMP says it holds a chunk only to a client
 // that proves it has the content (remote/client.Capture). Capture uses it

@@ -59,7 +59,10 @@ type capturer struct {
 	dirAhead  *dirAhead
 	dataAhead *dataAhead
 	trees     *treeAhead // the parent record's trees; nil: c.store.LoadTree
-	linker    *linker
+	// parentHeld says whether the store holds every chunk the parent
+	// record reaches for the whole capture (HoldingStore), asked once.
+	parentHeld func() bool
+	linker     *linker
 	// linkFirst: regular files are hard-linked into the store before
 	// anything else (see linkByName), so the walker need not stat them.
 	linkFirst bool
@@ -196,6 +199,14 @@ func newCapturer(store Store, opts Options) (*capturer, error) {
 		hardlinks:    map[devIno]*hardLink{},
 		names:        nameCache{users: map[uint32]string{}, groups: map[uint32]string{}},
 	}
+	c.parentHeld = sync.OnceValue(func() bool {
+		hs, ok := store.(HoldingStore)
+		if !ok {
+			return false
+		}
+		held, err := hs.HoldsRecordChunks()
+		return err == nil && held
+	})
 	for _, d := range opts.SkipDirs {
 		if st, err := os.Stat(d); err == nil {
 			sys := st.Sys().(*syscall.Stat_t)

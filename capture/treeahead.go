@@ -43,9 +43,13 @@ const (
 // ahead of the walker. The walker loads a directory's previous tree when
 // it enters the directory: decoding and reading it from the store was
 // two fifths of the walker's time, one tree after another. Instead, when
-// the walker takes a tree, the trees of its subdirectories are queued for
-// loaders on other goroutines, the last queued loaded first (the walk is
-// depth first), so the walker finds them loaded.
+// the walker takes a tree, or a loader loads one the walker has not
+// forgotten, the trees of its subdirectories are queued for loaders on
+// other goroutines, the last queued loaded first (the walk is depth
+// first), so the loaders run down the record in the walker's order, up to
+// treeAheadEntries loaded entries ahead of it, and the walker finds its
+// trees loaded (queued one level at a time, the walker's next tree was
+// often not loaded yet when a directory had few entries to list).
 type treeAhead struct {
 	load func(cas.ID) (*manifest.Tree, error)
 
@@ -65,6 +69,9 @@ type aheadTree struct {
 	tree    *manifest.Tree
 	err     error
 	counted int // its entries in treeAhead.entries (under its mu)
+	// kids is set (under treeAhead.mu) when a loader queued the tree's
+	// subtrees: forgetting the tree forgets them too.
+	kids bool
 }
 
 func startTreeAhead(load func(cas.ID) (*manifest.Tree, error)) *treeAhead {
@@ -96,10 +103,24 @@ func (a *treeAhead) take(id cas.ID) (*manifest.Tree, error) {
 }
 
 // forget drops tree id if it was loaded ahead and the walker will not take
-// it (the directory is gone or left out).
+// it (the directory is gone or left out), and with it the subtrees a
+// loader queued below it, which the walker will not take either.
 func (a *treeAhead) forget(id cas.ID) {
-	if t := a.remove(id); t != nil {
-		t.claimed.Store(true) // not loaded if not yet
+	t := a.remove(id)
+	if t == nil || t.claimed.CompareAndSwap(false, true) {
+		return // not loaded, and not to be: nothing queued below it
+	}
+	<-t.ready // a loader has it: one load, then its subtrees are known
+	a.mu.Lock()
+	kids := t.kids
+	a.mu.Unlock()
+	if !kids {
+		return
+	}
+	for i := range t.tree.Entries {
+		if e := &t.tree.Entries[i]; e.Type == manifest.TypeDir && !e.Subtree.IsZero() {
+			a.forget(e.Subtree)
+		}
 	}
 }
 
@@ -125,6 +146,10 @@ func (a *treeAhead) remove(id cas.ID) *aheadTree {
 func (a *treeAhead) queue(t *manifest.Tree) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.queueLocked(t)
+}
+
+func (a *treeAhead) queueLocked(t *manifest.Tree) {
 	for i := len(t.Entries) - 1; i >= 0; i-- {
 		e := &t.Entries[i]
 		if e.Type != manifest.TypeDir || e.Subtree.IsZero() || a.ahead[e.Subtree] != nil || len(a.ahead) >= treeAheadMax {
@@ -169,6 +194,8 @@ func (a *treeAhead) work() {
 		if a.ahead[t.id] == t && tree != nil {
 			t.counted = len(tree.Entries)
 			a.entries += t.counted
+			a.queueLocked(tree)
+			t.kids = true
 		}
 		a.mu.Unlock()
 		close(t.ready)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"smp/cas"
 	"smp/cas/manifest"
@@ -119,5 +120,55 @@ func TestTreeAheadBoundAndForget(t *testing.T) {
 	}
 	if _, err := a.take(missing); !errors.Is(err, cas.ErrNotFound) {
 		t.Errorf("missing tree: %v, want not found", err)
+	}
+}
+
+// TestTreeAheadRunsDownAndForgets: once the walker takes the root, the
+// loaders load the whole record below it without the walker (each tree
+// once), and forgetting the root's subdirectories forgets everything
+// loaded below them.
+func TestTreeAheadRunsDownAndForgets(t *testing.T) {
+	f := &fakeTrees{trees: map[cas.ID]*manifest.Tree{}, loads: map[cas.ID]int{}}
+	root := f.build("root", 3, 4) // 85 trees
+	a := startTreeAhead(f.load)
+	defer a.stop()
+	tree, err := a.take(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		loaded := len(f.loads)
+		f.mu.Unlock()
+		if loaded == len(f.trees) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the loaders loaded %d of %d trees without the walker", loaded, len(f.trees))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for id, n := range f.loads {
+		if n != 1 {
+			t.Errorf("tree %s loaded %d times", id.Short(), n)
+		}
+	}
+	a.mu.Lock()
+	waiting := len(a.ahead)
+	a.mu.Unlock()
+	if waiting != len(f.trees)-1 {
+		t.Errorf("%d trees wait for the walker, want %d", waiting, len(f.trees)-1)
+	}
+	for _, e := range tree.Entries {
+		if e.Type == manifest.TypeDir {
+			a.forget(e.Subtree)
+		}
+	}
+	a.mu.Lock()
+	waiting, entries := len(a.ahead), a.entries
+	a.mu.Unlock()
+	if waiting != 0 || entries != 0 {
+		t.Errorf("after forgetting every subdirectory: %d trees and %d entries kept", waiting, entries)
 	}
 }

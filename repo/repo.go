@@ -695,6 +695,11 @@ func (r *Repo) ReadStored(loc index.Location, buf []byte) ([]byte, error) {
 	return r.packs.ReadStored(loc.Pack, loc.PackEntry, buf)
 }
 
+// Shared reports whether the store's objects are in a bucket other smp
+// processes, on other machines, may write to (and run gc on) while this
+// one holds its lock.
+func (r *Repo) Shared() bool { return r.shared }
+
 // Has reports whether blob id of type t is indexed. On a shared store a
 // blob in a pack gc condemned, or any blob while the index is stale, is
 // not (see LookupHeld): a capture reusing it would store it again.

@@ -294,6 +294,13 @@ func (s deferredStore) Has(t cas.BlobType, id cas.ID) (bool, error) {
 	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return r.Has(t, id) })
 }
 
+// HoldsRecordChunks: a local store is held by this process alone (its
+// lock), so no gc or forget drops a record's chunks during the capture;
+// a shared one (objects in a bucket other machines write) is not.
+func (s deferredStore) HoldsRecordChunks() (bool, error) {
+	return withRepo(s.d, func(r *repo.Repo) (bool, error) { return !r.Shared(), nil })
+}
+
 func (s deferredStore) CommitRecord(rec *manifest.Record) (cas.ID, error) {
 	return withRepo(s.d, func(r *repo.Repo) (cas.ID, error) { return r.CommitRecord(rec) })
 }
