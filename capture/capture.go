@@ -83,6 +83,10 @@ type Options struct {
 	ParentLookup func() (*manifest.Record, cas.ID)
 	Version      string
 	Workers      int // file workers; 0 = 2 x GOMAXPROCS
+	// ChunkBuffers is how many files at most are chunked at once in a
+	// buffer of the chunker's full size (those of the store's minimum
+	// chunk size or more; see chunkbuf.go); 0 = GOMAXPROCS, at least 2.
+	ChunkBuffers int
 	// SkipDirs are absolute directories never captured (the store itself).
 	SkipDirs []string
 	// Report receives every skipped or failed path. Called from many
@@ -164,6 +168,9 @@ func (opts *Options) setDefaults() {
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.ChunkBuffers <= 0 {
+		opts.ChunkBuffers = max(2, runtime.GOMAXPROCS(0))
 	}
 }
 

@@ -45,6 +45,7 @@ type capturer struct {
 
 	fileJobs     chan *fileJob
 	compressJobs chan compressJob
+	chunkBufs    *chunkBufs // full-size chunker buffers lent to file workers
 	dirs         chan *dirNode
 	dirEntries   *semaphore.Weighted // queuedEntries: entries of the dirs in c.dirs
 	rootTree     cas.ID
@@ -132,10 +133,24 @@ func (h *hardLink) publish(job *fileJob) {
 	close(h.done)
 }
 
+// compressJob is a new chunk for a compressor: plain is either a pooled
+// copy (copied, back to the pool once stored) or a chunk in a lent chunker
+// buffer (lent, released once stored).
 type compressJob struct {
-	id    cas.ID
-	plain *[]byte
-	n     int
+	id     cas.ID
+	plain  []byte
+	copied *[]byte
+	lent   *chunkBuf
+}
+
+// done gives back what the job's bytes are in.
+func (c *capturer) done(job compressJob) {
+	if job.copied != nil {
+		c.putBuf(job.copied)
+	}
+	if job.lent != nil {
+		job.lent.release()
+	}
 }
 
 // dirNode is a directory being captured: its entries are filled in by file
@@ -194,6 +209,7 @@ func newCapturer(store Store, opts Options) (*capturer, error) {
 		skip:         map[devIno]bool{},
 		fileJobs:     make(chan *fileJob, 64),
 		compressJobs: make(chan compressJob, 4),
+		chunkBufs:    newChunkBufs(opts.ChunkBuffers),
 		dirs:         make(chan *dirNode, dirQueue),
 		dirEntries:   semaphore.NewWeighted(queuedEntries),
 		hardlinks:    map[devIno]*hardLink{},

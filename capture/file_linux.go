@@ -124,18 +124,16 @@ const maxAttempts = 3
 // once the file has been quiet for the window.
 const racyWindow = 20 * time.Millisecond
 
+// chunking is a file worker's chunker and its small buffer (see
+// chunkbuf.go), made on first use: a hard-link capture, or one of
+// unchanged files, never needs them.
+type chunking struct {
+	chunker *cas.Chunker
+	small   []byte
+}
+
 func (c *capturer) fileWorker(ctx context.Context) error {
-	// The chunker's buffer (5x the average chunk: 5 MiB by default) is made
-	// for the first file that is read: a hard-link capture, or one of
-	// unchanged files, never needs it, and making it was a fifth of a
-	// small hard-link capture's CPU.
-	var chunker *cas.Chunker
-	getChunker := func() *cas.Chunker {
-		if chunker == nil {
-			chunker = cas.NewChunker(nil, c.params)
-		}
-		return chunker
-	}
+	var w chunking
 	for job := range c.fileJobs {
 		if c.totals != nil {
 			c.countFile(job)
@@ -143,7 +141,7 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 			job.parent.release()
 			continue
 		}
-		if err := c.captureFile(ctx, getChunker, job); err != nil {
+		if err := c.captureFile(ctx, &w, job); err != nil {
 			// The capture fails with err; the directory must not meanwhile
 			// fail to encode an entry left half-filled, or that error could
 			// be reported instead of this one.
@@ -174,7 +172,7 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 
 // captureFile fills job.entry.Chunks. Problems with the file itself are
 // reported and mark the job failed; only store errors are returned.
-func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker, job *fileJob) error {
+func (c *capturer) captureFile(ctx context.Context, w *chunking, job *fileJob) error {
 	e := job.entry
 	if job.unstatted {
 		linked, err := c.linkUnstatted(job)
@@ -244,7 +242,7 @@ func (c *capturer) captureFile(ctx context.Context, chunker func() *cas.Chunker,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		changed, err := c.readFile(ctx, chunker(), job, fd)
+		changed, err := c.readFile(ctx, w, job, fd)
 		if err != nil {
 			var se storeError
 			if errors.As(err, &se) {
@@ -406,7 +404,7 @@ func (s storeError) Error() string { return s.err.Error() }
 // readFile chunks the file open as fd once, from its start. changed is
 // true when its size or mtime differ after the read from before it: the
 // read may be torn.
-func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *fileJob, fd int) (changed bool, err error) {
+func (c *capturer) readFile(ctx context.Context, w *chunking, job *fileJob, fd int) (changed bool, err error) {
 	e := job.entry
 	start := time.Now()
 	var before unix.Stat_t
@@ -416,15 +414,24 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 	// The same inode (the descriptor's): written since it was opened, or
 	// since the last attempt, it is read as it is now.
 	e.Size, e.MTimeNs, e.CTimeNs = uint64(before.Size), before.Mtim.Nano(), before.Ctim.Nano()
-	chunker.Reset(&fdReader{fd: fd})
+	lent, err := c.startChunking(ctx, w, &fdReader{fd: fd}, before.Size)
+	if err != nil {
+		return false, err
+	}
+	if lent != nil {
+		defer lent.release()
+	}
 	e.Chunks = e.Chunks[:0]
 	var total uint64
 	for {
-		chunk, err := chunker.Next()
+		chunk, err := w.chunker.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err() // the refill hook's
+			}
 			return false, fmt.Errorf("read: %w", err)
 		}
 		total += uint64(len(chunk))
@@ -446,12 +453,8 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 			return false, storeError{fmt.Errorf("store lookup: %w", err)}
 		}
 		if isNew {
-			buf := c.getBuf(len(chunk))
-			copy(*buf, chunk)
-			select {
-			case c.compressJobs <- compressJob{id: id, plain: buf, n: len(chunk)}:
-			case <-ctx.Done():
-				return false, ctx.Err()
+			if err := c.queueChunk(ctx, id, chunk, lent); err != nil {
+				return false, err
 			}
 			c.progress.NewBytes.Add(uint64(len(chunk)))
 		}
@@ -467,6 +470,52 @@ func (c *capturer) readFile(ctx context.Context, chunker *cas.Chunker, job *file
 	}
 	e.CTimeNs = after.Ctim.Nano()
 	return false, nil
+}
+
+// startChunking points w's chunker at r, a file of size bytes: in w's small
+// buffer when the file is shorter than it, else in a full buffer lent
+// (returned: the caller releases it when done with the file). A chunk in a
+// lent buffer may go to a compressor without a copy: the chunker waits for
+// the compressors before it overwrites one (see chunkbuf.go).
+func (c *capturer) startChunking(ctx context.Context, w *chunking, r io.Reader, size int64) (*chunkBuf, error) {
+	if w.chunker == nil {
+		w.chunker = cas.NewChunkerBuffer(nil, c.params, nil)
+	}
+	if size < int64(c.params.Min) {
+		if w.small == nil {
+			w.small = make([]byte, c.params.Min)
+		}
+		w.chunker.ResetBuffer(r, w.small)
+		w.chunker.OnRefill(nil)
+		return nil, nil
+	}
+	lent, err := c.chunkBufs.get(ctx, c.params.BufferSize())
+	if err != nil {
+		return nil, err
+	}
+	w.chunker.ResetBuffer(r, lent.b)
+	w.chunker.OnRefill(func() error { return lent.waitChunks(ctx) })
+	return lent, nil
+}
+
+// queueChunk hands a new chunk to the compressors: the chunk itself when
+// it is in lent, a buffer lent for the file, else a copy.
+func (c *capturer) queueChunk(ctx context.Context, id cas.ID, chunk []byte, lent *chunkBuf) error {
+	job := compressJob{id: id, plain: chunk, lent: lent}
+	if lent != nil {
+		lent.hold()
+	} else {
+		job.copied = c.getBuf(len(chunk))
+		copy(*job.copied, chunk)
+		job.plain = *job.copied
+	}
+	select {
+	case c.compressJobs <- job:
+		return nil
+	case <-ctx.Done():
+		c.done(job)
+		return ctx.Err()
+	}
 }
 
 // offer hands a copy of chunk to the offering store, whose answer queues
@@ -489,7 +538,7 @@ func (c *capturer) offer(ctx context.Context, id cas.ID, chunk []byte) error {
 		}
 		c.progress.NewBytes.Add(uint64(n))
 		select {
-		case c.compressJobs <- compressJob{id: id, plain: buf, n: n}:
+		case c.compressJobs <- compressJob{id: id, plain: *buf, copied: buf}:
 		case <-ctx.Done():
 			c.putBuf(buf)
 		}
@@ -560,13 +609,13 @@ func (c *capturer) putBuf(b *[]byte) { c.bufPools[bufClass(cap(*b))].Put(b) }
 func (c *capturer) compressor(ctx context.Context) error {
 	var dst []byte
 	for job := range c.compressJobs {
-		plain := (*job.plain)[:job.n]
+		plain := job.plain
 		stored, comp := cas.CompressLevel(dst, plain, c.opts.Compression)
 		if comp == cas.CompressionZstd {
 			dst = stored[:0]
 		}
 		err := c.store.AddBlob(cas.BlobData, job.id, comp, stored, len(plain))
-		c.putBuf(job.plain)
+		c.done(job)
 		if err != nil {
 			return fmt.Errorf("store chunk: %w", err)
 		}

@@ -1,7 +1,9 @@
 package capture_test
 
 import (
+	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -160,4 +162,90 @@ func raceEnabled() bool {
 		}
 	}
 	return false
+}
+
+// TestCaptureChunkBuffersBounded checks the bound of chunkbuf.go: files
+// of the chunker's full buffer size and more, chunked by more workers than
+// Options.ChunkBuffers, hold at most that many full buffers (with a buffer
+// per worker, as before, 8 workers held 40 MiB), and every chunk handed to
+// the compressors without a copy is stored as it was read.
+func TestCaptureChunkBuffersBounded(t *testing.T) {
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "root")
+	p := cas.DefaultChunkerParams()
+	files := map[string][]byte{}
+	for i := range 12 {
+		// Compressible (8 letters), so that the compressors take their time.
+		r := rand.New(rand.NewPCG(uint64(i), 1))
+		b := make([]byte, 2*p.Max+3+i*p.Min)
+		for j := range b {
+			b[j] = 'a' + byte(r.IntN(8))
+		}
+		files[fmt.Sprintf("big%02d", i)] = b
+	}
+	for i := range 200 {
+		files[fmt.Sprintf("small%03d", i)] = randBytes(uint64(1000+i), 1+i*997)
+	}
+	for name, b := range files {
+		dir := filepath.Join(root, "home", "alice")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := filepath.Join(tmp, "store")
+	if _, err := repo.Init(store, p); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	captureHeap(t, 1) // the process-wide zstd encoders and hashers, made on first use
+	const workers, buffers = 8, 2
+	opts := capture.Options{Computer: "pc", Root: root, Paths: []string{"home"}, Hardlink: capture.HardlinkNever,
+		Workers: workers, ChunkBuffers: buffers}
+	var res *capture.Result
+	live := liveHeapDuring(func() { res, err = capture.Run(t.Context(), r, opts) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The buffers, the small ones, and room for the compressors' output,
+	// the queued copies of small chunks, the pack buffers and the index.
+	limit := uint64(buffers*p.BufferSize() + workers*p.Min + 12<<20)
+	t.Logf("live heap +%s (limit %s; a full buffer per worker alone: %s)", mib(live), mib(limit), mib(uint64(workers*p.BufferSize())))
+	if live > limit {
+		t.Errorf("capture of %d large files by %d workers took %s of live heap, want at most %s", 12, workers, mib(live), mib(limit))
+	}
+	if res.Record.Files != uint64(len(files)) || res.Record.Errors != 0 {
+		t.Fatalf("captured %d files with %d errors, want %d", res.Record.Files, res.Record.Errors, len(files))
+	}
+	home, err := r.LoadTree(res.Record.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"home", "alice"} {
+		if len(home.Entries) != 1 || home.Entries[0].Name != name {
+			t.Fatalf("tree %v, want %s", home.Entries, name)
+		}
+		if home, err = r.LoadTree(home.Entries[0].Subtree); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range home.Entries {
+		var got []byte
+		for _, ch := range e.Chunks {
+			b, err := r.ReadChunk(ch.ID, nil)
+			if err != nil {
+				t.Fatalf("%s: chunk %s: %v", e.Name, ch.ID.Short(), err)
+			}
+			got = append(got, b...)
+		}
+		if !bytes.Equal(got, files[e.Name]) {
+			t.Fatalf("%s: stored %d bytes differ from the file's %d", e.Name, len(got), len(files[e.Name]))
+		}
+	}
 }

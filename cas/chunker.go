@@ -193,9 +193,10 @@ func chunkerMasks(avg int) (maskS, maskL uint64) {
 }
 
 // Chunker splits a byte stream into content-defined chunks. It holds one
-// fixed buffer of Max+Max/4 bytes (chunkerBufSize), so memory does not
-// depend on stream length, and it can be Reset onto a new stream to reuse
-// that buffer. A Chunker is not safe for concurrent use.
+// buffer of Max+Max/4 bytes (chunkerBufSize), or a shorter one given for a
+// short stream (ResetBuffer), so memory does not depend on stream length,
+// and it can be Reset onto a new stream to reuse that buffer. A Chunker is
+// not safe for concurrent use.
 type Chunker struct {
 	r            io.Reader
 	p            ChunkerParams
@@ -206,6 +207,9 @@ type Chunker struct {
 	start, end int
 	eof        bool  // r returned io.EOF; buf[start:end] is all that is left
 	err        error // sticky: io.EOF once drained, or a read error
+
+	// onRefill, when set, runs before a refill overwrites returned chunks.
+	onRefill func() error
 }
 
 // NewChunker returns a Chunker reading from r. It panics if p is invalid:
@@ -213,16 +217,29 @@ type Chunker struct {
 // opened, so an invalid p here is a programming error.
 func NewChunker(r io.Reader, p ChunkerParams) *Chunker {
 	if err := p.Validate(); err != nil {
+		panic(err) // before the buffer: invalid parameters may ask for any size
+	}
+	return NewChunkerBuffer(r, p, make([]byte, chunkerBufSize(p)))
+}
+
+// NewChunkerBuffer is NewChunker chunking in buf (see ResetBuffer)
+// instead of a buffer of its own; buf may be nil.
+func NewChunkerBuffer(r io.Reader, p ChunkerParams, buf []byte) *Chunker {
+	if err := p.Validate(); err != nil {
 		panic(err)
 	}
 	if p.KeyedGear && p.Gear == nil {
 		panic("chunker: keyed gear table not derived (ChunkerParams.WithGearKey)")
 	}
 	maskS, maskL := chunkerMasks(p.Avg)
-	c := &Chunker{p: p, maskS: maskS, maskL: maskL, buf: make([]byte, chunkerBufSize(p))}
-	c.Reset(r)
+	c := &Chunker{p: p, maskS: maskS, maskL: maskL}
+	c.ResetBuffer(r, buf)
 	return c
 }
+
+// BufferSize is the buffer a Chunker needs to cut any stream with
+// parameters p (chunkerBufSize).
+func (p ChunkerParams) BufferSize() int { return chunkerBufSize(p) }
 
 // chunkerBufSize is the buffer of a Chunker: a chunk of Max bytes must fit
 // whole, and a refill must read a good share of it. Next refills only when
@@ -242,9 +259,33 @@ func (c *Chunker) Reset(r io.Reader) {
 	c.err = nil
 }
 
+// ResetBuffer makes c chunk r from its start in buf, which becomes c's
+// buffer. A buffer shorter than BufferSize is enough for a stream shorter
+// than it (a file of known size: a buffer at least one byte longer than
+// the file sees its end without filling up); a stream that fills it moves
+// to a buffer of full size, so every stream is cut at the same boundaries
+// whatever buffer it started in. Buffer returns the buffer in use.
+func (c *Chunker) ResetBuffer(r io.Reader, buf []byte) {
+	c.buf = buf
+	c.Reset(r)
+}
+
+// Buffer returns c's buffer: the one it was made or reset with, or the
+// one of full size that replaced it for a longer stream.
+func (c *Chunker) Buffer() []byte { return c.buf }
+
+// OnRefill makes Next call f before it overwrites the bytes of chunks it
+// returned since the last Reset (a refill moves the unread bytes to the
+// front of the buffer and reads after them): until then every chunk
+// returned stays valid, so a caller may hand chunks to other goroutines
+// and have f wait for them. An error from f ends the stream as a read
+// error does, and nothing is overwritten.
+func (c *Chunker) OnRefill(f func() error) { c.onRefill = f }
+
 // Next returns the next chunk. The returned slice aliases the chunker's
-// internal buffer and is valid only until the next call to Next/Reset. At end
-// of stream it returns (nil, io.EOF). Read errors are returned wrapped.
+// internal buffer and is valid until a later call to Next refills the
+// buffer (see OnRefill), or until Reset. At end of stream it returns
+// (nil, io.EOF). Read errors are returned wrapped.
 //
 // Every chunk but the last is between Min and Max bytes long; the last is
 // between 1 and Max bytes. An empty stream yields no chunks. After a read
@@ -296,11 +337,26 @@ func (c *Chunker) cut(data []byte, n int) []byte {
 // bytes or the rest of the stream.
 func (c *Chunker) fill() error {
 	if c.start > 0 {
+		if c.onRefill != nil {
+			if err := c.onRefill(); err != nil {
+				return err
+			}
+		}
 		c.end = copy(c.buf, c.buf[c.start:c.end])
 		c.start = 0
 	}
 	empty := 0
-	for c.end < len(c.buf) {
+	for {
+		if c.end == len(c.buf) {
+			if len(c.buf) >= chunkerBufSize(c.p) {
+				return nil
+			}
+			// A stream longer than the short buffer it was given: the
+			// chunks it returned stay in the old buffer, valid.
+			b := make([]byte, chunkerBufSize(c.p))
+			copy(b, c.buf[:c.end])
+			c.buf = b
+		}
 		n, err := c.r.Read(c.buf[c.end:])
 		if n < 0 || n > len(c.buf)-c.end {
 			return fmt.Errorf("chunker: read returned invalid count %d", n)
@@ -319,7 +375,6 @@ func (c *Chunker) fill() error {
 			return fmt.Errorf("chunker: read: %w", io.ErrNoProgress)
 		}
 	}
-	return nil
 }
 
 // cutPoint returns the length of the chunk at the start of data: the first

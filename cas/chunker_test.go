@@ -551,3 +551,113 @@ func TestChunkerNoAllocs(t *testing.T) {
 		t.Fatalf("%.1f allocations per stream, want 0", allocs)
 	}
 }
+
+// TestChunkerShortBuffer checks that a stream cut in a buffer shorter than
+// BufferSize gives the chunks of a full buffer, whether the stream fits in
+// the buffer or turns out longer (a file that grew after its size was
+// taken), and that only a stream longer than the buffer replaces it.
+func TestChunkerShortBuffer(t *testing.T) {
+	p := mustChunkerParams(t, 64<<10)
+	big := chunkerTestData(10, 3*p.BufferSize())
+	for _, n := range []int{0, 1, p.Min - 1, p.Min + 1, p.Max - 1, p.Max, p.Max + 1, p.BufferSize() - 1, p.BufferSize(), 2*p.Max + 3, len(big)} {
+		data := big[:n]
+		want := chunkLens(t, NewChunker(bytes.NewReader(data), p), data)
+		for _, bufLen := range []int{0, 1, n, n + 1, p.Min, p.Max + 7} {
+			for _, rd := range []func([]byte) io.Reader{
+				func(b []byte) io.Reader { return bytes.NewReader(b) },
+				func(b []byte) io.Reader { return newChunkyReader(b) },
+			} {
+				buf := make([]byte, bufLen)
+				c := NewChunkerBuffer(rd(data), p, buf)
+				if got := chunkLens(t, c, data); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%d bytes in a %d-byte buffer: got %v, want %v", n, bufLen, got, want)
+				}
+				kept := len(c.Buffer()) == bufLen && (bufLen == 0 || &c.Buffer()[0] == &buf[0])
+				if fits := n < bufLen; kept != fits && bufLen < p.BufferSize() {
+					t.Fatalf("%d bytes in a %d-byte buffer: buffer kept %v, want %v", n, bufLen, kept, fits)
+				}
+				if !kept && len(c.Buffer()) != p.BufferSize() {
+					t.Fatalf("%d bytes in a %d-byte buffer: replaced by %d bytes, want %d", n, bufLen, len(c.Buffer()), p.BufferSize())
+				}
+			}
+		}
+	}
+}
+
+// TestChunkerOnRefill checks that the chunks Next returned keep their
+// bytes until the refill hook has run, that the hook runs only when
+// returned chunks are about to be overwritten, and that its error ends the
+// stream without overwriting them.
+func TestChunkerOnRefill(t *testing.T) {
+	p := mustChunkerParams(t, 64<<10)
+	data := chunkerTestData(11, 6*p.BufferSize()+5)
+	want := chunkLens(t, NewChunker(bytes.NewReader(data), p), data)
+	c := NewChunker(newChunkyReader(data), p)
+	type heldChunk struct {
+		off   int
+		bytes []byte
+	}
+	var held []heldChunk // chunks returned since the last refill
+	intact := func(when string) {
+		for _, h := range held {
+			if !bytes.Equal(h.bytes, data[h.off:h.off+len(h.bytes)]) {
+				t.Fatalf("chunk at %d overwritten %s", h.off, when)
+			}
+		}
+	}
+	refills := 0
+	c.OnRefill(func() error {
+		if len(held) == 0 {
+			t.Fatal("refill hook ran with no chunk returned since the last one")
+		}
+		intact("before the refill hook ran")
+		held = held[:0]
+		refills++
+		return nil
+	})
+	var got []int
+	off := 0
+	for {
+		chunk, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		intact("by a Next that did not refill")
+		held = append(held, heldChunk{off, chunk})
+		intact("when returned")
+		off += len(chunk)
+		got = append(got, len(chunk))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("with the hook: got %v, want %v", got, want)
+	}
+	if refills == 0 {
+		t.Fatal("the refill hook never ran")
+	}
+
+	boom := errors.New("boom")
+	c = NewChunker(bytes.NewReader(data), p)
+	c.OnRefill(func() error { return boom })
+	var first []byte
+	for {
+		chunk, err := c.Next()
+		if err != nil {
+			if !errors.Is(err, boom) {
+				t.Fatalf("Next after a failed hook: %v, want boom", err)
+			}
+			break
+		}
+		if first == nil {
+			first = chunk
+		}
+	}
+	if !bytes.Equal(first, data[:len(first)]) {
+		t.Fatal("the first chunk was overwritten although the hook failed")
+	}
+	if _, err := c.Next(); !errors.Is(err, boom) {
+		t.Fatalf("Next after the hook's error: %v, want it again", err)
+	}
+}

@@ -177,17 +177,19 @@ const clientMemoryLimit = 192 << 20
 
 // dirCaptureMemoryLimit is the soft limit of a capture into a store
 // directory (setCaptureMemoryLimit), above its live heap with the
-// defaults: a chunker buffer of 5 MiB per file worker (four on two cores),
-// the chunk copies waiting for a compressor, Badger's block cache and
-// memtable, the zstd encoders and pack buffers. Without a limit Go lets
-// the heap reach twice the live heap, and unused pages linger until the
-// scavenger returns them; under it, most of the heap is chunk bytes, which
-// a collection does not scan, so collecting more often costs little
-// (figures: docs/BENCHMARKS.md, "Capture memory").
-// A capture through an SMP holds many small chunk copies while their
-// offers travel, and one to a bucket holds the packs it uploads, so they
-// keep clientMemoryLimit.
-const dirCaptureMemoryLimit = 80 << 20
+// defaults: the chunker buffers (capture.Options.ChunkBuffers of 5 MiB
+// and a small one per file worker), the chunk copies and compressed
+// chunks on their way to a pack, Badger's block cache and memtable, the
+// zstd encoders and pack buffers. The process's RSS is about this limit
+// and 20 MiB of file-backed pages (the binary, the index tables). Without
+// a limit Go lets the heap reach twice the live heap, and unused pages
+// linger until the scavenger returns them; under it, most of the heap is
+// chunk bytes, which a collection does not scan, so collecting more often
+// costs little (figures: docs/BENCHMARKS.md, "Capture memory"). A capture
+// through an SMP holds many small chunk copies while their offers travel,
+// and one to a bucket holds the packs it uploads, so they keep
+// clientMemoryLimit.
+const dirCaptureMemoryLimit = 56 << 20
 
 func setMemoryLimit() {
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -205,13 +207,13 @@ func setCaptureMemoryLimit(location string) {
 	}
 }
 
-// followLiveHeap raises the soft limit whenever the live heap passes it,
-// or the collector took more than gcShareRaise of the process's CPU over
-// the last second: the limit is there to bound garbage, and a live heap
-// near it (a store whose index work needs more, a directory of very many
-// entries, the runtime's own memory on top of the heap) would have the
-// collector run back to back, up to half the CPU. The limit is never
-// lowered; the process ends with the capture.
+// followLiveHeap raises the soft limit whenever the live heap comes
+// within a third of it, or the collector took more than gcShareRaise of
+// the process's CPU over the last second: the limit is there to bound
+// garbage, and a live heap near it (a store whose index work needs more,
+// a directory of very many entries, the runtime's own memory on top of
+// the heap) would have the collector run back to back, up to half the
+// CPU. The limit is never lowered; the process ends with the capture.
 func followLiveHeap(limit int64) {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
@@ -243,14 +245,15 @@ const gcShareRaise = 0.3
 
 // raisedLimit is the soft limit for a live heap of live bytes under limit,
 // with the collector's recent share of CPU gcShare (negative: not
-// measured): limit, or a quarter more than live once live passes it (not
-// earlier: an ordinary capture's live heap comes close to the limit, and a
-// lower trigger would raise it for every capture), or a quarter more than
-// limit while the collector takes more than gcShareRaise of the CPU.
+// measured): limit, or half again the live heap once that passes it (a
+// collection then comes after at least half the live heap of new
+// allocations, at most twice as often as Go's default pacing), or a
+// quarter more than limit while the collector takes more than
+// gcShareRaise of the CPU.
 func raisedLimit(limit, live int64, gcShare float64) int64 {
 	switch {
-	case live > limit:
-		return live / 4 * 5
+	case live+live/2 > limit:
+		return live + live/2
 	case gcShare > gcShareRaise:
 		return limit / 4 * 5
 	}
