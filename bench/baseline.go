@@ -63,7 +63,7 @@ func (r *runner) restoreFirst(scenario, tool, target, src string, run func(targe
 		r.fail(tool, scenario, err)
 		return
 	}
-	prepare := func() error { return r.settle(src) }
+	prepare := func() error { return r.settleRestore(src) }
 	if scenario == ScenarioRestoreCold {
 		prepare = dropCaches
 	}

@@ -66,6 +66,21 @@ func (r *runner) settle(paths ...string) error {
 	return nil
 }
 
+// settleRestore is settle for a restore step, which writes as many bytes
+// as it reads: where the run may drop the page cache (root), it does so
+// first, so that the restore starts with free memory and a cache holding
+// what it reads. Otherwise the pages of earlier steps' files would be
+// reclaimed inside the timed child, on its CPU time (direct reclaim), by
+// an amount that depends on what ran before.
+func (r *runner) settleRestore(paths ...string) error {
+	if r.canDropCaches() {
+		if err := dropCaches(); err != nil {
+			return err
+		}
+	}
+	return r.settle(paths...)
+}
+
 // The disk counts as idle after diskIdleSamples samples diskIdleSample
 // apart without a request in flight; settle waits for that at most
 // diskIdleMax (other processes' I/O on a shared machine may never stop).

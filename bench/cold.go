@@ -55,6 +55,10 @@ func (c *ColdReport) Summary() string {
 	return s
 }
 
+// canDropCaches reports whether coldCheck found that this run can drop
+// the page cache.
+func (r *runner) canDropCaches() bool { return r.rep.Cold != nil && r.rep.Cold.Skipped == "" }
+
 // coldCheck finds out whether this run can drop the page cache (root on
 // Linux) and records why not.
 func (r *runner) coldCheck() {

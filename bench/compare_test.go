@@ -18,7 +18,7 @@ func syntheticReport() *Report {
 		Corpus: CorpusReport{Generated: true, Seed: 1, Size: 2 * gib,
 			Info: &corpus.OrgInfo{Root: "/tmp/c", Users: []string{"user01", "user02"}, Files: 1000, Bytes: 2 * gib, ZstdRatio: 1.7}},
 		RestoreVerified: true,
-		Cold:            &ColdReport{ReadFloorSeconds: 4, WalkFloorSeconds: 2, CaptureOverReadFloor: 1.5, IncrementalOverWalkFloor: 1.2},
+		Cold:            &ColdReport{ReadFloorSeconds: 4, ReadFloorCPUSeconds: 2.5, WalkFloorSeconds: 2, WalkFloorCPUSeconds: 0.8, CaptureOverReadFloor: 1.5, IncrementalOverWalkFloor: 1.2},
 		Rows: []Row{
 			{Tool: ToolSMP, Scenario: ScenarioCapture, Status: StatusOK, WallSeconds: 7.158, MBps: 300, CPUSeconds: 13, PeakRSSMiB: 180,
 				LogicalBytes: 2 * gib, StoredBytes: 1200 << 20, DedupeRatio: 1.71, Files: 1000, FilesPerSec: 139.7},

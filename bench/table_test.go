@@ -68,7 +68,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"- capture: 2.7x faster than restic, 0.8x the stored bytes; 1.0x faster than tar|zstd, 1.2x the stored bytes",
 		"- restore: 4.0x faster than restic; 1.9x faster than tar|zstd",
 		"2 cores, linux/amd64, go1.26.8",
-		"- cold cache: capture 1.50x the cold-read floor (4.00 s); incremental 1.20x the cold-walk floor (2.00 s)",
+		"- cold cache: capture 1.50x the cold-read floor (4.00 s, 2.5 CPU-s); incremental 1.20x the cold-walk floor (2.00 s, 0.8 CPU-s)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

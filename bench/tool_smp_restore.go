@@ -118,7 +118,7 @@ func (r *runner) smpRestoreEvery(ctx context.Context, v variant, verify bool) (a
 		return a, t, err
 	}
 	defer removeAll(target)
-	if err := r.settle(v.store); err != nil {
+	if err := r.settleRestore(v.store); err != nil {
 		return a, t, err
 	}
 	for _, u := range r.users {
@@ -151,7 +151,7 @@ func (r *runner) smpRestoreInto(ctx context.Context, v variant, user string, a *
 		return err
 	}
 	defer removeAll(target)
-	if err := r.settle(v.store); err != nil {
+	if err := r.settleRestore(v.store); err != nil {
 		return err
 	}
 	if _, err := r.smpRestoreChild(ctx, v, user, target, a); err != nil {

@@ -229,7 +229,7 @@ func (r *runner) smpS3Restore(ctx context.Context, w *weedServer, loc, cache str
 		if err := os.Mkdir(target, 0o755); err != nil {
 			return err
 		}
-		if err := r.settle(cache, w.data); err != nil {
+		if err := r.settleRestore(cache, w.data); err != nil {
 			return err
 		}
 		before := w.cpu()
