@@ -1,0 +1,214 @@
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"unsafe"
+
+	"smp/storage"
+)
+
+// directBuffer is what a large object's writer holds before it writes:
+// one write(2) per directBuffer bytes, and with O_DIRECT the unit the
+// device is handed. It is a multiple of every alignment accepted for
+// direct writes (directAlignment).
+const directBuffer = 1 << 20
+
+// directMin is the expected size from which a writer buffers and tries
+// O_DIRECT: smaller objects (records, index files) take the plain path.
+const directMin = directBuffer
+
+// NewWriter starts an object in a temporary file.
+func (s *Storage) NewWriter(context.Context) (storage.Writer, error) { return s.newWriter() }
+
+// NewWriterSize starts an object expected to be about size bytes. From
+// directMin bytes it is written through an aligned buffer with O_DIRECT
+// when the file system accepts it, so a pack written once and read later
+// does not pass through (and evict) the page cache; else as NewWriter.
+func (s *Storage) NewWriterSize(_ context.Context, size int64) (storage.Writer, error) {
+	w, err := s.newWriter()
+	if err != nil || size < directMin {
+		return w, err
+	}
+	w.buf = make([]byte, 0, directBuffer)
+	if !s.noDirect {
+		if align, ok := setDirect(w.f); ok {
+			w.buf = alignedBuffer(directBuffer, align)
+			w.align = align
+		}
+	}
+	return w, nil
+}
+
+// writer writes an object to a temporary file. With a buffer (buf not
+// nil) the file holds the first written bytes and buf the rest, in order;
+// while the file is in direct mode (align > 0) every write to it is a
+// whole number of align-byte blocks from buf, which starts on an aligned
+// address, at an aligned offset.
+type writer struct {
+	s     *Storage
+	f     *os.File
+	tmp   string // name of the temporary file in s.root
+	buf   []byte
+	align int   // O_DIRECT is set on f; 0: plain writes
+	err   error // a failed write: the writer only aborts or fails to commit
+}
+
+func (s *Storage) newWriter() (*writer, error) {
+	var rnd [12]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := s.tmp + "/" + hex.EncodeToString(rnd[:]) + ".tmp"
+	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|openFlags, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	return &writer{s: s, f: f, tmp: tmp}, nil
+}
+
+// alignedBuffer returns an empty slice of capacity n whose first byte is
+// at a multiple of align (a power of two).
+func alignedBuffer(n, align int) []byte {
+	b := make([]byte, n+align)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & uintptr(align-1))
+	if off > 0 {
+		off = align - off
+	}
+	return b[off : off : off+n]
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if w.buf == nil {
+		return w.f.Write(p)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	for len(p) > 0 {
+		c := min(len(p), cap(w.buf)-len(w.buf))
+		w.buf = append(w.buf, p[:c]...)
+		p, n = p[c:], n+c
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(len(w.buf)); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flush writes the first n buffered bytes (a multiple of align in direct
+// mode) and keeps the rest at the start of buf. A direct write the file
+// system refuses (EINVAL) is done again without O_DIRECT from the first
+// byte it did not write, so the file gets every byte once.
+func (w *writer) flush(n int) error {
+	done, err := w.write(w.buf[:n])
+	if err != nil && w.align > 0 && errors.Is(err, errDirectRefused) {
+		if err = w.undirect(); err == nil {
+			var more int
+			more, err = w.f.Write(w.buf[done:n])
+			done += more
+		}
+	}
+	if err != nil {
+		w.err = fmt.Errorf("write %s: %w", w.tmp, err)
+		return w.err
+	}
+	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+	return nil
+}
+
+// write is f.Write; in direct mode through writeDirect.
+func (w *writer) write(b []byte) (int, error) {
+	if w.align > 0 {
+		return writeDirect(w.f, b)
+	}
+	return w.f.Write(b)
+}
+
+// undirect turns the file's direct mode off: later writes may be of any
+// length.
+func (w *writer) undirect() error {
+	if err := clearDirect(w.f); err != nil {
+		return err
+	}
+	w.align = 0
+	return nil
+}
+
+// finish writes what is buffered: the whole blocks directly, then the
+// tail after leaving direct mode.
+func (w *writer) finish() error {
+	if w.err != nil || w.buf == nil {
+		return w.err
+	}
+	if w.align > 0 {
+		if n := len(w.buf) &^ (w.align - 1); n > 0 {
+			if err := w.flush(n); err != nil {
+				return err
+			}
+		}
+		if w.align > 0 && len(w.buf) > 0 {
+			if err := w.undirect(); err != nil {
+				return fmt.Errorf("write %s: %w", w.tmp, err)
+			}
+		}
+	}
+	if len(w.buf) > 0 {
+		if err := w.flush(len(w.buf)); err != nil {
+			return err
+		}
+	}
+	w.buf = nil
+	return nil
+}
+
+// sync writes what is buffered, makes the file's bytes durable (fsync
+// covers direct writes as any other) and closes it.
+func (w *writer) sync() error {
+	if err := w.finish(); err != nil {
+		w.f.Close()
+		return err
+	}
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.tmp, err)
+	}
+	return nil
+}
+
+func (w *writer) Abort() {
+	w.f.Close()
+	w.s.root.Remove(w.tmp)
+	w.buf = nil
+}
+
+// Commit fsyncs the file, renames it to name and fsyncs the directory.
+func (w *writer) Commit(_ context.Context, name string) error {
+	if err := w.s.check(name); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.sync(); err != nil {
+		w.s.root.Remove(w.tmp)
+		return err
+	}
+	dir := path.Dir(name)
+	if err := w.s.root.MkdirAll(dir, 0o700); err != nil {
+		w.s.root.Remove(w.tmp)
+		return fmt.Errorf("create directory of %s: %w", name, err)
+	}
+	if err := w.s.root.Rename(w.tmp, name); err != nil {
+		w.s.root.Remove(w.tmp)
+		return fmt.Errorf("rename %s into place: %w", name, err)
+	}
+	return w.s.syncDir(dir)
+}
