@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"sync/atomic"
 	"unsafe"
 
 	"smp/storage"
@@ -40,9 +41,47 @@ func (s *Storage) NewWriterSize(_ context.Context, size int64) (storage.Writer, 
 		if align, ok := setDirect(w.f); ok {
 			w.buf = alignedBuffer(directBuffer, align)
 			w.align = align
+			w.bg = w.background(alignedBuffer(directBuffer, align))
 		}
 	}
 	return w, nil
+}
+
+// background writes the full buffers of a direct-mode writer in order
+// from a goroutine, so the wait for the device overlaps the filling of
+// the next buffer. The goroutine owns f, align and err until done closes.
+type background struct {
+	full   chan []byte // buffers to write, in order
+	free   chan []byte // buffers written (or dropped after a failure)
+	done   chan struct{}
+	failed atomic.Bool // err is set: Write fails early
+}
+
+func (w *writer) background(spare []byte) *background {
+	bg := &background{full: make(chan []byte, 1), free: make(chan []byte, 2), done: make(chan struct{})}
+	bg.free <- spare
+	go func() {
+		defer close(bg.done)
+		for b := range bg.full {
+			if w.err == nil {
+				if err := w.writeAll(b); err != nil {
+					w.err = err
+					bg.failed.Store(true)
+				}
+			}
+			bg.free <- b[:0]
+		}
+	}()
+	return bg
+}
+
+// wait stops the background writer after its last write.
+func (w *writer) wait() {
+	if w.bg != nil {
+		close(w.bg.full)
+		<-w.bg.done
+		w.bg = nil
+	}
 }
 
 // writer writes an object to a temporary file. With a buffer (buf not
@@ -57,6 +96,7 @@ type writer struct {
 	buf   []byte
 	align int   // O_DIRECT is set on f; 0: plain writes
 	err   error // a failed write: the writer only aborts or fails to commit
+	bg    *background
 }
 
 func (s *Storage) newWriter() (*writer, error) {
@@ -85,6 +125,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.buf == nil {
 		return w.f.Write(p)
 	}
+	if w.bg != nil && w.bg.failed.Load() {
+		w.wait()
+	}
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -93,10 +136,14 @@ func (w *writer) Write(p []byte) (int, error) {
 		c := min(len(p), cap(w.buf)-len(w.buf))
 		w.buf = append(w.buf, p[:c]...)
 		p, n = p[c:], n+c
-		if len(w.buf) == cap(w.buf) {
-			if err := w.flush(len(w.buf)); err != nil {
-				return n, err
-			}
+		if len(w.buf) < cap(w.buf) {
+			continue
+		}
+		if w.bg != nil {
+			w.bg.full <- w.buf
+			w.buf = <-w.bg.free
+		} else if err := w.flush(len(w.buf)); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
@@ -107,19 +154,26 @@ func (w *writer) Write(p []byte) (int, error) {
 // system refuses (EINVAL) is done again without O_DIRECT from the first
 // byte it did not write, so the file gets every byte once.
 func (w *writer) flush(n int) error {
-	done, err := w.write(w.buf[:n])
+	if err := w.writeAll(w.buf[:n]); err != nil {
+		w.err = err
+		return err
+	}
+	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+	return nil
+}
+
+// writeAll writes b to the file, falling back from direct mode as flush
+// says.
+func (w *writer) writeAll(b []byte) error {
+	done, err := w.write(b)
 	if err != nil && w.align > 0 && errors.Is(err, errDirectRefused) {
 		if err = w.undirect(); err == nil {
-			var more int
-			more, err = w.f.Write(w.buf[done:n])
-			done += more
+			_, err = w.f.Write(b[done:])
 		}
 	}
 	if err != nil {
-		w.err = fmt.Errorf("write %s: %w", w.tmp, err)
-		return w.err
+		return fmt.Errorf("write %s: %w", w.tmp, err)
 	}
-	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
 	return nil
 }
 
@@ -144,6 +198,7 @@ func (w *writer) undirect() error {
 // finish writes what is buffered: the whole blocks directly, then the
 // tail after leaving direct mode.
 func (w *writer) finish() error {
+	w.wait()
 	if w.err != nil || w.buf == nil {
 		return w.err
 	}
@@ -186,6 +241,7 @@ func (w *writer) sync() error {
 }
 
 func (w *writer) Abort() {
+	w.wait()
 	w.f.Close()
 	w.s.root.Remove(w.tmp)
 	w.buf = nil
