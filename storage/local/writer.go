@@ -36,52 +36,16 @@ func (s *Storage) NewWriterSize(_ context.Context, size int64) (storage.Writer, 
 	if err != nil || size < directMin {
 		return w, err
 	}
-	w.buf = make([]byte, 0, directBuffer)
 	if !s.noDirect {
 		if align, ok := setDirect(w.f); ok {
 			w.buf = alignedBuffer(directBuffer, align)
 			w.align = align
 			w.bg = w.background(alignedBuffer(directBuffer, align))
+			return w, nil
 		}
 	}
+	w.buf = make([]byte, 0, directBuffer)
 	return w, nil
-}
-
-// background writes the full buffers of a direct-mode writer in order
-// from a goroutine, so the wait for the device overlaps the filling of
-// the next buffer. The goroutine owns f, align and err until done closes.
-type background struct {
-	full   chan []byte // buffers to write, in order
-	free   chan []byte // buffers written (or dropped after a failure)
-	done   chan struct{}
-	failed atomic.Bool // err is set: Write fails early
-}
-
-func (w *writer) background(spare []byte) *background {
-	bg := &background{full: make(chan []byte, 1), free: make(chan []byte, 2), done: make(chan struct{})}
-	bg.free <- spare
-	go func() {
-		defer close(bg.done)
-		for b := range bg.full {
-			if w.err == nil {
-				if err := w.writeAll(b); err != nil {
-					w.err = err
-					bg.failed.Store(true)
-				}
-			}
-			bg.free <- b[:0]
-		}
-	}()
-	return bg
-}
-
-// wait stops the background writer after its last write.
-func (w *writer) wait() {
-	if w.bg != nil {
-		close(w.bg.full)
-		<-w.bg.done
-		w.bg = nil
-	}
 }
 
 // writer writes an object to a temporary file. With a buffer (buf not
@@ -193,6 +157,43 @@ func (w *writer) undirect() error {
 	}
 	w.align = 0
 	return nil
+}
+
+// background writes the full buffers of a direct-mode writer in order
+// from a goroutine, so the wait for the device overlaps the filling of
+// the next buffer. The goroutine owns f, align and err until done closes.
+type background struct {
+	full   chan []byte // buffers to write, in order
+	free   chan []byte // buffers written (or dropped after a failure): two in all
+	done   chan struct{}
+	failed atomic.Bool // err is set: Write fails early
+}
+
+func (w *writer) background(spare []byte) *background {
+	bg := &background{full: make(chan []byte, 1), free: make(chan []byte, 2), done: make(chan struct{})}
+	bg.free <- spare
+	go func() {
+		defer close(bg.done)
+		for b := range bg.full {
+			if w.err == nil {
+				if err := w.writeAll(b); err != nil {
+					w.err = err
+					bg.failed.Store(true)
+				}
+			}
+			bg.free <- b[:0]
+		}
+	}()
+	return bg
+}
+
+// wait stops the background writer after its last write.
+func (w *writer) wait() {
+	if w.bg != nil {
+		close(w.bg.full)
+		<-w.bg.done
+		w.bg = nil
+	}
 }
 
 // finish writes what is buffered: the whole blocks directly, then the

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -161,5 +162,39 @@ func TestWriterAbort(t *testing.T) {
 				t.Fatalf("objects after Abort: %v %v", list, err)
 			}
 		}
+	}
+}
+
+// TestWriterFailedWrite: a direct write failing otherwise than by a
+// refusal (a full disk) fails the writer: the Writes after the next
+// buffer is handed over report it, and the Commit, and no object or temporary file is left.
+func TestWriterFailedWrite(t *testing.T) {
+	s := openTest(t)
+	full := errors.New("no space left")
+	writeDirect = func(*os.File, []byte) (int, error) { return 0, full }
+	t.Cleanup(func() { writeDirect = (*os.File).Write })
+	w, err := s.NewWriterSize(context.Background(), 32<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.(*writer).align == 0 {
+		t.Skip("the test directory's file system does no direct I/O")
+	}
+	var werr error
+	for i := 0; i < 8 && werr == nil; i++ {
+		_, werr = w.Write(make([]byte, directBuffer/2+1))
+	}
+	err = w.Commit(context.Background(), "obj")
+	if !errors.Is(err, full) {
+		t.Fatalf("Commit after a failed write: %v (a Write returned %v)", err, werr)
+	}
+	if !errors.Is(werr, full) {
+		t.Fatalf("4 MiB written after a failed direct write: Write returned %v", werr)
+	}
+	if e := tmpEntries(t, s); len(e) != 0 {
+		t.Fatalf("temporary files left: %v", e)
+	}
+	if _, err := s.Stat(context.Background(), "obj"); err == nil {
+		t.Fatal("an object after a failed write")
 	}
 }
