@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -38,13 +39,13 @@ func (s *Storage) NewWriterSize(_ context.Context, size int64) (storage.Writer, 
 	}
 	if !s.noDirect {
 		if align, ok := setDirect(w.f); ok {
-			w.buf = alignedBuffer(directBuffer, align)
+			w.buf = getBuffer(align)
 			w.align = align
-			w.bg = w.background(alignedBuffer(directBuffer, align))
+			w.bg = w.background(getBuffer(align))
 			return w, nil
 		}
 	}
-	w.buf = make([]byte, 0, directBuffer)
+	w.buf = getBuffer(1)
 	return w, nil
 }
 
@@ -72,6 +73,29 @@ func (s *Storage) newWriter() (*writer, error) {
 		return nil, fmt.Errorf("create temporary file: %w", err)
 	}
 	return &writer{s: s, f: f, tmp: tmp}, nil
+}
+
+// buffers keeps the buffers of finished writers (*[]byte of capacity
+// directBuffer) for the next, so a capture's packs do not each allocate
+// theirs.
+var buffers sync.Pool
+
+// getBuffer returns an empty buffer of capacity directBuffer starting at
+// a multiple of align.
+func getBuffer(align int) []byte {
+	if b, ok := buffers.Get().(*[]byte); ok {
+		if uintptr(unsafe.Pointer(unsafe.SliceData(*b)))&uintptr(align-1) == 0 {
+			return (*b)[:0]
+		}
+	}
+	return alignedBuffer(directBuffer, max(align, 4096))
+}
+
+// putBuffer gives b, no longer used, to the next writer.
+func putBuffer(b []byte) {
+	if cap(b) == directBuffer {
+		buffers.Put(&b)
+	}
 }
 
 // alignedBuffer returns an empty slice of capacity n whose first byte is
@@ -161,11 +185,12 @@ func (w *writer) undirect() error {
 
 // background writes the full buffers of a direct-mode writer in order
 // from a goroutine, so the wait for the device overlaps the filling of
-// the next buffer. The goroutine owns f, align and err until done closes.
+// the next buffer. The goroutine owns f and align until done closes.
 type background struct {
 	full   chan []byte // buffers to write, in order
 	free   chan []byte // buffers written (or dropped after a failure): two in all
 	done   chan struct{}
+	err    error       // the first failed write; read after done closes
 	failed atomic.Bool // err is set: Write fails early
 }
 
@@ -175,9 +200,8 @@ func (w *writer) background(spare []byte) *background {
 	go func() {
 		defer close(bg.done)
 		for b := range bg.full {
-			if w.err == nil {
-				if err := w.writeAll(b); err != nil {
-					w.err = err
+			if bg.err == nil {
+				if bg.err = w.writeAll(b); bg.err != nil {
 					bg.failed.Store(true)
 				}
 			}
@@ -187,12 +211,25 @@ func (w *writer) background(spare []byte) *background {
 	return bg
 }
 
-// wait stops the background writer after its last write.
+// wait stops the background writer after its last write and releases
+// the spare buffer.
 func (w *writer) wait() {
 	if w.bg != nil {
 		close(w.bg.full)
 		<-w.bg.done
+		if w.err == nil {
+			w.err = w.bg.err
+		}
+		putBuffer(<-w.bg.free)
 		w.bg = nil
+	}
+}
+
+// release gives the buffer back once nothing is left in it to write.
+func (w *writer) release() {
+	if w.buf != nil {
+		putBuffer(w.buf)
+		w.buf = nil
 	}
 }
 
@@ -220,7 +257,7 @@ func (w *writer) finish() error {
 			return err
 		}
 	}
-	w.buf = nil
+	w.release()
 	return nil
 }
 
@@ -245,7 +282,7 @@ func (w *writer) Abort() {
 	w.wait()
 	w.f.Close()
 	w.s.root.Remove(w.tmp)
-	w.buf = nil
+	w.release()
 }
 
 // Commit fsyncs the file, renames it to name and fsyncs the directory.
