@@ -137,6 +137,14 @@ type Streamer interface {
 	NewWriter(ctx context.Context) (Writer, error)
 }
 
+// SizedStreamer is a Streamer told the size an object is expected to
+// reach (size <= 0: unknown), so it can choose how to write it (the local
+// directory writes a large one past the page cache). The object may end
+// up any size.
+type SizedStreamer interface {
+	NewWriterSize(ctx context.Context, size int64) (Writer, error)
+}
+
 // Object is an open handle for ranged reads of one object.
 type Object interface {
 	io.ReaderAt
@@ -224,9 +232,13 @@ func NewWriter(ctx context.Context, s Storage) (Writer, error) {
 }
 
 // NewWriterSize is NewWriter for an object expected to be about size
-// bytes: a buffering writer reserves that much at once instead of
-// growing (and copying) its buffer as the object grows.
+// bytes: a SizedStreamer is told, and a buffering writer reserves that
+// much at once instead of growing (and copying) its buffer as the object
+// grows.
 func NewWriterSize(ctx context.Context, s Storage, size int64) (Writer, error) {
+	if st, ok := s.(SizedStreamer); ok {
+		return st.NewWriterSize(ctx, size)
+	}
 	if st, ok := s.(Streamer); ok {
 		return st.NewWriter(ctx)
 	}

@@ -8,6 +8,9 @@
 // place, and the directory is fsynced: a crash leaves the old state and at
 // most a stray temporary file (RemoveTemporary). The temporary directory is
 // not part of the namespace: it is never listed and its names are refused.
+// A stream expected to be large (NewWriterSize) is written past the page
+// cache where the file system allows it (writer.go); the fsync, rename and
+// directory fsync are the same.
 //
 // Swap serialises compare-and-swaps with a mutex and, on Linux, an
 // exclusive flock on DIR, so processes sharing the directory take turns;
@@ -19,7 +22,6 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -51,13 +53,17 @@ type Storage struct {
 	root *os.Root
 	tmp  string
 	swap sync.Mutex // with swapLock, one Swap at a time
+	// noDirect makes NewWriterSize buffer without O_DIRECT (tests of
+	// the fallback).
+	noDirect bool
 }
 
 var (
-	_ storage.Storage  = (*Storage)(nil)
-	_ storage.Streamer = (*Storage)(nil)
-	_ storage.Opener   = (*Storage)(nil)
-	_ storage.Sweeper  = (*Storage)(nil)
+	_ storage.Storage       = (*Storage)(nil)
+	_ storage.Streamer      = (*Storage)(nil)
+	_ storage.SizedStreamer = (*Storage)(nil)
+	_ storage.Opener        = (*Storage)(nil)
+	_ storage.Sweeper       = (*Storage)(nil)
 )
 
 // Open returns the storage in dir, which must exist, creating its
@@ -395,67 +401,6 @@ func (s *Storage) RemoveTemporary(context.Context) error {
 		}
 	}
 	return err
-}
-
-// NewWriter starts an object in a temporary file.
-func (s *Storage) NewWriter(context.Context) (storage.Writer, error) { return s.newWriter() }
-
-type writer struct {
-	s   *Storage
-	f   *os.File
-	tmp string // name of the temporary file in s.root
-}
-
-func (s *Storage) newWriter() (*writer, error) {
-	var rnd [12]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := s.tmp + "/" + hex.EncodeToString(rnd[:]) + ".tmp"
-	f, err := s.root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|openFlags, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create temporary file: %w", err)
-	}
-	return &writer{s: s, f: f, tmp: tmp}, nil
-}
-
-func (w *writer) Write(p []byte) (int, error) { return w.f.Write(p) }
-
-// sync makes the file's bytes durable and closes it.
-func (w *writer) sync() error {
-	err := w.f.Sync()
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", w.tmp, err)
-	}
-	return nil
-}
-
-func (w *writer) Abort() {
-	w.f.Close()
-	w.s.root.Remove(w.tmp)
-}
-
-// Commit fsyncs the file, renames it to name and fsyncs the directory.
-func (w *writer) Commit(_ context.Context, name string) error {
-	if err := w.s.check(name); err != nil {
-		w.Abort()
-		return err
-	}
-	if err := w.sync(); err != nil {
-		w.s.root.Remove(w.tmp)
-		return err
-	}
-	dir := path.Dir(name)
-	if err := w.s.root.MkdirAll(dir, 0o700); err != nil {
-		w.s.root.Remove(w.tmp)
-		return fmt.Errorf("create directory of %s: %w", name, err)
-	}
-	if err := w.s.root.Rename(w.tmp, name); err != nil {
-		w.s.root.Remove(w.tmp)
-		return fmt.Errorf("rename %s into place: %w", name, err)
-	}
-	return w.s.syncDir(dir)
 }
 
 func (s *Storage) syncDir(dir string) error {
