@@ -76,6 +76,15 @@ func (ix *Index) ReadOnly() bool { return ix.readOnly }
 // index cache holds each table's decoded index and Bloom filter, which
 // every lookup needs: about 2 bytes per key, so 16 MiB covers millions of
 // keys.
+//
+// A compaction builds its tables in parallel, each in a buffer of twice
+// the table size that Badger keeps pooled afterwards, and with encryption
+// each block again encrypted beside it: hashed keys spread every L0 table
+// over the whole base level, so each L0 compaction rewrites all of it, at
+// once. Small tables (baseTableSize) bound that to Badger's limit on
+// builders in flight times a small buffer, where larger tables let one
+// compaction hold most of an encrypted capture's peak heap. Lookups search
+// one table per level whatever its size.
 const (
 	memTableSize   = 2 << 20
 	numMemtables   = 2
@@ -83,6 +92,7 @@ const (
 	valueThreshold = 1 << 10
 	blockCacheSize = 8 << 20
 	indexCacheSize = 16 << 20
+	baseTableSize  = 256 << 10
 )
 
 // Options are how an index is opened.
@@ -138,7 +148,7 @@ func open(dir string, create, readOnly bool, o Options) (*Index, error) {
 		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(1 << 20).
+		WithBaseTableSize(baseTableSize).
 		WithBlockCacheSize(blockCacheSize).
 		WithIndexCacheSize(indexCacheSize).
 		WithValueLogFileSize(vlogFileSize).
@@ -255,13 +265,30 @@ func (ix *Index) Get(t cas.BlobType, id cas.ID) (Location, error) {
 	return loc, err
 }
 
-// Has reports whether blob id of type t is indexed.
+// Has reports whether blob id of type t is indexed. Capture asks it of
+// every chunk, and most of a first capture's chunks are new: a miss
+// formats no error.
 func (ix *Index) Has(t cas.BlobType, id cas.ID) (bool, error) {
-	_, err := ix.Get(t, id)
-	if errors.Is(err, cas.ErrNotFound) {
-		return false, nil
+	k := cas.BlobKey{Type: t, ID: id}
+	found := false
+	err := ix.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(blobKey(k))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("index lookup %s: %w", k, err)
+		}
+		found = true
+		return item.Value(func(v []byte) error {
+			_, err := decodeLocation(k, v)
+			return err
+		})
+	})
+	if err != nil {
+		return false, err
 	}
-	return err == nil, err
+	return found, nil
 }
 
 // AddPack indexes every blob of a committed pack, and the pack, atomically.
