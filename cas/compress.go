@@ -246,6 +246,12 @@ func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
 	return nil, fmt.Errorf("unknown compression %d: %w", c, ErrCorrupt)
 }
 
+// decodeSlack is the room the zstd decoder wants past a block's end to
+// use its unchecked copies (the package's compressedBlockOverAlloc, 32
+// bytes in klauspost/compress 1.20): without it a blob that fits its
+// buffer exactly, every small file's, decodes on the slower path.
+const decodeSlack = 64
+
 // decompressZstd decodes a zstd blob of rawLen plaintext bytes. The buffer
 // starts at a size that depends on the stored bytes, so a damaged entry
 // claiming 256 MiB for ten bytes does not allocate 256 MiB; it doubles,
@@ -255,11 +261,13 @@ func Decompress(dst, stored []byte, c Compression, rawLen int) ([]byte, error) {
 func decompressZstd(dst, stored []byte, rawLen int) ([]byte, error) {
 	limit := min(rawLen, 64*len(stored)+64<<10)
 	for {
-		// One byte more than the limit, so a longer output is seen as such.
-		if cap(dst) < limit+1 {
-			dst = make([]byte, 0, limit+1)
+		// decodeSlack bytes more than the limit: a longer output is seen
+		// as such, and the decoder copies matches with its fast routines
+		// up to the last byte instead of bounds-checked ones.
+		if cap(dst) < limit+decodeSlack {
+			dst = make([]byte, 0, limit+decodeSlack)
 		}
-		out, err := zstdDecoder().DecodeAll(stored, dst[:0:limit+1])
+		out, err := zstdDecoder().DecodeAll(stored, dst[:0:limit+decodeSlack])
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) && limit < rawLen {
 			limit = min(rawLen, 2*limit)
 			dst = out[:0]
