@@ -381,8 +381,8 @@ func (c *capturer) linkUnstatted(job *fileJob) (linked bool, err error) {
 
 // chunksPresent reports whether the store still holds the parent
 // record's chunks of an unchanged file: a store that holds every chunk of
-// its records through the capture is not asked (on a cold index, one
-// lookup per chunk was an eighth of an incremental capture's CPU).
+// its records through the capture is not asked (a lookup per chunk on a
+// cold index is table seeks an unchanged file does not need).
 func (c *capturer) chunksPresent(chunks []manifest.Chunk) bool {
 	if c.parentHeld != nil && c.parentHeld() {
 		return true

@@ -166,8 +166,8 @@ func raceEnabled() bool {
 
 // TestCaptureChunkBuffersBounded checks the bound of chunkbuf.go: files
 // of the chunker's full buffer size and more, chunked by more workers than
-// Options.ChunkBuffers, hold at most that many full buffers (with a buffer
-// per worker, as before, 8 workers held 40 MiB), and every chunk handed to
+// Options.ChunkBuffers, hold at most that many full buffers (not one per
+// worker), and every chunk handed to
 // the compressors without a copy is stored as it was read.
 func TestCaptureChunkBuffersBounded(t *testing.T) {
 	tmp := t.TempDir()

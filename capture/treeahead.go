@@ -41,15 +41,15 @@ const (
 
 // treeAhead loads the parent record's trees for an incremental capture
 // ahead of the walker. The walker loads a directory's previous tree when
-// it enters the directory: decoding and reading it from the store was
-// two fifths of the walker's time, one tree after another. Instead, when
+// it enters the directory, and reading and decoding it from the store one
+// tree after another would hold the walk up. Instead, when
 // the walker takes a tree, or a loader loads one the walker has not
 // forgotten, the trees of its subdirectories are queued for loaders on
 // other goroutines, the last queued loaded first (the walk is depth
 // first), so the loaders run down the record in the walker's order, up to
 // treeAheadEntries loaded entries ahead of it, and the walker finds its
-// trees loaded (queued one level at a time, the walker's next tree was
-// often not loaded yet when a directory had few entries to list).
+// trees loaded (queueing one level at a time would leave the walker's next
+// tree unloaded whenever a directory has few entries to list).
 type treeAhead struct {
 	load func(cas.ID) (*manifest.Tree, error)
 

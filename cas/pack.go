@@ -243,11 +243,11 @@ var sealScratch = sync.Pool{New: func() any { return new([]byte) }}
 // sealScratchCap is the capacity of a new seal scratch for a sealed blob
 // of need bytes: its stored part rounded up to a power of two of at least
 // 64 KiB, plus the seal, up to sealScratchMax; a larger blob gets need
-// exactly. Chunk sizes vary from blob to blob, so a scratch of exactly one
-// blob's size was replaced (allocated and zeroed anew) whenever a larger
-// blob followed, and an encrypted capture's garbage, hence its collections,
-// grew with it; with size classes a pooled scratch fits most later blobs,
-// at most twice their size.
+// exactly. Chunk sizes vary from blob to blob: a scratch of exactly one
+// blob's size would be replaced (allocated and zeroed anew) whenever a
+// larger blob followed, adding garbage and collections to an encrypted
+// capture; with size classes a pooled scratch fits most later blobs, at
+// most twice their size.
 func sealScratchCap(need int) int {
 	if need > sealScratchMax {
 		return need

@@ -180,8 +180,8 @@ const clientMemoryLimit = 192 << 20
 // defaults: the chunker buffers (capture.Options.ChunkBuffers of 5 MiB
 // and a small one per file worker), the chunk copies and compressed
 // chunks on their way to a pack, Badger's block cache and memtable, the
-// zstd encoders and pack buffers. The process's RSS is about this limit
-// and 20 MiB of file-backed pages (the binary, the index tables). Without
+// zstd encoders and pack buffers; the process's RSS adds the file-backed
+// pages of the binary and the index tables to it. Without
 // a limit Go lets the heap reach twice the live heap, and unused pages
 // linger until the scavenger returns them; under it, most of the heap is
 // chunk bytes, which a collection does not scan, so collecting more often
