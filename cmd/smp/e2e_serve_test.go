@@ -41,6 +41,20 @@ func (s *testServer) logText() string {
 	return s.log.String()
 }
 
+// logMatches waits up to 10 s for the request log to match re: the
+// server writes a request's line after the response has gone out, and
+// the log reaches the test through a pipe, so a client can finish first.
+func (s *testServer) logMatches(re *regexp.Regexp) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if re.MatchString(s.logText()) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 type lockedWriter struct{ s *testServer }
 
 func (w lockedWriter) Write(b []byte) (int, error) {
