@@ -260,12 +260,14 @@ func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 }
 
 // compressProbed is CompressLevel at LevelFastest for a chunk larger than
-// 2*probeSize: one streaming frame whose first block is the probe, so the
-// probe's bytes are compressed once. The frame is abandoned, and plain
+// 2*probeSize: one streaming frame whose first block is the probe (Flush
+// ends a block there; the fastest level's blocks are probeSize anyway), so
+// the probe's bytes are compressed once. The frame is abandoned, and plain
 // stored raw, when that block does not shrink; otherwise the rest of plain
 // follows in the same frame, with the probe as history. The result is one
-// zstd frame with its content size, as EncodeAll's, that differs from
-// EncodeAll's only in where its blocks end.
+// zstd frame with its content size, as EncodeAll's, within a few bytes of
+// EncodeAll's (its header is not single-segment, and the stream encodes
+// its first block as any later one).
 func compressProbed(dst, plain []byte) ([]byte, Compression) {
 	enc := getStream()
 	defer putStream(enc)
