@@ -124,27 +124,72 @@ const zstdWindow = 1 << 20
 // zstdEncoder is the shared encoder of level l (zstdLevels[l]).
 func zstdEncoder(l Level) *zstd.Encoder {
 	encoderOnce[l].Do(func() {
-		var err error
-		encoders[l], err = zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstdLevels[l]),
-			// EncodeAll hands each call one of this many encoder states and
-			// blocks when none is free: one per core lets every compressor
-			// goroutine run at once (one state would serialise them).
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-			zstd.WithLowerEncoderMem(true),
-			zstd.WithWindowSize(zstdWindow),
-			zstd.WithEncoderCRC(false), // blob IDs already verify every byte
-			// Entropy-code literals-only blocks, which SpeedFastest would
-			// emit raw: digit-heavy text (CSV, hex, base64) has no matches
-			// yet compresses well, and must be neither stored raw nor
-			// mistaken by the probe for compressed data.
-			zstd.WithAllLitEntropyCompression(true),
-		)
-		if err != nil {
-			panic(err) // only fails on invalid options, which are constant here
-		}
+		// EncodeAll hands each call one of this many encoder states and
+		// blocks when none is free: one per core lets every compressor
+		// goroutine run at once (one state would serialise them).
+		encoders[l] = newEncoder(l, runtime.GOMAXPROCS(0))
 	})
 	return encoders[l]
+}
+
+// newEncoder returns an encoder of level l with concurrency states (for a
+// stream: 1, which encodes each block on the caller's goroutine).
+func newEncoder(l Level, concurrency int) *zstd.Encoder {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstdLevels[l]),
+		zstd.WithEncoderConcurrency(concurrency),
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithWindowSize(zstdWindow),
+		zstd.WithEncoderCRC(false), // blob IDs already verify every byte
+		// Entropy-code literals-only blocks, which SpeedFastest would
+		// emit raw: digit-heavy text (CSV, hex, base64) has no matches
+		// yet compresses well, and must be neither stored raw nor
+		// mistaken by the probe for compressed data.
+		zstd.WithAllLitEntropyCompression(true),
+	)
+	if err != nil {
+		panic(err) // only fails on invalid options, which are constant here
+	}
+	return enc
+}
+
+// streams holds idle streaming encoders of LevelFastest for
+// compressProbed, at most one per core: capture compresses on one
+// goroutine per core, and a burst of callers beyond that gets encoders
+// that are dropped afterwards instead of kept (each holds a window of
+// history). A sync.Pool would drop them at every collection and rebuild
+// their tables.
+var streams struct {
+	sync.Mutex
+	idle []*zstd.Encoder
+}
+
+func getStream() *zstd.Encoder {
+	streams.Lock()
+	defer streams.Unlock()
+	if n := len(streams.idle); n > 0 {
+		enc := streams.idle[n-1]
+		streams.idle = streams.idle[:n-1]
+		return enc
+	}
+	return newEncoder(LevelFastest, 1)
+}
+
+func putStream(enc *zstd.Encoder) {
+	enc.Reset(nil) // drop the caller's buffer
+	streams.Lock()
+	defer streams.Unlock()
+	if len(streams.idle) < runtime.GOMAXPROCS(0) {
+		streams.idle = append(streams.idle, enc)
+	}
+}
+
+// appendWriter is the io.Writer a streaming encoder appends its frame to.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 func zstdDecoder() *zstd.Decoder {
@@ -196,6 +241,9 @@ func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 		l = DefaultLevel
 	}
 	if len(plain) > 2*probeSize {
+		if l == LevelFastest {
+			return compressProbed(dst, plain)
+		}
 		probe := zstdEncoder(LevelFastest).EncodeAll(plain[:probeSize], dst[:0])
 		if float64(len(probe)) > probeSize*storeRawAbove {
 			return plain, CompressionNone
@@ -209,6 +257,35 @@ func CompressLevel(dst, plain []byte, l Level) ([]byte, Compression) {
 		l = LevelFastest
 	}
 	return encodeKept(zstdEncoder(l), dst, plain)
+}
+
+// compressProbed is CompressLevel at LevelFastest for a chunk larger than
+// 2*probeSize: one streaming frame whose first block is the probe (Flush
+// ends a block there; the fastest level's blocks are probeSize anyway), so
+// the probe's bytes are compressed once. The frame is abandoned, and plain
+// stored raw, when that block does not shrink; otherwise the rest of plain
+// follows in the same frame, with the probe as history. The result is one
+// zstd frame with its content size, as EncodeAll's, within a few bytes of
+// EncodeAll's (its header is not single-segment, and the stream encodes
+// its first block as any later one).
+func compressProbed(dst, plain []byte) ([]byte, Compression) {
+	enc := getStream()
+	defer putStream(enc)
+	w := appendWriter{b: dst[:0]}
+	enc.ResetContentSize(&w, int64(len(plain)))
+	if _, err := enc.Write(plain[:probeSize]); err != nil {
+		return plain, CompressionNone
+	}
+	if err := enc.Flush(); err != nil || float64(len(w.b)) > probeSize*storeRawAbove {
+		return plain, CompressionNone
+	}
+	if _, err := enc.Write(plain[probeSize:]); err != nil {
+		return plain, CompressionNone
+	}
+	if err := enc.Close(); err != nil || float64(len(w.b)) > float64(len(plain))*storeRawAbove {
+		return plain, CompressionNone
+	}
+	return w.b, CompressionZstd
 }
 
 // encodeKept encodes plain with enc into dst[:0], or returns plain raw

@@ -411,3 +411,80 @@ func FuzzCompressLevel(f *testing.F) {
 		}
 	})
 }
+
+// probeThenWhole is the fastest level's former way with a large chunk:
+// the probe compressed as a frame of its own, then the whole chunk again.
+// BenchmarkCompressLarge compares it with compressProbed.
+func probeThenWhole(dst, plain []byte) ([]byte, Compression) {
+	probe := zstdEncoder(LevelFastest).EncodeAll(plain[:probeSize], dst[:0])
+	if float64(len(probe)) > probeSize*storeRawAbove {
+		return plain, CompressionNone
+	}
+	return encodeKept(zstdEncoder(LevelFastest), probe[:0], plain)
+}
+
+// TestCompressProbedMatchesProbeThenWhole checks the streaming probe takes
+// the same raw-or-zstd decision as compressing the probe on its own, and
+// stores as many bytes give or take a block header and its tables.
+func TestCompressProbedMatchesProbeThenWhole(t *testing.T) {
+	half := append(textBytes(512<<10), randomBytes(11, 512<<10)...)
+	for _, tt := range []struct {
+		name  string
+		plain []byte
+	}{
+		{"words 1 MiB", wordsBytes(1, 1<<20)},
+		{"alphabet 300 KiB", alphabetBytes(2, 300<<10)},
+		{"text 4 MiB", textBytes(4 << 20)},
+		{"random 1 MiB", randomBytes(3, 1<<20)},
+		{"random then text", append(randomBytes(4, 64<<10), textBytes(1<<20)...)},
+		{"text then random", half},
+		{"just over two probes", wordsBytes(5, 2*probeSize+1)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, c := compressProbed(nil, tt.plain)
+			want, wc := probeThenWhole(nil, tt.plain)
+			if c != wc {
+				t.Fatalf("chose %v, probe then whole chose %v", c, wc)
+			}
+			if d := len(got) - len(want); d > 256 || d < -256 {
+				t.Errorf("stored %d bytes, probe then whole %d", len(got), len(want))
+			}
+			out, err := Decompress(nil, got, c, len(tt.plain))
+			if err != nil || !bytes.Equal(out, tt.plain) {
+				t.Fatalf("round trip: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkCompressLarge: a compressible chunk of 1 MiB at the fastest
+// level, the probe its frame's first block (Compress) against the probe
+// compressed alone and then the whole chunk (probe-then-whole).
+func BenchmarkCompressLarge(b *testing.B) {
+	src, err := os.ReadFile("/usr/local/go/src/net/http/server.go")
+	if err != nil {
+		b.Skip("no Go sources")
+	}
+	inputs := map[string][]byte{
+		"words":  wordsBytes(1, 1<<20),
+		"source": bytes.Repeat(src, (1<<20)/len(src)+1)[:1<<20],
+	}
+	for _, name := range []string{"words", "source"} {
+		data := inputs[name]
+		dst := make([]byte, 0, len(data))
+		for _, f := range []struct {
+			name string
+			f    func([]byte, []byte) ([]byte, Compression)
+		}{{"probed", Compress}, {"probe-then-whole", probeThenWhole}} {
+			b.Run(name+"/"+f.name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				var n int
+				for b.Loop() {
+					out, _ := f.f(dst, data)
+					n = len(out)
+				}
+				b.ReportMetric(float64(n), "stored-B")
+			})
+		}
+	}
+}

@@ -178,14 +178,14 @@ type PendingPack struct {
 	*PackWriter
 	dir *PackDir
 	w   storage.Writer
-	buf *bufio.Writer
+	buf *bufio.Writer // nil when w gathers writes itself (storage.Gatherer)
 }
 
-// packWriteBuffer is what a pending pack buffers before it writes to its
-// storage writer. Every pack open for writing or waiting for its commit
-// holds one (a repo writes data and trees into two packs, and queues full
-// ones for its committer); a storage writer that sends parts (S3) buffers
-// its parts itself.
+// packWriteBuffer is what a pending pack buffers before it writes to a
+// storage writer that does not gather writes itself (a local file of an
+// object expected to be small). Every such pack open for writing or
+// waiting for its commit holds one (a repo writes data and trees into two
+// packs, and queues full ones for its committer).
 const packWriteBuffer = 256 << 10
 
 // Create starts a new pack.
@@ -194,8 +194,13 @@ func (d *PackDir) Create() (*PendingPack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}
-	buf := bufio.NewWriterSize(sw, packWriteBuffer)
-	w, err := NewSealedPackWriter(buf, d.sealer)
+	var out io.Writer = sw
+	var buf *bufio.Writer
+	if !storage.Gathers(sw) {
+		buf = bufio.NewWriterSize(sw, packWriteBuffer)
+		out = buf
+	}
+	w, err := NewSealedPackWriter(out, d.sealer)
 	if err != nil {
 		sw.Abort()
 		return nil, err
@@ -203,10 +208,17 @@ func (d *PackDir) Create() (*PendingPack, error) {
 	return &PendingPack{PackWriter: w, dir: d, w: sw, buf: buf}, nil
 }
 
-// Unwritten returns an upper bound of the bytes Commit still writes to
-// the storage's writer: what is buffered, and the trailer.
+// Unwritten returns an upper bound of the bytes Commit still writes to a
+// local file: what is buffered (here or in a gathering storage writer),
+// and the trailer.
 func (p *PendingPack) Unwritten() int64 {
-	return int64(p.buf.Buffered()) + int64(p.Count())*PackEntrySize + PackFooterSize + SealOverhead
+	var n int64
+	if p.buf != nil {
+		n = int64(p.buf.Buffered())
+	} else if g, ok := p.w.(storage.Gatherer); ok {
+		n = g.Buffered()
+	}
+	return n + int64(p.Count())*PackEntrySize + PackFooterSize + SealOverhead
 }
 
 // Abort discards the pack.
@@ -216,7 +228,7 @@ func (p *PendingPack) Abort() { p.w.Abort() }
 // name. Only after Commit returns may the pack's blobs be indexed.
 func (p *PendingPack) Commit() (ID, []PackEntry, int64, error) {
 	id, entries, err := p.Finish()
-	if err == nil {
+	if err == nil && p.buf != nil {
 		err = p.buf.Flush()
 	}
 	if err != nil {

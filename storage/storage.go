@@ -145,6 +145,25 @@ type SizedStreamer interface {
 	NewWriterSize(ctx context.Context, size int64) (Writer, error)
 }
 
+// Gatherer is the optional capability of a Writer that gathers small
+// writes into large ones itself, so that a caller need not buffer in
+// front of it (which would copy every byte once more).
+type Gatherer interface {
+	// Gathers reports whether this writer does (a writer may gather
+	// for large objects only).
+	Gathers() bool
+	// Buffered is an upper bound of the bytes written to it that it
+	// holds in memory and has yet to write to a local file: what a
+	// commit still needs room for on the local file system.
+	Buffered() int64
+}
+
+// Gathers reports whether w gathers small writes itself (Gatherer).
+func Gathers(w Writer) bool {
+	g, ok := w.(Gatherer)
+	return ok && g.Gathers()
+}
+
 // Object is an open handle for ranged reads of one object.
 type Object interface {
 	io.ReaderAt
@@ -258,6 +277,12 @@ func (w *bufferedWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	return len(p), nil
 }
+
+// Gathers is true: the object is one buffer until Commit.
+func (w *bufferedWriter) Gathers() bool { return true }
+
+// Buffered is 0: the object is Put to its storage, not to a local file.
+func (w *bufferedWriter) Buffered() int64 { return 0 }
 
 func (w *bufferedWriter) Commit(ctx context.Context, name string) error {
 	if w.done {

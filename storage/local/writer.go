@@ -137,6 +137,20 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Gathers reports whether w writes through a buffer of directBuffer
+// bytes (an object expected to reach directMin bytes).
+func (w *writer) Gathers() bool { return w.buf != nil }
+
+// Buffered is what buf holds, and a full buffer the background writer
+// may still be writing.
+func (w *writer) Buffered() int64 {
+	n := int64(len(w.buf))
+	if w.bg != nil {
+		n += directBuffer
+	}
+	return n
+}
+
 // flush writes the first n buffered bytes (a multiple of align in direct
 // mode) and keeps the rest at the start of buf. A direct write the file
 // system refuses (EINVAL) is done again without O_DIRECT from the first
