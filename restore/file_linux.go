@@ -233,7 +233,11 @@ func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(i
 			if err != nil {
 				return chunkErr(i, err)
 			}
-			*buf = data[:0]
+			// data may be capped at its own length (the decoder's bound):
+			// the buffer keeps the larger capacity.
+			if cap(data) > cap(*buf) {
+				*buf = data[:0]
+			}
 			if err := write(i, data); err != nil {
 				return err
 			}
@@ -278,16 +282,39 @@ func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(i
 		if cap(res.data) > cap(*res.buf) {
 			*res.buf = res.data[:0]
 		}
-		r.bufs.Put(res.buf)
+		r.bufs.put(res.buf)
 		i++
 	}
 	return firstErr
 }
 
-func (r *restorer) getBuf() *[]byte {
-	if b, ok := r.bufs.Get().(*[]byte); ok {
+func (r *restorer) getBuf() *[]byte { return r.bufs.get() }
+
+// bufList holds the chunk buffers of readChunks between files. Unlike a
+// sync.Pool it is not emptied by a garbage collection, which a restore
+// runs often: buffers are reused at the size the largest chunks grew them
+// to instead of being allocated (and zeroed, and faulted in) again. At
+// most readAhead buffers per worker are out at once, so the list holds no
+// more than that.
+type bufList struct {
+	mu   sync.Mutex
+	free []*[]byte
+}
+
+func (l *bufList) get() *[]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
 		return b
 	}
 	b := make([]byte, 0, 1<<20)
 	return &b
+}
+
+func (l *bufList) put(b *[]byte) {
+	l.mu.Lock()
+	l.free = append(l.free, b)
+	l.mu.Unlock()
 }

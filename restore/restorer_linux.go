@@ -33,7 +33,7 @@ type restorer struct {
 	errors    atomic.Uint64
 	skipped   atomic.Uint64
 	symlinks  atomic.Uint64
-	bufs      sync.Pool
+	bufs      bufList
 	treeLoads chan struct{} // bounds the subtree loads running ahead of the walk
 
 	// Subdirectories are walked by up to cap(walkers) extra goroutines, so
