@@ -464,8 +464,24 @@ func getScratch(n int) *[]byte {
 	if v, ok := scratchPool.Get().(*[]byte); ok && cap(*v) >= n {
 		return v
 	}
-	b := make([]byte, n)
+	b := make([]byte, scratchSize(n))
 	return &b
+}
+
+// scratchSize is the size of a new scratch buffer for n bytes: the next
+// power of two from 64 KiB up to 1 MiB, a multiple of 1 MiB beyond. Blobs
+// of assorted sizes (a tree of small files) then find the pooled buffer
+// big enough instead of each replacing it with one of its own size.
+func scratchSize(n int) int {
+	const small, large = 64 << 10, 1 << 20
+	if n > large {
+		return (n + large - 1) / large * large
+	}
+	size := small
+	for size < n {
+		size *= 2
+	}
+	return size
 }
 
 func putScratch(b *[]byte) { scratchPool.Put(b) }

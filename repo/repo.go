@@ -679,7 +679,9 @@ func (r *Repo) LoadTree(id cas.ID) (*manifest.Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
 	}
-	buf.plain = b[:0]
+	if cap(b) > cap(buf.plain) { // b may be capped at its own length
+		buf.plain = b[:0]
+	}
 	t, err := manifest.DecodeTree(b)
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Short(), err)

@@ -388,7 +388,7 @@ func (r *restorer) finishDir(h *dirHandle) {
 		}
 		return
 	}
-	err := r.setMeta(*s.entry, h.f)
+	err := r.setMeta(*s.entry, h.fd)
 	if err == nil {
 		if err = futimens(h.fd, timespecs(s.entry.MTimeNs)); err != nil {
 			err = fmt.Errorf("set mtime: %w", err)

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
 	"sync"
 
@@ -22,24 +22,26 @@ func (r *restorer) worker(ctx context.Context) error {
 	var buf []byte
 	var objects objectDir
 	defer objects.close()
-	for job := range r.jobs {
-		if ctx.Err() != nil {
+	for batch := range r.jobs {
+		for _, job := range batch {
+			if ctx.Err() != nil {
+				close(job.done)
+				job.dir.release()
+				continue
+			}
+			err := job.dir.pin()
+			if err == nil {
+				buf, err = r.restoreFile(job, buf, &objects)
+				job.dir.unpin()
+			}
+			if err != nil {
+				r.fail(job.rel, err)
+			}
 			close(job.done)
 			job.dir.release()
-			return ctx.Err()
 		}
-		err := job.dir.pin()
-		if err == nil {
-			buf, err = r.restoreFile(job, buf, &objects)
-			job.dir.unpin()
-		}
-		if err != nil {
-			r.fail(job.rel, err)
-		}
-		close(job.done)
-		job.dir.release()
 	}
-	return nil
+	return ctx.Err()
 }
 
 // isZero reports whether b holds only zero bytes (a chunk that becomes a
@@ -58,25 +60,47 @@ const holeBlock = 4 << 10
 
 // writeSparse writes data at off of a new file (whose unwritten bytes
 // read as zeros), skipping its zero blocks: each run of blocks holding a
-// non-zero byte is one write.
-func writeSparse(f *os.File, data []byte, off int64) error {
+// non-zero byte is one write. end is where the last write ended (off when
+// nothing was written): the file's size, unless zeros came after it.
+func writeSparse(fd int, data []byte, off int64) (end int64, err error) {
+	end = off
 	run := -1 // start in data of the run of non-zero blocks not yet written
 	for i := 0; i < len(data); {
-		end := min(len(data), i+holeBlock-int((off+int64(i))%holeBlock))
-		switch zero := isZero(data[i:end]); {
+		next := min(len(data), i+holeBlock-int((off+int64(i))%holeBlock))
+		switch zero := isZero(data[i:next]); {
 		case zero && run >= 0:
-			if _, err := f.WriteAt(data[run:i], off+int64(run)); err != nil {
-				return err
+			if err := pwriteFull(fd, data[run:i], off+int64(run)); err != nil {
+				return end, err
 			}
-			run = -1
+			end, run = off+int64(i), -1
 		case !zero && run < 0:
 			run = i
 		}
-		i = end
+		i = next
 	}
 	if run >= 0 {
-		_, err := f.WriteAt(data[run:], off+int64(run))
-		return err
+		if err := pwriteFull(fd, data[run:], off+int64(run)); err != nil {
+			return end, err
+		}
+		end = off + int64(len(data))
+	}
+	return end, nil
+}
+
+// pwriteFull writes all of b at off of fd.
+func pwriteFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		b, off = b[n:], off+int64(n)
 	}
 	return nil
 }
@@ -118,24 +142,30 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]
 		return buf, r.restoreLinked(job, objects)
 	}
 	tmp := tempName()
+	// The file is written through its raw descriptor: an *os.File costs an
+	// fcntl(F_GETFL) per file and the poller's bookkeeping, for a
+	// descriptor that never blocks.
 	fd, err := unix.Openat(dir.fd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return buf, fmt.Errorf("create: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), job.rel)
 	fail := func(err error) ([]byte, error) {
-		f.Close()
+		unix.Close(fd)
 		unix.Unlinkat(dir.fd, tmp, 0)
 		return buf, err
 	}
-	var off int64
+	var off, end int64 // bytes restored; end of the last write
 	err = r.readChunks(e.Chunks, &buf, func(i int, data []byte) error {
 		ch := e.Chunks[i]
 		if len(data) != int(ch.Size) {
 			return fmt.Errorf("chunk %s is %d bytes, record says %d: %w", ch.ID.Short(), len(data), ch.Size, cas.ErrCorrupt)
 		}
-		if err := writeSparse(f, data, off); err != nil {
+		n, err := writeSparse(fd, data, off)
+		if err != nil {
 			return fmt.Errorf("write: %w", err)
+		}
+		if n > off {
+			end = n
 		}
 		off += int64(len(data))
 		r.opts.Progress.BytesDone.Add(uint64(len(data)))
@@ -144,13 +174,15 @@ func (r *restorer) restoreFile(job *fileJob, buf []byte, objects *objectDir) ([]
 	if err != nil {
 		return fail(err)
 	}
-	if err := f.Truncate(off); err != nil { // extends over trailing holes
-		return fail(fmt.Errorf("set size: %w", err))
+	if end < off { // zeros at the end were not written: extend over them
+		if err := unix.Ftruncate(fd, off); err != nil {
+			return fail(fmt.Errorf("set size: %w", err))
+		}
 	}
-	if err := r.setMeta(e, f); err != nil {
+	if err := r.setMeta(e, fd); err != nil {
 		return fail(err)
 	}
-	if err := f.Close(); err != nil {
+	if err := unix.Close(fd); err != nil {
 		unix.Unlinkat(dir.fd, tmp, 0)
 		return buf, fmt.Errorf("close: %w", err)
 	}
@@ -201,7 +233,11 @@ func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(i
 			if err != nil {
 				return chunkErr(i, err)
 			}
-			*buf = data[:0]
+			// data may be capped at its own length (the decoder's bound):
+			// the buffer keeps the larger capacity.
+			if cap(data) > cap(*buf) {
+				*buf = data[:0]
+			}
 			if err := write(i, data); err != nil {
 				return err
 			}
@@ -246,16 +282,39 @@ func (r *restorer) readChunks(chunks []manifest.Chunk, buf *[]byte, write func(i
 		if cap(res.data) > cap(*res.buf) {
 			*res.buf = res.data[:0]
 		}
-		r.bufs.Put(res.buf)
+		r.bufs.put(res.buf)
 		i++
 	}
 	return firstErr
 }
 
-func (r *restorer) getBuf() *[]byte {
-	if b, ok := r.bufs.Get().(*[]byte); ok {
+func (r *restorer) getBuf() *[]byte { return r.bufs.get() }
+
+// bufList holds the chunk buffers of readChunks between files. Unlike a
+// sync.Pool it is not emptied by a garbage collection, which a restore
+// runs often: buffers are reused at the size the largest chunks grew them
+// to instead of being allocated (and zeroed, and faulted in) again. At
+// most readAhead buffers per worker are out at once, so the list holds no
+// more than that.
+type bufList struct {
+	mu   sync.Mutex
+	free []*[]byte
+}
+
+func (l *bufList) get() *[]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
 		return b
 	}
 	b := make([]byte, 0, 1<<20)
 	return &b
+}
+
+func (l *bufList) put(b *[]byte) {
+	l.mu.Lock()
+	l.free = append(l.free, b)
+	l.mu.Unlock()
 }

@@ -90,7 +90,7 @@ func (r *restorer) restoreLinked(job *fileJob, objects *objectDir) error {
 	} else {
 		r.opts.Progress.Cloned.Add(1)
 	}
-	if err := r.setMeta(*e, f); err != nil {
+	if err := r.setMeta(*e, fd); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {

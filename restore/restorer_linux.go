@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -25,7 +24,7 @@ type restorer struct {
 	top   *dirHandle
 	pol   *policy
 
-	jobs      chan *fileJob
+	jobs      chan []*fileJob // batches: the files of one batch are restored in order by one worker
 	dirCount  atomic.Uint64
 	hardlinks map[string]*fileJob
 	res       Result
@@ -34,7 +33,7 @@ type restorer struct {
 	errors    atomic.Uint64
 	skipped   atomic.Uint64
 	symlinks  atomic.Uint64
-	bufs      sync.Pool
+	bufs      bufList
 	treeLoads chan struct{} // bounds the subtree loads running ahead of the walk
 
 	// Subdirectories are walked by up to cap(walkers) extra goroutines, so
@@ -107,7 +106,7 @@ func runRestore(ctx context.Context, store Store, rec *manifest.Record, opts Opt
 		return nil, fmt.Errorf("open restore target: %w", err)
 	}
 	r := &restorer{opts: opts, store: store, pol: pol,
-		jobs: make(chan *fileJob, 128), hardlinks: map[string]*fileJob{},
+		jobs: make(chan []*fileJob, 32), hardlinks: map[string]*fileJob{},
 		treeLoads: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		dirStates: map[dirKey]*dirState{}, fds: fdCache{max: idleLimit()}}
 	if r.top, err = r.newHandle(fd, nil, "", "", nil, false); err != nil {
@@ -192,15 +191,60 @@ func (r *restorer) mapPath(stored string) (string, error) {
 	return out, nil
 }
 
-// queue hands a file to the workers.
-func (r *restorer) queue(ctx context.Context, job *fileJob) error {
+// queue hands a batch of files to the workers; on failure it releases
+// their directories.
+func (r *restorer) queue(ctx context.Context, batch []*fileJob) error {
 	select {
-	case r.jobs <- job:
+	case r.jobs <- batch:
 		return nil
 	case <-ctx.Done():
-		job.dir.release()
+		for _, job := range batch {
+			job.dir.release()
+		}
 		return ctx.Err()
 	}
+}
+
+// Batches of files. Files of one directory go to the workers together, as
+// one batch that one worker restores in order: workers then mostly create
+// files in different directories instead of contending for one
+// directory's lock (creating and renaming a name lock the directory's
+// inode). A batch is cut at maxBatchFiles files or maxBatchBytes bytes, so
+// a large directory still spreads over every worker.
+const (
+	maxBatchFiles = 64
+	maxBatchBytes = 2 << 20
+)
+
+// batch collects the files a walker queues, up to a batch's bounds.
+type batch struct {
+	jobs  []*fileJob
+	bytes uint64
+}
+
+func (b *batch) add(job *fileJob) (full bool) {
+	b.jobs = append(b.jobs, job)
+	b.bytes += job.entry.Size
+	return len(b.jobs) >= maxBatchFiles || b.bytes >= maxBatchBytes
+}
+
+// flush queues the files collected.
+func (r *restorer) flush(ctx context.Context, b *batch) error {
+	if len(b.jobs) == 0 {
+		return nil
+	}
+	jobs := b.jobs
+	*b = batch{}
+	return r.queue(ctx, jobs)
+}
+
+// drop releases the directories of files collected and never queued (the
+// walk stopped).
+func (b *batch) drop() {
+	for _, job := range b.jobs {
+		job.dir.release()
+	}
+	*b = batch{}
 }
 
 // place returns a held directory handle and the single name under which
@@ -284,29 +328,21 @@ func (r *restorer) symlink(dir *dirHandle, name, rel string, e manifest.Entry) e
 }
 
 // setMeta applies xattrs, ownership and mode (in that order: chown clears
-// setuid bits) to an open file or directory.
-func (r *restorer) setMeta(e manifest.Entry, f *os.File) error {
+// setuid bits) to the open file or directory fd.
+func (r *restorer) setMeta(e manifest.Entry, fd int) error {
 	for name, value := range e.Xattrs {
-		if err := unix.Fsetxattr(int(f.Fd()), name, value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+		if err := unix.Fsetxattr(fd, name, value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("set xattr %s: %w", name, err)
 		}
 	}
 	if r.opts.Owners {
-		if err := f.Chown(r.uid(e), r.gid(e)); err != nil {
+		if err := unix.Fchown(fd, r.uid(e), r.gid(e)); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
-	mode := fs.FileMode(e.Mode & 0o777)
-	if e.Mode&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if e.Mode&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if e.Mode&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	if err := f.Chmod(mode); err != nil {
+	// The permission bits and setuid, setgid and sticky are the same bits
+	// in the record's mode as in chmod(2)'s.
+	if err := unix.Fchmod(fd, e.Mode&0o7777); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
 	return nil

@@ -17,6 +17,8 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 	// Loads still running when the walk stops early must not outlive it
 	// (they use the store).
 	defer ahead.wait()
+	var files batch
+	defer files.drop() // what an early return left unqueued
 	for i, e := range tree.Entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -42,17 +44,21 @@ func (r *restorer) walk(ctx context.Context, tree *manifest.Tree, storedDir stri
 		}
 		switch e.Type {
 		case manifest.TypeDir:
+			// Files collected so far need not wait for the subtree.
+			if err := r.flush(ctx, &files); err != nil {
+				return err
+			}
 			err = r.walkDir(ctx, dir, ahead, i, entryAt{e: e, stored: stored, rel: rel}, v)
 		case manifest.TypeSymlink:
 			r.placeSymlink(dir, rel, e)
 		case manifest.TypeFile:
-			err = r.queueFile(ctx, dir, entryAt{e: e, stored: stored, rel: rel})
+			err = r.queueFile(ctx, dir, entryAt{e: e, stored: stored, rel: rel}, &files)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return r.flush(ctx, &files)
 }
 
 // entryAt is a tree entry with its stored path and its target path.
@@ -198,9 +204,10 @@ func (r *restorer) placeSymlink(dir *dirHandle, rel string, e manifest.Entry) {
 	r.symlinks.Add(1)
 }
 
-// queueFile hands the file entry to the workers. Only a failure that ends
-// the restore is returned; others are reported.
-func (r *restorer) queueFile(ctx context.Context, dir *dirHandle, at entryAt) error {
+// queueFile adds the file entry to files, queueing the batch when it is
+// full. Only a failure that ends the restore is returned; others are
+// reported.
+func (r *restorer) queueFile(ctx context.Context, dir *dirHandle, at entryAt, files *batch) error {
 	h, name, err := r.place(dir, at.rel)
 	if err != nil {
 		r.fail(at.rel, err)
@@ -208,12 +215,21 @@ func (r *restorer) queueFile(ctx context.Context, dir *dirHandle, at entryAt) er
 	}
 	job := &fileJob{dir: h, name: name, rel: at.rel, stored: at.stored, entry: at.e, done: make(chan struct{})}
 	if at.e.HardLink == "" {
-		return r.queue(ctx, job)
+		if files.add(job) {
+			return r.flush(ctx, files)
+		}
+		return nil
 	}
-	// The first name of a hard-linked file is queued before any name
-	// waiting for it (the lock spans registration and queueing across
-	// walkers): workers take jobs in order, so the one restoring the first
-	// is never itself waiting.
+	// A hard-linked name goes alone, after the batch before it. The first
+	// name of a hard-linked file is queued before any name waiting for it
+	// (the lock spans registration and queueing across walkers): workers
+	// take batches in order, so the one restoring the first is never
+	// itself waiting, and no name waits for a first still held in a
+	// walker's batch.
+	if err := r.flush(ctx, files); err != nil {
+		h.release()
+		return err
+	}
 	r.linkMu.Lock()
 	defer r.linkMu.Unlock()
 	if first := r.hardlinks[at.e.HardLink]; first != nil {
@@ -224,5 +240,5 @@ func (r *restorer) queueFile(ctx context.Context, dir *dirHandle, at entryAt) er
 		h.acquire()
 		r.hardlinks[at.e.HardLink] = job
 	}
-	return r.queue(ctx, job)
+	return r.queue(ctx, []*fileJob{job})
 }
