@@ -102,8 +102,6 @@ type fileJob struct {
 	failed        bool
 	// unchanged is set when the parent record's chunks were reused.
 	unchanged bool
-	// ahead is the file as the read-ahead opened it, for the worker.
-	ahead aheadFile
 }
 
 // hardLink is the result of capturing the first name of an inode with
@@ -209,7 +207,7 @@ func newCapturer(store Store, opts Options) (*capturer, error) {
 		prover: prover, offerer: offerer,
 		opts: opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
 		skip:         map[devIno]bool{},
-		fileJobs:     make(chan *fileJob, fileJobQueue),
+		fileJobs:     make(chan *fileJob, 64),
 		compressJobs: make(chan compressJob, 4),
 		chunkBufs:    newChunkBufs(opts.ChunkBuffers),
 		dirs:         make(chan *dirNode, dirQueue),
@@ -290,7 +288,6 @@ func (c *capturer) pipeline(ctx context.Context, sel *selection, prevRoot *manif
 	})
 	err := g.Wait()
 	for job := range c.fileJobs {
-		job.ahead.discard()
 		job.parent.release() // jobs no worker took (the capture failed)
 	}
 	if err != nil {
