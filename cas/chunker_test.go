@@ -661,3 +661,68 @@ func TestChunkerOnRefill(t *testing.T) {
 		t.Fatalf("Next after the hook's error: %v, want it again", err)
 	}
 }
+
+// TestChunkerOnRefillSwap checks that a chunker moved to another buffer at
+// each refill cuts the same chunks, that the chunks it returned from the
+// buffer it left keep their bytes while it fills the other, and that a
+// buffer shorter than its own is refused.
+func TestChunkerOnRefillSwap(t *testing.T) {
+	p := mustChunkerParams(t, 64<<10)
+	data := chunkerTestData(12, 6*p.BufferSize()+5)
+	want := chunkLens(t, NewChunker(bytes.NewReader(data), p), data)
+	bufs := [2][]byte{make([]byte, p.BufferSize()), make([]byte, p.BufferSize())}
+	c := NewChunkerBuffer(newChunkyReader(data), p, bufs[0])
+	type heldChunk struct {
+		off   int
+		bytes []byte
+	}
+	var older, held []heldChunk // chunks of the buffer left last, and of the one in use
+	intact := func(hs []heldChunk, when string) {
+		for _, h := range hs {
+			if !bytes.Equal(h.bytes, data[h.off:h.off+len(h.bytes)]) {
+				t.Fatalf("chunk at %d overwritten %s", h.off, when)
+			}
+		}
+	}
+	swaps := 0
+	c.OnRefillSwap(func(buf []byte) ([]byte, error) {
+		if &buf[0] != &bufs[swaps%2][0] {
+			t.Fatal("the hook was not given the buffer in use")
+		}
+		swaps++
+		older, held = held, nil
+		return bufs[swaps%2], nil
+	})
+	var got []int
+	off := 0
+	for {
+		chunk, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		intact(older, "in the buffer left at the last refill")
+		held = append(held, heldChunk{off, chunk})
+		off += len(chunk)
+		got = append(got, len(chunk))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("swapping buffers: got %v, want %v", got, want)
+	}
+	if swaps < 2 {
+		t.Fatalf("%d swaps, want at least 2", swaps)
+	}
+
+	c = NewChunkerBuffer(bytes.NewReader(data), p, make([]byte, p.BufferSize()))
+	c.OnRefillSwap(func(buf []byte) ([]byte, error) { return buf[:len(buf)-1], nil })
+	for {
+		if _, err := c.Next(); err != nil {
+			if err == io.EOF {
+				t.Fatal("a short refill buffer was accepted")
+			}
+			break
+		}
+	}
+}
