@@ -100,13 +100,12 @@ func (b *chunkBuf) release() {
 }
 
 // lending is the full buffers one file's chunker cuts from: cur, and
-// prev, the one it left at a refill while compressors still held chunks of
-// it. A refill that would wait for the compressors moves on to a free
-// buffer instead, when there is one, so the worker reads and cuts while
-// they compress. The worker drops prev as soon as the refill has moved the
-// unread bytes out of it (settled, after the Next that refilled), so prev
-// goes back once its chunks are stored: a file holds a second buffer only
-// while no other file wanted it, and never more than two.
+// prev, the one it left at its last refill while compressors still held
+// chunks of it. A refill that would wait for the compressors moves on to a
+// free buffer instead, when there is one, so the worker reads and cuts
+// while they compress; prev goes back at the next refill (once its chunks
+// are stored), so a file holds a second buffer only while no other file
+// wanted it at its refill, and never more than two.
 type lending struct {
 	bufs      *chunkBufs
 	cur, prev *chunkBuf
@@ -115,7 +114,12 @@ type lending struct {
 // refill is the chunker's OnRefillSwap hook: it returns the buffer to
 // refill, cur once no compressor holds its chunks, or a free one.
 func (l *lending) refill(ctx context.Context, buf []byte) ([]byte, error) {
-	l.settled()
+	if l.prev != nil {
+		// The chunker copied its unread bytes out of prev at the last
+		// refill: only compressors may still hold it.
+		l.prev.release()
+		l.prev = nil
+	}
 	if l.cur.refs.Load() > 1 {
 		if spare := l.bufs.tryGet(len(buf)); spare != nil {
 			l.prev, l.cur = l.cur, spare
@@ -125,18 +129,12 @@ func (l *lending) refill(ctx context.Context, buf []byte) ([]byte, error) {
 	return l.cur.b, l.cur.waitChunks(ctx)
 }
 
-// settled drops the worker's reference to the buffer a refill left: the
-// chunker no longer reads it. Call it after each Next.
-func (l *lending) settled() {
-	if l != nil && l.prev != nil {
+// release gives back the file's buffers, each once its chunks are stored.
+func (l *lending) release() {
+	if l.prev != nil {
 		l.prev.release()
 		l.prev = nil
 	}
-}
-
-// release gives back the file's buffers, each once its chunks are stored.
-func (l *lending) release() {
-	l.settled()
 	l.cur.release()
 }
 

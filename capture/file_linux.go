@@ -425,7 +425,6 @@ func (c *capturer) readFile(ctx context.Context, w *chunking, job *fileJob, fd i
 	var total uint64
 	for {
 		chunk, err := w.chunker.Next()
-		lent.settled()
 		if err == io.EOF {
 			break
 		}
