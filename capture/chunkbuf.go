@@ -58,28 +58,14 @@ func newChunkBufs(n int) *chunkBufs {
 func (bufs *chunkBufs) get(ctx context.Context, size int) (*chunkBuf, error) {
 	select {
 	case b := <-bufs.free:
-		return b.lend(size), nil
+		if b.b == nil {
+			b.b = make([]byte, size)
+		}
+		b.refs.Store(1)
+		return b, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// tryGet lends a buffer of size bytes when one is free, else returns nil.
-func (bufs *chunkBufs) tryGet(size int) *chunkBuf {
-	select {
-	case b := <-bufs.free:
-		return b.lend(size)
-	default:
-		return nil
-	}
-}
-
-func (b *chunkBuf) lend(size int) *chunkBuf {
-	if b.b == nil {
-		b.b = make([]byte, size)
-	}
-	b.refs.Store(1)
-	return b
 }
 
 // hold adds a reference for a chunk of b on its way to a compressor.
@@ -99,45 +85,6 @@ func (b *chunkBuf) release() {
 	}
 }
 
-// lending is the full buffers one file's chunker cuts from: cur, and
-// prev, the one it left at its last refill while compressors still held
-// chunks of it. A refill that would wait for the compressors moves on to a
-// free buffer instead, when there is one, so the worker reads and cuts
-// while they compress; prev goes back at the next refill (once its chunks
-// are stored), so a file holds a second buffer only while no other file
-// wanted it at its refill, and never more than two.
-type lending struct {
-	bufs      *chunkBufs
-	cur, prev *chunkBuf
-}
-
-// refill is the chunker's OnRefillSwap hook: it returns the buffer to
-// refill, cur once no compressor holds its chunks, or a free one.
-func (l *lending) refill(ctx context.Context, buf []byte) ([]byte, error) {
-	if l.prev != nil {
-		// The chunker copied its unread bytes out of prev at the last
-		// refill: only compressors may still hold it.
-		l.prev.release()
-		l.prev = nil
-	}
-	if l.cur.refs.Load() > 1 {
-		if spare := l.bufs.tryGet(len(buf)); spare != nil {
-			l.prev, l.cur = l.cur, spare
-			return spare.b, nil
-		}
-	}
-	return l.cur.b, l.cur.waitChunks(ctx)
-}
-
-// release gives back the file's buffers, each once its chunks are stored.
-func (l *lending) release() {
-	if l.prev != nil {
-		l.prev.release()
-		l.prev = nil
-	}
-	l.cur.release()
-}
-
 // waitChunks waits until no compressor holds a chunk of b: the worker may
 // then overwrite them. A token in idle may be stale (left from an earlier
 // file or refill): the count decides.
@@ -150,13 +97,4 @@ func (b *chunkBuf) waitChunks(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// current is the buffer the chunker cuts from now, nil for a file chunked
-// in its worker's small buffer.
-func (l *lending) current() *chunkBuf {
-	if l == nil {
-		return nil
-	}
-	return l.cur
 }

@@ -453,7 +453,7 @@ func (c *capturer) readFile(ctx context.Context, w *chunking, job *fileJob, fd i
 			return false, storeError{fmt.Errorf("store lookup: %w", err)}
 		}
 		if isNew {
-			if err := c.queueChunk(ctx, id, chunk, lent.current()); err != nil {
+			if err := c.queueChunk(ctx, id, chunk, lent); err != nil {
 				return false, err
 			}
 			c.progress.NewBytes.Add(uint64(len(chunk)))
@@ -477,7 +477,7 @@ func (c *capturer) readFile(ctx context.Context, w *chunking, job *fileJob, fd i
 // (returned: the caller releases it when done with the file). A chunk in a
 // lent buffer may go to a compressor without a copy: the chunker waits for
 // the compressors before it overwrites one (see chunkbuf.go).
-func (c *capturer) startChunking(ctx context.Context, w *chunking, r io.Reader, size int64) (*lending, error) {
+func (c *capturer) startChunking(ctx context.Context, w *chunking, r io.Reader, size int64) (*chunkBuf, error) {
 	if w.chunker == nil {
 		w.chunker = cas.NewChunkerBuffer(nil, c.params, nil)
 	}
@@ -489,13 +489,12 @@ func (c *capturer) startChunking(ctx context.Context, w *chunking, r io.Reader, 
 		w.chunker.OnRefill(nil)
 		return nil, nil
 	}
-	buf, err := c.chunkBufs.get(ctx, c.params.BufferSize())
+	lent, err := c.chunkBufs.get(ctx, c.params.BufferSize())
 	if err != nil {
 		return nil, err
 	}
-	lent := &lending{bufs: c.chunkBufs, cur: buf}
-	w.chunker.ResetBuffer(r, buf.b)
-	w.chunker.OnRefillSwap(func(b []byte) ([]byte, error) { return lent.refill(ctx, b) })
+	w.chunker.ResetBuffer(r, lent.b)
+	w.chunker.OnRefill(func() error { return lent.waitChunks(ctx) })
 	return lent, nil
 }
 

@@ -208,9 +208,8 @@ type Chunker struct {
 	eof        bool  // r returned io.EOF; buf[start:end] is all that is left
 	err        error // sticky: io.EOF once drained, or a read error
 
-	// onRefill, when set, runs before a refill overwrites returned chunks
-	// and returns the buffer to refill (see OnRefillSwap).
-	onRefill func(buf []byte) ([]byte, error)
+	// onRefill, when set, runs before a refill overwrites returned chunks.
+	onRefill func() error
 }
 
 // NewChunker returns a Chunker reading from r. It panics if p is invalid:
@@ -281,21 +280,7 @@ func (c *Chunker) Buffer() []byte { return c.buf }
 // returned stays valid, so a caller may hand chunks to other goroutines
 // and have f wait for them. An error from f ends the stream as a read
 // error does, and nothing is overwritten.
-func (c *Chunker) OnRefill(f func() error) {
-	if f == nil {
-		c.onRefill = nil
-		return
-	}
-	c.onRefill = func(buf []byte) ([]byte, error) { return buf, f() }
-}
-
-// OnRefillSwap is OnRefill with a choice of buffer: before a refill that
-// would overwrite returned chunks, Next calls f with the buffer in use, and
-// refills the buffer f returns. f returns the same buffer once nothing
-// holds its chunks any more, or another one at least as long, into which
-// the unread bytes are moved; the chunks returned from the old buffer then
-// stay valid, and the old buffer is no longer the chunker's.
-func (c *Chunker) OnRefillSwap(f func(buf []byte) ([]byte, error)) { c.onRefill = f }
+func (c *Chunker) OnRefill(f func() error) { c.onRefill = f }
 
 // Next returns the next chunk. The returned slice aliases the chunker's
 // internal buffer and is valid until a later call to Next refills the
@@ -352,19 +337,13 @@ func (c *Chunker) cut(data []byte, n int) []byte {
 // bytes or the rest of the stream.
 func (c *Chunker) fill() error {
 	if c.start > 0 {
-		next := c.buf
 		if c.onRefill != nil {
-			b, err := c.onRefill(c.buf)
-			if err != nil {
+			if err := c.onRefill(); err != nil {
 				return err
 			}
-			if len(b) < len(c.buf) {
-				return fmt.Errorf("chunker: refill buffer of %d bytes, want %d", len(b), len(c.buf))
-			}
-			next = b
 		}
-		c.end = copy(next, c.buf[c.start:c.end])
-		c.buf, c.start = next, 0
+		c.end = copy(c.buf, c.buf[c.start:c.end])
+		c.start = 0
 	}
 	empty := 0
 	for {
