@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +77,7 @@ func (r *runner) coldCheck() {
 		r.logf("note: cold rows skipped: %s", why)
 		return
 	}
-	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run right after sync and echo 3 > /proc/sys/vm/drop_caches: smp's capture-cold and incremental-cold on the default store (%s), in their own store; tar|zstd's, restic's and borg's capture-cold each into a fresh repository (removed afterwards); restore-cold of the first user by every tool from its capture (smp: from that cold store and from the unencrypted store), verified byte for byte; floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process",
+	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run right after sync and echo 3 > /proc/sys/vm/drop_caches: smp's capture-cold and incremental-cold on the default store (%s), in their own store; tar|zstd's, restic's and borg's capture-cold each into a fresh repository (removed afterwards); restore-cold of the first user by every tool from its capture (smp: from that cold store and from the unencrypted store), verified byte for byte, in as many rounds as the capture (every tool once a round, the order rotated by one each round; the row is the median round); floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process",
 		r.coldVariant().tool, floorReaders)
 }
 
@@ -176,7 +179,11 @@ func (r *runner) coldCaptureAll(ctx context.Context, v variant, scenario string)
 
 // coldRestore restores the first user with the page cache dropped first
 // and verifies it: smp from the cold store and from the capture
-// scenario's unencrypted store, and every baseline from its capture.
+// scenario's unencrypted store, and every baseline from its capture. A
+// single cold restore of one profile takes a second or a few, and one
+// sample swings by half from run to run: every tool runs rounds() times,
+// the tools in a rotated order each round, and each keeps its median
+// round (coldRounds).
 func (r *runner) coldRestore(ctx context.Context) error {
 	cold, plain := r.coldVariant(), r.variants()[0]
 	smps := []string{cold.tool}
@@ -186,19 +193,62 @@ func (r *runner) coldRestore(ctx context.Context) error {
 	if r.coldSkipped(ScenarioRestoreCold, append(smps, ToolCp, ToolTar, ToolRestic, ToolBorg)...) {
 		return nil
 	}
-	if err := r.smpColdRestore(ctx, cold, r.coldRecords); err != nil {
-		return err
-	}
+	steps := []func() error{func() error { return r.smpColdRestore(ctx, cold, r.coldRecords) }}
 	if plain.tool != cold.tool {
-		if err := r.smpColdRestore(ctx, plain, r.smpRecords); err != nil {
-			return err
+		steps = append(steps, func() error { return r.smpColdRestore(ctx, plain, r.smpRecords) })
+	}
+	for _, baseline := range []func(context.Context, string){r.cpRestore, r.tarRestore, r.resticRestore, r.borgRestore} {
+		steps = append(steps, func() error { baseline(ctx, ScenarioRestoreCold); return nil })
+	}
+	return r.coldRounds(steps, append(smps, ToolCp, ToolTar, ToolRestic, ToolBorg))
+}
+
+// coldRounds runs steps rounds() times, starting each round one step
+// further along, and then adds each tool's median-wall row (a failed
+// round's row instead, if any), in the order of tools.
+func (r *runner) coldRounds(steps []func() error, tools []string) error {
+	r.roundRows = map[string][]Row{}
+	rows := r.roundRows
+	defer func() { r.roundRows = nil }()
+	n := r.rounds()
+	for round := range n {
+		for i := range steps {
+			if err := steps[(i+round)%len(steps)](); err != nil {
+				r.roundRows = nil
+				for _, t := range tools {
+					if len(rows[t]) > 0 {
+						r.add(rows[t][0])
+					}
+				}
+				return err
+			}
 		}
 	}
-	r.cpRestore(ctx, ScenarioRestoreCold)
-	r.tarRestore(ctx, ScenarioRestoreCold)
-	r.resticRestore(ctx, ScenarioRestoreCold)
-	r.borgRestore(ctx, ScenarioRestoreCold)
+	r.roundRows = nil
+	for _, t := range tools {
+		if len(rows[t]) > 0 {
+			r.add(medianRound(rows[t], "tools in turn"))
+		}
+	}
 	return nil
+}
+
+// medianRound is the row of the round with the median wall time, noted
+// with the rounds' range, or the first failed or skipped round's row.
+func medianRound(rows []Row, how string) Row {
+	walls := make([]float64, 0, len(rows))
+	for _, row := range rows {
+		if !row.OK() {
+			return row
+		}
+		walls = append(walls, row.WallSeconds)
+	}
+	sorted := slices.SortedFunc(slices.Values(rows), func(a, b Row) int { return cmp.Compare(a.WallSeconds, b.WallSeconds) })
+	row := sorted[(len(sorted)-1)/2]
+	if note := roundsNote(walls, ""); note != "" {
+		row.Note = strings.TrimSuffix(row.Note+"; "+note+", "+how, "; ")
+	}
+	return row
 }
 
 // smpColdRestore restores the first user's record (of records) from v's

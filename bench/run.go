@@ -135,6 +135,7 @@ type runner struct {
 	coldRecords    map[string]string // user -> record ID in the cold rows' store
 	userFiles      map[string]int64  // user -> regular files in the profile now
 	cur            phaseClock        // the phase under way
+	roundRows      map[string][]Row  // when set, add keeps each tool's rows here (coldRestore's rounds)
 
 	trace func(event string) // when set, told of every settle and child (tests)
 }
@@ -142,6 +143,10 @@ type runner struct {
 func (r *runner) logf(format string, args ...any) { fmt.Fprintf(r.log, format+"\n", args...) }
 
 func (r *runner) add(row Row) {
+	if r.roundRows != nil {
+		r.roundRows[row.Tool] = append(r.roundRows[row.Tool], row)
+		return
+	}
 	if row.OK() && row.Files == 0 {
 		row.Files = r.scenarioFiles(row.Scenario)
 	}
