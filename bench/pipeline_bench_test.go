@@ -47,8 +47,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -67,6 +65,7 @@ import (
 
 	"smp/capture"
 	"smp/cas"
+	"smp/internal/keytest"
 	"smp/keys"
 	"smp/repo"
 	"smp/restore"
@@ -97,15 +96,7 @@ var encryptedStores sync.Map
 func initStoreEnc(b *testing.B, dir string, c cas.Cipher) {
 	o := repo.InitOptions{Params: cas.DefaultChunkerParams(), Cipher: c}
 	if c != 0 {
-		var sid [16]byte
-		rand.Read(sid[:])
-		u, err := keys.Create(hex.EncodeToString(sid[:]))
-		if err == nil {
-			_, _, err = u.AddKeyFile()
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
+		u := keytest.New(b)
 		o.Keys = u
 	}
 	if _, err := repo.InitWith(dir, o); err != nil {

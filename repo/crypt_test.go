@@ -2,14 +2,13 @@ package repo
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"testing"
 
 	"smp/cas"
 	"smp/index"
+	"smp/internal/keytest"
 	"smp/keys"
 )
 
@@ -17,16 +16,7 @@ import (
 // slot (a key slot file needs one to be saved).
 func testKeys(t testing.TB) *keys.Unlocked {
 	t.Helper()
-	var sid [16]byte
-	rand.Read(sid[:])
-	u, err := keys.Create(hex.EncodeToString(sid[:]))
-	if err == nil {
-		_, _, err = u.AddKeyFile()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
+	return keytest.New(t)
 }
 
 // TestEncryptedStoreRotatedKeyring: after a rotation (a keyring whose

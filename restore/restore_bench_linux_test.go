@@ -3,8 +3,6 @@ package restore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"math/bits"
@@ -15,7 +13,7 @@ import (
 
 	"smp/capture"
 	"smp/cas"
-	"smp/keys"
+	"smp/internal/keytest"
 	"smp/repo"
 	"smp/restore"
 )
@@ -71,15 +69,7 @@ func smallFilesTree(tb testing.TB, root string, dirs, files int) int64 {
 // returns it open, with the record.
 func encryptedStoreOf(tb testing.TB, root string) (*repo.Repo, repo.RecordInfo) {
 	tb.Helper()
-	var sid [16]byte
-	rand.Read(sid[:])
-	u, err := keys.Create(hex.EncodeToString(sid[:]))
-	if err == nil {
-		_, _, err = u.AddKeyFile()
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
+	u := keytest.New(tb)
 	dir := filepath.Join(tb.TempDir(), "store")
 	if _, err := repo.InitWith(dir, repo.InitOptions{Params: cas.DefaultChunkerParams(), Keys: u}); err != nil {
 		tb.Fatal(err)

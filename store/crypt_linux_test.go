@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -18,6 +17,7 @@ import (
 
 	"smp/capture"
 	"smp/cas"
+	"smp/internal/keytest"
 	"smp/internal/leaktest"
 	"smp/keys"
 	"smp/remote/access"
@@ -30,16 +30,7 @@ import (
 // one key file slot so that its key slot file can be saved.
 func testKeys(t *testing.T) *keys.Unlocked {
 	t.Helper()
-	var sid [16]byte
-	rand.Read(sid[:])
-	u, err := keys.Create(hex.EncodeToString(sid[:]))
-	if err == nil {
-		_, _, err = u.AddKeyFile()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
+	return keytest.New(t)
 }
 
 // initEncrypted creates an encrypted store with 64 KiB chunks and returns

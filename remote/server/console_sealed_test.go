@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,7 +14,7 @@ import (
 	"time"
 
 	"smp/cas"
-	"smp/keys"
+	"smp/internal/keytest"
 	"smp/remote/access"
 	"smp/remote/server"
 	"smp/repo"
@@ -28,15 +26,7 @@ import (
 // access.sealed names no computer, no access.json appears, and the new
 // token authenticates through a second handle with the store's keys.
 func TestConsoleEncryptedStoreSealsAccess(t *testing.T) {
-	var sid [16]byte
-	rand.Read(sid[:])
-	u, err := keys.Create(hex.EncodeToString(sid[:]))
-	if err == nil {
-		_, _, err = u.AddKeyFile()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := keytest.New(t)
 	dir := filepath.Join(t.TempDir(), "store")
 	if _, err := repo.InitWith(dir, repo.InitOptions{Params: cas.DefaultChunkerParams(), Keys: u}); err != nil {
 		t.Fatal(err)
