@@ -224,6 +224,13 @@ func TestE2ES3TwoServers(t *testing.T) {
 		t.Errorf("A's record took %v to be listed on B; the bound is 2 s", seenAfter)
 	}
 	// B took A's packs from A's (sealed) index segments, reading no trailer.
+	// The refresh's log line can reach the test after the listing that
+	// showed its record: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if packs, _ := refreshTotals(b); packs > 0 {
+			break
+		}
+	}
 	if packs, fromSegments := refreshTotals(b); packs == 0 || fromSegments != packs {
 		t.Errorf("B indexed %d packs, %d of them from index segments: want all from segments\n%s", packs, fromSegments, b.logText())
 	}

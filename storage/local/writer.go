@@ -141,11 +141,13 @@ func (w *writer) Write(p []byte) (int, error) {
 // bytes (an object expected to reach directMin bytes).
 func (w *writer) Gathers() bool { return w.buf != nil }
 
-// Buffered is what buf holds, and a full buffer the background writer
-// may still be writing.
+// Buffered is what buf holds, and the full buffer the background writer
+// has not given back yet, if any: of its two buffers, the one that is
+// neither buf nor waiting in free is queued or being written. A buffer
+// given back just after the look is counted once more, never less.
 func (w *writer) Buffered() int64 {
 	n := int64(len(w.buf))
-	if w.bg != nil {
+	if w.bg != nil && len(w.bg.free) == 0 {
 		n += directBuffer
 	}
 	return n
