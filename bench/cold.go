@@ -180,8 +180,8 @@ func (r *runner) coldCaptureAll(ctx context.Context, v variant, scenario string)
 // coldRestore restores the first user with the page cache dropped first
 // and verifies it: smp from the cold store and from the capture
 // scenario's unencrypted store, and every baseline from its capture. A
-// single cold restore of one profile takes a second or a few, and one
-// sample swings by half from run to run: every tool runs rounds() times,
+// cold restore of one profile is short, and one sample of it follows the
+// host's state more than the tool: every tool runs rounds() times,
 // the tools in a rotated order each round, and each keeps its median
 // round (coldRounds).
 func (r *runner) coldRestore(ctx context.Context) error {

@@ -41,10 +41,10 @@ func TestCaptureMemoryBounded(t *testing.T) {
 	large := captureHeap(t, 4*dirs)
 	t.Logf("%d files: first capture +%s, with parent +%s", dirs*filesPerTestDir, mib(small[0]), mib(small[1]))
 	t.Logf("%d files: first capture +%s, with parent +%s", 4*dirs*filesPerTestDir, mib(large[0]), mib(large[1]))
-	// With every file held, 4N files would add 3N files' worth (about
-	// 25 MiB for N = 10,000). The slack covers fixed buffers that only the
-	// larger capture fills (a pack's write buffers, about 1 MiB each, once
-	// it outgrows the small-object path) and GC timing; a forced GC that
+	// With every file held, 4N files would add 3N files' worth, several
+	// times the slack. The slack covers fixed buffers that only the larger
+	// capture fills (a pack's write buffers, once it outgrows the
+	// small-object path) and GC timing; a forced GC that
 	// lands on a transient allocation only ever reads high, so a capture
 	// over the limit is measured once more and the lower reading counts.
 	const slack = 6 << 20
