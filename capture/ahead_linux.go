@@ -13,16 +13,18 @@ import (
 // request at a time: the walker lists a directory, stats its names and
 // descends, each a read the next one waits for, and each file worker reads
 // its file before it can hash it. The disk serves many requests at once,
-// so two helpers keep it busy ahead of them, and only warm the caches:
-// nothing they read goes into the record, which is still made only from
-// what the walker and the workers read through their own descriptors.
+// so two helpers keep it busy ahead of them. The listing only warms the
+// caches: the walker lists and stats through its own descriptors. A file
+// opened ahead is opened exactly as its worker would open it, and the
+// worker takes that descriptor and its fstat as its own.
 //
 //   - dirAhead lists and stats directories ahead of the walker, several
 //     at once, in the walker's own order (depth first, by name), at most
 //     dirAheadLead directories ahead of it.
-//   - dataAhead asks the kernel to read the start of each file queued for
-//     a worker (posix_fadvise WILLNEED) as the walker queues it, so its
-//     data is on its way while the workers chunk the files before it.
+//   - dataAhead opens each file queued for a worker as the walker queues
+//     it and asks the kernel to read its start (posix_fadvise WILLNEED),
+//     so its data is on its way while the workers chunk the files before
+//     it; the worker reads it through that descriptor.
 
 const (
 	// dirAheadWorkers directories are listed at once ahead of the walker.
@@ -236,8 +238,8 @@ func openBeneath(dir int, rel string) (int, error) {
 }
 
 // dataAhead opens the files queued for the workers, by name in their
-// directory (as the workers do), and asks the kernel to start reading
-// them.
+// directory (as the workers do), asks the kernel to start reading them,
+// and leaves each open file to its job's worker (see aheadFile).
 type dataAhead struct {
 	reqs chan dataHint
 	wg   sync.WaitGroup
@@ -245,7 +247,7 @@ type dataAhead struct {
 
 type dataHint struct {
 	dir  *dirHandle // held for the hint
-	name string
+	job  *fileJob
 	size int64
 }
 
@@ -257,15 +259,15 @@ func startDataAhead() *dataAhead {
 	return a
 }
 
-// hint queues the file name of size bytes in dir to be read ahead, unless
-// the queue is full. Only the walker calls it.
-func (a *dataAhead) hint(dir *dirHandle, name string, size int64) {
+// hint queues the file of job, size bytes in dir, to be read ahead, unless
+// the queue is full. Only the walker calls it, before it queues the job.
+func (a *dataAhead) hint(dir *dirHandle, job *fileJob, size int64) {
 	if a == nil || size <= 0 {
 		return
 	}
 	dir.hold()
 	select {
-	case a.reqs <- dataHint{dir: dir, name: name, size: size}:
+	case a.reqs <- dataHint{dir: dir, job: job, size: size}:
 	default:
 		dir.release()
 	}
@@ -282,13 +284,72 @@ func (a *dataAhead) stop() {
 
 func (a *dataAhead) work() {
 	for h := range a.reqs {
-		if fd, err := openFileAt(h.dir.fd, h.name); err == nil {
-			var st unix.Stat_t
-			if fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-				_ = unix.Fadvise(fd, 0, min(h.size, dataAheadSpan), unix.FADV_WILLNEED)
-			}
-			unix.Close(fd)
-		}
+		h.job.ahead.open(h.dir.fd, h.job, h.size)
 		h.dir.release()
+	}
+}
+
+// aheadFile is a job's file as dataAhead opened it: the descriptor and its
+// fstat, which the job's worker takes instead of opening the file again.
+// It is opened exactly as the worker opens it (by name in the directory's
+// descriptor, O_NOFOLLOW), and the worker checks it as its own. Only files
+// queued for a worker are open here, so at most the fileJobs buffer plus
+// the workers' files are held ahead.
+type aheadFile struct {
+	mu sync.Mutex
+	// done: the worker took the job; nothing is opened for it any more.
+	done bool
+	fd   int // valid when held
+	held bool
+	st   unix.Stat_t
+}
+
+// open opens job's file in dir and asks for its first size bytes, unless
+// its worker got to it first.
+func (f *aheadFile) open(dir int, job *fileJob, size int64) {
+	if !f.mu.TryLock() {
+		return // the worker is opening it
+	}
+	defer f.mu.Unlock()
+	if f.done {
+		return
+	}
+	if testHookOpen != nil {
+		testHookOpen(job.abs)
+	}
+	fd, err := openFileAt(dir, job.name)
+	if err != nil {
+		return // the worker meets and reports it
+	}
+	if fstat(fd, &f.st) != nil {
+		unix.Close(fd)
+		return
+	}
+	if f.st.Mode&unix.S_IFMT == unix.S_IFREG {
+		_ = unix.Fadvise(fd, 0, min(size, dataAheadSpan), unix.FADV_WILLNEED)
+	}
+	f.fd, f.held = fd, true
+}
+
+// take ends the reading ahead of the file and returns the descriptor
+// opened ahead and its fstat, if any: the caller owns it.
+func (f *aheadFile) take(st *unix.Stat_t) (fd int, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.done = true
+	if !f.held {
+		return -1, false
+	}
+	f.held = false
+	*st = f.st
+	return f.fd, true
+}
+
+// discard ends the reading ahead of the file and closes what was opened
+// ahead and not taken.
+func (f *aheadFile) discard() {
+	var st unix.Stat_t
+	if fd, ok := f.take(&st); ok {
+		unix.Close(fd)
 	}
 }

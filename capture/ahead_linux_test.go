@@ -141,8 +141,9 @@ func TestDirAheadLead(t *testing.T) {
 }
 
 // TestDataAheadReleases: reading ahead holds a file's directory only
-// while it asks for the file; names that are not regular files (a
-// symlink, a directory, one gone) are left alone.
+// while it asks for the file; what it opened is held for the job's worker
+// until taken or discarded, and names it cannot open (a symlink, one gone)
+// hold nothing.
 func TestDataAheadReleases(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "f"), make([]byte, 3*dataAheadSpan/2), 0o644); err != nil {
@@ -161,17 +162,66 @@ func TestDataAheadReleases(t *testing.T) {
 	before := countFDs(t)
 	h := newDirHandle(fd)
 	a := startDataAhead()
+	var jobs []*fileJob
 	for _, name := range []string{"f", "link", "sub", "gone", "f"} {
-		a.hint(h, name, dataAheadSpan)
+		job := &fileJob{name: name}
+		jobs = append(jobs, job)
+		a.hint(h, job, dataAheadSpan)
 	}
-	a.hint(h, "f", 0) // empty: nothing to read
+	empty := &fileJob{name: "f"}
+	a.hint(h, empty, 0) // empty: nothing to read
 	a.stop()
 	if refs := h.refs.Load(); refs != 1 {
 		t.Errorf("directory held %d times after the hints, want 1 (the walker's)", refs)
 	}
+	for i, want := range []bool{true, false, true, false, true} {
+		if held := jobs[i].ahead.held; held != want {
+			t.Errorf("%s: held ahead %v, want %v", jobs[i].name, held, want)
+		}
+	}
+	if empty.ahead.held {
+		t.Error("an empty file was opened ahead")
+	}
+	var st unix.Stat_t
+	fdF, ok := jobs[0].ahead.take(&st)
+	if !ok || st.Size != 3*dataAheadSpan/2 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Errorf("take: ok %v, size %d, mode %o; want the open file and its fstat", ok, st.Size, st.Mode)
+	}
+	if _, again := jobs[0].ahead.take(&st); again {
+		t.Error("a file opened ahead was taken twice")
+	}
+	if ok {
+		unix.Close(fdF)
+	}
+	for _, job := range jobs {
+		job.ahead.discard()
+	}
 	h.release()
 	if after := countFDs(t); after >= before {
 		t.Errorf("%d descriptors open after the hints and the directory were let go, %d before", after, before)
+	}
+}
+
+// TestDataAheadAfterTake: once the worker took a job, reading ahead opens
+// nothing more for it.
+func TestDataAheadAfterTake(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := openDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	job := &fileJob{name: "f"}
+	var st unix.Stat_t
+	if _, ok := job.ahead.take(&st); ok {
+		t.Fatal("took a file nothing opened")
+	}
+	job.ahead.open(fd, job, 4)
+	if job.ahead.held {
+		t.Error("opened ahead after the worker took the job")
 	}
 }
 

@@ -102,6 +102,8 @@ type fileJob struct {
 	failed        bool
 	// unchanged is set when the parent record's chunks were reused.
 	unchanged bool
+	// ahead is the file as the read-ahead opened it, for the worker.
+	ahead aheadFile
 }
 
 // hardLink is the result of capturing the first name of an inode with
@@ -288,6 +290,7 @@ func (c *capturer) pipeline(ctx context.Context, sel *selection, prevRoot *manif
 	})
 	err := g.Wait()
 	for job := range c.fileJobs {
+		job.ahead.discard()
 		job.parent.release() // jobs no worker took (the capture failed)
 	}
 	if err != nil {

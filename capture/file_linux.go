@@ -150,6 +150,7 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 			if job.first != nil {
 				job.first.publish(job)
 			}
+			job.ahead.discard()
 			job.dir.pending.Done()
 			job.parent.release()
 			return err
@@ -164,6 +165,7 @@ func (c *capturer) fileWorker(ctx context.Context) error {
 		if job.first != nil {
 			job.first.publish(job)
 		}
+		job.ahead.discard()
 		job.dir.pending.Done()
 		job.parent.release()
 	}
@@ -306,18 +308,21 @@ func statUnchanged(job *fileJob) bool {
 // saw; otherwise it changed during capture and nothing of it is kept (the
 // walk's stat of one inode never goes with another's contents).
 func (c *capturer) openFile(job *fileJob) (int, error) {
-	if testHookOpen != nil {
-		testHookOpen(job.abs)
-	}
 	e := job.entry
-	fd, err := openFileAt(job.parent.fd, job.name)
-	if err != nil {
-		return -1, openErr("open", job.abs, err)
-	}
 	var st unix.Stat_t
-	if err := fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, &fs.PathError{Op: "fstat", Path: job.abs, Err: err}
+	fd, ok := job.ahead.take(&st)
+	if !ok {
+		if testHookOpen != nil {
+			testHookOpen(job.abs)
+		}
+		var err error
+		if fd, err = openFileAt(job.parent.fd, job.name); err != nil {
+			return -1, openErr("open", job.abs, err)
+		}
+		if err := fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return -1, &fs.PathError{Op: "fstat", Path: job.abs, Err: err}
+		}
 	}
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:

@@ -284,13 +284,14 @@ func (c *capturer) dispatch(ctx context.Context, node *dirNode, h *dirHandle, jo
 	}
 	for _, job := range jobs {
 		if !job.unstatted && job.linkOf == nil && !statUnchanged(job) {
-			c.dataAhead.hint(h, job.name, int64(job.entry.Size))
+			c.dataAhead.hint(h, job, int64(job.entry.Size))
 		}
 		h.hold() // the job opens its file in this directory
 		job.parent = h
 		select {
 		case c.fileJobs <- job:
 		case <-ctx.Done():
+			job.ahead.discard()
 			h.release()
 			return ctx.Err()
 		}
