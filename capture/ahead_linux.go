@@ -37,12 +37,18 @@ const (
 	// beyond it the walker lists them alone.
 	dirAheadQueue = 1 << 14
 
-	// dataAheadWorkers files are opened at once to be read ahead.
-	dataAheadWorkers = 4
+	// fileJobQueue bounds the files queued for the workers, and so how far
+	// ahead of them their data is asked for: deep enough that a file's
+	// data has arrived when its worker gets to it on a cold cache, and
+	// each queued file holds at most its directory and itself open.
+	fileJobQueue = 256
+	// dataAheadWorkers files are opened at once to be read ahead: the
+	// open of a file whose inode is not cached waits on the disk.
+	dataAheadWorkers = 8
 	// dataAheadQueue bounds the files waiting to be read ahead (each holds
 	// its directory open); beyond it a file is read when its worker gets
 	// to it.
-	dataAheadQueue = 128
+	dataAheadQueue = fileJobQueue
 	// dataAheadSpan is how much of a file's start is read ahead: its
 	// worker's first read of a large file, whose rest fdReader asks for as
 	// it goes. With at most fileJobs' buffer plus dataAheadQueue files

@@ -209,7 +209,7 @@ func newCapturer(store Store, opts Options) (*capturer, error) {
 		prover: prover, offerer: offerer,
 		opts: opts, store: store, params: store.ChunkerParams(), progress: opts.Progress,
 		skip:         map[devIno]bool{},
-		fileJobs:     make(chan *fileJob, 64),
+		fileJobs:     make(chan *fileJob, fileJobQueue),
 		compressJobs: make(chan compressJob, 4),
 		chunkBufs:    newChunkBufs(opts.ChunkBuffers),
 		dirs:         make(chan *dirNode, dirQueue),

@@ -6,7 +6,7 @@
 // The pipeline is bounded at every stage so memory does not grow with file
 // size or tree size:
 //
-//	walker --fileJobs(64)--> file workers (read, chunk, hash, dedupe)
+//	walker --fileJobs(256)--> file workers (read, chunk, hash, dedupe)
 //	                             --compressJobs(4)--> compressors --> packs
 //	walker --dirs(1024 dirs, 16Ki entries)--> finisher (waits for a
 //	          directory's files and subdirectories, then writes its tree blob)
