@@ -77,7 +77,7 @@ func (r *runner) coldCheck() {
 		r.logf("note: cold rows skipped: %s", why)
 		return
 	}
-	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run right after sync and echo 3 > /proc/sys/vm/drop_caches: smp's capture-cold and incremental-cold on the default store (%s), in their own store; tar|zstd's, restic's and borg's capture-cold each into a fresh repository (removed afterwards); restore-cold of the first user by every tool from its capture (smp: from that cold store and from the unencrypted store), verified byte for byte, in as many rounds as the capture (every tool once a round, the order rotated by one each round; the row is the median round); floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process",
+	r.note("cold rows (capture-cold, restore-cold, incremental-cold) run right after sync and echo 3 > /proc/sys/vm/drop_caches: smp's capture-cold (into a fresh store each round) and incremental-cold (into a copy of the last capture-cold store each round) on the default store (%s), each in as many rounds as the capture, alternating with its floor (floor-read, floor-walk), each keeping its median round, the ratio being of the medians; tar|zstd's, restic's and borg's capture-cold once each into a fresh repository (removed afterwards); restore-cold of the first user by every tool from its capture (smp: from that cold store and from the unencrypted store), verified byte for byte, in as many rounds (every tool once a round, the order rotated by one each round; the row is the median round); floor-read reads every corpus file once with %d parallel readers, floor-walk walks and lstats every entry in one thread, each right after dropping the page cache, in the bench process",
 		r.coldVariant().tool, floorReaders)
 }
 
@@ -121,31 +121,57 @@ func (r *runner) coldSkipped(scenario string, tools ...string) bool {
 	return true
 }
 
-// coldCapture measures the cold-read floor, then captures every user into
-// a fresh store of the default kind with the page cache dropped first.
+// coldCapture measures the cold-read floor and captures every user into
+// a fresh store of the default kind with the page cache dropped first, in
+// rounds (the floor and the capture in turn, each keeping its median
+// round: one sample of either follows the disk's state of the moment), and
+// keeps the last round's store for restore-cold and incremental-cold;
+// then each baseline's cold capture once.
 func (r *runner) coldCapture(ctx context.Context) error {
 	if r.skipCold(ScenarioFloorRead, ScenarioCaptureCold) {
 		r.coldSkipped(ScenarioCaptureCold, ToolTar, ToolRestic, ToolBorg)
 		return nil
 	}
-	floor, err := r.floorRead(ctx)
-	if err != nil {
-		return fmt.Errorf("cold-read floor: %w", err)
-	}
-	r.add(floor)
 	v := r.coldVariant()
-	if err := r.smpInit(ctx, v.store, v.keyFile); err != nil {
-		return err
+	steps := []func() error{
+		func() error { return r.addFloor(ctx, r.floorRead, "cold-read floor") },
+		func() error {
+			if err := removeAll(v.store); err != nil {
+				return err
+			}
+			if err := r.smpInit(ctx, v.store, v.keyFile); err != nil {
+				return err
+			}
+			return r.addColdCapture(ctx, v, ScenarioCaptureCold)
+		},
 	}
-	row, err := r.coldCaptureAll(ctx, v, ScenarioCaptureCold)
+	floor, row, err := r.againstFloor(steps, v.tool, "cold-read")
 	if err != nil {
 		return err
 	}
 	r.rep.Cold.ReadFloorSeconds, r.rep.Cold.ReadFloorCPUSeconds = floor.WallSeconds, floor.CPUSeconds
 	r.rep.Cold.CaptureOverReadFloor = row.WallSeconds / floor.WallSeconds
-	row.Note = fmt.Sprintf("%.2fx the cold-read floor; ", r.rep.Cold.CaptureOverReadFloor) + row.Note
-	r.add(row)
 	r.coldCaptureBaselines(ctx)
+	return nil
+}
+
+// addFloor measures a floor and adds its row.
+func (r *runner) addFloor(ctx context.Context, floor func(context.Context) (Row, error), what string) error {
+	row, err := floor(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	r.add(row)
+	return nil
+}
+
+// addColdCapture runs coldCaptureAll and adds its row.
+func (r *runner) addColdCapture(ctx context.Context, v variant, scenario string) error {
+	row, err := r.coldCaptureAll(ctx, v, scenario)
+	if err != nil {
+		return err
+	}
+	r.add(row)
 	return nil
 }
 
@@ -203,34 +229,42 @@ func (r *runner) coldRestore(ctx context.Context) error {
 	return r.coldRounds(steps, append(smps, ToolCp, ToolTar, ToolRestic, ToolBorg))
 }
 
-// coldRounds runs steps rounds() times, starting each round one step
-// further along, and then adds each tool's median-wall row (a failed
-// round's row instead, if any), in the order of tools.
+// coldRounds runs roundMedians and adds its rows.
 func (r *runner) coldRounds(steps []func() error, tools []string) error {
+	rows, err := r.roundMedians(steps, tools)
+	for _, row := range rows {
+		r.add(row)
+	}
+	return err
+}
+
+// roundMedians runs steps rounds() times, starting each round one step
+// further along, and returns each tool's median-wall row, in the order of
+// tools; after a failed step it returns each tool's first row instead
+// (the failed one for the tool that failed) with the error.
+func (r *runner) roundMedians(steps []func() error, tools []string) ([]Row, error) {
 	r.roundRows = map[string][]Row{}
 	rows := r.roundRows
 	defer func() { r.roundRows = nil }()
-	n := r.rounds()
-	for round := range n {
+	var out []Row
+	for round := range r.rounds() {
 		for i := range steps {
 			if err := steps[(i+round)%len(steps)](); err != nil {
-				r.roundRows = nil
 				for _, t := range tools {
 					if len(rows[t]) > 0 {
-						r.add(rows[t][0])
+						out = append(out, rows[t][len(rows[t])-1])
 					}
 				}
-				return err
+				return out, err
 			}
 		}
 	}
-	r.roundRows = nil
 	for _, t := range tools {
 		if len(rows[t]) > 0 {
-			r.add(medianRound(rows[t], "tools in turn"))
+			out = append(out, medianRound(rows[t], "tools in turn"))
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // medianRound is the row of the round with the median wall time, noted
@@ -279,29 +313,57 @@ func (r *runner) smpColdRestore(ctx context.Context, v variant, records map[stri
 	return nil
 }
 
-// coldIncremental measures the cold-walk floor, then re-captures every
-// user into the cold store with the page cache dropped first; the store
-// is removed afterwards.
+// coldIncremental measures the cold-walk floor and re-captures every user
+// into the cold store with the page cache dropped first, in rounds like
+// coldCapture; each round starts from a copy of the store as capture-cold
+// left it, so that every round does the same work. The store is removed
+// afterwards.
 func (r *runner) coldIncremental(ctx context.Context) error {
 	v := r.coldVariant()
+	base := v.store + "-base"
 	defer removeAll(v.store)
+	defer removeAll(base)
 	if r.skipCold(ScenarioFloorWalk, ScenarioIncrementalCold) {
 		return nil
 	}
-	floor, err := r.floorWalk(ctx)
-	if err != nil {
-		return fmt.Errorf("cold-walk floor: %w", err)
+	if err := os.Rename(v.store, base); err != nil {
+		return err
 	}
-	r.add(floor)
-	row, err := r.coldCaptureAll(ctx, v, ScenarioIncrementalCold)
+	steps := []func() error{
+		func() error { return r.addFloor(ctx, r.floorWalk, "cold-walk floor") },
+		func() error {
+			if err := removeAll(v.store); err != nil {
+				return err
+			}
+			if _, err := r.output(ctx, "cp", "-a", base, v.store); err != nil {
+				return fmt.Errorf("copy of the cold store: %w", err)
+			}
+			return r.addColdCapture(ctx, v, ScenarioIncrementalCold)
+		},
+	}
+	floor, row, err := r.againstFloor(steps, v.tool, "cold-walk")
 	if err != nil {
 		return err
 	}
 	r.rep.Cold.WalkFloorSeconds, r.rep.Cold.WalkFloorCPUSeconds = floor.WallSeconds, floor.CPUSeconds
 	r.rep.Cold.IncrementalOverWalkFloor = row.WallSeconds / floor.WallSeconds
-	row.Note = fmt.Sprintf("%.2fx the cold-walk floor; ", r.rep.Cold.IncrementalOverWalkFloor) + row.Note
-	r.add(row)
 	return nil
+}
+
+// againstFloor runs steps (a floor's and tool's cold scenario) in rounds
+// and adds the floor's and tool's median rows, tool's noted with its
+// ratio to the floor, and returns them.
+func (r *runner) againstFloor(steps []func() error, tool, floorName string) (floor, row Row, err error) {
+	rows, err := r.roundMedians(steps, []string{ToolFloor, tool})
+	if err == nil {
+		floor, row = rows[0], rows[1]
+		row.Note = fmt.Sprintf("%.2fx the %s floor; ", row.WallSeconds/floor.WallSeconds, floorName) + row.Note
+		rows[1] = row
+	}
+	for _, row := range rows {
+		r.add(row)
+	}
+	return floor, row, err
 }
 
 // floorRead lists the corpus' regular files, drops the page cache and

@@ -55,9 +55,10 @@ type RunOptions struct {
 	Quick  bool         // recorded in the report only
 	Work   string       // parent of the scratch directory (default os.TempDir()); the scratch directory is removed at the end
 	Keep   bool         // keep the scratch directory
-	// Rounds is how many times the capture, restore, restore-all and restore-cold
-	// scenarios run, capture and restore-all alternating the unencrypted
-	// and the encrypted store; their rows are the median rounds (0 is 1).
+	// Rounds is how many times the capture, restore, restore-all and
+	// cold scenarios (with their floors) run, capture and restore-all
+	// alternating the unencrypted and the encrypted store; their rows are
+	// the median rounds (0 is 1).
 	Rounds int
 }
 

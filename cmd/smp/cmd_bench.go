@@ -158,7 +158,7 @@ func runBenchRun(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object instead of a markdown table")
 	plot := fs.String("plot", "", "also write a bar chart of throughput and stored bytes to FILE.svg")
-	rounds := fs.Int("rounds", 5, "run the smp capture, restore and restore-all scenarios and every tool's restore-cold N times, capture and restore-all alternating an unencrypted and an encrypted store, restore-cold rotating the tools; their rows are the median rounds")
+	rounds := fs.Int("rounds", 5, "run the smp capture, restore and restore-all scenarios, every tool's restore-cold and smp's capture-cold and incremental-cold with their floors N times, capture and restore-all alternating an unencrypted and an encrypted store, the cold ones rotating the tools; their rows are the median rounds")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
