@@ -42,8 +42,9 @@ import (
 // Environment: SMP_BENCH_SIZE (corpus bytes, default 512 MiB),
 // SMP_TRADEOFF_USERS (default 2), SMP_TRADEOFF_LEVELS (default
 // "fastest,adaptive,default,better,best"), SMP_TRADEOFF_CHUNKS (default
-// "256KiB,512KiB,1MiB"; the levels run at 1 MiB, the other sizes at
-// fastest and adaptive), SMP_BENCH_SEED. The table is printed at the end.
+// "256KiB,512KiB,1MiB"; the levels run at the default chunk size, the
+// other sizes at fastest and adaptive), SMP_BENCH_SEED. The table is
+// printed at the end.
 func BenchmarkCompressionTradeoff(b *testing.B) {
 	root, users := tradeoffCorpus(b)
 	var rows []tradeoffRow
@@ -86,8 +87,8 @@ type tradeoffRow struct {
 	stored    int64
 }
 
-// tradeoffPoints is every level at 1 MiB chunks, then the other chunk
-// sizes at fastest and adaptive.
+// tradeoffPoints is every level at the default chunk size, then the
+// other chunk sizes at fastest and adaptive.
 func tradeoffPoints(b *testing.B) []tradeoffPoint {
 	levels := envList(b, "SMP_TRADEOFF_LEVELS", "fastest,adaptive,default,better,best", func(s string) (cas.Level, error) { return cas.ParseLevel(s) })
 	avgs := envList(b, "SMP_TRADEOFF_CHUNKS", "256KiB,512KiB,1MiB", func(s string) (int, error) {

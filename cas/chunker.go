@@ -46,7 +46,7 @@ const (
 	MaxAvgChunkSize = 64 << 20
 
 	// DefaultAvgChunkSize is the average chunk size of a new store.
-	DefaultAvgChunkSize = 1 << 20
+	DefaultAvgChunkSize = 512 << 10
 
 	// gearSeed is the domain-separation prefix of the gear table derivation.
 	// Changing it changes every chunk boundary: never do that for v1 stores.
@@ -118,8 +118,10 @@ func KeyedGearTable(key [32]byte) *[256]uint64 {
 	return &t
 }
 
-// DefaultChunkerParams returns the parameters of a new store: Avg 1 MiB,
-// Min 256 KiB, Max 4 MiB.
+// DefaultChunkerParams returns the parameters of a new store: Avg 512
+// KiB, Min 128 KiB, Max 2 MiB. A store keeps the parameters it was made
+// with (config.json), so changing the default never changes an existing
+// store's chunks.
 func DefaultChunkerParams() ChunkerParams {
 	p, err := ChunkerParamsForAvg(DefaultAvgChunkSize)
 	if err != nil {

@@ -407,7 +407,7 @@ func TestChunkerMasks(t *testing.T) {
 }
 
 func TestChunkerParams(t *testing.T) {
-	if got, want := DefaultChunkerParams(), (ChunkerParams{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20}); got != want {
+	if got, want := DefaultChunkerParams(), (ChunkerParams{Min: 128 << 10, Avg: 512 << 10, Max: 2 << 20}); got != want {
 		t.Fatalf("DefaultChunkerParams() = %+v, want %+v", got, want)
 	}
 	for _, avg := range []int{64 << 10, 128 << 10, 1 << 20, 64 << 20} {

@@ -91,7 +91,7 @@
 //
 // # Ratio
 //
-// MeasureRatio compresses files in 1 MiB blocks (the store's average chunk)
+// MeasureRatio compresses files in 1 MiB blocks (about a store's chunk)
 // through cas.Compress, the store's own zstd setting (SpeedFastest, stored
 // raw when it saves under 3%), optionally sampling every k-th block so a
 // large corpus is measured in bounded time.

@@ -38,7 +38,7 @@ type initOptions struct {
 
 func (o *initOptions) AddFlags(fs *pflag.FlagSet) {
 	storeLocVar(fs, &o.Store, &o.S3)
-	fs.StringVar(&o.ChunkAvg, "chunk-avg", "1MiB", "average chunk size, a power of two from 64KiB to 64MiB")
+	fs.StringVar(&o.ChunkAvg, "chunk-avg", "512KiB", "average chunk size, a power of two from 64KiB to 64MiB")
 	fs.BoolVar(&o.NoEncrypt, "no-encrypt", false, "make a store in clear: anyone who can read its directory reads every stored file (stores are encrypted by default)")
 	fs.BoolVar(&o.Encrypt, "encrypt", false, "encrypt the store: the default, so this changes nothing (kept for scripts written when stores were in clear by default)")
 	fs.StringVar(&o.KeyFile, "key-file", "", "write the store's key file here (a new file, outside the store) instead of the user's config directory ($XDG_CONFIG_HOME/smp/keys/STORE-ID.key)")

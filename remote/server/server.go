@@ -149,7 +149,7 @@ const (
 // (offer, prove or upload): 60 to 80 bytes of server memory each, 80 MiB
 // for a session at the limit. A profile of 200,000 files and 50,000
 // directories uses a quarter of it, leaving room for 800,000 chunks of
-// large files (800 GiB at the default 1 MiB average). A capture past it is
+// large files (400 GiB at the default 512 KiB average). A capture past it is
 // stopped with a one-line error (docs/PROTOCOL.md, Limits).
 const maxSessionBlobs = 1 << 20
 
