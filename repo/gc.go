@@ -39,12 +39,11 @@ import (
 //
 // Memory: the mark phase keeps a Go map of every live blob (type and ID: the
 // records, their trees and their chunks, plus every tombstone, one per record
-// ever removed): 33 bytes of key plus map overhead, roughly 50 to 100 bytes per
-// live blob (at the 512 KiB default chunk size, some 200 MB per 1 TiB of live
-// unique data). The cost grows with the live data, not with the store's
-// history: removed records cost a tombstone ID each, garbage only the list
-// of dead blobs (33 bytes each) collected for deletion, and every pack a
-// few counters.
+// ever removed): 33 bytes of key plus map overhead per live blob, so
+// halving the store's chunk size about doubles it. The cost grows with the
+// live data, not with the store's history: removed records cost a
+// tombstone ID each, garbage only the list of dead blobs (33 bytes each)
+// collected for deletion, and every pack a few counters.
 
 // gcFailAfter, when positive, makes GC stop with errGCInjected right after
 // that step (see the gcStep constants) as a crash would. Tests only.

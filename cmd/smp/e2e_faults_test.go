@@ -217,8 +217,8 @@ func (w *rewriter) write(n int) {
 }
 
 // stallMin is the shortest stall of the rewriter in which a capture can
-// take the file as quiet: its quiet window (capture's racyWindow, 20 ms)
-// less the lag of the kernel's coarse clock that stamps writes (a tick).
+// take the file as quiet: its quiet window (capture's racyWindow) less
+// the lag of the kernel's coarse clock that stamps writes (a tick).
 const stallMin = 10 * time.Millisecond
 
 // stallAt reports whether b, the file as restored, is the new version up to

@@ -148,8 +148,9 @@ const (
 // maxSessionBlobs bounds the distinct blobs one capture session may name
 // (offer, prove or upload): 60 to 80 bytes of server memory each, 80 MiB
 // for a session at the limit. A profile of 200,000 files and 50,000
-// directories uses a quarter of it, leaving room for 800,000 chunks of
-// large files (400 GiB at the default 512 KiB average). A capture past it is
+// directories uses a quarter of it, leaving the rest for the chunks of
+// large files (docs/PROTOCOL.md gives the bytes at the default chunk
+// size). A capture past it is
 // stopped with a one-line error (docs/PROTOCOL.md, Limits).
 const maxSessionBlobs = 1 << 20
 
